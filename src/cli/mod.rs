@@ -1,0 +1,140 @@
+//! The command line: the only module that prints. Each command group lives in its own file.
+//!
+//! Exit codes (stable, documented in README.md):
+//! 0 success; 1 a check said no (verification failed, sizing verdict `fail`); 2 bad input or
+//! usage; 3 refused by the ledger's rules (conflict, not a signer, expired, ...); 4 database or
+//! IO failure.
+
+mod demo;
+mod ledger;
+
+use clap::{Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::store::{Store, StoreError, DEFAULT_DB_URL};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_CHECK_FAILED: i32 = 1;
+pub const EXIT_BAD_INPUT: i32 = 2;
+pub const EXIT_REFUSED: i32 = 3;
+pub const EXIT_IO: i32 = 4;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rollbook",
+    version,
+    about = "An auditable, multi-signature ledger for rolling hedge profits",
+    long_about = "rollbook records every roll proposal in an append-only, hash-chained ledger, checks it against \
+the guardrails of the methodology, commits it only with k of n ed25519 co-signatures, and exports an audit \
+trail that a reviewer verifies offline.",
+    after_help = "Examples:\n  rollbook demo                          # the whole story on a fresh SQLite ledger\n  rollbook --db postgres://root@127.0.0.1/test verify\n\nExit codes: 0 ok, 1 check failed, 2 bad input, 3 refused by the ledger's rules, 4 database or IO error."
+)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH (default, created on first use) or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = "ROLLBOOK_DB", default_value = DEFAULT_DB_URL)]
+    pub db: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the demo story on the database given by --db.
+    #[command(after_help = "Example:\n  rollbook --db sqlite://$(mktemp -d)/demo.db demo")]
+    Demo(demo::DemoArgs),
+    /// Verify the live ledger: seq continuity and the hash chain, streaming in constant memory.
+    #[command(
+        after_help = "Example:\n  rollbook verify --json\n\nExit 0 when valid, 1 with the first broken seq when not."
+    )]
+    Verify(ledger::VerifyArgs),
+    /// Rebuild the projections (proposal statuses) from the events alone.
+    #[command(after_help = "Example:\n  rollbook rebuild")]
+    Rebuild(ledger::RebuildArgs),
+}
+
+/// An error on its way to the terminal: what to print and which exit code it means.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        CliError {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(EXIT_BAD_INPUT, message)
+    }
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(EXIT_REFUSED, message)
+    }
+}
+
+impl From<StoreError> for CliError {
+    fn from(error: StoreError) -> Self {
+        let code = match &error {
+            StoreError::Conflict { .. } | StoreError::LedgerExists(_) => EXIT_REFUSED,
+            StoreError::UnsupportedUrl { .. } | StoreError::InvalidAppend(_) => EXIT_BAD_INPUT,
+            StoreError::CorruptRow { .. } => EXIT_CHECK_FAILED,
+            _ => EXIT_IO,
+        };
+        CliError::new(code, error.to_string())
+    }
+}
+
+pub type CliResult = Result<i32, CliError>;
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return EXIT_IO;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {}", error.message);
+            error.code
+        }
+    }
+}
+
+async fn run(cli: Cli) -> CliResult {
+    match &cli.command {
+        Command::Demo(args) => demo::run(&cli.db, args).await,
+        Command::Verify(args) => ledger::verify(&cli.db, args).await,
+        Command::Rebuild(args) => ledger::rebuild(&cli.db, args).await,
+    }
+}
+
+/// Opens the store and finds its one ledger.
+pub(crate) async fn open_ledger(db: &str) -> Result<(Store, Uuid), CliError> {
+    let store = Store::open(db).await?;
+    let ids = store.ledger_ids().await?;
+    match ids.as_slice() {
+        [] => Err(CliError::refused(format!(
+            "no ledger in {}: create one with `rollbook init --signers FILE --key KEY`",
+            crate::store::redact_url(db)
+        ))),
+        [only] => Ok((store, *only)),
+        many => Err(CliError::new(
+            EXIT_CHECK_FAILED,
+            format!(
+                "{} holds {} ledgers; rollbook expects exactly one per database",
+                crate::store::redact_url(db),
+                many.len()
+            ),
+        )),
+    }
+}

@@ -1,0 +1,4 @@
+//! Hashes, canonical byte strings, hex. `canonical` is the single place where hashed and signed
+//! bytes are laid out.
+pub mod canonical;
+pub mod hex;

@@ -1,0 +1,250 @@
+//! The typed payloads of ledger events. Each payload is serialized to JSON exactly once, when
+//! the event is made; the stored bytes are what is hashed, and readers parse them strictly
+//! (unknown keys refused) but never re-serialize them to check anything.
+
+use serde::{Deserialize, Serialize};
+
+/// Schema version of every payload defined here.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The stream holding the genesis event.
+pub const LEDGER_STREAM: &str = "ledger";
+
+/// One signer of a signer set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerEntry {
+    pub name: String,
+    pub role: Option<String>,
+    /// Raw ed25519 public key, 32 bytes as lowercase hex.
+    pub public_key: String,
+    /// `SHA256:...` fingerprint, as `ssh-keygen -lf` shows it.
+    pub key_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerSet {
+    pub version: u64,
+    pub threshold: u32,
+    pub signers: Vec<SignerEntry>,
+}
+
+impl SignerSet {
+    pub fn by_key_id(&self, key_id: &str) -> Option<&SignerEntry> {
+        self.signers.iter().find(|signer| signer.key_id == key_id)
+    }
+}
+
+/// A signature with the exact message bytes it signs (the DSSE idea: verify these bytes first,
+/// then parse them; never rebuild them from parsed values to check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureEnvelope {
+    pub key_id: String,
+    /// The signed message, lowercase hex (see docs/audit-format.md, "Signed messages").
+    pub message: String,
+    /// The 64-byte ed25519 signature, lowercase hex.
+    pub signature: String,
+}
+
+/// What a proposal asks the signers to approve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProposalKind {
+    /// A roll of hedge profit into the next layer; `body` is the proposal TOML.
+    Roll,
+    /// Governance: the complete next signer set; `body` is its JSON.
+    SignerSet,
+    /// Governance: the complete next policy; `body` is its canonical JSON.
+    Policy,
+}
+
+impl ProposalKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProposalKind::Roll => "roll",
+            ProposalKind::SignerSet => "signer_set",
+            ProposalKind::Policy => "policy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerCreated {
+    pub format: String,
+    pub signer_set: SignerSet,
+    pub policy_version: u64,
+    /// The effective policy's canonical JSON, exactly as hashed into `policy_hash`.
+    pub policy_json: String,
+    pub policy_hash: String,
+    pub signature: SignatureEnvelope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalRecorded {
+    pub proposal_id: String,
+    pub kind: ProposalKind,
+    /// The proposal text exactly as digested (TOML for a roll, JSON for governance).
+    pub body: String,
+    /// The sizing report JSON exactly as digested (rolls only).
+    pub report_json: Option<String>,
+    /// `pass` or `fail` for a roll; absent for governance.
+    pub verdict: Option<String>,
+    pub contracts_requested: Option<u32>,
+    pub policy_version: u64,
+    pub policy_hash: String,
+    pub signer_set_version: u64,
+    pub created_at: String,
+    pub expires_at: String,
+    /// SHA-256 of the subject (docs/audit-format.md), lowercase hex; what every signature binds.
+    pub subject_digest: String,
+    pub signature: SignatureEnvelope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalSigned {
+    pub proposal_id: String,
+    pub signature: SignatureEnvelope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalCommitted {
+    pub proposal_id: String,
+    /// Key ids of the distinct signers counted toward the threshold, in signing order.
+    pub counted_signers: Vec<String>,
+    pub signer_set_version: u64,
+    pub threshold: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalRejected {
+    pub proposal_id: String,
+    pub reason: String,
+    pub signature: SignatureEnvelope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalWithdrawn {
+    pub proposal_id: String,
+    pub signature: SignatureEnvelope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalExpired {
+    pub proposal_id: String,
+    /// `ttl`, `signer_set_changed` or `policy_changed`.
+    pub reason: String,
+}
+
+/// Every event payload rollbook writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    LedgerCreated(LedgerCreated),
+    ProposalRecorded(ProposalRecorded),
+    ProposalSigned(ProposalSigned),
+    ProposalCommitted(ProposalCommitted),
+    ProposalRejected(ProposalRejected),
+    ProposalWithdrawn(ProposalWithdrawn),
+    ProposalExpired(ProposalExpired),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("unknown event type {0:?}")]
+    UnknownType(String),
+    #[error("event type {event_type} has schema version {found}; this rollbook reads version {SCHEMA_VERSION}")]
+    SchemaVersion { event_type: String, found: u32 },
+    #[error("payload of {event_type} is not valid: {reason}")]
+    Malformed { event_type: String, reason: String },
+}
+
+impl Event {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Event::LedgerCreated(_) => "ledger.created",
+            Event::ProposalRecorded(_) => "proposal.recorded",
+            Event::ProposalSigned(_) => "proposal.signed",
+            Event::ProposalCommitted(_) => "proposal.committed",
+            Event::ProposalRejected(_) => "proposal.rejected",
+            Event::ProposalWithdrawn(_) => "proposal.withdrawn",
+            Event::ProposalExpired(_) => "proposal.expired",
+        }
+    }
+
+    /// The JSON bytes written once and stored verbatim.
+    pub fn to_payload(&self) -> Vec<u8> {
+        let result = match self {
+            Event::LedgerCreated(p) => serde_json::to_vec(p),
+            Event::ProposalRecorded(p) => serde_json::to_vec(p),
+            Event::ProposalSigned(p) => serde_json::to_vec(p),
+            Event::ProposalCommitted(p) => serde_json::to_vec(p),
+            Event::ProposalRejected(p) => serde_json::to_vec(p),
+            Event::ProposalWithdrawn(p) => serde_json::to_vec(p),
+            Event::ProposalExpired(p) => serde_json::to_vec(p),
+        };
+        result.expect("event payloads are plain data and always serialize")
+    }
+
+    pub fn from_payload(
+        event_type: &str,
+        schema_version: u32,
+        payload: &[u8],
+    ) -> Result<Event, PayloadError> {
+        fn parse<T: serde::de::DeserializeOwned>(
+            event_type: &str,
+            payload: &[u8],
+        ) -> Result<T, PayloadError> {
+            serde_json::from_slice(payload).map_err(|error| PayloadError::Malformed {
+                event_type: event_type.to_string(),
+                reason: error.to_string(),
+            })
+        }
+        let known = [
+            "ledger.created",
+            "proposal.recorded",
+            "proposal.signed",
+            "proposal.committed",
+            "proposal.rejected",
+            "proposal.withdrawn",
+            "proposal.expired",
+        ];
+        if !known.contains(&event_type) {
+            return Err(PayloadError::UnknownType(event_type.to_string()));
+        }
+        if schema_version != SCHEMA_VERSION {
+            return Err(PayloadError::SchemaVersion {
+                event_type: event_type.to_string(),
+                found: schema_version,
+            });
+        }
+        Ok(match event_type {
+            "ledger.created" => Event::LedgerCreated(parse(event_type, payload)?),
+            "proposal.recorded" => Event::ProposalRecorded(parse(event_type, payload)?),
+            "proposal.signed" => Event::ProposalSigned(parse(event_type, payload)?),
+            "proposal.committed" => Event::ProposalCommitted(parse(event_type, payload)?),
+            "proposal.rejected" => Event::ProposalRejected(parse(event_type, payload)?),
+            "proposal.withdrawn" => Event::ProposalWithdrawn(parse(event_type, payload)?),
+            _ => Event::ProposalExpired(parse(event_type, payload)?),
+        })
+    }
+
+    /// The stream an event belongs to: the proposal it concerns, or the ledger itself.
+    pub fn stream_id(&self) -> &str {
+        match self {
+            Event::LedgerCreated(_) => LEDGER_STREAM,
+            Event::ProposalRecorded(p) => &p.proposal_id,
+            Event::ProposalSigned(p) => &p.proposal_id,
+            Event::ProposalCommitted(p) => &p.proposal_id,
+            Event::ProposalRejected(p) => &p.proposal_id,
+            Event::ProposalWithdrawn(p) => &p.proposal_id,
+            Event::ProposalExpired(p) => &p.proposal_id,
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! rollbook: an append-only, hash-chained, multi-signature ledger for rolling hedge profits.
+//!
+//! The pure core (`domain`, `crypto::canonical`) knows nothing of SQL or the terminal; `store`
+//! is the only module that speaks SQL and `cli` the only one that prints. See ARCHITECTURE.md.
+pub mod audit;
+pub mod cli;
+pub mod crypto;
+pub mod domain;
+pub mod store;

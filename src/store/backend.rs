@@ -1,0 +1,746 @@
+//! One implementation of the event store, instantiated for SQLite and for PostgreSQL.
+//!
+//! Both backends store the same column types (i64, TEXT, BLOB/BYTEA), so the Rust code is
+//! identical; the macro below takes the SQL text and the transaction-opening step per backend.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{ExpectedVersion, StoreError};
+use crate::domain::envelope::{
+    format_timestamp, parse_timestamp, NewEvent, StoredEvent, EVENTS_PER_APPEND_MAX,
+    IDENT_BYTES_MAX, PAYLOAD_BYTES_MAX,
+};
+use crate::domain::events::Event;
+use crate::domain::projection::{ops_for, ProjectionOp};
+
+/// Checks an append's shape before any SQL runs: limits first, so bad input never reaches the
+/// database.
+pub(super) fn validate_append(
+    expected: &[(String, ExpectedVersion)],
+    events: &[NewEvent],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Err(StoreError::InvalidAppend(
+            "an append needs at least one event".into(),
+        ));
+    }
+    if events.len() > EVENTS_PER_APPEND_MAX {
+        return Err(StoreError::InvalidAppend(format!(
+            "{} events in one append; the limit is {EVENTS_PER_APPEND_MAX}",
+            events.len()
+        )));
+    }
+    for event in events {
+        if event.payload.len() > PAYLOAD_BYTES_MAX {
+            return Err(StoreError::InvalidAppend(format!(
+                "{} payload is {} bytes; the limit is {PAYLOAD_BYTES_MAX}",
+                event.event_type,
+                event.payload.len()
+            )));
+        }
+        for (what, value) in [
+            ("stream id", &event.stream_id),
+            ("event type", &event.event_type),
+        ] {
+            if value.is_empty() || value.len() > IDENT_BYTES_MAX {
+                return Err(StoreError::InvalidAppend(format!(
+                    "{what} must be 1 to {IDENT_BYTES_MAX} bytes"
+                )));
+            }
+        }
+        if event
+            .actor
+            .as_ref()
+            .is_some_and(|actor| actor.len() > IDENT_BYTES_MAX)
+        {
+            return Err(StoreError::InvalidAppend(format!(
+                "actor longer than {IDENT_BYTES_MAX} bytes"
+            )));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (stream, _) in expected {
+        if !seen.insert(stream) {
+            return Err(StoreError::InvalidAppend(format!(
+                "stream {stream} has two expected versions"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn expected_text(expected: ExpectedVersion) -> String {
+    match expected {
+        ExpectedVersion::Any => "any version".into(),
+        ExpectedVersion::NoStream => "no stream yet".into(),
+        ExpectedVersion::Exact(version) => format!("version {version}"),
+    }
+}
+
+fn check_expected(
+    stream_id: &str,
+    expected: ExpectedVersion,
+    actual: u64,
+) -> Result<(), StoreError> {
+    let ok = match expected {
+        ExpectedVersion::Any => true,
+        ExpectedVersion::NoStream => actual == 0,
+        ExpectedVersion::Exact(version) => actual == version,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict {
+            stream_id: stream_id.to_string(),
+            expected: expected_text(expected),
+            actual,
+        })
+    }
+}
+
+fn hash32(seq: i64, what: &str, bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|bytes: Vec<u8>| StoreError::CorruptRow {
+            seq,
+            reason: format!("{what} has {} bytes, not 32", bytes.len()),
+        })
+}
+
+/// SQL text of one backend.
+pub(super) struct Sql {
+    pub insert_ledger: &'static str,
+    pub lock_head: &'static str,
+    pub update_head: &'static str,
+    pub stream_version: &'static str,
+    pub insert_event: &'static str,
+    pub select_page: &'static str,
+    pub select_stream: &'static str,
+    pub ledger_ids: &'static str,
+    pub head: &'static str,
+    pub proj_insert: &'static str,
+    pub proj_signed: &'static str,
+    pub proj_status: &'static str,
+    pub proj_delete: &'static str,
+    pub proj_all: &'static str,
+    pub proj_by_status: &'static str,
+    pub proj_one: &'static str,
+}
+
+macro_rules! event_columns {
+    () => {
+        "ledger_id, seq, stream_id, stream_version, event_id, event_type, schema_version, recorded_at, actor, payload, prev_hash, hash"
+    };
+}
+macro_rules! proj_columns {
+    () => {
+        "proposal_id, kind, status, verdict, proposer, contracts_requested, created_at, expires_at, signer_set_version, policy_version, signature_count, signers, first_seq, last_seq"
+    };
+}
+
+macro_rules! backend {
+    ($module:ident, $Store:ident, $Db:ty, $Pool:ty, $Row:ty, $SQL:expr) => {
+        pub mod $module {
+            use super::*;
+            use crate::domain::projection::ProposalRow;
+            use crate::store::db_err;
+            use sqlx::Row;
+
+            pub(crate) const SQL: Sql = $SQL;
+
+            #[derive(Clone, Debug)]
+            pub struct $Store {
+                pub(crate) pool: $Pool,
+            }
+
+            fn row_to_event(row: &$Row) -> Result<StoredEvent, StoreError> {
+                let seq: i64 = row.try_get("seq").map_err(db_err("reading an event row"))?;
+                let corrupt = |reason: String| StoreError::CorruptRow { seq, reason };
+                let text = |column: &str| -> Result<String, StoreError> {
+                    row.try_get::<String, _>(column)
+                        .map_err(|error| corrupt(format!("{column}: {error}")))
+                };
+                let ledger_id = Uuid::parse_str(&text("ledger_id")?)
+                    .map_err(|e| corrupt(format!("ledger_id: {e}")))?;
+                let event_id = Uuid::parse_str(&text("event_id")?)
+                    .map_err(|e| corrupt(format!("event_id: {e}")))?;
+                let stream_version: i64 = row
+                    .try_get("stream_version")
+                    .map_err(|e| corrupt(format!("stream_version: {e}")))?;
+                let schema_version: i32 = row
+                    .try_get("schema_version")
+                    .map_err(|e| corrupt(format!("schema_version: {e}")))?;
+                let actor: Option<String> = row
+                    .try_get("actor")
+                    .map_err(|e| corrupt(format!("actor: {e}")))?;
+                let payload: Vec<u8> = row
+                    .try_get("payload")
+                    .map_err(|e| corrupt(format!("payload: {e}")))?;
+                let prev_hash: Vec<u8> = row
+                    .try_get("prev_hash")
+                    .map_err(|e| corrupt(format!("prev_hash: {e}")))?;
+                let hash: Vec<u8> = row
+                    .try_get("hash")
+                    .map_err(|e| corrupt(format!("hash: {e}")))?;
+                if seq < 1 || stream_version < 1 || schema_version < 0 {
+                    return Err(corrupt(
+                        "seq, stream_version or schema_version out of range".into(),
+                    ));
+                }
+                Ok(StoredEvent {
+                    ledger_id,
+                    seq: seq as u64,
+                    stream_id: text("stream_id")?,
+                    stream_version: stream_version as u64,
+                    event_id,
+                    event_type: text("event_type")?,
+                    schema_version: schema_version as u32,
+                    recorded_at: text("recorded_at")?,
+                    actor,
+                    payload,
+                    prev_hash: hash32(seq, "prev_hash", prev_hash)?,
+                    hash: hash32(seq, "hash", hash)?,
+                })
+            }
+
+            fn row_to_proposal(row: &$Row) -> Result<ProposalRow, StoreError> {
+                let read = |error: sqlx::Error| StoreError::Database {
+                    doing: "reading a proposal row",
+                    source: error,
+                };
+                Ok(ProposalRow {
+                    proposal_id: row.try_get("proposal_id").map_err(read)?,
+                    kind: row.try_get("kind").map_err(read)?,
+                    status: row.try_get("status").map_err(read)?,
+                    verdict: row.try_get("verdict").map_err(read)?,
+                    proposer: row.try_get("proposer").map_err(read)?,
+                    contracts_requested: row.try_get("contracts_requested").map_err(read)?,
+                    created_at: row.try_get("created_at").map_err(read)?,
+                    expires_at: row.try_get("expires_at").map_err(read)?,
+                    signer_set_version: row.try_get("signer_set_version").map_err(read)?,
+                    policy_version: row.try_get("policy_version").map_err(read)?,
+                    signature_count: row.try_get("signature_count").map_err(read)?,
+                    signers: row.try_get("signers").map_err(read)?,
+                    first_seq: row.try_get("first_seq").map_err(read)?,
+                    last_seq: row.try_get("last_seq").map_err(read)?,
+                })
+            }
+
+            async fn apply_projection(
+                tx: &mut sqlx::Transaction<'static, $Db>,
+                ledger: &str,
+                event: &StoredEvent,
+            ) -> Result<(), StoreError> {
+                let payload = match Event::from_payload(
+                    &event.event_type,
+                    event.schema_version,
+                    &event.payload,
+                ) {
+                    Ok(payload) => payload,
+                    // Unknown types project nothing; the full verifier reports them.
+                    Err(crate::domain::events::PayloadError::UnknownType(_)) => return Ok(()),
+                    Err(error) => {
+                        return Err(StoreError::CorruptRow {
+                            seq: event.seq as i64,
+                            reason: error.to_string(),
+                        })
+                    }
+                };
+                for op in ops_for(event, &payload) {
+                    match op {
+                        ProjectionOp::Insert(row) => {
+                            sqlx::query(SQL.proj_insert)
+                                .bind(ledger)
+                                .bind(row.proposal_id)
+                                .bind(row.kind)
+                                .bind(row.status)
+                                .bind(row.verdict)
+                                .bind(row.proposer)
+                                .bind(row.contracts_requested)
+                                .bind(row.created_at)
+                                .bind(row.expires_at)
+                                .bind(row.signer_set_version)
+                                .bind(row.policy_version)
+                                .bind(row.signature_count)
+                                .bind(row.signers)
+                                .bind(row.first_seq)
+                                .bind(row.last_seq)
+                                .execute(&mut **tx)
+                                .await
+                                .map_err(db_err("inserting a proposal row"))?;
+                        }
+                        ProjectionOp::Signed {
+                            proposal_id,
+                            key_id,
+                            seq,
+                        } => {
+                            sqlx::query(SQL.proj_signed)
+                                .bind(ledger)
+                                .bind(proposal_id)
+                                .bind(key_id)
+                                .bind(seq)
+                                .execute(&mut **tx)
+                                .await
+                                .map_err(db_err("updating a proposal row"))?;
+                        }
+                        ProjectionOp::Status {
+                            proposal_id,
+                            status,
+                            seq,
+                        } => {
+                            sqlx::query(SQL.proj_status)
+                                .bind(ledger)
+                                .bind(proposal_id)
+                                .bind(status)
+                                .bind(seq)
+                                .execute(&mut **tx)
+                                .await
+                                .map_err(db_err("updating a proposal row"))?;
+                        }
+                    }
+                }
+                Ok(())
+            }
+
+            impl $Store {
+                pub async fn append(
+                    &self,
+                    ledger_id: Uuid,
+                    create: bool,
+                    expected: &[(String, ExpectedVersion)],
+                    events: Vec<NewEvent>,
+                    now: DateTime<Utc>,
+                ) -> Result<Vec<StoredEvent>, StoreError> {
+                    let ledger = ledger_id.to_string();
+                    let mut tx = self.begin_write().await?;
+                    if create {
+                        let stamp = format_timestamp(now);
+                        let inserted = sqlx::query(SQL.insert_ledger)
+                            .bind(&ledger)
+                            .bind(crate::crypto::canonical::GENESIS_PREV_HASH.to_vec())
+                            .bind(&stamp)
+                            .bind(&stamp)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err("creating the ledger"))?;
+                        if inserted.rows_affected() == 0 {
+                            return Err(StoreError::LedgerExists(ledger_id));
+                        }
+                    }
+                    // The head row is the ledger's lock: every writer reads and moves it inside
+                    // this transaction, so seq is gapless and totally ordered.
+                    let head = sqlx::query(SQL.lock_head)
+                        .bind(&ledger)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err("locking the ledger head"))?
+                        .ok_or(StoreError::NoSuchLedger(ledger_id))?;
+                    let head_seq: i64 = head
+                        .try_get("head_seq")
+                        .map_err(db_err("reading the ledger head"))?;
+                    let mut prev_hash = hash32(
+                        head_seq,
+                        "head_hash",
+                        head.try_get("head_hash")
+                            .map_err(db_err("reading the ledger head"))?,
+                    )?;
+                    let head_time: String = head
+                        .try_get("head_recorded_at")
+                        .map_err(db_err("reading the ledger head"))?;
+                    let floor =
+                        parse_timestamp(&head_time).ok_or_else(|| StoreError::CorruptRow {
+                            seq: head_seq,
+                            reason: format!("head_recorded_at {head_time:?} is not canonical"),
+                        })?;
+                    // Clock skew between machines must not make time run backwards on the chain.
+                    let recorded_at = now.max(floor);
+
+                    let mut versions: HashMap<String, u64> = HashMap::new();
+                    for (stream_id, expectation) in expected {
+                        let actual = self.stream_version(&mut tx, &ledger, stream_id).await?;
+                        check_expected(stream_id, *expectation, actual)?;
+                        versions.insert(stream_id.clone(), actual);
+                    }
+
+                    let mut stored = Vec::with_capacity(events.len());
+                    let mut seq = head_seq as u64;
+                    for new in events {
+                        let version = match versions.get(&new.stream_id) {
+                            Some(version) => *version,
+                            None => {
+                                self.stream_version(&mut tx, &ledger, &new.stream_id)
+                                    .await?
+                            }
+                        } + 1;
+                        versions.insert(new.stream_id.clone(), version);
+                        seq += 1;
+                        let event = StoredEvent::seal(
+                            ledger_id,
+                            seq,
+                            version,
+                            Uuid::now_v7(),
+                            recorded_at,
+                            prev_hash,
+                            new,
+                        );
+                        debug_assert_eq!(event.computed_hash(), event.hash);
+                        sqlx::query(SQL.insert_event)
+                            .bind(&ledger)
+                            .bind(event.seq as i64)
+                            .bind(&event.stream_id)
+                            .bind(event.stream_version as i64)
+                            .bind(event.event_id.to_string())
+                            .bind(&event.event_type)
+                            .bind(event.schema_version as i32)
+                            .bind(&event.recorded_at)
+                            .bind(&event.actor)
+                            .bind(&event.payload)
+                            .bind(event.prev_hash.to_vec())
+                            .bind(event.hash.to_vec())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err("inserting an event"))?;
+                        apply_projection(&mut tx, &ledger, &event).await?;
+                        prev_hash = event.hash;
+                        stored.push(event);
+                    }
+                    sqlx::query(SQL.update_head)
+                        .bind(&ledger)
+                        .bind(seq as i64)
+                        .bind(prev_hash.to_vec())
+                        .bind(format_timestamp(recorded_at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err("moving the ledger head"))?;
+                    tx.commit().await.map_err(db_err("committing the append"))?;
+                    Ok(stored)
+                }
+
+                async fn stream_version(
+                    &self,
+                    tx: &mut sqlx::Transaction<'static, $Db>,
+                    ledger: &str,
+                    stream_id: &str,
+                ) -> Result<u64, StoreError> {
+                    let version: i64 = sqlx::query_scalar(SQL.stream_version)
+                        .bind(ledger)
+                        .bind(stream_id)
+                        .fetch_one(&mut **tx)
+                        .await
+                        .map_err(db_err("reading a stream version"))?;
+                    Ok(version.max(0) as u64)
+                }
+
+                pub async fn ledger_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+                    let ids: Vec<String> = sqlx::query_scalar(SQL.ledger_ids)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_err("listing ledgers"))?;
+                    ids.iter()
+                        .map(|id| {
+                            Uuid::parse_str(id).map_err(|e| StoreError::CorruptRow {
+                                seq: 0,
+                                reason: format!("ledger id {id:?}: {e}"),
+                            })
+                        })
+                        .collect()
+                }
+
+                pub async fn head(
+                    &self,
+                    ledger_id: Uuid,
+                ) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+                    let row = sqlx::query(SQL.head)
+                        .bind(ledger_id.to_string())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err("reading the ledger head"))?;
+                    match row {
+                        None => Ok(None),
+                        Some(row) => {
+                            let seq: i64 = row
+                                .try_get("head_seq")
+                                .map_err(db_err("reading the ledger head"))?;
+                            let hash = hash32(
+                                seq,
+                                "head_hash",
+                                row.try_get("head_hash")
+                                    .map_err(db_err("reading the ledger head"))?,
+                            )?;
+                            Ok(Some((seq.max(0) as u64, hash)))
+                        }
+                    }
+                }
+
+                pub async fn read_stream(
+                    &self,
+                    ledger_id: Uuid,
+                    stream_id: &str,
+                ) -> Result<Vec<StoredEvent>, StoreError> {
+                    let rows = sqlx::query(SQL.select_stream)
+                        .bind(ledger_id.to_string())
+                        .bind(stream_id)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_err("reading a stream"))?;
+                    rows.iter().map(row_to_event).collect()
+                }
+
+                pub async fn read_page(
+                    &self,
+                    ledger_id: Uuid,
+                    after_seq: u64,
+                    limit: i64,
+                ) -> Result<Vec<StoredEvent>, StoreError> {
+                    let rows = sqlx::query(SQL.select_page)
+                        .bind(ledger_id.to_string())
+                        .bind(after_seq as i64)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db_err("reading events"))?;
+                    rows.iter().map(row_to_event).collect()
+                }
+
+                pub async fn rebuild_projections(
+                    &self,
+                    ledger_id: Uuid,
+                ) -> Result<u64, StoreError> {
+                    let ledger = ledger_id.to_string();
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(SQL.proj_delete)
+                        .bind(&ledger)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err("clearing the projections"))?;
+                    let mut after: i64 = 0;
+                    let mut replayed = 0u64;
+                    loop {
+                        let rows = sqlx::query(SQL.select_page)
+                            .bind(&ledger)
+                            .bind(after)
+                            .bind(crate::store::PAGE_ROWS)
+                            .fetch_all(&mut *tx)
+                            .await
+                            .map_err(db_err("reading events"))?;
+                        if rows.is_empty() {
+                            break;
+                        }
+                        for row in &rows {
+                            let event = row_to_event(row)?;
+                            after = event.seq as i64;
+                            apply_projection(&mut tx, &ledger, &event).await?;
+                            replayed += 1;
+                        }
+                    }
+                    tx.commit()
+                        .await
+                        .map_err(db_err("committing the rebuild"))?;
+                    Ok(replayed)
+                }
+
+                pub async fn proposals(
+                    &self,
+                    ledger_id: Uuid,
+                    status: Option<&str>,
+                ) -> Result<Vec<ProposalRow>, StoreError> {
+                    let rows = match status {
+                        None => {
+                            sqlx::query(SQL.proj_all)
+                                .bind(ledger_id.to_string())
+                                .fetch_all(&self.pool)
+                                .await
+                        }
+                        Some(status) => {
+                            sqlx::query(SQL.proj_by_status)
+                                .bind(ledger_id.to_string())
+                                .bind(status)
+                                .fetch_all(&self.pool)
+                                .await
+                        }
+                    }
+                    .map_err(db_err("reading proposals"))?;
+                    rows.iter().map(row_to_proposal).collect()
+                }
+
+                pub async fn proposal(
+                    &self,
+                    ledger_id: Uuid,
+                    proposal_id: &str,
+                ) -> Result<Option<ProposalRow>, StoreError> {
+                    let row = sqlx::query(SQL.proj_one)
+                        .bind(ledger_id.to_string())
+                        .bind(proposal_id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db_err("reading a proposal"))?;
+                    row.as_ref().map(row_to_proposal).transpose()
+                }
+
+                pub async fn close(&self) {
+                    self.pool.close().await
+                }
+            }
+        }
+    };
+}
+
+backend!(
+    sqlite,
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::SqlitePool,
+    sqlx::sqlite::SqliteRow,
+    Sql {
+        insert_ledger: "INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) VALUES (?1, 0, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        // BEGIN IMMEDIATE already holds the database write lock; no row lock needed.
+        lock_head: "SELECT head_seq, head_hash, head_recorded_at FROM ledgers WHERE ledger_id = ?1",
+        update_head: "UPDATE ledgers SET head_seq = ?2, head_hash = ?3, head_recorded_at = ?4 WHERE ledger_id = ?1",
+        stream_version: "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?2",
+        insert_event: concat!("INSERT INTO events (", event_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+        select_page: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
+        select_stream: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = ?1 AND stream_id = ?2 ORDER BY stream_version"),
+        ledger_ids: "SELECT ledger_id FROM ledgers ORDER BY created_at, ledger_id",
+        head: "SELECT head_seq, head_hash FROM ledgers WHERE ledger_id = ?1",
+        proj_insert: concat!("INSERT INTO proposals (ledger_id, ", proj_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+        proj_signed: "UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN ?3 ELSE signers || ',' || ?3 END, last_seq = ?4 WHERE ledger_id = ?1 AND proposal_id = ?2",
+        proj_status: "UPDATE proposals SET status = ?3, last_seq = ?4 WHERE ledger_id = ?1 AND proposal_id = ?2",
+        proj_delete: "DELETE FROM proposals WHERE ledger_id = ?1",
+        proj_all: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = ?1 ORDER BY first_seq"),
+        proj_by_status: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = ?1 AND status = ?2 ORDER BY first_seq"),
+        proj_one: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = ?1 AND proposal_id = ?2"),
+    }
+);
+
+backend!(
+    postgres,
+    PostgresStore,
+    sqlx::Postgres,
+    sqlx::PgPool,
+    sqlx::postgres::PgRow,
+    Sql {
+        insert_ledger: "INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) VALUES ($1, 0, $2, $3, $4) ON CONFLICT DO NOTHING",
+        // A row lock on the head, not an advisory lock: it lives and dies with the transaction
+        // (a killed writer releases it), needs no key scheme, and FOR UPDATE under READ
+        // COMMITTED returns the latest committed head after the wait.
+        lock_head: "SELECT head_seq, head_hash, head_recorded_at FROM ledgers WHERE ledger_id = $1 FOR UPDATE",
+        update_head: "UPDATE ledgers SET head_seq = $2, head_hash = $3, head_recorded_at = $4 WHERE ledger_id = $1",
+        stream_version: "SELECT COALESCE(MAX(stream_version), 0)::BIGINT FROM events WHERE ledger_id = $1 AND stream_id = $2",
+        insert_event: concat!("INSERT INTO events (", event_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
+        select_page: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
+        select_stream: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = $1 AND stream_id = $2 ORDER BY stream_version"),
+        ledger_ids: "SELECT ledger_id FROM ledgers ORDER BY created_at, ledger_id",
+        head: "SELECT head_seq, head_hash FROM ledgers WHERE ledger_id = $1",
+        proj_insert: concat!("INSERT INTO proposals (ledger_id, ", proj_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"),
+        proj_signed: "UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN $3 ELSE signers || ',' || $3 END, last_seq = $4 WHERE ledger_id = $1 AND proposal_id = $2",
+        proj_status: "UPDATE proposals SET status = $3, last_seq = $4 WHERE ledger_id = $1 AND proposal_id = $2",
+        proj_delete: "DELETE FROM proposals WHERE ledger_id = $1",
+        proj_all: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = $1 ORDER BY first_seq"),
+        proj_by_status: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = $1 AND status = $2 ORDER BY first_seq"),
+        proj_one: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = $1 AND proposal_id = $2"),
+    }
+);
+
+impl sqlite::SqliteStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        use sqlx::sqlite::{
+            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+        };
+        use std::str::FromStr;
+        let shown = super::redact_url(url);
+        let open_err = |reason: String| StoreError::Open {
+            url: shown.clone(),
+            reason,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|error| open_err(error.to_string()))?
+            .create_if_missing(true)
+            // WAL + FULL: a commit is durable once `append` returns, and a crash mid-append
+            // leaves the last committed state (the WAL frame without its commit is ignored).
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(super::LOCK_TIMEOUT)
+            .foreign_keys(true);
+        // An in-memory database exists per connection: one connection or the data vanishes.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(if in_memory { 1 } else { 4 })
+            .acquire_timeout(super::LOCK_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|error| open_err(error.to_string()))?;
+        // Several processes may open a fresh file at once; SQLite's migrator takes no lock, so
+        // a loser of that race sees the winner's tables: retry once it has committed.
+        let mut attempt = 0;
+        loop {
+            match sqlx::migrate!("migrations/sqlite").run(&pool).await {
+                Ok(()) => break,
+                Err(_) if attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(error) => {
+                    return Err(StoreError::Migrate {
+                        url: shown,
+                        reason: error.to_string(),
+                    })
+                }
+            }
+        }
+        Ok(Self { pool })
+    }
+
+    /// `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting up to the busy timeout),
+    /// so two writers never both read the same head and then fail to upgrade.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(super::db_err("taking the write lock"))
+    }
+}
+
+impl postgres::PostgresStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+        use std::str::FromStr;
+        let shown = super::redact_url(url);
+        let open_err = |reason: String| StoreError::Open {
+            url: shown.clone(),
+            reason,
+        };
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|error| open_err(error.to_string()))?
+            // Bound the wait for the head lock so a stuck writer yields an error, not a hang.
+            .options([("lock_timeout", "30s")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|error| open_err(error.to_string()))?;
+        // sqlx's PostgreSQL migrator holds an advisory lock, so concurrent openers are safe.
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|error| StoreError::Migrate {
+                url: shown,
+                reason: error.to_string(),
+            })?;
+        Ok(Self { pool })
+    }
+
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        self.pool
+            .begin()
+            .await
+            .map_err(super::db_err("starting a transaction"))
+    }
+}

@@ -1,0 +1,217 @@
+//! The event store over sqlx: the only module that speaks SQL.
+//!
+//! SQLite (the embedded default) and PostgreSQL run the same code: `backend.rs` is instantiated
+//! once per backend by a macro, with only the SQL text and the locking step differing.
+
+mod backend;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::envelope::{NewEvent, StoredEvent};
+use crate::domain::projection::ProposalRow;
+
+pub use backend::{postgres::PostgresStore, sqlite::SqliteStore};
+
+/// The default database: a SQLite file in the current directory.
+pub const DEFAULT_DB_URL: &str = "sqlite://rollbook.db";
+/// How long a writer waits for another writer's lock before giving up with a clear error.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Rows fetched per page when walking the ledger: bounds memory whatever the ledger size.
+pub const PAGE_ROWS: i64 = 512;
+
+/// What the caller expects of a stream before its append (optimistic concurrency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last version must be exactly this.
+    Exact(u64),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {url}: {reason}")]
+    Open { url: String, reason: String },
+    #[error("cannot migrate database {url}: {reason}")]
+    Migrate { url: String, reason: String },
+    #[error("{url} is not a supported database URL: use sqlite://PATH or postgres://...")]
+    UnsupportedUrl { url: String },
+    #[error("version conflict on stream {stream_id}: expected {expected}, found version {actual}; another command wrote to it first, re-read and try again")]
+    Conflict {
+        stream_id: String,
+        expected: String,
+        actual: u64,
+    },
+    #[error("ledger {0} does not exist in this database")]
+    NoSuchLedger(Uuid),
+    #[error("a ledger can only be created by its first event; ledger {0} already exists")]
+    LedgerExists(Uuid),
+    #[error("invalid append: {0}")]
+    InvalidAppend(String),
+    #[error("database error while {doing}: {source}")]
+    Database {
+        doing: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("stored row at seq {seq} is unreadable: {reason}")]
+    CorruptRow { seq: i64, reason: String },
+}
+
+pub(crate) fn db_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Database { doing, source }
+}
+
+/// The URL without its password, for error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// An open event store on one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $body:expr) => {
+        match $self {
+            Store::Sqlite($store) => $body,
+            Store::Postgres($store) => $body,
+        }
+    };
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(SqliteStore::open(url).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(PostgresStore::open(url).await?))
+        } else {
+            Err(StoreError::UnsupportedUrl {
+                url: redact_url(url),
+            })
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Appends `events` atomically after checking each stream's expected version. Writers of one
+    /// ledger are serialized on its head; `now` is clamped so time never goes backwards along the
+    /// chain (signers on several machines have several clocks). `create` must be true exactly
+    /// for the first append of a ledger.
+    pub async fn append(
+        &self,
+        ledger_id: Uuid,
+        create: bool,
+        expected: &[(String, ExpectedVersion)],
+        events: Vec<NewEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        backend::validate_append(expected, &events)?;
+        dispatch!(self, store => store.append(ledger_id, create, expected, events, now).await)
+    }
+
+    /// Every ledger id in this database, oldest first.
+    pub async fn ledger_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+        dispatch!(self, store => store.ledger_ids().await)
+    }
+
+    /// The head (last seq and its hash) in O(1); `None` when the ledger does not exist.
+    pub async fn head(&self, ledger_id: Uuid) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        dispatch!(self, store => store.head(ledger_id).await)
+    }
+
+    /// The events of one stream in order, read through the (ledger, stream, version) index.
+    pub async fn read_stream(
+        &self,
+        ledger_id: Uuid,
+        stream_id: &str,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        dispatch!(self, store => store.read_stream(ledger_id, stream_id).await)
+    }
+
+    /// One page of events with seq > `after_seq`, in seq order: walking the ledger page by page
+    /// keeps memory constant however long it is.
+    pub async fn read_page(
+        &self,
+        ledger_id: Uuid,
+        after_seq: u64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        dispatch!(self, store => store.read_page(ledger_id, after_seq, limit).await)
+    }
+
+    /// Calls `visit` on every event from `from_seq` on, in seq order, a page at a time.
+    pub async fn for_each_event<E: From<StoreError>>(
+        &self,
+        ledger_id: Uuid,
+        from_seq: u64,
+        mut visit: impl FnMut(StoredEvent) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut after = from_seq.saturating_sub(1);
+        loop {
+            let page = self.read_page(ledger_id, after, PAGE_ROWS).await?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = last.seq;
+            for event in page {
+                visit(event)?;
+            }
+        }
+    }
+
+    /// Recomputes the projections of `ledger_id` from its events alone, in one transaction.
+    pub async fn rebuild_projections(&self, ledger_id: Uuid) -> Result<u64, StoreError> {
+        dispatch!(self, store => store.rebuild_projections(ledger_id).await)
+    }
+
+    /// Projection rows, oldest first, optionally filtered by stored status.
+    pub async fn proposals(
+        &self,
+        ledger_id: Uuid,
+        status: Option<&str>,
+    ) -> Result<Vec<ProposalRow>, StoreError> {
+        dispatch!(self, store => store.proposals(ledger_id, status).await)
+    }
+
+    pub async fn proposal(
+        &self,
+        ledger_id: Uuid,
+        proposal_id: &str,
+    ) -> Result<Option<ProposalRow>, StoreError> {
+        dispatch!(self, store => store.proposal(ledger_id, proposal_id).await)
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, store => store.close().await)
+    }
+}
