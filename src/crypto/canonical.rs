@@ -150,6 +150,18 @@ mod tests {
         assert_eq!(bytes, expected);
     }
 
+    /// The example in docs/audit-format.md, "Worked example" (hash computed independently).
+    #[test]
+    fn documented_worked_example() {
+        let ledger = Uuid::from_bytes([0x11; 16]);
+        let event = Uuid::from_bytes([0x22; 16]);
+        let hash = event_hash(&sample(&ledger, &event, &GENESIS_PREV_HASH));
+        assert_eq!(
+            crate::crypto::hex::to_hex(&hash),
+            "67782d2e7379a3f522d06505ec9760dda5d7d3cf807e3627908e4d009779961e"
+        );
+    }
+
     #[test]
     fn every_field_changes_the_hash() {
         let ledger = Uuid::from_bytes([0x11; 16]);

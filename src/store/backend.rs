@@ -718,6 +718,13 @@ impl postgres::PostgresStore {
             .map_err(|error| open_err(error.to_string()))?
             // Bound the wait for the head lock so a stuck writer yields an error, not a hang.
             .options([("lock_timeout", "30s")]);
+        // One direct attempt first: a dead server fails now with its own error, instead of the
+        // pool retrying until its acquire timeout.
+        use sqlx::Connection;
+        let probe = sqlx::PgConnection::connect_with(&options)
+            .await
+            .map_err(|error| open_err(error.to_string()))?;
+        probe.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(std::time::Duration::from_secs(10))

@@ -1,0 +1,143 @@
+//! Shared test harness: a fresh database per test on each backend.
+//!
+//! SQLite always runs (a temp file). PostgreSQL runs when `ROLLBOOK_TEST_POSTGRES` holds a URL;
+//! each test gets its own schema, so tests run in parallel. When the variable is set but the
+//! server does not answer, the test fails; when CI=true and the variable is missing, it fails too,
+//! so a CI run can never pass by silently skipping PostgreSQL.
+#![allow(dead_code)]
+
+use sqlx::Connection;
+
+pub struct TestDb {
+    pub backend: &'static str,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub schema: Option<String>,
+}
+
+impl TestDb {
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}/ledger.db", dir.path().display());
+        TestDb {
+            backend: "sqlite",
+            url,
+            dir,
+            schema: None,
+        }
+    }
+
+    /// `None` when PostgreSQL tests are not requested (and we are not in CI).
+    pub async fn postgres() -> Option<TestDb> {
+        let base = match std::env::var("ROLLBOOK_TEST_POSTGRES") {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+                    panic!("CI=true but ROLLBOOK_TEST_POSTGRES is not set: PostgreSQL tests must run in CI");
+                }
+                eprintln!("note: ROLLBOOK_TEST_POSTGRES is not set; skipping the PostgreSQL half of this test");
+                return None;
+            }
+        };
+        let schema = format!("rb_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = sqlx::PgConnection::connect(&base)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "ROLLBOOK_TEST_POSTGRES={base} is set but PostgreSQL does not answer: {error}"
+                )
+            });
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test schema");
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        Some(TestDb {
+            backend: "postgres",
+            url,
+            dir,
+            schema: Some(schema),
+        })
+    }
+
+    /// Runs raw SQL as an attacker with database access would (bypassing rollbook).
+    pub async fn raw_execute(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        if self.backend == "sqlite" {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await?;
+            Ok(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await?
+                .rows_affected())
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+            Ok(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await?
+                .rows_affected())
+        }
+    }
+
+    /// Rows of a query as strings, for comparing table contents.
+    pub async fn raw_rows(&self, sql: &str) -> Vec<Vec<String>> {
+        use sqlx::{Row, ValueRef};
+        fn cell<R: Row>(row: &R, index: usize) -> String
+        where
+            usize: sqlx::ColumnIndex<R>,
+            for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+            for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        {
+            if row
+                .try_get_raw(index)
+                .map(|value| value.is_null())
+                .unwrap_or(true)
+            {
+                return "NULL".into();
+            }
+            row.try_get::<String, _>(index)
+                .or_else(|_| row.try_get::<i64, _>(index).map(|n| n.to_string()))
+                .unwrap_or_else(|_| "?".into())
+        }
+        if self.backend == "sqlite" {
+            let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|row| (0..row.columns().len()).map(|i| cell(row, i)).collect())
+                .collect()
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|row| (0..row.columns().len()).map(|i| cell(row, i)).collect())
+                .collect()
+        }
+    }
+}
+
+/// Defines `<name>_sqlite` and `<name>_postgres` tests that run the same async body.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            pub mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(&$crate::common::TestDb::sqlite()).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(db) = $crate::common::TestDb::postgres().await {
+                        super::$name(&db).await;
+                    }
+                }
+            }
+        )*
+    };
+}

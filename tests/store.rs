@@ -1,0 +1,659 @@
+//! The ledger core against real databases: the same test bodies on SQLite and PostgreSQL.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use chrono::Utc;
+use common::TestDb;
+use rollbook::audit::{verify_live_chain, LiveVerifyError};
+use rollbook::domain::envelope::{ChainError, ChainVerifier, NewEvent, StoredEvent};
+use rollbook::domain::events::{
+    Event, ProposalCommitted, ProposalExpired, ProposalKind, ProposalRecorded, ProposalRejected,
+    ProposalSigned, SignatureEnvelope,
+};
+use rollbook::store::{ExpectedVersion, Store, StoreError};
+use uuid::Uuid;
+
+fn note(stream: &str, body: serde_json::Value) -> NewEvent {
+    NewEvent {
+        stream_id: stream.to_string(),
+        event_type: "test.note".into(),
+        schema_version: 1,
+        actor: Some("SHA256:tester".into()),
+        payload: serde_json::to_vec(&body).unwrap(),
+    }
+}
+
+async fn new_ledger(store: &Store) -> Uuid {
+    let ledger = Uuid::now_v7();
+    store
+        .append(
+            ledger,
+            true,
+            &[("ledger".into(), ExpectedVersion::NoStream)],
+            vec![note("ledger", serde_json::json!({"genesis": true}))],
+            Utc::now(),
+        )
+        .await
+        .expect("create ledger");
+    ledger
+}
+
+async fn all_events(store: &Store, ledger: Uuid) -> Vec<StoredEvent> {
+    let mut events = Vec::new();
+    store
+        .for_each_event::<StoreError>(ledger, 1, |event| {
+            events.push(event);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    events
+}
+
+fn assert_chain(events: &[StoredEvent]) {
+    let mut verifier = ChainVerifier::new();
+    for event in events {
+        verifier
+            .push(event)
+            .unwrap_or_else(|error| panic!("chain broken: {error}"));
+    }
+}
+
+both_backends!(
+    append_assigns_gapless_seq_and_stream_versions,
+    events_table_refuses_update_and_delete,
+    optimistic_concurrency_refuses_stale_writers,
+    a_failing_append_leaves_nothing_behind,
+    eight_writer_processes_append_concurrently,
+    sigkill_during_appends_leaves_a_valid_chain,
+    rebuilt_projection_equals_incremental,
+    live_verify_names_the_first_broken_seq,
+    ledger_creation_is_exclusive,
+);
+
+async fn append_assigns_gapless_seq_and_stream_versions(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    let written = store
+        .append(
+            ledger,
+            false,
+            &[("a".into(), ExpectedVersion::NoStream)],
+            vec![
+                note("a", serde_json::json!({"n": 1})),
+                note("b", serde_json::json!({"n": 2})),
+                note("a", serde_json::json!({"n": 3})),
+            ],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        written.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![2, 3, 4]
+    );
+    assert_eq!(
+        written.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        vec![1, 1, 2]
+    );
+    let stream_a = store.read_stream(ledger, "a").await.unwrap();
+    assert_eq!(
+        stream_a,
+        vec![written[0].clone(), written[2].clone()],
+        "read back exactly what was written"
+    );
+    assert_eq!(
+        store.head(ledger).await.unwrap(),
+        Some((4, written[2].hash))
+    );
+    assert_eq!(store.head(Uuid::now_v7()).await.unwrap(), None);
+    let page = store.read_page(ledger, 1, 2).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+    assert_chain(&all_events(&store, ledger).await);
+    // Time never runs backwards along the chain even when a writer's clock does.
+    let earlier = Utc::now() - chrono::Duration::hours(1);
+    let late = store
+        .append(
+            ledger,
+            false,
+            &[],
+            vec![note("a", serde_json::json!({}))],
+            earlier,
+        )
+        .await
+        .unwrap();
+    assert_eq!(late[0].recorded_at, written[2].recorded_at);
+    assert_chain(&all_events(&store, ledger).await);
+}
+
+async fn events_table_refuses_update_and_delete(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    store
+        .append(
+            ledger,
+            false,
+            &[],
+            vec![note("a", serde_json::json!({"n": 1}))],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let before = all_events(&store, ledger).await;
+    for sql in [
+        "UPDATE events SET payload = payload",
+        "UPDATE events SET actor = 'SHA256:mallory' WHERE seq = 2",
+        "DELETE FROM events WHERE seq = 2",
+        "DELETE FROM events",
+    ] {
+        let error = db.raw_execute(sql).await.expect_err(sql);
+        assert!(error.to_string().contains("append-only"), "{sql}: {error}");
+    }
+    if db.backend == "postgres" {
+        let error = db
+            .raw_execute("TRUNCATE events CASCADE")
+            .await
+            .expect_err("truncate");
+        assert!(error.to_string().contains("append-only"), "{error}");
+    }
+    assert_eq!(all_events(&store, ledger).await, before, "rows unchanged");
+}
+
+async fn optimistic_concurrency_refuses_stale_writers(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    let first = store
+        .append(
+            ledger,
+            false,
+            &[("p".into(), ExpectedVersion::NoStream)],
+            vec![note("p", serde_json::json!({}))],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first[0].stream_version, 1);
+    let again = store
+        .append(
+            ledger,
+            false,
+            &[("p".into(), ExpectedVersion::NoStream)],
+            vec![note("p", serde_json::json!({}))],
+            Utc::now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&again, StoreError::Conflict { actual: 1, .. }),
+        "{again}"
+    );
+    assert!(
+        again.to_string().contains("version conflict on stream p"),
+        "{again}"
+    );
+    let stale = store
+        .append(
+            ledger,
+            false,
+            &[("p".into(), ExpectedVersion::Exact(0))],
+            vec![note("p", serde_json::json!({}))],
+            Utc::now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, StoreError::Conflict { .. }));
+    store
+        .append(
+            ledger,
+            false,
+            &[("p".into(), ExpectedVersion::Exact(1))],
+            vec![note("p", serde_json::json!({}))],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.head(ledger).await.unwrap().unwrap().0,
+        3,
+        "refused appends took no seq"
+    );
+    let missing = store
+        .append(
+            Uuid::now_v7(),
+            false,
+            &[],
+            vec![note("p", serde_json::json!({}))],
+            Utc::now(),
+        )
+        .await;
+    assert!(matches!(missing, Err(StoreError::NoSuchLedger(_))));
+    let empty = store.append(ledger, false, &[], vec![], Utc::now()).await;
+    assert!(matches!(empty, Err(StoreError::InvalidAppend(_))));
+}
+
+fn signature(key: &str) -> SignatureEnvelope {
+    SignatureEnvelope {
+        key_id: key.into(),
+        message: "00".into(),
+        signature: "00".into(),
+    }
+}
+
+fn recorded(id: &str, verdict: &str) -> NewEvent {
+    let event = Event::ProposalRecorded(ProposalRecorded {
+        proposal_id: id.into(),
+        kind: ProposalKind::Roll,
+        body: "[roll]".into(),
+        report_json: Some("{}".into()),
+        verdict: Some(verdict.into()),
+        contracts_requested: Some(9),
+        policy_version: 1,
+        policy_hash: "ab".repeat(32),
+        signer_set_version: 1,
+        created_at: "2026-05-07T14:40:00.000000Z".into(),
+        expires_at: "2026-05-07T18:40:00.000000Z".into(),
+        subject_digest: "cd".repeat(32),
+        signature: signature("SHA256:bob"),
+    });
+    typed(id, event)
+}
+
+fn typed(stream: &str, event: Event) -> NewEvent {
+    NewEvent {
+        stream_id: stream.into(),
+        event_type: event.event_type().into(),
+        schema_version: 1,
+        actor: Some("SHA256:bob".into()),
+        payload: event.to_payload(),
+    }
+}
+
+async fn a_failing_append_leaves_nothing_behind(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    let before = all_events(&store, ledger).await;
+    // The second event's projection row collides with the first's (same proposal id in two
+    // streams): the database refuses it after the first event and its row were written.
+    let result = store
+        .append(
+            ledger,
+            false,
+            &[],
+            vec![recorded("dup", "pass"), {
+                let mut e = recorded("dup", "pass");
+                e.stream_id = "other".into();
+                e
+            }],
+            Utc::now(),
+        )
+        .await;
+    assert!(result.is_err(), "the colliding append must fail");
+    assert_eq!(
+        all_events(&store, ledger).await,
+        before,
+        "no event of the failed append remains"
+    );
+    assert!(
+        store.proposals(ledger, None).await.unwrap().is_empty(),
+        "no projection row remains"
+    );
+    assert_eq!(store.head(ledger).await.unwrap().unwrap().0, 1);
+}
+
+async fn ledger_creation_is_exclusive(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    let again = store
+        .append(
+            ledger,
+            true,
+            &[],
+            vec![note("ledger", serde_json::json!({}))],
+            Utc::now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(again, StoreError::LedgerExists(_)), "{again}");
+    assert_eq!(store.ledger_ids().await.unwrap(), vec![ledger]);
+}
+
+/// Runs this test binary again as a child that appends to the ledger (see `child_writer`).
+fn spawn_writer(
+    db: &TestDb,
+    ledger: Uuid,
+    stream: &str,
+    appends: u32,
+    shared_every: u32,
+) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_writer",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("ROLLBOOK_CHILD_DB", &db.url)
+        .env("ROLLBOOK_CHILD_LEDGER", ledger.to_string())
+        .env("ROLLBOOK_CHILD_STREAM", stream)
+        .env("ROLLBOOK_CHILD_APPENDS", appends.to_string())
+        .env("ROLLBOOK_CHILD_SHARED_EVERY", shared_every.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child writer")
+}
+
+/// Not a test on its own: the body of the writer processes spawned above. Each append is one
+/// transaction of 1 to 3 events; after each commit it prints `@@done <event ids>` and flushes, so
+/// the parent knows exactly which appends were reported as durable.
+#[test]
+fn child_writer() {
+    let Ok(url) = std::env::var("ROLLBOOK_CHILD_DB") else {
+        return;
+    };
+    let ledger: Uuid = std::env::var("ROLLBOOK_CHILD_LEDGER")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stream = std::env::var("ROLLBOOK_CHILD_STREAM").unwrap();
+    let appends: u32 = std::env::var("ROLLBOOK_CHILD_APPENDS")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let shared_every: u32 = std::env::var("ROLLBOOK_CHILD_SHARED_EVERY")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&url).await.unwrap();
+        let mut version = 0u64;
+        let stdout = std::io::stdout();
+        for batch in 0..appends {
+            let size = batch % 3 + 1;
+            let mut events: Vec<NewEvent> = (0..size)
+                .map(|index| {
+                    note(
+                        &stream,
+                        serde_json::json!({"batch": batch, "size": size, "index": index}),
+                    )
+                })
+                .collect();
+            if shared_every > 0 && batch % shared_every == 0 {
+                events.push(note(
+                    "shared",
+                    serde_json::json!({"from": stream, "batch": batch}),
+                ));
+            }
+            let written = store
+                .append(
+                    ledger,
+                    false,
+                    &[(stream.clone(), ExpectedVersion::Exact(version))],
+                    events,
+                    Utc::now(),
+                )
+                .await
+                .unwrap();
+            version += u64::from(size);
+            let ids: Vec<String> = written.iter().map(|e| e.event_id.to_string()).collect();
+            let mut out = stdout.lock();
+            writeln!(out, "\n@@done {}", ids.join(" ")).unwrap();
+            out.flush().unwrap();
+        }
+    });
+}
+
+fn reported_ids(stdout: impl std::io::Read) -> Vec<String> {
+    BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|line| line.find("@@done ").map(|at| line[at + 7..].to_string()))
+        .flat_map(|ids| ids.split(' ').map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Every batch a stream holds must be whole: a crash may lose an unreported append, never half of one.
+fn assert_batches_whole(events: &[StoredEvent]) {
+    let mut batches: BTreeMap<(String, u64), (u64, u64)> = BTreeMap::new();
+    for event in events.iter().filter(|e| e.event_type == "test.note") {
+        let body: serde_json::Value = serde_json::from_slice(&event.payload).unwrap();
+        if let (Some(batch), Some(size)) = (body["batch"].as_u64(), body["size"].as_u64()) {
+            let entry = batches
+                .entry((event.stream_id.clone(), batch))
+                .or_insert((size, 0));
+            entry.1 += 1;
+        }
+    }
+    for ((stream, batch), (size, count)) in batches {
+        assert_eq!(
+            size, count,
+            "stream {stream} batch {batch}: {count} of {size} events present"
+        );
+    }
+}
+
+async fn eight_writer_processes_append_concurrently(db: &TestDb) {
+    const WRITERS: u32 = 8;
+    const APPENDS: u32 = 30;
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    let children: Vec<_> = (0..WRITERS)
+        .map(|w| spawn_writer(db, ledger, &format!("writer-{w}"), APPENDS, 5))
+        .collect();
+    let mut reported = Vec::new();
+    for mut child in children {
+        let stdout = child.stdout.take().unwrap();
+        reported.extend(reported_ids(stdout));
+        assert!(child.wait().unwrap().success(), "a writer failed");
+    }
+    let events = all_events(&store, ledger).await;
+    let per_writer: u32 = (0..APPENDS).map(|b| b % 3 + 1).sum::<u32>() + APPENDS.div_ceil(5);
+    assert_eq!(events.len() as u32, 1 + WRITERS * per_writer, "count exact");
+    assert_eq!(
+        reported.len(),
+        events.len() - 1,
+        "every reported event, no more"
+    );
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.seq == i as u64 + 1),
+        "seq gapless"
+    );
+    assert_chain(&events);
+    let ids: HashSet<String> = events.iter().map(|e| e.event_id.to_string()).collect();
+    assert_eq!(ids.len(), events.len(), "no event doubled");
+    assert!(
+        reported.iter().all(|id| ids.contains(id)),
+        "no reported event lost"
+    );
+    let shared: Vec<u64> = events
+        .iter()
+        .filter(|e| e.stream_id == "shared")
+        .map(|e| e.stream_version)
+        .collect();
+    assert_eq!(
+        shared,
+        (1..=shared.len() as u64).collect::<Vec<_>>(),
+        "shared stream versions gapless in seq order"
+    );
+    assert_batches_whole(&events);
+    assert_eq!(
+        store.head(ledger).await.unwrap().unwrap(),
+        (events.len() as u64, events.last().unwrap().hash)
+    );
+}
+
+async fn sigkill_during_appends_leaves_a_valid_chain(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    // Time-seeded delays: each run kills at different moments; a failure prints the delays.
+    let mut seed = Utc::now().timestamp_subsec_nanos() as u64 | 1;
+    let mut reported = Vec::new();
+    for round in 0..5 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay_ms = 150 + seed % 600;
+        let mut child = spawn_writer(db, ledger, &format!("crash-{round}"), 1_000_000, 7);
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || reported_ids(stdout));
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().expect("SIGKILL the writer");
+        child.wait().unwrap();
+        let ids = reader.join().unwrap();
+        eprintln!(
+            "round {round}: killed after {delay_ms} ms, {} events reported",
+            ids.len()
+        );
+        reported.extend(ids);
+
+        // Reopen as a fresh process would and check everything.
+        let reopened = Store::open(&db.url).await.unwrap();
+        let events = all_events(&reopened, ledger).await;
+        assert_chain(&events);
+        verify_live_chain(&reopened, ledger)
+            .await
+            .expect("live verify after crash");
+        assert_batches_whole(&events);
+        let present: HashSet<String> = events.iter().map(|e| e.event_id.to_string()).collect();
+        for id in &reported {
+            assert!(
+                present.contains(id),
+                "round {round}: event {id} was reported done but is missing"
+            );
+        }
+        reopened.close().await;
+    }
+    assert!(
+        !reported.is_empty(),
+        "the writer never got to append: the test proved nothing"
+    );
+}
+
+async fn rebuilt_projection_equals_incremental(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    let cosign = |id: &str, key: &str| {
+        typed(
+            id,
+            Event::ProposalSigned(ProposalSigned {
+                proposal_id: id.into(),
+                signature: signature(key),
+            }),
+        )
+    };
+    let batches = vec![
+        vec![recorded("p1", "pass")],
+        vec![recorded("p2", "fail")],
+        vec![recorded("p3", "pass")],
+        vec![cosign("p1", "SHA256:alice")],
+        vec![
+            cosign("p1", "SHA256:carol"),
+            typed(
+                "p1",
+                Event::ProposalCommitted(ProposalCommitted {
+                    proposal_id: "p1".into(),
+                    counted_signers: vec!["SHA256:alice".into(), "SHA256:carol".into()],
+                    signer_set_version: 1,
+                    threshold: 2,
+                }),
+            ),
+        ],
+        vec![typed(
+            "p3",
+            Event::ProposalRejected(ProposalRejected {
+                proposal_id: "p3".into(),
+                reason: "stale quotes".into(),
+                signature: signature("SHA256:alice"),
+            }),
+        )],
+        vec![recorded("p4", "pass")],
+        vec![typed(
+            "p4",
+            Event::ProposalExpired(ProposalExpired {
+                proposal_id: "p4".into(),
+                reason: "ttl".into(),
+            }),
+        )],
+        vec![recorded("p5", "pass")],
+    ];
+    for batch in batches {
+        store
+            .append(ledger, false, &[], batch, Utc::now())
+            .await
+            .unwrap();
+    }
+    let query = "SELECT * FROM proposals ORDER BY proposal_id";
+    let incremental = db.raw_rows(query).await;
+    let statuses: Vec<&str> = incremental.iter().map(|row| row[3].as_str()).collect();
+    assert_eq!(
+        statuses,
+        vec!["committed", "failed", "rejected", "expired", "pending"]
+    );
+    assert_eq!(incremental[0][11], "2", "p1 counted two co-signatures");
+    assert_eq!(incremental[0][12], "SHA256:alice,SHA256:carol");
+    // Wreck the projection, then rebuild it from the events alone.
+    db.raw_execute("UPDATE proposals SET status = 'committed', signature_count = 99")
+        .await
+        .unwrap();
+    db.raw_execute("DELETE FROM proposals WHERE proposal_id = 'p2'")
+        .await
+        .unwrap();
+    let replayed = store.rebuild_projections(ledger).await.unwrap();
+    assert_eq!(replayed, 11, "genesis + 10 proposal events");
+    assert_eq!(
+        db.raw_rows(query).await,
+        incremental,
+        "rebuilt == incremental"
+    );
+}
+
+async fn live_verify_names_the_first_broken_seq(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    for n in 0..5 {
+        store
+            .append(
+                ledger,
+                false,
+                &[],
+                vec![note("a", serde_json::json!({"n": n}))],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+    let summary = verify_live_chain(&store, ledger).await.unwrap();
+    assert_eq!(summary.events, 6);
+    // An attacker with database access drops the trigger and edits a payload.
+    db.raw_execute("DROP TRIGGER events_refuse_update ON events")
+        .await
+        .ok();
+    db.raw_execute("DROP TRIGGER IF EXISTS events_refuse_update")
+        .await
+        .ok();
+    db.raw_execute(
+        "UPDATE events SET payload = CAST('{\"n\":42}' AS BLOB) WHERE seq = 4 AND 1 = 1",
+    )
+    .await
+    .or(db
+        .raw_execute("UPDATE events SET payload = convert_to('{\"n\":42}', 'UTF8') WHERE seq = 4")
+        .await)
+    .expect("tamper");
+    match verify_live_chain(&store, ledger).await {
+        Err(LiveVerifyError::Invalid(ChainError::HashMismatch { seq: 4, .. })) => {}
+        other => panic!("expected a hash mismatch at seq 4, got {other:?}"),
+    }
+}
