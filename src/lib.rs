@@ -6,4 +6,5 @@ pub mod audit;
 pub mod cli;
 pub mod crypto;
 pub mod domain;
+pub mod sizing;
 pub mod store;

@@ -6,6 +6,7 @@
 //! IO failure.
 
 mod demo;
+pub(crate) mod evaluate;
 mod ledger;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,11 @@ pub enum Command {
     /// Run the demo story on the database given by --db.
     #[command(after_help = "Example:\n  rollbook --db sqlite://$(mktemp -d)/demo.db demo")]
     Demo(demo::DemoArgs),
+    /// Dry-run the sizing core on a proposal file: every guardrail, the largest size, the verdict.
+    #[command(
+        after_help = "Example:\n  rollbook evaluate keys-example/proposal.toml --now 2026-05-07T14:40:00Z --json\n\nExit 0 for a pass verdict, 1 for fail (the report is still printed), 2 for bad input (nothing on stdout)."
+    )]
+    Evaluate(evaluate::EvaluateArgs),
     /// Verify the live ledger: seq continuity and the hash chain, streaming in constant memory.
     #[command(
         after_help = "Example:\n  rollbook verify --json\n\nExit 0 when valid, 1 with the first broken seq when not."
@@ -113,6 +119,7 @@ pub fn main(cli: Cli) -> i32 {
 async fn run(cli: Cli) -> CliResult {
     match &cli.command {
         Command::Demo(args) => demo::run(&cli.db, args).await,
+        Command::Evaluate(args) => evaluate::run(args),
         Command::Verify(args) => ledger::verify(&cli.db, args).await,
         Command::Rebuild(args) => ledger::rebuild(&cli.db, args).await,
     }

@@ -105,6 +105,199 @@ pub fn event_hash(input: &EventHashInput<'_>) -> [u8; 32] {
     sha256(&event_hash_bytes(input))
 }
 
+/// Why a signature was made. Each purpose has its own domain tag, so a signature made for one
+/// purpose verifies for no other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The proposer's signature on a new proposal or governance motion.
+    Propose,
+    /// A co-signature on a roll proposal.
+    Cosign,
+    /// A co-signature on a governance motion (next signer set or next policy).
+    Governance,
+    /// A veto; binds the reason.
+    Veto,
+    /// The proposer's withdrawal.
+    Withdraw,
+}
+
+impl Purpose {
+    pub const ALL: [Purpose; 5] = [
+        Purpose::Propose,
+        Purpose::Cosign,
+        Purpose::Governance,
+        Purpose::Veto,
+        Purpose::Withdraw,
+    ];
+
+    pub fn tag(self) -> &'static [u8] {
+        match self {
+            Purpose::Propose => b"rollbook/v1/propose\0",
+            Purpose::Cosign => b"rollbook/v1/cosign\0",
+            Purpose::Governance => b"rollbook/v1/governance\0",
+            Purpose::Veto => b"rollbook/v1/veto\0",
+            Purpose::Withdraw => b"rollbook/v1/withdraw\0",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Purpose::Propose => "propose",
+            Purpose::Cosign => "cosign",
+            Purpose::Governance => "governance",
+            Purpose::Veto => "veto",
+            Purpose::Withdraw => "withdraw",
+        }
+    }
+}
+
+/// Domain tag of the genesis signature.
+pub const GENESIS_TAG: &[u8] = b"rollbook/v1/genesis\0";
+/// Domain tag of a proposal's subject digest.
+pub const SUBJECT_TAG: &[u8] = b"rollbook/v1/subject\0";
+/// Domain tag of the policy hash.
+pub const POLICY_TAG: &[u8] = b"rollbook/v1/policy\0";
+/// Limit on a veto reason, in bytes.
+pub const REASON_BYTES_MAX: usize = 1024;
+
+/// Everything a proposal's signatures bind, as exact strings stored in the `proposal.recorded`
+/// payload (never re-serialized values).
+pub struct SubjectInput<'a> {
+    pub ledger_id: &'a Uuid,
+    pub proposal_id: &'a Uuid,
+    /// `roll`, `signer_set` or `policy`.
+    pub kind: &'a str,
+    pub body: &'a str,
+    pub report_json: Option<&'a str>,
+    pub policy_hash: &'a str,
+    pub policy_version: u64,
+    pub signer_set_version: u64,
+    pub created_at: &'a str,
+    pub expires_at: &'a str,
+}
+
+/// The subject digest: what every signature on a proposal binds.
+pub fn subject_digest(input: &SubjectInput<'_>) -> [u8; 32] {
+    let mut enc = Encoder::with_tag(SUBJECT_TAG);
+    enc.uuid(input.ledger_id)
+        .uuid(input.proposal_id)
+        .str(input.kind)
+        .str(input.body)
+        .opt_str(input.report_json)
+        .str(input.policy_hash)
+        .u64(input.policy_version)
+        .u64(input.signer_set_version)
+        .str(input.created_at)
+        .str(input.expires_at);
+    sha256(&enc.finish())
+}
+
+/// The policy hash: SHA-256 over the tag and the policy's canonical JSON text.
+pub fn policy_hash(policy_json: &str) -> [u8; 32] {
+    let mut enc = Encoder::with_tag(POLICY_TAG);
+    enc.fixed(policy_json.as_bytes());
+    sha256(&enc.finish())
+}
+
+/// The message signed for `purpose` on one proposal. `reason` is present for a veto only.
+pub fn signed_message(
+    purpose: Purpose,
+    ledger_id: &Uuid,
+    proposal_id: &Uuid,
+    signer_set_version: u64,
+    subject_digest: &[u8; 32],
+    reason: Option<&str>,
+) -> Vec<u8> {
+    let mut enc = Encoder::with_tag(purpose.tag());
+    enc.uuid(ledger_id)
+        .uuid(proposal_id)
+        .u64(signer_set_version)
+        .fixed(subject_digest);
+    if purpose == Purpose::Veto {
+        enc.str(reason.unwrap_or(""));
+    }
+    enc.finish()
+}
+
+/// The genesis message: binds the ledger id and the exact signer-set and policy texts.
+pub fn genesis_message(
+    ledger_id: &Uuid,
+    signer_set_json: &str,
+    policy_json: &str,
+    policy_hash_hex: &str,
+) -> Vec<u8> {
+    let mut enc = Encoder::with_tag(GENESIS_TAG);
+    enc.uuid(ledger_id)
+        .str(signer_set_json)
+        .str(policy_json)
+        .str(policy_hash_hex);
+    enc.finish()
+}
+
+/// A signed proposal message, decoded after its signature verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedMessage {
+    pub purpose: Purpose,
+    pub ledger_id: Uuid,
+    pub proposal_id: Uuid,
+    pub signer_set_version: u64,
+    pub subject_digest: [u8; 32],
+    pub reason: Option<String>,
+}
+
+/// Decodes a proposal signature's message. Call only after the signature over these exact
+/// bytes verified; then compare every field with what the ledger expects.
+pub fn decode_signed_message(bytes: &[u8]) -> Result<SignedMessage, String> {
+    let purpose = Purpose::ALL
+        .into_iter()
+        .find(|purpose| bytes.starts_with(purpose.tag()))
+        .ok_or_else(|| "the message starts with no known rollbook/v1 signing tag".to_string())?;
+    let rest = &bytes[purpose.tag().len()..];
+    let fixed_len = 16 + 16 + 8 + 32;
+    if rest.len() < fixed_len {
+        return Err(format!(
+            "the {} message is {} bytes, too short",
+            purpose.name(),
+            bytes.len()
+        ));
+    }
+    let ledger_id = Uuid::from_slice(&rest[0..16]).expect("16 bytes");
+    let proposal_id = Uuid::from_slice(&rest[16..32]).expect("16 bytes");
+    let signer_set_version = u64::from_be_bytes(rest[32..40].try_into().expect("8 bytes"));
+    let subject_digest: [u8; 32] = rest[40..72].try_into().expect("32 bytes");
+    let tail = &rest[fixed_len..];
+    let reason = if purpose == Purpose::Veto {
+        if tail.len() < 4 {
+            return Err("the veto message has no reason field".into());
+        }
+        let len = u32::from_be_bytes(tail[0..4].try_into().expect("4 bytes")) as usize;
+        if len > REASON_BYTES_MAX || tail.len() != 4 + len {
+            return Err("the veto reason's length does not match the message".into());
+        }
+        Some(
+            String::from_utf8(tail[4..].to_vec())
+                .map_err(|_| "the veto reason is not UTF-8".to_string())?,
+        )
+    } else {
+        if !tail.is_empty() {
+            return Err(format!(
+                "the {} message has {} trailing bytes",
+                purpose.name(),
+                tail.len()
+            ));
+        }
+        None
+    };
+    Ok(SignedMessage {
+        purpose,
+        ledger_id,
+        proposal_id,
+        signer_set_version,
+        subject_digest,
+        reason,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +353,36 @@ mod tests {
             crate::crypto::hex::to_hex(&hash),
             "67782d2e7379a3f522d06505ec9760dda5d7d3cf807e3627908e4d009779961e"
         );
+    }
+
+    #[test]
+    fn signed_messages_decode_to_what_was_encoded_and_differ_by_purpose() {
+        let ledger = Uuid::from_bytes([1; 16]);
+        let proposal = Uuid::from_bytes([2; 16]);
+        let digest = [3u8; 32];
+        let mut seen = std::collections::HashSet::new();
+        for purpose in Purpose::ALL {
+            let reason = (purpose == Purpose::Veto).then_some("stale quotes");
+            let bytes = signed_message(purpose, &ledger, &proposal, 7, &digest, reason);
+            assert!(seen.insert(bytes.clone()), "two purposes share a message");
+            let decoded = decode_signed_message(&bytes).unwrap();
+            assert_eq!(decoded.purpose, purpose);
+            assert_eq!(
+                (
+                    decoded.ledger_id,
+                    decoded.proposal_id,
+                    decoded.signer_set_version
+                ),
+                (ledger, proposal, 7)
+            );
+            assert_eq!(decoded.subject_digest, digest);
+            assert_eq!(decoded.reason.as_deref(), reason);
+            assert!(decode_signed_message(&bytes[..bytes.len() - 1]).is_err());
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(decode_signed_message(&longer).is_err());
+        }
+        assert!(decode_signed_message(b"rollbook/v2/cosign\0").is_err());
     }
 
     #[test]

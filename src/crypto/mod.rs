@@ -1,4 +1,16 @@
-//! Hashes, canonical byte strings, hex. `canonical` is the single place where hashed and signed
-//! bytes are laid out.
+//! Cryptography for rollbook: canonical byte strings, signer keys, signatures, hashes and the
+//! Merkle tree.
+//!
+//! Architecture invariant: everything here is pure (bytes in, bytes out) except `keyfile`, the
+//! only file that touches the file system. Signatures are checked with `verify_strict` only.
+//! `canonical` is the one place where hashed and signed bytes are laid out.
+
 pub mod canonical;
 pub mod hex;
+mod key_formats;
+pub mod keyfile;
+pub mod keys;
+pub mod merkle;
+
+pub use keys::{KeyError, KeyId, PublicKey, SecretKey, Signature};
+pub use merkle::{MerkleBuilder, MerkleError};

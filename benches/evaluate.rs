@@ -1,0 +1,51 @@
+//! Evaluations per second of the worked example on one thread (plain std::time loop; run
+//! with `cargo bench --bench evaluate`).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rollbook::sizing::{evaluate, Policy, Proposal};
+
+const EXAMPLE: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/vectors/example-proposal.toml"
+));
+
+fn main() {
+    let proposal = Proposal::from_toml_str(EXAMPLE).expect("worked example is valid");
+    let policy = Policy::default();
+    let now: DateTime<Utc> = "2026-05-07T14:40:00Z".parse().expect("timestamp");
+
+    // Warm up caches and the branch predictor before timing.
+    for _ in 0..1_000 {
+        black_box(evaluate(black_box(&proposal), &policy, now).expect("evaluates"));
+    }
+    let budget = Duration::from_secs(2);
+    let start = Instant::now();
+    let mut evaluations: u64 = 0;
+    while start.elapsed() < budget {
+        for _ in 0..1_000 {
+            black_box(evaluate(black_box(&proposal), &policy, now).expect("evaluates"));
+        }
+        evaluations += 1_000;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "evaluate(worked example): {evaluations} evaluations in {seconds:.2} s = {:.0} evaluations/s ({:.2} us each), one thread",
+        evaluations as f64 / seconds,
+        seconds * 1e6 / evaluations as f64
+    );
+
+    let start = Instant::now();
+    let mut parses: u64 = 0;
+    while start.elapsed() < Duration::from_secs(1) {
+        black_box(Proposal::from_toml_str(black_box(EXAMPLE)).expect("parses"));
+        parses += 1;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "Proposal::from_toml_str(worked example): {:.0} parses/s",
+        parses as f64 / seconds
+    );
+}

@@ -1,0 +1,65 @@
+//! The sizing core: may this roll go ahead at the requested size, and what is the largest size
+//! the guardrails allow? (`docs/methodology.md` is the specification.)
+//!
+//! Architecture invariant: this module is pure. It never reads files, the environment or the
+//! clock, and never prints; `now` and every market and book figure come in as arguments, so the
+//! same inputs always give the same report (the auditor re-runs `evaluate` and compares).
+
+mod finance;
+mod guardrails;
+mod indicators;
+mod input;
+mod options;
+mod policy;
+mod proposal;
+pub mod render;
+mod report;
+mod validation;
+
+pub use finance::{
+    capm_cost_of_equity, cost_of_equity, gordon_growth_cost_of_equity, realized_profit_usd,
+    stress_loss_usd, wacc, xirr,
+};
+pub use guardrails::evaluate;
+pub use indicators::{ema_series, macd, wilder_rsi, Macd};
+pub use options::{
+    black76_price, bsm_price, bsm_theta_per_year, normal_cdf, normal_pdf, OptionKind,
+};
+pub use policy::{
+    ApprovalPolicy, CoefficientPolicy, GrowthPolicy, LiquidityPolicy, Policy, SignalsPolicy,
+    StructurePolicy, TimingPolicy, WaccPolicy,
+};
+pub use proposal::{
+    Blackout, Book, Calendar, CashFlow, ClosedLayer, FrontCondor, NextLayer, Proposal, Roll,
+    Signals,
+};
+pub use report::{Caps, Check, CoefficientReport, Metrics, SizingReport, Verdict};
+
+/// A proposal or policy file larger than this is refused before parsing (1 MiB): a real
+/// proposal is a few kilobytes, and a bound keeps parsing time and memory predictable.
+pub const FILE_BYTES_MAX: usize = 1024 * 1024;
+/// Longest indicator series accepted (`advance_decline_line`, `vix_term_spread`).
+pub const SERIES_VALUES_MAX: usize = 10_000;
+/// Most dated cash flows accepted in `book.structure_cash_flows`.
+pub const CASH_FLOWS_MAX: usize = 1_000;
+/// Most blackout windows accepted in `calendar.blackouts`.
+pub const BLACKOUTS_MAX: usize = 1_000;
+
+/// Bad input: a proposal or policy that breaks a rule of the methodology. It names the field
+/// (a TOML path such as `next_layer.implied_vol`) and the rule, so the user knows what to fix.
+/// Displays as `"{field} {rule}"`, e.g. `next_layer.implied_vol must be > 0, got 0`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field} {rule}")]
+pub struct InputError {
+    pub field: String,
+    pub rule: String,
+}
+
+impl InputError {
+    pub fn new(field: impl Into<String>, rule: impl Into<String>) -> InputError {
+        InputError {
+            field: field.into(),
+            rule: rule.into(),
+        }
+    }
+}

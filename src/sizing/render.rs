@@ -1,0 +1,94 @@
+//! The human view of a report: a table a risk officer reads in ten seconds.
+
+use std::fmt::Write;
+
+use super::report::{SizingReport, Verdict, SIZE_CHECK_IDS};
+
+/// Verdict line, what to do next, one row per check (id, value, limit, PASS/FAIL), the caps.
+pub fn human(report: &SizingReport) -> String {
+    let mut out = String::new();
+    let verdict = match report.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+    };
+    let failed = report.failed_check_ids();
+    // Writing into a String cannot fail; the results are ignored deliberately.
+    let _ = writeln!(
+        out,
+        "verdict: {verdict}  ({} contracts requested; largest size the caps allow: {})",
+        report.contracts_requested, report.contracts_max
+    );
+    if let Some(n) = report.resize_to {
+        let _ = writeln!(out, "resize to at most {n} contracts");
+    } else if !failed.is_empty() {
+        let gates: Vec<&str> = failed
+            .iter()
+            .copied()
+            .filter(|id| !SIZE_CHECK_IDS.contains(id))
+            .collect();
+        if gates.is_empty() {
+            let _ = writeln!(out, "no size passes: every cap is below one contract");
+        } else {
+            let _ = writeln!(
+                out,
+                "failed gates (no size passes until fixed): {}",
+                gates.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<11} {:>14} {:>14}  result",
+        "check", "value", "limit"
+    );
+    for check in &report.checks {
+        let _ = writeln!(
+            out,
+            "{:<11} {:>14} {:>14}  {}",
+            check.id,
+            number(check.value),
+            number(check.limit),
+            if check.passed { "PASS" } else { "FAIL" }
+        );
+    }
+    let _ = writeln!(out);
+    let caps = &report.caps;
+    let optional = |x: Option<f64>| match x {
+        Some(usd) => format!("{usd:.2} USD"),
+        None => "none".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "caps: budget {:.2} USD | wacc {} | liquidity {:.2} USD | irr {} | growth {} contracts",
+        caps.budget_usd,
+        optional(caps.wacc_usd),
+        caps.liquidity_usd,
+        optional(caps.irr_usd),
+        caps.growth_contracts
+    );
+    let c = &report.coefficient;
+    let _ = writeln!(
+        out,
+        "coefficient {:.6} (RSI {:.4}, P/CF score {:.4}, decay {:.4}/day, theta press {}) on realized profit {:.2} USD",
+        c.final_value,
+        c.rsi,
+        c.pcf_score,
+        c.decay_per_day,
+        if c.theta_press { "on" } else { "off" },
+        report.realized_profit_usd
+    );
+    let _ = writeln!(out, "policy {}", report.policy_hash);
+    out
+}
+
+/// Up to 6 significant decimals, without noise for integers (counts, days).
+fn number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else if x.abs() >= 1000.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.6}")
+    }
+}
