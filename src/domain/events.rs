@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: u32 = 1;
 /// The stream holding the genesis event.
 pub const LEDGER_STREAM: &str = "ledger";
+/// The `format` of a genesis event written by this version.
+pub const LEDGER_FORMAT: &str = "rollbook/v1";
 
 /// One signer of a signer set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +75,8 @@ impl ProposalKind {
 #[serde(deny_unknown_fields)]
 pub struct LedgerCreated {
     pub format: String,
-    pub signer_set: SignerSet,
+    /// The first signer set's JSON (a [`SignerSet`]), exactly as signed.
+    pub signer_set_json: String,
     pub policy_version: u64,
     /// The effective policy's canonical JSON, exactly as hashed into `policy_hash`.
     pub policy_json: String,
@@ -143,6 +146,27 @@ pub struct ProposalExpired {
     pub reason: String,
 }
 
+/// A governance motion committed: the next signer set is in force from the next event on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerSetAdopted {
+    pub motion_id: String,
+    pub signer_set_version: u64,
+    /// Identical to the motion's body.
+    pub signer_set_json: String,
+}
+
+/// A governance motion committed: the next policy is in force from the next event on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyAdopted {
+    pub motion_id: String,
+    pub policy_version: u64,
+    /// Identical to the motion's body.
+    pub policy_json: String,
+    pub policy_hash: String,
+}
+
 /// Every event payload rollbook writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -153,6 +177,8 @@ pub enum Event {
     ProposalRejected(ProposalRejected),
     ProposalWithdrawn(ProposalWithdrawn),
     ProposalExpired(ProposalExpired),
+    SignerSetAdopted(SignerSetAdopted),
+    PolicyAdopted(PolicyAdopted),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,6 +201,8 @@ impl Event {
             Event::ProposalRejected(_) => "proposal.rejected",
             Event::ProposalWithdrawn(_) => "proposal.withdrawn",
             Event::ProposalExpired(_) => "proposal.expired",
+            Event::SignerSetAdopted(_) => "ledger.signer_set_adopted",
+            Event::PolicyAdopted(_) => "ledger.policy_adopted",
         }
     }
 
@@ -188,6 +216,8 @@ impl Event {
             Event::ProposalRejected(p) => serde_json::to_vec(p),
             Event::ProposalWithdrawn(p) => serde_json::to_vec(p),
             Event::ProposalExpired(p) => serde_json::to_vec(p),
+            Event::SignerSetAdopted(p) => serde_json::to_vec(p),
+            Event::PolicyAdopted(p) => serde_json::to_vec(p),
         };
         result.expect("event payloads are plain data and always serialize")
     }
@@ -214,6 +244,8 @@ impl Event {
             "proposal.rejected",
             "proposal.withdrawn",
             "proposal.expired",
+            "ledger.signer_set_adopted",
+            "ledger.policy_adopted",
         ];
         if !known.contains(&event_type) {
             return Err(PayloadError::UnknownType(event_type.to_string()));
@@ -231,14 +263,18 @@ impl Event {
             "proposal.committed" => Event::ProposalCommitted(parse(event_type, payload)?),
             "proposal.rejected" => Event::ProposalRejected(parse(event_type, payload)?),
             "proposal.withdrawn" => Event::ProposalWithdrawn(parse(event_type, payload)?),
-            _ => Event::ProposalExpired(parse(event_type, payload)?),
+            "proposal.expired" => Event::ProposalExpired(parse(event_type, payload)?),
+            "ledger.signer_set_adopted" => Event::SignerSetAdopted(parse(event_type, payload)?),
+            _ => Event::PolicyAdopted(parse(event_type, payload)?),
         })
     }
 
     /// The stream an event belongs to: the proposal it concerns, or the ledger itself.
     pub fn stream_id(&self) -> &str {
         match self {
-            Event::LedgerCreated(_) => LEDGER_STREAM,
+            Event::LedgerCreated(_) | Event::SignerSetAdopted(_) | Event::PolicyAdopted(_) => {
+                LEDGER_STREAM
+            }
             Event::ProposalRecorded(p) => &p.proposal_id,
             Event::ProposalSigned(p) => &p.proposal_id,
             Event::ProposalCommitted(p) => &p.proposal_id,

@@ -54,7 +54,7 @@ pub enum ProjectionOp {
 pub fn ops_for(event: &StoredEvent, payload: &Event) -> Vec<ProjectionOp> {
     let seq = event.seq as i64;
     match payload {
-        Event::LedgerCreated(_) => vec![],
+        Event::LedgerCreated(_) | Event::SignerSetAdopted(_) | Event::PolicyAdopted(_) => vec![],
         Event::ProposalRecorded(p) => {
             let status = if p.verdict.as_deref() == Some("fail") {
                 "failed"

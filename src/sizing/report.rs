@@ -10,6 +10,16 @@ pub enum Verdict {
     Fail,
 }
 
+impl Verdict {
+    /// The JSON spelling: `pass` or `fail`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SizingReport {

@@ -1,0 +1,950 @@
+//! The approval state machine: given the governance in force and a proposal's events, when a
+//! command (propose, sign, reject, withdraw), then new events or a refusal. Pure: time is an
+//! argument, signatures arrive already made, nothing is read or written here.
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::envelope::{format_timestamp, parse_timestamp, StoredEvent};
+use super::events::{
+    Event, PolicyAdopted, ProposalCommitted, ProposalExpired, ProposalKind, ProposalRecorded,
+    ProposalRejected, ProposalSigned, ProposalWithdrawn, SignatureEnvelope, SignerSetAdopted,
+};
+use super::governance::{decode, verify_envelope, ActiveSet, Governance, Refusal};
+use crate::crypto::canonical::{
+    signed_message, subject_digest, Purpose, SubjectInput, REASON_BYTES_MAX,
+};
+use crate::crypto::hex::{from_hex32, to_hex};
+use crate::sizing::{self, Policy, Proposal, SizingReport};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Committed,
+    Failed,
+    Rejected,
+    Withdrawn,
+    Expired,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Committed => "committed",
+            Status::Failed => "failed",
+            Status::Rejected => "rejected",
+            Status::Withdrawn => "withdrawn",
+            Status::Expired => "expired",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        [
+            Status::Pending,
+            Status::Committed,
+            Status::Failed,
+            Status::Rejected,
+            Status::Withdrawn,
+            Status::Expired,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
+    }
+
+    /// What a user can do about a proposal in this status, for refusal messages.
+    fn why_final(self) -> &'static str {
+        match self {
+            Status::Pending => "it is still pending",
+            Status::Committed => "it is already committed",
+            Status::Failed => "it failed its guardrails and can never be signed or committed; propose a resized roll",
+            Status::Rejected => "it was vetoed",
+            Status::Withdrawn => "its proposer withdrew it",
+            Status::Expired => "it expired; propose it again",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A co-signature as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoSignature {
+    pub key_id: String,
+    pub recorded_at: String,
+    pub seq: u64,
+}
+
+/// A proposal folded from its stream.
+#[derive(Debug, Clone)]
+pub struct ProposalState {
+    pub id: Uuid,
+    pub recorded: ProposalRecorded,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub digest: [u8; 32],
+    pub status: Status,
+    pub cosignatures: Vec<CoSignature>,
+    pub stream_version: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// When the proposal reached its final status (commit, veto, withdrawal, recorded expiry).
+    pub closed_at: Option<String>,
+    pub reject_reason: Option<String>,
+    pub rejected_by: Option<String>,
+}
+
+impl ProposalState {
+    pub fn proposer(&self) -> &str {
+        &self.recorded.signature.key_id
+    }
+
+    /// `Pending` turns into `Expired` once the clock passes `expires_at`, without an event.
+    pub fn effective_status(&self, now: DateTime<Utc>) -> Status {
+        if self.status == Status::Pending && now > self.expires_at {
+            Status::Expired
+        } else {
+            self.status
+        }
+    }
+
+    pub fn has_signed(&self, key_id: &str) -> bool {
+        self.proposer() == key_id || self.cosignatures.iter().any(|c| c.key_id == key_id)
+    }
+
+    /// Starts a state from a `proposal.recorded` payload (structure only; signatures are checked
+    /// by `decide_propose` before writing and by the verifier on replay).
+    pub fn from_recorded(
+        recorded: ProposalRecorded,
+        event: &StoredEvent,
+    ) -> Result<ProposalState, Refusal> {
+        let id = Uuid::parse_str(&recorded.proposal_id).map_err(|_| {
+            Refusal::new(format!(
+                "proposal id {:?} is not a UUID",
+                recorded.proposal_id
+            ))
+        })?;
+        let created_at = parse_timestamp(&recorded.created_at).ok_or_else(|| {
+            Refusal::new(format!(
+                "created_at {:?} is not canonical",
+                recorded.created_at
+            ))
+        })?;
+        let expires_at = parse_timestamp(&recorded.expires_at).ok_or_else(|| {
+            Refusal::new(format!(
+                "expires_at {:?} is not canonical",
+                recorded.expires_at
+            ))
+        })?;
+        let digest = from_hex32(&recorded.subject_digest)
+            .map_err(|_| Refusal::new("subject_digest is not 32 bytes of hex"))?;
+        let status = if recorded.verdict.as_deref() == Some("fail") {
+            Status::Failed
+        } else {
+            Status::Pending
+        };
+        Ok(ProposalState {
+            id,
+            recorded,
+            created_at,
+            expires_at,
+            digest,
+            status,
+            cosignatures: Vec::new(),
+            stream_version: event.stream_version,
+            first_seq: event.seq,
+            last_seq: event.seq,
+            closed_at: None,
+            reject_reason: None,
+            rejected_by: None,
+        })
+    }
+
+    /// Applies a later event of the stream (`evolve`: state changes only, no rules).
+    pub fn evolve(&mut self, event: &Event, stored: &StoredEvent) {
+        match event {
+            Event::ProposalSigned(signed) => self.cosignatures.push(CoSignature {
+                key_id: signed.signature.key_id.clone(),
+                recorded_at: stored.recorded_at.clone(),
+                seq: stored.seq,
+            }),
+            Event::ProposalCommitted(_) => self.close(Status::Committed, stored),
+            Event::ProposalRejected(rejected) => {
+                self.reject_reason = Some(rejected.reason.clone());
+                self.rejected_by = Some(rejected.signature.key_id.clone());
+                self.close(Status::Rejected, stored)
+            }
+            Event::ProposalWithdrawn(_) => self.close(Status::Withdrawn, stored),
+            Event::ProposalExpired(_) => self.close(Status::Expired, stored),
+            _ => {}
+        }
+        self.stream_version = stored.stream_version;
+        self.last_seq = stored.seq;
+    }
+
+    fn close(&mut self, status: Status, stored: &StoredEvent) {
+        self.status = status;
+        self.closed_at = Some(stored.recorded_at.clone());
+    }
+
+    /// Folds a whole stream, as read by index from the store.
+    pub fn from_stream(events: &[StoredEvent]) -> Result<ProposalState, Refusal> {
+        let mut iter = events.iter();
+        let first = iter
+            .next()
+            .ok_or_else(|| Refusal::new("no such proposal"))?;
+        let parse = |event: &StoredEvent| {
+            Event::from_payload(&event.event_type, event.schema_version, &event.payload)
+                .map_err(|error| Refusal::new(format!("seq {}: {error}", event.seq)))
+        };
+        let Event::ProposalRecorded(recorded) = parse(first)? else {
+            return Err(Refusal::new(format!(
+                "stream {} does not start with proposal.recorded",
+                first.stream_id
+            )));
+        };
+        let mut state = ProposalState::from_recorded(recorded, first)?;
+        for event in iter {
+            state.evolve(&parse(event)?, event);
+        }
+        Ok(state)
+    }
+}
+
+/// Everything a proposal binds before it is signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProposalDraft {
+    pub ledger_id: Uuid,
+    pub proposal_id: Uuid,
+    pub kind: ProposalKind,
+    pub body: String,
+    pub report_json: Option<String>,
+    pub verdict: Option<String>,
+    pub contracts_requested: Option<u32>,
+    pub policy_version: u64,
+    pub policy_hash: String,
+    pub signer_set_version: u64,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl ProposalDraft {
+    fn bound(
+        governance: &Governance,
+        proposal_id: Uuid,
+        kind: ProposalKind,
+        body: String,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let ttl = Duration::seconds(
+            governance
+                .policy
+                .approval
+                .proposal_ttl_seconds
+                .min(i64::MAX as u64 / 2_000) as i64,
+        );
+        ProposalDraft {
+            ledger_id: governance.ledger_id,
+            proposal_id,
+            kind,
+            body,
+            report_json: None,
+            verdict: None,
+            contracts_requested: None,
+            policy_version: governance.policy_version,
+            policy_hash: governance.policy_hash.clone(),
+            signer_set_version: governance.set.version,
+            created_at: format_timestamp(now),
+            expires_at: format_timestamp(now + ttl),
+        }
+    }
+
+    /// A roll: evaluates `body` (the proposal TOML) under the policy in force at `now`.
+    pub fn roll(
+        governance: &Governance,
+        proposal_id: Uuid,
+        body: String,
+        now: DateTime<Utc>,
+    ) -> Result<(ProposalDraft, SizingReport), sizing::InputError> {
+        let proposal = Proposal::from_toml_str(&body)?;
+        let mut draft = Self::bound(governance, proposal_id, ProposalKind::Roll, body, now);
+        // The report is evaluated at the recorded creation time, so an auditor can re-run it.
+        let created_at = parse_timestamp(&draft.created_at).expect("canonical");
+        let report = sizing::evaluate(&proposal, &governance.policy, created_at)?;
+        draft.report_json = Some(serde_json::to_string(&report).expect("reports serialize"));
+        draft.verdict = Some(report.verdict.as_str().to_string());
+        draft.contracts_requested = Some(report.contracts_requested);
+        Ok((draft, report))
+    }
+
+    /// A governance motion proposing the complete next signer set.
+    pub fn signer_set(
+        governance: &Governance,
+        proposal_id: Uuid,
+        next: &ActiveSet,
+        now: DateTime<Utc>,
+    ) -> ProposalDraft {
+        Self::bound(
+            governance,
+            proposal_id,
+            ProposalKind::SignerSet,
+            next.to_json(),
+            now,
+        )
+    }
+
+    /// A governance motion proposing the complete next policy.
+    pub fn policy(
+        governance: &Governance,
+        proposal_id: Uuid,
+        next: &Policy,
+        now: DateTime<Utc>,
+    ) -> ProposalDraft {
+        Self::bound(
+            governance,
+            proposal_id,
+            ProposalKind::Policy,
+            next.canonical_json(),
+            now,
+        )
+    }
+
+    pub fn subject_digest(&self) -> [u8; 32] {
+        subject_digest(&SubjectInput {
+            ledger_id: &self.ledger_id,
+            proposal_id: &self.proposal_id,
+            kind: self.kind.as_str(),
+            body: &self.body,
+            report_json: self.report_json.as_deref(),
+            policy_hash: &self.policy_hash,
+            policy_version: self.policy_version,
+            signer_set_version: self.signer_set_version,
+            created_at: &self.created_at,
+            expires_at: &self.expires_at,
+        })
+    }
+
+    /// The bytes the proposer signs.
+    pub fn message(&self) -> Vec<u8> {
+        signed_message(
+            Purpose::Propose,
+            &self.ledger_id,
+            &self.proposal_id,
+            self.signer_set_version,
+            &self.subject_digest(),
+            None,
+        )
+    }
+
+    fn from_recorded(
+        ledger_id: Uuid,
+        recorded: &ProposalRecorded,
+    ) -> Result<ProposalDraft, Refusal> {
+        Ok(ProposalDraft {
+            ledger_id,
+            proposal_id: Uuid::parse_str(&recorded.proposal_id).map_err(|_| {
+                Refusal::new(format!(
+                    "proposal id {:?} is not a UUID",
+                    recorded.proposal_id
+                ))
+            })?,
+            kind: recorded.kind,
+            body: recorded.body.clone(),
+            report_json: recorded.report_json.clone(),
+            verdict: recorded.verdict.clone(),
+            contracts_requested: recorded.contracts_requested,
+            policy_version: recorded.policy_version,
+            policy_hash: recorded.policy_hash.clone(),
+            signer_set_version: recorded.signer_set_version,
+            created_at: recorded.created_at.clone(),
+            expires_at: recorded.expires_at.clone(),
+        })
+    }
+}
+
+/// The message a signer signs for `purpose` on a recorded proposal (reason: vetoes only).
+pub fn message_for(
+    ledger_id: Uuid,
+    state: &ProposalState,
+    purpose: Purpose,
+    reason: Option<&str>,
+) -> Vec<u8> {
+    signed_message(
+        purpose,
+        &ledger_id,
+        &state.id,
+        state.recorded.signer_set_version,
+        &state.digest,
+        reason,
+    )
+}
+
+/// The purpose of a co-signature on this kind of proposal.
+pub fn cosign_purpose(kind: ProposalKind) -> Purpose {
+    match kind {
+        ProposalKind::Roll => Purpose::Cosign,
+        ProposalKind::SignerSet | ProposalKind::Policy => Purpose::Governance,
+    }
+}
+
+/// The next signer set a set motion proposes (validated), if it is one.
+pub fn proposed_set(state: &ProposalState) -> Result<Option<ActiveSet>, Refusal> {
+    match state.recorded.kind {
+        ProposalKind::SignerSet => ActiveSet::parse(&state.recorded.body).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Checks a signature envelope on a proposal: the key is `signer`'s, the signature is strict-
+/// valid over the stored message, and the message binds this ledger, proposal, set version,
+/// subject digest, purpose (and veto reason).
+fn check_proposal_signature(
+    ledger_id: Uuid,
+    state_id: Uuid,
+    set_version: u64,
+    digest: &[u8; 32],
+    envelope: &SignatureEnvelope,
+    key: &crate::crypto::keys::PublicKey,
+    purpose: Purpose,
+    reason: Option<&str>,
+) -> Result<(), Refusal> {
+    let message = verify_envelope(envelope, key)?;
+    let decoded = decode(&message)?;
+    let what = if decoded.purpose != purpose {
+        Some(format!(
+            "a {} signature, not a {} signature",
+            decoded.purpose.name(),
+            purpose.name()
+        ))
+    } else if decoded.ledger_id != ledger_id {
+        Some(format!(
+            "a signature for ledger {}, not this ledger ({ledger_id})",
+            decoded.ledger_id
+        ))
+    } else if decoded.proposal_id != state_id {
+        Some(format!(
+            "a signature for proposal {}, not {state_id}",
+            decoded.proposal_id
+        ))
+    } else if decoded.signer_set_version != set_version {
+        Some(format!(
+            "a signature under signer set v{}, not v{set_version}",
+            decoded.signer_set_version
+        ))
+    } else if &decoded.subject_digest != digest {
+        Some("a signature over a different proposal content (subject digest)".to_string())
+    } else if decoded.reason.as_deref() != reason {
+        Some("a veto signature over a different reason".to_string())
+    } else {
+        None
+    };
+    match what {
+        Some(what) => Err(Refusal::new(format!(
+            "{} presented {what}",
+            envelope.key_id
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Recomputes what a recorded proposal must be: bound to the governance in force, digest and
+/// proposer signature valid, body valid for its kind, and for a roll, a report equal to a fresh
+/// evaluation at the recorded creation time. Used before recording and on replay.
+pub fn check_recorded(governance: &Governance, recorded: &ProposalRecorded) -> Result<(), Refusal> {
+    let draft = ProposalDraft::from_recorded(governance.ledger_id, recorded)?;
+    if draft.signer_set_version != governance.set.version {
+        return Err(Refusal::new(format!(
+            "proposal is bound to signer set v{}, but v{} is in force",
+            draft.signer_set_version, governance.set.version
+        )));
+    }
+    if draft.policy_version != governance.policy_version
+        || draft.policy_hash != governance.policy_hash
+    {
+        return Err(Refusal::new(format!(
+            "proposal is bound to policy v{} ({}), but v{} ({}) is in force",
+            draft.policy_version,
+            draft.policy_hash,
+            governance.policy_version,
+            governance.policy_hash
+        )));
+    }
+    let created_at = parse_timestamp(&draft.created_at)
+        .ok_or_else(|| Refusal::new("created_at is not canonical"))?;
+    let expires_at = parse_timestamp(&draft.expires_at)
+        .ok_or_else(|| Refusal::new("expires_at is not canonical"))?;
+    let ttl = governance.policy.approval.proposal_ttl_seconds;
+    if (expires_at - created_at).num_seconds() != ttl as i64 {
+        return Err(Refusal::new(format!(
+            "expires_at is not created_at + the policy's {ttl} s time to live"
+        )));
+    }
+    let digest = draft.subject_digest();
+    if to_hex(&digest) != recorded.subject_digest {
+        return Err(Refusal::new(
+            "subject_digest does not match the proposal's content",
+        ));
+    }
+    let proposer = governance
+        .set
+        .by_key_id(&recorded.signature.key_id)
+        .ok_or_else(|| {
+            Refusal::new(format!(
+                "the proposer {} is not in signer set v{} ({})",
+                recorded.signature.key_id,
+                governance.set.version,
+                governance.set.names().join(", ")
+            ))
+        })?;
+    check_proposal_signature(
+        governance.ledger_id,
+        draft.proposal_id,
+        draft.signer_set_version,
+        &digest,
+        &recorded.signature,
+        &proposer.key,
+        Purpose::Propose,
+        None,
+    )?;
+    match draft.kind {
+        ProposalKind::Roll => {
+            let report_json = draft
+                .report_json
+                .as_deref()
+                .ok_or_else(|| Refusal::new("a roll carries its sizing report"))?;
+            let recorded_report: SizingReport =
+                serde_json::from_str(report_json).map_err(|error| {
+                    Refusal::new(format!("the stored sizing report does not parse: {error}"))
+                })?;
+            let proposal = Proposal::from_toml_str(&draft.body)
+                .map_err(|error| Refusal::new(format!("the proposal body is invalid: {error}")))?;
+            let fresh = sizing::evaluate(&proposal, &governance.policy, created_at)
+                .map_err(|error| Refusal::new(format!("the proposal body is invalid: {error}")))?;
+            recorded_report.agrees_with(&fresh).map_err(|difference| {
+                Refusal::new(format!(
+                    "the stored sizing report differs from a fresh evaluation: {difference}"
+                ))
+            })?;
+            if draft.verdict.as_deref() != Some(fresh.verdict.as_str())
+                || draft.contracts_requested != Some(fresh.contracts_requested)
+            {
+                return Err(Refusal::new(
+                    "the recorded verdict or contracts differ from the sizing report",
+                ));
+            }
+        }
+        ProposalKind::SignerSet => {
+            if draft.report_json.is_some()
+                || draft.verdict.is_some()
+                || draft.contracts_requested.is_some()
+            {
+                return Err(Refusal::new("a governance motion carries no sizing report"));
+            }
+            let next = ActiveSet::parse(&draft.body)?;
+            if next.version != governance.set.version + 1 {
+                return Err(Refusal::new(format!(
+                    "the next signer set must be version {}, got {}",
+                    governance.set.version + 1,
+                    next.version
+                )));
+            }
+            if next.same_members_as(&governance.set) {
+                return Err(Refusal::new(
+                    "the proposed signer set is identical to the one in force",
+                ));
+            }
+        }
+        ProposalKind::Policy => {
+            if draft.report_json.is_some()
+                || draft.verdict.is_some()
+                || draft.contracts_requested.is_some()
+            {
+                return Err(Refusal::new("a governance motion carries no sizing report"));
+            }
+            let next = Policy::from_canonical_json(&draft.body)
+                .map_err(|error| Refusal::new(format!("the proposed policy: {error}")))?;
+            if next.canonical_json() != draft.body {
+                return Err(Refusal::new("the proposed policy is not in canonical form"));
+            }
+            if next.hash_hex() == governance.policy_hash {
+                return Err(Refusal::new(
+                    "the proposed policy is identical to the one in force",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// When `propose`: the `proposal.recorded` event, or why not.
+pub fn decide_propose(
+    governance: &Governance,
+    draft: &ProposalDraft,
+    signature: SignatureEnvelope,
+) -> Result<Event, Refusal> {
+    let recorded = ProposalRecorded {
+        proposal_id: draft.proposal_id.to_string(),
+        kind: draft.kind,
+        body: draft.body.clone(),
+        report_json: draft.report_json.clone(),
+        verdict: draft.verdict.clone(),
+        contracts_requested: draft.contracts_requested,
+        policy_version: draft.policy_version,
+        policy_hash: draft.policy_hash.clone(),
+        signer_set_version: draft.signer_set_version,
+        created_at: draft.created_at.clone(),
+        expires_at: draft.expires_at.clone(),
+        subject_digest: to_hex(&draft.subject_digest()),
+        signature,
+    };
+    check_recorded(governance, &recorded)?;
+    Ok(Event::ProposalRecorded(recorded))
+}
+
+/// Who counts toward the threshold(s), and who is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// Key ids counted toward the threshold of the set in force, in signing order.
+    pub counted: Vec<String>,
+    pub threshold: u32,
+    /// Names of signers who may still sign.
+    pub missing: Vec<String>,
+    pub satisfied: bool,
+    /// For a signer-set motion: what the next set still needs, in words.
+    pub pending_requirement: Option<String>,
+}
+
+/// Counts distinct keys of the set in force that signed (the proposer only when the policy says
+/// so); for a signer-set motion also K of the next set and every newly added key.
+pub fn tally(governance: &Governance, state: &ProposalState) -> Result<Tally, Refusal> {
+    let proposer_counts = governance.policy.approval.proposer_counts;
+    let mut signers: Vec<&str> = Vec::new();
+    if proposer_counts {
+        signers.push(state.proposer());
+    }
+    signers.extend(state.cosignatures.iter().map(|c| c.key_id.as_str()));
+    // Distinct raw keys of a set: a key id maps to exactly one member, and members have
+    // distinct keys, so counting distinct members counts distinct raw public keys.
+    let count_in = |set: &ActiveSet, signers: &[&str]| -> Vec<String> {
+        let mut seen: Vec<[u8; 32]> = Vec::new();
+        let mut counted = Vec::new();
+        for key_id in signers {
+            if let Some(member) = set.by_key_id(key_id) {
+                let raw = member.key.as_bytes();
+                if !seen.contains(&raw) {
+                    seen.push(raw);
+                    counted.push(member.key_id.clone());
+                }
+            }
+        }
+        counted
+    };
+    let counted = count_in(&governance.set, &signers);
+    let mut satisfied = counted.len() >= governance.set.threshold as usize;
+    let mut missing: Vec<String> = governance
+        .set
+        .signers
+        .iter()
+        .filter(|member| !state.has_signed(&member.key_id))
+        .map(|member| member.name.clone())
+        .collect();
+    let mut pending_requirement = None;
+    if let Some(next) = proposed_set(state)? {
+        // The next set's count proves its keys are held; the proposer's own signature proves
+        // that as well as any, so it counts here. Maker-checker applies to the set in force.
+        let mut all_signers: Vec<&str> = vec![state.proposer()];
+        all_signers.extend(state.cosignatures.iter().map(|c| c.key_id.as_str()));
+        let counted_next = count_in(&next, &all_signers);
+        let new_members: Vec<&str> = next
+            .signers
+            .iter()
+            .filter(|member| governance.set.by_key(&member.key.as_bytes()).is_none())
+            .map(|member| member.key_id.as_str())
+            .collect();
+        let unsigned_new: Vec<String> = next
+            .signers
+            .iter()
+            .filter(|member| {
+                new_members.contains(&member.key_id.as_str())
+                    && !state.cosignatures.iter().any(|c| c.key_id == member.key_id)
+            })
+            .map(|member| member.name.clone())
+            .collect();
+        let next_ok = counted_next.len() >= next.threshold as usize;
+        if !next_ok || !unsigned_new.is_empty() {
+            pending_requirement = Some(format!(
+                "signer set v{} needs {} of its {} signers ({} so far){}",
+                next.version,
+                next.threshold,
+                next.signers.len(),
+                counted_next.len(),
+                if unsigned_new.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " and a signature from each new key: {}",
+                        unsigned_new.join(", ")
+                    )
+                }
+            ));
+        }
+        satisfied = satisfied && next_ok && unsigned_new.is_empty();
+        for member in &next.signers {
+            if !state.has_signed(&member.key_id) && !missing.contains(&member.name) {
+                missing.push(member.name.clone());
+            }
+        }
+    }
+    Ok(Tally {
+        counted,
+        threshold: governance.set.threshold,
+        missing,
+        satisfied,
+        pending_requirement,
+    })
+}
+
+/// A pending proposal another motion's commit must expire: its id and stream version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRef {
+    pub proposal_id: String,
+}
+
+fn require_open(state: &ProposalState, now: DateTime<Utc>, action: &str) -> Result<(), Refusal> {
+    let status = state.effective_status(now);
+    if status == Status::Expired && state.status == Status::Pending {
+        return Err(Refusal::new(format!(
+            "cannot {action} proposal {}: it expired at {}; propose it again",
+            state.id, state.recorded.expires_at
+        )));
+    }
+    if status != Status::Pending {
+        return Err(Refusal::new(format!(
+            "cannot {action} proposal {}: it is {status}; {}",
+            state.id,
+            status.why_final()
+        )));
+    }
+    Ok(())
+}
+
+fn require_bound_to(governance: &Governance, state: &ProposalState) -> Result<(), Refusal> {
+    if state.recorded.signer_set_version != governance.set.version
+        || state.recorded.policy_hash != governance.policy_hash
+    {
+        return Err(Refusal::new(format!(
+            "proposal {} is bound to signer set v{} and policy v{}, no longer in force",
+            state.id, state.recorded.signer_set_version, state.recorded.policy_version
+        )));
+    }
+    Ok(())
+}
+
+/// The outcome of a co-signature: the events to append, and whether they commit.
+#[derive(Debug, Clone)]
+pub struct SignOutcome {
+    pub events: Vec<Event>,
+    pub committed: bool,
+    pub tally: Tally,
+}
+
+/// When `sign`: a `proposal.signed` event, plus the commit (and, for governance, the adoption
+/// and the expiry of `other_pending`) when the signature completes the threshold.
+pub fn decide_sign(
+    governance: &Governance,
+    state: &ProposalState,
+    signature: SignatureEnvelope,
+    now: DateTime<Utc>,
+    other_pending: &[PendingRef],
+) -> Result<SignOutcome, Refusal> {
+    require_open(state, now, "sign")?;
+    require_bound_to(governance, state)?;
+    let next_set = proposed_set(state)?;
+    let key_id = signature.key_id.clone();
+    let member = governance
+        .set
+        .by_key_id(&key_id)
+        .or_else(|| next_set.as_ref().and_then(|next| next.by_key_id(&key_id)))
+        .ok_or_else(|| {
+            Refusal::new(format!(
+                "{key_id} is not in signer set v{} ({}); only its signers may sign",
+                governance.set.version,
+                governance.set.names().join(", ")
+            ))
+        })?;
+    let name = member.name.clone();
+    if state.proposer() == key_id {
+        return Err(Refusal::new(format!(
+            "{name} proposed {} and has signed it already; {}",
+            state.id,
+            if governance.policy.approval.proposer_counts {
+                "that signature counts"
+            } else {
+                "maker-checker: the proposer's signature does not count, other signers must co-sign"
+            }
+        )));
+    }
+    if state.cosignatures.iter().any(|c| c.key_id == key_id) {
+        return Err(Refusal::new(format!(
+            "{name} has already signed proposal {}; a second signature is not counted",
+            state.id
+        )));
+    }
+    check_proposal_signature(
+        governance.ledger_id,
+        state.id,
+        state.recorded.signer_set_version,
+        &state.digest,
+        &signature,
+        &member.key,
+        cosign_purpose(state.recorded.kind),
+        None,
+    )?;
+    let mut after = state.clone();
+    after.cosignatures.push(CoSignature {
+        key_id: key_id.clone(),
+        recorded_at: format_timestamp(now),
+        seq: 0,
+    });
+    let tally = tally(governance, &after)?;
+    let mut events = vec![Event::ProposalSigned(ProposalSigned {
+        proposal_id: state.id.to_string(),
+        signature,
+    })];
+    if tally.satisfied {
+        events.push(Event::ProposalCommitted(ProposalCommitted {
+            proposal_id: state.id.to_string(),
+            counted_signers: tally.counted.clone(),
+            signer_set_version: governance.set.version,
+            threshold: governance.set.threshold,
+        }));
+        let reason = match state.recorded.kind {
+            ProposalKind::Roll => None,
+            ProposalKind::SignerSet => {
+                let next = next_set.expect("a set motion has a next set");
+                events.push(Event::SignerSetAdopted(SignerSetAdopted {
+                    motion_id: state.id.to_string(),
+                    signer_set_version: next.version,
+                    signer_set_json: state.recorded.body.clone(),
+                }));
+                Some("signer_set_changed")
+            }
+            ProposalKind::Policy => {
+                events.push(Event::PolicyAdopted(PolicyAdopted {
+                    motion_id: state.id.to_string(),
+                    policy_version: governance.policy_version + 1,
+                    policy_json: state.recorded.body.clone(),
+                    policy_hash: crate::crypto::hex::to_hex(
+                        &crate::crypto::canonical::policy_hash(&state.recorded.body),
+                    ),
+                }));
+                Some("policy_changed")
+            }
+        };
+        if let Some(reason) = reason {
+            for pending in other_pending
+                .iter()
+                .filter(|p| p.proposal_id != state.id.to_string())
+            {
+                events.push(Event::ProposalExpired(ProposalExpired {
+                    proposal_id: pending.proposal_id.clone(),
+                    reason: reason.into(),
+                }));
+            }
+        }
+    }
+    Ok(SignOutcome {
+        committed: tally.satisfied,
+        events,
+        tally,
+    })
+}
+
+/// When `reject`: any signer of the set in force vetoes a pending proposal, with a reason.
+pub fn decide_reject(
+    governance: &Governance,
+    state: &ProposalState,
+    signature: SignatureEnvelope,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    require_open(state, now, "reject")?;
+    if reason.trim().is_empty() || reason.len() > REASON_BYTES_MAX {
+        return Err(Refusal::new(format!(
+            "a veto needs a reason of 1 to {REASON_BYTES_MAX} bytes"
+        )));
+    }
+    let member = governance.set.by_key_id(&signature.key_id).ok_or_else(|| {
+        Refusal::new(format!(
+            "{} is not in signer set v{} ({}); only its signers may veto",
+            signature.key_id,
+            governance.set.version,
+            governance.set.names().join(", ")
+        ))
+    })?;
+    check_proposal_signature(
+        governance.ledger_id,
+        state.id,
+        state.recorded.signer_set_version,
+        &state.digest,
+        &signature,
+        &member.key,
+        Purpose::Veto,
+        Some(reason),
+    )?;
+    Ok(Event::ProposalRejected(ProposalRejected {
+        proposal_id: state.id.to_string(),
+        reason: reason.to_string(),
+        signature,
+    }))
+}
+
+/// When `withdraw`: only the proposer, only while pending.
+pub fn decide_withdraw(
+    governance: &Governance,
+    state: &ProposalState,
+    signature: SignatureEnvelope,
+    now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    require_open(state, now, "withdraw")?;
+    if signature.key_id != state.proposer() {
+        let proposer = governance
+            .set
+            .by_key_id(state.proposer())
+            .map(|m| m.name.clone())
+            .unwrap_or_else(|| state.proposer().to_string());
+        return Err(Refusal::new(format!(
+            "only the proposer ({proposer}) may withdraw proposal {}",
+            state.id
+        )));
+    }
+    // The proposer may have left the set since; the key that proposed still proves authorship.
+    let key = governance
+        .set
+        .by_key_id(&signature.key_id)
+        .map(|member| member.key.clone())
+        .ok_or_else(|| {
+            Refusal::new(format!(
+                "the proposer {} is no longer in the signer set in force",
+                signature.key_id
+            ))
+        })?;
+    check_proposal_signature(
+        governance.ledger_id,
+        state.id,
+        state.recorded.signer_set_version,
+        &state.digest,
+        &signature,
+        &key,
+        Purpose::Withdraw,
+        None,
+    )?;
+    Ok(Event::ProposalWithdrawn(ProposalWithdrawn {
+        proposal_id: state.id.to_string(),
+        signature,
+    }))
+}

@@ -1,0 +1,756 @@
+//! The approval state machine, given / when / then: given the governance and a proposal's
+//! events, when a command, then the events it decides or the refusal. Pure: no database.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use rollbook::crypto::canonical::{genesis_message, Purpose};
+use rollbook::crypto::hex::to_hex;
+use rollbook::crypto::keys::SecretKey;
+use rollbook::domain::approval::{
+    decide_propose, decide_reject, decide_sign, decide_withdraw, message_for, tally, PendingRef,
+    ProposalDraft, ProposalState, Status,
+};
+use rollbook::domain::envelope::{NewEvent, StoredEvent};
+use rollbook::domain::events::{
+    Event, LedgerCreated, SignatureEnvelope, SignerEntry, SignerSet, LEDGER_FORMAT,
+};
+use rollbook::domain::governance::{seal_signature, ActiveSet, Governance};
+use rollbook::sizing::{Policy, Proposal};
+use uuid::Uuid;
+
+const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap()
+}
+
+struct Desk {
+    ledger_id: Uuid,
+    keys: Vec<(String, SecretKey)>,
+    governance: Governance,
+}
+
+impl Desk {
+    fn key(&self, name: &str) -> &SecretKey {
+        &self
+            .keys
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no key {name}"))
+            .1
+    }
+}
+
+fn entry(name: &str, key: &SecretKey) -> SignerEntry {
+    SignerEntry {
+        name: name.into(),
+        role: None,
+        public_key: to_hex(&key.public().as_bytes()),
+        key_id: key.public().key_id().to_string(),
+    }
+}
+
+fn desk_with(names: &[&str], threshold: u32, policy: Policy) -> Desk {
+    let ledger_id = Uuid::now_v7();
+    let keys: Vec<(String, SecretKey)> = names
+        .iter()
+        .map(|n| (n.to_string(), SecretKey::generate().unwrap()))
+        .collect();
+    let set = SignerSet {
+        version: 1,
+        threshold,
+        signers: keys.iter().map(|(n, k)| entry(n, k)).collect(),
+    };
+    let set_json = serde_json::to_string(&set).unwrap();
+    let policy_json = policy.canonical_json();
+    let policy_hash = policy.hash_hex();
+    let creator = &keys[0].1;
+    let signature = seal_signature(
+        creator,
+        genesis_message(&ledger_id, &set_json, &policy_json, &policy_hash),
+    );
+    let genesis = LedgerCreated {
+        format: LEDGER_FORMAT.into(),
+        signer_set_json: set_json,
+        policy_version: 1,
+        policy_json,
+        policy_hash,
+        signature,
+    };
+    let governance = Governance::genesis(ledger_id, &genesis).expect("valid genesis");
+    Desk {
+        ledger_id,
+        keys,
+        governance,
+    }
+}
+
+/// 2 of 3, bob proposes, alice and carol co-sign: the methodology's desk.
+fn desk() -> Desk {
+    desk_with(&["alice", "bob", "carol"], 2, Policy::default())
+}
+
+/// The worked example moved to `now` (as_of ten minutes earlier) and sized to `contracts`.
+fn roll_body(contracts: u32, now: DateTime<Utc>) -> String {
+    let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
+    let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
+    proposal.shift_times(now - Duration::minutes(10) - as_of);
+    proposal.set_contracts_requested(contracts);
+    proposal.to_toml_string()
+}
+
+fn stored(desk: &Desk, seq: u64, version: u64, event: &Event, at: DateTime<Utc>) -> StoredEvent {
+    StoredEvent::seal(
+        desk.ledger_id,
+        seq,
+        version,
+        Uuid::now_v7(),
+        at,
+        [0; 32],
+        NewEvent {
+            stream_id: event.stream_id().to_string(),
+            event_type: event.event_type().into(),
+            schema_version: 1,
+            actor: None,
+            payload: event.to_payload(),
+        },
+    )
+}
+
+/// Given: `proposer` proposed a roll of `contracts` at t0.
+fn given_roll(desk: &Desk, proposer: &str, contracts: u32) -> ProposalState {
+    let (draft, _) = ProposalDraft::roll(
+        &desk.governance,
+        Uuid::now_v7(),
+        roll_body(contracts, t0()),
+        t0(),
+    )
+    .unwrap();
+    let signature = seal_signature(desk.key(proposer), draft.message());
+    let event = decide_propose(&desk.governance, &draft, signature).expect("proposal accepted");
+    let Event::ProposalRecorded(recorded) = &event else {
+        panic!("not a recording")
+    };
+    ProposalState::from_recorded(recorded.clone(), &stored(desk, 2, 1, &event, t0())).unwrap()
+}
+
+fn cosign(desk: &Desk, state: &ProposalState, signer: &str) -> SignatureEnvelope {
+    seal_signature(
+        desk.key(signer),
+        message_for(
+            desk.ledger_id,
+            state,
+            rollbook::domain::approval::cosign_purpose(state.recorded.kind),
+            None,
+        ),
+    )
+}
+
+/// When `signer` co-signs at `at`: apply the decided events to the state (as the store would).
+fn when_signed(
+    desk: &Desk,
+    state: &mut ProposalState,
+    signer: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<Event>, String> {
+    let outcome = decide_sign(
+        &desk.governance,
+        state,
+        cosign(desk, state, signer),
+        at,
+        &[],
+    )
+    .map_err(|r| r.to_string())?;
+    for event in &outcome.events {
+        let version = state.stream_version + 1;
+        state.evolve(event, &stored(desk, state.last_seq + 1, version, event, at));
+    }
+    Ok(outcome.events)
+}
+
+fn types(events: &[Event]) -> Vec<&'static str> {
+    events.iter().map(Event::event_type).collect()
+}
+
+fn assert_refused<T: std::fmt::Debug>(result: Result<T, impl ToString>, needle: &str) {
+    match result {
+        Ok(value) => panic!("expected a refusal mentioning {needle:?}, got {value:?}"),
+        Err(error) => {
+            let message = error.to_string();
+            assert!(
+                message.contains(needle),
+                "refusal {message:?} does not mention {needle:?}"
+            );
+        }
+    }
+}
+
+// ---- genesis and signer sets ----
+
+#[test]
+fn genesis_refuses_bad_sets_and_an_outside_creator() {
+    let alice = SecretKey::generate().unwrap();
+    let bob = SecretKey::generate().unwrap();
+    let check = |set: SignerSet| ActiveSet::validate(&set).map(|_| ());
+    assert_refused(
+        check(SignerSet {
+            version: 1,
+            threshold: 0,
+            signers: vec![entry("alice", &alice)],
+        }),
+        "threshold",
+    );
+    assert_refused(
+        check(SignerSet {
+            version: 1,
+            threshold: 2,
+            signers: vec![entry("alice", &alice)],
+        }),
+        "threshold",
+    );
+    assert_refused(
+        check(SignerSet {
+            version: 1,
+            threshold: 1,
+            signers: vec![],
+        }),
+        "1 to 32 signers",
+    );
+    assert_refused(
+        check(SignerSet {
+            version: 1,
+            threshold: 1,
+            signers: vec![entry("alice", &alice), entry("ALICE", &bob)],
+        }),
+        "duplicate signer name",
+    );
+    assert_refused(
+        check(SignerSet {
+            version: 1,
+            threshold: 1,
+            signers: vec![entry("alice", &alice), entry("bob", &alice)],
+        }),
+        "same public key",
+    );
+    let mut weak = entry("weak", &alice);
+    weak.public_key = format!("01{}", "00".repeat(31)); // the identity point: small order
+    assert_refused(
+        check(SignerSet {
+            version: 1,
+            threshold: 1,
+            signers: vec![weak],
+        }),
+        "weak",
+    );
+    let mut mismatched = entry("alice", &alice);
+    mismatched.key_id = bob.public().key_id().to_string();
+    assert_refused(
+        check(SignerSet {
+            version: 1,
+            threshold: 1,
+            signers: vec![mismatched],
+        }),
+        "does not match",
+    );
+    let full = ActiveSet::validate(&SignerSet {
+        version: 1,
+        threshold: 2,
+        signers: vec![entry("alice", &alice), entry("bob", &bob)],
+    })
+    .unwrap();
+    let warnings = full.threshold_warnings(false);
+    assert!(warnings[0].contains("one lost key freezes"), "{warnings:?}");
+    assert!(
+        warnings[1].contains("no proposal can commit"),
+        "{warnings:?}"
+    );
+    assert_eq!(full.threshold_warnings(true).len(), 1);
+
+    // A creator outside the set, and a genesis signature over another ledger, are refused.
+    let desk = desk();
+    let outsider = SecretKey::generate().unwrap();
+    let set_json = desk.governance.set_json.clone();
+    let policy = Policy::default();
+    let make = |ledger: Uuid, key: &SecretKey| LedgerCreated {
+        format: LEDGER_FORMAT.into(),
+        signer_set_json: set_json.clone(),
+        policy_version: 1,
+        policy_json: policy.canonical_json(),
+        policy_hash: policy.hash_hex(),
+        signature: seal_signature(
+            key,
+            genesis_message(
+                &ledger,
+                &set_json,
+                &policy.canonical_json(),
+                &policy.hash_hex(),
+            ),
+        ),
+    };
+    assert_refused(
+        Governance::genesis(desk.ledger_id, &make(desk.ledger_id, &outsider)),
+        "must be in its signer set",
+    );
+    assert_refused(
+        Governance::genesis(desk.ledger_id, &make(Uuid::now_v7(), desk.key("bob"))),
+        "different ledger",
+    );
+}
+
+// ---- propose ----
+
+#[test]
+fn a_signer_proposes_and_the_proposal_is_pending() {
+    let desk = desk();
+    let state = given_roll(&desk, "bob", 9);
+    assert_eq!(state.status, Status::Pending);
+    assert_eq!(state.recorded.verdict.as_deref(), Some("pass"));
+    assert_eq!(
+        state.expires_at - state.created_at,
+        Duration::seconds(14_400)
+    );
+}
+
+#[test]
+fn a_failing_roll_is_recorded_as_failed_and_can_never_be_signed() {
+    let desk = desk();
+    let mut state = given_roll(&desk, "bob", 12);
+    assert_eq!(state.status, Status::Failed);
+    assert_eq!(state.recorded.verdict.as_deref(), Some("fail"));
+    assert_refused(
+        when_signed(&desk, &mut state, "alice", t0()),
+        "failed its guardrails",
+    );
+    let veto = seal_signature(
+        desk.key("alice"),
+        message_for(desk.ledger_id, &state, Purpose::Veto, Some("no")),
+    );
+    assert_refused(
+        decide_reject(&desk.governance, &state, veto, "no", t0()),
+        "is failed",
+    );
+}
+
+#[test]
+fn an_outsider_cannot_propose_and_forged_proposals_are_refused() {
+    let desk = desk();
+    let (draft, _) =
+        ProposalDraft::roll(&desk.governance, Uuid::now_v7(), roll_body(9, t0()), t0()).unwrap();
+    let outsider = SecretKey::generate().unwrap();
+    assert_refused(
+        decide_propose(
+            &desk.governance,
+            &draft,
+            seal_signature(&outsider, draft.message()),
+        ),
+        "not in signer set v1",
+    );
+    // Bob's key id on a message signed by alice.
+    let mut forged = seal_signature(desk.key("alice"), draft.message());
+    forged.key_id = desk.key("bob").public().key_id().to_string();
+    assert_refused(
+        decide_propose(&desk.governance, &draft, forged),
+        "does not verify",
+    );
+    // A report that does not match the proposal.
+    let mut doctored = draft.clone();
+    doctored.report_json = Some(
+        doctored
+            .report_json
+            .unwrap()
+            .replace("\"contracts_max\":9", "\"contracts_max\":90"),
+    );
+    assert_refused(
+        decide_propose(
+            &desk.governance,
+            &doctored,
+            seal_signature(desk.key("bob"), doctored.message()),
+        ),
+        "differs from a fresh evaluation",
+    );
+    // A signature for a different draft (other proposal id) does not carry over.
+    let mut other = draft.clone();
+    other.proposal_id = Uuid::now_v7();
+    assert_refused(
+        decide_propose(
+            &desk.governance,
+            &other,
+            seal_signature(desk.key("bob"), draft.message()),
+        ),
+        "presented a signature for proposal",
+    );
+}
+
+// ---- sign and commit ----
+
+#[test]
+fn two_of_three_commit_when_the_second_co_signer_signs() {
+    let desk = desk();
+    let mut state = given_roll(&desk, "bob", 9);
+    let first = when_signed(&desk, &mut state, "alice", t0() + Duration::minutes(5)).unwrap();
+    assert_eq!(types(&first), vec!["proposal.signed"]);
+    let tally_now = tally(&desk.governance, &state).unwrap();
+    assert_eq!((tally_now.counted.len(), tally_now.satisfied), (1, false));
+    assert_eq!(tally_now.missing, vec!["carol"]);
+    let second = when_signed(&desk, &mut state, "carol", t0() + Duration::minutes(6)).unwrap();
+    assert_eq!(
+        types(&second),
+        vec!["proposal.signed", "proposal.committed"]
+    );
+    let Event::ProposalCommitted(commit) = &second[1] else {
+        unreachable!()
+    };
+    assert_eq!(
+        commit.counted_signers,
+        vec![
+            desk.key("alice").public().key_id().to_string(),
+            desk.key("carol").public().key_id().to_string()
+        ]
+    );
+    assert_eq!(state.status, Status::Committed);
+    assert_refused(
+        when_signed(&desk, &mut state, "carol", t0()),
+        "already committed",
+    );
+}
+
+#[test]
+fn the_proposer_does_not_count_unless_the_policy_says_so() {
+    let desk = desk();
+    let mut state = given_roll(&desk, "bob", 9);
+    assert_refused(when_signed(&desk, &mut state, "bob", t0()), "maker-checker");
+    let mut policy = Policy::default();
+    policy.approval.proposer_counts = true;
+    let lenient = desk_with(&["alice", "bob", "carol"], 2, policy);
+    let mut state = given_roll(&lenient, "bob", 9);
+    let events = when_signed(&lenient, &mut state, "alice", t0()).unwrap();
+    assert_eq!(
+        types(&events),
+        vec!["proposal.signed", "proposal.committed"],
+        "bob + alice make 2"
+    );
+}
+
+#[test]
+fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
+    let desk = desk();
+    let mut state = given_roll(&desk, "bob", 9);
+    let outsider = SecretKey::generate().unwrap();
+    let signature = seal_signature(
+        &outsider,
+        message_for(desk.ledger_id, &state, Purpose::Cosign, None),
+    );
+    assert_refused(
+        decide_sign(&desk.governance, &state, signature, t0(), &[]),
+        "not in signer set v1",
+    );
+    when_signed(&desk, &mut state, "alice", t0()).unwrap();
+    assert_refused(
+        when_signed(&desk, &mut state, "alice", t0()),
+        "already signed",
+    );
+    assert_eq!(tally(&desk.governance, &state).unwrap().counted.len(), 1);
+
+    // Replays: alice's co-signature from another proposal, another ledger, another set version,
+    // another purpose: each fails for carol's proposal.
+    let other = given_roll(&desk, "bob", 8);
+    let carol = desk.key("carol");
+    let for_other = seal_signature(
+        carol,
+        message_for(desk.ledger_id, &other, Purpose::Cosign, None),
+    );
+    assert_refused(
+        decide_sign(&desk.governance, &state, for_other, t0(), &[]),
+        "for proposal",
+    );
+    let foreign_ledger = seal_signature(
+        carol,
+        message_for(Uuid::now_v7(), &state, Purpose::Cosign, None),
+    );
+    assert_refused(
+        decide_sign(&desk.governance, &state, foreign_ledger, t0(), &[]),
+        "for ledger",
+    );
+    let wrong_version = seal_signature(
+        carol,
+        rollbook::crypto::canonical::signed_message(
+            Purpose::Cosign,
+            &desk.ledger_id,
+            &state.id,
+            2,
+            &state.digest,
+            None,
+        ),
+    );
+    assert_refused(
+        decide_sign(&desk.governance, &state, wrong_version, t0(), &[]),
+        "signer set v2",
+    );
+    let wrong_purpose = seal_signature(
+        carol,
+        message_for(desk.ledger_id, &state, Purpose::Withdraw, None),
+    );
+    assert_refused(
+        decide_sign(&desk.governance, &state, wrong_purpose, t0(), &[]),
+        "withdraw signature",
+    );
+}
+
+#[test]
+fn a_malleated_signature_is_refused() {
+    let desk = desk();
+    let state = given_roll(&desk, "bob", 9);
+    let mut signature = cosign(&desk, &state, "alice");
+    // S + L: the same point equation holds for the non-canonical scalar; verify_strict refuses it.
+    let mut bytes = rollbook::crypto::hex::from_hex(&signature.signature).unwrap();
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let sum = bytes[32 + i] as u16 + L[i] as u16 + carry;
+        bytes[32 + i] = sum as u8;
+        carry = sum >> 8;
+    }
+    signature.signature = to_hex(&bytes);
+    assert_refused(
+        decide_sign(&desk.governance, &state, signature, t0(), &[]),
+        "does not verify",
+    );
+}
+
+// ---- expiry, veto, withdrawal ----
+
+#[test]
+fn nothing_can_be_done_to_an_expired_proposal() {
+    let desk = desk();
+    let mut state = given_roll(&desk, "bob", 9);
+    let late = state.expires_at + Duration::seconds(1);
+    assert_eq!(state.effective_status(late), Status::Expired);
+    assert_eq!(
+        state.effective_status(state.expires_at),
+        Status::Pending,
+        "expiry is exclusive of its instant"
+    );
+    assert_refused(when_signed(&desk, &mut state, "alice", late), "expired");
+    let veto = seal_signature(
+        desk.key("alice"),
+        message_for(desk.ledger_id, &state, Purpose::Veto, Some("late")),
+    );
+    assert_refused(
+        decide_reject(&desk.governance, &state, veto, "late", late),
+        "expired",
+    );
+    let withdrawal = seal_signature(
+        desk.key("bob"),
+        message_for(desk.ledger_id, &state, Purpose::Withdraw, None),
+    );
+    assert_refused(
+        decide_withdraw(&desk.governance, &state, withdrawal, late),
+        "expired",
+    );
+}
+
+#[test]
+fn any_signer_can_veto_with_a_reason_and_a_veto_is_final() {
+    let desk = desk();
+    let mut state = given_roll(&desk, "bob", 9);
+    let reason = "quotes are stale";
+    let veto = seal_signature(
+        desk.key("carol"),
+        message_for(desk.ledger_id, &state, Purpose::Veto, Some(reason)),
+    );
+    assert_refused(
+        decide_reject(
+            &desk.governance,
+            &state,
+            veto.clone(),
+            "another reason",
+            t0(),
+        ),
+        "different reason",
+    );
+    assert_refused(
+        decide_reject(&desk.governance, &state, veto.clone(), " ", t0()),
+        "needs a reason",
+    );
+    let event = decide_reject(&desk.governance, &state, veto, reason, t0()).unwrap();
+    state.evolve(&event, &stored(&desk, 3, 2, &event, t0()));
+    assert_eq!(state.status, Status::Rejected);
+    assert_refused(when_signed(&desk, &mut state, "alice", t0()), "vetoed");
+    let outsider = SecretKey::generate().unwrap();
+    let fresh = given_roll(&desk, "bob", 9);
+    let veto = seal_signature(
+        &outsider,
+        message_for(desk.ledger_id, &fresh, Purpose::Veto, Some("x")),
+    );
+    assert_refused(
+        decide_reject(&desk.governance, &fresh, veto, "x", t0()),
+        "only its signers may veto",
+    );
+}
+
+#[test]
+fn only_the_proposer_can_withdraw() {
+    let desk = desk();
+    let mut state = given_roll(&desk, "bob", 9);
+    let by_alice = seal_signature(
+        desk.key("alice"),
+        message_for(desk.ledger_id, &state, Purpose::Withdraw, None),
+    );
+    assert_refused(
+        decide_withdraw(&desk.governance, &state, by_alice, t0()),
+        "only the proposer (bob)",
+    );
+    let by_bob = seal_signature(
+        desk.key("bob"),
+        message_for(desk.ledger_id, &state, Purpose::Withdraw, None),
+    );
+    let event = decide_withdraw(&desk.governance, &state, by_bob, t0()).unwrap();
+    state.evolve(&event, &stored(&desk, 3, 2, &event, t0()));
+    assert_eq!(state.status, Status::Withdrawn);
+    assert_refused(when_signed(&desk, &mut state, "alice", t0()), "withdrew");
+}
+
+// ---- governance ----
+
+fn given_motion(desk: &Desk, proposer: &str, draft: ProposalDraft) -> ProposalState {
+    let event = decide_propose(
+        &desk.governance,
+        &draft,
+        seal_signature(desk.key(proposer), draft.message()),
+    )
+    .expect("motion accepted");
+    let Event::ProposalRecorded(recorded) = &event else {
+        panic!()
+    };
+    ProposalState::from_recorded(recorded.clone(), &stored(desk, 2, 1, &event, t0())).unwrap()
+}
+
+#[test]
+fn adding_a_signer_needs_both_sets_and_the_new_key_and_expires_pending_rolls() {
+    let mut desk = desk();
+    desk.keys
+        .push(("dave".into(), SecretKey::generate().unwrap()));
+    let dave = desk.key("dave");
+    let mut next = desk.governance.set.to_signer_set();
+    next.version = 2;
+    next.threshold = 3;
+    next.signers.push(entry("dave", dave));
+    let next = ActiveSet::validate(&next).unwrap();
+    let mut motion = given_motion(
+        &desk,
+        "bob",
+        ProposalDraft::signer_set(&desk.governance, Uuid::now_v7(), &next, t0()),
+    );
+    let pending = given_roll(&desk, "bob", 9);
+    // alice and carol: K of the old set, but v2 needs 3 of 4 and dave's own signature.
+    when_signed(&desk, &mut motion, "alice", t0()).unwrap();
+    let partial = tally(&desk.governance, &motion).unwrap();
+    assert!(!partial.satisfied);
+    when_signed(&desk, &mut motion, "carol", t0()).unwrap();
+    let still = tally(&desk.governance, &motion).unwrap();
+    assert!(!still.satisfied, "the new key has not signed");
+    assert!(still.pending_requirement.unwrap().contains("dave"));
+    let signature = cosign(&desk, &motion, "dave");
+    let outcome = decide_sign(
+        &desk.governance,
+        &motion,
+        signature,
+        t0(),
+        &[PendingRef {
+            proposal_id: pending.id.to_string(),
+        }],
+    )
+    .unwrap();
+    assert_eq!(
+        types(&outcome.events),
+        vec![
+            "proposal.signed",
+            "proposal.committed",
+            "ledger.signer_set_adopted",
+            "proposal.expired"
+        ]
+    );
+    // The adoption moves the governance; the old proposal can no longer be signed.
+    desk.governance.apply(&outcome.events[2]).unwrap();
+    assert_eq!(
+        (desk.governance.set.version, desk.governance.set.threshold),
+        (2, 3)
+    );
+    let mut old = pending.clone();
+    assert_refused(
+        when_signed(&desk, &mut old, "alice", t0()),
+        "no longer in force",
+    );
+}
+
+#[test]
+fn a_removed_signer_can_no_longer_sign() {
+    let mut desk = desk();
+    let mut next = desk.governance.set.to_signer_set();
+    next.version = 2;
+    next.threshold = 1;
+    next.signers.retain(|s| s.name != "carol");
+    let next = ActiveSet::validate(&next).unwrap();
+    let mut motion = given_motion(
+        &desk,
+        "alice",
+        ProposalDraft::signer_set(&desk.governance, Uuid::now_v7(), &next, t0()),
+    );
+    when_signed(&desk, &mut motion, "bob", t0()).unwrap();
+    let events = when_signed(&desk, &mut motion, "carol", t0()).unwrap();
+    assert_eq!(
+        types(&events)[1..3],
+        ["proposal.committed", "ledger.signer_set_adopted"]
+    );
+    desk.governance.apply(&events[2]).unwrap();
+    let mut state = given_roll(&desk, "bob", 9);
+    assert_refused(
+        when_signed(&desk, &mut state, "carol", t0()),
+        "not in signer set v2",
+    );
+    when_signed(&desk, &mut state, "alice", t0()).unwrap();
+    assert_eq!(
+        state.status,
+        Status::Committed,
+        "1 of the remaining 2, not the proposer"
+    );
+}
+
+#[test]
+fn a_policy_motion_commits_with_k_signatures_and_changes_the_policy() {
+    let mut desk = desk();
+    let mut next = Policy::default();
+    next.approval.proposal_ttl_seconds = 3600;
+    let mut motion = given_motion(
+        &desk,
+        "alice",
+        ProposalDraft::policy(&desk.governance, Uuid::now_v7(), &next, t0()),
+    );
+    when_signed(&desk, &mut motion, "bob", t0()).unwrap();
+    let events = when_signed(&desk, &mut motion, "carol", t0()).unwrap();
+    assert_eq!(
+        types(&events),
+        vec![
+            "proposal.signed",
+            "proposal.committed",
+            "ledger.policy_adopted"
+        ]
+    );
+    desk.governance.apply(&events[2]).unwrap();
+    assert_eq!(desk.governance.policy_version, 2);
+    assert_eq!(desk.governance.policy_hash, next.hash_hex());
+    let state = given_roll(&desk, "bob", 9);
+    assert_eq!(state.expires_at - state.created_at, Duration::seconds(3600));
+    // The same policy again is refused.
+    let same = ProposalDraft::policy(&desk.governance, Uuid::now_v7(), &next, t0());
+    assert_refused(
+        decide_propose(
+            &desk.governance,
+            &same,
+            seal_signature(desk.key("alice"), same.message()),
+        ),
+        "identical",
+    );
+}
