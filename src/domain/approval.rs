@@ -399,14 +399,30 @@ pub fn proposed_set(state: &ProposalState) -> Result<Option<ActiveSet>, Refusal>
     }
 }
 
-/// Checks a signature envelope on a proposal: the key is `signer`'s, the signature is strict-
+/// What a signature on a proposal must bind besides its purpose.
+struct Binding<'a> {
+    ledger_id: Uuid,
+    proposal_id: Uuid,
+    set_version: u64,
+    digest: &'a [u8; 32],
+}
+
+impl<'a> Binding<'a> {
+    fn of(ledger_id: Uuid, state: &'a ProposalState) -> Self {
+        Binding {
+            ledger_id,
+            proposal_id: state.id,
+            set_version: state.recorded.signer_set_version,
+            digest: &state.digest,
+        }
+    }
+}
+
+/// Checks a signature envelope on a proposal: the key is the signer's, the signature is strict-
 /// valid over the stored message, and the message binds this ledger, proposal, set version,
 /// subject digest, purpose (and veto reason).
 fn check_proposal_signature(
-    ledger_id: Uuid,
-    state_id: Uuid,
-    set_version: u64,
-    digest: &[u8; 32],
+    binding: &Binding<'_>,
     envelope: &SignatureEnvelope,
     key: &crate::crypto::keys::PublicKey,
     purpose: Purpose,
@@ -414,6 +430,12 @@ fn check_proposal_signature(
 ) -> Result<(), Refusal> {
     let message = verify_envelope(envelope, key)?;
     let decoded = decode(&message)?;
+    let (ledger_id, state_id, set_version, digest) = (
+        binding.ledger_id,
+        binding.proposal_id,
+        binding.set_version,
+        binding.digest,
+    );
     let what = if decoded.purpose != purpose {
         Some(format!(
             "a {} signature, not a {} signature",
@@ -501,10 +523,12 @@ pub fn check_recorded(governance: &Governance, recorded: &ProposalRecorded) -> R
             ))
         })?;
     check_proposal_signature(
-        governance.ledger_id,
-        draft.proposal_id,
-        draft.signer_set_version,
-        &digest,
+        &Binding {
+            ledger_id: governance.ledger_id,
+            proposal_id: draft.proposal_id,
+            set_version: draft.signer_set_version,
+            digest: &digest,
+        },
         &recorded.signature,
         &proposer.key,
         Purpose::Propose,
@@ -795,10 +819,7 @@ pub fn decide_sign(
         )));
     }
     check_proposal_signature(
-        governance.ledger_id,
-        state.id,
-        state.recorded.signer_set_version,
-        &state.digest,
+        &Binding::of(governance.ledger_id, state),
         &signature,
         &member.key,
         cosign_purpose(state.recorded.kind),
@@ -887,10 +908,7 @@ pub fn decide_reject(
         ))
     })?;
     check_proposal_signature(
-        governance.ledger_id,
-        state.id,
-        state.recorded.signer_set_version,
-        &state.digest,
+        &Binding::of(governance.ledger_id, state),
         &signature,
         &member.key,
         Purpose::Veto,
@@ -926,7 +944,7 @@ pub fn decide_withdraw(
     let key = governance
         .set
         .by_key_id(&signature.key_id)
-        .map(|member| member.key.clone())
+        .map(|member| member.key)
         .ok_or_else(|| {
             Refusal::new(format!(
                 "the proposer {} is no longer in the signer set in force",
@@ -934,10 +952,7 @@ pub fn decide_withdraw(
             ))
         })?;
     check_proposal_signature(
-        governance.ledger_id,
-        state.id,
-        state.recorded.signer_set_version,
-        &state.digest,
+        &Binding::of(governance.ledger_id, state),
         &signature,
         &key,
         Purpose::Withdraw,
