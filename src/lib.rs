@@ -6,5 +6,6 @@ pub mod audit;
 pub mod cli;
 pub mod crypto;
 pub mod domain;
+pub mod service;
 pub mod sizing;
 pub mod store;

@@ -1,28 +1,82 @@
-//! `rollbook demo`. Until the approval commands land, the demo exercises the ledger core:
-//! it creates a ledger, appends events in separate transactions, and verifies the chain.
+//! `rollbook demo`: the whole story on a fresh ledger, with the demo keys of `keys-example/`.
 
+use std::path::{Path, PathBuf};
+
+use chrono::{Duration, TimeZone, Utc};
 use clap::Args;
-use uuid::Uuid;
 
-use super::{CliError, CliResult, EXIT_OK};
+use super::proposals::service_error;
+use super::views::summary;
+use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::audit::verify_live_chain;
-use crate::domain::envelope::NewEvent;
-use crate::store::{ExpectedVersion, Store};
+use crate::crypto::keys::{PublicKey, SecretKey};
+use crate::domain::approval::Status;
+use crate::domain::events::{SignerEntry, SignerSet};
+use crate::domain::governance::ActiveSet;
+use crate::service::{self, Ledger};
+use crate::sizing::{Policy, Proposal};
+use crate::store::Store;
 
 #[derive(Debug, Args)]
-pub struct DemoArgs {}
-
-fn note(stream: &str, event_type: &str, text: &str) -> NewEvent {
-    NewEvent {
-        stream_id: stream.to_string(),
-        event_type: event_type.to_string(),
-        schema_version: 1,
-        actor: None,
-        payload: serde_json::to_vec(&serde_json::json!({ "note": text })).expect("plain JSON"),
-    }
+pub struct DemoArgs {
+    /// Directory of the demo keys, signers and proposal (default: keys-example; the copies
+    /// built into the binary are used when it does not exist).
+    #[arg(long, default_value = "keys-example")]
+    pub keys: PathBuf,
 }
 
-pub async fn run(db: &str, _args: &DemoArgs) -> CliResult {
+/// The demo material, built in so the demo also runs outside the source tree.
+const EMBEDDED: [(&str, &str); 8] = [
+    ("alice.key", include_str!("../../keys-example/alice.key")),
+    ("bob.key", include_str!("../../keys-example/bob.key")),
+    ("carol.key", include_str!("../../keys-example/carol.key")),
+    (
+        "alice.key.pub",
+        include_str!("../../keys-example/alice.key.pub"),
+    ),
+    (
+        "bob.key.pub",
+        include_str!("../../keys-example/bob.key.pub"),
+    ),
+    (
+        "carol.key.pub",
+        include_str!("../../keys-example/carol.key.pub"),
+    ),
+    (
+        "policy.toml",
+        include_str!("../../keys-example/policy.toml"),
+    ),
+    (
+        "proposal.toml",
+        include_str!("../../keys-example/proposal.toml"),
+    ),
+];
+
+fn material(dir: &Path, name: &str) -> Result<String, CliError> {
+    if dir.is_dir() {
+        return std::fs::read_to_string(dir.join(name)).map_err(|error| {
+            CliError::bad_input(format!("cannot read {}: {error}", dir.join(name).display()))
+        });
+    }
+    Ok(EMBEDDED
+        .iter()
+        .find(|(file, _)| *file == name)
+        .expect("embedded demo file")
+        .1
+        .to_string())
+}
+
+fn demo_key(dir: &Path, name: &str) -> Result<SecretKey, CliError> {
+    SecretKey::parse(&material(dir, &format!("{name}.key"))?)
+        .map_err(|e| CliError::bad_input(format!("demo key {name}: {e}")))
+}
+
+fn step(text: &str) {
+    println!("\n== {text}");
+}
+
+pub async fn run(db: &str, args: &DemoArgs) -> CliResult {
+    let dir = args.keys.as_path();
     let store = Store::open(db).await?;
     if !store.ledger_ids().await?.is_empty() {
         return Err(CliError::refused(format!(
@@ -30,85 +84,154 @@ pub async fn run(db: &str, _args: &DemoArgs) -> CliResult {
             crate::store::redact_url(db)
         )));
     }
-    let ledger_id = Uuid::now_v7();
     println!(
         "rollbook demo on {} ({})",
         crate::store::redact_url(db),
         store.backend_name()
     );
     println!(
-        "note: the approval flow is not built yet; this demo exercises the ledger core only.\n"
-    );
-    let genesis = store
-        .append(
-            ledger_id,
-            true,
-            &[("ledger".to_string(), ExpectedVersion::NoStream)],
-            vec![note("ledger", "demo.started", "demo ledger")],
-            chrono::Utc::now(),
-        )
-        .await?;
-    println!("created ledger {ledger_id} (seq {})", genesis[0].seq);
-    let stream = Uuid::now_v7().to_string();
-    let steps = [
-        "proposed",
-        "co-signed by alice",
-        "co-signed by carol",
-        "committed",
-    ];
-    for (index, step) in steps.iter().enumerate() {
-        let expected = if index == 0 {
-            ExpectedVersion::NoStream
+        "keys: {} (DEMO ONLY: published keys, never for real use)",
+        if dir.is_dir() {
+            dir.display().to_string()
         } else {
-            ExpectedVersion::Exact(index as u64)
-        };
-        let written = store
-            .append(
-                ledger_id,
-                false,
-                &[(stream.clone(), expected)],
-                vec![note(&stream, "demo.step", step)],
-                chrono::Utc::now(),
-            )
-            .await?;
-        println!(
-            "seq {:>2}  stream {}  v{}  {}",
-            written[0].seq,
-            &stream[..8],
-            written[0].stream_version,
-            step
-        );
+            "built-in copies of keys-example/".into()
+        }
+    );
+
+    let (alice, bob, carol) = (
+        demo_key(dir, "alice")?,
+        demo_key(dir, "bob")?,
+        demo_key(dir, "carol")?,
+    );
+    let roles = [
+        ("alice", "risk officer"),
+        ("bob", "trader"),
+        ("carol", "portfolio manager"),
+    ];
+    let mut signers = Vec::new();
+    for (name, role) in roles {
+        let public = PublicKey::parse(&material(dir, &format!("{name}.key.pub"))?)
+            .map_err(|e| CliError::bad_input(format!("demo key {name}.key.pub: {e}")))?;
+        signers.push(SignerEntry {
+            name: name.into(),
+            role: Some(role.into()),
+            public_key: crate::crypto::hex::to_hex(&public.as_bytes()),
+            key_id: public.key_id().to_string(),
+        });
     }
-    let stale = store
-        .append(
-            ledger_id,
-            false,
-            &[(stream.clone(), ExpectedVersion::Exact(1))],
-            vec![note(&stream, "demo.step", "late")],
-            chrono::Utc::now(),
-        )
-        .await;
-    match stale {
-        Err(error) => println!("\na stale writer is refused: {error}"),
+    let set = ActiveSet::validate(&SignerSet {
+        version: 1,
+        threshold: 2,
+        signers,
+    })
+    .map_err(|refusal| CliError::bad_input(refusal.to_string()))?;
+    let policy = Policy::from_toml_str(&material(dir, "policy.toml")?)
+        .map_err(|e| CliError::bad_input(format!("policy.toml: {e}")))?;
+
+    step("init: a 2-of-3 ledger (alice, bob, carol), the default policy, created by alice");
+    let (ledger_id, governance) = service::init(&store, &set, &policy, &alice, Utc::now())
+        .await
+        .map_err(service_error)?;
+    println!("ledger {ledger_id}, policy {}", governance.policy_hash);
+    let ledger = Ledger { store, ledger_id };
+
+    // The worked example dates from May 2026; move it so its snapshot is ten minutes old.
+    let mut proposal = Proposal::from_toml_str(&material(dir, "proposal.toml")?)
+        .map_err(|e| CliError::bad_input(format!("proposal.toml: {e}")))?;
+    let as_of = Utc
+        .with_ymd_and_hms(2026, 5, 7, 14, 30, 0)
+        .single()
+        .expect("valid date");
+    proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
+
+    step("bob proposes the example as written: 12 contracts");
+    let (failed, report) = ledger
+        .propose_roll(proposal.to_toml_string(), &bob, Utc::now())
+        .await
+        .map_err(service_error)?;
+    println!(
+        "proposal {} [{}]: verdict {}, failed checks: {}",
+        failed.id,
+        failed.status,
+        report.verdict.as_str(),
+        report.failed_check_ids().join(", ")
+    );
+    println!("the attempt is recorded and can never be signed; the largest size that passes: {} contracts", report.contracts_max);
+
+    step(&format!("bob proposes {} contracts", report.contracts_max));
+    proposal.set_contracts_requested(report.contracts_max);
+    let (pending, report) = ledger
+        .propose_roll(proposal.to_toml_string(), &bob, Utc::now())
+        .await
+        .map_err(service_error)?;
+    println!(
+        "proposal {} [{}]: verdict {}",
+        pending.id,
+        pending.status,
+        report.verdict.as_str()
+    );
+    println!("  {}", summary(&pending));
+
+    step("mallory, who is not a signer, tries to co-sign");
+    let mallory =
+        SecretKey::generate().map_err(|e| CliError::new(super::EXIT_IO, e.to_string()))?;
+    match ledger.sign(pending.id, &mallory, Utc::now()).await {
+        Err(error) => println!("refused: {error}"),
         Ok(_) => {
             return Err(CliError::new(
-                super::EXIT_CHECK_FAILED,
-                "a stale append was accepted",
+                EXIT_CHECK_FAILED,
+                "an outsider's signature was accepted",
             ))
         }
     }
-    let summary = verify_live_chain(&store, ledger_id)
+
+    step("alice co-signs");
+    let first = ledger
+        .sign(pending.id, &alice, Utc::now())
+        .await
+        .map_err(service_error)?;
+    println!(
+        "{} of {} counted; may still sign: {}",
+        first.tally.counted.len(),
+        first.tally.threshold,
+        first.tally.missing.join(", ")
+    );
+
+    step("carol co-signs");
+    let second = ledger
+        .sign(pending.id, &carol, Utc::now())
+        .await
+        .map_err(service_error)?;
+    let state = ledger.proposal(pending.id).await.map_err(service_error)?;
+    println!(
+        "{} of {} counted: {}",
+        second.tally.counted.len(),
+        second.tally.threshold,
+        state.status
+    );
+    if state.status != Status::Committed {
+        return Err(CliError::new(
+            EXIT_CHECK_FAILED,
+            "the demo proposal did not commit",
+        ));
+    }
+
+    step("verify the live ledger");
+    let summary = verify_live_chain(&ledger.store, ledger_id)
         .await
         .map_err(|error| {
-            CliError::new(
-                super::EXIT_CHECK_FAILED,
-                format!("verification failed: {error}"),
-            )
+            CliError::new(EXIT_CHECK_FAILED, format!("verification failed: {error}"))
         })?;
     println!(
-        "\nverify: {} events, chain valid, head {}",
+        "{} events, hash chain valid, head {}",
         summary.events, summary.head_hash
     );
-    store.close().await;
+    println!(
+        "\nnext: `rollbook --db {} list` and `rollbook --db {} show {}`",
+        crate::store::redact_url(db),
+        crate::store::redact_url(db),
+        pending.id
+    );
+    ledger.store.close().await;
     Ok(EXIT_OK)
 }

@@ -7,7 +7,11 @@
 
 mod demo;
 pub(crate) mod evaluate;
+mod governance;
+mod keys;
 mod ledger;
+mod proposals;
+mod views;
 
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
@@ -49,6 +53,52 @@ pub enum Command {
         after_help = "Example:\n  rollbook evaluate keys-example/proposal.toml --now 2026-05-07T14:40:00Z --json\n\nExit 0 for a pass verdict, 1 for fail (the report is still printed), 2 for bad input (nothing on stdout)."
     )]
     Evaluate(evaluate::EvaluateArgs),
+    /// Generate an ed25519 key pair: PATH (PKCS#8 PEM, mode 0600) and PATH.pub (OpenSSH line).
+    #[command(
+        after_help = "Example:\n  rollbook keygen --out ~/.rollbook/alice.key --name alice\n\nPrints the key id (SHA256:..., as `ssh-keygen -lf` shows it)."
+    )]
+    Keygen(keys::KeygenArgs),
+    /// Create the ledger: signer set, threshold, policy, signed by a signer.
+    #[command(
+        after_help = "Example:\n  rollbook init --signers keys-example/signers.toml --policy keys-example/policy.toml --key keys-example/alice.key"
+    )]
+    Init(proposals::InitArgs),
+    /// Evaluate and record a roll proposal, signed by its proposer.
+    #[command(
+        after_help = "Example:\n  rollbook propose keys-example/proposal.toml --key keys-example/bob.key --json\n\nA failing proposal is recorded as failed (exit 1) and tells the largest size that would pass."
+    )]
+    Propose(proposals::ProposeArgs),
+    /// Co-sign a pending proposal or motion; commits when K distinct signers have signed.
+    #[command(
+        after_help = "Examples:\n  rollbook sign 01a2... --key alice.key\n  rollbook sign 01a2... --key alice.key --offline --request req.json --out alice.sig.json"
+    )]
+    Sign(proposals::SignArgs),
+    /// Veto a pending proposal or motion (any signer); the reason is signed and recorded.
+    #[command(
+        after_help = "Example:\n  rollbook reject 01a2... --key carol.key --reason \"quotes are stale\""
+    )]
+    Reject(proposals::RejectArgs),
+    /// Withdraw your own pending proposal.
+    #[command(after_help = "Example:\n  rollbook withdraw 01a2... --key bob.key")]
+    Withdraw(proposals::WithdrawArgs),
+    /// The pending proposals your key may still sign, oldest first.
+    #[command(after_help = "Example:\n  rollbook inbox --key alice.key --json")]
+    Inbox(proposals::InboxArgs),
+    /// One proposal: content, report, signatures, status, who is missing.
+    #[command(after_help = "Example:\n  rollbook show 01a2... --json")]
+    Show(proposals::ShowArgs),
+    /// All proposals, oldest first.
+    #[command(after_help = "Example:\n  rollbook list --status pending --json")]
+    List(proposals::ListArgs),
+    /// Write a request file for signing a proposal on a machine without the database.
+    #[command(after_help = "Example:\n  rollbook request 01a2... --out req.json")]
+    Request(proposals::RequestArgs),
+    /// Record a signature file made with `sign --offline` (same checks as `sign`).
+    #[command(after_help = "Example:\n  rollbook attach alice.sig.json")]
+    Attach(proposals::AttachArgs),
+    /// Governance motions: the next signer set or policy; and what is in force.
+    #[command(after_help = "Example:\n  rollbook governance show")]
+    Governance(governance::GovernanceArgs),
     /// Verify the live ledger: seq continuity and the hash chain, streaming in constant memory.
     #[command(
         after_help = "Example:\n  rollbook verify --json\n\nExit 0 when valid, 1 with the first broken seq when not."
@@ -120,6 +170,18 @@ async fn run(cli: Cli) -> CliResult {
     match &cli.command {
         Command::Demo(args) => demo::run(&cli.db, args).await,
         Command::Evaluate(args) => evaluate::run(args),
+        Command::Keygen(args) => keys::keygen(args),
+        Command::Init(args) => proposals::init(&cli.db, args).await,
+        Command::Propose(args) => proposals::propose(&cli.db, args).await,
+        Command::Sign(args) => proposals::sign(&cli.db, args).await,
+        Command::Reject(args) => proposals::reject(&cli.db, args).await,
+        Command::Withdraw(args) => proposals::withdraw(&cli.db, args).await,
+        Command::Inbox(args) => proposals::inbox(&cli.db, args).await,
+        Command::Show(args) => proposals::show(&cli.db, args).await,
+        Command::List(args) => proposals::list(&cli.db, args).await,
+        Command::Request(args) => proposals::request(&cli.db, args).await,
+        Command::Attach(args) => proposals::attach(&cli.db, args).await,
+        Command::Governance(args) => governance::run(&cli.db, args).await,
         Command::Verify(args) => ledger::verify(&cli.db, args).await,
         Command::Rebuild(args) => ledger::rebuild(&cli.db, args).await,
     }

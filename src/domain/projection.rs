@@ -28,7 +28,8 @@ pub struct ProposalRow {
     pub signer_set_version: i64,
     pub policy_version: i64,
     pub signature_count: i64,
-    /// Key ids of co-signers, comma-separated, in signing order.
+    /// Co-signers in signing order: `key_id|recorded_at` entries joined by `,` (key ids are
+    /// base64 and timestamps canonical, so neither separator occurs inside an entry).
     pub signers: String,
     pub first_seq: i64,
     pub last_seq: i64,
@@ -114,4 +115,16 @@ pub fn ops_for(event: &StoredEvent, payload: &Event) -> Vec<ProjectionOp> {
             }]
         }
     }
+}
+
+/// Splits a projection row's `signers` column into (key id, recorded_at) pairs.
+pub fn signer_entries(signers: &str) -> Vec<(String, String)> {
+    signers
+        .split(',')
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| match entry.split_once('|') {
+            Some((key_id, at)) => (key_id.to_string(), at.to_string()),
+            None => (entry.to_string(), String::new()),
+        })
+        .collect()
 }

@@ -1,0 +1,175 @@
+//! `rollbook governance`: propose the next signer set or policy, and show what is in force.
+//! Motions are co-signed and vetoed with the same `sign` and `reject` as rolls.
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+use clap::{Args, Subcommand};
+use uuid::Uuid;
+
+use super::keys::{load_secret, load_signer_set};
+use super::proposals::{open, service_error};
+use super::views::summary;
+use super::{CliResult, EXIT_OK};
+use crate::domain::approval::ProposalDraft;
+use crate::service::ServiceError;
+
+#[derive(Debug, Args)]
+pub struct GovernanceArgs {
+    #[command(subcommand)]
+    pub command: GovernanceCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GovernanceCommand {
+    /// Propose the complete next signer set (add, remove or rotate keys, change K).
+    #[command(
+        after_help = "Example:\n  rollbook governance propose-signers --signers next-signers.toml --key alice.key\n\nIt commits with K signatures of the set in force, K of the next set, and one from every new key."
+    )]
+    ProposeSigners {
+        /// Signers file of the next set (same format as for `init`).
+        #[arg(long)]
+        signers: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Propose the complete next policy (a policy file overriding the defaults).
+    #[command(
+        after_help = "Example:\n  rollbook governance propose-policy --policy policy.toml --key alice.key"
+    )]
+    ProposePolicy {
+        #[arg(long)]
+        policy: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the signer set and policy in force.
+    #[command(after_help = "Example:\n  rollbook governance show --json")]
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
+    match &args.command {
+        GovernanceCommand::ProposeSigners { signers, key, json } => {
+            let key = load_secret(key)?;
+            let ledger = open(db).await?;
+            let current = ledger.governance().await.map_err(service_error)?;
+            let next = load_signer_set(signers, current.set.version + 1)?;
+            for warning in next.threshold_warnings(current.policy.approval.proposer_counts) {
+                eprintln!("warning: {warning}");
+            }
+            let state = ledger
+                .propose_motion(
+                    |g| {
+                        Ok(ProposalDraft::signer_set(
+                            g,
+                            Uuid::now_v7(),
+                            &next,
+                            Utc::now(),
+                        ))
+                    },
+                    &key,
+                    Utc::now(),
+                )
+                .await
+                .map_err(service_error)?;
+            ledger.store.close().await;
+            report(&state, *json)
+        }
+        GovernanceCommand::ProposePolicy { policy, key, json } => {
+            let policy = super::evaluate::load_policy(Some(policy))?;
+            let key = load_secret(key)?;
+            let ledger = open(db).await?;
+            let state = ledger
+                .propose_motion(
+                    |g| {
+                        Ok::<_, ServiceError>(ProposalDraft::policy(
+                            g,
+                            Uuid::now_v7(),
+                            &policy,
+                            Utc::now(),
+                        ))
+                    },
+                    &key,
+                    Utc::now(),
+                )
+                .await
+                .map_err(service_error)?;
+            ledger.store.close().await;
+            report(&state, *json)
+        }
+        GovernanceCommand::Show { json } => {
+            let ledger = open(db).await?;
+            let governance = ledger.governance().await.map_err(service_error)?;
+            ledger.store.close().await;
+            let signers: Vec<serde_json::Value> = governance
+                .set
+                .signers
+                .iter()
+                .map(|s| serde_json::json!({"name": s.name, "role": s.role, "key_id": s.key_id}))
+                .collect();
+            if *json {
+                let policy: serde_json::Value =
+                    serde_json::from_str(&governance.policy_json).expect("canonical policy JSON");
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "ledger_id": ledger.ledger_id.to_string(),
+                        "signer_set_version": governance.set.version,
+                        "threshold": governance.set.threshold,
+                        "signers": signers,
+                        "policy_version": governance.policy_version,
+                        "policy_hash": governance.policy_hash,
+                        "policy": policy,
+                    })
+                );
+            } else {
+                println!("ledger {}", ledger.ledger_id);
+                println!(
+                    "signer set v{}: {} of {}",
+                    governance.set.version,
+                    governance.set.threshold,
+                    governance.set.signers.len()
+                );
+                for signer in &governance.set.signers {
+                    println!(
+                        "  {:<12} {:<14} {}",
+                        signer.name,
+                        signer.role.as_deref().unwrap_or("-"),
+                        signer.key_id
+                    );
+                }
+                println!(
+                    "policy v{} {}",
+                    governance.policy_version, governance.policy_hash
+                );
+                print!("{}", governance.policy.to_toml_string());
+            }
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+fn report(state: &crate::domain::approval::ProposalState, json: bool) -> CliResult {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"proposal_id": state.id.to_string(), "kind": state.recorded.kind.as_str(), "status": state.status.as_str(), "expires_at": state.recorded.expires_at})
+        );
+    } else {
+        println!("recorded motion {} [{}]", state.id, state.status);
+        println!("  {}", summary(state));
+        println!(
+            "  co-sign with `rollbook sign {} --key KEY`; expires {}",
+            state.id, state.recorded.expires_at
+        );
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,688 @@
+//! The commands people type every day: init, propose, sign, reject, withdraw, inbox, show, list,
+//! and offline signing (request / sign --offline / attach).
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::keys::{load_secret, load_signer_set};
+use super::views::{name_of, proposal_json, proposal_text, summary};
+use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
+use crate::crypto::canonical::{signed_message, subject_digest, SubjectInput};
+use crate::crypto::hex::to_hex;
+use crate::domain::approval::{cosign_purpose, ProposalState, Status};
+use crate::domain::events::{ProposalKind, SignatureEnvelope};
+use crate::domain::governance::seal_signature;
+use crate::service::{self, Ledger, ServiceError};
+use crate::store::Store;
+
+pub(crate) fn service_error(error: ServiceError) -> CliError {
+    match error {
+        ServiceError::Refused(refusal) => CliError::refused(refusal.to_string()),
+        ServiceError::Store(store) => store.into(),
+        ServiceError::BadInput(message) | ServiceError::NotFound(message) => {
+            CliError::bad_input(message)
+        }
+        ServiceError::Corrupt(_) => CliError::new(EXIT_CHECK_FAILED, error.to_string()),
+    }
+}
+
+pub(crate) async fn open(db: &str) -> Result<Ledger, CliError> {
+    let store = Store::open(db).await?;
+    Ledger::open(store).await.map_err(service_error)
+}
+
+fn parse_id(text: &str) -> Result<Uuid, CliError> {
+    Uuid::parse_str(text).map_err(|_| {
+        CliError::bad_input(format!(
+            "{text:?} is not a proposal id (a UUID, as `rollbook list` shows)"
+        ))
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Signers file (TOML): `threshold = K` and `[[signers]]` with name, role, public_key_file.
+    #[arg(long)]
+    pub signers: PathBuf,
+    /// Policy file overriding any subset of the default policy.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// The creator's private key; the creator must be one of the signers.
+    #[arg(long)]
+    pub key: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn init(db: &str, args: &InitArgs) -> CliResult {
+    let set = load_signer_set(&args.signers, 1)?;
+    let policy = super::evaluate::load_policy(args.policy.as_deref())?;
+    let key = load_secret(&args.key)?;
+    let store = Store::open(db).await?;
+    let (ledger_id, governance) = service::init(&store, &set, &policy, &key, Utc::now())
+        .await
+        .map_err(service_error)?;
+    store.close().await;
+    let warnings = set.threshold_warnings(policy.approval.proposer_counts);
+    for warning in &warnings {
+        eprintln!("warning: {warning}");
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "ledger_id": ledger_id.to_string(),
+                "threshold": set.threshold,
+                "signers": set.names(),
+                "policy_hash": governance.policy_hash,
+                "warnings": warnings,
+            })
+        );
+    } else {
+        println!("created ledger {ledger_id}");
+        println!(
+            "  signers   {} of {}: {}",
+            set.threshold,
+            set.signers.len(),
+            set.names().join(", ")
+        );
+        println!("  policy    v1 {}", governance.policy_hash);
+    }
+    Ok(EXIT_OK)
+}
+
+#[derive(Debug, Args)]
+pub struct ProposeArgs {
+    /// The roll proposal (TOML; fields as in docs/methodology.md).
+    pub file: PathBuf,
+    /// The proposer's private key (must be in the signer set).
+    #[arg(long)]
+    pub key: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
+    let body = super::evaluate::read_input_file(&args.file, crate::sizing::FILE_BYTES_MAX)?;
+    let key = load_secret(&args.key)?;
+    let ledger = open(db).await?;
+    let (state, report) = ledger
+        .propose_roll(body, &key, Utc::now())
+        .await
+        .map_err(|error| match error {
+            ServiceError::BadInput(message) => {
+                CliError::bad_input(format!("{}: {message}", args.file.display()))
+            }
+            other => service_error(other),
+        })?;
+    ledger.store.close().await;
+    let status = state.status;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "proposal_id": state.id.to_string(),
+                "verdict": report.verdict.as_str(),
+                "status": status.as_str(),
+                "contracts_requested": report.contracts_requested,
+                "contracts_max": report.contracts_max,
+                "resize_to": report.resize_to,
+                "failed_checks": report.failed_check_ids(),
+                "expires_at": state.recorded.expires_at,
+            })
+        );
+    } else {
+        println!("recorded proposal {} [{}]", state.id, status);
+        println!("  {}", summary(&state));
+        if status == Status::Failed {
+            println!(
+                "  verdict fail ({}); it can never be signed. The largest size that passes the caps: {} contracts",
+                report.failed_check_ids().join(", "),
+                report.contracts_max
+            );
+        } else {
+            println!("  verdict pass; expires {}", state.recorded.expires_at);
+        }
+    }
+    Ok(if status == Status::Failed {
+        EXIT_CHECK_FAILED
+    } else {
+        EXIT_OK
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The proposal id.
+    pub id: String,
+    /// The signer's private key.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Sign a request file on a machine without the database (see `rollbook request`).
+    #[arg(long, requires = "request")]
+    pub offline: bool,
+    /// The request file to sign with --offline.
+    #[arg(long)]
+    pub request: Option<PathBuf>,
+    /// Where --offline writes the signature file (default: ID.sig.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn print_outcome(
+    ledger: &Ledger,
+    sets: &[crate::domain::governance::ActiveSet],
+    outcome: &crate::domain::approval::SignOutcome,
+    id: Uuid,
+    json: bool,
+) {
+    let counted: Vec<String> = outcome
+        .tally
+        .counted
+        .iter()
+        .map(|k| name_of(sets, k))
+        .collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "proposal_id": id.to_string(),
+                "status": if outcome.committed { "committed" } else { "pending" },
+                "counted": counted,
+                "threshold": outcome.tally.threshold,
+                "missing": outcome.tally.missing,
+                "ledger_id": ledger.ledger_id.to_string(),
+            })
+        );
+    } else if outcome.committed {
+        println!(
+            "committed: {} of {} ({})",
+            counted.len(),
+            outcome.tally.threshold,
+            counted.join(", ")
+        );
+    } else {
+        let mut line = format!(
+            "signed: {} of {} counted ({})",
+            counted.len(),
+            outcome.tally.threshold,
+            counted.join(", ")
+        );
+        if let Some(requirement) = &outcome.tally.pending_requirement {
+            line.push_str(&format!("; {requirement}"));
+        }
+        if !outcome.tally.missing.is_empty() {
+            line.push_str(&format!(
+                "; may still sign: {}",
+                outcome.tally.missing.join(", ")
+            ));
+        }
+        println!("{line}");
+    }
+}
+
+fn show_what_is_signed(state: &ProposalState) {
+    eprintln!(
+        "signing proposal {} ({})",
+        state.id,
+        state.recorded.kind.as_str()
+    );
+    eprintln!("  {}", summary(state));
+    if let Some(verdict) = &state.recorded.verdict {
+        eprintln!("  verdict {verdict}");
+    }
+    eprintln!("  subject digest {}", state.recorded.subject_digest);
+}
+
+pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
+    let id = parse_id(&args.id)?;
+    let key = load_secret(&args.key)?;
+    if args.offline {
+        return sign_offline(id, &key, args);
+    }
+    let ledger = open(db).await?;
+    let state = ledger.proposal(id).await.map_err(service_error)?;
+    show_what_is_signed(&state);
+    let outcome = ledger
+        .sign(id, &key, Utc::now())
+        .await
+        .map_err(service_error)?;
+    let sets = ledger.signer_sets().await.map_err(service_error)?;
+    print_outcome(&ledger, &sets, &outcome, id, args.json);
+    ledger.store.close().await;
+    Ok(EXIT_OK)
+}
+
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// The proposal id.
+    pub id: String,
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Why: recorded and signed with the veto.
+    #[arg(long)]
+    pub reason: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn reject(db: &str, args: &RejectArgs) -> CliResult {
+    let id = parse_id(&args.id)?;
+    let key = load_secret(&args.key)?;
+    let ledger = open(db).await?;
+    ledger
+        .reject(id, &key, &args.reason, Utc::now())
+        .await
+        .map_err(service_error)?;
+    ledger.store.close().await;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"proposal_id": id.to_string(), "status": "rejected"})
+        );
+    } else {
+        println!("rejected proposal {id}: {}", args.reason);
+    }
+    Ok(EXIT_OK)
+}
+
+#[derive(Debug, Args)]
+pub struct WithdrawArgs {
+    /// The proposal id.
+    pub id: String,
+    /// The proposer's key.
+    #[arg(long)]
+    pub key: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn withdraw(db: &str, args: &WithdrawArgs) -> CliResult {
+    let id = parse_id(&args.id)?;
+    let key = load_secret(&args.key)?;
+    let ledger = open(db).await?;
+    ledger
+        .withdraw(id, &key, Utc::now())
+        .await
+        .map_err(service_error)?;
+    ledger.store.close().await;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"proposal_id": id.to_string(), "status": "withdrawn"})
+        );
+    } else {
+        println!("withdrew proposal {id}");
+    }
+    Ok(EXIT_OK)
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The proposal id.
+    pub id: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn show(db: &str, args: &ShowArgs) -> CliResult {
+    let id = parse_id(&args.id)?;
+    let ledger = open(db).await?;
+    let governance = ledger.governance().await.map_err(service_error)?;
+    let sets = ledger.signer_sets().await.map_err(service_error)?;
+    let state = ledger.proposal(id).await.map_err(service_error)?;
+    ledger.store.close().await;
+    if args.json {
+        println!(
+            "{}",
+            proposal_json(&governance, &sets, &state, Utc::now(), true)
+        );
+    } else {
+        print!("{}", proposal_text(&governance, &sets, &state, Utc::now()));
+    }
+    Ok(EXIT_OK)
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only proposals in this status: pending, committed, failed, rejected, withdrawn, expired.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// At most N proposals (oldest first).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+async fn load_states(ledger: &Ledger) -> Result<Vec<ProposalState>, CliError> {
+    let rows = ledger.store.proposals(ledger.ledger_id, None).await?;
+    let mut states = Vec::with_capacity(rows.len());
+    for row in rows {
+        states.push(
+            ledger
+                .proposal(parse_id(&row.proposal_id)?)
+                .await
+                .map_err(service_error)?,
+        );
+    }
+    Ok(states)
+}
+
+pub async fn list(db: &str, args: &ListArgs) -> CliResult {
+    let wanted = match &args.status {
+        None => None,
+        Some(text) => Some(Status::parse(text).ok_or_else(|| {
+            CliError::bad_input(format!(
+                "--status {text:?}: use pending, committed, failed, rejected, withdrawn or expired"
+            ))
+        })?),
+    };
+    let ledger = open(db).await?;
+    let governance = ledger.governance().await.map_err(service_error)?;
+    let sets = ledger.signer_sets().await.map_err(service_error)?;
+    let now = Utc::now();
+    let states: Vec<ProposalState> = load_states(&ledger)
+        .await?
+        .into_iter()
+        .filter(|state| wanted.is_none_or(|status| state.effective_status(now) == status))
+        .take(args.limit.unwrap_or(usize::MAX))
+        .collect();
+    ledger.store.close().await;
+    if args.json {
+        let array: Vec<serde_json::Value> = states
+            .iter()
+            .map(|s| proposal_json(&governance, &sets, s, now, false))
+            .collect();
+        println!("{}", serde_json::Value::Array(array));
+    } else if states.is_empty() {
+        println!("no proposals");
+    } else {
+        println!(
+            "{:<36}  {:<10}  {:<9}  {:<7}  {:<9}  summary",
+            "proposal", "kind", "status", "verdict", "signed"
+        );
+        for state in &states {
+            let view = proposal_json(&governance, &sets, state, now, false);
+            println!(
+                "{:<36}  {:<10}  {:<9}  {:<7}  {:<9}  {}",
+                state.id,
+                state.recorded.kind.as_str(),
+                view["status"].as_str().unwrap_or("?"),
+                state.recorded.verdict.as_deref().unwrap_or("-"),
+                format!("{}/{}", state.cosignatures.len(), view["threshold"]),
+                summary(state)
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+#[derive(Debug, Args)]
+pub struct InboxArgs {
+    /// Your key: the inbox lists what it may still sign.
+    #[arg(long)]
+    pub key: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
+    let key = load_secret(&args.key)?;
+    let key_id = key.public().key_id().to_string();
+    let ledger = open(db).await?;
+    let governance = ledger.governance().await.map_err(service_error)?;
+    let sets = ledger.signer_sets().await.map_err(service_error)?;
+    let now = Utc::now();
+    let rows = ledger
+        .store
+        .proposals(ledger.ledger_id, Some("pending"))
+        .await?;
+    let mut mine = Vec::new();
+    for row in rows {
+        let state = ledger
+            .proposal(parse_id(&row.proposal_id)?)
+            .await
+            .map_err(service_error)?;
+        if state.effective_status(now) != Status::Pending || state.has_signed(&key_id) {
+            continue;
+        }
+        let may_sign = governance.set.by_key_id(&key_id).is_some()
+            || crate::domain::approval::proposed_set(&state)
+                .ok()
+                .flatten()
+                .is_some_and(|next| next.by_key_id(&key_id).is_some());
+        if may_sign && state.recorded.signer_set_version == governance.set.version {
+            mine.push(state);
+        }
+    }
+    ledger.store.close().await;
+    if args.json {
+        let array: Vec<serde_json::Value> = mine
+            .iter()
+            .map(|s| proposal_json(&governance, &sets, s, now, false))
+            .collect();
+        println!("{}", serde_json::Value::Array(array));
+    } else if mine.is_empty() {
+        println!("nothing to sign for {}", name_of(&sets, &key_id));
+    } else {
+        for state in &mine {
+            println!(
+                "{}  expires {}  {}",
+                state.id,
+                state.recorded.expires_at,
+                summary(state)
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// A request to sign offline: everything the subject digest covers, so the offline signer can
+/// recompute it and see exactly what the signature binds.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    pub format: String,
+    pub ledger_id: String,
+    pub proposal_id: String,
+    pub kind: ProposalKind,
+    pub body: String,
+    pub report_json: Option<String>,
+    pub policy_hash: String,
+    pub policy_version: u64,
+    pub signer_set_version: u64,
+    pub created_at: String,
+    pub expires_at: String,
+    pub subject_digest: String,
+    pub summary: String,
+}
+
+/// A signature made offline, for `rollbook attach`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureFile {
+    pub format: String,
+    pub proposal_id: String,
+    pub signature: SignatureEnvelope,
+}
+
+const REQUEST_FORMAT: &str = "rollbook-sign-request/v1";
+const SIGNATURE_FORMAT: &str = "rollbook-signature/v1";
+/// Limit on request and signature files (a proposal is at most 1 MiB).
+const OFFLINE_FILE_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// The proposal id.
+    pub id: String,
+    /// Where to write the request file.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
+    let id = parse_id(&args.id)?;
+    let ledger = open(db).await?;
+    let state = ledger.proposal(id).await.map_err(service_error)?;
+    ledger.store.close().await;
+    if state.effective_status(Utc::now()) != Status::Pending {
+        return Err(CliError::refused(format!(
+            "proposal {id} is {}; there is nothing to sign",
+            state.effective_status(Utc::now())
+        )));
+    }
+    let r = &state.recorded;
+    let request = SignRequest {
+        format: REQUEST_FORMAT.into(),
+        ledger_id: ledger.ledger_id.to_string(),
+        proposal_id: r.proposal_id.clone(),
+        kind: r.kind,
+        body: r.body.clone(),
+        report_json: r.report_json.clone(),
+        policy_hash: r.policy_hash.clone(),
+        policy_version: r.policy_version,
+        signer_set_version: r.signer_set_version,
+        created_at: r.created_at.clone(),
+        expires_at: r.expires_at.clone(),
+        subject_digest: r.subject_digest.clone(),
+        summary: summary(&state),
+    };
+    let text = serde_json::to_string_pretty(&request).expect("requests serialize");
+    std::fs::write(&args.out, text).map_err(|e| {
+        CliError::new(
+            super::EXIT_IO,
+            format!("cannot write {}: {e}", args.out.display()),
+        )
+    })?;
+    println!(
+        "wrote {}: sign it with `rollbook sign {id} --key KEY --offline --request {}`",
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(EXIT_OK)
+}
+
+fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs) -> CliResult {
+    let path = args
+        .request
+        .as_ref()
+        .expect("clap requires --request with --offline");
+    let text = super::evaluate::read_input_file(path, OFFLINE_FILE_BYTES_MAX)?;
+    let bad = |message: String| CliError::bad_input(format!("{}: {message}", path.display()));
+    let request: SignRequest =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a sign request: {e}")))?;
+    if request.format != REQUEST_FORMAT {
+        return Err(bad(format!(
+            "format {:?} is not {REQUEST_FORMAT:?}",
+            request.format
+        )));
+    }
+    let ledger_id =
+        Uuid::parse_str(&request.ledger_id).map_err(|_| bad("ledger_id is not a UUID".into()))?;
+    let proposal_id = Uuid::parse_str(&request.proposal_id)
+        .map_err(|_| bad("proposal_id is not a UUID".into()))?;
+    if proposal_id != id {
+        return Err(bad(format!(
+            "the request is for proposal {proposal_id}, not {id}"
+        )));
+    }
+    // Recompute the digest from the content shown, so the signature binds what was reviewed.
+    let digest = subject_digest(&SubjectInput {
+        ledger_id: &ledger_id,
+        proposal_id: &proposal_id,
+        kind: request.kind.as_str(),
+        body: &request.body,
+        report_json: request.report_json.as_deref(),
+        policy_hash: &request.policy_hash,
+        policy_version: request.policy_version,
+        signer_set_version: request.signer_set_version,
+        created_at: &request.created_at,
+        expires_at: &request.expires_at,
+    });
+    if to_hex(&digest) != request.subject_digest {
+        return Err(bad(
+            "the subject digest does not match the request's content: it was altered".into(),
+        ));
+    }
+    eprintln!("signing offline: proposal {proposal_id} of ledger {ledger_id}");
+    eprintln!("  {}", request.summary);
+    eprintln!("  subject digest {}", request.subject_digest);
+    let message = signed_message(
+        cosign_purpose(request.kind),
+        &ledger_id,
+        &proposal_id,
+        request.signer_set_version,
+        &digest,
+        None,
+    );
+    let file = SignatureFile {
+        format: SIGNATURE_FORMAT.into(),
+        proposal_id: proposal_id.to_string(),
+        signature: seal_signature(key, message),
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{proposal_id}.sig.json")));
+    std::fs::write(
+        &out,
+        serde_json::to_string_pretty(&file).expect("signature files serialize"),
+    )
+    .map_err(|e| {
+        CliError::new(
+            super::EXIT_IO,
+            format!("cannot write {}: {e}", out.display()),
+        )
+    })?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"proposal_id": proposal_id.to_string(), "signature_file": out.display().to_string()})
+        );
+    } else {
+        println!(
+            "wrote {}: record it with `rollbook attach {}`",
+            out.display(),
+            out.display()
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// A signature file written by `rollbook sign --offline`.
+    pub file: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn attach(db: &str, args: &AttachArgs) -> CliResult {
+    let text = super::evaluate::read_input_file(&args.file, OFFLINE_FILE_BYTES_MAX)?;
+    let bad = |message: String| CliError::bad_input(format!("{}: {message}", args.file.display()));
+    let file: SignatureFile =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not a signature file: {e}")))?;
+    if file.format != SIGNATURE_FORMAT {
+        return Err(bad(format!(
+            "format {:?} is not {SIGNATURE_FORMAT:?}",
+            file.format
+        )));
+    }
+    let id = parse_id(&file.proposal_id)?;
+    let ledger = open(db).await?;
+    let outcome = ledger
+        .attach(id, file.signature, Utc::now())
+        .await
+        .map_err(service_error)?;
+    let sets = ledger.signer_sets().await.map_err(service_error)?;
+    print_outcome(&ledger, &sets, &outcome, id, args.json);
+    ledger.store.close().await;
+    Ok(EXIT_OK)
+}

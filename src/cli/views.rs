@@ -1,0 +1,199 @@
+//! How proposals look on screen and in JSON. The JSON keys of `show`, `list` and `inbox` are a
+//! contract for scripts (README.md, "JSON output"): add keys, never rename or remove them.
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::domain::approval::{tally, ProposalState, Status};
+use crate::domain::events::ProposalKind;
+use crate::domain::governance::{ActiveSet, Governance};
+use crate::sizing::{Proposal, SizingReport};
+
+/// Key id -> name over every signer set the ledger has had (newest name wins).
+pub fn name_of(sets: &[ActiveSet], key_id: &str) -> String {
+    sets.iter()
+        .rev()
+        .find_map(|set| set.by_key_id(key_id).map(|s| s.name.clone()))
+        .unwrap_or_else(|| key_id.to_string())
+}
+
+/// One line saying what the proposal asks for.
+pub fn summary(state: &ProposalState) -> String {
+    match state.recorded.kind {
+        ProposalKind::Roll => match Proposal::from_toml_str(&state.recorded.body) {
+            Ok(p) => {
+                let layer = &p.next_layer;
+                let outlay =
+                    f64::from(layer.contracts) * layer.premium_usd * f64::from(layer.multiplier);
+                format!(
+                    "roll {} x VIX {} call exp {} at {:.2} (outlay {:.2} USD){}",
+                    layer.contracts,
+                    layer.strike,
+                    layer.expiry,
+                    layer.premium_usd,
+                    outlay,
+                    if p.roll.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", p.roll.note)
+                    }
+                )
+            }
+            Err(_) => "roll (unreadable body)".into(),
+        },
+        ProposalKind::SignerSet => match ActiveSet::parse(&state.recorded.body) {
+            Ok(set) => format!(
+                "signer set v{}: {} of {} ({})",
+                set.version,
+                set.threshold,
+                set.signers.len(),
+                set.names().join(", ")
+            ),
+            Err(_) => "signer set (unreadable body)".into(),
+        },
+        ProposalKind::Policy => format!(
+            "policy v{} with hash {}",
+            state.recorded.policy_version + 1,
+            crate::crypto::hex::to_hex(&crate::crypto::canonical::policy_hash(
+                &state.recorded.body
+            ))
+        ),
+    }
+}
+
+pub fn report_of(state: &ProposalState) -> Option<SizingReport> {
+    state
+        .recorded
+        .report_json
+        .as_deref()
+        .and_then(|json| serde_json::from_str(json).ok())
+}
+
+/// The JSON object of one proposal (the `show` contract; `list` drops `report`).
+pub fn proposal_json(
+    governance: &Governance,
+    sets: &[ActiveSet],
+    state: &ProposalState,
+    now: DateTime<Utc>,
+    with_report: bool,
+) -> Value {
+    let status = state.effective_status(now);
+    let report = report_of(state);
+    let bound_set = sets
+        .iter()
+        .find(|set| set.version == state.recorded.signer_set_version);
+    let threshold = bound_set
+        .map(|set| set.threshold)
+        .unwrap_or(governance.set.threshold);
+    let missing: Vec<String> = if status == Status::Pending {
+        tally(governance, state)
+            .map(|t| t.missing)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let signatures: Vec<Value> = state
+        .cosignatures
+        .iter()
+        .map(|c| json!({"name": name_of(sets, &c.key_id), "key_id": c.key_id, "at": c.recorded_at}))
+        .collect();
+    let mut object = json!({
+        "proposal_id": state.id.to_string(),
+        "kind": state.recorded.kind.as_str(),
+        "status": status.as_str(),
+        "verdict": state.recorded.verdict,
+        "summary": summary(state),
+        "proposer": name_of(sets, state.proposer()),
+        "proposer_key_id": state.proposer(),
+        "threshold": threshold,
+        "signatures": signatures,
+        "missing": missing,
+        "created_at": state.recorded.created_at,
+        "expires_at": state.recorded.expires_at,
+        "closed_at": state.closed_at,
+        "contracts_requested": state.recorded.contracts_requested,
+        "contracts_max": report.as_ref().map(|r| r.contracts_max),
+        "failed_checks": report.as_ref().map(|r| r.failed_check_ids()),
+        "policy_version": state.recorded.policy_version,
+        "policy_hash": state.recorded.policy_hash,
+        "signer_set_version": state.recorded.signer_set_version,
+        "subject_digest": state.recorded.subject_digest,
+        "rejected_by": state.rejected_by.as_deref().map(|k| name_of(sets, k)),
+        "reject_reason": state.reject_reason,
+        "first_seq": state.first_seq,
+        "last_seq": state.last_seq,
+    });
+    if with_report {
+        object["report"] = report
+            .map(|r| serde_json::to_value(r).expect("reports serialize"))
+            .unwrap_or(Value::Null);
+    }
+    object
+}
+
+/// The human view of `show`.
+pub fn proposal_text(
+    governance: &Governance,
+    sets: &[ActiveSet],
+    state: &ProposalState,
+    now: DateTime<Utc>,
+) -> String {
+    let view = proposal_json(governance, sets, state, now, false);
+    let mut out = String::new();
+    out.push_str(&format!(
+        "proposal {}  [{}]\n",
+        state.id,
+        view["status"].as_str().unwrap_or("?")
+    ));
+    out.push_str(&format!("  {}\n", summary(state)));
+    out.push_str(&format!(
+        "  proposed by {} at {}; expires {}\n",
+        view["proposer"].as_str().unwrap_or("?"),
+        state.recorded.created_at,
+        state.recorded.expires_at
+    ));
+    if let Some(report) = report_of(state) {
+        let failed = report.failed_check_ids();
+        out.push_str(&format!(
+            "  verdict {} ({} requested, at most {}){}\n",
+            report.verdict.as_str(),
+            report.contracts_requested,
+            report.contracts_max,
+            if failed.is_empty() {
+                String::new()
+            } else {
+                format!("; failed: {}", failed.join(", "))
+            }
+        ));
+    }
+    let signed: Vec<String> = state
+        .cosignatures
+        .iter()
+        .map(|c| format!("{} at {}", name_of(sets, &c.key_id), c.recorded_at))
+        .collect();
+    out.push_str(&format!(
+        "  signatures: {} of {} needed{}\n",
+        signed.len(),
+        view["threshold"],
+        if signed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", signed.join("; "))
+        }
+    ));
+    if let Some(missing) = view["missing"].as_array().filter(|m| !m.is_empty()) {
+        let names: Vec<&str> = missing.iter().filter_map(Value::as_str).collect();
+        out.push_str(&format!("  may still sign: {}\n", names.join(", ")));
+    }
+    if let Some(reason) = &state.reject_reason {
+        out.push_str(&format!(
+            "  vetoed by {}: {reason}\n",
+            view["rejected_by"].as_str().unwrap_or("?")
+        ));
+    }
+    out.push_str(&format!(
+        "  subject digest {}\n",
+        state.recorded.subject_digest
+    ));
+    out
+}

@@ -1,0 +1,435 @@
+//! The application service: load what a decision needs from the store, call the pure domain,
+//! append the decided events with optimistic concurrency, retry on a conflict. No printing; the
+//! CLI and the tests share this path.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::crypto::canonical::{genesis_message, Purpose};
+use crate::crypto::keys::SecretKey;
+use crate::domain::approval::{
+    self, cosign_purpose, decide_propose, decide_reject, decide_sign, decide_withdraw, message_for,
+    PendingRef, ProposalDraft, ProposalState, SignOutcome, Status,
+};
+use crate::domain::envelope::{NewEvent, StoredEvent};
+use crate::domain::events::{
+    Event, LedgerCreated, SignatureEnvelope, LEDGER_FORMAT, LEDGER_STREAM, SCHEMA_VERSION,
+};
+use crate::domain::governance::{seal_signature, ActiveSet, Governance, Refusal};
+use crate::sizing::{Policy, SizingReport};
+use crate::store::{ExpectedVersion, Store, StoreError};
+
+/// Attempts per command when another writer moved a stream first (each attempt re-reads).
+pub const CONFLICT_RETRIES: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The stored ledger contradicts its own rules: run `rollbook verify`.
+    #[error("the ledger is inconsistent: {0}; run `rollbook verify`")]
+    Corrupt(String),
+}
+
+fn new_event(event: &Event, actor: Option<&str>) -> NewEvent {
+    NewEvent {
+        stream_id: event.stream_id().to_string(),
+        event_type: event.event_type().to_string(),
+        schema_version: SCHEMA_VERSION,
+        actor: actor.map(str::to_string),
+        payload: event.to_payload(),
+    }
+}
+
+/// Creates a ledger: the genesis event with the signer set, the effective policy and the
+/// creator's signature. Refused when the database already holds a ledger.
+pub async fn init(
+    store: &Store,
+    set: &ActiveSet,
+    policy: &Policy,
+    creator: &SecretKey,
+    now: DateTime<Utc>,
+) -> Result<(Uuid, Governance), ServiceError> {
+    if let Some(existing) = store.ledger_ids().await?.first() {
+        return Err(Refusal::new(format!(
+            "this database already holds ledger {existing}; init is refused"
+        ))
+        .into());
+    }
+    let ledger_id = Uuid::now_v7();
+    let set_json = set.to_json();
+    let policy_json = policy.canonical_json();
+    let policy_hash = policy.hash_hex();
+    let signature = seal_signature(
+        creator,
+        genesis_message(&ledger_id, &set_json, &policy_json, &policy_hash),
+    );
+    let genesis = LedgerCreated {
+        format: LEDGER_FORMAT.to_string(),
+        signer_set_json: set_json,
+        policy_version: 1,
+        policy_json,
+        policy_hash,
+        signature,
+    };
+    let governance = Governance::genesis(ledger_id, &genesis)?;
+    let actor = creator.public().key_id().to_string();
+    let event = Event::LedgerCreated(genesis);
+    store
+        .append(
+            ledger_id,
+            true,
+            &[(LEDGER_STREAM.to_string(), ExpectedVersion::NoStream)],
+            vec![new_event(&event, Some(&actor))],
+            now,
+        )
+        .await?;
+    Ok((ledger_id, governance))
+}
+
+/// One ledger in one database.
+pub struct Ledger {
+    pub store: Store,
+    pub ledger_id: Uuid,
+}
+
+impl Ledger {
+    pub async fn open(store: Store) -> Result<Ledger, ServiceError> {
+        let ids = store.ledger_ids().await?;
+        match ids.as_slice() {
+            [] => Err(ServiceError::NotFound(
+                "no ledger in this database: create one with `rollbook init --signers FILE --key KEY`".into(),
+            )),
+            [only] => Ok(Ledger { ledger_id: *only, store }),
+            many => Err(ServiceError::Corrupt(format!("the database holds {} ledgers; rollbook expects one", many.len()))),
+        }
+    }
+
+    pub async fn governance(&self) -> Result<Governance, ServiceError> {
+        let events = self
+            .store
+            .read_stream(self.ledger_id, LEDGER_STREAM)
+            .await?;
+        Governance::from_ledger_stream(self.ledger_id, &events)
+            .map_err(|r| ServiceError::Corrupt(r.to_string()))
+    }
+
+    /// Every signer set the ledger has had, oldest first (for names of past signers).
+    pub async fn signer_sets(&self) -> Result<Vec<ActiveSet>, ServiceError> {
+        let events = self
+            .store
+            .read_stream(self.ledger_id, LEDGER_STREAM)
+            .await?;
+        let mut sets = Vec::new();
+        for event in &events {
+            let payload =
+                Event::from_payload(&event.event_type, event.schema_version, &event.payload)
+                    .map_err(|e| ServiceError::Corrupt(e.to_string()))?;
+            let json = match &payload {
+                Event::LedgerCreated(genesis) => Some(&genesis.signer_set_json),
+                Event::SignerSetAdopted(adopted) => Some(&adopted.signer_set_json),
+                _ => None,
+            };
+            if let Some(json) = json {
+                sets.push(
+                    ActiveSet::parse(json).map_err(|r| ServiceError::Corrupt(r.to_string()))?,
+                );
+            }
+        }
+        Ok(sets)
+    }
+
+    pub async fn stream(&self, proposal_id: Uuid) -> Result<Vec<StoredEvent>, ServiceError> {
+        let events = self
+            .store
+            .read_stream(self.ledger_id, &proposal_id.to_string())
+            .await?;
+        if events.is_empty() {
+            return Err(ServiceError::NotFound(format!(
+                "no proposal {proposal_id} in ledger {}; `rollbook list` shows them",
+                self.ledger_id
+            )));
+        }
+        Ok(events)
+    }
+
+    pub async fn proposal(&self, proposal_id: Uuid) -> Result<ProposalState, ServiceError> {
+        let events = self.stream(proposal_id).await?;
+        ProposalState::from_stream(&events).map_err(|r| ServiceError::Corrupt(r.to_string()))
+    }
+
+    async fn append(
+        &self,
+        expected: Vec<(String, ExpectedVersion)>,
+        events: &[Event],
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let new: Vec<NewEvent> = events
+            .iter()
+            .map(|event| new_event(event, Some(actor)))
+            .collect();
+        self.store
+            .append(self.ledger_id, false, &expected, new, now)
+            .await
+    }
+
+    /// Records a roll: evaluated under the policy in force at `now`, signed by the proposer.
+    /// A `fail` verdict is recorded too, with status `failed`.
+    pub async fn propose_roll(
+        &self,
+        body: String,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<(ProposalState, SizingReport), ServiceError> {
+        let governance = self.governance().await?;
+        let (draft, report) = ProposalDraft::roll(&governance, Uuid::now_v7(), body, now)
+            .map_err(|error| ServiceError::BadInput(error.to_string()))?;
+        let state = self.record(&governance, &draft, key, now).await?;
+        Ok((state, report))
+    }
+
+    /// Records a governance motion (next signer set or next policy).
+    pub async fn propose_motion(
+        &self,
+        make: impl Fn(&Governance) -> Result<ProposalDraft, ServiceError>,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<ProposalState, ServiceError> {
+        let governance = self.governance().await?;
+        let draft = make(&governance)?;
+        self.record(&governance, &draft, key, now).await
+    }
+
+    async fn record(
+        &self,
+        governance: &Governance,
+        draft: &ProposalDraft,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<ProposalState, ServiceError> {
+        let signature = seal_signature(key, draft.message());
+        let actor = signature.key_id.clone();
+        let event = decide_propose(governance, draft, signature)?;
+        // Bound to the governance read above: a concurrent adoption makes this a conflict.
+        let expected = vec![
+            (
+                LEDGER_STREAM.to_string(),
+                ExpectedVersion::Exact(governance.stream_version),
+            ),
+            (draft.proposal_id.to_string(), ExpectedVersion::NoStream),
+        ];
+        let written = self
+            .append(expected, std::slice::from_ref(&event), &actor, now)
+            .await
+            .map_err(|error| match error {
+                StoreError::Conflict { .. } => ServiceError::Refused(Refusal::new(
+                    "the signer set or policy changed while proposing; run the command again",
+                )),
+                other => other.into(),
+            })?;
+        ProposalState::from_stream(&written).map_err(|r| ServiceError::Corrupt(r.to_string()))
+    }
+
+    /// Ids of pending, unexpired proposals (what a governance commit must expire).
+    async fn open_proposals(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(PendingRef, u64)>, ServiceError> {
+        let rows = self
+            .store
+            .proposals(self.ledger_id, Some("pending"))
+            .await?;
+        let mut open = Vec::new();
+        for row in rows {
+            let expired = crate::domain::envelope::parse_timestamp(&row.expires_at)
+                .is_some_and(|at| now > at);
+            if !expired {
+                let version = self
+                    .store
+                    .read_stream(self.ledger_id, &row.proposal_id)
+                    .await?
+                    .len() as u64;
+                open.push((
+                    PendingRef {
+                        proposal_id: row.proposal_id,
+                    },
+                    version,
+                ));
+            }
+        }
+        Ok(open)
+    }
+
+    /// Co-signs with a key held here.
+    pub async fn sign(
+        &self,
+        proposal_id: Uuid,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<SignOutcome, ServiceError> {
+        self.cosign_with(proposal_id, now, |state| {
+            Ok(seal_signature(
+                key,
+                message_for(
+                    self.ledger_id,
+                    state,
+                    cosign_purpose(state.recorded.kind),
+                    None,
+                ),
+            ))
+        })
+        .await
+    }
+
+    /// Records a co-signature made elsewhere (offline signing), after the same checks.
+    pub async fn attach(
+        &self,
+        proposal_id: Uuid,
+        signature: SignatureEnvelope,
+        now: DateTime<Utc>,
+    ) -> Result<SignOutcome, ServiceError> {
+        self.cosign_with(proposal_id, now, |_| Ok(signature.clone()))
+            .await
+    }
+
+    async fn cosign_with(
+        &self,
+        proposal_id: Uuid,
+        now: DateTime<Utc>,
+        make_signature: impl Fn(&ProposalState) -> Result<SignatureEnvelope, ServiceError>,
+    ) -> Result<SignOutcome, ServiceError> {
+        for _ in 0..CONFLICT_RETRIES {
+            let governance = self.governance().await?;
+            let state = self.proposal(proposal_id).await?;
+            let signature = make_signature(&state)?;
+            let actor = signature.key_id.clone();
+            let others = if state.recorded.kind == crate::domain::events::ProposalKind::Roll {
+                Vec::new()
+            } else {
+                self.open_proposals(now).await?
+            };
+            let refs: Vec<PendingRef> = others.iter().map(|(r, _)| r.clone()).collect();
+            let outcome = decide_sign(&governance, &state, signature, now, &refs)?;
+            let mut expected = vec![
+                (
+                    LEDGER_STREAM.to_string(),
+                    ExpectedVersion::Exact(governance.stream_version),
+                ),
+                (
+                    proposal_id.to_string(),
+                    ExpectedVersion::Exact(state.stream_version),
+                ),
+            ];
+            if outcome.committed {
+                for (pending, version) in &others {
+                    if pending.proposal_id != proposal_id.to_string() {
+                        expected.push((
+                            pending.proposal_id.clone(),
+                            ExpectedVersion::Exact(*version),
+                        ));
+                    }
+                }
+            }
+            match self.append(expected, &outcome.events, &actor, now).await {
+                Ok(_) => return Ok(outcome),
+                // Another signer moved the proposal first: re-read and decide again.
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(Refusal::new(format!(
+            "proposal {proposal_id} kept changing under {CONFLICT_RETRIES} attempts; try again"
+        ))
+        .into())
+    }
+
+    pub async fn reject(
+        &self,
+        proposal_id: Uuid,
+        key: &SecretKey,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        self.close_with(
+            proposal_id,
+            key,
+            now,
+            |governance, state, signature| decide_reject(governance, state, signature, reason, now),
+            Purpose::Veto,
+            Some(reason),
+        )
+        .await
+    }
+
+    pub async fn withdraw(
+        &self,
+        proposal_id: Uuid,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        self.close_with(
+            proposal_id,
+            key,
+            now,
+            |governance, state, signature| decide_withdraw(governance, state, signature, now),
+            Purpose::Withdraw,
+            None,
+        )
+        .await
+    }
+
+    async fn close_with(
+        &self,
+        proposal_id: Uuid,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+        decide: impl Fn(&Governance, &ProposalState, SignatureEnvelope) -> Result<Event, Refusal>,
+        purpose: Purpose,
+        reason: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        for _ in 0..CONFLICT_RETRIES {
+            let governance = self.governance().await?;
+            let state = self.proposal(proposal_id).await?;
+            let signature =
+                seal_signature(key, message_for(self.ledger_id, &state, purpose, reason));
+            let actor = signature.key_id.clone();
+            let event = decide(&governance, &state, signature)?;
+            let expected = vec![
+                (
+                    LEDGER_STREAM.to_string(),
+                    ExpectedVersion::Exact(governance.stream_version),
+                ),
+                (
+                    proposal_id.to_string(),
+                    ExpectedVersion::Exact(state.stream_version),
+                ),
+            ];
+            match self
+                .append(expected, std::slice::from_ref(&event), &actor, now)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Err(Refusal::new(format!(
+            "proposal {proposal_id} kept changing under {CONFLICT_RETRIES} attempts; try again"
+        ))
+        .into())
+    }
+}
+
+/// Checks that a proposal's status is what the caller expects, for messages.
+pub fn status_of(state: &ProposalState, now: DateTime<Utc>) -> Status {
+    state.effective_status(now)
+}
+
+pub use approval::tally;

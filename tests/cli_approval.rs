@@ -1,0 +1,796 @@
+//! The approval commands through the real binary, on SQLite and PostgreSQL: keys from keygen,
+//! openssl and ssh-keygen; every refusal leaves the ledger exactly as it was.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chrono::{Duration, TimeZone, Utc};
+use common::TestDb;
+
+const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
+
+struct Desk<'a> {
+    db: &'a TestDb,
+    dir: PathBuf,
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl<'a> Desk<'a> {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rollbook"))
+            .arg("--db")
+            .arg(&self.db.url)
+            .args(args)
+            .output()
+            .expect("run rollbook")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed ({:?}): {}",
+            out.status.code(),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ok(&all)).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    fn events(&self) -> u64 {
+        self.json(&["verify"])["events"].as_u64().unwrap()
+    }
+
+    /// Runs a command that must be refused with `code`, mention `needle`, and change nothing.
+    fn refused(&self, args: &[&str], code: i32, needle: &str) {
+        let before = self.events();
+        let out = self.run(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: {stderr:?} does not mention {needle:?}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(self.events(), before, "{args:?} changed the ledger");
+    }
+
+    /// A roll proposal file dated now, requesting `contracts`.
+    fn proposal(&self, name: &str, contracts: u32) -> String {
+        let mut proposal = rollbook::sizing::Proposal::from_toml_str(EXAMPLE).unwrap();
+        let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
+        proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
+        proposal.set_contracts_requested(contracts);
+        let path = self.path(name);
+        std::fs::write(&path, proposal.to_toml_string()).unwrap();
+        path
+    }
+
+    fn propose(&self, key: &str, contracts: u32) -> String {
+        let file = self.proposal(
+            &format!("p{contracts}-{}.toml", uuid::Uuid::now_v7().simple()),
+            contracts,
+        );
+        let out = self.run(&["propose", &file, "--key", &self.path(key), "--json"]);
+        let value: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out.stderr)));
+        value["proposal_id"].as_str().unwrap().to_string()
+    }
+}
+
+fn tool(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} is installed: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        text(&out.stderr)
+    );
+}
+
+/// alice from `rollbook keygen`, bob from `openssl genpkey`, carol from `ssh-keygen`; dave and
+/// erin (keygen) are not in the first set.
+fn desk<'a>(db: &'a TestDb, threshold: u32, policy: Option<&str>) -> Desk<'a> {
+    let dir = db.dir.path().to_path_buf();
+    let desk = Desk {
+        db,
+        dir: dir.clone(),
+    };
+    let p = |name: &str| desk.path(name);
+    for name in ["alice", "dave", "erin"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+            .args(["keygen", "--out", &p(&format!("{name}.key"))])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    tool(
+        "openssl",
+        &["genpkey", "-algorithm", "ed25519", "-out", &p("bob.key")],
+    );
+    tool(
+        "openssl",
+        &[
+            "pkey",
+            "-in",
+            &p("bob.key"),
+            "-pubout",
+            "-out",
+            &p("bob.pub.pem"),
+        ],
+    );
+    tool(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "carol",
+            "-f",
+            &p("carol.key"),
+        ],
+    );
+    std::fs::set_permissions(
+        p("bob.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let signers = format!(
+        "threshold = {threshold}\n[[signers]]\nname = \"alice\"\nrole = \"risk\"\npublic_key_file = \"alice.key.pub\"\n\
+         [[signers]]\nname = \"bob\"\npublic_key_file = \"bob.pub.pem\"\n[[signers]]\nname = \"carol\"\npublic_key_file = \"carol.key.pub\"\n"
+    );
+    std::fs::write(p("signers.toml"), signers).unwrap();
+    let mut args = vec![
+        "init".to_string(),
+        "--signers".into(),
+        p("signers.toml"),
+        "--key".into(),
+        p("alice.key"),
+    ];
+    if let Some(policy) = policy {
+        std::fs::write(p("policy.toml"), policy).unwrap();
+        args.extend(["--policy".into(), p("policy.toml")]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    desk.ok(&args);
+    desk
+}
+
+both_backends!(
+    keys_from_three_tools_commit_a_roll,
+    refusals_change_nothing,
+    expired_proposals_cannot_be_signed,
+    offline_signing_and_replayed_or_malleated_signatures,
+    a_removed_signer_is_refused,
+    two_concurrent_signers_commit_exactly_once,
+    init_is_refused_on_an_existing_ledger_and_bad_signer_files_are_named,
+);
+
+async fn keys_from_three_tools_commit_a_roll(db: &TestDb) {
+    let desk = desk(db, 2, None);
+    let id = desk.propose("bob.key", 9);
+    let inbox = desk.json(&["inbox", "--key", &desk.path("alice.key")]);
+    assert_eq!(
+        inbox.as_array().unwrap().len(),
+        1,
+        "alice's inbox holds bob's proposal"
+    );
+    assert_eq!(
+        desk.json(&["inbox", "--key", &desk.path("bob.key")])
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "bob proposed it"
+    );
+    let first = desk.json(&["sign", &id, "--key", &desk.path("alice.key")]);
+    assert_eq!(first["status"], "pending");
+    let second = desk.json(&["sign", &id, "--key", &desk.path("carol.key")]);
+    assert_eq!(second["status"], "committed");
+    let show = desk.json(&["show", &id]);
+    for key in [
+        "proposal_id",
+        "status",
+        "verdict",
+        "proposer",
+        "threshold",
+        "signatures",
+        "missing",
+        "expires_at",
+    ] {
+        assert!(show.get(key).is_some(), "show --json lacks {key}");
+    }
+    assert_eq!(show["status"], "committed");
+    assert_eq!(show["proposer"], "bob");
+    assert_eq!(show["threshold"], 2);
+    let names: Vec<&str> = show["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["alice", "carol"]);
+    assert!(show["report"]["contracts_max"].is_number());
+    let list = desk.json(&["list", "--status", "committed"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(
+        list[0].get("report").is_none(),
+        "list leaves the report out"
+    );
+    assert_eq!(
+        desk.json(&["list", "--limit", "0"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    desk.ok(&["rebuild"]);
+    assert_eq!(desk.json(&["show", &id])["status"], "committed");
+}
+
+async fn refusals_change_nothing(db: &TestDb) {
+    let desk = desk(db, 2, None);
+    let key = |name: &str| desk.path(&format!("{name}.key"));
+    // An outsider.
+    let id = desk.propose("bob.key", 9);
+    desk.refused(
+        &["sign", &id, "--key", &key("dave")],
+        3,
+        "not in signer set v1",
+    );
+    desk.refused(
+        &[
+            "propose",
+            &desk.proposal("x.toml", 9),
+            "--key",
+            &key("dave"),
+        ],
+        3,
+        "not in signer set",
+    );
+    // The proposer's own signature, and a duplicate.
+    desk.refused(&["sign", &id, "--key", &key("bob")], 3, "maker-checker");
+    desk.ok(&["sign", &id, "--key", &key("alice")]);
+    desk.refused(&["sign", &id, "--key", &key("alice")], 3, "already signed");
+    // A failed proposal.
+    let out = desk.run(&[
+        "propose",
+        &desk.proposal("twelve.toml", 12),
+        "--key",
+        &key("bob"),
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failing verdict is recorded and exits 1"
+    );
+    let failed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (failed["verdict"].as_str(), failed["status"].as_str()),
+        (Some("fail"), Some("failed"))
+    );
+    assert_eq!(failed["contracts_max"], 9);
+    let failed_id = failed["proposal_id"].as_str().unwrap();
+    desk.refused(
+        &["sign", failed_id, "--key", &key("alice")],
+        3,
+        "failed its guardrails",
+    );
+    // Vetoed, then signed.
+    let vetoed = desk.propose("bob.key", 8);
+    desk.ok(&[
+        "reject",
+        &vetoed,
+        "--key",
+        &key("carol"),
+        "--reason",
+        "quotes are stale",
+    ]);
+    desk.refused(&["sign", &vetoed, "--key", &key("alice")], 3, "vetoed");
+    desk.refused(
+        &[
+            "reject",
+            &vetoed,
+            "--key",
+            &key("alice"),
+            "--reason",
+            "again",
+        ],
+        3,
+        "vetoed",
+    );
+    // Withdrawn by someone else, then by the proposer, then signed.
+    let withdrawn = desk.propose("bob.key", 7);
+    desk.refused(
+        &["withdraw", &withdrawn, "--key", &key("alice")],
+        3,
+        "only the proposer (bob)",
+    );
+    desk.ok(&["withdraw", &withdrawn, "--key", &key("bob")]);
+    desk.refused(&["sign", &withdrawn, "--key", &key("carol")], 3, "withdrew");
+    // Bad input of other kinds.
+    desk.refused(
+        &["sign", "not-a-uuid", "--key", &key("alice")],
+        2,
+        "not a proposal id",
+    );
+    desk.refused(
+        &[
+            "sign",
+            &uuid::Uuid::now_v7().to_string(),
+            "--key",
+            &key("alice"),
+        ],
+        2,
+        "no proposal",
+    );
+    desk.refused(
+        &["sign", &id, "--key", &desk.path("missing.key")],
+        2,
+        "missing.key",
+    );
+    desk.refused(
+        &["sign", &id, "--key", &desk.path("alice.key.pub")],
+        2,
+        "alice.key.pub",
+    );
+    tool(
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "rsa",
+            "-b",
+            "2048",
+            "-N",
+            "",
+            "-f",
+            &desk.path("rsa.key"),
+        ],
+    );
+    desk.refused(&["sign", &id, "--key", &desk.path("rsa.key")], 2, "RSA");
+    std::fs::write(desk.path("raw.key"), [7u8; 64]).unwrap();
+    desk.refused(&["sign", &id, "--key", &desk.path("raw.key")], 2, "raw.key");
+    // Nothing above moved the proposal: carol's signature still commits it.
+    assert_eq!(
+        desk.json(&["sign", &id, "--key", &key("carol")])["status"],
+        "committed"
+    );
+    desk.ok(&["verify"]);
+}
+
+async fn expired_proposals_cannot_be_signed(db: &TestDb) {
+    let desk = desk(db, 2, Some("[approval]\nproposal_ttl_seconds = 1\n"));
+    let id = desk.propose("bob.key", 9);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    desk.refused(
+        &["sign", &id, "--key", &desk.path("alice.key")],
+        3,
+        "expired",
+    );
+    desk.refused(
+        &[
+            "reject",
+            &id,
+            "--key",
+            &desk.path("alice.key"),
+            "--reason",
+            "late",
+        ],
+        3,
+        "expired",
+    );
+    desk.refused(
+        &["withdraw", &id, "--key", &desk.path("bob.key")],
+        3,
+        "expired",
+    );
+    assert_eq!(desk.json(&["show", &id])["status"], "expired");
+    assert_eq!(
+        desk.json(&["list", "--status", "expired"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        desk.json(&["inbox", "--key", &desk.path("alice.key")])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}
+
+fn edit_json(path: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    edit(&mut value);
+    std::fs::write(path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+}
+
+async fn offline_signing_and_replayed_or_malleated_signatures(db: &TestDb) {
+    let desk = desk(db, 2, None);
+    let a = desk.propose("bob.key", 9);
+    let b = desk.propose("bob.key", 8);
+    let request = desk.path("req.json");
+    desk.ok(&["request", &a, "--out", &request]);
+    // The offline signer refuses an altered request.
+    let altered = desk.path("altered.json");
+    std::fs::copy(&request, &altered).unwrap();
+    edit_json(&altered, |v| {
+        v["body"] = serde_json::Value::String(
+            v["body"]
+                .as_str()
+                .unwrap()
+                .replace("contracts = 9", "contracts = 90"),
+        )
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+        .args([
+            "sign",
+            &a,
+            "--key",
+            &desk.path("alice.key"),
+            "--offline",
+            "--request",
+            &altered,
+            "--out",
+            &desk.path("x.sig"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("altered"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Sign offline (no --db needed), then attach.
+    let sig = desk.path("alice.sig.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+        .args([
+            "sign",
+            &a,
+            "--key",
+            &desk.path("alice.key"),
+            "--offline",
+            "--request",
+            &request,
+            "--out",
+            &sig,
+        ])
+        .env("ROLLBOOK_DB", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Replay alice's signature for A onto B: refused.
+    let replay = desk.path("replay.json");
+    std::fs::copy(&sig, &replay).unwrap();
+    edit_json(&replay, |v| {
+        v["proposal_id"] = serde_json::Value::String(b.clone())
+    });
+    desk.refused(&["attach", &replay], 3, "for proposal");
+    // Malleate it (S + L): refused by verify_strict.
+    let malleated = desk.path("malleated.json");
+    std::fs::copy(&sig, &malleated).unwrap();
+    edit_json(&malleated, |v| {
+        let hex = v["signature"]["signature"].as_str().unwrap().to_string();
+        let mut bytes = rollbook::crypto::hex::from_hex(&hex).unwrap();
+        let l: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let sum = bytes[32 + i] as u16 + l[i] as u16 + carry;
+            bytes[32 + i] = sum as u8;
+            carry = sum >> 8;
+        }
+        v["signature"]["signature"] =
+            serde_json::Value::String(rollbook::crypto::hex::to_hex(&bytes));
+    });
+    desk.refused(&["attach", &malleated], 3, "does not verify");
+    // The genuine signature attaches once, and only once.
+    assert_eq!(desk.json(&["attach", &sig])["status"], "pending");
+    desk.refused(&["attach", &sig], 3, "already signed");
+    // A signature from another ledger does not carry over.
+    let other = TestDb::sqlite();
+    let foreign = desk_in(&other, &desk.dir);
+    let foreign_id = foreign.propose("bob.key", 9);
+    let foreign_req = desk.path("foreign-req.json");
+    foreign.ok(&["request", &foreign_id, "--out", &foreign_req]);
+    let foreign_sig = desk.path("foreign.sig.json");
+    foreign.ok(&[
+        "sign",
+        &foreign_id,
+        "--key",
+        &desk.path("carol.key"),
+        "--offline",
+        "--request",
+        &foreign_req,
+        "--out",
+        &foreign_sig,
+    ]);
+    edit_json(&foreign_sig, |v| {
+        v["proposal_id"] = serde_json::Value::String(a.clone())
+    });
+    desk.refused(&["attach", &foreign_sig], 3, "for ledger");
+}
+
+/// A second ledger with the same people, in another database.
+fn desk_in<'a>(db: &'a TestDb, keys: &Path) -> Desk<'a> {
+    let desk = Desk {
+        db,
+        dir: keys.to_path_buf(),
+    };
+    desk.ok(&[
+        "init",
+        "--signers",
+        &desk.path("signers.toml"),
+        "--key",
+        &desk.path("carol.key"),
+    ]);
+    desk
+}
+
+async fn a_removed_signer_is_refused(db: &TestDb) {
+    let desk = desk(db, 2, None);
+    let pending = desk.propose("bob.key", 9);
+    // Next set: carol removed, dave added, 2 of 3.
+    std::fs::write(
+        desk.path("next.toml"),
+        "threshold = 2\n[[signers]]\nname = \"alice\"\npublic_key_file = \"alice.key.pub\"\n[[signers]]\nname = \"bob\"\npublic_key_file = \"bob.pub.pem\"\n[[signers]]\nname = \"dave\"\npublic_key_file = \"dave.key.pub\"\n",
+    )
+    .unwrap();
+    let motion = desk.json(&[
+        "governance",
+        "propose-signers",
+        "--signers",
+        &desk.path("next.toml"),
+        "--key",
+        &desk.path("alice.key"),
+    ]);
+    let motion = motion["proposal_id"].as_str().unwrap().to_string();
+    desk.refused(
+        &["sign", &motion, "--key", &desk.path("erin.key")],
+        3,
+        "not in signer set",
+    );
+    assert_eq!(
+        desk.json(&["sign", &motion, "--key", &desk.path("bob.key")])["status"],
+        "pending"
+    );
+    // Old set: alice (proposer, does not count) + bob = 1 of 2; carol makes 2. dave must sign too.
+    assert_eq!(
+        desk.json(&["sign", &motion, "--key", &desk.path("carol.key")])["status"],
+        "pending"
+    );
+    assert_eq!(
+        desk.json(&["sign", &motion, "--key", &desk.path("dave.key")])["status"],
+        "committed"
+    );
+    let governance = desk.json(&["governance", "show"]);
+    assert_eq!(governance["signer_set_version"], 2);
+    assert_eq!(
+        desk.json(&["show", &pending])["status"],
+        "expired",
+        "pending rolls bound to v1 expire"
+    );
+    desk.refused(
+        &["sign", &pending, "--key", &desk.path("alice.key")],
+        3,
+        "expired",
+    );
+    let fresh = desk.propose("bob.key", 9);
+    desk.refused(
+        &["sign", &fresh, "--key", &desk.path("carol.key")],
+        3,
+        "not in signer set v2",
+    );
+    assert_eq!(
+        desk.json(&["sign", &fresh, "--key", &desk.path("dave.key")])["status"],
+        "pending"
+    );
+    desk.ok(&["verify"]);
+}
+
+async fn two_concurrent_signers_commit_exactly_once(db: &TestDb) {
+    let desk = desk(db, 2, None);
+    for round in 0..3 {
+        let id = desk.propose("bob.key", 9);
+        let spawn = |key: &str| {
+            Command::new(env!("CARGO_BIN_EXE_rollbook"))
+                .args([
+                    "--db",
+                    &db.url,
+                    "sign",
+                    &id,
+                    "--key",
+                    &desk.path(key),
+                    "--json",
+                ])
+                .output()
+        };
+        let (alice, carol) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| spawn("alice.key"));
+            let c = scope.spawn(|| spawn("carol.key"));
+            (a.join().unwrap().unwrap(), c.join().unwrap().unwrap())
+        });
+        assert!(
+            alice.status.success() && carol.status.success(),
+            "round {round}: {} / {}",
+            text(&alice.stderr),
+            text(&carol.stderr)
+        );
+        let statuses: Vec<serde_json::Value> = [&alice, &carol]
+            .iter()
+            .map(|o| {
+                serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["status"].clone()
+            })
+            .collect();
+        assert_eq!(
+            statuses.iter().filter(|s| *s == "committed").count(),
+            1,
+            "round {round}: exactly one commit: {statuses:?}"
+        );
+        let show = desk.json(&["show", &id]);
+        assert_eq!(show["status"], "committed");
+        assert_eq!(show["signatures"].as_array().unwrap().len(), 2);
+    }
+    let committed = db
+        .raw_rows("SELECT count(*) FROM events WHERE event_type = 'proposal.committed'")
+        .await;
+    assert_eq!(committed[0][0], "3", "one commit event per proposal");
+    desk.ok(&["verify"]);
+}
+
+async fn init_is_refused_on_an_existing_ledger_and_bad_signer_files_are_named(db: &TestDb) {
+    let desk = desk(db, 2, None);
+    desk.refused(
+        &[
+            "init",
+            "--signers",
+            &desk.path("signers.toml"),
+            "--key",
+            &desk.path("alice.key"),
+        ],
+        3,
+        "already holds ledger",
+    );
+    let bad = |name: &str, body: &str, needle: &str| {
+        std::fs::write(desk.path(name), body).unwrap();
+        let fresh = TestDb::sqlite();
+        let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+            .args([
+                "--db",
+                &fresh.url,
+                "init",
+                "--signers",
+                &desk.path(name),
+                "--key",
+                &desk.path("alice.key"),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{name}: {}",
+            text(&out.stderr)
+        );
+    };
+    let line = |name: &str, file: &str| {
+        format!("[[signers]]\nname = \"{name}\"\npublic_key_file = \"{file}\"\n")
+    };
+    bad(
+        "k0.toml",
+        &format!("threshold = 0\n{}", line("alice", "alice.key.pub")),
+        "threshold",
+    );
+    bad(
+        "k2.toml",
+        &format!("threshold = 2\n{}", line("alice", "alice.key.pub")),
+        "threshold",
+    );
+    bad(
+        "dupkey.toml",
+        &format!(
+            "threshold = 1\n{}{}",
+            line("alice", "alice.key.pub"),
+            line("alias", "alice.key.pub")
+        ),
+        "same public key",
+    );
+    bad(
+        "dupname.toml",
+        &format!(
+            "threshold = 1\n{}{}",
+            line("alice", "alice.key.pub"),
+            line("alice", "bob.pub.pem")
+        ),
+        "duplicate signer name",
+    );
+    bad(
+        "missing.toml",
+        &format!("threshold = 1\n{}", line("alice", "nope.pub")),
+        "nope.pub",
+    );
+    bad(
+        "unknown.toml",
+        &format!(
+            "threshold = 1\nquorum = 2\n{}",
+            line("alice", "alice.key.pub")
+        ),
+        "quorum",
+    );
+    // The creator must be in the set.
+    std::fs::write(
+        desk.path("solo.toml"),
+        format!("threshold = 1\n{}", line("bob", "bob.pub.pem")),
+    )
+    .unwrap();
+    let fresh = TestDb::sqlite();
+    let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+        .args([
+            "--db",
+            &fresh.url,
+            "init",
+            "--signers",
+            &desk.path("solo.toml"),
+            "--key",
+            &desk.path("alice.key"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("must be in its signer set"));
+    // K = n warns that one lost key freezes the ledger.
+    std::fs::write(
+        desk.path("all.toml"),
+        format!(
+            "threshold = 2\n{}{}",
+            line("alice", "alice.key.pub"),
+            line("bob", "bob.pub.pem")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+        .args([
+            "--db",
+            &TestDb::sqlite().url,
+            "init",
+            "--signers",
+            &desk.path("all.toml"),
+            "--key",
+            &desk.path("alice.key"),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("one lost key freezes the ledger"),
+        "{}",
+        text(&out.stderr)
+    );
+}
