@@ -1,5 +1,9 @@
 //! Evaluations per second of the worked example on one thread (plain std::time loop; run
 //! with `cargo bench --bench evaluate`).
+//!
+//! For instruction-count profiling, set `ROLLBOOK_BENCH_EVALUATIONS=N`: the binary then runs
+//! exactly N evaluations (no warm-up, no timing, no parsing loop), e.g.
+//! `ROLLBOOK_BENCH_EVALUATIONS=2000 valgrind --tool=callgrind target/release/deps/evaluate-*`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -16,6 +20,17 @@ fn main() {
     let proposal = Proposal::from_toml_str(EXAMPLE).expect("worked example is valid");
     let policy = Policy::default();
     let now: DateTime<Utc> = "2026-05-07T14:40:00Z".parse().expect("timestamp");
+
+    if let Ok(count) = std::env::var("ROLLBOOK_BENCH_EVALUATIONS") {
+        let count: u64 = count
+            .parse()
+            .expect("ROLLBOOK_BENCH_EVALUATIONS is a count");
+        for _ in 0..count {
+            black_box(evaluate(black_box(&proposal), &policy, now).expect("evaluates"));
+        }
+        println!("evaluate(worked example): {count} evaluations (fixed count, untimed)");
+        return;
+    }
 
     // Warm up caches and the branch predictor before timing.
     for _ in 0..1_000 {

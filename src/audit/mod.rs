@@ -2,6 +2,10 @@
 //! chain, streaming in constant memory; the audit-trail work adds signatures, governance replay
 //! and re-evaluation of sizing reports on top of the same walk.
 
+pub mod auditor;
+pub mod export;
+pub mod proofs;
+
 use uuid::Uuid;
 
 use crate::crypto::hex::to_hex;
@@ -67,4 +71,262 @@ pub async fn verify_live_chain(
         events,
         head_hash: to_hex(&verifier.head_hash()),
     })
+}
+
+use std::io::{BufRead, Write};
+
+use auditor::{AuditFailure, AuditSummary, Auditor};
+use export::{
+    write_line, CheckpointLine, EventLine, HeaderLine, Line, LineReader, EXPORT_FORMAT,
+    EXPORT_VERSION,
+};
+
+/// Why a verification did not succeed: the input is invalid (exit 1) or unreadable (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{0}")]
+    Invalid(AuditFailure),
+    #[error("{0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<AuditFailure> for VerifyError {
+    fn from(failure: AuditFailure) -> Self {
+        VerifyError::Invalid(failure)
+    }
+}
+
+/// Exports the ledger as JSONL from `from_seq` on, streaming: constant memory.
+pub async fn export_jsonl(
+    store: &Store,
+    ledger_id: Uuid,
+    from_seq: u64,
+    out: &mut impl Write,
+    exported_at: &str,
+) -> Result<u64, String> {
+    let from_seq = from_seq.max(1);
+    let genesis = store
+        .read_page(ledger_id, 0, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let genesis_hash = genesis
+        .first()
+        .map(|event| to_hex(&event.hash))
+        .ok_or("the ledger is empty")?;
+    let header = HeaderLine {
+        line_type: "header".into(),
+        format: EXPORT_FORMAT.into(),
+        version: EXPORT_VERSION,
+        ledger_id: ledger_id.to_string(),
+        genesis_hash,
+        from_seq,
+        exported_at: exported_at.to_string(),
+        rollbook_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let io = |error: std::io::Error| format!("cannot write the export: {error}");
+    write_line(out, &Line::Header(header)).map_err(io)?;
+    let mut merkle = crate::crypto::merkle::MerkleBuilder::new();
+    let mut head = [0u8; 32];
+    let mut count = 0u64;
+    let mut failure: Option<String> = None;
+    store
+        .for_each_event::<StoreError>(ledger_id, 1, |event| {
+            merkle.push_leaf_data(&event.hash);
+            head = event.hash;
+            count = event.seq;
+            if event.seq >= from_seq && failure.is_none() {
+                let written = EventLine::from_event(&event)
+                    .and_then(|line| write_line(out, &Line::Event(line)).map_err(io));
+                if let Err(error) = written {
+                    failure = Some(error);
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    let checkpoint = CheckpointLine {
+        line_type: "checkpoint".into(),
+        ledger_id: ledger_id.to_string(),
+        tree_size: count,
+        head_hash: to_hex(&head),
+        merkle_root: to_hex(&merkle.root()),
+    };
+    write_line(out, &Line::Checkpoint(checkpoint)).map_err(io)?;
+    out.flush().map_err(io)?;
+    Ok(count)
+}
+
+/// The outcome of verifying an export file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileVerification {
+    pub summary: AuditSummary,
+    pub exported_at: String,
+}
+
+/// Verifies an export file, streaming: header, every event through the auditor, the checkpoint.
+/// `progress` is called with the number of events verified so far, every 4096 events.
+pub fn verify_export(
+    input: impl BufRead,
+    mut progress: impl FnMut(u64),
+) -> Result<FileVerification, VerifyError> {
+    let mut reader = LineReader::new(input);
+    let first = reader
+        .next_line()
+        .map_err(VerifyError::Unreadable)?
+        .ok_or_else(|| VerifyError::Unreadable("the file is empty".into()))?;
+    let header = match Line::parse(&first) {
+        Ok(Line::Header(header)) => header,
+        Ok(_) | Err(_) => {
+            return Err(VerifyError::Unreadable(
+                "line 1 is not a rollbook export header".into(),
+            ))
+        }
+    };
+    if header.format != EXPORT_FORMAT || header.version != EXPORT_VERSION {
+        return Err(VerifyError::Unreadable(format!(
+            "export format {} version {} is not {EXPORT_FORMAT} version {EXPORT_VERSION}",
+            header.format, header.version
+        )));
+    }
+    if header.from_seq != 1 {
+        return Err(VerifyError::Unreadable(format!(
+            "this export starts at seq {}: signatures, governance and sizing can only be verified from seq 1; export with --from-seq 1",
+            header.from_seq
+        )));
+    }
+    let invalid = |seq: u64, reason: String| VerifyError::Invalid(AuditFailure { seq, reason });
+    let mut auditor = Auditor::new();
+    let mut checkpoint: Option<CheckpointLine> = None;
+    while let Some(text) = reader
+        .next_line()
+        .map_err(|e| invalid(auditor.events() + 1, e))?
+    {
+        let seq_here = auditor.events() + 1;
+        if checkpoint.is_some() {
+            return Err(invalid(
+                auditor.events(),
+                format!("line {}: data after the checkpoint", reader.line_number),
+            ));
+        }
+        match Line::parse(&text)
+            .map_err(|e| invalid(seq_here, format!("line {}: {e}", reader.line_number)))?
+        {
+            Line::Header(_) => {
+                return Err(invalid(
+                    seq_here,
+                    format!("line {}: a second header", reader.line_number),
+                ))
+            }
+            Line::Checkpoint(line) => checkpoint = Some(line),
+            Line::Event(line) => {
+                let event = line.to_event().map_err(|e| invalid(line.seq, e))?;
+                if event.ledger_id.to_string() != header.ledger_id {
+                    return Err(invalid(
+                        event.seq,
+                        format!(
+                            "belongs to ledger {}, the header says {}",
+                            event.ledger_id, header.ledger_id
+                        ),
+                    ));
+                }
+                if event.seq == 1 && to_hex(&event.hash) != header.genesis_hash {
+                    return Err(invalid(
+                        1,
+                        "the genesis hash differs from the header's".into(),
+                    ));
+                }
+                auditor.push(&event)?;
+                if auditor.events() % 4096 == 0 {
+                    progress(auditor.events());
+                }
+            }
+        }
+    }
+    let last = auditor.events();
+    let checkpoint = checkpoint.ok_or_else(|| {
+        invalid(
+            last,
+            "the export has no checkpoint line: it is truncated".into(),
+        )
+    })?;
+    let (head, root) = (to_hex(&auditor.head_hash()), to_hex(&auditor.merkle_root()));
+    if checkpoint.ledger_id != header.ledger_id {
+        return Err(invalid(last, "the checkpoint names another ledger".into()));
+    }
+    if checkpoint.tree_size != last {
+        return Err(invalid(last, format!("the checkpoint covers {} events but the export holds {last}: events were dropped or added", checkpoint.tree_size)));
+    }
+    if checkpoint.head_hash != head {
+        return Err(invalid(
+            last,
+            format!(
+                "the checkpoint head hash {} is not the last event's hash {head}",
+                checkpoint.head_hash
+            ),
+        ));
+    }
+    if checkpoint.merkle_root != root {
+        return Err(invalid(
+            last,
+            format!(
+                "the checkpoint Merkle root {} differs from the recomputed root {root}",
+                checkpoint.merkle_root
+            ),
+        ));
+    }
+    let summary = auditor.finish()?;
+    Ok(FileVerification {
+        summary,
+        exported_at: header.exported_at,
+    })
+}
+
+/// Verifies the live ledger with the same auditor, page by page, and checks the head row.
+pub async fn verify_live(
+    store: &Store,
+    ledger_id: Uuid,
+    mut progress: impl FnMut(u64),
+) -> Result<AuditSummary, VerifyError> {
+    let head = store
+        .head(ledger_id)
+        .await?
+        .ok_or(StoreError::NoSuchLedger(ledger_id))?;
+    let mut auditor = Auditor::new();
+    store
+        .for_each_event(ledger_id, 1, |event| {
+            auditor.push(&event).map_err(VerifyError::Invalid)?;
+            if auditor.events() % 4096 == 0 {
+                progress(auditor.events());
+            }
+            Ok::<(), VerifyError>(())
+        })
+        .await
+        .map_err(|error| match error {
+            VerifyError::Store(StoreError::CorruptRow { seq, reason }) => {
+                VerifyError::Invalid(AuditFailure {
+                    seq: seq.max(0) as u64,
+                    reason: format!("unreadable row: {reason}"),
+                })
+            }
+            other => other,
+        })?;
+    let events = auditor.events();
+    if (events, auditor.head_hash()) != head {
+        return Err(VerifyError::Invalid(AuditFailure {
+            seq: events,
+            reason: format!(
+                "the ledger head says seq {} with hash {}, but the events end at seq {events} with hash {}",
+                head.0,
+                to_hex(&head.1),
+                to_hex(&auditor.head_hash())
+            ),
+        }));
+    }
+    Ok(auditor.finish()?)
 }

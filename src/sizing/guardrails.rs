@@ -6,6 +6,7 @@ use super::finance::{
     capm_cost_of_equity, cost_of_equity, gordon_growth_cost_of_equity, realized_profit_usd,
     stress_loss_usd, wacc, xirr, XIRR_RATE_MAX, XIRR_RATE_MIN,
 };
+use super::fixed::Fixed;
 use super::indicators::{macd, wilder_rsi};
 use super::options::{black76_price, bsm_price, bsm_theta_per_year, OptionKind};
 use super::report::{Caps, Check, CoefficientReport, Metrics, SizingReport, Verdict};
@@ -18,6 +19,19 @@ const FLOOR_SLACK: f64 = 1e-9;
 /// value of 1e-12 USD is "worthless", and dividing by it must still give a finite number.
 const PRICE_USD_EPSILON: f64 = 1e-12;
 const DAYS_PER_YEAR: f64 = 365.0;
+/// Room for a check message: every message of the worked example fits, so each is built with
+/// one allocation instead of growing (`format!` starts small and reallocates as it writes).
+const MESSAGE_CAPACITY: usize = 128;
+
+/// `format!` into a `String` of `MESSAGE_CAPACITY`; the text is exactly `format!`'s.
+macro_rules! message {
+    ($($arg:tt)*) => {{
+        let mut text = String::with_capacity(MESSAGE_CAPACITY);
+        // Writing into a String cannot fail.
+        let _ = std::fmt::Write::write_fmt(&mut text, format_args!($($arg)*));
+        text
+    }};
+}
 
 /// `floor(x + 1e-9)` as a contract count, clamped to [0, u32::MAX] (never negative).
 fn floor_contracts(x: f64) -> u32 {
@@ -257,25 +271,26 @@ pub fn evaluate(
     // is `value <= limit` with the same 1e-9-of-a-contract slack as `floor`, so a request of
     // `contracts_max` always passes every size check (no rounding-edge contradiction).
     let fits = |cap_usd: Option<f64>| cap_usd.is_none_or(|usd| requested <= cap_contracts(usd));
-    let money = |x: f64| format!("{x:.2} USD");
-    let mut checks = vec![
+    // Twelve checks at most (parity is optional): one allocation.
+    let mut checks = Vec::with_capacity(12);
+    checks.extend([
         Check {
             id: "profit".into(),
             passed: profit_usd > 0.0,
             value: profit_usd,
             limit: 0.0,
-            message: format!("realized profit {} must be > 0", money(profit_usd)),
+            message: message!("realized profit {} USD must be > 0", Fixed(profit_usd, 2)),
         },
         Check {
             id: "budget".into(),
             passed: fits(Some(budget_usd)),
             value: outlay_usd,
             limit: budget_usd,
-            message: format!(
-                "outlay {} vs budget {} ({:.4} x profit)",
-                money(outlay_usd),
-                money(budget_usd),
-                coefficient
+            message: message!(
+                "outlay {} USD vs budget {} USD ({} x profit)",
+                Fixed(outlay_usd, 2),
+                Fixed(budget_usd, 2),
+                Fixed(coefficient, 4)
             ),
         },
         Check {
@@ -283,9 +298,10 @@ pub fn evaluate(
             passed: requested <= growth_contracts,
             value: f64::from(requested),
             limit: f64::from(growth_contracts),
-            message: format!(
+            message: message!(
                 "{requested} contracts vs growth cap {growth_contracts} ({} closed x {})",
-                c.contracts, policy.growth.layer_growth_max
+                c.contracts,
+                policy.growth.layer_growth_max
             ),
         },
         Check {
@@ -293,9 +309,12 @@ pub fn evaluate(
             passed: fits(wacc_usd),
             value: wacc_delta_bps,
             limit: policy.wacc.incremental_bps_max,
-            message: format!(
-                "incremental WACC {wacc_delta_bps:.3} bps vs max {} bps (layer cost {:.4} vs WACC {:.4})",
-                policy.wacc.incremental_bps_max, b.layer_cost_of_capital, wacc_now
+            message: message!(
+                "incremental WACC {} bps vs max {} bps (layer cost {} vs WACC {})",
+                Fixed(wacc_delta_bps, 3),
+                policy.wacc.incremental_bps_max,
+                Fixed(b.layer_cost_of_capital, 4),
+                Fixed(wacc_now, 4)
             ),
         },
         Check {
@@ -303,9 +322,11 @@ pub fn evaluate(
             passed: fits(Some(liquidity_usd)),
             value: quick_ratio_after,
             limit: lp.quick_ratio_min,
-            message: format!(
-                "quick ratio after outlay and {} sigma stress {quick_ratio_after:.3} vs min {}",
-                lp.stress_sigma, lp.quick_ratio_min
+            message: message!(
+                "quick ratio after outlay and {} sigma stress {} vs min {}",
+                lp.stress_sigma,
+                Fixed(quick_ratio_after, 3),
+                lp.quick_ratio_min
             ),
         },
         Check {
@@ -314,9 +335,17 @@ pub fn evaluate(
             value: layer_cost_rate,
             limit: irr,
             message: if irr_required {
-                format!("layer cost {layer_cost_rate:.4}/yr vs structure IRR {irr:.4}")
+                message!(
+                    "layer cost {}/yr vs structure IRR {}",
+                    Fixed(layer_cost_rate, 4),
+                    Fixed(irr, 4)
+                )
             } else {
-                format!("layer cost {layer_cost_rate:.4}/yr vs structure IRR {irr:.4} (not required by policy)")
+                message!(
+                    "layer cost {}/yr vs structure IRR {} (not required by policy)",
+                    Fixed(layer_cost_rate, 4),
+                    Fixed(irr, 4)
+                )
             },
         },
         Check {
@@ -324,10 +353,14 @@ pub fn evaluate(
             passed: macd_value.histogram >= 0.0 || !sp.require_macd_support,
             value: macd_value.histogram,
             limit: 0.0,
-            message: format!(
-                "MACD histogram of the VIX term spread {:.4} must be >= 0{}",
-                macd_value.histogram,
-                if sp.require_macd_support { "" } else { " (not required by policy)" }
+            message: message!(
+                "MACD histogram of the VIX term spread {} must be >= 0{}",
+                Fixed(macd_value.histogram, 4),
+                if sp.require_macd_support {
+                    ""
+                } else {
+                    " (not required by policy)"
+                }
             ),
         },
         Check {
@@ -335,7 +368,7 @@ pub fn evaluate(
             passed: time_shift_days >= i64::from(policy.structure.time_shift_days_min),
             value: time_shift_days as f64,
             limit: f64::from(policy.structure.time_shift_days_min),
-            message: format!(
+            message: message!(
                 "layer expires {time_shift_days} days after the condor, min {}",
                 policy.structure.time_shift_days_min
             ),
@@ -345,20 +378,24 @@ pub fn evaluate(
             passed: quote_deviation <= policy.structure.quote_deviation_max,
             value: quote_deviation,
             limit: policy.structure.quote_deviation_max,
-            message: format!(
-                "premium {:.4} vs Black-76 model {model_usd:.4}: deviation {quote_deviation:.4}, max {}",
-                n.premium_usd, policy.structure.quote_deviation_max
+            message: message!(
+                "premium {} vs Black-76 model {}: deviation {}, max {}",
+                Fixed(n.premium_usd, 4),
+                Fixed(model_usd, 4),
+                Fixed(quote_deviation, 4),
+                policy.structure.quote_deviation_max
             ),
         },
-    ];
+    ]);
     if let Some(gap_usd) = parity_gap_usd {
         checks.push(Check {
             id: "parity".into(),
             passed: gap_usd.abs() <= policy.structure.parity_tolerance_usd,
             value: gap_usd.abs(),
             limit: policy.structure.parity_tolerance_usd,
-            message: format!(
-                "put-call parity gap {gap_usd:.4} USD, tolerance {}",
+            message: message!(
+                "put-call parity gap {} USD, tolerance {}",
+                Fixed(gap_usd, 4),
                 policy.structure.parity_tolerance_usd
             ),
         });
@@ -371,12 +408,12 @@ pub fn evaluate(
         message: if !window_ordered {
             "execute_after must be before execute_before".to_string()
         } else if blackouts_hit.is_empty() {
-            format!(
+            message!(
                 "window clear of blackouts (padded {} min)",
                 policy.timing.blackout_padding_minutes
             )
         } else {
-            format!(
+            message!(
                 "window overlaps padded blackouts: {}",
                 blackouts_hit.join(", ")
             )
@@ -388,7 +425,7 @@ pub fn evaluate(
         passed: (0.0..=age_max).contains(&age_minutes),
         value: age_minutes,
         limit: age_max,
-        message: format!("snapshot age {age_minutes:.1} min, max {age_max}"),
+        message: message!("snapshot age {} min, max {age_max}", Fixed(age_minutes, 1)),
     });
 
     // 12. Verdict and resize.
@@ -464,6 +501,11 @@ pub fn evaluate(
 /// check). Extreme but finite inputs (a rate of 1e6) can still overflow `exp`; that is reported
 /// as an input error naming the result, instead of a report that cannot be stored.
 fn ensure_finite(report: &SizingReport) -> Result<(), InputError> {
+    // Fast path without building the paths; the slow path below finds and names the first
+    // non-finite number exactly as before.
+    if report.all_numbers_finite() {
+        return Ok(());
+    }
     for (path, value) in report.numbers() {
         if let Some(x) = value {
             if !x.is_finite() {

@@ -6,6 +6,7 @@
 //! same inputs always give the same report (the auditor re-runs `evaluate` and compares).
 
 mod finance;
+mod fixed;
 mod guardrails;
 mod indicators;
 mod input;

@@ -199,6 +199,53 @@ impl SizingReport {
         Ok(())
     }
 
+    /// Whether every floating-point number of the report is finite: the allocation-free fast
+    /// path of `numbers()` for the evaluation's finiteness check. It covers every float that
+    /// `numbers()` lists (and may cover more), so `true` implies that all of those are finite.
+    pub(crate) fn all_numbers_finite(&self) -> bool {
+        let c = &self.coefficient;
+        let k = &self.caps;
+        let m = &self.metrics;
+        let fixed = [
+            self.realized_profit_usd,
+            c.rsi,
+            c.pcf_score,
+            c.score,
+            c.base,
+            c.decay_per_day,
+            c.final_value,
+            k.budget_usd,
+            k.wacc_usd.unwrap_or(0.0),
+            k.liquidity_usd,
+            k.irr_usd.unwrap_or(0.0),
+            m.outlay_usd,
+            m.cost_of_equity,
+            m.wacc,
+            m.wacc_delta_bps,
+            m.quick_ratio_now,
+            m.quick_ratio_after,
+            m.stress_loss_usd,
+            m.structure_irr,
+            m.layer_cost_rate,
+            m.structure_capital_usd,
+            m.macd,
+            m.macd_signal,
+            m.macd_histogram,
+            m.layer_model_price_usd,
+            m.quote_deviation,
+            m.parity_gap_usd.unwrap_or(0.0),
+            m.breakeven_put_usd,
+            m.breakeven_call_usd,
+            m.breakeven_layer_usd,
+            m.expected_move_usd,
+        ];
+        fixed.iter().all(|x| x.is_finite())
+            && self
+                .checks
+                .iter()
+                .all(|check| check.value.is_finite() && check.limit.is_finite())
+    }
+
     /// Every floating-point number of the report with its JSON path, in a fixed order; checks
     /// are keyed by id so that their order does not matter.
     pub(crate) fn numbers(&self) -> Vec<(String, Option<f64>)> {

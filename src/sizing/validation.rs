@@ -175,10 +175,13 @@ impl Proposal {
             ));
         }
         for (i, flow) in flows.iter().enumerate() {
-            finite(
-                &format!("book.structure_cash_flows[{i}].amount_usd"),
-                flow.amount_usd,
-            )?;
+            // The field name is only built for the error (this runs on every evaluation).
+            if !flow.amount_usd.is_finite() {
+                finite(
+                    &format!("book.structure_cash_flows[{i}].amount_usd"),
+                    flow.amount_usd,
+                )?;
+            }
         }
         let has_negative = flows.iter().any(|f| f.amount_usd < 0.0);
         let has_positive = flows.iter().any(|f| f.amount_usd > 0.0);
@@ -251,8 +254,9 @@ fn series(field: &str, values: &[f64]) -> Result<(), InputError> {
             ),
         ));
     }
-    for (i, x) in values.iter().enumerate() {
-        finite(&format!("{field}[{i}]"), *x)?;
+    // The field name is only built for the error (this runs on every evaluation).
+    if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+        finite(&format!("{field}[{i}]"), values[i])?;
     }
     Ok(())
 }

@@ -1,0 +1,414 @@
+//! The streaming auditor: replays a ledger event by event and checks everything an auditor
+//! needs, with the same decide functions that wrote it, so the write rules and the audit rules
+//! cannot drift apart. Pure: feed it events in seq order; it keeps the hash-chain head, the
+//! Merkle frontier, the governance in force and the proposals still open (closed ones are
+//! dropped), so memory does not grow with the ledger's length.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::crypto::hex::to_hex;
+use crate::crypto::merkle::MerkleBuilder;
+use crate::domain::approval::{
+    check_recorded, decide_reject, decide_sign, decide_withdraw, ProposalState, Status,
+};
+use crate::domain::envelope::{ChainVerifier, StoredEvent};
+use crate::domain::events::{Event, ProposalKind, LEDGER_STREAM};
+use crate::domain::governance::Governance;
+
+/// The first failure: its seq and a plain reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("seq {seq}: {reason}")]
+pub struct AuditFailure {
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// What a valid ledger holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditSummary {
+    pub ledger_id: String,
+    pub events: u64,
+    pub head_hash: String,
+    pub merkle_root: String,
+    /// Proposals (rolls and motions) by status, statuses judged at the last event's time.
+    pub proposals: BTreeMap<String, u64>,
+    pub signatures: u64,
+    pub signer_set_version: u64,
+    pub signers: Vec<String>,
+    pub threshold: u32,
+    pub policy_version: u64,
+    pub policy_hash: String,
+}
+
+/// Proposals whose expiry passed this long before the current event are dropped from memory:
+/// nothing valid can refer to them any more (the grace covers writers' clock skew).
+const EXPIRED_EVICTION_GRACE_HOURS: i64 = 24;
+
+pub struct Auditor {
+    chain: ChainVerifier,
+    merkle: MerkleBuilder,
+    governance: Option<Governance>,
+    open: HashMap<String, ProposalState>,
+    /// Events the previous event made due, in order (a commit after the K-th signature, the
+    /// adoption after a governance commit).
+    due: VecDeque<Event>,
+    /// After an adoption: pending proposals bound to the old governance may be expired.
+    expiring: Option<(&'static str, u64)>,
+    closed: BTreeMap<String, u64>,
+    signatures: u64,
+    last_time: Option<DateTime<Utc>>,
+    ledger_id: Option<uuid::Uuid>,
+}
+
+impl Default for Auditor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn parse_payload(event: &StoredEvent) -> Result<Event, String> {
+    Event::from_payload(&event.event_type, event.schema_version, &event.payload)
+        .map_err(|error| error.to_string())
+}
+
+impl Auditor {
+    pub fn new() -> Self {
+        Auditor {
+            chain: ChainVerifier::new(),
+            merkle: MerkleBuilder::new(),
+            governance: None,
+            open: HashMap::new(),
+            due: VecDeque::new(),
+            expiring: None,
+            closed: BTreeMap::new(),
+            signatures: 0,
+            last_time: None,
+            ledger_id: None,
+        }
+    }
+
+    pub fn events(&self) -> u64 {
+        self.chain.events_verified()
+    }
+
+    pub fn merkle_root(&self) -> [u8; 32] {
+        self.merkle.root()
+    }
+
+    pub fn head_hash(&self) -> [u8; 32] {
+        self.chain.head_hash()
+    }
+
+    pub fn push(&mut self, event: &StoredEvent) -> Result<(), AuditFailure> {
+        let fail = |reason: String| AuditFailure {
+            seq: event.seq,
+            reason,
+        };
+        self.chain.push(event).map_err(|error| {
+            let text = error.to_string();
+            // ChainError already names the seq; keep the reason only.
+            let reason = text
+                .split_once(": ")
+                .map(|(_, r)| r.to_string())
+                .unwrap_or(text);
+            fail(reason)
+        })?;
+        self.merkle.push_leaf_data(&event.hash);
+        let at = event
+            .recorded_at_utc()
+            .expect("the chain verifier checked the timestamp");
+        self.last_time = Some(at);
+        self.ledger_id = Some(event.ledger_id);
+        let payload = parse_payload(event).map_err(fail)?;
+        if payload.event_type() != event.event_type {
+            return Err(fail(format!(
+                "event type {} does not match its payload",
+                event.event_type
+            )));
+        }
+        if payload.stream_id() != event.stream_id {
+            return Err(fail(format!(
+                "stream {} does not match the payload's {}",
+                event.stream_id,
+                payload.stream_id()
+            )));
+        }
+        self.apply(event, payload, at).map_err(fail)
+    }
+
+    fn apply(
+        &mut self,
+        event: &StoredEvent,
+        payload: Event,
+        at: DateTime<Utc>,
+    ) -> Result<(), String> {
+        // An event made due by the previous one must come now, exactly as decided.
+        if let Some(expected) = self.due.pop_front() {
+            if payload != expected {
+                return Err(format!(
+                    "expected {} (decided by the previous event in the same transaction), found {}",
+                    expected.event_type(),
+                    payload.event_type()
+                ));
+            }
+        } else if matches!(
+            payload,
+            Event::ProposalCommitted(_) | Event::SignerSetAdopted(_) | Event::PolicyAdopted(_)
+        ) {
+            return Err(format!(
+                "{} without the K valid signatures that decide it",
+                payload.event_type()
+            ));
+        }
+        if !matches!(
+            payload,
+            Event::ProposalExpired(_) | Event::SignerSetAdopted(_) | Event::PolicyAdopted(_)
+        ) {
+            self.expiring = None;
+        }
+        let Some(mut governance) = self.governance.take() else {
+            let Event::LedgerCreated(genesis) = &payload else {
+                return Err("the ledger does not start with ledger.created".into());
+            };
+            if event.stream_version != 1 || event.stream_id != LEDGER_STREAM {
+                return Err("the genesis must be version 1 of the ledger stream".into());
+            }
+            if event.actor.as_deref() != Some(&genesis.signature.key_id) {
+                return Err("the genesis actor is not its signer".into());
+            }
+            self.governance = Some(
+                Governance::genesis(event.ledger_id, genesis)
+                    .map_err(|r| format!("genesis: {r}"))?,
+            );
+            return Ok(());
+        };
+        // Taken out for the match (so the open proposals can be borrowed) and put back after;
+        // on a failure the walk ends anyway.
+        let result = self.apply_governed(&mut governance, event, &payload, at);
+        self.governance = Some(governance);
+        result?;
+        self.evict(at);
+        Ok(())
+    }
+
+    fn apply_governed(
+        &mut self,
+        governance: &mut Governance,
+        event: &StoredEvent,
+        payload: &Event,
+        at: DateTime<Utc>,
+    ) -> Result<(), String> {
+        let payload = payload.clone();
+        let stream_expected =
+            |open: &HashMap<String, ProposalState>, id: &str| -> Result<u64, String> {
+                open.get(id).map(|s| s.stream_version + 1).ok_or_else(|| {
+                    format!("event for proposal {id}, which is unknown or already closed")
+                })
+            };
+        match &payload {
+            Event::LedgerCreated(_) => return Err("a second ledger.created".into()),
+            Event::SignerSetAdopted(_) | Event::PolicyAdopted(_) => {
+                if event.stream_version != governance.stream_version + 1 {
+                    return Err(format!(
+                        "ledger stream version {}, expected {}",
+                        event.stream_version,
+                        governance.stream_version + 1
+                    ));
+                }
+                let old_set = governance.set.version;
+                let old_policy = governance.policy_version;
+                governance.apply(&payload).map_err(|r| r.to_string())?;
+                self.expiring = Some(match payload {
+                    Event::SignerSetAdopted(_) => ("signer_set_changed", old_set),
+                    _ => ("policy_changed", old_policy),
+                });
+            }
+            Event::ProposalRecorded(recorded) => {
+                if event.stream_version != 1 {
+                    return Err(format!(
+                        "proposal.recorded at stream version {}, expected 1",
+                        event.stream_version
+                    ));
+                }
+                if self.open.contains_key(&recorded.proposal_id) {
+                    return Err(format!("proposal {} recorded twice", recorded.proposal_id));
+                }
+                if event.actor.as_deref() != Some(&recorded.signature.key_id) {
+                    return Err("the actor is not the proposer who signed".into());
+                }
+                check_recorded(governance, recorded)
+                    .map_err(|r| format!("proposal {}: {r}", recorded.proposal_id))?;
+                let state = ProposalState::from_recorded(recorded.clone(), event)
+                    .map_err(|r| r.to_string())?;
+                if state.created_at > at {
+                    return Err(format!(
+                        "proposal {} was created after it was recorded",
+                        recorded.proposal_id
+                    ));
+                }
+                if state.status == Status::Failed {
+                    *self.closed.entry("failed".into()).or_default() += 1;
+                } else {
+                    self.open.insert(recorded.proposal_id.clone(), state);
+                }
+            }
+            Event::ProposalSigned(signed) => {
+                let version = stream_expected(&self.open, &signed.proposal_id)?;
+                if event.stream_version != version {
+                    return Err(format!(
+                        "stream version {}, expected {version}",
+                        event.stream_version
+                    ));
+                }
+                if event.actor.as_deref() != Some(&signed.signature.key_id) {
+                    return Err("the actor is not the signer".into());
+                }
+                let state = &self.open[&signed.proposal_id];
+                let outcome = decide_sign(governance, state, signed.signature.clone(), at, &[])
+                    .map_err(|r| format!("signature of proposal {}: {r}", signed.proposal_id))?;
+                // What the writer had to append after this signature, in the same transaction.
+                self.due.extend(outcome.events.into_iter().skip(1));
+                self.signatures += 1;
+                self.evolve(&payload, event);
+            }
+            Event::ProposalCommitted(committed) => {
+                self.check_version(&committed.proposal_id, event)?;
+                self.evolve(&payload, event);
+            }
+            Event::ProposalRejected(rejected) => {
+                self.check_version(&rejected.proposal_id, event)?;
+                if event.actor.as_deref() != Some(&rejected.signature.key_id) {
+                    return Err("the actor is not the signer of the veto".into());
+                }
+                let state = &self.open[&rejected.proposal_id];
+                let expected = decide_reject(
+                    governance,
+                    state,
+                    rejected.signature.clone(),
+                    &rejected.reason,
+                    at,
+                )
+                .map_err(|r| format!("veto of proposal {}: {r}", rejected.proposal_id))?;
+                if expected != payload {
+                    return Err("the veto differs from what its signature decides".into());
+                }
+                self.evolve(&payload, event);
+            }
+            Event::ProposalWithdrawn(withdrawn) => {
+                self.check_version(&withdrawn.proposal_id, event)?;
+                if event.actor.as_deref() != Some(&withdrawn.signature.key_id) {
+                    return Err("the actor is not the signer of the withdrawal".into());
+                }
+                let state = &self.open[&withdrawn.proposal_id];
+                decide_withdraw(governance, state, withdrawn.signature.clone(), at).map_err(
+                    |r| format!("withdrawal of proposal {}: {r}", withdrawn.proposal_id),
+                )?;
+                self.evolve(&payload, event);
+            }
+            Event::ProposalExpired(expired) => {
+                let Some((reason, old_version)) = self.expiring else {
+                    return Err("proposal.expired outside a governance change".into());
+                };
+                self.check_version(&expired.proposal_id, event)?;
+                let state = &self.open[&expired.proposal_id];
+                let bound = if reason == "signer_set_changed" {
+                    state.recorded.signer_set_version
+                } else {
+                    state.recorded.policy_version
+                };
+                if expired.reason != reason
+                    || bound != old_version
+                    || state.effective_status(at) != Status::Pending
+                {
+                    return Err(format!(
+                        "proposal {} cannot expire for {:?} here",
+                        expired.proposal_id, expired.reason
+                    ));
+                }
+                self.evolve(&payload, event);
+            }
+        }
+        Ok(())
+    }
+
+    fn check_version(&self, proposal_id: &str, event: &StoredEvent) -> Result<(), String> {
+        let state = self.open.get(proposal_id).ok_or_else(|| {
+            format!("event for proposal {proposal_id}, which is unknown or already closed")
+        })?;
+        if event.stream_version != state.stream_version + 1 {
+            return Err(format!(
+                "stream version {}, expected {}",
+                event.stream_version,
+                state.stream_version + 1
+            ));
+        }
+        Ok(())
+    }
+
+    fn evolve(&mut self, payload: &Event, event: &StoredEvent) {
+        let id = payload.stream_id().to_string();
+        if let Some(state) = self.open.get_mut(&id) {
+            state.evolve(payload, event);
+            if state.status != Status::Pending {
+                *self.closed.entry(state.status.as_str().into()).or_default() += 1;
+                self.open.remove(&id);
+            }
+        }
+    }
+
+    fn evict(&mut self, at: DateTime<Utc>) {
+        // Bounded work: only when the map is large does a sweep pay for itself.
+        if self.open.len() < 4096 || !self.due.is_empty() {
+            return;
+        }
+        let cutoff = at - Duration::hours(EXPIRED_EVICTION_GRACE_HOURS);
+        let before = self.open.len();
+        self.open.retain(|_, state| state.expires_at >= cutoff);
+        *self.closed.entry("expired".into()).or_default() += (before - self.open.len()) as u64;
+    }
+
+    /// Ends the walk: nothing may still be due, and the summary of what was verified.
+    pub fn finish(self) -> Result<AuditSummary, AuditFailure> {
+        let last_seq = self.chain.events_verified();
+        if let Some(due) = self.due.front() {
+            return Err(AuditFailure {
+                seq: last_seq,
+                reason: format!(
+                    "the ledger ends before the {} its last signature decided",
+                    due.event_type()
+                ),
+            });
+        }
+        let governance = self.governance.ok_or(AuditFailure {
+            seq: 0,
+            reason: "the ledger is empty".into(),
+        })?;
+        let mut proposals = self.closed;
+        let now = self.last_time.unwrap_or_default();
+        for state in self.open.values() {
+            *proposals
+                .entry(state.effective_status(now).as_str().into())
+                .or_default() += 1;
+        }
+        Ok(AuditSummary {
+            ledger_id: self.ledger_id.map(|id| id.to_string()).unwrap_or_default(),
+            events: last_seq,
+            head_hash: to_hex(&self.chain.head_hash()),
+            merkle_root: to_hex(&self.merkle.root()),
+            proposals,
+            signatures: self.signatures,
+            signer_set_version: governance.set.version,
+            signers: governance.set.names(),
+            threshold: governance.set.threshold,
+            policy_version: governance.policy_version,
+            policy_hash: governance.policy_hash,
+        })
+    }
+}
+
+/// Kinds are part of the summary's vocabulary.
+pub fn kind_name(kind: ProposalKind) -> &'static str {
+    kind.as_str()
+}
