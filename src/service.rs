@@ -198,12 +198,13 @@ impl Ledger {
     /// Records a governance motion (next signer set or next policy).
     pub async fn propose_motion(
         &self,
-        make: impl Fn(&Governance) -> Result<ProposalDraft, ServiceError>,
+        make: impl Fn(&Governance, DateTime<Utc>) -> Result<ProposalDraft, ServiceError>,
         key: &SecretKey,
         now: DateTime<Utc>,
     ) -> Result<ProposalState, ServiceError> {
         let governance = self.governance().await?;
-        let draft = make(&governance)?;
+        // One clock reading per command: the draft's created_at is the time it is appended with.
+        let draft = make(&governance, now)?;
         self.record(&governance, &draft, key, now).await
     }
 

@@ -8,7 +8,6 @@ use clap::Args;
 use super::proposals::service_error;
 use super::views::summary;
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
-use crate::audit::verify_live_chain;
 use crate::crypto::keys::{PublicKey, SecretKey};
 use crate::domain::approval::Status;
 use crate::domain::events::{SignerEntry, SignerSet};
@@ -216,18 +215,60 @@ pub async fn run(db: &str, args: &DemoArgs) -> CliResult {
         ));
     }
 
-    step("verify the live ledger");
-    let summary = verify_live_chain(&ledger.store, ledger_id)
+    step("verify the live ledger: chain, every signature, governance, a fresh evaluation of each report");
+    let live = crate::audit::verify_live(&ledger.store, ledger_id, |_| {})
         .await
         .map_err(|error| {
             CliError::new(EXIT_CHECK_FAILED, format!("verification failed: {error}"))
         })?;
+    println!("{} events valid, head {}", live.events, live.head_hash);
+
+    step("export the audit trail and verify it offline, as a reviewer would");
+    let path = std::env::temp_dir().join(format!("rollbook-demo-{ledger_id}.jsonl"));
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| {
+        CliError::new(
+            super::EXIT_IO,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?);
+    crate::audit::export_jsonl(
+        &ledger.store,
+        ledger_id,
+        1,
+        &mut file,
+        &crate::domain::envelope::format_timestamp(Utc::now()),
+    )
+    .await
+    .map_err(|message| CliError::new(super::EXIT_IO, message))?;
+    drop(file);
+    let reader = std::io::BufReader::new(std::fs::File::open(&path).map_err(|e| {
+        CliError::new(
+            super::EXIT_IO,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?);
+    let offline = crate::audit::verify_export(reader, |_| {}).map_err(|error| {
+        CliError::new(
+            EXIT_CHECK_FAILED,
+            format!("offline verification failed: {error}"),
+        )
+    })?;
+    let statuses: Vec<String> = offline
+        .summary
+        .proposals
+        .iter()
+        .map(|(status, n)| format!("{status} {n}"))
+        .collect();
     println!(
-        "{} events, hash chain valid, head {}",
-        summary.events, summary.head_hash
+        "{}: VALID offline: {} events, proposals {}",
+        path.display(),
+        offline.summary.events,
+        statuses.join(", ")
     );
+    println!("merkle root {}", offline.summary.merkle_root);
     println!(
-        "\nnext: `rollbook --db {} list` and `rollbook --db {} show {}`",
+        "\nnext: `rollbook verify {}`, `rollbook --db {} list`, `rollbook --db {} show {}`",
+        path.display(),
         crate::store::redact_url(db),
         crate::store::redact_url(db),
         pending.id

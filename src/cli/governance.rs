@@ -67,14 +67,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             }
             let state = ledger
                 .propose_motion(
-                    |g| {
-                        Ok(ProposalDraft::signer_set(
-                            g,
-                            Uuid::now_v7(),
-                            &next,
-                            Utc::now(),
-                        ))
-                    },
+                    |g, now| Ok(ProposalDraft::signer_set(g, Uuid::now_v7(), &next, now)),
                     &key,
                     Utc::now(),
                 )
@@ -89,12 +82,12 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             let ledger = open(db).await?;
             let state = ledger
                 .propose_motion(
-                    |g| {
+                    |g, now| {
                         Ok::<_, ServiceError>(ProposalDraft::policy(
                             g,
                             Uuid::now_v7(),
                             &policy,
-                            Utc::now(),
+                            now,
                         ))
                     },
                     &key,

@@ -5,6 +5,7 @@
 //! usage; 3 refused by the ledger's rules (conflict, not a signer, expired, ...); 4 database or
 //! IO failure.
 
+mod audit;
 mod demo;
 pub(crate) mod evaluate;
 mod governance;
@@ -99,11 +100,30 @@ pub enum Command {
     /// Governance motions: the next signer set or policy; and what is in force.
     #[command(after_help = "Example:\n  rollbook governance show")]
     Governance(governance::GovernanceArgs),
-    /// Verify the live ledger: seq continuity and the hash chain, streaming in constant memory.
+    /// Export the audit trail: JSONL (verifiable offline) or CSV (one row per proposal).
     #[command(
-        after_help = "Example:\n  rollbook verify --json\n\nExit 0 when valid, 1 with the first broken seq when not."
+        after_help = "Examples:\n  rollbook export --out audit.jsonl\n  rollbook export --format csv --out proposals.csv"
     )]
-    Verify(ledger::VerifyArgs),
+    Export(audit::ExportArgs),
+    /// Verify an export file offline, or the live ledger: chain, signatures, governance, sizing, Merkle root.
+    #[command(
+        after_help = "Examples:\n  rollbook verify audit.jsonl\n  rollbook verify --json            # the live ledger of --db\n\nExit 0 valid, 1 invalid (the first failing seq and why), 2 unreadable input."
+    )]
+    Verify(audit::VerifyArgs),
+    /// Write an RFC 9162 inclusion proof of a proposal's events.
+    #[command(after_help = "Example:\n  rollbook prove 01a2... --out proof.json")]
+    Prove(audit::ProveArgs),
+    /// Check an inclusion proof with no other data (optionally against an export's checkpoint).
+    #[command(
+        name = "verify-proof",
+        after_help = "Example:\n  rollbook verify-proof proof.json --checkpoint audit.jsonl"
+    )]
+    VerifyProof(audit::VerifyProofArgs),
+    /// Prove that an older export is a prefix of a newer one (no history rewritten in between).
+    #[command(
+        after_help = "Example:\n  rollbook consistency audit-october.jsonl audit-november.jsonl"
+    )]
+    Consistency(audit::ConsistencyArgs),
     /// Rebuild the projections (proposal statuses) from the events alone.
     #[command(after_help = "Example:\n  rollbook rebuild")]
     Rebuild(ledger::RebuildArgs),
@@ -182,7 +202,11 @@ async fn run(cli: Cli) -> CliResult {
         Command::Request(args) => proposals::request(&cli.db, args).await,
         Command::Attach(args) => proposals::attach(&cli.db, args).await,
         Command::Governance(args) => governance::run(&cli.db, args).await,
-        Command::Verify(args) => ledger::verify(&cli.db, args).await,
+        Command::Export(args) => audit::export(&cli.db, args).await,
+        Command::Verify(args) => audit::verify(&cli.db, args).await,
+        Command::Prove(args) => audit::prove(&cli.db, args).await,
+        Command::VerifyProof(args) => audit::verify_proof(args),
+        Command::Consistency(args) => audit::consistency(args),
         Command::Rebuild(args) => ledger::rebuild(&cli.db, args).await,
     }
 }
