@@ -111,12 +111,58 @@ impl Ledger {
         }
     }
 
+    /// The governance in force. Every adoption is trusted only after its motion's recording,
+    /// signatures and commit re-verify under the governance before it.
     pub async fn governance(&self) -> Result<Governance, ServiceError> {
+        let corrupt = |r: Refusal| ServiceError::Corrupt(r.to_string());
         let events = self
             .store
             .read_stream(self.ledger_id, LEDGER_STREAM)
             .await?;
-        Governance::from_ledger_stream(self.ledger_id, &events)
+        let (genesis, adoptions) = events
+            .split_first()
+            .ok_or_else(|| ServiceError::Corrupt("the ledger has no genesis".into()))?;
+        let mut governance =
+            Governance::from_ledger_stream(self.ledger_id, std::slice::from_ref(genesis))
+                .map_err(corrupt)?;
+        for event in adoptions {
+            let adoption =
+                Event::from_payload(&event.event_type, event.schema_version, &event.payload)
+                    .map_err(|e| ServiceError::Corrupt(format!("seq {}: {e}", event.seq)))?;
+            let motion_id = match &adoption {
+                Event::SignerSetAdopted(a) => &a.motion_id,
+                Event::PolicyAdopted(a) => &a.motion_id,
+                other => {
+                    return Err(ServiceError::Corrupt(format!(
+                        "seq {}: {} in the ledger stream",
+                        event.seq,
+                        other.event_type()
+                    )))
+                }
+            };
+            let motion = self.store.read_stream(self.ledger_id, motion_id).await?;
+            approval::validate_motion(&governance, &motion, &adoption)
+                .map_err(|r| ServiceError::Corrupt(format!("seq {}: {r}", event.seq)))?;
+            governance.apply(&adoption).map_err(corrupt)?;
+        }
+        Ok(governance)
+    }
+
+    /// A proposal's state for a decision: a pending proposal bound to the governance in force
+    /// has its whole stored history re-verified first, so forged rows cannot count.
+    async fn proposal_for_decision(
+        &self,
+        governance: &Governance,
+        proposal_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<ProposalState, ServiceError> {
+        let events = self.stream(proposal_id).await?;
+        let state = ProposalState::from_stream(&events)
+            .map_err(|r| ServiceError::Corrupt(r.to_string()))?;
+        if state.status_under(now, governance) != Status::Pending {
+            return Ok(state);
+        }
+        approval::validate_history(governance, &events)
             .map_err(|r| ServiceError::Corrupt(r.to_string()))
     }
 
@@ -170,14 +216,21 @@ impl Ledger {
         events: &[Event],
         actor: &str,
         now: DateTime<Utc>,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<Vec<StoredEvent>, ServiceError> {
         let new: Vec<NewEvent> = events
             .iter()
             .map(|event| new_event(event, Some(actor)))
             .collect();
         self.store
-            .append(self.ledger_id, false, &expected, new, now)
+            .append_before(self.ledger_id, false, &expected, new, now, deadline)
             .await
+            .map_err(|error| match error {
+                StoreError::DeadlinePassed { deadline, .. } => ServiceError::Refused(Refusal::new(
+                    format!("the proposal expired at {deadline} before this could be recorded"),
+                )),
+                other => ServiceError::Store(other),
+            })
     }
 
     /// Records a roll: evaluated under the policy in force at `now`, signed by the proposer.
@@ -227,13 +280,15 @@ impl Ledger {
             (draft.proposal_id.to_string(), ExpectedVersion::NoStream),
         ];
         let written = self
-            .append(expected, std::slice::from_ref(&event), &actor, now)
+            .append(expected, std::slice::from_ref(&event), &actor, now, None)
             .await
             .map_err(|error| match error {
-                StoreError::Conflict { .. } => ServiceError::Refused(Refusal::new(
-                    "the signer set or policy changed while proposing; run the command again",
-                )),
-                other => other.into(),
+                ServiceError::Store(StoreError::Conflict { .. }) => {
+                    ServiceError::Refused(Refusal::new(
+                        "the signer set or policy changed while proposing; run the command again",
+                    ))
+                }
+                other => other,
             })?;
         ProposalState::from_stream(&written).map_err(|r| ServiceError::Corrupt(r.to_string()))
     }
@@ -308,7 +363,9 @@ impl Ledger {
     ) -> Result<SignOutcome, ServiceError> {
         for _ in 0..CONFLICT_RETRIES {
             let governance = self.governance().await?;
-            let state = self.proposal(proposal_id).await?;
+            let state = self
+                .proposal_for_decision(&governance, proposal_id, now)
+                .await?;
             let signature = make_signature(&state)?;
             let actor = signature.key_id.clone();
             let others = if state.recorded.kind == crate::domain::events::ProposalKind::Roll {
@@ -338,11 +395,20 @@ impl Ledger {
                     }
                 }
             }
-            match self.append(expected, &outcome.events, &actor, now).await {
+            match self
+                .append(
+                    expected,
+                    &outcome.events,
+                    &actor,
+                    now,
+                    Some(state.expires_at),
+                )
+                .await
+            {
                 Ok(_) => return Ok(outcome),
                 // Another signer moved the proposal first: re-read and decide again.
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(other) => return Err(other.into()),
+                Err(ServiceError::Store(StoreError::Conflict { .. })) => continue,
+                Err(other) => return Err(other),
             }
         }
         Err(Refusal::new(format!(
@@ -397,7 +463,9 @@ impl Ledger {
     ) -> Result<(), ServiceError> {
         for _ in 0..CONFLICT_RETRIES {
             let governance = self.governance().await?;
-            let state = self.proposal(proposal_id).await?;
+            let state = self
+                .proposal_for_decision(&governance, proposal_id, now)
+                .await?;
             let signature =
                 seal_signature(key, message_for(self.ledger_id, &state, purpose, reason));
             let actor = signature.key_id.clone();
@@ -413,12 +481,18 @@ impl Ledger {
                 ),
             ];
             match self
-                .append(expected, std::slice::from_ref(&event), &actor, now)
+                .append(
+                    expected,
+                    std::slice::from_ref(&event),
+                    &actor,
+                    now,
+                    Some(state.expires_at),
+                )
                 .await
             {
                 Ok(_) => return Ok(()),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(other) => return Err(other.into()),
+                Err(ServiceError::Store(StoreError::Conflict { .. })) => continue,
+                Err(other) => return Err(other),
             }
         }
         Err(Refusal::new(format!(

@@ -85,7 +85,10 @@ fn verify_reports_the_first_broken_seq_and_exits_1() {
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["valid"], false);
     assert_eq!(report["seq"], 3);
-    assert!(report["error"].as_str().unwrap().contains("hash"), "{report}");
+    assert!(
+        report["error"].as_str().unwrap().contains("hash"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -155,7 +158,11 @@ fn bad_and_dead_databases_get_clear_errors() {
         &format!("sqlite://{}/empty.db", dir.path().display()),
         "verify",
     ]);
-    assert_eq!(empty.status.code(), Some(2), "pointing at a database without a ledger is bad input");
+    assert_eq!(
+        empty.status.code(),
+        Some(2),
+        "pointing at a database without a ledger is bad input"
+    );
     assert!(text(&empty.stderr).contains("no ledger"));
 }
 

@@ -99,6 +99,7 @@ fn csv_field(text: &str) -> String {
 
 async fn write_csv(ledger: &crate::service::Ledger, out: &mut dyn Write) -> Result<(), CliError> {
     let sets = ledger.signer_sets().await.map_err(service_error)?;
+    let governance = ledger.governance().await.map_err(service_error)?;
     let io = |e: std::io::Error| CliError::new(EXIT_IO, format!("cannot write the CSV: {e}"));
     let header = "proposal_id,kind,created_at,proposer,contracts_requested,contracts_max,verdict,failed_checks,status,signers,committed_at,policy_hash,first_seq,last_seq";
     write!(out, "{header}\r\n").map_err(io)?;
@@ -108,7 +109,7 @@ async fn write_csv(ledger: &crate::service::Ledger, out: &mut dyn Write) -> Resu
             .map_err(|_| CliError::new(EXIT_CHECK_FAILED, "a corrupt proposal id"))?;
         let state = ledger.proposal(id).await.map_err(service_error)?;
         let report = super::views::report_of(&state);
-        let status = state.effective_status(now);
+        let status = state.status_under(now, &governance);
         let signers: Vec<String> = state
             .cosignatures
             .iter()

@@ -78,6 +78,9 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
         }
         GovernanceCommand::ProposePolicy { policy, key, json } => {
             let policy = super::evaluate::load_policy(Some(policy))?;
+            if let Some(warning) = super::proposals::ttl_warning(&policy) {
+                eprintln!("warning: {warning}");
+            }
             let key = load_secret(key)?;
             let ledger = open(db).await?;
             let state = ledger

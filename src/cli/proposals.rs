@@ -67,7 +67,8 @@ pub async fn init(db: &str, args: &InitArgs) -> CliResult {
         .await
         .map_err(service_error)?;
     store.close().await;
-    let warnings = set.threshold_warnings(policy.approval.proposer_counts);
+    let mut warnings = set.threshold_warnings(policy.approval.proposer_counts);
+    warnings.extend(ttl_warning(&policy));
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
@@ -391,7 +392,7 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
     let states: Vec<ProposalState> = load_states(&ledger)
         .await?
         .into_iter()
-        .filter(|state| wanted.is_none_or(|status| state.effective_status(now) == status))
+        .filter(|state| wanted.is_none_or(|status| state.status_under(now, &governance) == status))
         .take(args.limit.unwrap_or(usize::MAX))
         .collect();
     ledger.store.close().await;
@@ -450,7 +451,7 @@ pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
             .proposal(parse_id(&row.proposal_id)?)
             .await
             .map_err(service_error)?;
-        if state.effective_status(now) != Status::Pending || state.has_signed(&key_id) {
+        if state.status_under(now, &governance) != Status::Pending || state.has_signed(&key_id) {
             continue;
         }
         let may_sign = governance.set.by_key_id(&key_id).is_some()
@@ -612,7 +613,26 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
         ));
     }
     eprintln!("signing offline: proposal {proposal_id} of ledger {ledger_id}");
-    eprintln!("  {}", request.summary);
+    // The summary shown is derived from the digested body, never the request's free text.
+    let shown = super::views::summary_of(request.kind, &request.body, request.policy_version);
+    if shown != request.summary {
+        eprintln!(
+            "warning: the request's summary line differs from its content; showing the content"
+        );
+    }
+    eprintln!("  {shown}");
+    if let Some(report) = request
+        .report_json
+        .as_deref()
+        .and_then(|json| serde_json::from_str::<crate::sizing::SizingReport>(json).ok())
+    {
+        eprintln!(
+            "  verdict {} ({} requested, at most {})",
+            report.verdict.as_str(),
+            report.contracts_requested,
+            report.contracts_max
+        );
+    }
     eprintln!("  subject digest {}", request.subject_digest);
     let message = signed_message(
         cosign_purpose(request.kind),
@@ -685,4 +705,12 @@ pub async fn attach(db: &str, args: &AttachArgs) -> CliResult {
     print_outcome(&ledger, &sets, &outcome, id, args.json);
     ledger.store.close().await;
     Ok(EXIT_OK)
+}
+
+/// Short times to live leave signers no time to sign, governance motions included.
+pub(crate) fn ttl_warning(policy: &crate::sizing::Policy) -> Option<String> {
+    let ttl = policy.approval.proposal_ttl_seconds;
+    (ttl < 300).then(|| {
+        format!("approval.proposal_ttl_seconds = {ttl}: proposals, policy motions included, expire before most signers can sign")
+    })
 }

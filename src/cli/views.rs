@@ -19,8 +19,18 @@ pub fn name_of(sets: &[ActiveSet], key_id: &str) -> String {
 
 /// One line saying what the proposal asks for.
 pub fn summary(state: &ProposalState) -> String {
-    match state.recorded.kind {
-        ProposalKind::Roll => match Proposal::from_toml_str(&state.recorded.body) {
+    summary_of(
+        state.recorded.kind,
+        &state.recorded.body,
+        state.recorded.policy_version,
+    )
+}
+
+/// One line saying what a proposal body asks for, derived from the body itself (never from
+/// free text beside it), so it shows exactly what a signature's digest covers.
+pub fn summary_of(kind: ProposalKind, body: &str, policy_version: u64) -> String {
+    match kind {
+        ProposalKind::Roll => match Proposal::from_toml_str(body) {
             Ok(p) => {
                 let layer = &p.next_layer;
                 let outlay =
@@ -41,7 +51,7 @@ pub fn summary(state: &ProposalState) -> String {
             }
             Err(_) => "roll (unreadable body)".into(),
         },
-        ProposalKind::SignerSet => match ActiveSet::parse(&state.recorded.body) {
+        ProposalKind::SignerSet => match ActiveSet::parse(body) {
             Ok(set) => format!(
                 "signer set v{}: {} of {} ({})",
                 set.version,
@@ -53,10 +63,8 @@ pub fn summary(state: &ProposalState) -> String {
         },
         ProposalKind::Policy => format!(
             "policy v{} with hash {}",
-            state.recorded.policy_version + 1,
-            crate::crypto::hex::to_hex(&crate::crypto::canonical::policy_hash(
-                &state.recorded.body
-            ))
+            policy_version + 1,
+            crate::crypto::hex::to_hex(&crate::crypto::canonical::policy_hash(body))
         ),
     }
 }
@@ -77,7 +85,7 @@ pub fn proposal_json(
     now: DateTime<Utc>,
     with_report: bool,
 ) -> Value {
-    let status = state.effective_status(now);
+    let status = state.status_under(now, governance);
     let report = report_of(state);
     let bound_set = sets
         .iter()

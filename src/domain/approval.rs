@@ -17,6 +17,9 @@ use crate::crypto::canonical::{
 use crate::crypto::hex::{from_hex32, to_hex};
 use crate::sizing::{self, Policy, Proposal, SizingReport};
 
+/// The longest time to live a policy may set (one year); `Policy::validate` enforces it.
+pub const TTL_SECONDS_MAX: u64 = crate::sizing::PROPOSAL_TTL_SECONDS_MAX;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Pending,
@@ -109,6 +112,19 @@ impl ProposalState {
             Status::Expired
         } else {
             self.status
+        }
+    }
+
+    /// The status as users should see it: also `Expired` when the signer set or policy it is
+    /// bound to is no longer in force (it can never be signed again).
+    pub fn status_under(&self, now: DateTime<Utc>, governance: &Governance) -> Status {
+        let status = self.effective_status(now);
+        let stale = self.recorded.signer_set_version != governance.set.version
+            || self.recorded.policy_version != governance.policy_version;
+        if status == Status::Pending && stale {
+            Status::Expired
+        } else {
+            status
         }
     }
 
@@ -240,13 +256,15 @@ impl ProposalDraft {
         body: String,
         now: DateTime<Utc>,
     ) -> Self {
-        let ttl = Duration::seconds(
-            governance
-                .policy
-                .approval
-                .proposal_ttl_seconds
-                .min(i64::MAX as u64 / 2_000) as i64,
-        );
+        // The policy bounds the TTL (at most a year), so this cannot overflow; saturate anyway.
+        let ttl_seconds = governance
+            .policy
+            .approval
+            .proposal_ttl_seconds
+            .min(TTL_SECONDS_MAX);
+        let expires_at = now
+            .checked_add_signed(Duration::seconds(ttl_seconds as i64))
+            .unwrap_or(now);
         ProposalDraft {
             ledger_id: governance.ledger_id,
             proposal_id,
@@ -259,7 +277,7 @@ impl ProposalDraft {
             policy_hash: governance.policy_hash.clone(),
             signer_set_version: governance.set.version,
             created_at: format_timestamp(now),
-            expires_at: format_timestamp(now + ttl),
+            expires_at: format_timestamp(expires_at),
         }
     }
 
@@ -732,6 +750,9 @@ pub fn tally(governance: &Governance, state: &ProposalState) -> Result<Tally, Re
     })
 }
 
+/// Expiry events one governance commit writes at most.
+pub const EXPIRIES_PER_COMMIT_MAX: usize = 512;
+
 /// A pending proposal another motion's commit must expire: its id and stream version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingRef {
@@ -758,6 +779,7 @@ fn require_open(state: &ProposalState, now: DateTime<Utc>, action: &str) -> Resu
 
 fn require_bound_to(governance: &Governance, state: &ProposalState) -> Result<(), Refusal> {
     if state.recorded.signer_set_version != governance.set.version
+        || state.recorded.policy_version != governance.policy_version
         || state.recorded.policy_hash != governance.policy_hash
     {
         return Err(Refusal::new(format!(
@@ -867,9 +889,13 @@ pub fn decide_sign(
             }
         };
         if let Some(reason) = reason {
+            // Bounded so the commit always fits in one append; proposals beyond the cap stay
+            // pending in name only: bound to the old governance, they can never be signed, and
+            // `status_under` shows them expired.
             for pending in other_pending
                 .iter()
                 .filter(|p| p.proposal_id != state.id.to_string())
+                .take(EXPIRIES_PER_COMMIT_MAX)
             {
                 events.push(Event::ProposalExpired(ProposalExpired {
                     proposal_id: pending.proposal_id.clone(),
@@ -907,6 +933,20 @@ pub fn decide_reject(
             governance.set.names().join(", ")
         ))
     })?;
+    if reason.chars().any(char::is_control) {
+        return Err(Refusal::new(
+            "a veto reason must be printable text (no control characters or line breaks)",
+        ));
+    }
+    // A signer the motion removes cannot veto it: otherwise one rogue key blocks its own removal.
+    if let Some(next) = proposed_set(state)? {
+        if next.by_key(&member.key.as_bytes()).is_none() {
+            return Err(Refusal::new(format!(
+                "{} is removed by motion {} and cannot veto it",
+                member.name, state.id
+            )));
+        }
+    }
     check_proposal_signature(
         &Binding::of(governance.ledger_id, state),
         &signature,
@@ -940,7 +980,7 @@ pub fn decide_withdraw(
             state.id
         )));
     }
-    // The proposer may have left the set since; the key that proposed still proves authorship.
+    // A proposer who has left the set can no longer act on the ledger, withdrawal included.
     let key = governance
         .set
         .by_key_id(&signature.key_id)
@@ -962,4 +1002,102 @@ pub fn decide_withdraw(
         proposal_id: state.id.to_string(),
         signature,
     }))
+}
+
+/// Re-checks a pending proposal's stored history against the governance in force before a
+/// decision builds on it: the recording (proposer signature, digest, report) and every stored
+/// co-signature, each at its recorded time. Rows forged by someone with database access (the
+/// chain has no secret in it) therefore cannot count toward K.
+pub fn validate_history(
+    governance: &Governance,
+    events: &[StoredEvent],
+) -> Result<ProposalState, Refusal> {
+    let mut iter = events.iter();
+    let first = iter
+        .next()
+        .ok_or_else(|| Refusal::new("no such proposal"))?;
+    let Event::ProposalRecorded(recorded) = parse_event(first)? else {
+        return Err(Refusal::new(format!(
+            "stream {} does not start with proposal.recorded",
+            first.stream_id
+        )));
+    };
+    check_recorded(governance, &recorded).map_err(|r| {
+        Refusal::new(format!(
+            "seq {}: the stored proposal is invalid: {r}",
+            first.seq
+        ))
+    })?;
+    let mut state = ProposalState::from_recorded(recorded, first)?;
+    for event in iter {
+        let payload = parse_event(event)?;
+        let Event::ProposalSigned(signed) = &payload else {
+            return Err(Refusal::new(format!(
+                "seq {}: {} in a pending proposal",
+                event.seq,
+                payload.event_type()
+            )));
+        };
+        let at = event
+            .recorded_at_utc()
+            .ok_or_else(|| Refusal::new(format!("seq {}: bad timestamp", event.seq)))?;
+        let outcome =
+            decide_sign(governance, &state, signed.signature.clone(), at, &[]).map_err(|r| {
+                Refusal::new(format!(
+                    "seq {}: a stored signature is invalid: {r}",
+                    event.seq
+                ))
+            })?;
+        if outcome.committed {
+            return Err(Refusal::new(format!(
+                "seq {}: this signature completed K but no commit was recorded",
+                event.seq
+            )));
+        }
+        state.evolve(&payload, event);
+    }
+    Ok(state)
+}
+
+fn parse_event(event: &StoredEvent) -> Result<Event, Refusal> {
+    Event::from_payload(&event.event_type, event.schema_version, &event.payload)
+        .map_err(|error| Refusal::new(format!("seq {}: {error}", event.seq)))
+}
+
+/// Re-checks a committed governance motion before its adoption is trusted: its recording and
+/// co-signatures under the governance before it, and a commit and adoption exactly as its last
+/// signature decides them. `motion` is the motion's stream: recorded, signed..., committed.
+pub fn validate_motion(
+    before: &Governance,
+    motion: &[StoredEvent],
+    adoption: &Event,
+) -> Result<(), Refusal> {
+    if motion.len() < 3 {
+        return Err(Refusal::new(
+            "the adopted motion lacks its signatures and commit",
+        ));
+    }
+    let (history, tail) = motion.split_at(motion.len() - 2);
+    let state = validate_history(before, history)?;
+    let Event::ProposalSigned(signed) = parse_event(&tail[0])? else {
+        return Err(Refusal::new(format!(
+            "seq {}: the adopted motion does not end with a signature and its commit",
+            tail[0].seq
+        )));
+    };
+    let committed = parse_event(&tail[1])?;
+    let at = tail[0]
+        .recorded_at_utc()
+        .ok_or_else(|| Refusal::new("bad timestamp"))?;
+    let outcome = decide_sign(before, &state, signed.signature, at, &[])?;
+    if !outcome.committed
+        || outcome.events.get(1) != Some(&committed)
+        || outcome.events.get(2) != Some(adoption)
+    {
+        return Err(Refusal::new(format!(
+            "motion {}: the adoption is not what its signatures decide",
+            state.id
+        )));
+    }
+    Ok(())
 }

@@ -39,6 +39,9 @@ pub use report::{Caps, Check, CoefficientReport, Metrics, SizingReport, Verdict}
 /// A proposal or policy file larger than this is refused before parsing (1 MiB): a real
 /// proposal is a few kilobytes, and a bound keeps parsing time and memory predictable.
 pub const FILE_BYTES_MAX: usize = 1024 * 1024;
+/// Longest proposal time to live a policy may set: one year. Longer makes no sense for a roll,
+/// and the bound keeps every expiry time far from chrono's limits.
+pub const PROPOSAL_TTL_SECONDS_MAX: u64 = 365 * 24 * 3600;
 /// Longest indicator series accepted (`advance_decline_line`, `vix_term_spread`).
 pub const SERIES_VALUES_MAX: usize = 10_000;
 /// Most dated cash flows accepted in `book.structure_cash_flows`.

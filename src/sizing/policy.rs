@@ -290,6 +290,16 @@ impl Policy {
     /// Checks the constraints between keys. `evaluate` calls this too, because the fields are
     /// public and a policy may be built in code rather than read from a file.
     pub fn validate(&self) -> Result<(), InputError> {
+        let ttl = self.approval.proposal_ttl_seconds;
+        if !(1..=super::PROPOSAL_TTL_SECONDS_MAX).contains(&ttl) {
+            return Err(InputError::new(
+                "approval.proposal_ttl_seconds",
+                format!(
+                    "must be between 1 and {} (one year), got {ttl}",
+                    super::PROPOSAL_TTL_SECONDS_MAX
+                ),
+            ));
+        }
         let c = &self.coefficient;
         finite_in("coefficient.floor", c.floor, 0.0, 1.0)?;
         finite_in("coefficient.cap", c.cap, 0.0, 1.0)?;

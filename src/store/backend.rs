@@ -112,6 +112,8 @@ fn hash32(seq: i64, what: &str, bytes: Vec<u8>) -> Result<[u8; 32], StoreError> 
 
 /// SQL text of one backend.
 pub(super) struct Sql {
+    pub lock_ledgers: &'static str,
+    pub count_ledgers: &'static str,
     pub insert_ledger: &'static str,
     pub lock_head: &'static str,
     pub update_head: &'static str,
@@ -313,10 +315,25 @@ macro_rules! backend {
                     expected: &[(String, ExpectedVersion)],
                     events: Vec<NewEvent>,
                     now: DateTime<Utc>,
+                    deadline: Option<DateTime<Utc>>,
                 ) -> Result<Vec<StoredEvent>, StoreError> {
                     let ledger = ledger_id.to_string();
                     let mut tx = self.begin_write().await?;
                     if create {
+                        // One ledger per database: creation is exclusive (the table lock on
+                        // PostgreSQL, the write lock on SQLite), so two concurrent `init`s
+                        // cannot both succeed.
+                        sqlx::query(SQL.lock_ledgers)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err("locking the ledgers table"))?;
+                        let existing: i64 = sqlx::query_scalar(SQL.count_ledgers)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(db_err("counting ledgers"))?;
+                        if existing > 0 {
+                            return Err(StoreError::LedgerExists(ledger_id));
+                        }
                         let stamp = format_timestamp(now);
                         let inserted = sqlx::query(SQL.insert_ledger)
                             .bind(&ledger)
@@ -357,6 +374,14 @@ macro_rules! backend {
                         })?;
                     // Clock skew between machines must not make time run backwards on the chain.
                     let recorded_at = now.max(floor);
+                    if let Some(deadline) = deadline {
+                        if recorded_at > deadline {
+                            return Err(StoreError::DeadlinePassed {
+                                deadline: format_timestamp(deadline),
+                                recorded_at: format_timestamp(recorded_at),
+                            });
+                        }
+                    }
 
                     let mut versions: HashMap<String, u64> = HashMap::new();
                     for (stream_id, expectation) in expected {
@@ -511,6 +536,12 @@ macro_rules! backend {
                 ) -> Result<u64, StoreError> {
                     let ledger = ledger_id.to_string();
                     let mut tx = self.begin_write().await?;
+                    // Hold the head like a writer does, so no append interleaves with the replay.
+                    sqlx::query(SQL.lock_head)
+                        .bind(&ledger)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err("locking the ledger head"))?;
                     sqlx::query(SQL.proj_delete)
                         .bind(&ledger)
                         .execute(&mut *tx)
@@ -593,8 +624,11 @@ backend!(
     SqliteStore,
     sqlx::Sqlite,
     sqlx::SqlitePool,
-    sqlx::sqlite::SqliteRow,
+        sqlx::sqlite::SqliteRow,
     Sql {
+        // BEGIN IMMEDIATE already excludes every other writer.
+        lock_ledgers: "SELECT 1",
+        count_ledgers: "SELECT count(*) FROM ledgers",
         insert_ledger: "INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) VALUES (?1, 0, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         // BEGIN IMMEDIATE already holds the database write lock; no row lock needed.
         lock_head: "SELECT head_seq, head_hash, head_recorded_at FROM ledgers WHERE ledger_id = ?1",
@@ -620,8 +654,12 @@ backend!(
     PostgresStore,
     sqlx::Postgres,
     sqlx::PgPool,
-    sqlx::postgres::PgRow,
+        sqlx::postgres::PgRow,
     Sql {
+        // Blocks concurrent creators (and appends' row locks do not conflict with it for long:
+        // creation happens once).
+        lock_ledgers: "LOCK TABLE ledgers IN SHARE ROW EXCLUSIVE MODE",
+        count_ledgers: "SELECT count(*) FROM ledgers",
         insert_ledger: "INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) VALUES ($1, 0, $2, $3, $4) ON CONFLICT DO NOTHING",
         // A row lock on the head, not an advisory lock: it lives and dies with the transaction
         // (a killed writer releases it), needs no key scheme, and FOR UPDATE under READ

@@ -51,6 +51,11 @@ pub enum StoreError {
     NoSuchLedger(Uuid),
     #[error("a ledger can only be created by its first event; ledger {0} already exists")]
     LedgerExists(Uuid),
+    #[error("the deadline {deadline} passed before the append could be recorded (ledger time {recorded_at})")]
+    DeadlinePassed {
+        deadline: String,
+        recorded_at: String,
+    },
     #[error("invalid append: {0}")]
     InvalidAppend(String),
     #[error("database error while {doing}: {source}")]
@@ -135,8 +140,23 @@ impl Store {
         events: Vec<NewEvent>,
         now: DateTime<Utc>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        self.append_before(ledger_id, create, expected, events, now, None)
+            .await
+    }
+
+    /// Like `append`, refused with `DeadlinePassed` when the time recorded on the chain (decided
+    /// inside the lock) would be later than `deadline`: nothing commits after its expiry.
+    pub async fn append_before(
+        &self,
+        ledger_id: Uuid,
+        create: bool,
+        expected: &[(String, ExpectedVersion)],
+        events: Vec<NewEvent>,
+        now: DateTime<Utc>,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         backend::validate_append(expected, &events)?;
-        dispatch!(self, store => store.append(ledger_id, create, expected, events, now).await)
+        dispatch!(self, store => store.append(ledger_id, create, expected, events, now, deadline).await)
     }
 
     /// Every ledger id in this database, oldest first.
