@@ -1,0 +1,567 @@
+//! The audit trail: a real ledger (proposals in every status, one governance change) is
+//! exported, verified offline, then tampered with in every way the issue lists. Each tamper is
+//! tried naively and, where a naive edit is caught by hashes alone, by an attacker who
+//! recomputes every hash and the checkpoint, so the deeper checks (signatures, governance,
+//! sizing) are the ones that must catch it.
+
+mod common;
+
+use std::io::Cursor;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::TestDb;
+use rollbook::audit::auditor::AuditSummary;
+use rollbook::audit::export::{CheckpointLine, EventLine, Line};
+use rollbook::audit::{export_jsonl, verify_export, verify_live, VerifyError};
+use rollbook::crypto::hex::to_hex;
+use rollbook::crypto::keys::SecretKey;
+use rollbook::crypto::merkle::MerkleBuilder;
+use rollbook::domain::approval::ProposalDraft;
+use rollbook::domain::events::{SignerEntry, SignerSet};
+use rollbook::domain::governance::ActiveSet;
+use rollbook::service::{self, Ledger};
+use rollbook::sizing::{Policy, Proposal};
+use rollbook::store::Store;
+use uuid::Uuid;
+
+const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
+}
+
+fn entry(name: &str, key: &SecretKey) -> SignerEntry {
+    SignerEntry {
+        name: name.into(),
+        role: None,
+        public_key: to_hex(&key.public().as_bytes()),
+        key_id: key.public().key_id().to_string(),
+    }
+}
+
+fn body(contracts: u32) -> String {
+    let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
+    proposal.set_contracts_requested(contracts);
+    proposal.to_toml_string()
+}
+
+struct Keys {
+    alice: SecretKey,
+    bob: SecretKey,
+    carol: SecretKey,
+    dave: SecretKey,
+}
+
+fn keys() -> Keys {
+    Keys {
+        alice: SecretKey::generate().unwrap(),
+        bob: SecretKey::generate().unwrap(),
+        carol: SecretKey::generate().unwrap(),
+        dave: SecretKey::generate().unwrap(),
+    }
+}
+
+/// Builds the story ledger; returns the ledger and the id of its committed roll.
+async fn story(db: &TestDb, k: &Keys) -> (Ledger, Uuid) {
+    let store = Store::open(&db.url).await.unwrap();
+    let set = ActiveSet::validate(&SignerSet {
+        version: 1,
+        threshold: 2,
+        signers: vec![
+            entry("alice", &k.alice),
+            entry("bob", &k.bob),
+            entry("carol", &k.carol),
+        ],
+    })
+    .unwrap();
+    let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &k.alice, t0())
+        .await
+        .unwrap();
+    let ledger = Ledger { store, ledger_id };
+    let at = |minutes: i64| t0() + Duration::seconds(minutes);
+    // failed
+    ledger.propose_roll(body(12), &k.bob, at(1)).await.unwrap();
+    // committed
+    let (committed, _) = ledger.propose_roll(body(9), &k.bob, at(2)).await.unwrap();
+    ledger.sign(committed.id, &k.alice, at(3)).await.unwrap();
+    ledger.sign(committed.id, &k.carol, at(4)).await.unwrap();
+    // rejected
+    let (rejected, _) = ledger.propose_roll(body(8), &k.bob, at(5)).await.unwrap();
+    ledger
+        .reject(rejected.id, &k.carol, "quotes are stale", at(6))
+        .await
+        .unwrap();
+    // withdrawn
+    let (withdrawn, _) = ledger.propose_roll(body(7), &k.bob, at(7)).await.unwrap();
+    ledger.withdraw(withdrawn.id, &k.bob, at(8)).await.unwrap();
+    // expired by the governance change below
+    let (to_expire, _) = ledger.propose_roll(body(6), &k.bob, at(9)).await.unwrap();
+    ledger.sign(to_expire.id, &k.alice, at(10)).await.unwrap();
+    // governance: add dave, 2 of 4
+    let mut next = set.to_signer_set();
+    next.version = 2;
+    next.signers.push(entry("dave", &k.dave));
+    let next = ActiveSet::validate(&next).unwrap();
+    let motion = ledger
+        .propose_motion(
+            |g, now| Ok(ProposalDraft::signer_set(g, Uuid::now_v7(), &next, now)),
+            &k.alice,
+            at(11),
+        )
+        .await
+        .unwrap();
+    ledger.sign(motion.id, &k.bob, at(12)).await.unwrap();
+    ledger.sign(motion.id, &k.carol, at(13)).await.unwrap();
+    let adopted = ledger.sign(motion.id, &k.dave, at(14)).await.unwrap();
+    assert!(adopted.committed);
+    // pending under the new set
+    let (pending, _) = ledger.propose_roll(body(5), &k.dave, at(15)).await.unwrap();
+    ledger.sign(pending.id, &k.alice, at(16)).await.unwrap();
+    (ledger, committed.id)
+}
+
+async fn export_lines(ledger: &Ledger) -> Vec<String> {
+    let mut out = Vec::new();
+    export_jsonl(
+        &ledger.store,
+        ledger.ledger_id,
+        1,
+        &mut out,
+        "2026-05-07T15:00:00.000000Z",
+    )
+    .await
+    .unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn verify_lines(lines: &[String]) -> Result<AuditSummary, VerifyError> {
+    let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+    verify_export(Cursor::new(text.into_bytes()), |_| {}).map(|v| v.summary)
+}
+
+fn assert_invalid(lines: &[String], needle: &str, case: &str) {
+    match verify_lines(lines) {
+        Err(VerifyError::Invalid(failure)) => {
+            let text = failure.to_string();
+            assert!(
+                text.contains(needle),
+                "{case}: {text:?} does not mention {needle:?}"
+            );
+        }
+        other => panic!("{case}: expected an invalid export mentioning {needle:?}, got {other:?}"),
+    }
+}
+
+fn event_line(line: &str) -> EventLine {
+    match Line::parse(line).unwrap() {
+        Line::Event(event) => event,
+        other => panic!("not an event line: {other:?}"),
+    }
+}
+
+/// An attacker with the file recomputes every hash, the header and the checkpoint.
+fn rehash(lines: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut prev = [0u8; 32];
+    let mut merkle = MerkleBuilder::new();
+    let mut count = 0;
+    let mut ledger_id = String::new();
+    for line in &lines[1..lines.len() - 1] {
+        let mut event = event_line(line).to_event().unwrap();
+        event.prev_hash = prev;
+        event.hash = event.computed_hash();
+        prev = event.hash;
+        merkle.push_leaf_data(&event.hash);
+        count += 1;
+        ledger_id = event.ledger_id.to_string();
+        out.push(Line::Event(EventLine::from_event(&event).unwrap()).to_text());
+    }
+    let Line::Header(mut header) = Line::parse(&lines[0]).unwrap() else {
+        panic!()
+    };
+    header.genesis_hash = event_line(&out[0]).hash.clone();
+    let checkpoint = CheckpointLine {
+        line_type: "checkpoint".into(),
+        ledger_id,
+        tree_size: count,
+        head_hash: to_hex(&prev),
+        merkle_root: to_hex(&merkle.root()),
+    };
+    let mut all = vec![Line::Header(header).to_text()];
+    all.extend(out);
+    all.push(Line::Checkpoint(checkpoint).to_text());
+    all
+}
+
+fn index_of(lines: &[String], event_type: &str, nth: usize) -> usize {
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains(&format!("\"event_type\":\"{event_type}\"")))
+        .nth(nth)
+        .unwrap_or_else(|| panic!("no {event_type} #{nth}"))
+        .0
+}
+
+fn edit_payload(lines: &mut [String], index: usize, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut line = event_line(&lines[index]);
+    let mut payload: serde_json::Value = serde_json::from_str(&line.payload).unwrap();
+    edit(&mut payload);
+    line.payload = serde_json::to_string(&payload).unwrap();
+    lines[index] = Line::Event(line).to_text();
+}
+
+both_backends!(
+    the_story_exports_verifies_and_every_tamper_is_caught,
+    database_tampering_is_caught_live
+);
+
+async fn the_story_exports_verifies_and_every_tamper_is_caught(db: &TestDb) {
+    let k = keys();
+    let (ledger, committed_id) = story(db, &k).await;
+    let lines = export_lines(&ledger).await;
+    let summary = verify_lines(&lines).expect("the genuine export verifies");
+    let statuses: Vec<(&str, u64)> = summary
+        .proposals
+        .iter()
+        .map(|(s, n)| (s.as_str(), *n))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("committed", 2),
+            ("expired", 1),
+            ("failed", 1),
+            ("pending", 1),
+            ("rejected", 1),
+            ("withdrawn", 1)
+        ]
+    );
+    assert_eq!(
+        (
+            summary.signer_set_version,
+            summary.threshold,
+            summary.signers.len()
+        ),
+        (2, 2, 4)
+    );
+    let live = verify_live(&ledger.store, ledger.ledger_id, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(live, summary, "live and offline verification agree");
+    assert_eq!(
+        verify_lines(&rehash(&lines)).unwrap(),
+        summary,
+        "rehashing an untouched export changes nothing"
+    );
+
+    // A changed byte in any event's payload, hash, signature, key or timestamp.
+    let signed = index_of(&lines, "proposal.signed", 0);
+    let flip = |lines: &[String], index: usize, from: &str, to: &str| {
+        let mut copy = lines.to_vec();
+        assert!(copy[index].contains(from), "line {index} lacks {from:?}");
+        copy[index] = copy[index].replacen(from, to, 1);
+        copy
+    };
+    let line = event_line(&lines[signed]);
+    let payload_signature = &serde_json::from_str::<serde_json::Value>(&line.payload).unwrap()
+        ["signature"]["signature"]
+        .as_str()
+        .unwrap()[..8]
+        .to_string();
+    let changed_sig = payload_signature.chars().rev().collect::<String>();
+    assert_invalid(
+        &flip(&lines, signed, payload_signature, &changed_sig),
+        "does not match the recomputed hash",
+        "signature byte",
+    );
+    assert_invalid(
+        &flip(&lines, signed, &line.hash[..6], "000000"),
+        "does not match the recomputed hash",
+        "hash byte",
+    );
+    // A plausible, well-formed earlier time (still after the previous event).
+    assert!(
+        line.recorded_at.ends_with(":03.000000Z"),
+        "{}",
+        line.recorded_at
+    );
+    let earlier = line.recorded_at.replace(":03.000000Z", ":02.500000Z");
+    assert_invalid(
+        &flip(&lines, signed, &line.recorded_at, &earlier),
+        "does not match the recomputed hash",
+        "timestamp",
+    );
+    let key_id = line.actor.clone().unwrap();
+    assert_invalid(
+        &flip(
+            &lines,
+            signed,
+            &key_id,
+            &key_id.replace('A', "B").replace('a', "b"),
+        ),
+        "hash",
+        "key id",
+    );
+    let genesis_key = {
+        let payload: serde_json::Value =
+            serde_json::from_str(&event_line(&lines[1]).payload).unwrap();
+        let set: serde_json::Value =
+            serde_json::from_str(payload["signer_set_json"].as_str().unwrap()).unwrap();
+        set["signers"][0]["public_key"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_invalid(
+        &flip(&lines, 1, &genesis_key[..8], "00000000"),
+        "hash",
+        "public key",
+    );
+    // Same with the chain recomputed: the signature itself must fail.
+    assert_invalid(
+        &rehash(&flip(&lines, signed, payload_signature, &changed_sig)),
+        "does not verify",
+        "rehashed signature byte",
+    );
+    let mut key_swap = lines.clone();
+    edit_payload(&mut key_swap, signed, |p| {
+        p["signature"]["key_id"] = serde_json::Value::String(k.bob.public().key_id().to_string())
+    });
+    assert_invalid(&rehash(&key_swap), "seq", "rehashed signer swap");
+
+    // Dropped, duplicated, inserted, swapped event lines.
+    let mut dropped = lines.clone();
+    dropped.remove(signed);
+    assert_invalid(&dropped, "expected seq", "dropped line");
+    let mut duplicated = lines.clone();
+    duplicated.insert(signed, lines[signed].clone());
+    assert_invalid(&duplicated, "expected seq", "duplicated line");
+    let mut swapped = lines.clone();
+    swapped.swap(signed, signed + 1);
+    assert_invalid(&swapped, "expected seq", "swapped lines");
+    let mut inserted = lines.clone();
+    inserted.insert(
+        signed,
+        lines[2].replacen("\"seq\":2,", &format!("\"seq\":{},", signed), 1),
+    );
+    assert_invalid(&inserted, "hash", "inserted line");
+    // Dropped events hidden by renumbering and rehashing: the K-th signature's commit is missing
+    // or a commit lacks its K-th signature.
+    let commit = index_of(&lines, "proposal.committed", 0);
+    let mut k_minus_one = lines.clone();
+    k_minus_one.remove(commit - 1);
+    for (seq, line) in k_minus_one
+        .iter_mut()
+        .enumerate()
+        .skip(1)
+        .take_while(|(_, l)| l.starts_with("{\"type\":\"event\""))
+    {
+        let mut event = event_line(line);
+        event.seq = seq as u64;
+        *line = Line::Event(event).to_text();
+    }
+    assert_invalid(
+        &rehash(&k_minus_one),
+        "without the K valid signatures",
+        "commit with K-1 signatures",
+    );
+
+    // A truncated tail with the old checkpoint kept.
+    let mut truncated = lines.clone();
+    truncated.remove(lines.len() - 2);
+    assert_invalid(&truncated, "checkpoint covers", "truncated tail");
+    let mut no_checkpoint = lines.clone();
+    no_checkpoint.pop();
+    assert_invalid(&no_checkpoint, "no checkpoint", "missing checkpoint");
+    let mut after = lines.clone();
+    after.push(lines[1].clone());
+    assert_invalid(&after, "after the checkpoint", "data after the checkpoint");
+
+    // A forged signer added to the genesis (the attacker re-signs nothing: they cannot).
+    let mallory = SecretKey::generate().unwrap();
+    let mut forged = lines.clone();
+    edit_payload(&mut forged, 1, |p| {
+        let mut set: serde_json::Value =
+            serde_json::from_str(p["signer_set_json"].as_str().unwrap()).unwrap();
+        set["signers"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::to_value(entry("mallory", &mallory)).unwrap());
+        p["signer_set_json"] = serde_json::Value::String(serde_json::to_string(&set).unwrap());
+    });
+    assert_invalid(&rehash(&forged), "genesis", "forged genesis signer");
+
+    // A changed policy value.
+    let mut policy = lines.clone();
+    edit_payload(&mut policy, 1, |p| {
+        p["policy_json"] = serde_json::Value::String(p["policy_json"].as_str().unwrap().replace(
+            "\"incremental_bps_max\":18.0",
+            "\"incremental_bps_max\":80.0",
+        ));
+    });
+    assert_ne!(policy, lines);
+    assert_invalid(&rehash(&policy), "genesis", "changed policy value");
+
+    // A changed number in a stored report (and the same with its verdict flipped).
+    let recorded = index_of(&lines, "proposal.recorded", 1);
+    let mut report = lines.clone();
+    edit_payload(&mut report, recorded, |p| {
+        let text = p["report_json"]
+            .as_str()
+            .unwrap()
+            .replace("\"contracts_max\":9", "\"contracts_max\":19");
+        p["report_json"] = serde_json::Value::String(text);
+    });
+    assert_ne!(report, lines);
+    assert_invalid(
+        &rehash(&report),
+        "subject_digest does not match",
+        "changed report number",
+    );
+
+    // A signature replayed from another ledger with the same people.
+    let other_db = TestDb::sqlite();
+    let (other, other_committed) = story(&other_db, &k).await;
+    let other_lines = export_lines(&other).await;
+    let other_signed = event_line(&other_lines[index_of(&other_lines, "proposal.signed", 0)]);
+    let replayed_signature: serde_json::Value =
+        serde_json::from_str::<serde_json::Value>(&other_signed.payload).unwrap()["signature"]
+            .clone();
+    let mut replayed = lines.clone();
+    edit_payload(&mut replayed, signed, |p| {
+        p["signature"] = replayed_signature.clone()
+    });
+    assert_invalid(
+        &rehash(&replayed),
+        "for ledger",
+        "signature from another ledger",
+    );
+    assert_ne!(committed_id, other_committed);
+
+    // Unknown and duplicate keys, and a re-escaped character, are refused.
+    assert_invalid(
+        &flip(
+            &lines,
+            signed,
+            "\"type\":\"event\",",
+            "\"type\":\"event\",\"extra\":1,",
+        ),
+        "unknown field",
+        "unknown key",
+    );
+    assert_invalid(
+        &flip(
+            &lines,
+            signed,
+            "\"type\":\"event\",",
+            "\"type\":\"event\",\"seq\":1,",
+        ),
+        "duplicate field",
+        "duplicate key",
+    );
+    assert_invalid(
+        &flip(
+            &lines,
+            signed,
+            "\"stream_id\":\"0",
+            "\"stream_id\":\"\\u0030",
+        ),
+        "canonical",
+        "escaped character",
+    );
+}
+
+async fn database_tampering_is_caught_live(db: &TestDb) {
+    let k = keys();
+    let (ledger, committed) = story(db, &k).await;
+    verify_live(&ledger.store, ledger.ledger_id, |_| {})
+        .await
+        .unwrap();
+    // Someone with database access writes a co-signature row with a correct hash chain (the
+    // chain has no secret in it) but a signature they could not make.
+    let (pending, _) = ledger
+        .propose_roll(body(4), &k.dave, t0() + Duration::seconds(30))
+        .await
+        .unwrap();
+    let mut forged = rollbook::domain::governance::seal_signature(
+        &k.alice,
+        rollbook::domain::approval::message_for(
+            ledger.ledger_id,
+            &pending,
+            rollbook::crypto::canonical::Purpose::Cosign,
+            None,
+        ),
+    );
+    forged.key_id = k.carol.public().key_id().to_string();
+    let event =
+        rollbook::domain::events::Event::ProposalSigned(rollbook::domain::events::ProposalSigned {
+            proposal_id: pending.id.to_string(),
+            signature: forged,
+        });
+    ledger
+        .store
+        .append(
+            ledger.ledger_id,
+            false,
+            &[],
+            vec![rollbook::domain::envelope::NewEvent {
+                stream_id: pending.id.to_string(),
+                event_type: event.event_type().into(),
+                schema_version: 1,
+                actor: Some(k.carol.public().key_id().to_string()),
+                payload: event.to_payload(),
+            }],
+            t0() + Duration::seconds(31),
+        )
+        .await
+        .unwrap();
+    // The forged row cannot be built upon: an honest signature is refused, not counted as K.
+    let honest = ledger
+        .sign(pending.id, &k.bob, t0() + Duration::seconds(32))
+        .await;
+    let message = format!(
+        "{:?}",
+        honest
+            .err()
+            .expect("the decision must refuse to build on a forged signature")
+    );
+    assert!(message.contains("stored signature is invalid"), "{message}");
+    match verify_live(&ledger.store, ledger.ledger_id, |_| {}).await {
+        Err(VerifyError::Invalid(failure)) => {
+            assert!(failure.reason.contains("does not verify"), "{failure}")
+        }
+        other => panic!("expected the forged signature to fail verification, got {other:?}"),
+    }
+
+    // Direct edits of rows, after dropping the immutability trigger as an attacker would.
+    let db2 = TestDb::sqlite();
+    let (ledger2, _) = story(&db2, &k).await;
+    db2.raw_execute("DROP TRIGGER events_refuse_update")
+        .await
+        .unwrap();
+    db2.raw_execute("UPDATE events SET payload = CAST(replace(CAST(payload AS TEXT), 'quotes are stale', 'quotes are fresh') AS BLOB) WHERE event_type = 'proposal.rejected'").await.unwrap();
+    match verify_live(&ledger2.store, ledger2.ledger_id, |_| {}).await {
+        Err(VerifyError::Invalid(failure)) => assert!(failure.reason.contains("hash"), "{failure}"),
+        other => panic!("expected an altered row to fail, got {other:?}"),
+    }
+    let db3 = TestDb::sqlite();
+    let (ledger3, _) = story(&db3, &k).await;
+    db3.raw_execute("DROP TRIGGER events_refuse_delete")
+        .await
+        .unwrap();
+    db3.raw_execute("DELETE FROM events WHERE seq = 4")
+        .await
+        .unwrap();
+    match verify_live(&ledger3.store, ledger3.ledger_id, |_| {}).await {
+        Err(VerifyError::Invalid(failure)) => {
+            assert!(failure.reason.contains("expected seq 4"), "{failure}")
+        }
+        other => panic!("expected a deleted row to fail, got {other:?}"),
+    }
+    let _ = committed;
+}
