@@ -526,9 +526,7 @@ async fn database_tampering_is_caught_live(db: &TestDb) {
         .await;
     let message = format!(
         "{:?}",
-        honest
-            .err()
-            .expect("the decision must refuse to build on a forged signature")
+        honest.expect_err("the decision must refuse to build on a forged signature")
     );
     assert!(message.contains("stored signature is invalid"), "{message}");
     match verify_live(&ledger.store, ledger.ledger_id, |_| {}).await {
