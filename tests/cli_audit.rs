@@ -1,0 +1,244 @@
+//! export / verify FILE / prove / verify-proof / consistency through the real binary.
+
+use std::process::{Command, Output};
+
+use chrono::{Duration, TimeZone, Utc};
+
+fn rollbook(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rollbook"))
+        .args(args)
+        .env_remove("ROLLBOOK_DB")
+        .output()
+        .expect("run rollbook")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+struct Demo {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Demo {
+    fn new() -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/d.db", dir.path().display());
+        let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/keys-example");
+        let out = rollbook(&["--db", &url, "demo", "--keys", keys]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        Demo { dir, url }
+    }
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--db", &self.url];
+        all.extend_from_slice(args);
+        rollbook(&all)
+    }
+    fn export(&self, name: &str) -> String {
+        let path = self.path(name);
+        let out = self.run(&["export", "--out", &path]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        path
+    }
+    /// Bob proposes a fresh 9-contract roll (keys-example), so the ledger grows.
+    fn grow(&self) -> String {
+        let mut proposal = rollbook::sizing::Proposal::from_toml_str(include_str!(
+            "vectors/example-proposal.toml"
+        ))
+        .unwrap();
+        let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
+        proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
+        proposal.set_contracts_requested(9);
+        let file = self.path("more.toml");
+        std::fs::write(&file, proposal.to_toml_string()).unwrap();
+        let out = self.run(&[
+            "propose",
+            &file,
+            "--key",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/keys-example/bob.key"),
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        value["proposal_id"].as_str().unwrap().to_string()
+    }
+}
+
+#[test]
+fn verify_exits_0_valid_1_invalid_2_unreadable() {
+    let demo = Demo::new();
+    let file = demo.export("audit.jsonl");
+    let ok = rollbook(&["verify", &file, "--json"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(summary["valid"], true);
+    assert_eq!(summary["proposals"]["committed"], 1);
+    assert_eq!(summary["proposals"]["failed"], 1);
+    for key in [
+        "events",
+        "signers",
+        "policy_version",
+        "head_hash",
+        "merkle_root",
+    ] {
+        assert!(summary.get(key).is_some(), "summary lacks {key}");
+    }
+    // One changed character in the last event line.
+    let content = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<String> = content.lines().map(str::to_string).collect();
+    let last_event = lines.len() - 2;
+    lines[last_event] =
+        lines[last_event].replacen("\"stream_version\":", "\"stream_version\":1", 1);
+    let tampered = demo.path("tampered.jsonl");
+    std::fs::write(&tampered, lines.join("\n") + "\n").unwrap();
+    let bad = rollbook(&["verify", &tampered, "--json"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    assert!(report["seq"].as_u64().unwrap() >= 1);
+    // Unreadable: missing, empty, not an export.
+    assert_eq!(
+        rollbook(&["verify", &demo.path("missing.jsonl")])
+            .status
+            .code(),
+        Some(2)
+    );
+    let empty = demo.path("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    assert_eq!(rollbook(&["verify", &empty]).status.code(), Some(2));
+    let junk = demo.path("junk.jsonl");
+    std::fs::write(&junk, "hello\n").unwrap();
+    let out = rollbook(&["verify", &junk]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("header"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The live ledger verifies too, and stdout is exactly one JSON object for machines.
+    let live = demo.run(&["verify", "--json"]);
+    assert_eq!(live.status.code(), Some(0));
+    let live: serde_json::Value = serde_json::from_slice(&live.stdout).unwrap();
+    assert_eq!(live["merkle_root"], summary["merkle_root"]);
+}
+
+#[test]
+fn csv_has_one_rfc4180_row_per_proposal() {
+    let demo = Demo::new();
+    let out = demo.run(&["export", "--format", "csv", "--out", "-"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = text(&out.stdout);
+    let rows: Vec<&str> = csv.split("\r\n").filter(|r| !r.is_empty()).collect();
+    assert_eq!(rows.len(), 3, "header + 2 proposals: {csv}");
+    assert!(rows[0].starts_with("proposal_id,kind,created_at,proposer,contracts_requested,contracts_max,verdict,failed_checks,status,signers"));
+    assert!(
+        rows.iter().any(|r| r.contains(",committed,alice; carol,")),
+        "{csv}"
+    );
+    assert!(
+        rows.iter().any(|r| r.contains(",fail,irr,failed,")),
+        "{csv}"
+    );
+}
+
+#[test]
+fn inclusion_proofs_verify_alone_and_fail_after_any_change() {
+    let demo = Demo::new();
+    let list = demo.run(&["list", "--status", "committed", "--json"]);
+    let id = serde_json::from_slice::<serde_json::Value>(&list.stdout).unwrap()[0]["proposal_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let proof = demo.path("proof.json");
+    assert!(demo.run(&["prove", &id, "--out", &proof]).status.success());
+    let export = demo.export("audit.jsonl");
+    let ok = rollbook(&["verify-proof", &proof, "--checkpoint", &export, "--json"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(
+        value["events"].as_array().unwrap().len(),
+        4,
+        "recorded, two signatures, commit"
+    );
+    assert_eq!(value["anchored"], true);
+    assert_eq!(rollbook(&["verify-proof", &proof]).status.code(), Some(0));
+    // Flip one hex digit of a path hash, of an event field, of the root.
+    let original = std::fs::read_to_string(&proof).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&original).unwrap();
+    let path_hash = parsed["events"][0]["audit_path"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let root = parsed["merkle_root"].as_str().unwrap().to_string();
+    let flip = |s: &str| {
+        let mut chars: Vec<char> = s.chars().collect();
+        chars[10] = if chars[10] == '0' { '1' } else { '0' };
+        chars.into_iter().collect::<String>()
+    };
+    for (from, to) in [
+        (path_hash.clone(), flip(&path_hash)),
+        (root.clone(), flip(&root)),
+        (
+            "\"proposal.signed\"".to_string(),
+            "\"proposal.signeD\"".to_string(),
+        ),
+    ] {
+        let bad = demo.path("bad-proof.json");
+        std::fs::write(&bad, original.replacen(&from, &to, 1)).unwrap();
+        let out = rollbook(&["verify-proof", &bad]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "changing {from} was not caught: {}",
+            text(&out.stdout)
+        );
+    }
+    // A proof against a checkpoint it does not belong to is refused.
+    demo.grow();
+    let newer = demo.export("newer.jsonl");
+    assert_eq!(
+        rollbook(&["verify-proof", &proof, "--checkpoint", &newer])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn consistency_proves_an_older_export_is_a_prefix_of_a_newer_one() {
+    let demo = Demo::new();
+    let old = demo.export("old.jsonl");
+    demo.grow();
+    let new = demo.export("new.jsonl");
+    let ok = rollbook(&["consistency", &old, &new, "--json"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(value["consistent"], true);
+    assert!(value["new_size"].as_u64().unwrap() > value["old_size"].as_u64().unwrap());
+    assert_eq!(
+        rollbook(&["consistency", &old, &old]).status.code(),
+        Some(0),
+        "a tree is a prefix of itself"
+    );
+    let reversed = rollbook(&["consistency", &new, &old]);
+    assert_eq!(reversed.status.code(), Some(1));
+    assert!(
+        text(&reversed.stderr).contains("history was cut"),
+        "{}",
+        text(&reversed.stderr)
+    );
+    // Another ledger's export (a rewritten history) is not consistent with ours.
+    let other = Demo::new();
+    let foreign = other.export("foreign.jsonl");
+    let out = rollbook(&["consistency", &old, &foreign]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("different ledgers"),
+        "{}",
+        text(&out.stderr)
+    );
+}
