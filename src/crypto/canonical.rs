@@ -355,6 +355,35 @@ mod tests {
         );
     }
 
+    /// docs/audit-format.md, "Worked example: a co-signature" (computed independently).
+    #[test]
+    fn documented_cosign_example() {
+        let ledger = Uuid::from_bytes([0x11; 16]);
+        let proposal = Uuid::from_bytes([0x33; 16]);
+        let policy = "ab".repeat(32);
+        let digest = subject_digest(&SubjectInput {
+            ledger_id: &ledger,
+            proposal_id: &proposal,
+            kind: "roll",
+            body: "[roll]",
+            report_json: Some("{}"),
+            policy_hash: &policy,
+            policy_version: 1,
+            signer_set_version: 1,
+            created_at: "2026-05-07T14:40:00.000000Z",
+            expires_at: "2026-05-07T18:40:00.000000Z",
+        });
+        assert_eq!(
+            crate::crypto::hex::to_hex(&digest),
+            "7aad64fcb25570f266d2be7d139a7234f2a44692651e20d201aad042ef63ba96"
+        );
+        let message = signed_message(Purpose::Cosign, &ledger, &proposal, 1, &digest, None);
+        assert_eq!(
+            crate::crypto::hex::to_hex(&message),
+            "726f6c6c626f6f6b2f76312f636f7369676e00111111111111111111111111111111113333333333333333333333333333333300000000000000017aad64fcb25570f266d2be7d139a7234f2a44692651e20d201aad042ef63ba96"
+        );
+    }
+
     #[test]
     fn signed_messages_decode_to_what_was_encoded_and_differ_by_purpose() {
         let ledger = Uuid::from_bytes([1; 16]);
