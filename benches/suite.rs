@@ -1,0 +1,818 @@
+//! The benchmark suite behind `./bench/run`: append, verify, sign and evaluate, each next to the
+//! machine's limit for the same work in the same run (and, for appends, next to cqrs-es).
+//! Not a test: it asserts no timing. Output: a table, or one JSON object with --json.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use rollbook::audit::export_jsonl;
+use rollbook::crypto::canonical::Purpose;
+use rollbook::crypto::hex::{from_hex, to_hex};
+use rollbook::crypto::keys::SecretKey;
+use rollbook::domain::approval::{
+    cosign_purpose, decide_propose, decide_sign, message_for, ProposalDraft, ProposalState,
+};
+use rollbook::domain::envelope::{NewEvent, StoredEvent};
+use rollbook::domain::events::{Event, SignerEntry, SignerSet};
+use rollbook::domain::governance::{seal_signature, ActiveSet, Governance};
+use rollbook::service::{self, Ledger};
+use rollbook::sizing::{Policy, Proposal};
+use rollbook::store::{ExpectedVersion, Store};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const EXAMPLE: &str = include_str!("../tests/vectors/example-proposal.toml");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+struct Sizes {
+    append_single: u64,
+    append_per_writer: u64,
+    verify: Vec<u64>,
+    sign: (u64, u64),
+    sign_runs: usize,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let as_json = args.iter().any(|a| a == "--json");
+    let sizes = if quick {
+        Sizes {
+            append_single: 1500,
+            append_per_writer: 300,
+            verify: vec![20_000],
+            sign: (1_000, 100_000),
+            sign_runs: 30,
+        }
+    } else {
+        Sizes {
+            append_single: 5000,
+            append_per_writer: 1000,
+            verify: vec![100_000, 1_000_000],
+            sign: (1_000, 1_000_000),
+            sign_runs: 40,
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let postgres = std::env::var("ROLLBOOK_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let mut result = json!({"quick": quick, "machine": machine()});
+    result["evaluate"] = evaluate();
+    eprintln!("bench: evaluate done");
+    result["append"] = runtime.block_on(append_all(work.path(), postgres.as_deref(), &sizes));
+    eprintln!("bench: append done");
+    result["verify"] = runtime.block_on(verify_all(work.path(), &sizes));
+    eprintln!("bench: verify done");
+    result["sign"] = runtime.block_on(sign_all(work.path(), &sizes));
+    eprintln!("bench: sign done");
+    if as_json {
+        println!("{result}");
+    } else {
+        print_table(&result);
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    format!(
+        "{} cores, {cpu}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    )
+}
+
+// ---------- evaluate ----------
+
+fn evaluate() -> Value {
+    let proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
+    let policy = Policy::default();
+    let now = Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap();
+    let start = Instant::now();
+    let mut count = 0u64;
+    while start.elapsed() < StdDuration::from_secs(2) {
+        for _ in 0..100 {
+            std::hint::black_box(rollbook::sizing::evaluate(&proposal, &policy, now).unwrap());
+        }
+        count += 100;
+    }
+    json!({"per_s_per_core": (count as f64 / start.elapsed().as_secs_f64()).round()})
+}
+
+// ---------- ledgers ----------
+
+struct Desk {
+    keys: Vec<(String, SecretKey)>,
+}
+
+impl Desk {
+    fn key(&self, name: &str) -> &SecretKey {
+        &self.keys.iter().find(|(n, _)| n == name).unwrap().1
+    }
+}
+
+fn entry(name: &str, key: &SecretKey) -> SignerEntry {
+    SignerEntry {
+        name: name.into(),
+        role: None,
+        public_key: to_hex(&key.public().as_bytes()),
+        key_id: key.public().key_id().to_string(),
+    }
+}
+
+fn roll_body(now: DateTime<Utc>, contracts: u32) -> String {
+    let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
+    let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
+    proposal.shift_times(now - Duration::minutes(10) - as_of);
+    proposal.set_contracts_requested(contracts);
+    proposal.to_toml_string()
+}
+
+fn dummy(event: &Event, seq: u64, version: u64, at: DateTime<Utc>) -> StoredEvent {
+    StoredEvent::seal(
+        Uuid::nil(),
+        seq,
+        version,
+        Uuid::nil(),
+        at,
+        [0; 32],
+        new_event(event, None),
+    )
+}
+
+fn new_event(event: &Event, actor: Option<&str>) -> NewEvent {
+    NewEvent {
+        stream_id: event.stream_id().to_string(),
+        event_type: event.event_type().into(),
+        schema_version: 1,
+        actor: actor.map(str::to_string),
+        payload: event.to_payload(),
+    }
+}
+
+/// One committed roll: recorded by bob, co-signed until it commits. Valid by construction: made
+/// by the same decide functions as the CLI.
+fn committed_roll(
+    gov: &Governance,
+    desk: &Desk,
+    cosigners: &[&str],
+    at: DateTime<Utc>,
+    body: &str,
+) -> Vec<NewEvent> {
+    let (draft, _) = ProposalDraft::roll(gov, Uuid::now_v7(), body.to_string(), at).unwrap();
+    let bob = desk.key("bob");
+    let recorded = decide_propose(gov, &draft, seal_signature(bob, draft.message())).unwrap();
+    let Event::ProposalRecorded(payload) = &recorded else {
+        unreachable!()
+    };
+    let mut state =
+        ProposalState::from_recorded(payload.clone(), &dummy(&recorded, 1, 1, at)).unwrap();
+    let mut out = vec![new_event(
+        &recorded,
+        Some(&bob.public().key_id().to_string()),
+    )];
+    for name in cosigners {
+        let key = desk.key(name);
+        let signature = seal_signature(
+            key,
+            message_for(
+                gov.ledger_id,
+                &state,
+                cosign_purpose(state.recorded.kind),
+                None,
+            ),
+        );
+        let outcome = decide_sign(gov, &state, signature, at, &[]).unwrap();
+        for event in &outcome.events {
+            out.push(new_event(event, Some(&key.public().key_id().to_string())));
+            let version = state.stream_version + 1;
+            state.evolve(event, &dummy(event, state.last_seq + 1, version, at));
+        }
+        if outcome.committed {
+            break;
+        }
+    }
+    out
+}
+
+/// A realistic ledger of about `target` events on `url`: 4 signers (2 of 4), committed rolls,
+/// one governance change at 10% (erin joins, 3 of 5), then `pending` proposals dated now.
+async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<Uuid>) {
+    let desk = Desk {
+        keys: ["alice", "bob", "carol", "dave", "erin"]
+            .iter()
+            .map(|n| (n.to_string(), SecretKey::generate().unwrap()))
+            .collect(),
+    };
+    let store = Store::open(url).await.unwrap();
+    let set = ActiveSet::validate(&SignerSet {
+        version: 1,
+        threshold: 2,
+        signers: ["alice", "bob", "carol", "dave"]
+            .iter()
+            .map(|n| entry(n, desk.key(n)))
+            .collect(),
+    })
+    .unwrap();
+    let t0 = Utc::now() - Duration::days(30);
+    let (ledger_id, mut gov) =
+        service::init(&store, &set, &Policy::default(), desk.key("alice"), t0)
+            .await
+            .unwrap();
+    let ledger = Ledger { store, ledger_id };
+    let mut written = 1u64;
+    let mut clock = t0;
+    let mut batch: Vec<NewEvent> = Vec::new();
+    let mut body = roll_body(clock, 9);
+    let mut body_at = clock;
+    let mut changed = false;
+    while written + (batch.len() as u64) < target.saturating_sub(pending as u64) {
+        clock += Duration::milliseconds(250);
+        // One body per simulated 10 minutes keeps every snapshot fresh (staleness <= 30 min).
+        if clock - body_at > Duration::minutes(10) {
+            body = roll_body(clock, 9);
+            body_at = clock;
+        }
+        if !changed && written + batch.len() as u64 >= target / 10 {
+            changed = true;
+            let mut next = set.to_signer_set();
+            next.version = 2;
+            next.threshold = 3;
+            next.signers.push(entry("erin", desk.key("erin")));
+            let next = ActiveSet::validate(&next).unwrap();
+            let draft = ProposalDraft::signer_set(&gov, Uuid::now_v7(), &next, clock);
+            let alice = desk.key("alice");
+            let recorded =
+                decide_propose(&gov, &draft, seal_signature(alice, draft.message())).unwrap();
+            let Event::ProposalRecorded(payload) = &recorded else {
+                unreachable!()
+            };
+            let mut state =
+                ProposalState::from_recorded(payload.clone(), &dummy(&recorded, 1, 1, clock))
+                    .unwrap();
+            batch.push(new_event(
+                &recorded,
+                Some(&alice.public().key_id().to_string()),
+            ));
+            for name in ["bob", "carol", "erin"] {
+                let key = desk.key(name);
+                let signature = seal_signature(
+                    key,
+                    message_for(ledger_id, &state, Purpose::Governance, None),
+                );
+                let outcome = decide_sign(&gov, &state, signature, clock, &[]).unwrap();
+                for event in &outcome.events {
+                    batch.push(new_event(event, Some(&key.public().key_id().to_string())));
+                    let version = state.stream_version + 1;
+                    state.evolve(event, &dummy(event, state.last_seq + 1, version, clock));
+                }
+                if outcome.committed {
+                    gov.apply(outcome.events.last().unwrap()).unwrap();
+                }
+            }
+            assert_eq!(gov.set.version, 2);
+            continue;
+        }
+        let cosigners: &[&str] = if gov.set.threshold == 2 {
+            &["alice", "carol"]
+        } else {
+            &["alice", "carol", "dave"]
+        };
+        batch.extend(committed_roll(&gov, &desk, cosigners, clock, &body));
+        if batch.len() >= 900 {
+            written += batch.len() as u64;
+            ledger
+                .store
+                .append(ledger_id, false, &[], std::mem::take(&mut batch), clock)
+                .await
+                .unwrap();
+        }
+    }
+    // The last committed rolls carry the synthetic clock, like the rest.
+    if !batch.is_empty() {
+        ledger
+            .store
+            .append(ledger_id, false, &[], std::mem::take(&mut batch), clock)
+            .await
+            .unwrap();
+    }
+    // Pending proposals dated now, for `sign` (bob proposed; nobody has co-signed yet).
+    let now = Utc::now();
+    let fresh = roll_body(now, 9);
+    let mut ids = Vec::new();
+    for _ in 0..pending {
+        let (draft, _) = ProposalDraft::roll(&gov, Uuid::now_v7(), fresh.clone(), now).unwrap();
+        let bob = desk.key("bob");
+        let recorded = decide_propose(&gov, &draft, seal_signature(bob, draft.message())).unwrap();
+        ids.push(draft.proposal_id);
+        batch.push(new_event(
+            &recorded,
+            Some(&bob.public().key_id().to_string()),
+        ));
+    }
+    if !batch.is_empty() {
+        ledger
+            .store
+            .append(ledger_id, false, &[], batch, now)
+            .await
+            .unwrap();
+    }
+    (ledger, desk, ids)
+}
+
+// ---------- append ----------
+
+fn sample_event(stream: &str) -> NewEvent {
+    // The size of a real co-signature event (~650 bytes).
+    let payload = json!({"proposal_id": stream, "signature": {"key_id": format!("SHA256:{}", "A".repeat(43)), "message": "ab".repeat(91), "signature": "cd".repeat(64)}});
+    NewEvent {
+        stream_id: stream.into(),
+        event_type: "bench.signed".into(),
+        schema_version: 1,
+        actor: Some(format!("SHA256:{}", "A".repeat(43))),
+        payload: serde_json::to_vec(&payload).unwrap(),
+    }
+}
+
+async fn rollbook_append(url: &str, writers: u64, per_writer: u64) -> f64 {
+    let store = Store::open(url).await.unwrap();
+    let ledger = Uuid::now_v7();
+    store
+        .append(ledger, true, &[], vec![sample_event("ledger")], Utc::now())
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let url = url.to_string();
+        tasks.push(tokio::spawn(async move {
+            let store = Store::open(&url).await.unwrap();
+            let stream = format!("writer-{w}");
+            for i in 0..per_writer {
+                store
+                    .append(
+                        ledger,
+                        false,
+                        &[(stream.clone(), ExpectedVersion::Exact(i))],
+                        vec![sample_event(&stream)],
+                        Utc::now(),
+                    )
+                    .await
+                    .unwrap();
+            }
+            store.close().await;
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (writers * per_writer) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn raw_append(url: &str, writers: u64, per_writer: u64) -> f64 {
+    let size = sample_event("x").payload.len();
+    let start;
+    if url.starts_with("sqlite") {
+        use sqlx::sqlite::{
+            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+        };
+        use std::str::FromStr;
+        let options = SqliteConnectOptions::from_str(url)
+            .unwrap()
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(StdDuration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE raw_events (id INTEGER PRIMARY KEY, stream TEXT NOT NULL, payload BLOB NOT NULL)").execute(&pool).await.unwrap();
+        start = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..writers {
+            let options = options.clone();
+            tasks.push(tokio::spawn(async move {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options)
+                    .await
+                    .unwrap();
+                for _ in 0..per_writer {
+                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+                    sqlx::query("INSERT INTO raw_events (stream, payload) VALUES (?1, ?2)")
+                        .bind(format!("w{w}"))
+                        .bind(vec![7u8; size])
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    } else {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE raw_events (id BIGSERIAL PRIMARY KEY, stream TEXT NOT NULL, payload BYTEA NOT NULL)").execute(&pool).await.unwrap();
+        start = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..writers {
+            let url = url.to_string();
+            tasks.push(tokio::spawn(async move {
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&url)
+                    .await
+                    .unwrap();
+                for _ in 0..per_writer {
+                    let mut tx = pool.begin().await.unwrap();
+                    sqlx::query("INSERT INTO raw_events (stream, payload) VALUES ($1, $2)")
+                        .bind(format!("w{w}"))
+                        .bind(vec![7u8; size])
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    tx.commit().await.unwrap();
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+    (writers * per_writer) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn peer_append(backend: &str, url: &str, writers: u64, per_writer: u64) -> Option<f64> {
+    let binary = Path::new(ROOT).join("bench/peer/target/release/peer-bench");
+    if !binary.exists() {
+        return None;
+    }
+    let size = sample_event("x").payload.len().to_string();
+    let out = Command::new(binary)
+        .args([
+            "--backend",
+            backend,
+            "--db",
+            url,
+            "--writers",
+            &writers.to_string(),
+            "--commands",
+            &per_writer.to_string(),
+            "--payload-bytes",
+            &size,
+        ])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "bench: peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let value: Value = serde_json::from_slice(&out.stdout).ok()?;
+    value["events_per_s"].as_f64()
+}
+
+async fn postgres_schema(base: &str) -> String {
+    use sqlx::Connection;
+    let schema = format!("rb_bench_{}", Uuid::now_v7().simple());
+    let mut conn = sqlx::PgConnection::connect(base).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-c%20search_path%3D{schema}")
+}
+
+async fn append_all(dir: &Path, postgres: Option<&str>, sizes: &Sizes) -> Value {
+    let mut rows = Vec::new();
+    let mut backends = vec!["sqlite"];
+    if postgres.is_some() {
+        backends.push("postgres");
+    }
+    for backend in backends {
+        for writers in [1u64, 8] {
+            let per_writer = if writers == 1 {
+                sizes.append_single
+            } else {
+                sizes.append_per_writer
+            };
+            let (ours_url, raw_url) = if backend == "sqlite" {
+                (
+                    format!("sqlite://{}/rollbook-{writers}.db", dir.display()),
+                    format!("sqlite://{}/raw-{writers}.db", dir.display()),
+                )
+            } else {
+                (
+                    postgres_schema(postgres.unwrap()).await,
+                    postgres_schema(postgres.unwrap()).await,
+                )
+            };
+            let ours = rollbook_append(&ours_url, writers, per_writer).await;
+            let raw = raw_append(&raw_url, writers, per_writer).await;
+            let peer_url = if backend == "sqlite" {
+                format!("sqlite://{}/peer-{writers}.db", dir.display())
+            } else {
+                postgres.unwrap().to_string()
+            };
+            let peer = peer_append(backend, &peer_url, writers, per_writer);
+            eprintln!("bench: append {backend} x{writers}: rollbook {ours:.0}/s raw {raw:.0}/s peer {peer:?}");
+            rows.push(json!({
+                "backend": backend, "writers": writers,
+                "events_per_s": ours.round(), "raw_insert_per_s": raw.round(), "ratio_to_raw": round3(ours / raw),
+                "peer_events_per_s": peer.map(f64::round), "ratio_to_peer": peer.map(|p| round3(ours / p)),
+            }));
+        }
+    }
+    Value::Array(rows)
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+// ---------- verify ----------
+
+fn release_binary() -> PathBuf {
+    Path::new(ROOT).join("target/release/rollbook")
+}
+
+/// Runs a command, polling its peak RSS (VmHWM) until it exits: (seconds, peak MiB, stdout).
+fn timed(mut command: Command) -> (f64, f64, Vec<u8>) {
+    let start = Instant::now();
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watcher = {
+        let peak = peak.clone();
+        std::thread::spawn(move || {
+            while let Ok(text) = std::fs::read_to_string(&status_path) {
+                if let Some(kb) = text
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    peak.fetch_max(kb, std::sync::atomic::Ordering::Relaxed);
+                }
+                std::thread::sleep(StdDuration::from_millis(2));
+            }
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    watcher.join().unwrap();
+    if !out.status.success() {
+        panic!(
+            "{:?} failed: {}",
+            command,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (
+        seconds,
+        peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0,
+        out.stdout,
+    )
+}
+
+/// Every (public key, message, signature) of an export: the work `verify` must do at least.
+fn signatures_of(path: &Path) -> Vec<([u8; 32], Vec<u8>, [u8; 64])> {
+    use std::io::BufRead;
+    let mut keys: std::collections::HashMap<String, [u8; 32]> = Default::default();
+    let mut out = Vec::new();
+    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    for line in file.lines() {
+        let line: Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let Some(payload) = line["payload"].as_str() else {
+            continue;
+        };
+        let payload: Value = serde_json::from_str(payload).unwrap();
+        for set_field in ["signer_set_json", "body"] {
+            if let Some(set) = payload[set_field]
+                .as_str()
+                .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            {
+                for signer in set["signers"].as_array().into_iter().flatten() {
+                    let key: [u8; 32] = from_hex(signer["public_key"].as_str().unwrap())
+                        .unwrap()
+                        .try_into()
+                        .unwrap();
+                    keys.insert(signer["key_id"].as_str().unwrap().to_string(), key);
+                }
+            }
+        }
+        if let Some(sig) = payload.get("signature") {
+            let key = keys[sig["key_id"].as_str().unwrap()];
+            out.push((
+                key,
+                from_hex(sig["message"].as_str().unwrap()).unwrap(),
+                from_hex(sig["signature"].as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+/// ed25519 `verify_strict` of the same signatures on every core, no IO: the limit for verify.
+fn verify_strict_limit(signatures: &[([u8; 32], Vec<u8>, [u8; 64])]) -> f64 {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for chunk in signatures.chunks(signatures.len().div_ceil(threads).max(1)) {
+            scope.spawn(move || {
+                for (key, message, signature) in chunk {
+                    let key = ed25519_dalek::VerifyingKey::from_bytes(key).unwrap();
+                    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    signatures.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn verify_all(dir: &Path, sizes: &Sizes) -> Value {
+    let mut runs = Vec::new();
+    for &target in &sizes.verify {
+        let url = format!("sqlite://{}/verify-{target}.db", dir.display());
+        let generated = Instant::now();
+        let (ledger, _, _) = generate(&url, target, 0).await;
+        let file = dir.join(format!("verify-{target}.jsonl"));
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        let events = export_jsonl(
+            &ledger.store,
+            ledger.ledger_id,
+            1,
+            &mut out,
+            "2026-11-24T00:00:00.000000Z",
+        )
+        .await
+        .unwrap();
+        drop(out);
+        ledger.store.close().await;
+        eprintln!(
+            "bench: generated and exported {events} events in {:.1} s",
+            generated.elapsed().as_secs_f64()
+        );
+        let mut command = Command::new(release_binary());
+        command.args(["verify", file.to_str().unwrap(), "--json"]);
+        let (seconds, peak_mib, _) = timed(command);
+        let signatures = signatures_of(&file);
+        let limit = verify_strict_limit(&signatures);
+        let signatures_per_s = signatures.len() as f64 / seconds;
+        runs.push(json!({
+            "events": events, "events_per_s": (events as f64 / seconds).round(), "signatures_per_s": signatures_per_s.round(),
+            "verify_strict_per_s": limit.round(), "ratio_to_limit": round3(signatures_per_s / limit), "peak_rss_mib": (peak_mib * 10.0).round() / 10.0,
+            "seconds": (seconds * 100.0).round() / 100.0,
+        }));
+    }
+    // The largest run is the headline; every size is kept under "runs".
+    let mut headline = runs.last().cloned().unwrap_or(Value::Null);
+    headline["runs"] = Value::Array(runs);
+    headline
+}
+
+// ---------- sign ----------
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+async fn sign_latencies(dir: &Path, events: u64, runs: usize) -> Vec<f64> {
+    let url = format!("sqlite://{}/sign-{events}.db", dir.display());
+    let (ledger, desk, pending) = generate(&url, events, runs + 2).await;
+    ledger.store.close().await;
+    let key_path = dir.join(format!("carol-{events}.key"));
+    std::fs::write(&key_path, desk.key("carol").to_pkcs8_pem_v1().as_bytes()).unwrap();
+    std::fs::set_permissions(
+        &key_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    // One warm-up run (page cache), then the measured ones: each a whole CLI process.
+    let mut times = Vec::new();
+    for (i, id) in pending.iter().enumerate().take(runs + 1) {
+        let start = Instant::now();
+        let out = Command::new(release_binary())
+            .args([
+                "--db",
+                &url,
+                "sign",
+                &id.to_string(),
+                "--key",
+                key_path.to_str().unwrap(),
+                "--json",
+            ])
+            .output()
+            .unwrap();
+        let elapsed = start.elapsed().as_secs_f64() * 1000.0;
+        assert!(
+            out.status.success(),
+            "sign failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if i > 0 {
+            times.push(elapsed);
+        }
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times
+}
+
+async fn sign_all(dir: &Path, sizes: &Sizes) -> Value {
+    let small = sign_latencies(dir, sizes.sign.0, sizes.sign_runs).await;
+    let large = sign_latencies(dir, sizes.sign.1, sizes.sign_runs).await;
+    let (p50s, p95s, p50l, p95l) = (
+        percentile(&small, 0.5),
+        percentile(&small, 0.95),
+        percentile(&large, 0.5),
+        percentile(&large, 0.95),
+    );
+    json!({
+        "events_small": sizes.sign.0, "events_large": sizes.sign.1,
+        "p50_ms_small": round3(p50s), "p95_ms_small": round3(p95s), "p50_ms_large": round3(p50l), "p95_ms_large": round3(p95l),
+        "ratio_large_to_small": round3(p50l / p50s), "runs": small.len(),
+    })
+}
+
+// ---------- output ----------
+
+fn print_table(result: &Value) {
+    println!(
+        "rollbook benchmarks ({}) on {}",
+        if result["quick"] == true {
+            "quick"
+        } else {
+            "full"
+        },
+        result["machine"].as_str().unwrap_or("")
+    );
+    println!("\nappend (durable events/s, one transaction per command)");
+    println!(
+        "{:<9} {:>7} {:>12} {:>12} {:>8} {:>12} {:>8}",
+        "backend", "writers", "rollbook", "raw insert", "ratio", "cqrs-es", "ratio"
+    );
+    let cell = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+            format!("{}", n.as_f64().unwrap() as i64)
+        }
+        other => other.to_string().trim_matches('"').to_string(),
+    };
+    for row in result["append"].as_array().into_iter().flatten() {
+        println!(
+            "{:<9} {:>7} {:>12} {:>12} {:>8} {:>12} {:>8}",
+            cell(&row["backend"]),
+            cell(&row["writers"]),
+            cell(&row["events_per_s"]),
+            cell(&row["raw_insert_per_s"]),
+            cell(&row["ratio_to_raw"]),
+            cell(&row["peer_events_per_s"]),
+            cell(&row["ratio_to_peer"])
+        );
+    }
+    let v = &result["verify"];
+    println!("\nverify: {} events in {} s: {} events/s, {} signatures/s; verify_strict limit {} /s (ratio {}); peak RSS {} MiB", v["events"], v["seconds"], v["events_per_s"], v["signatures_per_s"], v["verify_strict_per_s"], v["ratio_to_limit"], v["peak_rss_mib"]);
+    let s = &result["sign"];
+    println!("sign (whole CLI process): {} events p50 {} ms p95 {} ms; {} events p50 {} ms p95 {} ms; ratio {}", s["events_small"], s["p50_ms_small"], s["p95_ms_small"], s["events_large"], s["p50_ms_large"], s["p95_ms_large"], s["ratio_large_to_small"]);
+    println!(
+        "evaluate: {} per second per core",
+        result["evaluate"]["per_s_per_core"]
+    );
+}
