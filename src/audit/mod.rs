@@ -169,8 +169,81 @@ pub struct FileVerification {
     pub exported_at: String,
 }
 
+/// Events per chunk of the verification pipeline: bounds memory (a chunk in flight and one
+/// being audited) while giving the signature worker enough work per hand-off.
+const PIPELINE_CHUNK_EVENTS: usize = 1024;
+
+/// Public keys of every signer set seen so far, by key id (the pipeline's pre-verification uses
+/// them; the auditor still checks that a signer belongs to the set in force).
+#[derive(Default)]
+struct KeyBook {
+    keys: std::collections::HashMap<String, [u8; 32]>,
+}
+
+impl KeyBook {
+    fn learn_set(&mut self, json: &str) {
+        if let Ok(set) = serde_json::from_str::<crate::domain::events::SignerSet>(json) {
+            for signer in set.signers {
+                if let Ok(key) = crate::crypto::hex::from_hex32(&signer.public_key) {
+                    self.keys.insert(signer.key_id, key);
+                }
+            }
+        }
+    }
+
+    /// The (key, message, signature) triple an event carries, learning new keys on the way.
+    fn triple(
+        &mut self,
+        event: &crate::domain::envelope::StoredEvent,
+    ) -> Option<([u8; 32], Vec<u8>, [u8; 64])> {
+        #[derive(serde::Deserialize)]
+        struct Fields {
+            signature: Option<crate::domain::events::SignatureEnvelope>,
+            signer_set_json: Option<String>,
+            kind: Option<String>,
+            body: Option<String>,
+        }
+        let fields: Fields = serde_json::from_slice(&event.payload).ok()?;
+        if let Some(json) = &fields.signer_set_json {
+            self.learn_set(json);
+        }
+        if fields.kind.as_deref() == Some("signer_set") {
+            if let Some(body) = &fields.body {
+                self.learn_set(body);
+            }
+        }
+        let envelope = fields.signature?;
+        let key = *self.keys.get(&envelope.key_id)?;
+        let message = crate::crypto::hex::from_hex(&envelope.message).ok()?;
+        let signature: [u8; 64] = crate::crypto::hex::from_hex(&envelope.signature)
+            .ok()?
+            .try_into()
+            .ok()?;
+        Some((key, message, signature))
+    }
+}
+
+/// A public key, a message and a signature over it.
+type Triple = ([u8; 32], Vec<u8>, [u8; 64]);
+
+/// One parsed line of the export body, or why it could not be read (reported in order).
+enum Item {
+    Event(crate::domain::envelope::StoredEvent),
+    Checkpoint(CheckpointLine),
+    Bad {
+        line: u64,
+        reason: String,
+        seq_hint: Option<u64>,
+    },
+}
+
 /// Verifies an export file, streaming: header, every event through the auditor, the checkpoint.
 /// `progress` is called with the number of events verified so far, every 4096 events.
+///
+/// Pipelined on two threads: while the auditor replays one chunk of events, a worker verifies
+/// the next chunk's signatures (`verify_strict`) and hands over the triples that passed; the
+/// auditor then skips the curve arithmetic for exactly those triples. Everything else (every
+/// rule, every hash) runs in order on the auditing thread.
 pub fn verify_export(
     input: impl BufRead,
     mut progress: impl FnMut(u64),
@@ -203,51 +276,143 @@ pub fn verify_export(
     let invalid = |seq: u64, reason: String| VerifyError::Invalid(AuditFailure { seq, reason });
     let mut auditor = Auditor::new();
     let mut checkpoint: Option<CheckpointLine> = None;
-    while let Some(text) = reader
-        .next_line()
-        .map_err(|e| invalid(auditor.events() + 1, e))?
-    {
-        let seq_here = auditor.events() + 1;
-        if checkpoint.is_some() {
-            return Err(invalid(
-                auditor.events(),
-                format!("line {}: data after the checkpoint", reader.line_number),
-            ));
-        }
-        match Line::parse(&text)
-            .map_err(|e| invalid(seq_here, format!("line {}: {e}", reader.line_number)))?
-        {
-            Line::Header(_) => {
+    let mut keys = KeyBook::default();
+    let mut finished_reading = false;
+
+    // Reads the next chunk of items; `None` at the end of the file.
+    let mut read_chunk =
+        |reader: &mut LineReader<_>, keys: &mut KeyBook| -> Option<(Vec<Item>, Vec<Triple>)> {
+            if finished_reading {
+                return None;
+            }
+            let mut items = Vec::with_capacity(PIPELINE_CHUNK_EVENTS);
+            let mut triples = Vec::new();
+            while items.len() < PIPELINE_CHUNK_EVENTS {
+                let text = match reader.next_line() {
+                    Ok(Some(text)) => text,
+                    Ok(None) => {
+                        finished_reading = true;
+                        break;
+                    }
+                    Err(reason) => {
+                        items.push(Item::Bad {
+                            line: reader.line_number,
+                            reason,
+                            seq_hint: None,
+                        });
+                        finished_reading = true;
+                        break;
+                    }
+                };
+                let line_number = reader.line_number;
+                match Line::parse(&text) {
+                    Err(reason) => items.push(Item::Bad {
+                        line: line_number,
+                        reason,
+                        seq_hint: None,
+                    }),
+                    Ok(Line::Header(_)) => items.push(Item::Bad {
+                        line: line_number,
+                        reason: "a second header".into(),
+                        seq_hint: None,
+                    }),
+                    Ok(Line::Checkpoint(line)) => items.push(Item::Checkpoint(line)),
+                    Ok(Line::Event(line)) => match line.to_event() {
+                        Err(reason) => items.push(Item::Bad {
+                            line: line_number,
+                            reason,
+                            seq_hint: Some(line.seq),
+                        }),
+                        Ok(event) => {
+                            if let Some(triple) = keys.triple(&event) {
+                                triples.push(triple);
+                            }
+                            items.push(Item::Event(event));
+                        }
+                    },
+                }
+            }
+            Some((items, triples))
+        };
+
+    let mut audit_chunk = |items: Vec<Item>,
+                           auditor: &mut Auditor,
+                           checkpoint: &mut Option<CheckpointLine>|
+     -> Result<(), VerifyError> {
+        for item in items {
+            let seq_here = auditor.events() + 1;
+            if checkpoint.is_some() {
                 return Err(invalid(
-                    seq_here,
-                    format!("line {}: a second header", reader.line_number),
-                ))
+                    auditor.events(),
+                    "data after the checkpoint".into(),
+                ));
             }
-            Line::Checkpoint(line) => checkpoint = Some(line),
-            Line::Event(line) => {
-                let event = line.to_event().map_err(|e| invalid(line.seq, e))?;
-                if event.ledger_id.to_string() != header.ledger_id {
+            match item {
+                Item::Bad {
+                    line,
+                    reason,
+                    seq_hint,
+                } => {
                     return Err(invalid(
-                        event.seq,
-                        format!(
-                            "belongs to ledger {}, the header says {}",
-                            event.ledger_id, header.ledger_id
-                        ),
+                        seq_hint.unwrap_or(seq_here),
+                        format!("line {line}: {reason}"),
                     ));
                 }
-                if event.seq == 1 && to_hex(&event.hash) != header.genesis_hash {
-                    return Err(invalid(
-                        1,
-                        "the genesis hash differs from the header's".into(),
-                    ));
-                }
-                auditor.push(&event)?;
-                if auditor.events() % 4096 == 0 {
-                    progress(auditor.events());
+                Item::Checkpoint(line) => *checkpoint = Some(line),
+                Item::Event(event) => {
+                    if event.ledger_id.to_string() != header.ledger_id {
+                        return Err(invalid(
+                            event.seq,
+                            format!(
+                                "belongs to ledger {}, the header says {}",
+                                event.ledger_id, header.ledger_id
+                            ),
+                        ));
+                    }
+                    if event.seq == 1 && to_hex(&event.hash) != header.genesis_hash {
+                        return Err(invalid(
+                            1,
+                            "the genesis hash differs from the header's".into(),
+                        ));
+                    }
+                    auditor.push(&event)?;
+                    if auditor.events() % 4096 == 0 {
+                        progress(auditor.events());
+                    }
                 }
             }
         }
-    }
+        Ok(())
+    };
+
+    let outcome = std::thread::scope(|scope| -> Result<(), VerifyError> {
+        let verify = |triples: Vec<Triple>| {
+            triples
+                .iter()
+                .filter_map(|(key, message, signature)| {
+                    crate::domain::governance::verify_for_memo(key, message, signature)
+                })
+                .collect::<std::collections::HashSet<[u8; 32]>>()
+        };
+        let mut in_flight = None;
+        loop {
+            let next = read_chunk(&mut reader, &mut keys)
+                .map(|(items, triples)| (items, scope.spawn(move || verify(triples))));
+            if let Some((items, worker)) = in_flight.take() {
+                let worker: std::thread::ScopedJoinHandle<'_, std::collections::HashSet<[u8; 32]>> =
+                    worker;
+                crate::domain::governance::set_verified_memo(worker.join().unwrap_or_default());
+                audit_chunk(items, &mut auditor, &mut checkpoint)?;
+            }
+            match next {
+                Some(chunk) => in_flight = Some(chunk),
+                None => return Ok(()),
+            }
+        }
+    });
+    crate::domain::governance::set_verified_memo(Default::default());
+    outcome?;
+
     let last = auditor.events();
     let checkpoint = checkpoint.ok_or_else(|| {
         invalid(

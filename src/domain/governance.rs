@@ -215,14 +215,47 @@ pub fn verify_envelope(envelope: &SignatureEnvelope, key: &PublicKey) -> Result<
                 envelope.key_id
             ))
         })?;
-    key.verify_strict(&message, &Signature::from_bytes(&signature))
-        .map_err(|_| {
-            Refusal::new(format!(
-                "signature of {} does not verify (strict ed25519)",
-                envelope.key_id
-            ))
-        })?;
+    let memo = verified_memo_key(&key.as_bytes(), &message, &signature);
+    if !VERIFIED.with(|set| set.borrow().contains(&memo)) {
+        key.verify_strict(&message, &Signature::from_bytes(&signature))
+            .map_err(|_| {
+                Refusal::new(format!(
+                    "signature of {} does not verify (strict ed25519)",
+                    envelope.key_id
+                ))
+            })?;
+    }
     Ok(message)
+}
+
+thread_local! {
+    /// Triples (key, message, signature) already verified strictly on another core by the
+    /// auditor's pipeline. A memo, not a shortcut: an entry exists only after `verify_strict`
+    /// accepted exactly that triple, so every answer is the one a fresh check would give.
+    static VERIFIED: std::cell::RefCell<std::collections::HashSet<[u8; 32]>> = Default::default();
+}
+
+/// The memo key of a (key, message, signature) triple.
+pub fn verified_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(key);
+    hasher.update(signature);
+    hasher.update(message);
+    hasher.finalize().into()
+}
+
+/// Strictly verifies a triple; on success returns its memo key.
+pub fn verify_for_memo(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> Option<[u8; 32]> {
+    let key = PublicKey::from_bytes_checked(key).ok()?;
+    key.verify_strict(message, &Signature::from_bytes(signature))
+        .ok()?;
+    Some(verified_memo_key(&key.as_bytes(), message, signature))
+}
+
+/// Replaces this thread's memo of verified triples (the auditor sets it per chunk of events).
+pub fn set_verified_memo(keys: std::collections::HashSet<[u8; 32]>) {
+    VERIFIED.with(|set| *set.borrow_mut() = keys);
 }
 
 /// Signs `message` into an envelope. The only place a key's signature is wrapped for the ledger.
