@@ -509,6 +509,27 @@ async fn postgres_schema(base: &str) -> String {
     format!("{base}{separator}options=-c%20search_path%3D{schema}")
 }
 
+/// Drops the schemas `postgres_schema` made for these URLs (repeated runs must not pile up).
+async fn drop_schemas(base: &str, urls: &[&str]) {
+    use sqlx::Connection;
+    let Ok(mut conn) = sqlx::PgConnection::connect(base).await else {
+        return;
+    };
+    for url in urls {
+        if let Some(schema) = url
+            .rsplit("search_path%3D")
+            .next()
+            .filter(|s| s.starts_with("rb_bench_"))
+        {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS {schema} CASCADE"
+            )))
+            .execute(&mut conn)
+            .await;
+        }
+    }
+}
+
 async fn append_all(dir: &Path, postgres: Option<&str>, sizes: &Sizes) -> Value {
     let mut rows = Vec::new();
     let mut backends = vec!["sqlite"];
@@ -542,6 +563,9 @@ async fn append_all(dir: &Path, postgres: Option<&str>, sizes: &Sizes) -> Value 
             };
             let peer = peer_append(backend, &peer_url, writers, per_writer);
             eprintln!("bench: append {backend} x{writers}: rollbook {ours:.0}/s raw {raw:.0}/s peer {peer:?}");
+            if backend == "postgres" {
+                drop_schemas(postgres.unwrap(), &[&ours_url, &raw_url]).await;
+            }
             rows.push(json!({
                 "backend": backend, "writers": writers,
                 "events_per_s": ours.round(), "raw_insert_per_s": raw.round(), "ratio_to_raw": round3(ours / raw),

@@ -76,6 +76,17 @@ both_backends!(
     ledger_creation_is_exclusive,
 );
 
+#[tokio::test]
+async fn sqlite_ledgers_are_in_wal_mode() {
+    let db = TestDb::sqlite();
+    let store = Store::open(&db.url).await.unwrap();
+    new_ledger(&store).await;
+    // journal_mode is a property of the file, so a fresh connection sees it; synchronous=FULL is
+    // per connection and set by Store::open (store/backend.rs).
+    let mode = db.raw_rows("PRAGMA journal_mode").await;
+    assert_eq!(mode[0][0], "wal");
+}
+
 async fn append_assigns_gapless_seq_and_stream_versions(db: &TestDb) {
     let store = Store::open(&db.url).await.unwrap();
     let ledger = new_ledger(&store).await;

@@ -121,6 +121,34 @@ impl TestDb {
     }
 }
 
+impl Drop for TestDb {
+    /// Drops the test's PostgreSQL schema, so repeated runs do not pile schemas up in the shared
+    /// database. Best effort: a failure here must not hide the test's own result.
+    fn drop(&mut self) {
+        let (Some(schema), Ok(base)) =
+            (self.schema.take(), std::env::var("ROLLBOOK_TEST_POSTGRES"))
+        else {
+            return;
+        };
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&base).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS {schema} CASCADE"
+                )))
+                .execute(&mut conn)
+                .await
+                .ok()
+            })
+        })
+        .join();
+    }
+}
+
 /// Defines `<name>_sqlite` and `<name>_postgres` tests that run the same async body.
 #[macro_export]
 macro_rules! both_backends {
