@@ -206,6 +206,31 @@ fn inclusion_proofs_verify_alone_and_fail_after_any_change() {
             .code(),
         Some(1)
     );
+    // Anchored to the older export: prove against its tree size.
+    let old_size = std::fs::read_to_string(&export).unwrap().lines().count() - 2;
+    let anchored = demo.path("anchored.json");
+    let out = demo.run(&[
+        "prove",
+        &id,
+        "--out",
+        &anchored,
+        "--tree-size",
+        &old_size.to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        rollbook(&["verify-proof", &anchored, "--checkpoint", &export])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        demo.run(&["prove", &id, "--out", &anchored, "--tree-size", "2"])
+            .status
+            .code(),
+        Some(2),
+        "the proposal has events beyond seq 2"
+    );
 }
 
 #[test]

@@ -145,3 +145,27 @@ fn bad_input_exits_2_naming_the_field_and_prints_nothing() {
         "flor",
     );
 }
+
+#[test]
+fn template_writes_the_example_dated_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let nine = dir.path().join("nine.toml").display().to_string();
+    assert!(rollbook(&["template", "--out", &nine]).status.success());
+    let out = rollbook(&["evaluate", &nine, "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the template passes now: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let twelve = dir.path().join("twelve.toml").display().to_string();
+    assert!(
+        rollbook(&["template", "--out", &twelve, "--contracts", "12"])
+            .status
+            .success()
+    );
+    let out = rollbook(&["evaluate", &twelve, "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["resize_to"], 9);
+}

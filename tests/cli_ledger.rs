@@ -150,9 +150,15 @@ fn bad_and_dead_databases_get_clear_errors() {
         &format!("sqlite://{}/no/such/dir/l.db", dir.path().display()),
         "verify",
     ]);
-    assert_eq!(unwritable.status.code(), Some(4));
-    assert!(text(&unwritable.stderr).contains("cannot open database"));
+    assert_eq!(unwritable.status.code(), Some(2));
+    assert!(
+        text(&unwritable.stderr).contains("there is no database"),
+        "{}",
+        text(&unwritable.stderr)
+    );
 
+    // An existing database without a ledger (an empty file is an empty SQLite database).
+    std::fs::write(dir.path().join("empty.db"), "").unwrap();
     let empty = rollbook(&[
         "--db",
         &format!("sqlite://{}/empty.db", dir.path().display()),
@@ -176,4 +182,36 @@ fn help_teaches_with_examples() {
             "{command} --help has no example"
         );
     }
+}
+
+#[test]
+fn read_only_commands_never_create_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/typo.db", dir.path().display());
+    for args in [
+        vec!["list"],
+        vec!["verify"],
+        vec!["show", "01a20c95-fcf0-703c-b080-9bafd695b4d9"],
+        vec!["export", "--out", "-"],
+    ] {
+        let mut all = vec!["--db", url.as_str()];
+        all.extend(args.iter());
+        let out = rollbook(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains("there is no database"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no file was created"
+    );
 }

@@ -66,8 +66,9 @@ pub async fn export(db: &str, args: &ExportArgs) -> CliResult {
             .await
             .map_err(|message| CliError::new(EXIT_IO, message))?;
             if args.out.as_os_str() != "-" {
+                let written = count.saturating_sub(args.from_seq.max(1) - 1);
                 eprintln!(
-                    "exported {count} events of ledger {} to {}",
+                    "exported {written} events of ledger {} to {}",
                     ledger.ledger_id,
                     args.out.display()
                 );
@@ -292,6 +293,10 @@ pub struct ProveArgs {
     /// Where to write the proof.
     #[arg(long)]
     pub out: PathBuf,
+    /// Prove against the tree of the first N events (e.g. the `tree_size` of an export the
+    /// reviewer already holds) instead of the current head.
+    #[arg(long)]
+    pub tree_size: Option<u64>,
 }
 
 pub async fn prove(db: &str, args: &ProveArgs) -> CliResult {
@@ -309,7 +314,20 @@ pub async fn prove(db: &str, args: &ProveArgs) -> CliResult {
         })
         .await?;
     ledger.store.close().await;
-    let size = leaves.len() as u64;
+    let head = leaves.len() as u64;
+    let size = args.tree_size.unwrap_or(head);
+    if size == 0 || size > head {
+        return Err(CliError::bad_input(format!(
+            "--tree-size {size}: the ledger holds {head} events"
+        )));
+    }
+    if let Some(last) = events.last().filter(|e| e.seq > size) {
+        return Err(CliError::bad_input(format!(
+            "proposal {id} has events up to seq {}, beyond --tree-size {size}; use a tree size of at least {}",
+            last.seq, last.seq
+        )));
+    }
+    leaves.truncate(size as usize);
     let mut proven = Vec::new();
     for event in &events {
         let path = inclusion_proof(&leaves, event.seq - 1, size)
@@ -498,7 +516,7 @@ pub fn consistency(args: &ConsistencyArgs) -> CliResult {
     }
     if old.events > new.events {
         return Err(fail(format!(
-            "the old export has {} events, the new one only {}: history was cut",
+            "the old export has {} events, the new one only {}: history was cut (or the arguments are swapped: the older export comes first)",
             old.events, new.events
         )));
     }

@@ -89,3 +89,56 @@ pub fn run(args: &EvaluateArgs) -> CliResult {
         EXIT_CHECK_FAILED
     })
 }
+
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    /// Where to write the proposal (TOML), or - for standard output.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Requested contracts of the next layer.
+    #[arg(long, default_value_t = 9)]
+    pub contracts: u32,
+}
+
+/// The methodology's worked example, dated now (snapshot ten minutes old): a starting point for
+/// a real proposal, and what `propose` needs to try the flow by hand.
+pub fn template(args: &TemplateArgs) -> CliResult {
+    use chrono::TimeZone;
+    const EXAMPLE: &str = include_str!("../../keys-example/proposal.toml");
+    let mut proposal = Proposal::from_toml_str(EXAMPLE)
+        .map_err(|e| CliError::bad_input(format!("built-in example: {e}")))?;
+    let as_of = Utc
+        .with_ymd_and_hms(2026, 5, 7, 14, 30, 0)
+        .single()
+        .expect("valid date");
+    let now = Utc::now();
+    proposal.shift_times(now - chrono::Duration::minutes(10) - as_of);
+    if args.contracts == 0 {
+        return Err(CliError::bad_input("--contracts must be at least 1"));
+    }
+    proposal.set_contracts_requested(args.contracts);
+    let text = format!(
+        "# The worked example of docs/methodology.md, dated {}: its market snapshot (as_of) is ten\n\
+         # minutes old, so it passes staleness for the next twenty. Every value is an example:\n\
+         # replace them with the desk's own numbers before real use.\n{}",
+        crate::domain::envelope::format_timestamp(now),
+        proposal.to_toml_string()
+    );
+    if args.out.as_os_str() == "-" {
+        print!("{text}");
+    } else {
+        std::fs::write(&args.out, text).map_err(|e| {
+            CliError::new(
+                super::EXIT_IO,
+                format!("cannot write {}: {e}", args.out.display()),
+            )
+        })?;
+        eprintln!(
+            "wrote {} ({} contracts); try `rollbook evaluate {}`",
+            args.out.display(),
+            args.contracts,
+            args.out.display()
+        );
+    }
+    Ok(EXIT_OK)
+}

@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use std::os::unix::fs::DirBuilderExt;
+
 use clap::Args;
 use serde::Deserialize;
 
@@ -33,6 +35,23 @@ pub fn keygen(args: &KeygenArgs) -> CliResult {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "rollbook".into())
     });
+    if let Some(parent) = args
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty() && !p.exists())
+    {
+        // Like ~/.ssh: a new key directory is private to its owner.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|error| {
+                CliError::bad_input(format!(
+                    "cannot create the directory {}: {error}",
+                    parent.display()
+                ))
+            })?;
+    }
     let key_id = write_keypair(&args.out, &comment)
         .map_err(|error| CliError::bad_input(error.to_string()))?;
     let public = public_key_path(&args.out);
@@ -57,7 +76,7 @@ pub fn load_secret(path: &Path) -> Result<SecretKey, CliError> {
     let (key, warning) =
         read_secret_key(path).map_err(|error| CliError::bad_input(error.to_string()))?;
     if let Some(warning) = warning {
-        eprintln!("warning: {warning}");
+        eprintln!("{warning}");
     }
     Ok(key)
 }

@@ -54,6 +54,11 @@ pub enum Command {
         after_help = "Example:\n  rollbook evaluate keys-example/proposal.toml --now 2026-05-07T14:40:00Z --json\n\nExit 0 for a pass verdict, 1 for fail (the report is still printed), 2 for bad input (nothing on stdout)."
     )]
     Evaluate(evaluate::EvaluateArgs),
+    /// Write the methodology's example proposal dated now, as a starting point.
+    #[command(
+        after_help = "Example:\n  rollbook template --out roll.toml --contracts 9\n  rollbook evaluate roll.toml"
+    )]
+    Template(evaluate::TemplateArgs),
     /// Generate an ed25519 key pair: PATH (PKCS#8 PEM, mode 0600) and PATH.pub (OpenSSH line).
     #[command(
         after_help = "Example:\n  rollbook keygen --out ~/.rollbook/alice.key --name alice\n\nPrints the key id (SHA256:..., as `ssh-keygen -lf` shows it)."
@@ -66,7 +71,7 @@ pub enum Command {
     Init(proposals::InitArgs),
     /// Evaluate and record a roll proposal, signed by its proposer.
     #[command(
-        after_help = "Example:\n  rollbook propose keys-example/proposal.toml --key keys-example/bob.key --json\n\nA failing proposal is recorded as failed (exit 1) and tells the largest size that would pass."
+        after_help = "Example:\n  rollbook template --out roll.toml\n  rollbook propose roll.toml --key keys-example/bob.key --json\n\nA failing proposal is recorded as failed (exit 1) and tells the largest size that would pass."
     )]
     Propose(proposals::ProposeArgs),
     /// Co-sign a pending proposal or motion; commits when K distinct signers have signed.
@@ -155,7 +160,9 @@ impl From<StoreError> for CliError {
     fn from(error: StoreError) -> Self {
         let code = match &error {
             StoreError::Conflict { .. } | StoreError::LedgerExists(_) => EXIT_REFUSED,
-            StoreError::UnsupportedUrl { .. } | StoreError::InvalidAppend(_) => EXIT_BAD_INPUT,
+            StoreError::UnsupportedUrl { .. }
+            | StoreError::InvalidAppend(_)
+            | StoreError::Missing { .. } => EXIT_BAD_INPUT,
             StoreError::CorruptRow { .. } => EXIT_CHECK_FAILED,
             _ => EXIT_IO,
         };
@@ -191,6 +198,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Demo(args) => demo::run(&cli.db, args).await,
         Command::Evaluate(args) => evaluate::run(args),
         Command::Keygen(args) => keys::keygen(args),
+        Command::Template(args) => evaluate::template(args),
         Command::Init(args) => proposals::init(&cli.db, args).await,
         Command::Propose(args) => proposals::propose(&cli.db, args).await,
         Command::Sign(args) => proposals::sign(&cli.db, args).await,
@@ -213,10 +221,10 @@ async fn run(cli: Cli) -> CliResult {
 
 /// Opens the store and finds its one ledger.
 pub(crate) async fn open_ledger(db: &str) -> Result<(Store, Uuid), CliError> {
-    let store = Store::open(db).await?;
+    let store = Store::open_existing(db).await?;
     let ids = store.ledger_ids().await?;
     match ids.as_slice() {
-        [] => Err(CliError::refused(format!(
+        [] => Err(CliError::bad_input(format!(
             "no ledger in {}: create one with `rollbook init --signers FILE --key KEY`",
             crate::store::redact_url(db)
         ))),

@@ -31,7 +31,7 @@ pub(crate) fn service_error(error: ServiceError) -> CliError {
 }
 
 pub(crate) async fn open(db: &str) -> Result<Ledger, CliError> {
-    let store = Store::open(db).await?;
+    let store = Store::open_existing(db).await?;
     Ledger::open(store).await.map_err(service_error)
 }
 

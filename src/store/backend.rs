@@ -706,7 +706,7 @@ backend!(
 );
 
 impl sqlite::SqliteStore {
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+    pub async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
         use sqlx::sqlite::{
             SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
         };
@@ -718,7 +718,7 @@ impl sqlite::SqliteStore {
         };
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|error| open_err(error.to_string()))?
-            .create_if_missing(true)
+            .create_if_missing(create)
             // WAL + FULL: a commit is durable once `append` returns, and a crash mid-append
             // leaves the last committed state (the WAL frame without its commit is ignored).
             .journal_mode(SqliteJournalMode::Wal)
@@ -727,6 +727,15 @@ impl sqlite::SqliteStore {
             .foreign_keys(true);
         // An in-memory database exists per connection: one connection or the data vanishes.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !create && !in_memory {
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
+            let path = path.split('?').next().unwrap_or(path);
+            if !std::path::Path::new(path).exists() {
+                return Err(StoreError::Missing { url: shown });
+            }
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { 4 })
             .acquire_timeout(super::LOCK_TIMEOUT)

@@ -37,6 +37,8 @@ pub enum ExpectedVersion {
 pub enum StoreError {
     #[error("cannot open database {url}: {reason}")]
     Open { url: String, reason: String },
+    #[error("there is no database at {url}: create a ledger there with `rollbook init`, or pass --db with the right path")]
+    Missing { url: String },
     #[error("cannot migrate database {url}: {reason}")]
     Migrate { url: String, reason: String },
     #[error("{url} is not a supported database URL: use sqlite://PATH or postgres://...")]
@@ -110,8 +112,18 @@ macro_rules! dispatch {
 impl Store {
     /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Self::open_with(url, true).await
+    }
+
+    /// Opens an existing database: a SQLite file that does not exist is an error rather than
+    /// created, so a mistyped `--db` leaves no stray files behind.
+    pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
+        Self::open_with(url, false).await
+    }
+
+    async fn open_with(url: &str, create: bool) -> Result<Store, StoreError> {
         if url.starts_with("sqlite:") {
-            Ok(Store::Sqlite(SqliteStore::open(url).await?))
+            Ok(Store::Sqlite(SqliteStore::open(url, create).await?))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Store::Postgres(PostgresStore::open(url).await?))
         } else {
