@@ -298,6 +298,14 @@ pub fn decode_signed_message(bytes: &[u8]) -> Result<SignedMessage, String> {
     })
 }
 
+/// Key of the verification memo (never stored, signed or exported): SHA-256 over the public key,
+/// the signature and the message. Fixed-size fields first, so no two triples share an encoding.
+pub fn signature_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> [u8; 32] {
+    let mut enc = Encoder::with_tag(b"rollbook/v1/memo\0");
+    enc.fixed(key).fixed(signature).fixed(message);
+    sha256(&enc.finish())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,14 +235,9 @@ thread_local! {
     static VERIFIED: std::cell::RefCell<std::collections::HashSet<[u8; 32]>> = Default::default();
 }
 
-/// The memo key of a (key, message, signature) triple.
+/// The memo key of a (key, message, signature) triple (laid out in `crypto::canonical`).
 pub fn verified_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> [u8; 32] {
-    use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
-    hasher.update(key);
-    hasher.update(signature);
-    hasher.update(message);
-    hasher.finalize().into()
+    crate::crypto::canonical::signature_memo_key(key, message, signature)
 }
 
 /// Strictly verifies a triple; on success returns its memo key.
