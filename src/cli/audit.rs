@@ -368,6 +368,7 @@ pub struct VerifyProofArgs {
     /// An export whose checkpoint (size and root) the proof must match: the trusted anchor.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -465,6 +466,7 @@ pub struct ConsistencyArgs {
     pub old: PathBuf,
     /// The newer export.
     pub new: PathBuf,
+    /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }

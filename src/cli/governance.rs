@@ -32,6 +32,7 @@ pub enum GovernanceCommand {
         signers: PathBuf,
         #[arg(long)]
         key: PathBuf,
+        /// Print JSON for machines instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -44,12 +45,14 @@ pub enum GovernanceCommand {
         policy: PathBuf,
         #[arg(long)]
         key: PathBuf,
+        /// Print JSON for machines instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Show the signer set and policy in force.
     #[command(after_help = "Example:\n  rollbook governance show --json")]
     Show {
+        /// Print JSON for machines instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -136,7 +139,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
                 );
                 for signer in &governance.set.signers {
                     println!(
-                        "  {:<12} {:<14} {}",
+                        "  {:<12} {:<18} {}",
                         signer.name,
                         signer.role.as_deref().unwrap_or("-"),
                         signer.key_id

@@ -24,6 +24,7 @@ pub struct KeygenArgs {
     /// Comment for the public key line (default: the file name).
     #[arg(long)]
     pub name: Option<String>,
+    /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -54,6 +54,7 @@ pub struct InitArgs {
     /// The creator's private key; the creator must be one of the signers.
     #[arg(long)]
     pub key: PathBuf,
+    /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -103,6 +104,7 @@ pub struct ProposeArgs {
     /// The proposer's private key (must be in the signer set).
     #[arg(long)]
     pub key: PathBuf,
+    /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -172,6 +174,7 @@ pub struct SignArgs {
     /// Where --offline writes the signature file (default: ID.sig.json).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -269,6 +272,7 @@ pub struct RejectArgs {
     /// Why: recorded and signed with the veto.
     #[arg(long)]
     pub reason: String,
+    /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -300,6 +304,7 @@ pub struct WithdrawArgs {
     /// The proposer's key.
     #[arg(long)]
     pub key: PathBuf,
+    /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -328,6 +333,7 @@ pub async fn withdraw(db: &str, args: &WithdrawArgs) -> CliResult {
 pub struct ShowArgs {
     /// The proposal id.
     pub id: String,
+    /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -358,6 +364,7 @@ pub struct ListArgs {
     /// At most N proposals (oldest first).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -430,6 +437,7 @@ pub struct InboxArgs {
     /// Your key: the inbox lists what it may still sign.
     #[arg(long)]
     pub key: PathBuf,
+    /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -680,6 +688,7 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
 pub struct AttachArgs {
     /// A signature file written by `rollbook sign --offline`.
     pub file: PathBuf,
+    /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
