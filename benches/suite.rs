@@ -38,6 +38,14 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let as_json = args.iter().any(|a| a == "--json");
+    // `--only SECTION[,SECTION]` runs a subset (evaluate, append, verify, sign) while iterating;
+    // the full suite is what BENCHMARKS.md reports.
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(str::to_string).collect());
+    let wanted = |section: &str| only.as_ref().is_none_or(|o| o.iter().any(|s| s == section));
     let sizes = if quick {
         Sizes {
             append_single: 1500,
@@ -60,19 +68,38 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let work = tempfile::tempdir().unwrap();
+    // ROLLBOOK_BENCH_DIR keeps the generated ledgers and exports (for profiling); by default
+    // they live in a temporary directory removed at the end.
+    let kept = std::env::var_os("ROLLBOOK_BENCH_DIR").map(PathBuf::from);
+    let temporary = tempfile::tempdir().unwrap();
+    let work_path = match &kept {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).unwrap();
+            dir.clone()
+        }
+        None => temporary.path().to_path_buf(),
+    };
     let postgres = std::env::var("ROLLBOOK_TEST_POSTGRES")
         .ok()
         .filter(|u| !u.is_empty());
     let mut result = json!({"quick": quick, "machine": machine()});
-    result["evaluate"] = evaluate();
-    eprintln!("bench: evaluate done");
-    result["append"] = runtime.block_on(append_all(work.path(), postgres.as_deref(), &sizes));
-    eprintln!("bench: append done");
-    result["verify"] = runtime.block_on(verify_all(work.path(), &sizes));
-    eprintln!("bench: verify done");
-    result["sign"] = runtime.block_on(sign_all(work.path(), &sizes));
-    eprintln!("bench: sign done");
+    let work = work_path.as_path();
+    if wanted("evaluate") {
+        result["evaluate"] = evaluate();
+        eprintln!("bench: evaluate done");
+    }
+    if wanted("append") {
+        result["append"] = runtime.block_on(append_all(work, postgres.as_deref(), &sizes));
+        eprintln!("bench: append done");
+    }
+    if wanted("verify") {
+        result["verify"] = runtime.block_on(verify_all(work, &sizes));
+        eprintln!("bench: verify done");
+    }
+    if wanted("sign") {
+        result["sign"] = runtime.block_on(sign_all(work, &sizes));
+        eprintln!("bench: sign done");
+    }
     if as_json {
         println!("{result}");
     } else {

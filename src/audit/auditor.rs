@@ -11,7 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 use crate::crypto::hex::to_hex;
 use crate::crypto::merkle::MerkleBuilder;
 use crate::domain::approval::{
-    check_recorded, decide_reject, decide_sign, decide_withdraw, ProposalState, Status,
+    check_recorded_parsed, decide_reject, decide_sign, decide_withdraw, ParsedRoll, ProposalState,
+    Status,
 };
 use crate::domain::envelope::{ChainVerifier, StoredEvent};
 use crate::domain::events::{Event, ProposalKind, LEDGER_STREAM};
@@ -68,9 +69,37 @@ impl Default for Auditor {
     }
 }
 
-fn parse_payload(event: &StoredEvent) -> Result<Event, String> {
-    Event::from_payload(&event.event_type, event.schema_version, &event.payload)
-        .map_err(|error| error.to_string())
+/// An event with the work that depends on nothing before it already done: its hash, its
+/// parsed payload and, for a roll, its parsed body and report. Made on any core (the export
+/// pipeline makes them in parallel); consumed in seq order by `Auditor::push_prepared`.
+pub struct Prepared {
+    pub event: StoredEvent,
+    computed_hash: [u8; 32],
+    payload: Result<Event, String>,
+    roll: Option<ParsedRoll>,
+}
+
+impl Prepared {
+    pub fn new(event: StoredEvent) -> Prepared {
+        let computed_hash = event.computed_hash();
+        let payload = Event::from_payload(&event.event_type, event.schema_version, &event.payload)
+            .map_err(|error| error.to_string());
+        let roll = match &payload {
+            Ok(Event::ProposalRecorded(recorded)) => ParsedRoll::parse(recorded),
+            _ => None,
+        };
+        Prepared {
+            event,
+            computed_hash,
+            payload,
+            roll,
+        }
+    }
+
+    /// The parsed payload, when it parsed.
+    pub fn payload(&self) -> Option<&Event> {
+        self.payload.as_ref().ok()
+    }
 }
 
 impl Auditor {
@@ -102,26 +131,40 @@ impl Auditor {
     }
 
     pub fn push(&mut self, event: &StoredEvent) -> Result<(), AuditFailure> {
+        self.push_prepared(Prepared::new(event.clone()))
+    }
+
+    /// `push` of an event whose independent work was done ahead (`Prepared::new`).
+    pub fn push_prepared(&mut self, prepared: Prepared) -> Result<(), AuditFailure> {
+        let Prepared {
+            event,
+            computed_hash,
+            payload,
+            roll,
+        } = prepared;
+        let event = &event;
         let fail = |reason: String| AuditFailure {
             seq: event.seq,
             reason,
         };
-        self.chain.push(event).map_err(|error| {
-            let text = error.to_string();
-            // ChainError already names the seq; keep the reason only.
-            let reason = text
-                .split_once(": ")
-                .map(|(_, r)| r.to_string())
-                .unwrap_or(text);
-            fail(reason)
-        })?;
+        self.chain
+            .push_hashed(event, computed_hash)
+            .map_err(|error| {
+                let text = error.to_string();
+                // ChainError already names the seq; keep the reason only.
+                let reason = text
+                    .split_once(": ")
+                    .map(|(_, r)| r.to_string())
+                    .unwrap_or(text);
+                fail(reason)
+            })?;
         self.merkle.push_leaf_data(&event.hash);
         let at = event
             .recorded_at_utc()
             .expect("the chain verifier checked the timestamp");
         self.last_time = Some(at);
         self.ledger_id = Some(event.ledger_id);
-        let payload = parse_payload(event).map_err(fail)?;
+        let payload = payload.map_err(fail)?;
         if payload.event_type() != event.event_type {
             return Err(fail(format!(
                 "event type {} does not match its payload",
@@ -135,13 +178,14 @@ impl Auditor {
                 payload.stream_id()
             )));
         }
-        self.apply(event, payload, at).map_err(fail)
+        self.apply(event, payload, roll, at).map_err(fail)
     }
 
     fn apply(
         &mut self,
         event: &StoredEvent,
         payload: Event,
+        roll: Option<ParsedRoll>,
         at: DateTime<Utc>,
     ) -> Result<(), String> {
         // An event made due by the previous one must come now, exactly as decided.
@@ -186,7 +230,7 @@ impl Auditor {
         };
         // Taken out for the match (so the open proposals can be borrowed) and put back after;
         // on a failure the walk ends anyway.
-        let result = self.apply_governed(&mut governance, event, &payload, at);
+        let result = self.apply_governed(&mut governance, event, payload, roll, at);
         self.governance = Some(governance);
         result?;
         self.evict(at);
@@ -197,10 +241,10 @@ impl Auditor {
         &mut self,
         governance: &mut Governance,
         event: &StoredEvent,
-        payload: &Event,
+        payload: Event,
+        roll: Option<ParsedRoll>,
         at: DateTime<Utc>,
     ) -> Result<(), String> {
-        let payload = payload.clone();
         let stream_expected =
             |open: &HashMap<String, ProposalState>, id: &str| -> Result<u64, String> {
                 open.get(id).map(|s| s.stream_version + 1).ok_or_else(|| {
@@ -238,7 +282,7 @@ impl Auditor {
                 if event.actor.as_deref() != Some(&recorded.signature.key_id) {
                     return Err("the actor is not the proposer who signed".into());
                 }
-                check_recorded(governance, recorded)
+                check_recorded_parsed(governance, recorded, roll)
                     .map_err(|r| format!("proposal {}: {r}", recorded.proposal_id))?;
                 let state = ProposalState::from_recorded(recorded.clone(), event)
                     .map_err(|r| r.to_string())?;

@@ -87,6 +87,11 @@ impl EventLine {
 
     /// The envelope this line describes; every text field must be in its canonical spelling.
     pub fn to_event(&self) -> Result<StoredEvent, String> {
+        self.clone().into_event()
+    }
+
+    /// `to_event` without copying the payload (the verifier's path).
+    pub fn into_event(self) -> Result<StoredEvent, String> {
         let uuid = |what: &str, text: &str| -> Result<Uuid, String> {
             let id = Uuid::parse_str(text).map_err(|_| format!("{what} {text:?} is not a UUID"))?;
             if id.to_string() != text {
@@ -104,16 +109,16 @@ impl EventLine {
         Ok(StoredEvent {
             ledger_id: uuid("ledger_id", &self.ledger_id)?,
             seq: self.seq,
-            stream_id: self.stream_id.clone(),
-            stream_version: self.stream_version,
             event_id: uuid("event_id", &self.event_id)?,
-            event_type: self.event_type.clone(),
-            schema_version: self.schema_version,
-            recorded_at: self.recorded_at.clone(),
-            actor: self.actor.clone(),
-            payload: self.payload.clone().into_bytes(),
             prev_hash: hash("prev_hash", &self.prev_hash)?,
             hash: hash("hash", &self.hash)?,
+            stream_id: self.stream_id,
+            stream_version: self.stream_version,
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            recorded_at: self.recorded_at,
+            actor: self.actor,
+            payload: self.payload.into_bytes(),
         })
     }
 }

@@ -75,7 +75,10 @@ pub async fn verify_live_chain(
 
 use std::io::{BufRead, Write};
 
-use auditor::{AuditFailure, AuditSummary, Auditor};
+use std::collections::{HashMap, HashSet};
+
+use crate::crypto::keys::PublicKey;
+use auditor::{AuditFailure, AuditSummary, Auditor, Prepared};
 use export::{
     write_line, CheckpointLine, EventLine, HeaderLine, Line, LineReader, EXPORT_FORMAT,
     EXPORT_VERSION,
@@ -169,50 +172,45 @@ pub struct FileVerification {
     pub exported_at: String,
 }
 
-/// Events per chunk of the verification pipeline: bounds memory (a chunk in flight and one
-/// being audited) while giving the signature worker enough work per hand-off.
+/// Events per chunk of the verification pipeline: bounds memory (one chunk being prepared, one
+/// being audited) while giving each worker enough work per hand-off.
 const PIPELINE_CHUNK_EVENTS: usize = 1024;
 
-/// Public keys of every signer set seen so far, by key id (the pipeline's pre-verification uses
-/// them; the auditor still checks that a signer belongs to the set in force).
-#[derive(Default)]
+/// Worker threads per pipeline phase: every core, within reason.
+const PIPELINE_WORKERS_MAX: usize = 16;
+
+/// Public keys of every signer set seen so far, by key id, decoded and checked once each (the
+/// pipeline's pre-verification uses them; the auditor still checks that a signer belongs to
+/// the set in force, so a key here only says which bytes a signature is checked against).
+#[derive(Default, Clone)]
 struct KeyBook {
-    keys: std::collections::HashMap<String, [u8; 32]>,
+    keys: HashMap<String, PublicKey>,
 }
 
 impl KeyBook {
     fn learn_set(&mut self, json: &str) {
-        if let Ok(set) = serde_json::from_str::<crate::domain::events::SignerSet>(json) {
-            for signer in set.signers {
-                if let Ok(key) = crate::crypto::hex::from_hex32(&signer.public_key) {
-                    self.keys.insert(signer.key_id, key);
-                }
+        let Ok(set) = serde_json::from_str::<crate::domain::events::SignerSet>(json) else {
+            return;
+        };
+        for signer in set.signers {
+            let Ok(bytes) = crate::crypto::hex::from_hex32(&signer.public_key) else {
+                continue;
+            };
+            if self
+                .keys
+                .get(&signer.key_id)
+                .is_some_and(|known| known.as_bytes() == bytes)
+            {
+                continue;
+            }
+            if let Ok(key) = PublicKey::from_bytes_checked(&bytes) {
+                self.keys.insert(signer.key_id, key);
             }
         }
     }
 
-    /// The (key, message, signature) triple an event carries, learning new keys on the way.
-    fn triple(
-        &mut self,
-        event: &crate::domain::envelope::StoredEvent,
-    ) -> Option<([u8; 32], Vec<u8>, [u8; 64])> {
-        #[derive(serde::Deserialize)]
-        struct Fields {
-            signature: Option<crate::domain::events::SignatureEnvelope>,
-            signer_set_json: Option<String>,
-            kind: Option<String>,
-            body: Option<String>,
-        }
-        let fields: Fields = serde_json::from_slice(&event.payload).ok()?;
-        if let Some(json) = &fields.signer_set_json {
-            self.learn_set(json);
-        }
-        if fields.kind.as_deref() == Some("signer_set") {
-            if let Some(body) = &fields.body {
-                self.learn_set(body);
-            }
-        }
-        let envelope = fields.signature?;
+    /// The (key, message, signature) triple of a signature envelope, when its key is known.
+    fn triple(&self, envelope: &crate::domain::events::SignatureEnvelope) -> Option<Triple> {
         let key = *self.keys.get(&envelope.key_id)?;
         let message = crate::crypto::hex::from_hex(&envelope.message).ok()?;
         let signature: [u8; 64] = crate::crypto::hex::from_hex(&envelope.signature)
@@ -224,11 +222,17 @@ impl KeyBook {
 }
 
 /// A public key, a message and a signature over it.
-type Triple = ([u8; 32], Vec<u8>, [u8; 64]);
+type Triple = (PublicKey, Vec<u8>, [u8; 64]);
+
+/// One line of the export body as read, with its line number, or why it could not be read.
+enum RawLine {
+    Text(u64, String),
+    Unreadable(u64, String),
+}
 
 /// One parsed line of the export body, or why it could not be read (reported in order).
 enum Item {
-    Event(crate::domain::envelope::StoredEvent),
+    Event(Box<Prepared>),
     Checkpoint(CheckpointLine),
     Bad {
         line: u64,
@@ -237,13 +241,153 @@ enum Item {
     },
 }
 
+/// Parses, hashes and prepares one line; verifies its signature when the signer's key is
+/// already known (`keys`, learning from sets the line carries). A signature whose key is not
+/// known yet is left to the auditor, which verifies it in place.
+fn prepare_line(raw: RawLine, keys: &mut KeyBook, verified: &mut Vec<[u8; 32]>) -> Item {
+    let (line, text) = match raw {
+        RawLine::Unreadable(line, reason) => {
+            return Item::Bad {
+                line,
+                reason,
+                seq_hint: None,
+            }
+        }
+        RawLine::Text(line, text) => (line, text),
+    };
+    let bad = |reason: String, seq_hint: Option<u64>| Item::Bad {
+        line,
+        reason,
+        seq_hint,
+    };
+    match Line::parse(&text) {
+        Err(reason) => bad(reason, None),
+        Ok(Line::Header(_)) => bad("a second header".into(), None),
+        Ok(Line::Checkpoint(checkpoint)) => Item::Checkpoint(checkpoint),
+        Ok(Line::Event(event_line)) => match (event_line.seq, event_line.into_event()) {
+            (seq, Err(reason)) => bad(reason, Some(seq)),
+            (_, Ok(event)) => {
+                let prepared = Prepared::new(event);
+                if let Some(payload) = prepared.payload() {
+                    if let Some(json) = payload.signer_set_json() {
+                        keys.learn_set(json);
+                    }
+                    if let Some((key, message, signature)) =
+                        payload.signature().and_then(|e| keys.triple(e))
+                    {
+                        verified.extend(crate::domain::governance::verify_for_memo(
+                            &key, &message, &signature,
+                        ));
+                    }
+                }
+                Item::Event(Box::new(prepared))
+            }
+        },
+    }
+}
+
+/// Lines per unit of work a pipeline worker claims: small enough to balance the cores (roll
+/// recordings cost far more than co-signatures), large enough to make claiming cheap.
+const PIPELINE_BATCH_LINES: usize = 32;
+
+/// What one pipeline stage hands to the auditor: the chunk's items in order, and the memo keys
+/// of the signatures in it that `verify_strict` accepted.
+struct PreparedChunk {
+    items: Vec<Item>,
+    verified: HashSet<[u8; 32]>,
+}
+
+/// One batch of a chunk after a worker prepared it: its index, items and verified memo keys.
+type PreparedBatch = (usize, Vec<Item>, Vec<[u8; 32]>);
+
+/// Everything about a chunk that does not depend on the replay, on `workers` threads that claim
+/// batches of lines in turn; then, in order, the keys of the signer sets it carries are learned
+/// for the chunks after it.
+fn prepare_chunk(lines: Vec<RawLine>, keys: &mut KeyBook, workers: usize) -> PreparedChunk {
+    let mut batches: Vec<Vec<RawLine>> = Vec::new();
+    let mut rest = lines.into_iter().peekable();
+    while rest.peek().is_some() {
+        batches.push(rest.by_ref().take(PIPELINE_BATCH_LINES).collect());
+    }
+    let count = batches.len();
+    let queue = std::sync::Mutex::new(batches.into_iter().enumerate());
+    let (snapshot, queue) = (&*keys, &queue);
+    let mut done: Vec<PreparedBatch> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers.min(count).max(1))
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut local = snapshot.clone();
+                    let mut out = Vec::new();
+                    loop {
+                        let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
+                        let Some((index, batch)) = next else {
+                            break;
+                        };
+                        let mut verified = Vec::new();
+                        let items = batch
+                            .into_iter()
+                            .map(|raw| prepare_line(raw, &mut local, &mut verified))
+                            .collect();
+                        out.push((index, items, verified));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("a verification worker panicked"))
+            .collect()
+    });
+    done.sort_unstable_by_key(|(index, _, _)| *index);
+    let mut items = Vec::with_capacity(count * PIPELINE_BATCH_LINES);
+    let mut verified = HashSet::new();
+    for (_, batch_items, batch_verified) in done {
+        items.extend(batch_items);
+        verified.extend(batch_verified);
+    }
+    for item in &items {
+        if let Item::Event(prepared) = item {
+            if let Some(json) = prepared.payload().and_then(|p| p.signer_set_json()) {
+                keys.learn_set(json);
+            }
+        }
+    }
+    PreparedChunk { items, verified }
+}
+
+/// Reads the next chunk of lines; empty at the end of the file (or after an unreadable line).
+fn read_lines<R: BufRead>(reader: &mut LineReader<R>, finished: &mut bool) -> Vec<RawLine> {
+    // The first chunk is one batch, so that the genesis set's keys are known to every worker
+    // from the second chunk on (a signature whose key a worker does not know yet is verified
+    // by the auditor instead, which is correct but not parallel).
+    let limit = if reader.line_number <= 1 {
+        PIPELINE_BATCH_LINES
+    } else {
+        PIPELINE_CHUNK_EVENTS
+    };
+    let mut lines = Vec::new();
+    while !*finished && lines.len() < limit {
+        match reader.next_line() {
+            Ok(Some(text)) => lines.push(RawLine::Text(reader.line_number, text)),
+            Ok(None) => *finished = true,
+            Err(reason) => {
+                lines.push(RawLine::Unreadable(reader.line_number, reason));
+                *finished = true;
+            }
+        }
+    }
+    lines
+}
+
 /// Verifies an export file, streaming: header, every event through the auditor, the checkpoint.
 /// `progress` is called with the number of events verified so far, every 4096 events.
 ///
-/// Pipelined on two threads: while the auditor replays one chunk of events, a worker verifies
-/// the next chunk's signatures (`verify_strict`) and hands over the triples that passed; the
-/// auditor then skips the curve arithmetic for exactly those triples. Everything else (every
-/// rule, every hash) runs in order on the auditing thread.
+/// Pipelined: while the auditor replays one chunk of events in order, a stage prepares the
+/// next on every core: parses and hashes each line, parses payloads and roll bodies, and
+/// verifies signatures (`verify_strict`), handing over the triples that passed so the auditor
+/// skips the curve arithmetic for exactly those. Every rule runs in order on the auditing
+/// thread, on the prepared values; nothing prepared depends on an earlier event.
 pub fn verify_export(
     input: impl BufRead,
     mut progress: impl FnMut(u64),
@@ -276,64 +420,9 @@ pub fn verify_export(
     let invalid = |seq: u64, reason: String| VerifyError::Invalid(AuditFailure { seq, reason });
     let mut auditor = Auditor::new();
     let mut checkpoint: Option<CheckpointLine> = None;
-    let mut keys = KeyBook::default();
-    let mut finished_reading = false;
-
-    // Reads the next chunk of items; `None` at the end of the file.
-    let mut read_chunk =
-        |reader: &mut LineReader<_>, keys: &mut KeyBook| -> Option<(Vec<Item>, Vec<Triple>)> {
-            if finished_reading {
-                return None;
-            }
-            let mut items = Vec::with_capacity(PIPELINE_CHUNK_EVENTS);
-            let mut triples = Vec::new();
-            while items.len() < PIPELINE_CHUNK_EVENTS {
-                let text = match reader.next_line() {
-                    Ok(Some(text)) => text,
-                    Ok(None) => {
-                        finished_reading = true;
-                        break;
-                    }
-                    Err(reason) => {
-                        items.push(Item::Bad {
-                            line: reader.line_number,
-                            reason,
-                            seq_hint: None,
-                        });
-                        finished_reading = true;
-                        break;
-                    }
-                };
-                let line_number = reader.line_number;
-                match Line::parse(&text) {
-                    Err(reason) => items.push(Item::Bad {
-                        line: line_number,
-                        reason,
-                        seq_hint: None,
-                    }),
-                    Ok(Line::Header(_)) => items.push(Item::Bad {
-                        line: line_number,
-                        reason: "a second header".into(),
-                        seq_hint: None,
-                    }),
-                    Ok(Line::Checkpoint(line)) => items.push(Item::Checkpoint(line)),
-                    Ok(Line::Event(line)) => match line.to_event() {
-                        Err(reason) => items.push(Item::Bad {
-                            line: line_number,
-                            reason,
-                            seq_hint: Some(line.seq),
-                        }),
-                        Ok(event) => {
-                            if let Some(triple) = keys.triple(&event) {
-                                triples.push(triple);
-                            }
-                            items.push(Item::Event(event));
-                        }
-                    },
-                }
-            }
-            Some((items, triples))
-        };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, PIPELINE_WORKERS_MAX);
 
     let mut audit_chunk = |items: Vec<Item>,
                            auditor: &mut Auditor,
@@ -359,7 +448,8 @@ pub fn verify_export(
                     ));
                 }
                 Item::Checkpoint(line) => *checkpoint = Some(line),
-                Item::Event(event) => {
+                Item::Event(prepared) => {
+                    let event = &prepared.event;
                     if event.ledger_id.to_string() != header.ledger_id {
                         return Err(invalid(
                             event.seq,
@@ -375,7 +465,7 @@ pub fn verify_export(
                             "the genesis hash differs from the header's".into(),
                         ));
                     }
-                    auditor.push(&event)?;
+                    auditor.push_prepared(*prepared)?;
                     if auditor.events() % 4096 == 0 {
                         progress(auditor.events());
                     }
@@ -386,27 +476,32 @@ pub fn verify_export(
     };
 
     let outcome = std::thread::scope(|scope| -> Result<(), VerifyError> {
-        let verify = |triples: Vec<Triple>| {
-            triples
-                .iter()
-                .filter_map(|(key, message, signature)| {
-                    crate::domain::governance::verify_for_memo(key, message, signature)
-                })
-                .collect::<std::collections::HashSet<[u8; 32]>>()
-        };
-        let mut in_flight = None;
+        // The key book travels with the stage: each chunk learns from the ones before it.
+        let mut keys = KeyBook::default();
+        let mut finished_reading = false;
+        let mut in_flight: Option<std::thread::ScopedJoinHandle<'_, (PreparedChunk, KeyBook)>> =
+            None;
         loop {
-            let next = read_chunk(&mut reader, &mut keys)
-                .map(|(items, triples)| (items, scope.spawn(move || verify(triples))));
-            if let Some((items, worker)) = in_flight.take() {
-                let worker: std::thread::ScopedJoinHandle<'_, std::collections::HashSet<[u8; 32]>> =
-                    worker;
-                crate::domain::governance::set_verified_memo(worker.join().unwrap_or_default());
-                audit_chunk(items, &mut auditor, &mut checkpoint)?;
+            let ready = in_flight.take().map(|stage| {
+                let (chunk, book) = stage.join().expect("the verification stage panicked");
+                keys = book;
+                chunk
+            });
+            let lines = read_lines(&mut reader, &mut finished_reading);
+            if !lines.is_empty() {
+                let mut book = std::mem::take(&mut keys);
+                in_flight = Some(scope.spawn(move || {
+                    let chunk = prepare_chunk(lines, &mut book, workers);
+                    (chunk, book)
+                }));
             }
-            match next {
-                Some(chunk) => in_flight = Some(chunk),
-                None => return Ok(()),
+            match ready {
+                Some(chunk) => {
+                    crate::domain::governance::set_verified_memo(chunk.verified);
+                    audit_chunk(chunk.items, &mut auditor, &mut checkpoint)?;
+                }
+                None if in_flight.is_none() => return Ok(()),
+                None => {}
             }
         }
     });

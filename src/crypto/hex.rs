@@ -39,6 +39,32 @@ pub fn to_hex32(bytes: &[u8; 32]) -> String {
 
 /// Decodes hex (either case) into bytes.
 pub fn from_hex(text: &str) -> Result<Vec<u8>, HexError> {
+    // Fast path over bytes (verify decodes every signed message); any refusal is re-derived
+    // by the character walk below, which names the offending character and its position.
+    let digits = text.as_bytes();
+    if digits.len() % 2 == 0 {
+        let mut bytes = Vec::with_capacity(digits.len() / 2);
+        for pair in digits.chunks_exact(2) {
+            match (nibble(pair[0]), nibble(pair[1])) {
+                (Some(high), Some(low)) => bytes.push((high << 4) | low),
+                _ => return from_hex_slow(text),
+            }
+        }
+        return Ok(bytes);
+    }
+    from_hex_slow(text)
+}
+
+fn nibble(digit: u8) -> Option<u8> {
+    match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        b'A'..=b'F' => Some(digit - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn from_hex_slow(text: &str) -> Result<Vec<u8>, HexError> {
     let len_chars = text.chars().count();
     if len_chars % 2 != 0 {
         return Err(HexError::OddLength { len_chars });

@@ -495,6 +495,42 @@ fn check_proposal_signature(
 /// proposer signature valid, body valid for its kind, and for a roll, a report equal to a fresh
 /// evaluation at the recorded creation time. Used before recording and on replay.
 pub fn check_recorded(governance: &Governance, recorded: &ProposalRecorded) -> Result<(), Refusal> {
+    check_recorded_parsed(governance, recorded, None)
+}
+
+/// The parts of a roll's recording that cost real work to read (its TOML body and its stored
+/// sizing report) and depend on nothing but the payload itself, so the auditor's pipeline can
+/// read them ahead, on any core. The rules that use them stay in `check_recorded_parsed`.
+#[derive(Debug)]
+pub struct ParsedRoll {
+    report: Result<SizingReport, String>,
+    proposal: Result<Proposal, String>,
+    /// Pair assertion: the recording this was parsed from (body and report lengths).
+    source_bytes: (usize, usize),
+}
+
+impl ParsedRoll {
+    /// `None` unless `recorded` is a roll that carries a report (the rules refuse the rest).
+    pub fn parse(recorded: &ProposalRecorded) -> Option<ParsedRoll> {
+        if recorded.kind != ProposalKind::Roll {
+            return None;
+        }
+        let report_json = recorded.report_json.as_deref()?;
+        Some(ParsedRoll {
+            report: serde_json::from_str(report_json).map_err(|error| error.to_string()),
+            proposal: Proposal::from_toml_str(&recorded.body).map_err(|error| error.to_string()),
+            source_bytes: (recorded.body.len(), report_json.len()),
+        })
+    }
+}
+
+/// `check_recorded` with the roll's body and report already parsed (`ParsedRoll::parse` of
+/// this same `recorded`); `None` parses them here. Same rules, same order, same messages.
+pub fn check_recorded_parsed(
+    governance: &Governance,
+    recorded: &ProposalRecorded,
+    parsed: Option<ParsedRoll>,
+) -> Result<(), Refusal> {
     let draft = ProposalDraft::from_recorded(governance.ledger_id, recorded)?;
     if draft.signer_set_version != governance.set.version {
         return Err(Refusal::new(format!(
@@ -554,15 +590,26 @@ pub fn check_recorded(governance: &Governance, recorded: &ProposalRecorded) -> R
     )?;
     match draft.kind {
         ProposalKind::Roll => {
-            let report_json = draft
-                .report_json
-                .as_deref()
-                .ok_or_else(|| Refusal::new("a roll carries its sizing report"))?;
-            let recorded_report: SizingReport =
-                serde_json::from_str(report_json).map_err(|error| {
-                    Refusal::new(format!("the stored sizing report does not parse: {error}"))
-                })?;
-            let proposal = Proposal::from_toml_str(&draft.body)
+            if draft.report_json.is_none() {
+                return Err(Refusal::new("a roll carries its sizing report"));
+            }
+            let parsed = match parsed {
+                Some(parsed) => parsed,
+                None => ParsedRoll::parse(recorded).expect("a roll with a report parses"),
+            };
+            assert_eq!(
+                parsed.source_bytes,
+                (
+                    recorded.body.len(),
+                    recorded.report_json.as_deref().map_or(0, str::len)
+                ),
+                "a ParsedRoll is checked against the recording it was parsed from"
+            );
+            let recorded_report = parsed.report.map_err(|error| {
+                Refusal::new(format!("the stored sizing report does not parse: {error}"))
+            })?;
+            let proposal = parsed
+                .proposal
                 .map_err(|error| Refusal::new(format!("the proposal body is invalid: {error}")))?;
             let fresh = sizing::evaluate(&proposal, &governance.policy, created_at)
                 .map_err(|error| Refusal::new(format!("the proposal body is invalid: {error}")))?;

@@ -201,6 +201,16 @@ impl ChainVerifier {
     }
 
     pub fn push(&mut self, event: &StoredEvent) -> Result<(), ChainError> {
+        self.push_hashed(event, event.computed_hash())
+    }
+
+    /// `push` with the event's hash already computed (`event.computed_hash()`, which depends on
+    /// nothing else), so a pipeline can hash on another core. Same checks, same order.
+    pub fn push_hashed(
+        &mut self,
+        event: &StoredEvent,
+        computed: [u8; 32],
+    ) -> Result<(), ChainError> {
         if event.seq != self.next_seq {
             return Err(ChainError::SeqGap {
                 expected: self.next_seq,
@@ -238,7 +248,6 @@ impl ChainVerifier {
                 found: to_hex(&event.prev_hash),
             });
         }
-        let computed = event.computed_hash();
         if computed != event.hash {
             return Err(ChainError::HashMismatch {
                 seq: event.seq,

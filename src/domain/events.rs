@@ -269,6 +269,31 @@ impl Event {
         })
     }
 
+    /// The signature an event carries (commits, expiries and adoptions carry none).
+    pub fn signature(&self) -> Option<&SignatureEnvelope> {
+        match self {
+            Event::LedgerCreated(p) => Some(&p.signature),
+            Event::ProposalRecorded(p) => Some(&p.signature),
+            Event::ProposalSigned(p) => Some(&p.signature),
+            Event::ProposalRejected(p) => Some(&p.signature),
+            Event::ProposalWithdrawn(p) => Some(&p.signature),
+            Event::ProposalCommitted(_)
+            | Event::ProposalExpired(_)
+            | Event::SignerSetAdopted(_)
+            | Event::PolicyAdopted(_) => None,
+        }
+    }
+
+    /// A signer set's JSON the event carries: the genesis set, a proposed one, an adopted one.
+    pub fn signer_set_json(&self) -> Option<&str> {
+        match self {
+            Event::LedgerCreated(p) => Some(&p.signer_set_json),
+            Event::ProposalRecorded(p) if p.kind == ProposalKind::SignerSet => Some(&p.body),
+            Event::SignerSetAdopted(p) => Some(&p.signer_set_json),
+            _ => None,
+        }
+    }
+
     /// The stream an event belongs to: the proposal it concerns, or the ledger itself.
     pub fn stream_id(&self) -> &str {
         match self {

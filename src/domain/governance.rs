@@ -240,9 +240,9 @@ pub fn verified_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -
     crate::crypto::canonical::signature_memo_key(key, message, signature)
 }
 
-/// Strictly verifies a triple; on success returns its memo key.
-pub fn verify_for_memo(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> Option<[u8; 32]> {
-    let key = PublicKey::from_bytes_checked(key).ok()?;
+/// Strictly verifies a triple; on success returns its memo key. The key comes decoded (and
+/// checked by `PublicKey::from_bytes_checked`) once per signer, not once per signature.
+pub fn verify_for_memo(key: &PublicKey, message: &[u8], signature: &[u8; 64]) -> Option<[u8; 32]> {
     key.verify_strict(message, &Signature::from_bytes(signature))
         .ok()?;
     Some(verified_memo_key(&key.as_bytes(), message, signature))

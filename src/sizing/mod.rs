@@ -15,6 +15,7 @@ mod policy;
 mod proposal;
 pub mod render;
 mod report;
+mod toml_fast;
 mod validation;
 
 pub use finance::{
