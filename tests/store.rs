@@ -68,6 +68,7 @@ both_backends!(
     append_assigns_gapless_seq_and_stream_versions,
     events_table_refuses_update_and_delete,
     optimistic_concurrency_refuses_stale_writers,
+    racing_writers_at_one_version_commit_exactly_once,
     a_failing_append_leaves_nothing_behind,
     eight_writer_processes_append_concurrently,
     sigkill_during_appends_leaves_a_valid_chain,
@@ -173,6 +174,63 @@ async fn events_table_refuses_update_and_delete(db: &TestDb) {
         assert!(error.to_string().contains("append-only"), "{error}");
     }
     assert_eq!(all_events(&store, ledger).await, before, "rows unchanged");
+}
+
+/// Writers racing for the same stream version (the one-statement append on PostgreSQL): one
+/// wins each round, every other gets a conflict and leaves nothing behind.
+async fn racing_writers_at_one_version_commit_exactly_once(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    let head_before = store.head(ledger).await.unwrap().unwrap().0;
+    let rounds = 5u64;
+    for round in 0..rounds {
+        let mut tasks = Vec::new();
+        for writer in 0..6 {
+            let url = db.url.clone();
+            tasks.push(tokio::spawn(async move {
+                let store = Store::open(&url).await.unwrap();
+                let expected = if round == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(round)
+                };
+                let outcome = store
+                    .append(
+                        ledger,
+                        false,
+                        &[("race".into(), expected)],
+                        vec![note(
+                            "race",
+                            serde_json::json!({"round": round, "writer": writer}),
+                        )],
+                        Utc::now(),
+                    )
+                    .await;
+                store.close().await;
+                outcome
+            }));
+        }
+        let mut won = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(events) => {
+                    assert_eq!(events.len(), 1);
+                    assert_eq!(events[0].stream_version, round + 1);
+                    won += 1;
+                }
+                Err(StoreError::Conflict { actual, .. }) => assert_eq!(actual, round + 1),
+                Err(other) => panic!("unexpected error: {other}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}: exactly one writer wins");
+    }
+    let events = all_events(&store, ledger).await;
+    assert_chain(&events);
+    assert_eq!(
+        store.head(ledger).await.unwrap().unwrap().0,
+        head_before + rounds,
+        "losers took no seq"
+    );
 }
 
 async fn optimistic_concurrency_refuses_stale_writers(db: &TestDb) {

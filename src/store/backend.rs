@@ -120,6 +120,9 @@ pub(super) struct Sql {
     /// that is safe: see the PostgreSQL instance for why it is not there.
     pub lock_head_with_stream: Option<&'static str>,
     pub update_head: &'static str,
+    /// The common append in one statement where the backend can (PostgreSQL's writable CTE):
+    /// insert one event only if its stream is at the expected version, and move the head.
+    pub insert_one_move_head: Option<&'static str>,
     pub stream_version: &'static str,
     pub insert_event: &'static str,
     pub select_page: &'static str,
@@ -393,6 +396,64 @@ macro_rules! backend {
                         }
                     }
 
+                    // The CLI's common append (one event on the one stream it expects at a
+                    // known version) in one statement after the head lock, where the backend
+                    // can: 4 round trips instead of 6 on PostgreSQL.
+                    if let (Some(sql), [(stream_id, expectation)], [new]) =
+                        (SQL.insert_one_move_head, expected, events.as_slice())
+                    {
+                        let known = match expectation {
+                            ExpectedVersion::Exact(version) => Some(*version),
+                            ExpectedVersion::NoStream => Some(0),
+                            ExpectedVersion::Any => None,
+                        };
+                        if let Some(version) = known.filter(|_| new.stream_id == *stream_id) {
+                            let new = events.into_iter().next().expect("one event");
+                            let event = StoredEvent::seal(
+                                ledger_id,
+                                head_seq as u64 + 1,
+                                version + 1,
+                                Uuid::now_v7(),
+                                recorded_at,
+                                prev_hash,
+                                new,
+                            );
+                            debug_assert_eq!(event.computed_hash(), event.hash);
+                            let moved = sqlx::query(sql)
+                                .bind(&ledger)
+                                .bind(event.seq as i64)
+                                .bind(&event.stream_id)
+                                .bind(event.stream_version as i64)
+                                .bind(event.event_id.to_string())
+                                .bind(&event.event_type)
+                                .bind(event.schema_version as i32)
+                                .bind(&event.recorded_at)
+                                .bind(&event.actor)
+                                .bind(&event.payload)
+                                .bind(event.prev_hash.to_vec())
+                                .bind(event.hash.to_vec())
+                                .bind(version as i64)
+                                .execute(&mut *tx)
+                                .await
+                                .map_err(db_err("inserting an event"))?;
+                            if moved.rows_affected() != 1 {
+                                // The stream is not at the expected version: report the actual
+                                // one (the transaction rolls back, nothing was written).
+                                let actual =
+                                    self.stream_version(&mut tx, &ledger, stream_id).await?;
+                                check_expected(stream_id, *expectation, actual)?;
+                                return Err(StoreError::Conflict {
+                                    stream_id: stream_id.clone(),
+                                    expected: expected_text(*expectation),
+                                    actual,
+                                });
+                            }
+                            apply_projection(&mut tx, &ledger, &event).await?;
+                            tx.commit().await.map_err(db_err("committing the append"))?;
+                            return Ok(vec![event]);
+                        }
+                    }
+
                     let mut versions: HashMap<String, u64> = HashMap::new();
                     for (index, (stream_id, expectation)) in expected.iter().enumerate() {
                         let actual = if index == 0 && combined.is_some() {
@@ -652,6 +713,8 @@ backend!(
                 // Safe here: BEGIN IMMEDIATE holds the write lock before this read.
         lock_head_with_stream: Some("SELECT head_seq, head_hash, head_recorded_at, (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?2) AS stream_version FROM ledgers WHERE ledger_id = ?1"),
         update_head: "UPDATE ledgers SET head_seq = ?2, head_hash = ?3, head_recorded_at = ?4 WHERE ledger_id = ?1",
+        // SQLite has no writable CTE; its head read already carries the stream version.
+        insert_one_move_head: None,
         stream_version: "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?2",
         insert_event: concat!("INSERT INTO events (", event_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
         select_page: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
@@ -689,6 +752,16 @@ backend!(
         // previous lock holder committed. The stream version is read by a later statement.
         lock_head_with_stream: None,
         update_head: "UPDATE ledgers SET head_seq = $2, head_hash = $3, head_recorded_at = $4 WHERE ledger_id = $1",
+        // A new statement after the lock, so its snapshot sees every event the previous lock
+        // holder committed: the version check cannot miss one (unlike a subquery of the lock).
+        insert_one_move_head: Some(concat!(
+            "WITH inserted AS (INSERT INTO events (", event_columns!(), ") ",
+            "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 ",
+            "WHERE (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = $1 AND stream_id = $3) = $13 ",
+            "RETURNING seq, recorded_at, hash) ",
+            "UPDATE ledgers SET head_seq = inserted.seq, head_hash = inserted.hash, head_recorded_at = inserted.recorded_at ",
+            "FROM inserted WHERE ledgers.ledger_id = $1"
+        )),
         stream_version: "SELECT COALESCE(MAX(stream_version), 0)::BIGINT FROM events WHERE ledger_id = $1 AND stream_id = $2",
         insert_event: concat!("INSERT INTO events (", event_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
         select_page: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
