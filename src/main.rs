@@ -1,5 +1,10 @@
 //! Thin: parse the command line, run it, exit with its code. Printing happens in `cli`.
+
 use clap::Parser;
+
+// Why mimalloc: see Cargo.toml (verify's multi-threaded allocation pattern).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     // Rust ignores SIGPIPE, so printing into a closed pipe (`rollbook list | head -1`) would

@@ -137,11 +137,37 @@ fn canonical<T: Serialize + for<'de> Deserialize<'de>>(
 ) -> Result<T, String> {
     let value: T =
         serde_json::from_str(text).map_err(|error| format!("not a valid {what} line: {error}"))?;
-    let again = serde_json::to_string(&value).expect("export lines serialize");
-    if again != text {
+    // Re-serialize into a comparer rather than a new string: it stops at the first differing
+    // byte and allocates nothing (this runs on every line the verifier reads).
+    let mut same = SameBytes {
+        rest: text.as_bytes(),
+    };
+    let canonical = serde_json::to_writer(&mut same, &value).is_ok() && same.rest.is_empty();
+    if !canonical {
         return Err(format!("the {what} line is not in canonical form (a character was changed, added or escaped differently)"));
     }
     Ok(value)
+}
+
+/// A writer that accepts exactly the bytes of `rest`, in order, and fails at the first other.
+struct SameBytes<'a> {
+    rest: &'a [u8],
+}
+
+impl Write for SameBytes<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self.rest.strip_prefix(bytes) {
+            Some(rest) => {
+                self.rest = rest;
+                Ok(bytes.len())
+            }
+            None => Err(std::io::Error::other("not the canonical serialization")),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Line {

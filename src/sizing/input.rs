@@ -120,31 +120,33 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn f64_req(&self, key: &str) -> Result<f64, InputError> {
-        number(&self.name(key), self.required(key)?)
+        number(&|| self.name(key), self.required(key)?)
     }
 
     pub(crate) fn f64_opt(&self, key: &str) -> Result<Option<f64>, InputError> {
         match self.table.get(key) {
             None => Ok(None),
-            Some(value) => number(&self.name(key), value).map(Some),
+            Some(value) => number(&|| self.name(key), value).map(Some),
         }
     }
 
     pub(crate) fn u32_req(&self, key: &str) -> Result<u32, InputError> {
-        whole(&self.name(key), self.required(key)?, u32::MAX as u64).map(|n| n as u32)
+        whole(&|| self.name(key), self.required(key)?, u32::MAX as u64).map(|n| n as u32)
     }
 
     pub(crate) fn u32_opt(&self, key: &str) -> Result<Option<u32>, InputError> {
         match self.table.get(key) {
             None => Ok(None),
-            Some(value) => whole(&self.name(key), value, u32::MAX as u64).map(|n| Some(n as u32)),
+            Some(value) => {
+                whole(&|| self.name(key), value, u32::MAX as u64).map(|n| Some(n as u32))
+            }
         }
     }
 
     pub(crate) fn u64_opt(&self, key: &str) -> Result<Option<u64>, InputError> {
         match self.table.get(key) {
             None => Ok(None),
-            Some(value) => whole(&self.name(key), value, i64::MAX as u64).map(Some),
+            Some(value) => whole(&|| self.name(key), value, i64::MAX as u64).map(Some),
         }
     }
 
@@ -160,22 +162,22 @@ impl<'a> Fields<'a> {
     }
 
     pub(crate) fn string_req(&self, key: &str) -> Result<String, InputError> {
-        text(&self.name(key), self.required(key)?)
+        text(&|| self.name(key), self.required(key)?)
     }
 
     pub(crate) fn string_opt(&self, key: &str) -> Result<Option<String>, InputError> {
         match self.table.get(key) {
             None => Ok(None),
-            Some(value) => text(&self.name(key), value).map(Some),
+            Some(value) => text(&|| self.name(key), value).map(Some),
         }
     }
 
     pub(crate) fn date_req(&self, key: &str) -> Result<NaiveDate, InputError> {
-        date(&self.name(key), self.required(key)?)
+        date(&|| self.name(key), self.required(key)?)
     }
 
     pub(crate) fn timestamp_req(&self, key: &str) -> Result<DateTime<Utc>, InputError> {
-        timestamp(&self.name(key), self.required(key)?)
+        timestamp(&|| self.name(key), self.required(key)?)
     }
 
     /// An array of at most `len_max` elements; an absent key is `None`.
@@ -215,11 +217,11 @@ impl<'a> Fields<'a> {
     /// An array of numbers (integers accepted), at most `len_max` long.
     pub(crate) fn numbers_req(&self, key: &str, len_max: usize) -> Result<Vec<f64>, InputError> {
         let items = self.array_req(key, len_max)?;
-        let name = self.name(key);
+        // Names are built only for an error: this walk runs once per verified proposal.
         items
             .iter()
             .enumerate()
-            .map(|(i, item)| number(&format!("{name}[{i}]"), item))
+            .map(|(i, item)| number(&|| format!("{}[{i}]", self.name(key)), item))
             .collect()
     }
 }
@@ -240,64 +242,64 @@ pub(crate) fn as_table<'a>(
 
 /// A number; TOML integers are accepted where floats are expected (`spot = 5905`). Finiteness
 /// is checked by the typed validation so that mutated structs get the same message.
-fn number(name: &str, value: &Value) -> Result<f64, InputError> {
+fn number(name: &dyn Fn() -> String, value: &Value) -> Result<f64, InputError> {
     match value {
         Value::Float(x) => Ok(*x),
         // i64 -> f64 is exact up to 2^53, far beyond any realistic amount.
         Value::Integer(n) => Ok(*n as f64),
         other => Err(InputError::new(
-            name,
+            name(),
             format!("must be a number, got {}", show(other)),
         )),
     }
 }
 
-fn whole(name: &str, value: &Value, max: u64) -> Result<u64, InputError> {
+fn whole(name: &dyn Fn() -> String, value: &Value, max: u64) -> Result<u64, InputError> {
     match value {
         Value::Integer(n) if *n < 0 => Err(InputError::new(
-            name,
+            name(),
             format!("must be a whole number >= 0, got {n}"),
         )),
         Value::Integer(n) if *n as u64 > max => Err(InputError::new(
-            name,
+            name(),
             format!("must be at most {max}, got {n}"),
         )),
         Value::Integer(n) => Ok(*n as u64),
         other => Err(InputError::new(
-            name,
+            name(),
             format!("must be a whole number, got {}", show(other)),
         )),
     }
 }
 
-fn text(name: &str, value: &Value) -> Result<String, InputError> {
+fn text(name: &dyn Fn() -> String, value: &Value) -> Result<String, InputError> {
     match value {
         Value::String(s) => Ok(s.clone()),
         other => Err(InputError::new(
-            name,
+            name(),
             format!("must be a string, got {}", show(other)),
         )),
     }
 }
 
 /// A calendar date: a TOML local date (`2026-07-22`) or the string `"2026-07-22"`.
-fn date(name: &str, value: &Value) -> Result<NaiveDate, InputError> {
+fn date(name: &dyn Fn() -> String, value: &Value) -> Result<NaiveDate, InputError> {
     let rule = || format!("must be a date YYYY-MM-DD, got {}", show(value));
     match value {
         Value::String(s) => {
-            NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| InputError::new(name, rule()))
+            NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| InputError::new(name(), rule()))
         }
         Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => {
             NaiveDate::parse_from_str(&dt.to_string(), "%Y-%m-%d")
-                .map_err(|_| InputError::new(name, rule()))
+                .map_err(|_| InputError::new(name(), rule()))
         }
-        _ => Err(InputError::new(name, rule())),
+        _ => Err(InputError::new(name(), rule())),
     }
 }
 
 /// An RFC 3339 timestamp with an offset (string or TOML offset date-time), converted to UTC.
 /// A local time without offset is refused: it would mean different instants on different desks.
-fn timestamp(name: &str, value: &Value) -> Result<DateTime<Utc>, InputError> {
+fn timestamp(name: &dyn Fn() -> String, value: &Value) -> Result<DateTime<Utc>, InputError> {
     let rule = || {
         format!(
             "must be an RFC 3339 timestamp with offset such as \"2026-05-07T14:30:00Z\", got {}",
@@ -307,11 +309,11 @@ fn timestamp(name: &str, value: &Value) -> Result<DateTime<Utc>, InputError> {
     let text = match value {
         Value::String(s) => s.clone(),
         Value::Datetime(dt) if dt.offset.is_some() && dt.date.is_some() => dt.to_string(),
-        _ => return Err(InputError::new(name, rule())),
+        _ => return Err(InputError::new(name(), rule())),
     };
     DateTime::parse_from_rfc3339(&text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| InputError::new(name, rule()))
+        .map_err(|_| InputError::new(name(), rule()))
 }
 
 #[cfg(test)]
