@@ -215,29 +215,3 @@ fn read_only_commands_never_create_a_database() {
         "no file was created"
     );
 }
-
-/// Each command is a short process: it leaves the WAL for SQLite's automatic checkpoint instead
-/// of checkpointing on exit (store/backend.rs, `no_checkpoint_on_close`), and the next process,
-/// the sqlite3 shell included, still reads every committed event.
-#[test]
-fn commands_leave_the_wal_to_the_automatic_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("l.db");
-    let url = format!("sqlite://{}", path.display());
-    let demo = rollbook(&["--db", &url, "demo"]);
-    assert!(demo.status.success(), "demo failed: {}", text(&demo.stderr));
-    let wal = dir.path().join("l.db-wal");
-    assert!(
-        std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0),
-        "the WAL was checkpointed and removed on exit"
-    );
-    let shown = rollbook(&["--db", &url, "verify", "--json"]);
-    assert!(
-        shown.status.success(),
-        "verify failed: {}",
-        text(&shown.stderr)
-    );
-    let rows = text(&sqlite3(&path, "SELECT count(*) FROM events").stdout);
-    let events: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
-    assert_eq!(rows.trim(), events["events"].to_string());
-}

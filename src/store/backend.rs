@@ -785,35 +785,6 @@ backend!(
     }
 );
 
-/// Each CLI command is a short process. By default the last connection to close runs a WAL
-/// checkpoint and deletes the WAL (two more fsyncs, then a directory fsync when the next
-/// process creates it again): about 2 ms of every `sign`. Without it, SQLite's automatic
-/// checkpoint (every 1,000 WAL pages, inside some commit) does the same work once for many
-/// commands. Durability is unchanged: a commit is on disk in the WAL when it returns.
-async fn no_checkpoint_on_close(
-    connection: &mut sqlx::SqliteConnection,
-) -> Result<(), sqlx::Error> {
-    let mut handle = connection.lock_handle().await?;
-    let database = handle.as_raw_handle().as_ptr();
-    // SAFETY: `database` is this connection's live handle, locked for the call; the option
-    // takes an int (1 = on) and a nullable pointer for the value read back.
-    let code = unsafe {
-        libsqlite3_sys::sqlite3_db_config(
-            database,
-            libsqlite3_sys::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            1 as std::os::raw::c_int,
-            std::ptr::null_mut::<std::os::raw::c_int>(),
-        )
-    };
-    if code == libsqlite3_sys::SQLITE_OK {
-        Ok(())
-    } else {
-        Err(sqlx::Error::Configuration(
-            format!("SQLite refused SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE (code {code})").into(),
-        ))
-    }
-}
-
 /// The queue of this process's writers of one SQLite file, shared by every store opened on it.
 /// Entries live as long as the process; a process opens a handful of files at most.
 fn writer_queue(path: std::path::PathBuf) -> std::sync::Arc<tokio::sync::Mutex<()>> {
@@ -860,7 +831,6 @@ impl sqlite::SqliteStore {
             }
         }
         let pool = SqlitePoolOptions::new()
-            .after_connect(|connection, _| Box::pin(no_checkpoint_on_close(connection)))
             .max_connections(if in_memory { 1 } else { 4 })
             .acquire_timeout(super::LOCK_TIMEOUT)
             .connect_with(options)
