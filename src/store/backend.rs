@@ -162,8 +162,6 @@ macro_rules! backend {
             #[derive(Clone, Debug)]
             pub struct $Store {
                 pub(crate) pool: $Pool,
-                /// SQLite: this process's queue of writers of the same file (`writer_queue`).
-                pub(crate) writers: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
             }
 
             fn row_to_event(row: &$Row) -> Result<StoredEvent, StoreError> {
@@ -337,14 +335,6 @@ macro_rules! backend {
             }
 
             impl $Store {
-                /// This writer's turn in the process's queue for the database, when it has one.
-                pub(crate) async fn writer_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-                    match &self.writers {
-                        Some(queue) => Some(queue.clone().lock_owned().await),
-                        None => None,
-                    }
-                }
-
                 pub async fn append(
                     &self,
                     ledger_id: Uuid,
@@ -355,7 +345,7 @@ macro_rules! backend {
                     deadline: Option<DateTime<Utc>>,
                 ) -> Result<Vec<StoredEvent>, StoreError> {
                     let ledger = ledger_id.to_string();
-                    let (_writer_turn, mut tx) = self.begin_write().await?;
+                    let mut tx = self.begin_write().await?;
                     if create {
                         // One ledger per database: creation is exclusive (the table lock on
                         // PostgreSQL, the write lock on SQLite), so two concurrent `init`s
@@ -620,7 +610,7 @@ macro_rules! backend {
                     ledger_id: Uuid,
                 ) -> Result<u64, StoreError> {
                     let ledger = ledger_id.to_string();
-                    let (_writer_turn, mut tx) = self.begin_write().await?;
+                    let mut tx = self.begin_write().await?;
                     // Hold the head like a writer does, so no append interleaves with the replay.
                     sqlx::query(SQL.lock_head)
                         .bind(&ledger)
@@ -785,19 +775,6 @@ backend!(
     }
 );
 
-/// The queue of this process's writers of one SQLite file, shared by every store opened on it.
-/// Entries live as long as the process; a process opens a handful of files at most.
-fn writer_queue(path: std::path::PathBuf) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-    static QUEUES: std::sync::OnceLock<
-        std::sync::Mutex<HashMap<std::path::PathBuf, std::sync::Arc<tokio::sync::Mutex<()>>>>,
-    > = std::sync::OnceLock::new();
-    let mut queues = QUEUES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    queues.entry(path).or_default().clone()
-}
-
 impl sqlite::SqliteStore {
     pub async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
         use sqlx::sqlite::{
@@ -818,7 +795,6 @@ impl sqlite::SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(super::LOCK_TIMEOUT)
             .foreign_keys(true);
-        let options_path = options.get_filename().to_path_buf();
         // An in-memory database exists per connection: one connection or the data vanishes.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         if !create && !in_memory {
@@ -854,35 +830,18 @@ impl sqlite::SqliteStore {
                 }
             }
         }
-        let writers = (!in_memory)
-            .then(|| options_path.canonicalize().ok())
-            .flatten()
-            .map(writer_queue);
-        Ok(Self { pool, writers })
+        Ok(Self { pool })
     }
 
     /// `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting up to the busy timeout),
-    /// so two writers never both read the same head and then fail to upgrade. Writers of this
-    /// process first queue in turn (FIFO) for the file, holding their turn until the
-    /// transaction ends: a writer that meets SQLite's lock sleeps in the busy handler in
-    /// millisecond steps and wakes late, so 8 in-process writers were slower than 1. Writers
-    /// in other processes still meet the busy handler.
+    /// so two writers never both read the same head and then fail to upgrade.
     pub(crate) async fn begin_write(
         &self,
-    ) -> Result<
-        (
-            Option<tokio::sync::OwnedMutexGuard<()>>,
-            sqlx::Transaction<'static, sqlx::Sqlite>,
-        ),
-        StoreError,
-    > {
-        let turn = self.writer_turn().await;
-        let tx = self
-            .pool
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(super::db_err("taking the write lock"))?;
-        Ok((turn, tx))
+            .map_err(super::db_err("taking the write lock"))
     }
 }
 
@@ -920,29 +879,15 @@ impl postgres::PostgresStore {
                 url: shown,
                 reason: error.to_string(),
             })?;
-        Ok(Self {
-            pool,
-            writers: None,
-        })
+        Ok(Self { pool })
     }
 
-    /// Writers order themselves on the head row lock; a PostgreSQL store has no in-process queue
-    /// (`writers` is `None`), since a waiting writer is woken by the server, not by a timer.
     pub(crate) async fn begin_write(
         &self,
-    ) -> Result<
-        (
-            Option<tokio::sync::OwnedMutexGuard<()>>,
-            sqlx::Transaction<'static, sqlx::Postgres>,
-        ),
-        StoreError,
-    > {
-        let turn = self.writer_turn().await;
-        let tx = self
-            .pool
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        self.pool
             .begin()
             .await
-            .map_err(super::db_err("starting a transaction"))?;
-        Ok((turn, tx))
+            .map_err(super::db_err("starting a transaction"))
     }
 }
