@@ -14,7 +14,7 @@ use crate::domain::approval::{
     check_recorded_parsed, decide_reject, decide_sign, decide_withdraw, ParsedRoll, ProposalState,
     Status,
 };
-use crate::domain::envelope::{ChainVerifier, StoredEvent};
+use crate::domain::envelope::{ChainVerifier, StoredEvent, PAYLOAD_BYTES_MAX};
 use crate::domain::events::{Event, ProposalKind, LEDGER_STREAM};
 use crate::domain::governance::Governance;
 
@@ -73,7 +73,8 @@ impl Default for Auditor {
 /// parsed payload and, for a roll, its parsed body and report. Made on any core (the export
 /// pipeline makes them in parallel); consumed in seq order by `Auditor::push_prepared`.
 pub struct Prepared {
-    pub event: StoredEvent,
+    /// Private: the hash and the parsed values below belong to exactly this event.
+    event: StoredEvent,
     computed_hash: [u8; 32],
     payload: Result<Event, String>,
     roll: Option<ParsedRoll>,
@@ -82,8 +83,16 @@ pub struct Prepared {
 impl Prepared {
     pub fn new(event: StoredEvent) -> Prepared {
         let computed_hash = event.computed_hash();
-        let payload = Event::from_payload(&event.event_type, event.schema_version, &event.payload)
-            .map_err(|error| error.to_string());
+        // An oversized payload is refused by the chain check before anything reads it; not
+        // parsing it here keeps a worker's memory bounded by the payload limit.
+        let payload = if event.payload.len() > PAYLOAD_BYTES_MAX {
+            Err(format!(
+                "the payload is larger than {PAYLOAD_BYTES_MAX} bytes"
+            ))
+        } else {
+            Event::from_payload(&event.event_type, event.schema_version, &event.payload)
+                .map_err(|error| error.to_string())
+        };
         let roll = match &payload {
             Ok(Event::ProposalRecorded(recorded)) => ParsedRoll::parse(recorded),
             _ => None,
@@ -94,6 +103,11 @@ impl Prepared {
             payload,
             roll,
         }
+    }
+
+    /// The event this was prepared from.
+    pub fn event(&self) -> &StoredEvent {
+        &self.event
     }
 
     /// The parsed payload, when it parsed.

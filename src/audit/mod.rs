@@ -449,7 +449,7 @@ pub fn verify_export(
                 }
                 Item::Checkpoint(line) => *checkpoint = Some(line),
                 Item::Event(prepared) => {
-                    let event = &prepared.event;
+                    let event = prepared.event();
                     if event.ledger_id.to_string() != header.ledger_id {
                         return Err(invalid(
                             event.seq,
