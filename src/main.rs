@@ -2,10 +2,6 @@
 
 use clap::Parser;
 
-// Why mimalloc: see Cargo.toml (verify's multi-threaded allocation pattern).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() {
     // Rust ignores SIGPIPE, so printing into a closed pipe (`rollbook list | head -1`) would
     // panic; the default action ends the process quietly, as other command-line tools do.
