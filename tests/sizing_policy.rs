@@ -227,6 +227,29 @@ fn agrees_with_tolerates_noise_and_names_the_first_difference() {
     let message = recorded.agrees_with(&off).unwrap_err();
     assert!(message.contains("caps.budget_usd"), "{message}");
 
+    // The texts of a difference, exactly (they are built only when values differ).
+    let mut other = recorded.clone();
+    let budget = other.checks.iter_mut().find(|c| c.id == "budget").unwrap();
+    let limit_before = budget.limit;
+    budget.limit += 1.0;
+    assert_eq!(
+        recorded.agrees_with(&other).unwrap_err(),
+        format!(
+            "checks[budget].limit differs: recorded {limit_before}, fresh evaluation {} (tolerance: relative or absolute 1e-9)",
+            limit_before + 1.0
+        )
+    );
+    let mut other = recorded.clone();
+    other.contracts_requested += 1;
+    assert_eq!(
+        recorded.agrees_with(&other).unwrap_err(),
+        format!(
+            "contracts_requested differs: recorded {}, fresh evaluation {}",
+            recorded.contracts_requested,
+            recorded.contracts_requested + 1
+        )
+    );
+
     let mut other = recorded.clone();
     other.verdict = Verdict::Pass;
     assert!(recorded

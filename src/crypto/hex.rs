@@ -24,17 +24,51 @@ const DIGITS_LOWER: &[u8; 16] = b"0123456789abcdef";
 
 /// Encodes bytes as lowercase hex, two digits a byte.
 pub fn to_hex(bytes: &[u8]) -> String {
-    let mut text = String::with_capacity(bytes.len() * 2);
+    let mut text = Vec::with_capacity(bytes.len() * 2);
     for byte in bytes {
-        text.push(char::from(DIGITS_LOWER[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS_LOWER[usize::from(byte & 0x0f)]));
+        text.push(DIGITS_LOWER[usize::from(byte >> 4)]);
+        text.push(DIGITS_LOWER[usize::from(byte & 0x0f)]);
     }
-    text
+    String::from_utf8(text).expect("hex digits are ASCII")
 }
 
 /// Encodes a 32-byte value (a hash or a public key) as 64 lowercase hex digits.
 pub fn to_hex32(bytes: &[u8; 32]) -> String {
     to_hex(bytes)
+}
+
+/// Marks a byte that is not a hex digit in `NIBBLES`.
+const NOT_HEX: u8 = 0xff;
+
+/// The value of every byte as a hex digit, or `NOT_HEX` (a table: verify decodes every signed
+/// message and signature, and a lookup beats three range tests per digit).
+const NIBBLES: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut digit = 0;
+    while digit < 10 {
+        table[b'0' as usize + digit] = digit as u8;
+        digit += 1;
+    }
+    let mut letter = 0;
+    while letter < 6 {
+        table[b'a' as usize + letter] = 10 + letter as u8;
+        table[b'A' as usize + letter] = 10 + letter as u8;
+        letter += 1;
+    }
+    table
+};
+
+/// Decodes pairs of hex digits into `out` (exactly half as long); false at the first non-digit.
+fn decode_into(digits: &[u8], out: &mut [u8]) -> bool {
+    debug_assert_eq!(digits.len(), out.len() * 2);
+    let mut seen = 0u8;
+    for (pair, byte) in digits.chunks_exact(2).zip(out.iter_mut()) {
+        let (high, low) = (NIBBLES[usize::from(pair[0])], NIBBLES[usize::from(pair[1])]);
+        // Branch-free accumulation: any NOT_HEX sets the high bit of `seen`.
+        seen |= high | low;
+        *byte = (high << 4) | (low & 0x0f);
+    }
+    seen & 0xf0 == 0
 }
 
 /// Decodes hex (either case) into bytes.
@@ -43,25 +77,12 @@ pub fn from_hex(text: &str) -> Result<Vec<u8>, HexError> {
     // by the character walk below, which names the offending character and its position.
     let digits = text.as_bytes();
     if digits.len() % 2 == 0 {
-        let mut bytes = Vec::with_capacity(digits.len() / 2);
-        for pair in digits.chunks_exact(2) {
-            match (nibble(pair[0]), nibble(pair[1])) {
-                (Some(high), Some(low)) => bytes.push((high << 4) | low),
-                _ => return from_hex_slow(text),
-            }
+        let mut bytes = vec![0u8; digits.len() / 2];
+        if decode_into(digits, &mut bytes) {
+            return Ok(bytes);
         }
-        return Ok(bytes);
     }
     from_hex_slow(text)
-}
-
-fn nibble(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
 }
 
 fn from_hex_slow(text: &str) -> Result<Vec<u8>, HexError> {
@@ -83,6 +104,10 @@ fn from_hex_slow(text: &str) -> Result<Vec<u8>, HexError> {
 
 /// Decodes exactly 64 hex digits into 32 bytes.
 pub fn from_hex32(text: &str) -> Result<[u8; 32], HexError> {
+    let mut bytes = [0u8; 32];
+    if text.len() == 64 && decode_into(text.as_bytes(), &mut bytes) {
+        return Ok(bytes);
+    }
     let bytes = from_hex(text)?;
     <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| HexError::WrongLength {
         len_bytes: bytes.len(),
@@ -112,6 +137,30 @@ mod tests {
         assert!(text.ends_with("fdfeff"));
         assert_eq!(from_hex(&text).unwrap(), bytes);
         assert_eq!(from_hex(&text.to_uppercase()).unwrap(), bytes);
+    }
+
+    #[test]
+    fn table_agrees_with_the_character_walk_on_every_ascii_pair() {
+        for high in 0u8..128 {
+            for low in 0u8..128 {
+                let text = String::from_utf8(vec![high, low, b'0', b'f']).unwrap();
+                assert_eq!(from_hex(&text), from_hex_slow(&text), "{text:?}");
+            }
+        }
+        // from_hex32 takes the table path at 64 digits and the walk otherwise.
+        let good = "0123456789abcdefABCDEF".repeat(3)[..64].to_string();
+        assert_eq!(
+            from_hex32(&good).unwrap().to_vec(),
+            from_hex(&good).unwrap()
+        );
+        let bad = format!("{}g", &good[..63]);
+        assert_eq!(
+            from_hex32(&bad),
+            Err(HexError::InvalidDigit {
+                found: 'g',
+                position: 63
+            })
+        );
     }
 
     #[test]

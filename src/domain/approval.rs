@@ -611,8 +611,13 @@ pub fn check_recorded_parsed(
             let proposal = parsed
                 .proposal
                 .map_err(|error| Refusal::new(format!("the proposal body is invalid: {error}")))?;
-            let fresh = sizing::evaluate(&proposal, &governance.policy, created_at)
-                .map_err(|error| Refusal::new(format!("the proposal body is invalid: {error}")))?;
+            let fresh = sizing::evaluate_hashed(
+                &proposal,
+                &governance.policy,
+                &governance.policy_hash,
+                created_at,
+            )
+            .map_err(|error| Refusal::new(format!("the proposal body is invalid: {error}")))?;
             recorded_report.agrees_with(&fresh).map_err(|difference| {
                 Refusal::new(format!(
                     "the stored sizing report differs from a fresh evaluation: {difference}"

@@ -57,6 +57,19 @@ pub fn evaluate(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<SizingReport, InputError> {
+    evaluate_hashed(proposal, policy, &policy.hash_hex(), now)
+}
+
+/// `evaluate` with the policy's hash already known: `policy_hash` must be `policy.hash_hex()`
+/// (the governance in force keeps it, checked when the policy was adopted; a verifier
+/// re-evaluates every recorded roll, and hashing the policy was half of an evaluation).
+pub fn evaluate_hashed(
+    proposal: &Proposal,
+    policy: &Policy,
+    policy_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<SizingReport, InputError> {
+    debug_assert_eq!(policy_hash, policy.hash_hex(), "the hash of this policy");
     proposal.validate()?;
     policy.validate()?;
     let p = proposal;
@@ -451,7 +464,7 @@ pub fn evaluate(
         contracts_max,
         resize_to,
         realized_profit_usd: profit_usd,
-        policy_hash: policy.hash_hex(),
+        policy_hash: policy_hash.to_string(),
         coefficient: CoefficientReport {
             rsi,
             pcf_score,

@@ -22,7 +22,7 @@ pub use finance::{
     capm_cost_of_equity, cost_of_equity, gordon_growth_cost_of_equity, realized_profit_usd,
     stress_loss_usd, wacc, xirr,
 };
-pub use guardrails::evaluate;
+pub use guardrails::{evaluate, evaluate_hashed};
 pub use indicators::{ema_series, macd, wilder_rsi, Macd};
 pub use options::{
     black76_price, bsm_price, bsm_theta_per_year, normal_cdf, normal_pdf, OptionKind,

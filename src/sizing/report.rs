@@ -120,66 +120,91 @@ impl SizingReport {
     /// other number. Nulls must match. Messages are not compared (they only restate numbers).
     /// Returns a plain-language description of the first difference.
     pub fn agrees_with(&self, fresh: &SizingReport) -> Result<(), String> {
-        let exact = |what: &str, recorded: String, now: String| {
-            if recorded == now {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{what} differs: recorded {recorded}, fresh evaluation {now}"
-                ))
-            }
-        };
+        // Compared as values; the texts are built only to describe a difference (a verifier
+        // compares one report per recorded roll).
+        let exact =
+            |what: &str, same: bool, recorded: &dyn Fn() -> String, now: &dyn Fn() -> String| {
+                if same {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{what} differs: recorded {}, fresh evaluation {}",
+                        recorded(),
+                        now()
+                    ))
+                }
+            };
         exact(
             "verdict",
-            format!("{:?}", self.verdict),
-            format!("{:?}", fresh.verdict),
+            self.verdict == fresh.verdict,
+            &|| format!("{:?}", self.verdict),
+            &|| format!("{:?}", fresh.verdict),
         )?;
         exact(
             "contracts_requested",
-            self.contracts_requested.to_string(),
-            fresh.contracts_requested.to_string(),
+            self.contracts_requested == fresh.contracts_requested,
+            &|| self.contracts_requested.to_string(),
+            &|| fresh.contracts_requested.to_string(),
         )?;
         exact(
             "contracts_max",
-            self.contracts_max.to_string(),
-            fresh.contracts_max.to_string(),
+            self.contracts_max == fresh.contracts_max,
+            &|| self.contracts_max.to_string(),
+            &|| fresh.contracts_max.to_string(),
         )?;
         exact(
             "resize_to",
-            format!("{:?}", self.resize_to),
-            format!("{:?}", fresh.resize_to),
+            self.resize_to == fresh.resize_to,
+            &|| format!("{:?}", self.resize_to),
+            &|| format!("{:?}", fresh.resize_to),
         )?;
         exact(
             "policy_hash",
-            self.policy_hash.clone(),
-            fresh.policy_hash.clone(),
+            self.policy_hash == fresh.policy_hash,
+            &|| self.policy_hash.clone(),
+            &|| fresh.policy_hash.clone(),
         )?;
-        let ids = |r: &SizingReport| {
-            let mut v: Vec<String> = r.checks.iter().map(|c| c.id.clone()).collect();
-            v.sort();
-            v.join(", ")
-        };
-        exact("the set of checks", ids(self), ids(fresh))?;
-        let failed = |r: &SizingReport| {
+        fn ids(r: &SizingReport) -> Vec<&str> {
+            let mut v: Vec<&str> = r.checks.iter().map(|c| c.id.as_str()).collect();
+            v.sort_unstable();
+            v
+        }
+        let (recorded_ids, fresh_ids) = (ids(self), ids(fresh));
+        exact(
+            "the set of checks",
+            recorded_ids == fresh_ids,
+            &|| recorded_ids.join(", "),
+            &|| fresh_ids.join(", "),
+        )?;
+        fn failed(r: &SizingReport) -> Vec<&str> {
             let mut v = r.failed_check_ids();
             v.sort_unstable();
-            format!("[{}]", v.join(", "))
-        };
-        exact("the set of failed checks", failed(self), failed(fresh))?;
+            v
+        }
+        let (recorded_failed, fresh_failed) = (failed(self), failed(fresh));
+        exact(
+            "the set of failed checks",
+            recorded_failed == fresh_failed,
+            &|| format!("[{}]", recorded_failed.join(", ")),
+            &|| format!("[{}]", fresh_failed.join(", ")),
+        )?;
         exact(
             "coefficient.theta_press",
-            self.coefficient.theta_press.to_string(),
-            fresh.coefficient.theta_press.to_string(),
+            self.coefficient.theta_press == fresh.coefficient.theta_press,
+            &|| self.coefficient.theta_press.to_string(),
+            &|| fresh.coefficient.theta_press.to_string(),
         )?;
         exact(
             "caps.growth_contracts",
-            self.caps.growth_contracts.to_string(),
-            fresh.caps.growth_contracts.to_string(),
+            self.caps.growth_contracts == fresh.caps.growth_contracts,
+            &|| self.caps.growth_contracts.to_string(),
+            &|| fresh.caps.growth_contracts.to_string(),
         )?;
         exact(
             "metrics.time_shift_days",
-            self.metrics.time_shift_days.to_string(),
-            fresh.metrics.time_shift_days.to_string(),
+            self.metrics.time_shift_days == fresh.metrics.time_shift_days,
+            &|| self.metrics.time_shift_days.to_string(),
+            &|| fresh.metrics.time_shift_days.to_string(),
         )?;
         let recorded = self.numbers();
         let now = fresh.numbers();
@@ -248,71 +273,91 @@ impl SizingReport {
 
     /// Every floating-point number of the report with its JSON path, in a fixed order; checks
     /// are keyed by id so that their order does not matter.
-    pub(crate) fn numbers(&self) -> Vec<(String, Option<f64>)> {
+    pub(crate) fn numbers(&self) -> Vec<(NumberPath<'_>, Option<f64>)> {
         let c = &self.coefficient;
         let k = &self.caps;
         let m = &self.metrics;
-        let mut out: Vec<(String, Option<f64>)> = vec![
-            ("realized_profit_usd".into(), Some(self.realized_profit_usd)),
-            ("coefficient.rsi".into(), Some(c.rsi)),
-            ("coefficient.pcf_score".into(), Some(c.pcf_score)),
-            ("coefficient.score".into(), Some(c.score)),
-            ("coefficient.base".into(), Some(c.base)),
-            ("coefficient.decay_per_day".into(), Some(c.decay_per_day)),
-            ("coefficient.final".into(), Some(c.final_value)),
-            ("caps.budget_usd".into(), Some(k.budget_usd)),
-            ("caps.wacc_usd".into(), k.wacc_usd),
-            ("caps.liquidity_usd".into(), Some(k.liquidity_usd)),
-            ("caps.irr_usd".into(), k.irr_usd),
-            ("metrics.outlay_usd".into(), Some(m.outlay_usd)),
-            ("metrics.cost_of_equity".into(), Some(m.cost_of_equity)),
-            ("metrics.wacc".into(), Some(m.wacc)),
-            ("metrics.wacc_delta_bps".into(), Some(m.wacc_delta_bps)),
-            ("metrics.quick_ratio_now".into(), Some(m.quick_ratio_now)),
+        let field = NumberPath::Field;
+        let mut out: Vec<(NumberPath<'_>, Option<f64>)> = vec![
+            (field("realized_profit_usd"), Some(self.realized_profit_usd)),
+            (field("coefficient.rsi"), Some(c.rsi)),
+            (field("coefficient.pcf_score"), Some(c.pcf_score)),
+            (field("coefficient.score"), Some(c.score)),
+            (field("coefficient.base"), Some(c.base)),
+            (field("coefficient.decay_per_day"), Some(c.decay_per_day)),
+            (field("coefficient.final"), Some(c.final_value)),
+            (field("caps.budget_usd"), Some(k.budget_usd)),
+            (field("caps.wacc_usd"), k.wacc_usd),
+            (field("caps.liquidity_usd"), Some(k.liquidity_usd)),
+            (field("caps.irr_usd"), k.irr_usd),
+            (field("metrics.outlay_usd"), Some(m.outlay_usd)),
+            (field("metrics.cost_of_equity"), Some(m.cost_of_equity)),
+            (field("metrics.wacc"), Some(m.wacc)),
+            (field("metrics.wacc_delta_bps"), Some(m.wacc_delta_bps)),
+            (field("metrics.quick_ratio_now"), Some(m.quick_ratio_now)),
             (
-                "metrics.quick_ratio_after".into(),
+                field("metrics.quick_ratio_after"),
                 Some(m.quick_ratio_after),
             ),
-            ("metrics.stress_loss_usd".into(), Some(m.stress_loss_usd)),
-            ("metrics.structure_irr".into(), Some(m.structure_irr)),
-            ("metrics.layer_cost_rate".into(), Some(m.layer_cost_rate)),
+            (field("metrics.stress_loss_usd"), Some(m.stress_loss_usd)),
+            (field("metrics.structure_irr"), Some(m.structure_irr)),
+            (field("metrics.layer_cost_rate"), Some(m.layer_cost_rate)),
             (
-                "metrics.structure_capital_usd".into(),
+                field("metrics.structure_capital_usd"),
                 Some(m.structure_capital_usd),
             ),
-            ("metrics.macd".into(), Some(m.macd)),
-            ("metrics.macd_signal".into(), Some(m.macd_signal)),
-            ("metrics.macd_histogram".into(), Some(m.macd_histogram)),
+            (field("metrics.macd"), Some(m.macd)),
+            (field("metrics.macd_signal"), Some(m.macd_signal)),
+            (field("metrics.macd_histogram"), Some(m.macd_histogram)),
             (
-                "metrics.layer_model_price_usd".into(),
+                field("metrics.layer_model_price_usd"),
                 Some(m.layer_model_price_usd),
             ),
-            ("metrics.quote_deviation".into(), Some(m.quote_deviation)),
-            ("metrics.parity_gap_usd".into(), m.parity_gap_usd),
+            (field("metrics.quote_deviation"), Some(m.quote_deviation)),
+            (field("metrics.parity_gap_usd"), m.parity_gap_usd),
             (
-                "metrics.breakeven_put_usd".into(),
+                field("metrics.breakeven_put_usd"),
                 Some(m.breakeven_put_usd),
             ),
             (
-                "metrics.breakeven_call_usd".into(),
+                field("metrics.breakeven_call_usd"),
                 Some(m.breakeven_call_usd),
             ),
             (
-                "metrics.breakeven_layer_usd".into(),
+                field("metrics.breakeven_layer_usd"),
                 Some(m.breakeven_layer_usd),
             ),
             (
-                "metrics.expected_move_usd".into(),
+                field("metrics.expected_move_usd"),
                 Some(m.expected_move_usd),
             ),
         ];
         let mut checks: Vec<&Check> = self.checks.iter().collect();
         checks.sort_by(|a, b| a.id.cmp(&b.id));
         for check in checks {
-            out.push((format!("checks[{}].value", check.id), Some(check.value)));
-            out.push((format!("checks[{}].limit", check.id), Some(check.limit)));
+            out.push((NumberPath::CheckValue(&check.id), Some(check.value)));
+            out.push((NumberPath::CheckLimit(&check.id), Some(check.limit)));
         }
         out
+    }
+}
+
+/// Where a number sits in a report, as its JSON path prints: a fixed field, or the value or
+/// limit of the check with this id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NumberPath<'a> {
+    Field(&'static str),
+    CheckValue(&'a str),
+    CheckLimit(&'a str),
+}
+
+impl std::fmt::Display for NumberPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NumberPath::Field(path) => f.write_str(path),
+            NumberPath::CheckValue(id) => write!(f, "checks[{id}].value"),
+            NumberPath::CheckLimit(id) => write!(f, "checks[{id}].limit"),
+        }
     }
 }
 
