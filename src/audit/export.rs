@@ -168,6 +168,16 @@ impl Line {
     /// Parses one line (without its newline). The type comes first so each line is read
     /// directly into its own struct (serde then refuses duplicate and unknown keys).
     pub fn parse(text: &str) -> Result<Line, String> {
+        // Most lines are canonical event lines: one pass reads them (see `line_fast`); any
+        // other line, and every refusal, takes the serde path below.
+        if let Some(line) = super::line_fast::parse_event(text) {
+            return Ok(Line::Event(line));
+        }
+        Self::parse_without_fast_path(text)
+    }
+
+    /// `parse` by serde alone: parse, then re-serialize and compare.
+    pub(crate) fn parse_without_fast_path(text: &str) -> Result<Line, String> {
         if text.starts_with("{\"type\":\"event\",") {
             let line: EventLine = canonical(text, "event")?;
             Ok(Line::Event(line))

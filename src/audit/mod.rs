@@ -4,6 +4,7 @@
 
 pub mod auditor;
 pub mod export;
+mod line_fast;
 pub mod proofs;
 
 use uuid::Uuid;
@@ -479,23 +480,20 @@ pub fn verify_export(
         // The key book travels with the stage: each chunk learns from the ones before it.
         let mut keys = KeyBook::default();
         let mut finished_reading = false;
-        let mut in_flight: Option<std::thread::ScopedJoinHandle<'_, (PreparedChunk, KeyBook)>> =
-            None;
+        let mut ready: Option<PreparedChunk> = None;
+        // Read ahead: the lines of the chunk after the one being prepared are read while the
+        // workers prepare, so reading never leaves the cores idle.
+        let mut lines = read_lines(&mut reader, &mut finished_reading);
         loop {
-            let ready = in_flight.take().map(|stage| {
-                let (chunk, book) = stage.join().expect("the verification stage panicked");
-                keys = book;
-                chunk
-            });
-            let lines = read_lines(&mut reader, &mut finished_reading);
-            if !lines.is_empty() {
+            let in_flight = (!lines.is_empty()).then(|| {
                 let mut book = std::mem::take(&mut keys);
-                in_flight = Some(scope.spawn(move || {
-                    let chunk = prepare_chunk(lines, &mut book, workers);
+                let chunk_lines = std::mem::take(&mut lines);
+                scope.spawn(move || {
+                    let chunk = prepare_chunk(chunk_lines, &mut book, workers);
                     (chunk, book)
-                }));
-            }
-            match ready {
+                })
+            });
+            match ready.take() {
                 Some(chunk) => {
                     crate::domain::governance::set_verified_memo(chunk.verified);
                     audit_chunk(chunk.items, &mut auditor, &mut checkpoint)?;
@@ -503,6 +501,13 @@ pub fn verify_export(
                 None if in_flight.is_none() => return Ok(()),
                 None => {}
             }
+            let Some(stage) = in_flight else {
+                return Ok(());
+            };
+            lines = read_lines(&mut reader, &mut finished_reading);
+            let (chunk, book) = stage.join().expect("the verification stage panicked");
+            keys = book;
+            ready = Some(chunk);
         }
     });
     crate::domain::governance::set_verified_memo(Default::default());
