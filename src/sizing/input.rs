@@ -242,7 +242,7 @@ pub(crate) fn as_table<'a>(
 
 /// A number; TOML integers are accepted where floats are expected (`spot = 5905`). Finiteness
 /// is checked by the typed validation so that mutated structs get the same message.
-fn number(name: &dyn Fn() -> String, value: &Value) -> Result<f64, InputError> {
+pub(crate) fn number(name: &dyn Fn() -> String, value: &Value) -> Result<f64, InputError> {
     match value {
         Value::Float(x) => Ok(*x),
         // i64 -> f64 is exact up to 2^53, far beyond any realistic amount.
@@ -254,7 +254,7 @@ fn number(name: &dyn Fn() -> String, value: &Value) -> Result<f64, InputError> {
     }
 }
 
-fn whole(name: &dyn Fn() -> String, value: &Value, max: u64) -> Result<u64, InputError> {
+pub(crate) fn whole(name: &dyn Fn() -> String, value: &Value, max: u64) -> Result<u64, InputError> {
     match value {
         Value::Integer(n) if *n < 0 => Err(InputError::new(
             name(),
@@ -272,7 +272,7 @@ fn whole(name: &dyn Fn() -> String, value: &Value, max: u64) -> Result<u64, Inpu
     }
 }
 
-fn text(name: &dyn Fn() -> String, value: &Value) -> Result<String, InputError> {
+pub(crate) fn text(name: &dyn Fn() -> String, value: &Value) -> Result<String, InputError> {
     match value {
         Value::String(s) => Ok(s.clone()),
         other => Err(InputError::new(
@@ -283,7 +283,7 @@ fn text(name: &dyn Fn() -> String, value: &Value) -> Result<String, InputError> 
 }
 
 /// A calendar date: a TOML local date (`2026-07-22`) or the string `"2026-07-22"`.
-fn date(name: &dyn Fn() -> String, value: &Value) -> Result<NaiveDate, InputError> {
+pub(crate) fn date(name: &dyn Fn() -> String, value: &Value) -> Result<NaiveDate, InputError> {
     let rule = || format!("must be a date YYYY-MM-DD, got {}", show(value));
     match value {
         Value::String(s) => {
@@ -299,7 +299,10 @@ fn date(name: &dyn Fn() -> String, value: &Value) -> Result<NaiveDate, InputErro
 
 /// An RFC 3339 timestamp with an offset (string or TOML offset date-time), converted to UTC.
 /// A local time without offset is refused: it would mean different instants on different desks.
-fn timestamp(name: &dyn Fn() -> String, value: &Value) -> Result<DateTime<Utc>, InputError> {
+pub(crate) fn timestamp(
+    name: &dyn Fn() -> String,
+    value: &Value,
+) -> Result<DateTime<Utc>, InputError> {
     let rule = || {
         format!(
             "must be an RFC 3339 timestamp with offset such as \"2026-05-07T14:30:00Z\", got {}",

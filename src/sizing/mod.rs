@@ -13,6 +13,7 @@ mod input;
 mod options;
 mod policy;
 mod proposal;
+mod proposal_fast;
 pub mod render;
 mod report;
 mod toml_fast;

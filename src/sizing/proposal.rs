@@ -140,6 +140,16 @@ impl Proposal {
     /// checks every rule of its validation list except the policy-dependent minimum series
     /// lengths, which `evaluate` checks.
     pub fn from_toml_str(text: &str) -> Result<Proposal, InputError> {
+        // Proposals in the plain subset are read in one walk (`proposal_fast`); anything else,
+        // and every error, takes the general path below, which names the field at fault.
+        if let Some(proposal) = super::proposal_fast::parse(text) {
+            return Ok(proposal);
+        }
+        Self::from_toml_str_general(text)
+    }
+
+    /// `from_toml_str` without the fast path: a `toml::Table`, then a walk that names fields.
+    pub(crate) fn from_toml_str_general(text: &str) -> Result<Proposal, InputError> {
         let doc = parse_document(text, "proposal")?;
         let root = Fields::new(
             "",

@@ -17,12 +17,30 @@ const DEPTH_MAX: usize = 32;
 
 /// The table `text` holds, or `None` when `text` leaves the subset (or is not valid TOML).
 pub fn parse(text: &str) -> Option<Table> {
+    let mut document = Document::default();
+    read(text, &mut document)?;
+    Some(document.root)
+}
+
+/// What the reader hands over, in document order: headers, and the key/value lines under
+/// them. A sink answers `None` to leave the subset (a duplicate, a table defined twice, or for
+/// a typed sink anything it does not expect); the whole read then answers `None`.
+pub(crate) trait Sink<'a> {
+    /// `[key]`.
+    fn open_table(&mut self, key: &'a str) -> Option<()>;
+    /// `[[key]]` (no parent) or `[[parent.key]]`.
+    fn open_array_entry(&mut self, parent: Option<&'a str>, key: &'a str) -> Option<()>;
+    /// `key = value`, in the table the last header opened (the root before any header).
+    fn key_value(&mut self, key: &'a str, value: Value) -> Option<()>;
+}
+
+/// Reads `text` into `sink`; `None` when `text` leaves the subset or the sink refuses.
+pub(crate) fn read<'a>(text: &'a str, sink: &mut impl Sink<'a>) -> Option<()> {
     let mut reader = Reader {
         bytes: text.as_bytes(),
         text,
         at: 0,
     };
-    let mut document = Document::default();
     loop {
         reader.skip_blank();
         match reader.peek() {
@@ -47,22 +65,37 @@ pub fn parse(text: &str) -> Option<Table> {
                 }
                 reader.end_of_line()?;
                 match (array, keys.as_slice()) {
-                    (false, [key]) => document.open_table(key)?,
-                    (true, [key]) => document.open_array_entry(None, key)?,
-                    (true, [parent, key]) => document.open_array_entry(Some(parent), key)?,
+                    (false, [key]) => sink.open_table(key)?,
+                    (true, [key]) => sink.open_array_entry(None, key)?,
+                    (true, [parent, key]) => sink.open_array_entry(Some(parent), key)?,
                     _ => return None, // dotted `[a.b]` headers, deeper `[[a.b.c]]`
                 }
             }
             Some(_) => {
                 let (key, value) = reader.key_value(0)?;
                 reader.end_of_line()?;
-                if document.current()?.insert(key.to_string(), value).is_some() {
-                    return None;
-                }
+                sink.key_value(key, value)?;
             }
         }
     }
-    Some(document.root)
+    Some(())
+}
+
+impl<'a> Sink<'a> for Document {
+    fn open_table(&mut self, key: &'a str) -> Option<()> {
+        Document::open_table(self, key)
+    }
+
+    fn open_array_entry(&mut self, parent: Option<&'a str>, key: &'a str) -> Option<()> {
+        Document::open_array_entry(self, parent, key)
+    }
+
+    fn key_value(&mut self, key: &'a str, value: Value) -> Option<()> {
+        match self.current()?.insert(key.to_string(), value) {
+            Some(_) => None,
+            None => Some(()),
+        }
+    }
 }
 
 /// Where key/value lines go.
