@@ -289,7 +289,7 @@ fn prepare_line(raw: RawLine, keys: &mut KeyBook, verified: &mut Vec<[u8; 32]>) 
 
 /// Lines per unit of work a pipeline worker claims: small enough to balance the cores (roll
 /// recordings cost far more than co-signatures), large enough to make claiming cheap.
-const PIPELINE_BATCH_LINES: usize = 32;
+const PIPELINE_BATCH_LINES: usize = 16;
 
 /// What one pipeline stage hands to the auditor: the chunk's items in order, and the memo keys
 /// of the signatures in it that `verify_strict` accepted.

@@ -22,7 +22,11 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn with_tag(tag: &[u8]) -> Self {
-        let mut bytes = Vec::with_capacity(256);
+        Self::with_tag_and_capacity(tag, 256)
+    }
+    /// With room for `capacity` bytes after the tag (no regrowth when the size is known).
+    pub fn with_tag_and_capacity(tag: &[u8], capacity: usize) -> Self {
+        let mut bytes = Vec::with_capacity(tag.len() + capacity);
         bytes.extend_from_slice(tag);
         Encoder { bytes }
     }
@@ -86,7 +90,25 @@ pub struct EventHashInput<'a> {
 
 /// The exact bytes hashed into an event's `hash`.
 pub fn event_hash_bytes(input: &EventHashInput<'_>) -> Vec<u8> {
-    let mut enc = Encoder::with_tag(EVENT_TAG);
+    // The exact size (fixed fields, 4-byte lengths, the actor's flag), so that a large payload
+    // is copied once (a verifier hashes every event).
+    let capacity = 16
+        + 8
+        + 4
+        + input.stream_id.len()
+        + 8
+        + 16
+        + 4
+        + input.event_type.len()
+        + 4
+        + 4
+        + input.recorded_at.len()
+        + 1
+        + input.actor.map_or(0, |actor| 4 + actor.len())
+        + 4
+        + input.payload.len()
+        + 32;
+    let mut enc = Encoder::with_tag_and_capacity(EVENT_TAG, capacity);
     enc.uuid(input.ledger_id)
         .u64(input.seq)
         .str(input.stream_id)
@@ -98,6 +120,11 @@ pub fn event_hash_bytes(input: &EventHashInput<'_>) -> Vec<u8> {
         .opt_str(input.actor)
         .bytes(input.payload)
         .fixed(input.prev_hash);
+    debug_assert_eq!(
+        enc.bytes.len(),
+        EVENT_TAG.len() + capacity,
+        "the capacity is exact"
+    );
     enc.finish()
 }
 
