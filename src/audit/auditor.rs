@@ -15,7 +15,7 @@ use crate::domain::approval::{
     Status,
 };
 use crate::domain::envelope::{ChainVerifier, StoredEvent, PAYLOAD_BYTES_MAX};
-use crate::domain::events::{Event, ProposalKind, LEDGER_STREAM};
+use crate::domain::events::{Event, ProposalKind, ProposalRecorded, LEDGER_STREAM};
 use crate::domain::governance::Governance;
 
 /// The first failure: its seq and a plain reason.
@@ -265,6 +265,14 @@ impl Auditor {
                     format!("event for proposal {id}, which is unknown or already closed")
                 })
             };
+        // A recording moves into the proposal's state (its body and report are most of an
+        // export's bytes; no copy).
+        let payload = match payload {
+            Event::ProposalRecorded(recorded) => {
+                return self.record(governance, event, recorded, roll, at);
+            }
+            other => other,
+        };
         match &payload {
             Event::LedgerCreated(_) => return Err("a second ledger.created".into()),
             Event::SignerSetAdopted(_) | Event::PolicyAdopted(_) => {
@@ -283,35 +291,7 @@ impl Auditor {
                     _ => ("policy_changed", old_policy),
                 });
             }
-            Event::ProposalRecorded(recorded) => {
-                if event.stream_version != 1 {
-                    return Err(format!(
-                        "proposal.recorded at stream version {}, expected 1",
-                        event.stream_version
-                    ));
-                }
-                if self.open.contains_key(&recorded.proposal_id) {
-                    return Err(format!("proposal {} recorded twice", recorded.proposal_id));
-                }
-                if event.actor.as_deref() != Some(&recorded.signature.key_id) {
-                    return Err("the actor is not the proposer who signed".into());
-                }
-                check_recorded_parsed(governance, recorded, roll)
-                    .map_err(|r| format!("proposal {}: {r}", recorded.proposal_id))?;
-                let state = ProposalState::from_recorded(recorded.clone(), event)
-                    .map_err(|r| r.to_string())?;
-                if state.created_at > at {
-                    return Err(format!(
-                        "proposal {} was created after it was recorded",
-                        recorded.proposal_id
-                    ));
-                }
-                if state.status == Status::Failed {
-                    *self.closed.entry("failed".into()).or_default() += 1;
-                } else {
-                    self.open.insert(recorded.proposal_id.clone(), state);
-                }
-            }
+            Event::ProposalRecorded(_) => unreachable!("handled by `record` above"),
             Event::ProposalSigned(signed) => {
                 let version = stream_expected(&self.open, &signed.proposal_id)?;
                 if event.stream_version != version {
@@ -387,6 +367,44 @@ impl Auditor {
                 }
                 self.evolve(&payload, event);
             }
+        }
+        Ok(())
+    }
+
+    /// `proposal.recorded`: a new proposal, checked as `propose` checked it, then opened.
+    fn record(
+        &mut self,
+        governance: &Governance,
+        event: &StoredEvent,
+        recorded: ProposalRecorded,
+        roll: Option<ParsedRoll>,
+        at: DateTime<Utc>,
+    ) -> Result<(), String> {
+        if event.stream_version != 1 {
+            return Err(format!(
+                "proposal.recorded at stream version {}, expected 1",
+                event.stream_version
+            ));
+        }
+        if self.open.contains_key(&recorded.proposal_id) {
+            return Err(format!("proposal {} recorded twice", recorded.proposal_id));
+        }
+        if event.actor.as_deref() != Some(&recorded.signature.key_id) {
+            return Err("the actor is not the proposer who signed".into());
+        }
+        check_recorded_parsed(governance, &recorded, roll)
+            .map_err(|r| format!("proposal {}: {r}", recorded.proposal_id))?;
+        let state = ProposalState::from_recorded(recorded, event).map_err(|r| r.to_string())?;
+        if state.created_at > at {
+            return Err(format!(
+                "proposal {} was created after it was recorded",
+                state.recorded.proposal_id
+            ));
+        }
+        if state.status == Status::Failed {
+            *self.closed.entry("failed".into()).or_default() += 1;
+        } else {
+            self.open.insert(state.recorded.proposal_id.clone(), state);
         }
         Ok(())
     }

@@ -92,16 +92,19 @@ impl EventLine {
 
     /// `to_event` without copying the payload (the verifier's path).
     pub fn into_event(self) -> Result<StoredEvent, String> {
+        // Canonical spellings are checked by encoding back into stack buffers (the verifier
+        // reads four of these per event).
         let uuid = |what: &str, text: &str| -> Result<Uuid, String> {
             let id = Uuid::parse_str(text).map_err(|_| format!("{what} {text:?} is not a UUID"))?;
-            if id.to_string() != text {
+            let mut canonical = [0u8; uuid::fmt::Hyphenated::LENGTH];
+            if id.hyphenated().encode_lower(&mut canonical).as_bytes() != text.as_bytes() {
                 return Err(format!("{what} {text:?} is not in canonical form"));
             }
             Ok(id)
         };
         let hash = |what: &str, text: &str| -> Result<[u8; 32], String> {
             let bytes = from_hex32(text).map_err(|_| format!("{what} is not 32 bytes of hex"))?;
-            if to_hex(&bytes) != text {
+            if text.bytes().any(|digit| digit.is_ascii_uppercase()) {
                 return Err(format!("{what} is not lowercase hex"));
             }
             Ok(bytes)
@@ -239,7 +242,10 @@ impl<R: BufRead> LineReader<R> {
             ));
         }
         self.buffer.pop();
-        String::from_utf8(std::mem::take(&mut self.buffer))
+        // The next line gets a buffer the size of this one (lines of one export are alike), so
+        // that reading it does not regrow one from nothing.
+        let next = Vec::with_capacity(self.buffer.len().clamp(256, 64 * 1024));
+        String::from_utf8(std::mem::replace(&mut self.buffer, next))
             .map(Some)
             .map_err(|_| format!("line {} is not UTF-8", self.line_number))
     }

@@ -14,10 +14,28 @@ pub const EVENT_TAG: &[u8] = b"rollbook/v1/event\0";
 /// The first event of a ledger chains to 32 zero bytes.
 pub const GENESIS_PREV_HASH: [u8; 32] = [0u8; 32];
 
-/// Appends length-prefixed fields to a byte buffer.
+/// Where an encoder's bytes go: a buffer, or straight into SHA-256 (so that a hashed byte
+/// string, a large payload included, is never copied just to be hashed).
+pub trait Output {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Output for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl Output for Sha256 {
+    fn put(&mut self, bytes: &[u8]) {
+        self.update(bytes);
+    }
+}
+
+/// Appends length-prefixed fields to a byte buffer (or feeds them to a hash: `hashing`).
 #[derive(Default)]
-pub struct Encoder {
-    bytes: Vec<u8>,
+pub struct Encoder<O: Output = Vec<u8>> {
+    out: O,
 }
 
 impl Encoder {
@@ -28,19 +46,38 @@ impl Encoder {
     pub fn with_tag_and_capacity(tag: &[u8], capacity: usize) -> Self {
         let mut bytes = Vec::with_capacity(tag.len() + capacity);
         bytes.extend_from_slice(tag);
-        Encoder { bytes }
+        Encoder { out: bytes }
     }
+    pub fn finish(self) -> Vec<u8> {
+        self.out
+    }
+}
+
+impl Encoder<Sha256> {
+    /// The same fields, hashed as they come: `hashing(tag)...digest()` equals
+    /// `sha256(&with_tag(tag)...finish())`.
+    pub fn hashing(tag: &[u8]) -> Self {
+        let mut out = Sha256::new();
+        out.update(tag);
+        Encoder { out }
+    }
+    pub fn digest(self) -> [u8; 32] {
+        self.out.finalize().into()
+    }
+}
+
+impl<O: Output> Encoder<O> {
     pub fn u32(&mut self, value: u32) -> &mut Self {
-        self.bytes.extend_from_slice(&value.to_be_bytes());
+        self.out.put(&value.to_be_bytes());
         self
     }
     pub fn u64(&mut self, value: u64) -> &mut Self {
-        self.bytes.extend_from_slice(&value.to_be_bytes());
+        self.out.put(&value.to_be_bytes());
         self
     }
     /// Fixed-size fields (UUIDs, hashes, keys) go in raw: their length is part of the format.
     pub fn fixed(&mut self, value: &[u8]) -> &mut Self {
-        self.bytes.extend_from_slice(value);
+        self.out.put(value);
         self
     }
     pub fn uuid(&mut self, value: &Uuid) -> &mut Self {
@@ -50,7 +87,7 @@ impl Encoder {
         let len = u32::try_from(value.len())
             .expect("field longer than 4 GiB: limits are enforced before encoding");
         self.u32(len);
-        self.bytes.extend_from_slice(value);
+        self.out.put(value);
         self
     }
     pub fn str(&mut self, value: &str) -> &mut Self {
@@ -61,9 +98,6 @@ impl Encoder {
             None => self.fixed(&[0]),
             Some(text) => self.fixed(&[1]).str(text),
         }
-    }
-    pub fn finish(self) -> Vec<u8> {
-        self.bytes
     }
 }
 
@@ -90,25 +124,20 @@ pub struct EventHashInput<'a> {
 
 /// The exact bytes hashed into an event's `hash`.
 pub fn event_hash_bytes(input: &EventHashInput<'_>) -> Vec<u8> {
-    // The exact size (fixed fields, 4-byte lengths, the actor's flag), so that a large payload
-    // is copied once (a verifier hashes every event).
-    let capacity = 16
-        + 8
-        + 4
-        + input.stream_id.len()
-        + 8
-        + 16
-        + 4
-        + input.event_type.len()
-        + 4
-        + 4
-        + input.recorded_at.len()
-        + 1
-        + input.actor.map_or(0, |actor| 4 + actor.len())
-        + 4
-        + input.payload.len()
-        + 32;
-    let mut enc = Encoder::with_tag_and_capacity(EVENT_TAG, capacity);
+    let mut enc = Encoder::with_tag(EVENT_TAG);
+    encode_event(&mut enc, input);
+    enc.finish()
+}
+
+/// SHA-256 of `event_hash_bytes`, hashed as encoded (a verifier hashes every event).
+pub fn event_hash(input: &EventHashInput<'_>) -> [u8; 32] {
+    let mut enc = Encoder::hashing(EVENT_TAG);
+    encode_event(&mut enc, input);
+    enc.digest()
+}
+
+/// The event hash layout after its tag: the one place that orders these fields.
+fn encode_event<O: Output>(enc: &mut Encoder<O>, input: &EventHashInput<'_>) {
     enc.uuid(input.ledger_id)
         .u64(input.seq)
         .str(input.stream_id)
@@ -120,16 +149,6 @@ pub fn event_hash_bytes(input: &EventHashInput<'_>) -> Vec<u8> {
         .opt_str(input.actor)
         .bytes(input.payload)
         .fixed(input.prev_hash);
-    debug_assert_eq!(
-        enc.bytes.len(),
-        EVENT_TAG.len() + capacity,
-        "the capacity is exact"
-    );
-    enc.finish()
-}
-
-pub fn event_hash(input: &EventHashInput<'_>) -> [u8; 32] {
-    sha256(&event_hash_bytes(input))
 }
 
 /// Why a signature was made. Each purpose has its own domain tag, so a signature made for one
@@ -205,7 +224,7 @@ pub struct SubjectInput<'a> {
 
 /// The subject digest: what every signature on a proposal binds.
 pub fn subject_digest(input: &SubjectInput<'_>) -> [u8; 32] {
-    let mut enc = Encoder::with_tag(SUBJECT_TAG);
+    let mut enc = Encoder::hashing(SUBJECT_TAG);
     enc.uuid(input.ledger_id)
         .uuid(input.proposal_id)
         .str(input.kind)
@@ -216,14 +235,14 @@ pub fn subject_digest(input: &SubjectInput<'_>) -> [u8; 32] {
         .u64(input.signer_set_version)
         .str(input.created_at)
         .str(input.expires_at);
-    sha256(&enc.finish())
+    enc.digest()
 }
 
 /// The policy hash: SHA-256 over the tag and the policy's canonical JSON text.
 pub fn policy_hash(policy_json: &str) -> [u8; 32] {
-    let mut enc = Encoder::with_tag(POLICY_TAG);
+    let mut enc = Encoder::hashing(POLICY_TAG);
     enc.fixed(policy_json.as_bytes());
-    sha256(&enc.finish())
+    enc.digest()
 }
 
 /// The message signed for `purpose` on one proposal. `reason` is present for a veto only.
@@ -328,9 +347,9 @@ pub fn decode_signed_message(bytes: &[u8]) -> Result<SignedMessage, String> {
 /// Key of the verification memo (never stored, signed or exported): SHA-256 over the public key,
 /// the signature and the message. Fixed-size fields first, so no two triples share an encoding.
 pub fn signature_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> [u8; 32] {
-    let mut enc = Encoder::with_tag(b"rollbook/v1/memo\0");
+    let mut enc = Encoder::hashing(b"rollbook/v1/memo\0");
     enc.fixed(key).fixed(signature).fixed(message);
-    sha256(&enc.finish())
+    enc.digest()
 }
 
 #[cfg(test)]
@@ -376,6 +395,22 @@ mod tests {
         expected.extend_from_slice(b"{}");
         expected.extend_from_slice(&[0u8; 32]);
         assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn hashing_as_encoded_equals_hashing_the_bytes() {
+        let ledger = Uuid::from_bytes([0x11; 16]);
+        let event = Uuid::from_bytes([0x22; 16]);
+        let payload = vec![b'x'; 100_000];
+        let mut input = sample(&ledger, &event, &GENESIS_PREV_HASH);
+        input.actor = Some("SHA256:abc");
+        input.payload = &payload;
+        assert_eq!(event_hash(&input), sha256(&event_hash_bytes(&input)));
+        let mut buffer = Encoder::with_tag(b"t\0");
+        buffer.str("a").opt_str(None).u64(7);
+        let mut hashing = Encoder::hashing(b"t\0");
+        hashing.str("a").opt_str(None).u64(7);
+        assert_eq!(hashing.digest(), sha256(&buffer.finish()));
     }
 
     /// The example in docs/audit-format.md, "Worked example" (hash computed independently).
