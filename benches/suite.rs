@@ -815,7 +815,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn sign_latencies(dir: &Path, events: u64, runs: usize) -> Vec<f64> {
+/// A ledger of `events` events with `runs + 2` pending proposals, and carol's key file.
+async fn sign_ledger(dir: &Path, events: u64, runs: usize) -> (String, PathBuf, Vec<Uuid>) {
     let url = format!("sqlite://{}/sign-{events}.db", dir.display());
     let (ledger, desk, pending) = generate(&url, events, runs + 2).await;
     ledger.store.close().await;
@@ -826,39 +827,48 @@ async fn sign_latencies(dir: &Path, events: u64, runs: usize) -> Vec<f64> {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    // One warm-up run (page cache), then the measured ones: each a whole CLI process.
-    let mut times = Vec::new();
-    for (i, id) in pending.iter().enumerate().take(runs + 1) {
-        let start = Instant::now();
-        let out = Command::new(release_binary())
-            .args([
-                "--db",
-                &url,
-                "sign",
-                &id.to_string(),
-                "--key",
-                key_path.to_str().unwrap(),
-                "--json",
-            ])
-            .output()
-            .unwrap();
-        let elapsed = start.elapsed().as_secs_f64() * 1000.0;
-        assert!(
-            out.status.success(),
-            "sign failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if i > 0 {
-            times.push(elapsed);
-        }
-    }
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    times
+    (url, key_path, pending)
+}
+
+/// One `rollbook sign` as a whole CLI process, in milliseconds.
+fn sign_once(url: &str, key_path: &Path, id: &Uuid) -> f64 {
+    let start = Instant::now();
+    let out = Command::new(release_binary())
+        .args([
+            "--db",
+            url,
+            "sign",
+            &id.to_string(),
+            "--key",
+            key_path.to_str().unwrap(),
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed().as_secs_f64() * 1000.0;
+    assert!(
+        out.status.success(),
+        "sign failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    elapsed
 }
 
 async fn sign_all(dir: &Path, sizes: &Sizes) -> Value {
-    let small = sign_latencies(dir, sizes.sign.0, sizes.sign_runs).await;
-    let large = sign_latencies(dir, sizes.sign.1, sizes.sign_runs).await;
+    let runs = sizes.sign_runs;
+    let (small_url, small_key, small_ids) = sign_ledger(dir, sizes.sign.0, runs).await;
+    let (large_url, large_key, large_ids) = sign_ledger(dir, sizes.sign.1, runs).await;
+    // One warm-up each (page cache), then small and large in turn, so that a noisy minute
+    // weighs on both sizes alike and cannot fake (or hide) growth with the ledger.
+    sign_once(&small_url, &small_key, &small_ids[0]);
+    sign_once(&large_url, &large_key, &large_ids[0]);
+    let (mut small, mut large) = (Vec::new(), Vec::new());
+    for (small_id, large_id) in small_ids.iter().zip(&large_ids).skip(1).take(runs) {
+        small.push(sign_once(&small_url, &small_key, small_id));
+        large.push(sign_once(&large_url, &large_key, large_id));
+    }
+    small.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    large.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let (p50s, p95s, p50l, p95l) = (
         percentile(&small, 0.5),
         percentile(&small, 0.95),
