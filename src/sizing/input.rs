@@ -226,6 +226,54 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// The typed reads of one table, shared by the general walk (`Fields`: errors that name the
+/// field) and the fast one (`proposal_fast`: no messages, it only answers "not on the fast
+/// path"), so that the proposal's sections are read by one set of functions over either.
+pub(crate) trait Source {
+    type Error;
+    fn f64_req(&self, key: &str) -> Result<f64, Self::Error>;
+    fn f64_opt(&self, key: &str) -> Result<Option<f64>, Self::Error>;
+    fn u32_req(&self, key: &str) -> Result<u32, Self::Error>;
+    fn u32_opt(&self, key: &str) -> Result<Option<u32>, Self::Error>;
+    fn string_req(&self, key: &str) -> Result<String, Self::Error>;
+    fn string_opt(&self, key: &str) -> Result<Option<String>, Self::Error>;
+    fn date_req(&self, key: &str) -> Result<NaiveDate, Self::Error>;
+    fn timestamp_req(&self, key: &str) -> Result<DateTime<Utc>, Self::Error>;
+    /// An array of numbers (integers accepted), at most `len_max` long.
+    fn numbers_req(&self, key: &str, len_max: usize) -> Result<Vec<f64>, Self::Error>;
+}
+
+impl Source for Fields<'_> {
+    type Error = InputError;
+    fn f64_req(&self, key: &str) -> Result<f64, InputError> {
+        Fields::f64_req(self, key)
+    }
+    fn f64_opt(&self, key: &str) -> Result<Option<f64>, InputError> {
+        Fields::f64_opt(self, key)
+    }
+    fn u32_req(&self, key: &str) -> Result<u32, InputError> {
+        Fields::u32_req(self, key)
+    }
+    fn u32_opt(&self, key: &str) -> Result<Option<u32>, InputError> {
+        Fields::u32_opt(self, key)
+    }
+    fn string_req(&self, key: &str) -> Result<String, InputError> {
+        Fields::string_req(self, key)
+    }
+    fn string_opt(&self, key: &str) -> Result<Option<String>, InputError> {
+        Fields::string_opt(self, key)
+    }
+    fn date_req(&self, key: &str) -> Result<NaiveDate, InputError> {
+        Fields::date_req(self, key)
+    }
+    fn timestamp_req(&self, key: &str) -> Result<DateTime<Utc>, InputError> {
+        Fields::timestamp_req(self, key)
+    }
+    fn numbers_req(&self, key: &str, len_max: usize) -> Result<Vec<f64>, InputError> {
+        Fields::numbers_req(self, key, len_max)
+    }
+}
+
 pub(crate) fn as_table<'a>(
     name: &str,
     value: &'a Value,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::input::{as_table, parse_document, Fields};
+use super::input::{as_table, parse_document, Fields, Source};
 use super::{InputError, BLACKOUTS_MAX, CASH_FLOWS_MAX, SERIES_VALUES_MAX};
 
 /// A validated roll proposal. Build it with `from_toml_str` (which validates); the serde
@@ -151,123 +151,30 @@ impl Proposal {
     /// `from_toml_str` without the fast path: a `toml::Table`, then a walk that names fields.
     pub(crate) fn from_toml_str_general(text: &str) -> Result<Proposal, InputError> {
         let doc = parse_document(text, "proposal")?;
-        let root = Fields::new(
-            "",
-            &doc,
-            &[
-                "roll",
-                "closed_layer",
-                "next_layer",
-                "front_condor",
-                "signals",
-                "book",
-                "calendar",
-            ],
-        )?;
+        let root = Fields::new("", &doc, SECTIONS)?;
+        let roll = read_roll(&root.table_req("roll", ROLL_KEYS)?)?;
+        let closed_layer = read_closed_layer(&root.table_req("closed_layer", CLOSED_LAYER_KEYS)?)?;
+        let next_layer = read_next_layer(&root.table_req("next_layer", NEXT_LAYER_KEYS)?)?;
+        let front_condor = read_front_condor(&root.table_req("front_condor", FRONT_CONDOR_KEYS)?)?;
+        let signals = read_signals(&root.table_req("signals", SIGNALS_KEYS)?)?;
 
-        let t = root.table_req(
-            "roll",
-            &["as_of", "execute_after", "execute_before", "note"],
-        )?;
-        let roll = Roll {
-            as_of: t.timestamp_req("as_of")?,
-            execute_after: t.timestamp_req("execute_after")?,
-            execute_before: t.timestamp_req("execute_before")?,
-            note: t.string_opt("note")?.unwrap_or_default(),
-        };
+        let t = root.table_req("book", BOOK_KEYS)?;
+        let items = t.array_req("structure_cash_flows", CASH_FLOWS_MAX)?;
+        let mut structure_cash_flows = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let name = format!("{}[{i}]", t.name("structure_cash_flows"));
+            structure_cash_flows.push(read_cash_flow(&as_table(&name, item, CASH_FLOW_KEYS)?)?);
+        }
+        let book = read_book(&t, structure_cash_flows)?;
 
-        let t = root.table_req(
-            "closed_layer",
-            &[
-                "contracts",
-                "entry_premium_usd",
-                "exit_premium_usd",
-                "multiplier",
-                "fees_usd",
-            ],
-        )?;
-        let closed_layer = ClosedLayer {
-            contracts: t.u32_req("contracts")?,
-            entry_premium_usd: t.f64_req("entry_premium_usd")?,
-            exit_premium_usd: t.f64_req("exit_premium_usd")?,
-            multiplier: t.u32_opt("multiplier")?.unwrap_or(MULTIPLIER_DEFAULT),
-            fees_usd: t.f64_opt("fees_usd")?.unwrap_or(0.0),
-        };
-
-        let t = root.table_req(
-            "next_layer",
-            &[
-                "contracts",
-                "strike",
-                "expiry",
-                "premium_usd",
-                "put_premium_usd",
-                "futures_price",
-                "implied_vol",
-                "rate",
-                "multiplier",
-            ],
-        )?;
-        let next_layer = NextLayer {
-            contracts: t.u32_req("contracts")?,
-            strike: t.f64_req("strike")?,
-            expiry: t.date_req("expiry")?,
-            premium_usd: t.f64_req("premium_usd")?,
-            put_premium_usd: t.f64_opt("put_premium_usd")?,
-            futures_price: t.f64_req("futures_price")?,
-            implied_vol: t.f64_req("implied_vol")?,
-            rate: t.f64_req("rate")?,
-            multiplier: t.u32_opt("multiplier")?.unwrap_or(MULTIPLIER_DEFAULT),
-        };
-
-        let t = root.table_req(
-            "front_condor",
-            &[
-                "contracts",
-                "expiry",
-                "spot",
-                "long_put_strike",
-                "short_put_strike",
-                "short_call_strike",
-                "long_call_strike",
-                "net_credit_usd",
-                "implied_vol",
-                "rate",
-                "dividend_yield",
-                "multiplier",
-            ],
-        )?;
-        let front_condor = FrontCondor {
-            contracts: t.u32_req("contracts")?,
-            expiry: t.date_req("expiry")?,
-            spot: t.f64_req("spot")?,
-            long_put_strike: t.f64_req("long_put_strike")?,
-            short_put_strike: t.f64_req("short_put_strike")?,
-            short_call_strike: t.f64_req("short_call_strike")?,
-            long_call_strike: t.f64_req("long_call_strike")?,
-            net_credit_usd: t.f64_req("net_credit_usd")?,
-            implied_vol: t.f64_req("implied_vol")?,
-            rate: t.f64_req("rate")?,
-            dividend_yield: t.f64_opt("dividend_yield")?.unwrap_or(0.0),
-            multiplier: t.u32_opt("multiplier")?.unwrap_or(MULTIPLIER_DEFAULT),
-        };
-
-        let t = root.table_req(
-            "signals",
-            &[
-                "price_to_cash_flow",
-                "advance_decline_line",
-                "vix_term_spread",
-            ],
-        )?;
-        let signals = Signals {
-            price_to_cash_flow: t.f64_req("price_to_cash_flow")?,
-            advance_decline_line: t.numbers_req("advance_decline_line", SERIES_VALUES_MAX)?,
-            vix_term_spread: t.numbers_req("vix_term_spread", SERIES_VALUES_MAX)?,
-        };
-
-        let book = read_book(&root)?;
-        let calendar = read_calendar(&root)?;
+        let mut blackouts = Vec::new();
+        if let Some(t) = root.table_opt("calendar", CALENDAR_KEYS)? {
+            let items = t.array_opt("blackouts", BLACKOUTS_MAX)?;
+            for (i, item) in items.into_iter().flatten().enumerate() {
+                let name = format!("{}[{i}]", t.name("blackouts"));
+                blackouts.push(read_blackout(&as_table(&name, item, BLACKOUT_KEYS)?)?);
+            }
+        }
 
         let proposal = Proposal {
             roll,
@@ -276,7 +183,7 @@ impl Proposal {
             front_condor,
             signals,
             book,
-            calendar,
+            calendar: Calendar { blackouts },
         };
         proposal.validate()?;
         Ok(proposal)
@@ -325,42 +232,162 @@ impl Proposal {
     }
 }
 
-fn read_book(root: &Fields) -> Result<Book, InputError> {
-    let t = root.table_req(
-        "book",
-        &[
-            "equity_value_usd",
-            "debt_value_usd",
-            "beta",
-            "risk_free_rate",
-            "equity_risk_premium",
-            "cost_of_debt",
-            "tax_rate",
-            "ddm_weight",
-            "dividend_next_usd",
-            "share_price_usd",
-            "dividend_growth",
-            "layer_cost_of_capital",
-            "cash_usd",
-            "marketable_securities_usd",
-            "receivables_usd",
-            "current_liabilities_usd",
-            "ppi_loss_per_sigma_usd",
-            "reer_loss_per_sigma_usd",
-            "factor_correlation",
-            "structure_cash_flows",
-        ],
-    )?;
-    let items = t.array_req("structure_cash_flows", CASH_FLOWS_MAX)?;
-    let mut structure_cash_flows = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let name = format!("{}[{i}]", t.name("structure_cash_flows"));
-        let flow = as_table(&name, item, &["date", "amount_usd"])?;
-        structure_cash_flows.push(CashFlow {
-            date: flow.date_req("date")?,
-            amount_usd: flow.f64_req("amount_usd")?,
-        });
-    }
+// The sections of a proposal file and their keys, and how each section is read: one set of
+// functions over `Source`, which both the general walk (`Fields`, errors that name the field)
+// and the fast one (`proposal_fast`) implement, so the two cannot read a field differently.
+
+pub(crate) const SECTIONS: &[&str] = &[
+    "roll",
+    "closed_layer",
+    "next_layer",
+    "front_condor",
+    "signals",
+    "book",
+    "calendar",
+];
+pub(crate) const ROLL_KEYS: &[&str] = &["as_of", "execute_after", "execute_before", "note"];
+pub(crate) const CLOSED_LAYER_KEYS: &[&str] = &[
+    "contracts",
+    "entry_premium_usd",
+    "exit_premium_usd",
+    "multiplier",
+    "fees_usd",
+];
+pub(crate) const NEXT_LAYER_KEYS: &[&str] = &[
+    "contracts",
+    "strike",
+    "expiry",
+    "premium_usd",
+    "put_premium_usd",
+    "futures_price",
+    "implied_vol",
+    "rate",
+    "multiplier",
+];
+pub(crate) const FRONT_CONDOR_KEYS: &[&str] = &[
+    "contracts",
+    "expiry",
+    "spot",
+    "long_put_strike",
+    "short_put_strike",
+    "short_call_strike",
+    "long_call_strike",
+    "net_credit_usd",
+    "implied_vol",
+    "rate",
+    "dividend_yield",
+    "multiplier",
+];
+pub(crate) const SIGNALS_KEYS: &[&str] = &[
+    "price_to_cash_flow",
+    "advance_decline_line",
+    "vix_term_spread",
+];
+pub(crate) const BOOK_KEYS: &[&str] = &[
+    "equity_value_usd",
+    "debt_value_usd",
+    "beta",
+    "risk_free_rate",
+    "equity_risk_premium",
+    "cost_of_debt",
+    "tax_rate",
+    "ddm_weight",
+    "dividend_next_usd",
+    "share_price_usd",
+    "dividend_growth",
+    "layer_cost_of_capital",
+    "cash_usd",
+    "marketable_securities_usd",
+    "receivables_usd",
+    "current_liabilities_usd",
+    "ppi_loss_per_sigma_usd",
+    "reer_loss_per_sigma_usd",
+    "factor_correlation",
+    "structure_cash_flows",
+];
+pub(crate) const CASH_FLOW_KEYS: &[&str] = &["date", "amount_usd"];
+pub(crate) const CALENDAR_KEYS: &[&str] = &["blackouts"];
+pub(crate) const BLACKOUT_KEYS: &[&str] = &["name", "start", "end"];
+
+pub(crate) fn read_roll<S: Source>(t: &S) -> Result<Roll, S::Error> {
+    Ok(Roll {
+        as_of: t.timestamp_req("as_of")?,
+        execute_after: t.timestamp_req("execute_after")?,
+        execute_before: t.timestamp_req("execute_before")?,
+        note: t.string_opt("note")?.unwrap_or_default(),
+    })
+}
+
+pub(crate) fn read_closed_layer<S: Source>(t: &S) -> Result<ClosedLayer, S::Error> {
+    Ok(ClosedLayer {
+        contracts: t.u32_req("contracts")?,
+        entry_premium_usd: t.f64_req("entry_premium_usd")?,
+        exit_premium_usd: t.f64_req("exit_premium_usd")?,
+        multiplier: t.u32_opt("multiplier")?.unwrap_or(MULTIPLIER_DEFAULT),
+        fees_usd: t.f64_opt("fees_usd")?.unwrap_or(0.0),
+    })
+}
+
+pub(crate) fn read_next_layer<S: Source>(t: &S) -> Result<NextLayer, S::Error> {
+    Ok(NextLayer {
+        contracts: t.u32_req("contracts")?,
+        strike: t.f64_req("strike")?,
+        expiry: t.date_req("expiry")?,
+        premium_usd: t.f64_req("premium_usd")?,
+        put_premium_usd: t.f64_opt("put_premium_usd")?,
+        futures_price: t.f64_req("futures_price")?,
+        implied_vol: t.f64_req("implied_vol")?,
+        rate: t.f64_req("rate")?,
+        multiplier: t.u32_opt("multiplier")?.unwrap_or(MULTIPLIER_DEFAULT),
+    })
+}
+
+pub(crate) fn read_front_condor<S: Source>(t: &S) -> Result<FrontCondor, S::Error> {
+    Ok(FrontCondor {
+        contracts: t.u32_req("contracts")?,
+        expiry: t.date_req("expiry")?,
+        spot: t.f64_req("spot")?,
+        long_put_strike: t.f64_req("long_put_strike")?,
+        short_put_strike: t.f64_req("short_put_strike")?,
+        short_call_strike: t.f64_req("short_call_strike")?,
+        long_call_strike: t.f64_req("long_call_strike")?,
+        net_credit_usd: t.f64_req("net_credit_usd")?,
+        implied_vol: t.f64_req("implied_vol")?,
+        rate: t.f64_req("rate")?,
+        dividend_yield: t.f64_opt("dividend_yield")?.unwrap_or(0.0),
+        multiplier: t.u32_opt("multiplier")?.unwrap_or(MULTIPLIER_DEFAULT),
+    })
+}
+
+pub(crate) fn read_signals<S: Source>(t: &S) -> Result<Signals, S::Error> {
+    Ok(Signals {
+        price_to_cash_flow: t.f64_req("price_to_cash_flow")?,
+        advance_decline_line: t.numbers_req("advance_decline_line", SERIES_VALUES_MAX)?,
+        vix_term_spread: t.numbers_req("vix_term_spread", SERIES_VALUES_MAX)?,
+    })
+}
+
+pub(crate) fn read_cash_flow<S: Source>(t: &S) -> Result<CashFlow, S::Error> {
+    Ok(CashFlow {
+        date: t.date_req("date")?,
+        amount_usd: t.f64_req("amount_usd")?,
+    })
+}
+
+pub(crate) fn read_blackout<S: Source>(t: &S) -> Result<Blackout, S::Error> {
+    Ok(Blackout {
+        name: t.string_req("name")?,
+        start: t.timestamp_req("start")?,
+        end: t.timestamp_req("end")?,
+    })
+}
+
+/// The book's fields; its cash flows are read by the caller (an array of tables is where the
+/// two walks differ).
+pub(crate) fn read_book<S: Source>(
+    t: &S,
+    structure_cash_flows: Vec<CashFlow>,
+) -> Result<Book, S::Error> {
     Ok(Book {
         equity_value_usd: t.f64_req("equity_value_usd")?,
         debt_value_usd: t.f64_req("debt_value_usd")?,
@@ -383,22 +410,4 @@ fn read_book(root: &Fields) -> Result<Book, InputError> {
         factor_correlation: t.f64_opt("factor_correlation")?.unwrap_or(0.0),
         structure_cash_flows,
     })
-}
-
-fn read_calendar(root: &Fields) -> Result<Calendar, InputError> {
-    let Some(t) = root.table_opt("calendar", &["blackouts"])? else {
-        return Ok(Calendar { blackouts: vec![] });
-    };
-    let items = t.array_opt("blackouts", BLACKOUTS_MAX)?;
-    let mut blackouts = Vec::new();
-    for (i, item) in items.into_iter().flatten().enumerate() {
-        let name = format!("{}[{i}]", t.name("blackouts"));
-        let b = as_table(&name, item, &["name", "start", "end"])?;
-        blackouts.push(Blackout {
-            name: b.string_req("name")?,
-            start: b.timestamp_req("start")?,
-            end: b.timestamp_req("end")?,
-        });
-    }
-    Ok(Calendar { blackouts })
 }

@@ -15,16 +15,15 @@
 
 use toml::Value;
 
-use super::input::{date, number, text, timestamp, whole};
+use super::input::{date, number, text, timestamp, whole, Source};
 use super::proposal::{
-    Blackout, Book, Calendar, CashFlow, ClosedLayer, FrontCondor, NextLayer, Proposal, Roll,
-    Signals,
+    read_blackout, read_book, read_cash_flow, read_closed_layer, read_front_condor,
+    read_next_layer, read_roll, read_signals, Calendar, Proposal, BLACKOUT_KEYS, BOOK_KEYS,
+    CALENDAR_KEYS, CASH_FLOW_KEYS, CLOSED_LAYER_KEYS, FRONT_CONDOR_KEYS, NEXT_LAYER_KEYS,
+    ROLL_KEYS, SIGNALS_KEYS,
 };
 use super::toml_fast::{read, Sink};
-use super::{BLACKOUTS_MAX, CASH_FLOWS_MAX, FILE_BYTES_MAX, SERIES_VALUES_MAX};
-
-/// Default contract multiplier (as in `proposal`).
-const MULTIPLIER_DEFAULT: u32 = 100;
+use super::{BLACKOUTS_MAX, CASH_FLOWS_MAX, FILE_BYTES_MAX};
 
 /// The proposal `text` holds, when it is in the subset and valid; `None` otherwise.
 pub(crate) fn parse(text: &str) -> Option<Proposal> {
@@ -174,165 +173,100 @@ impl<'t> Table<'t> {
             .find(|(known, _)| *known == key)
             .map(|(_, value)| *value)
     }
+}
 
-    fn f64_req(&self, key: &str) -> Option<f64> {
-        number(&unnamed, self.get(key)?).ok()
+/// Not on the fast path: the general path will read the file and say what is wrong.
+struct NotFast;
+
+impl Source for Table<'_> {
+    type Error = NotFast;
+    fn f64_req(&self, key: &str) -> Result<f64, NotFast> {
+        number(&unnamed, self.get(key).ok_or(NotFast)?).map_err(|_| NotFast)
     }
-
-    /// `Some(None)` when absent, `None` when present but not a number.
-    fn f64_opt(&self, key: &str) -> Option<Option<f64>> {
+    fn f64_opt(&self, key: &str) -> Result<Option<f64>, NotFast> {
+        self.get(key)
+            .map(|value| number(&unnamed, value).map_err(|_| NotFast))
+            .transpose()
+    }
+    fn u32_req(&self, key: &str) -> Result<u32, NotFast> {
+        let value = self.get(key).ok_or(NotFast)?;
+        let n = whole(&unnamed, value, u64::from(u32::MAX)).map_err(|_| NotFast)?;
+        Ok(n as u32)
+    }
+    fn u32_opt(&self, key: &str) -> Result<Option<u32>, NotFast> {
         match self.get(key) {
-            None => Some(None),
-            Some(value) => number(&unnamed, value).ok().map(Some),
+            None => Ok(None),
+            Some(_) => self.u32_req(key).map(Some),
         }
     }
-
-    fn u32_req(&self, key: &str) -> Option<u32> {
-        whole(&unnamed, self.get(key)?, u64::from(u32::MAX))
-            .ok()
-            .map(|n| n as u32)
+    fn string_req(&self, key: &str) -> Result<String, NotFast> {
+        text(&unnamed, self.get(key).ok_or(NotFast)?).map_err(|_| NotFast)
     }
-
-    fn u32_opt(&self, key: &str) -> Option<Option<u32>> {
+    fn string_opt(&self, key: &str) -> Result<Option<String>, NotFast> {
         match self.get(key) {
-            None => Some(None),
-            Some(value) => whole(&unnamed, value, u64::from(u32::MAX))
-                .ok()
-                .map(|n| Some(n as u32)),
+            None => Ok(None),
+            Some(_) => self.string_req(key).map(Some),
         }
     }
-
-    fn string_opt(&self, key: &str) -> Option<Option<String>> {
-        match self.get(key) {
-            None => Some(None),
-            Some(value) => text(&unnamed, value).ok().map(Some),
-        }
+    fn date_req(&self, key: &str) -> Result<chrono::NaiveDate, NotFast> {
+        date(&unnamed, self.get(key).ok_or(NotFast)?).map_err(|_| NotFast)
     }
-
-    fn date_req(&self, key: &str) -> Option<chrono::NaiveDate> {
-        date(&unnamed, self.get(key)?).ok()
+    fn timestamp_req(&self, key: &str) -> Result<chrono::DateTime<chrono::Utc>, NotFast> {
+        timestamp(&unnamed, self.get(key).ok_or(NotFast)?).map_err(|_| NotFast)
     }
-
-    fn timestamp_req(&self, key: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-        timestamp(&unnamed, self.get(key)?).ok()
-    }
-
-    fn numbers_req(&self, key: &str, len_max: usize) -> Option<Vec<f64>> {
-        let Value::Array(items) = self.get(key)? else {
-            return None;
+    fn numbers_req(&self, key: &str, len_max: usize) -> Result<Vec<f64>, NotFast> {
+        let Some(Value::Array(items)) = self.get(key) else {
+            return Err(NotFast);
         };
         if items.len() > len_max {
-            return None;
+            return Err(NotFast);
         }
         items
             .iter()
-            .map(|item| number(&unnamed, item).ok())
+            .map(|item| number(&unnamed, item).map_err(|_| NotFast))
             .collect()
     }
 }
 
 impl Sections<'_> {
     fn build(&self) -> Option<Proposal> {
-        let t = Table::new(
-            self.roll.as_ref()?,
-            &["as_of", "execute_after", "execute_before", "note"],
-        )?;
-        let roll = Roll {
-            as_of: t.timestamp_req("as_of")?,
-            execute_after: t.timestamp_req("execute_after")?,
-            execute_before: t.timestamp_req("execute_before")?,
-            note: t.string_opt("note")?.unwrap_or_default(),
-        };
+        let roll = read_roll(&section(&self.roll, ROLL_KEYS)?).ok()?;
+        let closed_layer =
+            read_closed_layer(&section(&self.closed_layer, CLOSED_LAYER_KEYS)?).ok()?;
+        let next_layer = read_next_layer(&section(&self.next_layer, NEXT_LAYER_KEYS)?).ok()?;
+        let front_condor =
+            read_front_condor(&section(&self.front_condor, FRONT_CONDOR_KEYS)?).ok()?;
+        let signals = read_signals(&section(&self.signals, SIGNALS_KEYS)?).ok()?;
 
-        let t = Table::new(
-            self.closed_layer.as_ref()?,
-            &[
-                "contracts",
-                "entry_premium_usd",
-                "exit_premium_usd",
-                "multiplier",
-                "fees_usd",
-            ],
+        // An array of tables comes as `[[...]]` headers or as one inline array of inline
+        // tables (as in the example file), not both.
+        let book = section(&self.book, BOOK_KEYS)?;
+        let flows = tables(
+            book.get("structure_cash_flows"),
+            &self.cash_flows,
+            CASH_FLOW_KEYS,
         )?;
-        let closed_layer = ClosedLayer {
-            contracts: t.u32_req("contracts")?,
-            entry_premium_usd: t.f64_req("entry_premium_usd")?,
-            exit_premium_usd: t.f64_req("exit_premium_usd")?,
-            multiplier: t.u32_opt("multiplier")?.unwrap_or(MULTIPLIER_DEFAULT),
-            fees_usd: t.f64_opt("fees_usd")?.unwrap_or(0.0),
-        };
+        if flows.is_empty() || flows.len() > CASH_FLOWS_MAX {
+            return None;
+        }
+        let structure_cash_flows = flows
+            .iter()
+            .map(|flow| read_cash_flow(flow).ok())
+            .collect::<Option<Vec<_>>>()?;
+        let book = read_book(&book, structure_cash_flows).ok()?;
 
-        let t = Table::new(
-            self.next_layer.as_ref()?,
-            &[
-                "contracts",
-                "strike",
-                "expiry",
-                "premium_usd",
-                "put_premium_usd",
-                "futures_price",
-                "implied_vol",
-                "rate",
-                "multiplier",
-            ],
-        )?;
-        let next_layer = NextLayer {
-            contracts: t.u32_req("contracts")?,
-            strike: t.f64_req("strike")?,
-            expiry: t.date_req("expiry")?,
-            premium_usd: t.f64_req("premium_usd")?,
-            put_premium_usd: t.f64_opt("put_premium_usd")?,
-            futures_price: t.f64_req("futures_price")?,
-            implied_vol: t.f64_req("implied_vol")?,
-            rate: t.f64_req("rate")?,
-            multiplier: t.u32_opt("multiplier")?.unwrap_or(MULTIPLIER_DEFAULT),
+        let inline = match &self.calendar {
+            None => None,
+            Some(entries) => Table::new(entries, CALENDAR_KEYS)?.get("blackouts"),
         };
-
-        let t = Table::new(
-            self.front_condor.as_ref()?,
-            &[
-                "contracts",
-                "expiry",
-                "spot",
-                "long_put_strike",
-                "short_put_strike",
-                "short_call_strike",
-                "long_call_strike",
-                "net_credit_usd",
-                "implied_vol",
-                "rate",
-                "dividend_yield",
-                "multiplier",
-            ],
-        )?;
-        let front_condor = FrontCondor {
-            contracts: t.u32_req("contracts")?,
-            expiry: t.date_req("expiry")?,
-            spot: t.f64_req("spot")?,
-            long_put_strike: t.f64_req("long_put_strike")?,
-            short_put_strike: t.f64_req("short_put_strike")?,
-            short_call_strike: t.f64_req("short_call_strike")?,
-            long_call_strike: t.f64_req("long_call_strike")?,
-            net_credit_usd: t.f64_req("net_credit_usd")?,
-            implied_vol: t.f64_req("implied_vol")?,
-            rate: t.f64_req("rate")?,
-            dividend_yield: t.f64_opt("dividend_yield")?.unwrap_or(0.0),
-            multiplier: t.u32_opt("multiplier")?.unwrap_or(MULTIPLIER_DEFAULT),
-        };
-
-        let t = Table::new(
-            self.signals.as_ref()?,
-            &[
-                "price_to_cash_flow",
-                "advance_decline_line",
-                "vix_term_spread",
-            ],
-        )?;
-        let signals = Signals {
-            price_to_cash_flow: t.f64_req("price_to_cash_flow")?,
-            advance_decline_line: t.numbers_req("advance_decline_line", SERIES_VALUES_MAX)?,
-            vix_term_spread: t.numbers_req("vix_term_spread", SERIES_VALUES_MAX)?,
-        };
+        let blackouts = tables(inline, &self.blackouts, BLACKOUT_KEYS)?;
+        if blackouts.len() > BLACKOUTS_MAX {
+            return None;
+        }
+        let blackouts = blackouts
+            .iter()
+            .map(|blackout| read_blackout(blackout).ok())
+            .collect::<Option<Vec<_>>>()?;
 
         Some(Proposal {
             roll,
@@ -340,118 +274,34 @@ impl Sections<'_> {
             next_layer,
             front_condor,
             signals,
-            book: self.book()?,
-            calendar: self.calendar()?,
+            book,
+            calendar: Calendar { blackouts },
         })
     }
+}
 
-    fn book(&self) -> Option<Book> {
-        // `structure_cash_flows` comes as `[[book.structure_cash_flows]]` tables or as one
-        // inline array of inline tables (as in the example file), not both.
-        let t = Table::new(
-            self.book.as_ref()?,
-            &[
-                "equity_value_usd",
-                "debt_value_usd",
-                "beta",
-                "risk_free_rate",
-                "equity_risk_premium",
-                "cost_of_debt",
-                "tax_rate",
-                "ddm_weight",
-                "dividend_next_usd",
-                "share_price_usd",
-                "dividend_growth",
-                "layer_cost_of_capital",
-                "cash_usd",
-                "marketable_securities_usd",
-                "receivables_usd",
-                "current_liabilities_usd",
-                "ppi_loss_per_sigma_usd",
-                "reer_loss_per_sigma_usd",
-                "factor_correlation",
-                "structure_cash_flows",
-            ],
-        )?;
-        const FLOW_KEYS: [&str; 2] = ["date", "amount_usd"];
-        let flows: Vec<Table> = match t.get("structure_cash_flows") {
-            None => self
-                .cash_flows
-                .iter()
-                .map(|entries| Table::new(entries, &FLOW_KEYS))
-                .collect::<Option<_>>()?,
-            Some(Value::Array(items)) if self.cash_flows.is_empty() => items
-                .iter()
-                .map(|item| Table::inline(item, &FLOW_KEYS))
-                .collect::<Option<_>>()?,
-            Some(_) => return None,
-        };
-        if flows.is_empty() || flows.len() > CASH_FLOWS_MAX {
-            return None;
-        }
-        let mut structure_cash_flows = Vec::with_capacity(flows.len());
-        for flow in &flows {
-            structure_cash_flows.push(CashFlow {
-                date: flow.date_req("date")?,
-                amount_usd: flow.f64_req("amount_usd")?,
-            });
-        }
-        Some(Book {
-            equity_value_usd: t.f64_req("equity_value_usd")?,
-            debt_value_usd: t.f64_req("debt_value_usd")?,
-            beta: t.f64_req("beta")?,
-            risk_free_rate: t.f64_req("risk_free_rate")?,
-            equity_risk_premium: t.f64_req("equity_risk_premium")?,
-            cost_of_debt: t.f64_req("cost_of_debt")?,
-            tax_rate: t.f64_req("tax_rate")?,
-            ddm_weight: t.f64_opt("ddm_weight")?.unwrap_or(0.0),
-            dividend_next_usd: t.f64_opt("dividend_next_usd")?,
-            share_price_usd: t.f64_opt("share_price_usd")?,
-            dividend_growth: t.f64_opt("dividend_growth")?,
-            layer_cost_of_capital: t.f64_req("layer_cost_of_capital")?,
-            cash_usd: t.f64_req("cash_usd")?,
-            marketable_securities_usd: t.f64_req("marketable_securities_usd")?,
-            receivables_usd: t.f64_req("receivables_usd")?,
-            current_liabilities_usd: t.f64_req("current_liabilities_usd")?,
-            ppi_loss_per_sigma_usd: t.f64_req("ppi_loss_per_sigma_usd")?,
-            reer_loss_per_sigma_usd: t.f64_req("reer_loss_per_sigma_usd")?,
-            factor_correlation: t.f64_opt("factor_correlation")?.unwrap_or(0.0),
-            structure_cash_flows,
-        })
-    }
+/// A section's table, when the file has the section and every key in it is known.
+fn section<'t>(entries: &'t Option<Entries<'_>>, known: &[&str]) -> Option<Table<'t>> {
+    Table::new(entries.as_ref()?, known)
+}
 
-    fn calendar(&self) -> Option<Calendar> {
-        // Blackouts come as `[[calendar.blackouts]]` tables or as one inline array of inline
-        // tables in `[calendar]` (as in the example file), not both.
-        const BLACKOUT_KEYS: [&str; 3] = ["name", "start", "end"];
-        let inline = match &self.calendar {
-            None => None,
-            Some(entries) => Table::new(entries, &["blackouts"])?.get("blackouts"),
-        };
-        let tables: Vec<Table> = match inline {
-            None => self
-                .blackouts
-                .iter()
-                .map(|entries| Table::new(entries, &BLACKOUT_KEYS))
-                .collect::<Option<_>>()?,
-            Some(Value::Array(items)) if self.blackouts.is_empty() => items
-                .iter()
-                .map(|item| Table::inline(item, &BLACKOUT_KEYS))
-                .collect::<Option<_>>()?,
-            Some(_) => return None,
-        };
-        if tables.len() > BLACKOUTS_MAX {
-            return None;
-        }
-        let mut blackouts = Vec::with_capacity(tables.len());
-        for b in &tables {
-            blackouts.push(Blackout {
-                name: text(&unnamed, b.get("name")?).ok()?,
-                start: b.timestamp_req("start")?,
-                end: b.timestamp_req("end")?,
-            });
-        }
-        Some(Calendar { blackouts })
+/// The tables of an array of tables: from the inline value when there is one (and no header
+/// made entries), else from the `[[...]]` headers' entries.
+fn tables<'t>(
+    inline: Option<&'t Value>,
+    headers: &'t [Entries<'_>],
+    known: &[&str],
+) -> Option<Vec<Table<'t>>> {
+    match inline {
+        None => headers
+            .iter()
+            .map(|entries| Table::new(entries, known))
+            .collect(),
+        Some(Value::Array(items)) if headers.is_empty() => items
+            .iter()
+            .map(|item| Table::inline(item, known))
+            .collect(),
+        Some(_) => None,
     }
 }
 
