@@ -75,6 +75,7 @@ both_backends!(
     rebuilt_projection_equals_incremental,
     live_verify_names_the_first_broken_seq,
     ledger_creation_is_exclusive,
+    the_database_refuses_events_that_do_not_extend_the_head,
 );
 
 #[tokio::test]
@@ -658,9 +659,22 @@ async fn rebuilt_projection_equals_incremental(db: &TestDb) {
         )],
         vec![recorded("p5", "pass")],
     ];
+    // Single events go with their stream's expected version, as the CLI appends them (on
+    // PostgreSQL: one statement with the projection change in it); the pair goes the general way.
+    let mut versions: BTreeMap<String, u64> = BTreeMap::new();
     for batch in batches {
+        let expected = match batch.as_slice() {
+            [one] => {
+                let version = versions.get(&one.stream_id).copied().unwrap_or(0);
+                vec![(one.stream_id.clone(), ExpectedVersion::Exact(version))]
+            }
+            _ => vec![],
+        };
+        for event in &batch {
+            *versions.entry(event.stream_id.clone()).or_default() += 1;
+        }
         store
-            .append(ledger, false, &[], batch, Utc::now())
+            .append(ledger, false, &expected, batch, Utc::now())
             .await
             .unwrap();
     }
@@ -731,5 +745,64 @@ async fn live_verify_names_the_first_broken_seq(db: &TestDb) {
     match verify_live_chain(&store, ledger).await {
         Err(LiveVerifyError::Invalid(ChainError::HashMismatch { seq: 4, .. })) => {}
         other => panic!("expected a hash mismatch at seq 4, got {other:?}"),
+    }
+}
+
+/// migrations/*/0002: the schema moves the head with every insert and refuses a row whose seq or
+/// prev_hash does not follow it, whoever writes it (here: raw SQL past rollbook).
+async fn the_database_refuses_events_that_do_not_extend_the_head(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    for n in 0..3 {
+        store
+            .append(
+                ledger,
+                false,
+                &[("a".into(), ExpectedVersion::Exact(n))],
+                vec![note("a", serde_json::json!({"n": n}))],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+    let head = store.head(ledger).await.unwrap().unwrap();
+    assert_eq!(head.0, 4, "the trigger moved the head with each insert");
+    let events_before = db.raw_rows("SELECT * FROM events ORDER BY seq").await;
+    // A copy of event 3 under a new stream, with the given seq and prev_hash expressions.
+    let forge = |seq: &str, prev: &str| {
+        format!(
+            "INSERT INTO events (ledger_id, seq, stream_id, stream_version, event_id, event_type, \
+             schema_version, recorded_at, actor, payload, prev_hash, hash) \
+             SELECT ledger_id, {seq}, 'forged', 1, substr(event_id, 1, 24) || '000000000000', event_type, \
+             schema_version, recorded_at, actor, payload, {prev}, hash FROM events WHERE seq = 3"
+        )
+    };
+    for (what, seq, prev) in [
+        ("a stale prev_hash", "5", "prev_hash"),
+        ("a gap in seq", "6", "(SELECT head_hash FROM ledgers)"),
+        ("a fork at an old seq", "4", "prev_hash"),
+    ] {
+        let refused = db.raw_execute(&forge(seq, prev)).await;
+        let error = refused.expect_err(what).to_string();
+        assert!(
+            error.contains("must extend its ledger head"),
+            "{what}: {error}"
+        );
+        assert_eq!(store.head(ledger).await.unwrap().unwrap(), head, "{what}");
+        assert_eq!(
+            db.raw_rows("SELECT * FROM events ORDER BY seq").await,
+            events_before,
+            "{what}"
+        );
+    }
+    // The guard checks the link, not the content: a row that links to the head goes in and
+    // moves it, and the chain verifier then names it (its hash is event 3's).
+    db.raw_execute(&forge("5", "(SELECT head_hash FROM ledgers)"))
+        .await
+        .expect("a row that extends the head");
+    assert_eq!(store.head(ledger).await.unwrap().unwrap().0, 5);
+    match verify_live_chain(&store, ledger).await {
+        Err(LiveVerifyError::Invalid(ChainError::HashMismatch { seq: 5, .. })) => {}
+        other => panic!("expected a hash mismatch at seq 5, got {other:?}"),
     }
 }

@@ -72,6 +72,36 @@ pub(super) fn validate_append(
     Ok(())
 }
 
+/// The projection changes `event` causes, from its payload.
+fn projection_ops(event: &StoredEvent) -> Result<Vec<ProjectionOp>, StoreError> {
+    match Event::from_payload(&event.event_type, event.schema_version, &event.payload) {
+        Ok(payload) => Ok(ops_for(event, &payload)),
+        // Unknown types project nothing; the full verifier reports them.
+        Err(crate::domain::events::PayloadError::UnknownType(_)) => Ok(Vec::new()),
+        Err(error) => Err(StoreError::CorruptRow {
+            seq: event.seq as i64,
+            reason: error.to_string(),
+        }),
+    }
+}
+
+/// The append the CLI makes: one event on the one stream it expects, at a known version
+/// (`NoStream` is version 0). `Any` is not known: it goes the general way.
+fn one_known_version<'a>(
+    expected: &'a [(String, ExpectedVersion)],
+    events: &[NewEvent],
+) -> Option<(&'a str, ExpectedVersion, u64)> {
+    let ([(stream_id, expectation)], [new]) = (expected, events) else {
+        return None;
+    };
+    let version = match expectation {
+        ExpectedVersion::Exact(version) => *version,
+        ExpectedVersion::NoStream => 0,
+        ExpectedVersion::Any => return None,
+    };
+    (new.stream_id == *stream_id).then_some((stream_id.as_str(), *expectation, version))
+}
+
 fn expected_text(expected: ExpectedVersion) -> String {
     match expected {
         ExpectedVersion::Any => "any version".into(),
@@ -119,10 +149,12 @@ pub(super) struct Sql {
     /// `lock_head` plus the version of one stream, in one round trip (the common append), where
     /// that is safe: see the PostgreSQL instance for why it is not there.
     pub lock_head_with_stream: Option<&'static str>,
-    pub update_head: &'static str,
-    /// The common append in one statement where the backend can (PostgreSQL's writable CTE):
-    /// insert one event only if its stream is at the expected version, and move the head.
-    pub insert_one_move_head: Option<&'static str>,
+    /// Insert one event only if its stream is at the expected version ($13), where the backend
+    /// checks that in the insert (PostgreSQL); the schema's trigger moves the head.
+    pub insert_one_at_version: Option<&'static str>,
+    /// The common append as one autocommit statement after an unlocked head read, where the
+    /// backend can (PostgreSQL's writable CTEs): see `OneStatement`.
+    pub one_statement: Option<OneStatement>,
     pub stream_version: &'static str,
     pub insert_event: &'static str,
     pub select_page: &'static str,
@@ -138,9 +170,33 @@ pub(super) struct Sql {
     pub proj_one: &'static str,
 }
 
+/// One event, its stream-version check and its projection change in one statement, one variant
+/// per kind of projection change. Each inserts the event ($1..$12, `event_columns!()` order)
+/// only if its stream is at version $13, and returns its seq if it did; the schema's trigger
+/// moves the head, or refuses the event if the head moved since it was read. The projection
+/// change runs only if the event went in. Parameters from $14: see `bind_op`.
+pub(super) struct OneStatement {
+    /// The head, unlocked: the trigger re-checks it under the row lock.
+    pub read_head: &'static str,
+    pub plain: &'static str,
+    pub proposal_insert: &'static str,
+    pub signed: &'static str,
+    pub status: &'static str,
+}
+
 macro_rules! event_columns {
     () => {
         "ledger_id, seq, stream_id, stream_version, event_id, event_type, schema_version, recorded_at, actor, payload, prev_hash, hash"
+    };
+}
+/// PostgreSQL: insert the event ($1..$12) only if its stream is at version $13.
+macro_rules! insert_at_version {
+    () => {
+        concat!(
+            "INSERT INTO events (", event_columns!(), ") ",
+            "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 ",
+            "WHERE (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = $1 AND stream_id = $3) = $13"
+        )
     };
 }
 macro_rules! proj_columns {
@@ -162,6 +218,8 @@ macro_rules! backend {
             #[derive(Clone, Debug)]
             pub struct $Store {
                 pub(crate) pool: $Pool,
+                /// This process's queue of appends to this database (`store::writer_turn`).
+                pub(super) writers: std::sync::Arc<tokio::sync::Mutex<()>>,
             }
 
             fn row_to_event(row: &$Row) -> Result<StoredEvent, StoreError> {
@@ -258,27 +316,58 @@ macro_rules! backend {
                     .bind(event.hash.to_vec())
             }
 
+            /// The one-statement variant for `op` with its parameters bound from $14 on, after
+            /// the event's ($1..$12) and its expected stream version ($13).
+            fn bind_op<'q>(
+                one: &OneStatement,
+                ledger: &'q str,
+                event: &'q StoredEvent,
+                version: u64,
+                op: Option<ProjectionOp>,
+            ) -> sqlx::query::Query<'q, $Db, <$Db as sqlx::Database>::Arguments> {
+                let sql = match &op {
+                    None => one.plain,
+                    Some(ProjectionOp::Insert(_)) => one.proposal_insert,
+                    Some(ProjectionOp::Signed { .. }) => one.signed,
+                    Some(ProjectionOp::Status { .. }) => one.status,
+                };
+                let query = bind_event(sql, ledger, event).bind(version as i64);
+                match op {
+                    None => query,
+                    Some(ProjectionOp::Insert(row)) => query
+                        .bind(row.proposal_id)
+                        .bind(row.kind)
+                        .bind(row.status)
+                        .bind(row.verdict)
+                        .bind(row.proposer)
+                        .bind(row.contracts_requested)
+                        .bind(row.created_at)
+                        .bind(row.expires_at)
+                        .bind(row.signer_set_version)
+                        .bind(row.policy_version)
+                        .bind(row.signature_count)
+                        .bind(row.signers)
+                        .bind(row.first_seq)
+                        .bind(row.last_seq),
+                    Some(ProjectionOp::Signed {
+                        proposal_id,
+                        key_id,
+                        seq,
+                    }) => query.bind(proposal_id).bind(key_id).bind(seq),
+                    Some(ProjectionOp::Status {
+                        proposal_id,
+                        status,
+                        seq,
+                    }) => query.bind(proposal_id).bind(status).bind(seq),
+                }
+            }
+
             async fn apply_projection(
                 tx: &mut sqlx::Transaction<'static, $Db>,
                 ledger: &str,
                 event: &StoredEvent,
             ) -> Result<(), StoreError> {
-                let payload = match Event::from_payload(
-                    &event.event_type,
-                    event.schema_version,
-                    &event.payload,
-                ) {
-                    Ok(payload) => payload,
-                    // Unknown types project nothing; the full verifier reports them.
-                    Err(crate::domain::events::PayloadError::UnknownType(_)) => return Ok(()),
-                    Err(error) => {
-                        return Err(StoreError::CorruptRow {
-                            seq: event.seq as i64,
-                            reason: error.to_string(),
-                        })
-                    }
-                };
-                for op in ops_for(event, &payload) {
+                for op in projection_ops(event)? {
                     match op {
                         ProjectionOp::Insert(row) => {
                             sqlx::query(SQL.proj_insert)
@@ -344,7 +433,27 @@ macro_rules! backend {
                     now: DateTime<Utc>,
                     deadline: Option<DateTime<Utc>>,
                 ) -> Result<Vec<StoredEvent>, StoreError> {
+                    let _turn =
+                        tokio::time::timeout(crate::store::LOCK_TIMEOUT, self.writers.lock())
+                            .await
+                            .map_err(|_| StoreError::WriterTurnTimeout {
+                                seconds: crate::store::LOCK_TIMEOUT.as_secs(),
+                            })?;
                     let ledger = ledger_id.to_string();
+                    if let (false, Some(one), Some((_, _, version))) = (
+                        create,
+                        &SQL.one_statement,
+                        one_known_version(expected, &events),
+                    ) {
+                        let attempt = self
+                            .append_one_statement(
+                                one, ledger_id, &ledger, version, &events[0], now, deadline,
+                            )
+                            .await;
+                        if let Some(event) = attempt {
+                            return Ok(vec![event]);
+                        }
+                    }
                     let mut tx = self.begin_write().await?;
                     if create {
                         // One ledger per database: creation is exclusive (the table lock on
@@ -418,49 +527,42 @@ macro_rules! backend {
                     }
 
                     // The CLI's common append (one event on the one stream it expects at a
-                    // known version) in one statement after the head lock, where the backend
-                    // can: 4 round trips instead of 6 on PostgreSQL.
-                    if let (Some(sql), [(stream_id, expectation)], [new]) =
-                        (SQL.insert_one_move_head, expected, events.as_slice())
-                    {
-                        let known = match expectation {
-                            ExpectedVersion::Exact(version) => Some(*version),
-                            ExpectedVersion::NoStream => Some(0),
-                            ExpectedVersion::Any => None,
-                        };
-                        if let Some(version) = known.filter(|_| new.stream_id == *stream_id) {
-                            let new = events.into_iter().next().expect("one event");
-                            let event = StoredEvent::seal(
-                                ledger_id,
-                                head_seq as u64 + 1,
-                                version + 1,
-                                Uuid::now_v7(),
-                                recorded_at,
-                                prev_hash,
-                                new,
-                            );
-                            debug_assert_eq!(event.computed_hash(), event.hash);
-                            let moved = bind_event(sql, &ledger, &event)
-                                .bind(version as i64)
-                                .execute(&mut *tx)
-                                .await
-                                .map_err(db_err("inserting an event"))?;
-                            if moved.rows_affected() != 1 {
-                                // The stream is not at the expected version: report the actual
-                                // one (the transaction rolls back, nothing was written).
-                                let actual =
-                                    self.stream_version(&mut tx, &ledger, stream_id).await?;
-                                check_expected(stream_id, *expectation, actual)?;
-                                return Err(StoreError::Conflict {
-                                    stream_id: stream_id.clone(),
-                                    expected: expected_text(*expectation),
-                                    actual,
-                                });
-                            }
-                            apply_projection(&mut tx, &ledger, &event).await?;
-                            tx.commit().await.map_err(db_err("committing the append"))?;
-                            return Ok(vec![event]);
+                    // known version) with the version check in the insert, where the backend
+                    // can: no separate version read under the lock.
+                    if let (Some(sql), Some((stream_id, expectation, version))) = (
+                        SQL.insert_one_at_version,
+                        one_known_version(expected, &events),
+                    ) {
+                        let new = events.into_iter().next().expect("one event");
+                        let event = StoredEvent::seal(
+                            ledger_id,
+                            head_seq as u64 + 1,
+                            version + 1,
+                            Uuid::now_v7(),
+                            recorded_at,
+                            prev_hash,
+                            new,
+                        );
+                        debug_assert_eq!(event.computed_hash(), event.hash);
+                        let moved = bind_event(sql, &ledger, &event)
+                            .bind(version as i64)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err("inserting an event"))?;
+                        if moved.rows_affected() != 1 {
+                            // The stream is not at the expected version: report the actual
+                            // one (the transaction rolls back, nothing was written).
+                            let actual = self.stream_version(&mut tx, &ledger, stream_id).await?;
+                            check_expected(stream_id, expectation, actual)?;
+                            return Err(StoreError::Conflict {
+                                stream_id: stream_id.to_string(),
+                                expected: expected_text(expectation),
+                                actual,
+                            });
                         }
+                        apply_projection(&mut tx, &ledger, &event).await?;
+                        tx.commit().await.map_err(db_err("committing the append"))?;
+                        return Ok(vec![event]);
                     }
 
                     let mut versions: HashMap<String, u64> = HashMap::new();
@@ -507,16 +609,67 @@ macro_rules! backend {
                         prev_hash = event.hash;
                         stored.push(event);
                     }
-                    sqlx::query(SQL.update_head)
-                        .bind(&ledger)
-                        .bind(seq as i64)
-                        .bind(prev_hash.to_vec())
-                        .bind(format_timestamp(recorded_at))
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_err("moving the ledger head"))?;
+                    // The schema's insert trigger moved the head with each event (0002).
                     tx.commit().await.map_err(db_err("committing the append"))?;
                     Ok(stored)
+                }
+
+                /// The common append in two round trips and no explicit transaction: read the
+                /// head unlocked, seal the event on it, and insert the event with its projection
+                /// change in one autocommit statement. The schema's insert trigger takes the
+                /// head's row lock and refuses the event if another writer moved the head since
+                /// the read (migrations/postgres/0002), so the chain stays gapless and ordered.
+                ///
+                /// `None` when the event did not go in, whatever the reason (the head moved, the
+                /// stream is not at the expected version, the deadline, an error): the statement
+                /// is atomic, so nothing was written, and the locked path then decides and
+                /// reports from the state under the lock.
+                #[allow(clippy::too_many_arguments)]
+                async fn append_one_statement(
+                    &self,
+                    one: &OneStatement,
+                    ledger_id: Uuid,
+                    ledger: &str,
+                    version: u64,
+                    new: &NewEvent,
+                    now: DateTime<Utc>,
+                    deadline: Option<DateTime<Utc>>,
+                ) -> Option<StoredEvent> {
+                    let head = sqlx::query(one.read_head)
+                        .bind(ledger)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .ok()??;
+                    let head_seq = u64::try_from(head.try_get::<i64, _>("head_seq").ok()?).ok()?;
+                    let prev_hash: [u8; 32] = head
+                        .try_get::<Vec<u8>, _>("head_hash")
+                        .ok()?
+                        .try_into()
+                        .ok()?;
+                    let head_time: String = head.try_get("head_recorded_at").ok()?;
+                    let recorded_at = now.max(parse_timestamp(&head_time)?);
+                    if deadline.is_some_and(|deadline| recorded_at > deadline) {
+                        return None;
+                    }
+                    let event = StoredEvent::seal(
+                        ledger_id,
+                        head_seq + 1,
+                        version + 1,
+                        Uuid::now_v7(),
+                        recorded_at,
+                        prev_hash,
+                        new.clone(),
+                    );
+                    debug_assert_eq!(event.computed_hash(), event.hash);
+                    let mut ops = projection_ops(&event).ok()?;
+                    if ops.len() > 1 {
+                        return None;
+                    }
+                    let inserted = bind_op(one, ledger, &event, version, ops.pop())
+                        .fetch_optional(&self.pool)
+                        .await
+                        .ok()?;
+                    inserted.map(|_| event)
                 }
 
                 async fn stream_version(
@@ -709,9 +862,10 @@ backend!(
                 lock_head: "SELECT head_seq, head_hash, head_recorded_at FROM ledgers WHERE ledger_id = ?1",
                 // Safe here: BEGIN IMMEDIATE holds the write lock before this read.
         lock_head_with_stream: Some("SELECT head_seq, head_hash, head_recorded_at, (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?2) AS stream_version FROM ledgers WHERE ledger_id = ?1"),
-        update_head: "UPDATE ledgers SET head_seq = ?2, head_hash = ?3, head_recorded_at = ?4 WHERE ledger_id = ?1",
         // SQLite has no writable CTE; its head read already carries the stream version.
-        insert_one_move_head: None,
+        // migrations/sqlite/0002: a trigger moves the head with each insert.
+        insert_one_at_version: None,
+        one_statement: None,
         stream_version: "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?2",
         insert_event: concat!("INSERT INTO events (", event_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
         select_page: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
@@ -748,17 +902,32 @@ backend!(
         // but a subquery keeps the statement's older snapshot and could miss the events the
         // previous lock holder committed. The stream version is read by a later statement.
         lock_head_with_stream: None,
-        update_head: "UPDATE ledgers SET head_seq = $2, head_hash = $3, head_recorded_at = $4 WHERE ledger_id = $1",
         // A new statement after the lock, so its snapshot sees every event the previous lock
         // holder committed: the version check cannot miss one (unlike a subquery of the lock).
-        insert_one_move_head: Some(concat!(
-            "WITH inserted AS (INSERT INTO events (", event_columns!(), ") ",
-            "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 ",
-            "WHERE (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = $1 AND stream_id = $3) = $13 ",
-            "RETURNING seq, recorded_at, hash) ",
-            "UPDATE ledgers SET head_seq = inserted.seq, head_hash = inserted.hash, head_recorded_at = inserted.recorded_at ",
-            "FROM inserted WHERE ledgers.ledger_id = $1"
-        )),
+        // migrations/postgres/0002: the insert's trigger moves the head.
+        insert_one_at_version: Some(insert_at_version!()),
+        one_statement: Some(OneStatement {
+            read_head: "SELECT head_seq, head_hash, head_recorded_at FROM ledgers WHERE ledger_id = $1",
+            plain: concat!("WITH inserted AS (", insert_at_version!(), " RETURNING seq) SELECT seq FROM inserted"),
+            proposal_insert: concat!(
+                "WITH inserted AS (", insert_at_version!(), " RETURNING seq), ",
+                "projected AS (INSERT INTO proposals (ledger_id, ", proj_columns!(), ") ",
+                "SELECT $1, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27 FROM inserted) ",
+                "SELECT seq FROM inserted"
+            ),
+            signed: concat!(
+                "WITH inserted AS (", insert_at_version!(), " RETURNING seq), ",
+                "projected AS (UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN $15 ELSE signers || ',' || $15 END, last_seq = $16 ",
+                "WHERE ledger_id = $1 AND proposal_id = $14 AND EXISTS (SELECT 1 FROM inserted)) ",
+                "SELECT seq FROM inserted"
+            ),
+            status: concat!(
+                "WITH inserted AS (", insert_at_version!(), " RETURNING seq), ",
+                "projected AS (UPDATE proposals SET status = $15, last_seq = $16 ",
+                "WHERE ledger_id = $1 AND proposal_id = $14 AND EXISTS (SELECT 1 FROM inserted)) ",
+                "SELECT seq FROM inserted"
+            ),
+        }),
         stream_version: "SELECT COALESCE(MAX(stream_version), 0)::BIGINT FROM events WHERE ledger_id = $1 AND stream_id = $2",
         insert_event: concat!("INSERT INTO events (", event_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"),
         select_page: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
@@ -835,7 +1004,10 @@ impl sqlite::SqliteStore {
                 }
             }
         }
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writers: super::writer_turn(url),
+        })
     }
 
     /// `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting up to the busy timeout),
@@ -884,7 +1056,10 @@ impl postgres::PostgresStore {
                 url: shown,
                 reason: error.to_string(),
             })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writers: super::writer_turn(url),
+        })
     }
 
     pub(crate) async fn begin_write(

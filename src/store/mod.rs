@@ -5,6 +5,8 @@
 
 mod backend;
 
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -58,6 +60,8 @@ pub enum StoreError {
         deadline: String,
         recorded_at: String,
     },
+    #[error("gave up after {seconds} s waiting for this process's other appends to the same database; one of them is stuck")]
+    WriterTurnTimeout { seconds: u64 },
     #[error("invalid append: {0}")]
     InvalidAppend(String),
     #[error("database error while {doing}: {source}")]
@@ -72,6 +76,30 @@ pub enum StoreError {
 
 pub(crate) fn db_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Database { doing, source }
+}
+
+/// The turn of the appends one process makes to one database (keyed by its URL as given).
+///
+/// Every append takes it before it reaches the database, so the writers of one process wait
+/// here, in arrival order (tokio's mutex is fair), instead of racing for the database's own
+/// lock: on PostgreSQL a lost race costs a refused statement and a second, locked attempt, and
+/// on SQLite a polling busy handler. Writers in different processes still meet at the
+/// database, which alone orders the chain; this queue only saves them the contention.
+/// Entries are weak, so the map holds only databases some store still has open.
+pub(crate) fn writer_turn(url: &str) -> Arc<tokio::sync::Mutex<()>> {
+    type Turns = HashMap<String, Weak<tokio::sync::Mutex<()>>>;
+    static TURNS: OnceLock<std::sync::Mutex<Turns>> = OnceLock::new();
+    let mut turns = TURNS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(turn) = turns.get(url).and_then(Weak::upgrade) {
+        return turn;
+    }
+    turns.retain(|_, turn| turn.strong_count() > 0);
+    let turn = Arc::new(tokio::sync::Mutex::new(()));
+    turns.insert(url.to_string(), Arc::downgrade(&turn));
+    turn
 }
 
 /// The URL without its password, for error messages.
