@@ -4,23 +4,29 @@
 -- Why: with the head moved by the insert itself, one statement can record an event and move
 -- the head atomically, so the common append runs as one autocommit statement after an unlocked
 -- read of the head (two round trips instead of five; BENCHMARKS.md, append). The head row is
--- still the ledger's lock: the UPDATE below takes it, waits for a concurrent writer, and, under
--- READ COMMITTED, re-checks its condition against the row that writer committed, so of two
--- writers that read the same head exactly one extends it and the other gets SQLSTATE RBH01.
+-- still the ledger's lock: the trigger takes it, waits for a concurrent writer, and compares the
+-- head that writer committed, so of two writers that sealed their events on the same head
+-- exactly one extends it and the other gets SQLSTATE RBH01 (and retries under the lock).
 -- It also makes the database itself refuse an event whose seq or prev_hash does not follow the
 -- head: even a bug in rollbook cannot fork or gap the chain through this database.
 
 CREATE FUNCTION rollbook_extend_head() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    head_seq_now  BIGINT;
+    head_hash_now BYTEA;
 BEGIN
-    UPDATE ledgers
-    SET head_seq = NEW.seq, head_hash = NEW.hash, head_recorded_at = NEW.recorded_at
-    WHERE ledger_id = NEW.ledger_id
-      AND head_seq + 1 = NEW.seq
-      AND head_hash = NEW.prev_hash;
-    IF NOT FOUND THEN
+    -- Lock first, compare after: a locking read waits for a writer that holds the row and then
+    -- returns the head it committed, where an UPDATE ... WHERE head_seq = ... would judge the
+    -- row by the statement's older snapshot and skip it without waiting.
+    SELECT head_seq, head_hash INTO head_seq_now, head_hash_now
+    FROM ledgers WHERE ledger_id = NEW.ledger_id FOR UPDATE;
+    IF NOT FOUND OR head_seq_now + 1 <> NEW.seq OR head_hash_now <> NEW.prev_hash THEN
         RAISE EXCEPTION 'rollbook: an event must extend its ledger head (seq = head_seq + 1, prev_hash = head_hash)'
             USING ERRCODE = 'RBH01';
     END IF;
+    UPDATE ledgers
+    SET head_seq = NEW.seq, head_hash = NEW.hash, head_recorded_at = NEW.recorded_at
+    WHERE ledger_id = NEW.ledger_id;
     RETURN NEW;
 END;
 $$;

@@ -219,7 +219,7 @@ macro_rules! backend {
             pub struct $Store {
                 pub(crate) pool: $Pool,
                 /// This process's queue of appends to this database (`store::writer_turn`).
-                pub(super) writers: std::sync::Arc<tokio::sync::Mutex<()>>,
+                pub(super) writers: std::sync::Arc<tokio::sync::Mutex<crate::store::WriterTurn>>,
             }
 
             fn row_to_event(row: &$Row) -> Result<StoredEvent, StoreError> {
@@ -433,25 +433,86 @@ macro_rules! backend {
                     now: DateTime<Utc>,
                     deadline: Option<DateTime<Utc>>,
                 ) -> Result<Vec<StoredEvent>, StoreError> {
-                    let _turn =
-                        tokio::time::timeout(crate::store::LOCK_TIMEOUT, self.writers.lock())
-                            .await
-                            .map_err(|_| StoreError::WriterTurnTimeout {
-                                seconds: crate::store::LOCK_TIMEOUT.as_secs(),
-                            })?;
                     let ledger = ledger_id.to_string();
-                    if let (false, Some(one), Some((_, _, version))) = (
+                    let one_statement = match (
                         create,
                         &SQL.one_statement,
                         one_known_version(expected, &events),
                     ) {
-                        let attempt = self
-                            .append_one_statement(
-                                one, ledger_id, &ledger, version, &events[0], now, deadline,
+                        (false, Some(one), Some((_, _, version))) => Some((one, version)),
+                        _ => None,
+                    };
+                    // This process's turn (`store::writer_turn`). When another append of this
+                    // process holds it, the one-statement append opens its transaction while it
+                    // waits, and later hands its head on before its commit (`WriterTurn`).
+                    let (mut turn, early_tx) = match self.writers.try_lock() {
+                        Ok(turn) => (turn, None),
+                        Err(_) => {
+                            let tx = match one_statement {
+                                Some(_) => Some(self.begin_write().await?),
+                                None => None,
+                            };
+                            let turn = tokio::time::timeout(
+                                crate::store::LOCK_TIMEOUT,
+                                self.writers.lock(),
                             )
-                            .await;
-                        if let Some(event) = attempt {
-                            return Ok(vec![event]);
+                            .await
+                            .map_err(|_| StoreError::WriterTurnTimeout {
+                                seconds: crate::store::LOCK_TIMEOUT.as_secs(),
+                            })?;
+                            (turn, tx)
+                        }
+                    };
+                    let predicted = turn
+                        .predicted
+                        .take()
+                        .filter(|head| head.ledger_id == ledger_id);
+                    if let Some((one, version)) = one_statement {
+                        let new = &events[0];
+                        match early_tx {
+                            None => {
+                                let attempt = self
+                                    .append_one_statement(
+                                        one, None, ledger_id, &ledger, version, new, now, deadline,
+                                        predicted,
+                                    )
+                                    .await;
+                                if let Some(event) = attempt {
+                                    return Ok(vec![event]);
+                                }
+                            }
+                            Some(mut tx) => {
+                                let attempt = self
+                                    .append_one_statement(
+                                        one,
+                                        Some(&mut tx),
+                                        ledger_id,
+                                        &ledger,
+                                        version,
+                                        new,
+                                        now,
+                                        deadline,
+                                        predicted,
+                                    )
+                                    .await;
+                                if let Some(event) = attempt {
+                                    // Writers are queued behind this one: hand them the head
+                                    // now, so the next insert overlaps this commit.
+                                    turn.predicted =
+                                        parse_timestamp(&event.recorded_at).map(|recorded_at| {
+                                            crate::store::PredictedHead {
+                                                ledger_id,
+                                                seq: event.seq,
+                                                hash: event.hash,
+                                                recorded_at,
+                                            }
+                                        });
+                                    drop(turn);
+                                    tx.commit().await.map_err(db_err("committing the append"))?;
+                                    return Ok(vec![event]);
+                                }
+                                // Dropping `tx` rolls back whatever it holds.
+                            }
                         }
                     }
                     let mut tx = self.begin_write().await?;
@@ -619,6 +680,8 @@ macro_rules! backend {
                 /// change in one autocommit statement. The schema's insert trigger takes the
                 /// head's row lock and refuses the event if another writer moved the head since
                 /// the read (migrations/postgres/0002), so the chain stays gapless and ordered.
+                /// With `tx`, the statements run in it and the caller commits; with `predicted`
+                /// (a head handed on by this process's previous writer), the read is skipped.
                 ///
                 /// `None` when the event did not go in, whatever the reason (the head moved, the
                 /// stream is not at the expected version, the deadline, an error): the statement
@@ -628,26 +691,36 @@ macro_rules! backend {
                 async fn append_one_statement(
                     &self,
                     one: &OneStatement,
+                    mut tx: Option<&mut sqlx::Transaction<'static, $Db>>,
                     ledger_id: Uuid,
                     ledger: &str,
                     version: u64,
                     new: &NewEvent,
                     now: DateTime<Utc>,
                     deadline: Option<DateTime<Utc>>,
+                    predicted: Option<crate::store::PredictedHead>,
                 ) -> Option<StoredEvent> {
-                    let head = sqlx::query(one.read_head)
-                        .bind(ledger)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .ok()??;
-                    let head_seq = u64::try_from(head.try_get::<i64, _>("head_seq").ok()?).ok()?;
-                    let prev_hash: [u8; 32] = head
-                        .try_get::<Vec<u8>, _>("head_hash")
-                        .ok()?
-                        .try_into()
-                        .ok()?;
-                    let head_time: String = head.try_get("head_recorded_at").ok()?;
-                    let recorded_at = now.max(parse_timestamp(&head_time)?);
+                    let (head_seq, prev_hash, floor) = match predicted {
+                        Some(head) => (head.seq, head.hash, head.recorded_at),
+                        None => {
+                            let read = sqlx::query(one.read_head).bind(ledger);
+                            let head = match tx.as_deref_mut() {
+                                Some(tx) => read.fetch_optional(&mut **tx).await,
+                                None => read.fetch_optional(&self.pool).await,
+                            }
+                            .ok()??;
+                            let head_time: String = head.try_get("head_recorded_at").ok()?;
+                            (
+                                u64::try_from(head.try_get::<i64, _>("head_seq").ok()?).ok()?,
+                                head.try_get::<Vec<u8>, _>("head_hash")
+                                    .ok()?
+                                    .try_into()
+                                    .ok()?,
+                                parse_timestamp(&head_time)?,
+                            )
+                        }
+                    };
+                    let recorded_at = now.max(floor);
                     if deadline.is_some_and(|deadline| recorded_at > deadline) {
                         return None;
                     }
@@ -665,10 +738,12 @@ macro_rules! backend {
                     if ops.len() > 1 {
                         return None;
                     }
-                    let inserted = bind_op(one, ledger, &event, version, ops.pop())
-                        .fetch_optional(&self.pool)
-                        .await
-                        .ok()?;
+                    let insert = bind_op(one, ledger, &event, version, ops.pop());
+                    let inserted = match tx {
+                        Some(tx) => insert.fetch_optional(&mut **tx).await,
+                        None => insert.fetch_optional(&self.pool).await,
+                    }
+                    .ok()?;
                     inserted.map(|_| event)
                 }
 

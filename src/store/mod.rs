@@ -86,8 +86,8 @@ pub(crate) fn db_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreEr
 /// on SQLite a polling busy handler. Writers in different processes still meet at the
 /// database, which alone orders the chain; this queue only saves them the contention.
 /// Entries are weak, so the map holds only databases some store still has open.
-pub(crate) fn writer_turn(url: &str) -> Arc<tokio::sync::Mutex<()>> {
-    type Turns = HashMap<String, Weak<tokio::sync::Mutex<()>>>;
+pub(crate) fn writer_turn(url: &str) -> Arc<tokio::sync::Mutex<WriterTurn>> {
+    type Turns = HashMap<String, Weak<tokio::sync::Mutex<WriterTurn>>>;
     static TURNS: OnceLock<std::sync::Mutex<Turns>> = OnceLock::new();
     let mut turns = TURNS
         .get_or_init(Default::default)
@@ -97,9 +97,29 @@ pub(crate) fn writer_turn(url: &str) -> Arc<tokio::sync::Mutex<()>> {
         return turn;
     }
     turns.retain(|_, turn| turn.strong_count() > 0);
-    let turn = Arc::new(tokio::sync::Mutex::new(()));
+    let turn = Arc::new(tokio::sync::Mutex::new(WriterTurn::default()));
     turns.insert(url.to_string(), Arc::downgrade(&turn));
     turn
+}
+
+/// What the holder of a writer turn hands to the next one.
+#[derive(Debug, Default)]
+pub(crate) struct WriterTurn {
+    /// The head as it will be once the previous holder's transaction commits. A holder that
+    /// had writers queued behind it inserts, hands this on, and commits after releasing the
+    /// turn, so the next writer's insert overlaps that commit (PostgreSQL: it waits on the
+    /// head's row lock and proceeds the moment the commit lands). Only a guess: the schema's
+    /// trigger refuses an insert on a head that is not the real one (the commit failed, or
+    /// another process wrote), and that writer then takes the locked path.
+    pub predicted: Option<PredictedHead>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PredictedHead {
+    pub ledger_id: Uuid,
+    pub seq: u64,
+    pub hash: [u8; 32],
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// The URL without its password, for error messages.
