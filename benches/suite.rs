@@ -406,11 +406,16 @@ async fn rollbook_append(url: &str, writers: u64, per_writer: u64) -> f64 {
         tasks.push(tokio::spawn(async move {
             let stream = format!("writer-{w}");
             for i in 0..per_writer {
+                // Checked as the CLI checks a co-signature: the ledger stream (the governance
+                // it was decided under) and the proposal's own stream, at known versions.
                 store
                     .append(
                         ledger,
                         false,
-                        &[(stream.clone(), ExpectedVersion::Exact(i))],
+                        &[
+                            ("ledger".into(), ExpectedVersion::Exact(1)),
+                            (stream.clone(), ExpectedVersion::Exact(i)),
+                        ],
                         vec![sample_event(&stream)],
                         Utc::now(),
                     )

@@ -15,7 +15,9 @@ use rollbook::domain::events::{
     Event, ProposalCommitted, ProposalExpired, ProposalKind, ProposalRecorded, ProposalRejected,
     ProposalSigned, SignatureEnvelope,
 };
-use rollbook::store::{ExpectedVersion, Store, StoreError};
+use rollbook::store::{stats, ExpectedVersion, Store, StoreError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use uuid::Uuid;
 
 fn note(stream: &str, body: serde_json::Value) -> NewEvent {
@@ -77,6 +79,8 @@ both_backends!(
     ledger_creation_is_exclusive,
     the_database_refuses_events_that_do_not_extend_the_head,
     queued_and_outside_writers_keep_one_gapless_chain,
+    expectations_on_another_stream_hold_under_queueing,
+    many_tasks_on_one_store_all_append,
 );
 
 #[tokio::test]
@@ -663,6 +667,7 @@ async fn rebuilt_projection_equals_incremental(db: &TestDb) {
     // Single events go with their stream's expected version, as the CLI appends them (on
     // PostgreSQL: one statement with the projection change in it); the pair goes the general way.
     let mut versions: BTreeMap<String, u64> = BTreeMap::new();
+    let one_statement_before = stats::ONE_STATEMENT.load(Ordering::Relaxed);
     for batch in batches {
         let expected = match batch.as_slice() {
             [one] => {
@@ -678,6 +683,13 @@ async fn rebuilt_projection_equals_incremental(db: &TestDb) {
             .append(ledger, false, &expected, batch, Utc::now())
             .await
             .unwrap();
+    }
+    if db.backend == "postgres" {
+        // Counters are per process and tests run in parallel: at least ours.
+        assert!(
+            stats::ONE_STATEMENT.load(Ordering::Relaxed) >= one_statement_before + 8,
+            "the 8 single-event appends went in as one statement each"
+        );
     }
     let query = "SELECT * FROM proposals ORDER BY proposal_id";
     let incremental = db.raw_rows(query).await;
@@ -769,21 +781,29 @@ async fn the_database_refuses_events_that_do_not_extend_the_head(db: &TestDb) {
     let head = store.head(ledger).await.unwrap().unwrap();
     assert_eq!(head.0, 4, "the trigger moved the head with each insert");
     let events_before = db.raw_rows("SELECT * FROM events ORDER BY seq").await;
-    // A copy of event 3 under a new stream, with the given seq and prev_hash expressions.
-    let forge = |seq: &str, prev: &str| {
+    // A copy of event 3 under a new stream, with the given seq, prev_hash and time expressions.
+    let forge = |seq: &str, prev: &str, at: &str| {
         format!(
             "INSERT INTO events (ledger_id, seq, stream_id, stream_version, event_id, event_type, \
              schema_version, recorded_at, actor, payload, prev_hash, hash) \
              SELECT ledger_id, {seq}, 'forged', 1, substr(event_id, 1, 24) || '000000000000', event_type, \
-             schema_version, recorded_at, actor, payload, {prev}, hash FROM events WHERE seq = 3"
+             schema_version, {at}, actor, payload, {prev}, hash FROM events WHERE seq = 3"
         )
     };
-    for (what, seq, prev) in [
-        ("a stale prev_hash", "5", "prev_hash"),
-        ("a gap in seq", "6", "(SELECT head_hash FROM ledgers)"),
-        ("a fork at an old seq", "4", "prev_hash"),
+    let head_hash = "(SELECT head_hash FROM ledgers)";
+    let head_time = "(SELECT head_recorded_at FROM ledgers)";
+    for (what, seq, prev, at) in [
+        ("a stale prev_hash", "5", "prev_hash", head_time),
+        ("a gap in seq", "6", head_hash, head_time),
+        ("a fork at an old seq", "4", "prev_hash", head_time),
+        (
+            "a time before the head's",
+            "5",
+            head_hash,
+            "'2000-01-01T00:00:00.000000Z'",
+        ),
     ] {
-        let refused = db.raw_execute(&forge(seq, prev)).await;
+        let refused = db.raw_execute(&forge(seq, prev, at)).await;
         let error = refused.expect_err(what).to_string();
         assert!(
             error.contains("must extend its ledger head"),
@@ -798,7 +818,7 @@ async fn the_database_refuses_events_that_do_not_extend_the_head(db: &TestDb) {
     }
     // The guard checks the link, not the content: a row that links to the head goes in and
     // moves it, and the chain verifier then names it (its hash is event 3's).
-    db.raw_execute(&forge("5", "(SELECT head_hash FROM ledgers)"))
+    db.raw_execute(&forge("5", head_hash, head_time))
         .await
         .expect("a row that extends the head");
     assert_eq!(store.head(ledger).await.unwrap().unwrap().0, 5);
@@ -821,6 +841,10 @@ async fn queued_and_outside_writers_keep_one_gapless_chain(db: &TestDb) {
         format!("{}&application_name=outside", db.url)
     };
     let (writers, each) = (6u64, 20u64);
+    let (one_statement_before, handed_before) = (
+        stats::ONE_STATEMENT.load(Ordering::Relaxed),
+        stats::ON_HANDED_HEAD.load(Ordering::Relaxed),
+    );
     let mut tasks = Vec::new();
     for writer in 0..writers {
         let url = if writer % 3 == 2 {
@@ -833,11 +857,15 @@ async fn queued_and_outside_writers_keep_one_gapless_chain(db: &TestDb) {
             let stream = format!("w{writer}");
             for version in 0..each {
                 // A conflict can only come from another writer on the same stream: none here.
+                // Shaped like the CLI's appends: the ledger stream (unchanged here) and its own.
                 let written = store
                     .append(
                         ledger,
                         false,
-                        &[(stream.clone(), ExpectedVersion::Exact(version))],
+                        &[
+                            ("ledger".into(), ExpectedVersion::Exact(1)),
+                            (stream.clone(), ExpectedVersion::Exact(version)),
+                        ],
                         vec![note(&stream, serde_json::json!({"v": version}))],
                         Utc::now(),
                     )
@@ -854,6 +882,13 @@ async fn queued_and_outside_writers_keep_one_gapless_chain(db: &TestDb) {
     }
     let head = store.head(ledger).await.unwrap().unwrap();
     assert_eq!(head.0, 1 + writers * each, "every append landed once");
+    if db.backend == "postgres" {
+        assert!(stats::ONE_STATEMENT.load(Ordering::Relaxed) > one_statement_before);
+        assert!(
+            stats::ON_HANDED_HEAD.load(Ordering::Relaxed) > handed_before,
+            "queued writers took handed-on heads"
+        );
+    }
     let summary = verify_live_chain(&store, ledger).await.unwrap();
     assert_eq!(summary.events, 1 + writers * each);
     for writer in 0..writers {
@@ -864,4 +899,130 @@ async fn queued_and_outside_writers_keep_one_gapless_chain(db: &TestDb) {
         let versions: Vec<u64> = stream.iter().map(|e| e.stream_version).collect();
         assert_eq!(versions, (1..=each).collect::<Vec<_>>(), "w{writer}");
     }
+}
+
+/// The CLI binds each append to the ledger stream's version (the governance it decided under).
+/// One writer moves that stream while queued writers of the same process append to their own
+/// streams against the version they last saw; on PostgreSQL some of them insert on a head handed
+/// on before its commit, so their statement's snapshot may miss the ledger stream's newest event.
+/// Whatever path an append took, it may only have landed where the ledger stream really was at
+/// the version it expected.
+async fn expectations_on_another_stream_hold_under_queueing(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    let seen = Arc::new(AtomicU64::new(1));
+    let mut tasks = Vec::new();
+    {
+        let (url, seen) = (db.url.clone(), seen.clone());
+        tasks.push(tokio::spawn(async move {
+            let store = Store::open(&url).await.unwrap();
+            for version in 1..=15u64 {
+                store
+                    .append(
+                        ledger,
+                        false,
+                        &[("ledger".into(), ExpectedVersion::Exact(version))],
+                        vec![note("ledger", serde_json::json!({"change": version}))],
+                        Utc::now(),
+                    )
+                    .await
+                    .unwrap();
+                seen.store(version + 1, Ordering::SeqCst);
+            }
+            store.close().await;
+            Vec::new()
+        }));
+    }
+    for writer in 0..4 {
+        let (url, seen) = (db.url.clone(), seen.clone());
+        tasks.push(tokio::spawn(async move {
+            let store = Store::open(&url).await.unwrap();
+            let stream = format!("w{writer}");
+            let (mut version, mut landed, mut conflicts) = (0u64, Vec::new(), 0);
+            while version < 15 {
+                let ledger_version = seen.load(Ordering::SeqCst);
+                match store
+                    .append(
+                        ledger,
+                        false,
+                        &[
+                            ("ledger".into(), ExpectedVersion::Exact(ledger_version)),
+                            (stream.clone(), ExpectedVersion::Exact(version)),
+                        ],
+                        vec![note(&stream, serde_json::json!({"v": version}))],
+                        Utc::now(),
+                    )
+                    .await
+                {
+                    Ok(written) => {
+                        landed.push((written[0].seq, ledger_version));
+                        version += 1;
+                    }
+                    Err(StoreError::Conflict { stream_id, .. }) => {
+                        assert_eq!(stream_id, "ledger", "only the ledger stream moves");
+                        conflicts += 1;
+                        assert!(conflicts < 1000, "{stream} never got through");
+                    }
+                    Err(error) => panic!("{stream}: {error}"),
+                }
+            }
+            store.close().await;
+            landed
+        }));
+    }
+    let mut landed = Vec::new();
+    for task in tasks {
+        landed.extend(task.await.unwrap());
+    }
+    assert_eq!(landed.len(), 60);
+    let ledger_seqs: Vec<u64> = store
+        .read_stream(ledger, "ledger")
+        .await
+        .unwrap()
+        .iter()
+        .map(|event| event.seq)
+        .collect();
+    assert_eq!(ledger_seqs.len(), 16);
+    for (seq, expected) in landed {
+        let actual = ledger_seqs.iter().filter(|at| **at < seq).count() as u64;
+        assert_eq!(
+            actual, expected,
+            "the event at seq {seq} expected the ledger stream at {expected}"
+        );
+    }
+    verify_live_chain(&store, ledger).await.unwrap();
+}
+
+/// Tasks sharing one store share its connection pool: the writers waiting for their turn must
+/// leave the one whose turn it is a connection (PostgreSQL: a pool of 4, 12 writers).
+async fn many_tasks_on_one_store_all_append(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    let mut tasks = Vec::new();
+    for writer in 0..12 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let stream = format!("w{writer}");
+            for version in 0..5 {
+                store
+                    .append(
+                        ledger,
+                        false,
+                        &[(stream.clone(), ExpectedVersion::Exact(version))],
+                        vec![note(&stream, serde_json::json!({"v": version}))],
+                        Utc::now(),
+                    )
+                    .await
+                    .unwrap_or_else(|error| panic!("{stream} v{version}: {error}"));
+            }
+        }));
+    }
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("no writer starves")
+            .unwrap();
+    }
+    assert_eq!(store.head(ledger).await.unwrap().unwrap().0, 61);
+    verify_live_chain(&store, ledger).await.unwrap();
 }

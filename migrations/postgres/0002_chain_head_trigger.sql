@@ -8,20 +8,27 @@
 -- head that writer committed, so of two writers that sealed their events on the same head
 -- exactly one extends it and the other gets SQLSTATE RBH01 (and retries under the lock).
 -- It also makes the database itself refuse an event whose seq or prev_hash does not follow the
--- head: even a bug in rollbook cannot fork or gap the chain through this database.
+-- head, or whose time is before the head's (canonical timestamps have one width, so byte order
+-- is time order): even a bug in rollbook cannot fork or gap the chain, or turn its clock back,
+-- through this database.
 
-CREATE FUNCTION rollbook_extend_head() RETURNS trigger LANGUAGE plpgsql AS $$
+-- SET search_path FROM CURRENT: the function reads the ledgers table of the schema it was
+-- created in, whatever the search_path of the session that inserts.
+CREATE FUNCTION rollbook_extend_head() RETURNS trigger LANGUAGE plpgsql
+SET search_path FROM CURRENT AS $$
 DECLARE
     head_seq_now  BIGINT;
     head_hash_now BYTEA;
+    head_time_now TEXT;
 BEGIN
     -- Lock first, compare after: a locking read waits for a writer that holds the row and then
     -- returns the head it committed, where an UPDATE ... WHERE head_seq = ... would judge the
     -- row by the statement's older snapshot and skip it without waiting.
-    SELECT head_seq, head_hash INTO head_seq_now, head_hash_now
+    SELECT head_seq, head_hash, head_recorded_at INTO head_seq_now, head_hash_now, head_time_now
     FROM ledgers WHERE ledger_id = NEW.ledger_id FOR UPDATE;
-    IF NOT FOUND OR head_seq_now + 1 <> NEW.seq OR head_hash_now <> NEW.prev_hash THEN
-        RAISE EXCEPTION 'rollbook: an event must extend its ledger head (seq = head_seq + 1, prev_hash = head_hash)'
+    IF NOT FOUND OR head_seq_now + 1 <> NEW.seq OR head_hash_now <> NEW.prev_hash
+        OR NEW.recorded_at COLLATE "C" < head_time_now COLLATE "C" THEN
+        RAISE EXCEPTION 'rollbook: an event must extend its ledger head (seq = head_seq + 1, prev_hash = head_hash, recorded_at not before the head''s)'
             USING ERRCODE = 'RBH01';
     END IF;
     UPDATE ledgers

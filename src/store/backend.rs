@@ -85,21 +85,65 @@ fn projection_ops(event: &StoredEvent) -> Result<Vec<ProjectionOp>, StoreError> 
     }
 }
 
-/// The append the CLI makes: one event on the one stream it expects, at a known version
-/// (`NoStream` is version 0). `Any` is not known: it goes the general way.
-fn one_known_version<'a>(
+/// One event on a stream expected at a known version (`NoStream` is version 0), with at most
+/// one other stream's expectation: the shape of the CLI's appends (a proposal's stream and the
+/// ledger stream of the governance it was decided under). `Any` on the event's own stream is not
+/// known, and such appends go the general way; `Any` on the other stream checks nothing.
+#[derive(Clone, Copy, Debug)]
+struct OneAppend<'a> {
+    stream: &'a str,
+    expectation: ExpectedVersion,
+    version: u64,
+    /// The other stream, its expectation, and the version that is.
+    other: Option<(&'a str, ExpectedVersion, u64)>,
+}
+
+fn known(expectation: ExpectedVersion) -> Option<u64> {
+    match expectation {
+        ExpectedVersion::Exact(version) => Some(version),
+        ExpectedVersion::NoStream => Some(0),
+        ExpectedVersion::Any => None,
+    }
+}
+
+fn one_append<'a>(
     expected: &'a [(String, ExpectedVersion)],
     events: &[NewEvent],
-) -> Option<(&'a str, ExpectedVersion, u64)> {
-    let ([(stream_id, expectation)], [new]) = (expected, events) else {
+) -> Option<OneAppend<'a>> {
+    let [new] = events else {
         return None;
     };
-    let version = match expectation {
-        ExpectedVersion::Exact(version) => *version,
-        ExpectedVersion::NoStream => 0,
-        ExpectedVersion::Any => return None,
+    let own = |(stream, expectation): &'a (String, ExpectedVersion)| {
+        (*stream == new.stream_id).then_some((stream.as_str(), *expectation))
     };
-    (new.stream_id == *stream_id).then_some((stream_id.as_str(), *expectation, version))
+    let ((stream, expectation), other) = match expected {
+        [first] => (own(first)?, None),
+        [first, second] => match (own(first), own(second)) {
+            (Some(mine), None) => (mine, Some(second)),
+            (None, Some(mine)) => (mine, Some(first)),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(OneAppend {
+        stream,
+        expectation,
+        version: known(expectation)?,
+        other: other.and_then(|(stream, expectation)| {
+            known(*expectation).map(|version| (stream.as_str(), *expectation, version))
+        }),
+    })
+}
+
+/// Why the one-statement append did not go in when that is no error: the locked path then
+/// decides, and reports, from the state under the lock.
+fn refused_here(error: &sqlx::Error) -> bool {
+    // RBH01: the trigger saw another head; 23505: the event's stream version exists already
+    // (a stale expectation); 40001/40P01: serialization failure or deadlock, retried locked.
+    error
+        .as_database_error()
+        .and_then(|error| error.code())
+        .is_some_and(|code| matches!(code.as_ref(), "RBH01" | "23505" | "40001" | "40P01"))
 }
 
 fn expected_text(expected: ExpectedVersion) -> String {
@@ -146,8 +190,9 @@ pub(super) struct Sql {
     pub count_ledgers: &'static str,
     pub insert_ledger: &'static str,
     pub lock_head: &'static str,
-    /// `lock_head` plus the version of one stream, in one round trip (the common append), where
-    /// that is safe: see the PostgreSQL instance for why it is not there.
+    /// `lock_head` plus the versions of two streams (`stream_version`, `stream_version_2`; bound
+    /// to the first one twice when there is one), in one round trip, where that is safe: see the
+    /// PostgreSQL instance for why it is not there.
     pub lock_head_with_stream: Option<&'static str>,
     /// Insert one event only if its stream is at the expected version ($13), where the backend
     /// checks that in the insert (PostgreSQL); the schema's trigger moves the head.
@@ -170,11 +215,12 @@ pub(super) struct Sql {
     pub proj_one: &'static str,
 }
 
-/// One event, its stream-version check and its projection change in one statement, one variant
+/// One event, its stream-version checks and its projection change in one statement, one variant
 /// per kind of projection change. Each inserts the event ($1..$12, `event_columns!()` order)
-/// only if its stream is at version $13, and returns its seq if it did; the schema's trigger
-/// moves the head, or refuses the event if the head moved since it was read. The projection
-/// change runs only if the event went in. Parameters from $14: see `bind_op`.
+/// only if its stream is at version $13 and stream $14 at version $15, and returns its seq if
+/// it did; the schema's trigger moves the head, or refuses the event if the head moved since it
+/// was read. The projection change runs only if the event went in. Parameters from $16: see
+/// `bind_op`.
 pub(super) struct OneStatement {
     /// The head, unlocked: the trigger re-checks it under the row lock.
     pub read_head: &'static str,
@@ -189,13 +235,15 @@ macro_rules! event_columns {
         "ledger_id, seq, stream_id, stream_version, event_id, event_type, schema_version, recorded_at, actor, payload, prev_hash, hash"
     };
 }
-/// PostgreSQL: insert the event ($1..$12) only if its stream is at version $13.
+/// PostgreSQL: insert the event ($1..$12) only if its stream is at version $13 and stream $14 is
+/// at version $15 (the event's own stream again when there is no other).
 macro_rules! insert_at_version {
     () => {
         concat!(
             "INSERT INTO events (", event_columns!(), ") ",
             "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 ",
-            "WHERE (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = $1 AND stream_id = $3) = $13"
+            "WHERE (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = $1 AND stream_id = $3) = $13 ",
+            "AND (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = $1 AND stream_id = $14) = $15"
         )
     };
 }
@@ -220,6 +268,9 @@ macro_rules! backend {
                 pub(crate) pool: $Pool,
                 /// This process's queue of appends to this database (`store::writer_turn`).
                 pub(super) writers: std::sync::Arc<tokio::sync::Mutex<crate::store::WriterTurn>>,
+                /// Connections this store's pool may hold for writers waiting their turn: one
+                /// fewer than the pool, so the writer whose turn it is always gets one.
+                pub(super) early: std::sync::Arc<tokio::sync::Semaphore>,
             }
 
             fn row_to_event(row: &$Row) -> Result<StoredEvent, StoreError> {
@@ -316,13 +367,32 @@ macro_rules! backend {
                     .bind(event.hash.to_vec())
             }
 
-            /// The one-statement variant for `op` with its parameters bound from $14 on, after
-            /// the event's ($1..$12) and its expected stream version ($13).
+            /// `insert_at_version!()`'s parameters: the event ($1..$12), its stream's expected
+            /// version ($13), the other stream and its version ($14, $15; the event's own stream
+            /// again when there is none).
+            fn bind_at_version<'q>(
+                sql: &'static str,
+                ledger: &'q str,
+                event: &'q StoredEvent,
+                append: OneAppend<'q>,
+            ) -> sqlx::query::Query<'q, $Db, <$Db as sqlx::Database>::Arguments> {
+                let (other, _, other_version) =
+                    append
+                        .other
+                        .unwrap_or((append.stream, append.expectation, append.version));
+                bind_event(sql, ledger, event)
+                    .bind(append.version as i64)
+                    .bind(other)
+                    .bind(other_version as i64)
+            }
+
+            /// The one-statement variant for `op` with its parameters bound from $16 on, after
+            /// `bind_at_version`'s.
             fn bind_op<'q>(
                 one: &OneStatement,
                 ledger: &'q str,
                 event: &'q StoredEvent,
-                version: u64,
+                append: OneAppend<'q>,
                 op: Option<ProjectionOp>,
             ) -> sqlx::query::Query<'q, $Db, <$Db as sqlx::Database>::Arguments> {
                 let sql = match &op {
@@ -331,7 +401,7 @@ macro_rules! backend {
                     Some(ProjectionOp::Signed { .. }) => one.signed,
                     Some(ProjectionOp::Status { .. }) => one.status,
                 };
-                let query = bind_event(sql, ledger, event).bind(version as i64);
+                let query = bind_at_version(sql, ledger, event, append);
                 match op {
                     None => query,
                     Some(ProjectionOp::Insert(row)) => query
@@ -434,21 +504,22 @@ macro_rules! backend {
                     deadline: Option<DateTime<Utc>>,
                 ) -> Result<Vec<StoredEvent>, StoreError> {
                     let ledger = ledger_id.to_string();
-                    let one_statement = match (
-                        create,
-                        &SQL.one_statement,
-                        one_known_version(expected, &events),
-                    ) {
-                        (false, Some(one), Some((_, _, version))) => Some((one, version)),
+                    let one_statement = match (create, &SQL.one_statement, one_append(expected, &events)) {
+                        (false, Some(one), Some(append)) => Some((one, append)),
                         _ => None,
                     };
                     // This process's turn (`store::writer_turn`). When another append of this
                     // process holds it, the one-statement append opens its transaction while it
-                    // waits, and later hands its head on before its commit (`WriterTurn`).
-                    let (mut turn, early_tx) = match self.writers.try_lock() {
-                        Ok(turn) => (turn, None),
+                    // waits (if the pool can spare the connection: the holder must always get
+                    // one), so that it can take a head handed on before a commit (`WriterTurn`).
+                    let (mut turn, mut tx, permit) = match self.writers.try_lock() {
+                        Ok(turn) => (turn, None, None),
                         Err(_) => {
-                            let tx = match one_statement {
+                            let permit = match one_statement {
+                                Some(_) => self.early.clone().try_acquire_owned().ok(),
+                                None => None,
+                            };
+                            let tx = match permit {
                                 Some(_) => Some(self.begin_write().await?),
                                 None => None,
                             };
@@ -460,60 +531,75 @@ macro_rules! backend {
                             .map_err(|_| StoreError::WriterTurnTimeout {
                                 seconds: crate::store::LOCK_TIMEOUT.as_secs(),
                             })?;
-                            (turn, tx)
+                            (turn, tx, permit)
                         }
                     };
                     let predicted = turn
                         .predicted
                         .take()
                         .filter(|head| head.ledger_id == ledger_id);
-                    if let Some((one, version)) = one_statement {
-                        let new = &events[0];
-                        match early_tx {
-                            None => {
-                                let attempt = self
-                                    .append_one_statement(
-                                        one, None, ledger_id, &ledger, version, new, now, deadline,
-                                        predicted,
-                                    )
-                                    .await;
-                                if let Some(event) = attempt {
-                                    return Ok(vec![event]);
-                                }
-                            }
-                            Some(mut tx) => {
-                                let attempt = self
-                                    .append_one_statement(
-                                        one,
-                                        Some(&mut tx),
-                                        ledger_id,
-                                        &ledger,
-                                        version,
-                                        new,
-                                        now,
-                                        deadline,
-                                        predicted,
-                                    )
-                                    .await;
-                                if let Some(event) = attempt {
-                                    // Writers are queued behind this one: hand them the head
-                                    // now, so the next insert overlaps this commit.
-                                    turn.predicted =
-                                        parse_timestamp(&event.recorded_at).map(|recorded_at| {
-                                            crate::store::PredictedHead {
-                                                ledger_id,
-                                                seq: event.seq,
-                                                hash: event.hash,
-                                                recorded_at,
-                                            }
-                                        });
-                                    drop(turn);
-                                    tx.commit().await.map_err(db_err("committing the append"))?;
-                                    return Ok(vec![event]);
-                                }
-                                // Dropping `tx` rolls back whatever it holds.
-                            }
+                    if let Some((one, append)) = one_statement {
+                        // A handed-on head may belong to a commit still in flight, which the
+                        // statement's snapshot cannot see: such an insert runs in a transaction
+                        // and the other stream's version is confirmed after the head lock.
+                        if tx.is_none() && predicted.is_some() {
+                            tx = Some(self.begin_write().await?);
                         }
+                        let attempt = self
+                            .append_one_statement(
+                                one,
+                                tx.as_mut(),
+                                ledger_id,
+                                &ledger,
+                                append,
+                                &events[0],
+                                now,
+                                deadline,
+                                predicted,
+                            )
+                            .await?;
+                        if let Some(event) = attempt {
+                            crate::store::stats::ONE_STATEMENT
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if predicted.is_some() {
+                                crate::store::stats::ON_HANDED_HEAD
+                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            if let Some(mut tx) = tx {
+                                // Hand the head on now, so the next insert overlaps this commit.
+                                turn.predicted = parse_timestamp(&event.recorded_at).map(
+                                    |recorded_at| crate::store::PredictedHead {
+                                        ledger_id,
+                                        seq: event.seq,
+                                        hash: event.hash,
+                                        recorded_at,
+                                    },
+                                );
+                                drop(turn);
+                                if let (Some(_), Some((stream_id, expectation, version))) =
+                                    (predicted, append.other)
+                                {
+                                    // This transaction holds the head lock: the read sees every
+                                    // commit before ours, and no other can change the stream.
+                                    let actual =
+                                        self.stream_version(&mut tx, &ledger, stream_id).await?;
+                                    if actual != version {
+                                        // Rolled back on return; the writer handed this head is
+                                        // refused by the trigger and takes the locked path.
+                                        return Err(StoreError::Conflict {
+                                            stream_id: stream_id.to_string(),
+                                            expected: expected_text(expectation),
+                                            actual,
+                                        });
+                                    }
+                                }
+                                tx.commit().await.map_err(db_err("committing the append"))?;
+                            }
+                            return Ok(vec![event]);
+                        }
+                        // Dropping a transaction rolls back whatever it holds.
+                        drop(tx);
+                        drop(permit);
                     }
                     let mut tx = self.begin_write().await?;
                     if create {
@@ -546,13 +632,17 @@ macro_rules! backend {
                     }
                     // The head row is the ledger's lock: every writer reads and moves it inside
                     // this transaction, so seq is gapless and totally ordered.
-                    // The head lock and the first expected stream's version in one round trip:
-                    // statements per append, not fsync alone, bound the append rate.
+                    // The head lock and the first two expected streams' versions in one round
+                    // trip (the CLI expects two): statements per append, not fsync alone, bound
+                    // the append rate.
                     let combined = SQL
                         .lock_head_with_stream
                         .zip(expected.first().map(|(stream, _)| stream.as_str()));
                     let head = match combined {
-                        Some((sql, stream)) => sqlx::query(sql).bind(&ledger).bind(stream),
+                        Some((sql, first)) => {
+                            let second = expected.get(1).map_or(first, |(stream, _)| stream);
+                            sqlx::query(sql).bind(&ledger).bind(first).bind(second)
+                        }
                         None => sqlx::query(SQL.lock_head).bind(&ledger),
                     }
                     .fetch_optional(&mut *tx)
@@ -587,39 +677,38 @@ macro_rules! backend {
                         }
                     }
 
-                    // The CLI's common append (one event on the one stream it expects at a
-                    // known version) with the version check in the insert, where the backend
-                    // can: no separate version read under the lock.
-                    if let (Some(sql), Some((stream_id, expectation, version))) = (
-                        SQL.insert_one_at_version,
-                        one_known_version(expected, &events),
-                    ) {
+                    // One event on a stream at a known version (the CLI's appends), with the
+                    // version checks in the insert where the backend can: no separate version
+                    // reads under the lock.
+                    if let (Some(sql), Some(append)) =
+                        (SQL.insert_one_at_version, one_append(expected, &events))
+                    {
                         let new = events.into_iter().next().expect("one event");
                         let event = StoredEvent::seal(
                             ledger_id,
                             head_seq as u64 + 1,
-                            version + 1,
+                            append.version + 1,
                             Uuid::now_v7(),
                             recorded_at,
                             prev_hash,
                             new,
                         );
                         debug_assert_eq!(event.computed_hash(), event.hash);
-                        let moved = bind_event(sql, &ledger, &event)
-                            .bind(version as i64)
+                        let moved = bind_at_version(sql, &ledger, &event, append)
                             .execute(&mut *tx)
                             .await
                             .map_err(db_err("inserting an event"))?;
                         if moved.rows_affected() != 1 {
-                            // The stream is not at the expected version: report the actual
-                            // one (the transaction rolls back, nothing was written).
-                            let actual = self.stream_version(&mut tx, &ledger, stream_id).await?;
-                            check_expected(stream_id, expectation, actual)?;
-                            return Err(StoreError::Conflict {
-                                stream_id: stream_id.to_string(),
-                                expected: expected_text(expectation),
-                                actual,
-                            });
+                            // A stream is not at its expected version: report which, and its
+                            // actual version (the transaction rolls back, nothing was written).
+                            for (stream_id, expectation) in expected {
+                                let actual =
+                                    self.stream_version(&mut tx, &ledger, stream_id).await?;
+                                check_expected(stream_id, *expectation, actual)?;
+                            }
+                            return Err(StoreError::InvalidAppend(
+                                "the insert refused an append whose streams are at their expected versions".into(),
+                            ));
                         }
                         apply_projection(&mut tx, &ledger, &event).await?;
                         tx.commit().await.map_err(db_err("committing the append"))?;
@@ -628,9 +717,10 @@ macro_rules! backend {
 
                     let mut versions: HashMap<String, u64> = HashMap::new();
                     for (index, (stream_id, expectation)) in expected.iter().enumerate() {
-                        let actual = if index == 0 && combined.is_some() {
+                        let actual = if index < 2 && combined.is_some() {
+                            let column = ["stream_version", "stream_version_2"][index];
                             let version: i64 = head
-                                .try_get("stream_version")
+                                .try_get(column)
                                 .map_err(db_err("reading a stream version"))?;
                             version.max(0) as u64
                         } else {
@@ -681,12 +771,14 @@ macro_rules! backend {
                 /// head's row lock and refuses the event if another writer moved the head since
                 /// the read (migrations/postgres/0002), so the chain stays gapless and ordered.
                 /// With `tx`, the statements run in it and the caller commits; with `predicted`
-                /// (a head handed on by this process's previous writer), the read is skipped.
+                /// (a head handed on by this process's previous writer), the read is skipped; the
+                /// caller then confirms the other stream's version under the head lock, since the
+                /// statement's snapshot may predate that writer's commit.
                 ///
-                /// `None` when the event did not go in, whatever the reason (the head moved, the
-                /// stream is not at the expected version, the deadline, an error): the statement
-                /// is atomic, so nothing was written, and the locked path then decides and
-                /// reports from the state under the lock.
+                /// `Ok(None)` when the event did not go in for a reason the locked path must
+                /// judge (the head moved, a stream is not at its expected version, the deadline,
+                /// a projection this path does not fold): nothing was written, and the locked
+                /// path then decides and reports from the state under the lock.
                 #[allow(clippy::too_many_arguments)]
                 async fn append_one_statement(
                     &self,
@@ -694,12 +786,12 @@ macro_rules! backend {
                     mut tx: Option<&mut sqlx::Transaction<'static, $Db>>,
                     ledger_id: Uuid,
                     ledger: &str,
-                    version: u64,
+                    append: OneAppend<'_>,
                     new: &NewEvent,
                     now: DateTime<Utc>,
                     deadline: Option<DateTime<Utc>>,
                     predicted: Option<crate::store::PredictedHead>,
-                ) -> Option<StoredEvent> {
+                ) -> Result<Option<StoredEvent>, StoreError> {
                     let (head_seq, prev_hash, floor) = match predicted {
                         Some(head) => (head.seq, head.hash, head.recorded_at),
                         None => {
@@ -708,43 +800,66 @@ macro_rules! backend {
                                 Some(tx) => read.fetch_optional(&mut **tx).await,
                                 None => read.fetch_optional(&self.pool).await,
                             }
-                            .ok()??;
-                            let head_time: String = head.try_get("head_recorded_at").ok()?;
-                            (
-                                u64::try_from(head.try_get::<i64, _>("head_seq").ok()?).ok()?,
-                                head.try_get::<Vec<u8>, _>("head_hash")
-                                    .ok()?
-                                    .try_into()
-                                    .ok()?,
-                                parse_timestamp(&head_time)?,
-                            )
+                            .map_err(db_err("reading the ledger head"))?;
+                            // A missing or unreadable head: the locked path reports it.
+                            let Some(head) = head else { return Ok(None) };
+                            let parsed = (|| {
+                                let head_time: String = head.try_get("head_recorded_at").ok()?;
+                                Some((
+                                    u64::try_from(head.try_get::<i64, _>("head_seq").ok()?)
+                                        .ok()?,
+                                    head.try_get::<Vec<u8>, _>("head_hash")
+                                        .ok()?
+                                        .try_into()
+                                        .ok()?,
+                                    parse_timestamp(&head_time)?,
+                                ))
+                            })();
+                            let Some(parsed) = parsed else { return Ok(None) };
+                            parsed
                         }
                     };
                     let recorded_at = now.max(floor);
                     if deadline.is_some_and(|deadline| recorded_at > deadline) {
-                        return None;
+                        return Ok(None);
                     }
                     let event = StoredEvent::seal(
                         ledger_id,
                         head_seq + 1,
-                        version + 1,
+                        append.version + 1,
                         Uuid::now_v7(),
                         recorded_at,
                         prev_hash,
                         new.clone(),
                     );
                     debug_assert_eq!(event.computed_hash(), event.hash);
-                    let mut ops = projection_ops(&event).ok()?;
-                    if ops.len() > 1 {
-                        return None;
+                    let Ok(mut ops) = projection_ops(&event) else {
+                        return Ok(None);
+                    };
+                    // Folded only when it changes the row of the event's own stream: that
+                    // stream's version check (or its unique index) then also guards the row.
+                    let own_row = |op: &ProjectionOp| match op {
+                        ProjectionOp::Insert(row) => row.proposal_id == event.stream_id,
+                        ProjectionOp::Signed { proposal_id, .. }
+                        | ProjectionOp::Status { proposal_id, .. } => {
+                            *proposal_id == event.stream_id
+                        }
+                    };
+                    if ops.len() > 1 || !ops.iter().all(own_row) {
+                        return Ok(None);
                     }
-                    let insert = bind_op(one, ledger, &event, version, ops.pop());
-                    let inserted = match tx {
+                    let insert = bind_op(one, ledger, &event, append, ops.pop());
+                    let inserted = match tx.as_deref_mut() {
                         Some(tx) => insert.fetch_optional(&mut **tx).await,
                         None => insert.fetch_optional(&self.pool).await,
+                    };
+                    match inserted {
+                        Ok(Some(_)) => {}
+                        Ok(None) => return Ok(None),
+                        Err(error) if refused_here(&error) => return Ok(None),
+                        Err(error) => return Err(db_err("inserting an event")(error)),
                     }
-                    .ok()?;
-                    inserted.map(|_| event)
+                    Ok(Some(event))
                 }
 
                 async fn stream_version(
@@ -936,7 +1051,12 @@ backend!(
         // BEGIN IMMEDIATE already holds the database write lock; no row lock needed.
                 lock_head: "SELECT head_seq, head_hash, head_recorded_at FROM ledgers WHERE ledger_id = ?1",
                 // Safe here: BEGIN IMMEDIATE holds the write lock before this read.
-        lock_head_with_stream: Some("SELECT head_seq, head_hash, head_recorded_at, (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?2) AS stream_version FROM ledgers WHERE ledger_id = ?1"),
+        lock_head_with_stream: Some(concat!(
+            "SELECT head_seq, head_hash, head_recorded_at, ",
+            "(SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?2) AS stream_version, ",
+            "(SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?3) AS stream_version_2 ",
+            "FROM ledgers WHERE ledger_id = ?1"
+        )),
         // SQLite has no writable CTE; its head read already carries the stream version.
         // migrations/sqlite/0002: a trigger moves the head with each insert.
         insert_one_at_version: None,
@@ -987,19 +1107,19 @@ backend!(
             proposal_insert: concat!(
                 "WITH inserted AS (", insert_at_version!(), " RETURNING seq), ",
                 "projected AS (INSERT INTO proposals (ledger_id, ", proj_columns!(), ") ",
-                "SELECT $1, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27 FROM inserted) ",
+                "SELECT $1, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29 FROM inserted) ",
                 "SELECT seq FROM inserted"
             ),
             signed: concat!(
                 "WITH inserted AS (", insert_at_version!(), " RETURNING seq), ",
-                "projected AS (UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN $15 ELSE signers || ',' || $15 END, last_seq = $16 ",
-                "WHERE ledger_id = $1 AND proposal_id = $14 AND EXISTS (SELECT 1 FROM inserted)) ",
+                "projected AS (UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN $17 ELSE signers || ',' || $17 END, last_seq = $18 ",
+                "WHERE ledger_id = $1 AND proposal_id = $16 AND EXISTS (SELECT 1 FROM inserted)) ",
                 "SELECT seq FROM inserted"
             ),
             status: concat!(
                 "WITH inserted AS (", insert_at_version!(), " RETURNING seq), ",
-                "projected AS (UPDATE proposals SET status = $15, last_seq = $16 ",
-                "WHERE ledger_id = $1 AND proposal_id = $14 AND EXISTS (SELECT 1 FROM inserted)) ",
+                "projected AS (UPDATE proposals SET status = $17, last_seq = $18 ",
+                "WHERE ledger_id = $1 AND proposal_id = $16 AND EXISTS (SELECT 1 FROM inserted)) ",
                 "SELECT seq FROM inserted"
             ),
         }),
@@ -1082,6 +1202,8 @@ impl sqlite::SqliteStore {
         Ok(Self {
             pool,
             writers: super::writer_turn(url),
+            // SQLite never opens a transaction before its turn (it has no one-statement path).
+            early: std::sync::Arc::new(tokio::sync::Semaphore::new(0)),
         })
     }
 
@@ -1096,6 +1218,9 @@ impl sqlite::SqliteStore {
             .map_err(super::db_err("taking the write lock"))
     }
 }
+
+/// Connections per PostgreSQL store.
+const POOL_CONNECTIONS: u32 = 4;
 
 impl postgres::PostgresStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -1118,7 +1243,7 @@ impl postgres::PostgresStore {
             .map_err(|error| open_err(error.to_string()))?;
         probe.close().await.ok();
         let pool = PgPoolOptions::new()
-            .max_connections(4)
+            .max_connections(POOL_CONNECTIONS)
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect_with(options)
             .await
@@ -1134,6 +1259,7 @@ impl postgres::PostgresStore {
         Ok(Self {
             pool,
             writers: super::writer_turn(url),
+            early: std::sync::Arc::new(tokio::sync::Semaphore::new(POOL_CONNECTIONS as usize - 1)),
         })
     }
 

@@ -60,7 +60,7 @@ pub enum StoreError {
         deadline: String,
         recorded_at: String,
     },
-    #[error("gave up after {seconds} s waiting for this process's other appends to the same database; one of them is stuck")]
+    #[error("gave up after {seconds} s waiting for this process's other appends to the same database to finish")]
     WriterTurnTimeout { seconds: u64 },
     #[error("invalid append: {0}")]
     InvalidAppend(String),
@@ -100,6 +100,16 @@ pub(crate) fn writer_turn(url: &str) -> Arc<tokio::sync::Mutex<WriterTurn>> {
     let turn = Arc::new(tokio::sync::Mutex::new(WriterTurn::default()));
     turns.insert(url.to_string(), Arc::downgrade(&turn));
     turn
+}
+
+/// How this process's appends went (relaxed counters, for tests and diagnostics).
+#[doc(hidden)]
+pub mod stats {
+    use std::sync::atomic::AtomicU64;
+    /// Appends recorded by the one-statement path (PostgreSQL).
+    pub static ONE_STATEMENT: AtomicU64 = AtomicU64::new(0);
+    /// Of those, appends sealed on a head handed on by the previous writer.
+    pub static ON_HANDED_HEAD: AtomicU64 = AtomicU64::new(0);
 }
 
 /// What the holder of a writer turn hands to the next one.
