@@ -20,6 +20,8 @@ DECLARE
     head_seq_now  BIGINT;
     head_hash_now BYTEA;
     head_time_now TEXT;
+    other_stream  TEXT;
+    other_version BIGINT;
 BEGIN
     -- Lock first, compare after: a locking read waits for a writer that holds the row and then
     -- returns the head it committed, where an UPDATE ... WHERE head_seq = ... would judge the
@@ -30,6 +32,20 @@ BEGIN
         OR NEW.recorded_at COLLATE "C" < head_time_now COLLATE "C" THEN
         RAISE EXCEPTION 'rollbook: an event must extend its ledger head (seq = head_seq + 1, prev_hash = head_hash, recorded_at not before the head''s)'
             USING ERRCODE = 'RBH01';
+    END IF;
+    -- A writer may ask, for its transaction, that another stream be at a version when its
+    -- event goes in (rollbook.expect_stream, rollbook.expect_version). Checked here, under the
+    -- head lock and by a query with a fresh snapshot, because the inserting statement's own
+    -- snapshot can predate a commit this lock waited for.
+    other_stream := current_setting('rollbook.expect_stream', true);
+    IF other_stream IS NOT NULL AND other_stream <> '' THEN
+        SELECT COALESCE(MAX(stream_version), 0) INTO other_version
+        FROM events WHERE ledger_id = NEW.ledger_id AND stream_id = other_stream;
+        IF other_version <> current_setting('rollbook.expect_version')::BIGINT THEN
+            RAISE EXCEPTION 'rollbook: stream % is at version %, not the expected %',
+                other_stream, other_version, current_setting('rollbook.expect_version')
+                USING ERRCODE = 'RBV01';
+        END IF;
     END IF;
     UPDATE ledgers
     SET head_seq = NEW.seq, head_hash = NEW.hash, head_recorded_at = NEW.recorded_at

@@ -140,10 +140,16 @@ fn one_append<'a>(
 fn refused_here(error: &sqlx::Error) -> bool {
     // RBH01: the trigger saw another head; 23505: the event's stream version exists already
     // (a stale expectation); 40001/40P01: serialization failure or deadlock, retried locked.
+    // RBV01: the other stream is not at its expected version (the locked path reports it).
     error
         .as_database_error()
         .and_then(|error| error.code())
-        .is_some_and(|code| matches!(code.as_ref(), "RBH01" | "23505" | "40001" | "40P01"))
+        .is_some_and(|code| {
+            matches!(
+                code.as_ref(),
+                "RBH01" | "RBV01" | "23505" | "40001" | "40P01"
+            )
+        })
 }
 
 fn expected_text(expected: ExpectedVersion) -> String {
@@ -224,6 +230,9 @@ pub(super) struct Sql {
 pub(super) struct OneStatement {
     /// The head, unlocked: the trigger re-checks it under the row lock.
     pub read_head: &'static str,
+    /// Asks the insert trigger to check, for the rest of the transaction, that stream $1 is at
+    /// version $2 under the head lock (migrations/postgres/0002).
+    pub expect_other: &'static str,
     pub plain: &'static str,
     pub proposal_insert: &'static str,
     pub signed: &'static str,
@@ -519,9 +528,11 @@ macro_rules! backend {
                                 Some(_) => self.early.clone().try_acquire_owned().ok(),
                                 None => None,
                             };
-                            let tx = match permit {
-                                Some(_) => Some(self.begin_write().await?),
-                                None => None,
+                            let tx = match (permit.as_ref(), one_statement) {
+                                (Some(_), Some((one, append))) => {
+                                    Some(self.begin_expecting(one, append).await?)
+                                }
+                                _ => None,
                             };
                             let turn = tokio::time::timeout(
                                 crate::store::LOCK_TIMEOUT,
@@ -543,7 +554,7 @@ macro_rules! backend {
                         // statement's snapshot cannot see: such an insert runs in a transaction
                         // and the other stream's version is confirmed after the head lock.
                         if tx.is_none() && predicted.is_some() {
-                            tx = Some(self.begin_write().await?);
+                            tx = Some(self.begin_expecting(one, append).await?);
                         }
                         let attempt = self
                             .append_one_statement(
@@ -565,7 +576,7 @@ macro_rules! backend {
                                 crate::store::stats::ON_HANDED_HEAD
                                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             }
-                            if let Some(mut tx) = tx {
+                            if let Some(tx) = tx {
                                 // Hand the head on now, so the next insert overlaps this commit.
                                 turn.predicted = parse_timestamp(&event.recorded_at).map(
                                     |recorded_at| crate::store::PredictedHead {
@@ -576,23 +587,6 @@ macro_rules! backend {
                                     },
                                 );
                                 drop(turn);
-                                if let (Some(_), Some((stream_id, expectation, version))) =
-                                    (predicted, append.other)
-                                {
-                                    // This transaction holds the head lock: the read sees every
-                                    // commit before ours, and no other can change the stream.
-                                    let actual =
-                                        self.stream_version(&mut tx, &ledger, stream_id).await?;
-                                    if actual != version {
-                                        // Rolled back on return; the writer handed this head is
-                                        // refused by the trigger and takes the locked path.
-                                        return Err(StoreError::Conflict {
-                                            stream_id: stream_id.to_string(),
-                                            expected: expected_text(expectation),
-                                            actual,
-                                        });
-                                    }
-                                }
                                 tx.commit().await.map_err(db_err("committing the append"))?;
                             }
                             return Ok(vec![event]);
@@ -771,9 +765,9 @@ macro_rules! backend {
                 /// head's row lock and refuses the event if another writer moved the head since
                 /// the read (migrations/postgres/0002), so the chain stays gapless and ordered.
                 /// With `tx`, the statements run in it and the caller commits; with `predicted`
-                /// (a head handed on by this process's previous writer), the read is skipped; the
-                /// caller then confirms the other stream's version under the head lock, since the
-                /// statement's snapshot may predate that writer's commit.
+                /// (a head handed on by this process's previous writer), the read is skipped; `tx`
+                /// then comes from `begin_expecting`, whose trigger check of the other stream
+                /// does not depend on the statement's snapshot (which may predate that commit).
                 ///
                 /// `Ok(None)` when the event did not go in for a reason the locked path must
                 /// judge (the head moved, a stream is not at its expected version, the deadline,
@@ -860,6 +854,27 @@ macro_rules! backend {
                         Err(error) => return Err(db_err("inserting an event")(error)),
                     }
                     Ok(Some(event))
+                }
+
+                /// A transaction for the one-statement append, in which the insert trigger also
+                /// checks the other expected stream under the head lock: a head handed on before
+                /// its commit is not in the statement's snapshot, so a check in the statement
+                /// could pass on a version that commit changed.
+                async fn begin_expecting(
+                    &self,
+                    one: &OneStatement,
+                    append: OneAppend<'_>,
+                ) -> Result<sqlx::Transaction<'static, $Db>, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    if let Some((stream_id, _, version)) = append.other {
+                        sqlx::query(one.expect_other)
+                            .bind(stream_id)
+                            .bind(version.to_string())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(db_err("setting the expected stream version"))?;
+                    }
+                    Ok(tx)
                 }
 
                 async fn stream_version(
@@ -1103,6 +1118,7 @@ backend!(
         insert_one_at_version: Some(insert_at_version!()),
         one_statement: Some(OneStatement {
             read_head: "SELECT head_seq, head_hash, head_recorded_at FROM ledgers WHERE ledger_id = $1",
+            expect_other: "SELECT set_config('rollbook.expect_stream', $1, true), set_config('rollbook.expect_version', $2, true)",
             plain: concat!("WITH inserted AS (", insert_at_version!(), " RETURNING seq) SELECT seq FROM inserted"),
             proposal_insert: concat!(
                 "WITH inserted AS (", insert_at_version!(), " RETURNING seq), ",
