@@ -56,3 +56,13 @@ $$;
 
 CREATE TRIGGER events_extend_head BEFORE INSERT ON events
     FOR EACH ROW EXECUTE FUNCTION rollbook_extend_head();
+
+-- Raised by a one-statement append whose projection UPDATE found no row in its snapshot (a
+-- concurrent `rebuild` replaced the rows while the statement waited for the head lock): the
+-- whole statement fails, nothing is recorded, and rollbook redoes the append under the lock.
+CREATE FUNCTION rollbook_projection_missed() RETURNS integer LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'rollbook: the projection row changed under this append; retried under the lock'
+        USING ERRCODE = 'RBP01';
+END;
+$$;

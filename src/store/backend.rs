@@ -141,13 +141,14 @@ fn refused_here(error: &sqlx::Error) -> bool {
     // RBH01: the trigger saw another head; 23505: the event's stream version exists already
     // (a stale expectation); 40001/40P01: serialization failure or deadlock, retried locked.
     // RBV01: the other stream is not at its expected version (the locked path reports it).
+    // RBP01: the projection row was not in the statement's snapshot (the locked path redoes it).
     error
         .as_database_error()
         .and_then(|error| error.code())
         .is_some_and(|code| {
             matches!(
                 code.as_ref(),
-                "RBH01" | "RBV01" | "23505" | "40001" | "40P01"
+                "RBH01" | "RBV01" | "RBP01" | "23505" | "40001" | "40P01"
             )
         })
 }
@@ -254,6 +255,16 @@ macro_rules! insert_at_version {
             "WHERE (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = $1 AND stream_id = $3) = $13 ",
             "AND (SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = $1 AND stream_id = $14) = $15"
         )
+    };
+}
+/// PostgreSQL: the end of a one-statement append whose projection change updates a row. An
+/// UPDATE that finds no row version in the statement's snapshot (a `rebuild` replaced the rows
+/// while this statement waited for the head lock) changes nothing, silently: the statement then
+/// fails instead (SQLSTATE RBP01, migrations/postgres/0002), so the event is not recorded without
+/// its projection change, and the locked path, whose statements start after the lock, does both.
+macro_rules! updated_row_or_refuse {
+    () => {
+        "SELECT seq, CASE WHEN EXISTS (SELECT 1 FROM projected) THEN 0 ELSE rollbook_projection_missed() END FROM inserted"
     };
 }
 macro_rules! proj_columns {
@@ -591,8 +602,11 @@ macro_rules! backend {
                             }
                             return Ok(vec![event]);
                         }
-                        // Dropping a transaction rolls back whatever it holds.
-                        drop(tx);
+                        // Roll back now: until then the refused transaction may hold the head
+                        // lock that the locked path is about to wait for.
+                        if let Some(tx) = tx {
+                            tx.rollback().await.ok();
+                        }
                         drop(permit);
                     }
                     let mut tx = self.begin_write().await?;
@@ -1129,14 +1143,14 @@ backend!(
             signed: concat!(
                 "WITH inserted AS (", insert_at_version!(), " RETURNING seq), ",
                 "projected AS (UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN $17 ELSE signers || ',' || $17 END, last_seq = $18 ",
-                "WHERE ledger_id = $1 AND proposal_id = $16 AND EXISTS (SELECT 1 FROM inserted)) ",
-                "SELECT seq FROM inserted"
+                "WHERE ledger_id = $1 AND proposal_id = $16 AND EXISTS (SELECT 1 FROM inserted) RETURNING 1) ",
+                updated_row_or_refuse!()
             ),
             status: concat!(
                 "WITH inserted AS (", insert_at_version!(), " RETURNING seq), ",
                 "projected AS (UPDATE proposals SET status = $17, last_seq = $18 ",
-                "WHERE ledger_id = $1 AND proposal_id = $16 AND EXISTS (SELECT 1 FROM inserted)) ",
-                "SELECT seq FROM inserted"
+                "WHERE ledger_id = $1 AND proposal_id = $16 AND EXISTS (SELECT 1 FROM inserted) RETURNING 1) ",
+                updated_row_or_refuse!()
             ),
         }),
         stream_version: "SELECT COALESCE(MAX(stream_version), 0)::BIGINT FROM events WHERE ledger_id = $1 AND stream_id = $2",
