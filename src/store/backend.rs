@@ -424,7 +424,18 @@ macro_rules! backend {
                 let query = bind_at_version(sql, ledger, event, append);
                 match op {
                     None => query,
-                    Some(ProjectionOp::Insert(row)) => query
+                    Some(op) => bind_op_params(query, op),
+                }
+            }
+
+            /// A projection change's parameters, in the order every statement of it takes
+            /// them after the ledger id (`proj_*`) or after `bind_at_version`'s (`OneStatement`).
+            fn bind_op_params<'q>(
+                query: sqlx::query::Query<'q, $Db, <$Db as sqlx::Database>::Arguments>,
+                op: ProjectionOp,
+            ) -> sqlx::query::Query<'q, $Db, <$Db as sqlx::Database>::Arguments> {
+                match op {
+                    ProjectionOp::Insert(row) => query
                         .bind(row.proposal_id)
                         .bind(row.kind)
                         .bind(row.status)
@@ -439,16 +450,16 @@ macro_rules! backend {
                         .bind(row.signers)
                         .bind(row.first_seq)
                         .bind(row.last_seq),
-                    Some(ProjectionOp::Signed {
+                    ProjectionOp::Signed {
                         proposal_id,
                         key_id,
                         seq,
-                    }) => query.bind(proposal_id).bind(key_id).bind(seq),
-                    Some(ProjectionOp::Status {
+                    } => query.bind(proposal_id).bind(key_id).bind(seq),
+                    ProjectionOp::Status {
                         proposal_id,
                         status,
                         seq,
-                    }) => query.bind(proposal_id).bind(status).bind(seq),
+                    } => query.bind(proposal_id).bind(status).bind(seq),
                 }
             }
 
@@ -458,57 +469,15 @@ macro_rules! backend {
                 event: &StoredEvent,
             ) -> Result<(), StoreError> {
                 for op in projection_ops(event)? {
-                    match op {
-                        ProjectionOp::Insert(row) => {
-                            sqlx::query(SQL.proj_insert)
-                                .bind(ledger)
-                                .bind(row.proposal_id)
-                                .bind(row.kind)
-                                .bind(row.status)
-                                .bind(row.verdict)
-                                .bind(row.proposer)
-                                .bind(row.contracts_requested)
-                                .bind(row.created_at)
-                                .bind(row.expires_at)
-                                .bind(row.signer_set_version)
-                                .bind(row.policy_version)
-                                .bind(row.signature_count)
-                                .bind(row.signers)
-                                .bind(row.first_seq)
-                                .bind(row.last_seq)
-                                .execute(&mut **tx)
-                                .await
-                                .map_err(db_err("inserting a proposal row"))?;
-                        }
-                        ProjectionOp::Signed {
-                            proposal_id,
-                            key_id,
-                            seq,
-                        } => {
-                            sqlx::query(SQL.proj_signed)
-                                .bind(ledger)
-                                .bind(proposal_id)
-                                .bind(key_id)
-                                .bind(seq)
-                                .execute(&mut **tx)
-                                .await
-                                .map_err(db_err("updating a proposal row"))?;
-                        }
-                        ProjectionOp::Status {
-                            proposal_id,
-                            status,
-                            seq,
-                        } => {
-                            sqlx::query(SQL.proj_status)
-                                .bind(ledger)
-                                .bind(proposal_id)
-                                .bind(status)
-                                .bind(seq)
-                                .execute(&mut **tx)
-                                .await
-                                .map_err(db_err("updating a proposal row"))?;
-                        }
-                    }
+                    let (sql, doing) = match &op {
+                        ProjectionOp::Insert(_) => (SQL.proj_insert, "inserting a proposal row"),
+                        ProjectionOp::Signed { .. } => (SQL.proj_signed, "updating a proposal row"),
+                        ProjectionOp::Status { .. } => (SQL.proj_status, "updating a proposal row"),
+                    };
+                    bind_op_params(sqlx::query(sql).bind(ledger), op)
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(db_err(doing))?;
                 }
                 Ok(())
             }
