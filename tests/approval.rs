@@ -330,6 +330,58 @@ fn a_failing_roll_is_recorded_as_failed_and_can_never_be_signed() {
     );
 }
 
+/// A stored report is usually byte-identical to a fresh evaluation's serialization, and the
+/// checker compares bytes first; any other spelling of the same numbers must still agree by
+/// value, within the tolerance, and anything else must be refused with the same messages.
+#[test]
+fn a_stored_report_in_other_bytes_is_compared_by_value() {
+    let desk = desk();
+    let (draft, _) =
+        ProposalDraft::roll(&desk.governance, Uuid::now_v7(), roll_body(9, t0()), t0()).unwrap();
+    let propose = |report: String| {
+        let mut draft = draft.clone();
+        draft.report_json = Some(report);
+        let signature = seal_signature(desk.key("bob"), draft.message());
+        decide_propose(&desk.governance, &draft, signature)
+    };
+    let stored = draft.report_json.clone().unwrap();
+    assert!(propose(stored.clone()).is_ok());
+    let mut value: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    // The same values, other bytes: pretty-printed.
+    let pretty = serde_json::to_string_pretty(&value).unwrap();
+    assert_ne!(pretty, stored);
+    assert!(propose(pretty).is_ok());
+    // A last-digit difference inside the tolerance is accepted; one above it is not.
+    let wacc = value["metrics"]["wacc"].as_f64().unwrap();
+    value["metrics"]["wacc"] = serde_json::json!(wacc * (1.0 + 1e-12));
+    assert!(propose(serde_json::to_string(&value).unwrap()).is_ok());
+    value["metrics"]["wacc"] = serde_json::json!(wacc * (1.0 + 1e-6));
+    assert_refused(
+        propose(serde_json::to_string(&value).unwrap()),
+        "metrics.wacc differs",
+    );
+    // A report that does not parse is named as such, before the body is judged.
+    assert_refused(
+        propose("{}".into()),
+        "the stored sizing report does not parse",
+    );
+    let mut broken = draft.clone();
+    broken.body = "not toml".into();
+    broken.report_json = Some("[]".into());
+    let signature = seal_signature(desk.key("bob"), broken.message());
+    assert_refused(
+        decide_propose(&desk.governance, &broken, signature),
+        "the stored sizing report does not parse",
+    );
+    let mut broken = draft.clone();
+    broken.body = "not toml".into();
+    let signature = seal_signature(desk.key("bob"), broken.message());
+    assert_refused(
+        decide_propose(&desk.governance, &broken, signature),
+        "the proposal body is invalid",
+    );
+}
+
 #[test]
 fn an_outsider_cannot_propose_and_forged_proposals_are_refused() {
     let desk = desk();

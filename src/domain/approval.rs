@@ -498,12 +498,12 @@ pub fn check_recorded(governance: &Governance, recorded: &ProposalRecorded) -> R
     check_recorded_parsed(governance, recorded, None)
 }
 
-/// The parts of a roll's recording that cost real work to read (its TOML body and its stored
-/// sizing report) and depend on nothing but the payload itself, so the auditor's pipeline can
-/// read them ahead, on any core. The rules that use them stay in `check_recorded_parsed`.
+/// The part of a roll's recording that costs real work to read (its TOML body) and depends on
+/// nothing but the payload itself, so the auditor's pipeline can read it ahead, on any core.
+/// The rules that use it stay in `check_recorded_parsed`. (The stored report is not read
+/// ahead: it is usually compared as bytes, see there.)
 #[derive(Debug)]
 pub struct ParsedRoll {
-    report: Result<SizingReport, String>,
     proposal: Result<Proposal, String>,
     /// Pair assertion: the recording this was parsed from (body and report lengths).
     source_bytes: (usize, usize),
@@ -517,7 +517,6 @@ impl ParsedRoll {
         }
         let report_json = recorded.report_json.as_deref()?;
         Some(ParsedRoll {
-            report: serde_json::from_str(report_json).map_err(|error| error.to_string()),
             proposal: Proposal::from_toml_str(&recorded.body).map_err(|error| error.to_string()),
             source_bytes: (recorded.body.len(), report_json.len()),
         })
@@ -605,24 +604,42 @@ pub fn check_recorded_parsed(
                 ),
                 "a ParsedRoll is checked against the recording it was parsed from"
             );
-            let recorded_report = parsed.report.map_err(|error| {
-                Refusal::new(format!("the stored sizing report does not parse: {error}"))
-            })?;
-            let proposal = parsed
-                .proposal
-                .map_err(|error| Refusal::new(format!("the proposal body is invalid: {error}")))?;
-            let fresh = sizing::evaluate_hashed(
-                &proposal,
-                &governance.policy,
-                &governance.policy_hash,
-                created_at,
-            )
-            .map_err(|error| Refusal::new(format!("the proposal body is invalid: {error}")))?;
-            recorded_report.agrees_with(&fresh).map_err(|difference| {
-                Refusal::new(format!(
-                    "the stored sizing report differs from a fresh evaluation: {difference}"
-                ))
-            })?;
+            let report_json = recorded.report_json.as_deref().unwrap_or_default();
+            let fresh = parsed.proposal.as_ref().ok().map(|proposal| {
+                sizing::evaluate_hashed(
+                    proposal,
+                    &governance.policy,
+                    &governance.policy_hash,
+                    created_at,
+                )
+            });
+            // Fast path: the fresh evaluation, all of its numbers finite, serializes to exactly
+            // the stored bytes. The stored report then parses to that same value (serde_json
+            // reads back what it wrote, floats bit for bit: `float_roundtrip`; only non-finite
+            // floats would not, and there are none), so it agrees with the evaluation. Any
+            // other stored report takes the full path: parse it, then compare within tolerance.
+            let same_bytes = matches!(&fresh, Some(Ok(fresh)) if fresh.all_numbers_finite()
+                && serde_json::to_string(fresh).is_ok_and(|json| json == report_json));
+            let fresh = if same_bytes {
+                fresh.and_then(Result::ok).expect("matched above")
+            } else {
+                let recorded_report: SizingReport =
+                    serde_json::from_str(report_json).map_err(|error| {
+                        Refusal::new(format!("the stored sizing report does not parse: {error}"))
+                    })?;
+                let invalid =
+                    |error: String| Refusal::new(format!("the proposal body is invalid: {error}"));
+                parsed.proposal.map_err(invalid)?;
+                let fresh = fresh
+                    .expect("evaluated when the body parsed")
+                    .map_err(|error| invalid(error.to_string()))?;
+                recorded_report.agrees_with(&fresh).map_err(|difference| {
+                    Refusal::new(format!(
+                        "the stored sizing report differs from a fresh evaluation: {difference}"
+                    ))
+                })?;
+                fresh
+            };
             if draft.verdict.as_deref() != Some(fresh.verdict.as_str())
                 || draft.contracts_requested != Some(fresh.contracts_requested)
             {
