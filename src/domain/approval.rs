@@ -357,31 +357,6 @@ impl ProposalDraft {
             None,
         )
     }
-
-    fn from_recorded(
-        ledger_id: Uuid,
-        recorded: &ProposalRecorded,
-    ) -> Result<ProposalDraft, Refusal> {
-        Ok(ProposalDraft {
-            ledger_id,
-            proposal_id: Uuid::parse_str(&recorded.proposal_id).map_err(|_| {
-                Refusal::new(format!(
-                    "proposal id {:?} is not a UUID",
-                    recorded.proposal_id
-                ))
-            })?,
-            kind: recorded.kind,
-            body: recorded.body.clone(),
-            report_json: recorded.report_json.clone(),
-            verdict: recorded.verdict.clone(),
-            contracts_requested: recorded.contracts_requested,
-            policy_version: recorded.policy_version,
-            policy_hash: recorded.policy_hash.clone(),
-            signer_set_version: recorded.signer_set_version,
-            created_at: recorded.created_at.clone(),
-            expires_at: recorded.expires_at.clone(),
-        })
-    }
 }
 
 /// The message a signer signs for `purpose` on a recorded proposal (reason: vetoes only).
@@ -530,7 +505,15 @@ pub fn check_recorded_parsed(
     recorded: &ProposalRecorded,
     parsed: Option<ParsedRoll>,
 ) -> Result<(), Refusal> {
-    let draft = ProposalDraft::from_recorded(governance.ledger_id, recorded)?;
+    // Read in place: the recording's body and report are kilobytes, and a verifier checks
+    // every recording.
+    let draft = recorded;
+    let proposal_id = Uuid::parse_str(&recorded.proposal_id).map_err(|_| {
+        Refusal::new(format!(
+            "proposal id {:?} is not a UUID",
+            recorded.proposal_id
+        ))
+    })?;
     if draft.signer_set_version != governance.set.version {
         return Err(Refusal::new(format!(
             "proposal is bound to signer set v{}, but v{} is in force",
@@ -558,7 +541,18 @@ pub fn check_recorded_parsed(
             "expires_at is not created_at + the policy's {ttl} s time to live"
         )));
     }
-    let digest = draft.subject_digest();
+    let digest = subject_digest(&SubjectInput {
+        ledger_id: &governance.ledger_id,
+        proposal_id: &proposal_id,
+        kind: draft.kind.as_str(),
+        body: &draft.body,
+        report_json: draft.report_json.as_deref(),
+        policy_hash: &draft.policy_hash,
+        policy_version: draft.policy_version,
+        signer_set_version: draft.signer_set_version,
+        created_at: &draft.created_at,
+        expires_at: &draft.expires_at,
+    });
     if to_hex(&digest) != recorded.subject_digest {
         return Err(Refusal::new(
             "subject_digest does not match the proposal's content",
@@ -578,7 +572,7 @@ pub fn check_recorded_parsed(
     check_proposal_signature(
         &Binding {
             ledger_id: governance.ledger_id,
-            proposal_id: draft.proposal_id,
+            proposal_id,
             set_version: draft.signer_set_version,
             digest: &digest,
         },
@@ -732,12 +726,30 @@ pub struct Tally {
 /// Counts distinct keys of the set in force that signed (the proposer only when the policy says
 /// so); for a signer-set motion also K of the next set and every newly added key.
 pub fn tally(governance: &Governance, state: &ProposalState) -> Result<Tally, Refusal> {
+    tally_with(governance, state, None)
+}
+
+/// `tally` as if `cosigner` had co-signed after the signatures `state` holds (what a new
+/// co-signature decides; no copy of the proposal, whose body and report are kilobytes).
+fn tally_with(
+    governance: &Governance,
+    state: &ProposalState,
+    cosigner: Option<&str>,
+) -> Result<Tally, Refusal> {
     let proposer_counts = governance.policy.approval.proposer_counts;
+    let cosigners = || {
+        state
+            .cosignatures
+            .iter()
+            .map(|c| c.key_id.as_str())
+            .chain(cosigner)
+    };
+    let has_signed = |key_id: &str| state.proposer() == key_id || cosigners().any(|c| c == key_id);
     let mut signers: Vec<&str> = Vec::new();
     if proposer_counts {
         signers.push(state.proposer());
     }
-    signers.extend(state.cosignatures.iter().map(|c| c.key_id.as_str()));
+    signers.extend(cosigners());
     // Distinct raw keys of a set: a key id maps to exactly one member, and members have
     // distinct keys, so counting distinct members counts distinct raw public keys.
     let count_in = |set: &ActiveSet, signers: &[&str]| -> Vec<String> {
@@ -760,7 +772,7 @@ pub fn tally(governance: &Governance, state: &ProposalState) -> Result<Tally, Re
         .set
         .signers
         .iter()
-        .filter(|member| !state.has_signed(&member.key_id))
+        .filter(|member| !has_signed(&member.key_id))
         .map(|member| member.name.clone())
         .collect();
     let mut pending_requirement = None;
@@ -768,7 +780,7 @@ pub fn tally(governance: &Governance, state: &ProposalState) -> Result<Tally, Re
         // The next set's count proves its keys are held; the proposer's own signature proves
         // that as well as any, so it counts here. Maker-checker applies to the set in force.
         let mut all_signers: Vec<&str> = vec![state.proposer()];
-        all_signers.extend(state.cosignatures.iter().map(|c| c.key_id.as_str()));
+        all_signers.extend(cosigners());
         let counted_next = count_in(&next, &all_signers);
         let new_members: Vec<&str> = next
             .signers
@@ -781,7 +793,7 @@ pub fn tally(governance: &Governance, state: &ProposalState) -> Result<Tally, Re
             .iter()
             .filter(|member| {
                 new_members.contains(&member.key_id.as_str())
-                    && !state.cosignatures.iter().any(|c| c.key_id == member.key_id)
+                    && !cosigners().any(|c| c == member.key_id)
             })
             .map(|member| member.name.clone())
             .collect();
@@ -805,7 +817,7 @@ pub fn tally(governance: &Governance, state: &ProposalState) -> Result<Tally, Re
         }
         satisfied = satisfied && next_ok && unsigned_new.is_empty();
         for member in &next.signers {
-            if !state.has_signed(&member.key_id) && !missing.contains(&member.name) {
+            if !has_signed(&member.key_id) && !missing.contains(&member.name) {
                 missing.push(member.name.clone());
             }
         }
@@ -916,13 +928,7 @@ pub fn decide_sign(
         cosign_purpose(state.recorded.kind),
         None,
     )?;
-    let mut after = state.clone();
-    after.cosignatures.push(CoSignature {
-        key_id: key_id.clone(),
-        recorded_at: format_timestamp(now),
-        seq: 0,
-    });
-    let tally = tally(governance, &after)?;
+    let tally = tally_with(governance, state, Some(&key_id))?;
     let mut events = vec![Event::ProposalSigned(ProposalSigned {
         proposal_id: state.id.to_string(),
         signature,
