@@ -86,3 +86,23 @@ proptest! {
         prop_assert!(check_inclusion(&proof, None).is_err());
     }
 }
+
+/// A failure in the first lines of a long export ends the whole pipeline (reader, workers,
+/// auditor) at once, with the first failure, whatever is still being read or prepared.
+#[test]
+fn an_early_failure_in_a_long_export_ends_the_walk() {
+    let mut text = format!("{HEADER}\n");
+    for _ in 2..20_000 {
+        text.push_str("{\"type\":\"event\",\"seq\":1}\n");
+    }
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let outcome = verify_export(Cursor::new(text.into_bytes()), |_| {});
+        let _ = done_tx.send(outcome.err().map(|error| error.to_string()));
+    });
+    let error = done_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the verification ended")
+        .expect("a broken export is refused");
+    assert!(error.contains("line 2:"), "{error}");
+}

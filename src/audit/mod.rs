@@ -173,9 +173,9 @@ pub struct FileVerification {
     pub exported_at: String,
 }
 
-/// Events per chunk of the verification pipeline: bounds memory (one chunk being prepared, one
-/// being audited) while giving each worker enough work per hand-off.
-const PIPELINE_CHUNK_EVENTS: usize = 1024;
+/// Batches read but not yet audited, at most: bounds the pipeline's memory (3,072 events)
+/// while keeping every worker busy.
+const PIPELINE_BATCHES_IN_FLIGHT: usize = 192;
 
 /// Worker threads per pipeline phase: every core, within reason.
 const PIPELINE_WORKERS_MAX: usize = 16;
@@ -291,84 +291,42 @@ fn prepare_line(raw: RawLine, keys: &mut KeyBook, verified: &mut Vec<[u8; 32]>) 
 /// recordings cost far more than co-signatures), large enough to make claiming cheap.
 const PIPELINE_BATCH_LINES: usize = 16;
 
-/// What one pipeline stage hands to the auditor: the chunk's items in order, and the memo keys
-/// of the signatures in it that `verify_strict` accepted.
-struct PreparedChunk {
-    items: Vec<Item>,
-    verified: HashSet<[u8; 32]>,
-}
+/// One batch after a worker prepared it: its index, items in order, and the memo keys of the
+/// signatures in it that `verify_strict` accepted.
+type PreparedBatch = (u64, Vec<Item>, HashSet<[u8; 32]>);
 
-/// One batch of a chunk after a worker prepared it: its index, items and verified memo keys.
-type PreparedBatch = (usize, Vec<Item>, Vec<[u8; 32]>);
-
-/// Everything about a chunk that does not depend on the replay, on `workers` threads that claim
-/// batches of lines in turn; then, in order, the keys of the signer sets it carries are learned
-/// for the chunks after it.
-fn prepare_chunk(lines: Vec<RawLine>, keys: &mut KeyBook, workers: usize) -> PreparedChunk {
-    let mut batches: Vec<Vec<RawLine>> = Vec::new();
-    let mut rest = lines.into_iter().peekable();
-    while rest.peek().is_some() {
-        batches.push(rest.by_ref().take(PIPELINE_BATCH_LINES).collect());
-    }
-    let count = batches.len();
-    let queue = std::sync::Mutex::new(batches.into_iter().enumerate());
-    let (snapshot, queue) = (&*keys, &queue);
-    let mut done: Vec<PreparedBatch> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers.min(count).max(1))
-            .map(|_| {
-                scope.spawn(move || {
-                    let mut local = snapshot.clone();
-                    let mut out = Vec::new();
-                    loop {
-                        let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
-                        let Some((index, batch)) = next else {
-                            break;
-                        };
-                        let mut verified = Vec::new();
-                        let items = batch
-                            .into_iter()
-                            .map(|raw| prepare_line(raw, &mut local, &mut verified))
-                            .collect();
-                        out.push((index, items, verified));
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().expect("a verification worker panicked"))
-            .collect()
-    });
-    done.sort_unstable_by_key(|(index, _, _)| *index);
-    let mut items = Vec::with_capacity(count * PIPELINE_BATCH_LINES);
-    let mut verified = HashSet::new();
-    for (_, batch_items, batch_verified) in done {
-        items.extend(batch_items);
-        verified.extend(batch_verified);
-    }
-    for item in &items {
-        if let Item::Event(prepared) = item {
-            if let Some(json) = prepared.payload().and_then(|p| p.signer_set_json()) {
-                keys.learn_set(json);
+/// Prepares one batch of lines with the keys known so far (`keys`, shared by the workers). The
+/// sets a line carries are learned at once, so the batches after it (on any worker) can
+/// verify their signatures ahead too; a signature whose key a worker does not know yet is
+/// verified by the auditor in place, which is correct but not parallel.
+fn prepare_batch(
+    lines: Vec<RawLine>,
+    keys: &std::sync::RwLock<KeyBook>,
+) -> (Vec<Item>, HashSet<[u8; 32]>) {
+    let mut local = keys.read().map(|book| book.clone()).unwrap_or_default();
+    let mut verified = Vec::new();
+    let items = lines
+        .into_iter()
+        .map(|raw| {
+            let known = local.keys.len();
+            let item = prepare_line(raw, &mut local, &mut verified);
+            if local.keys.len() != known {
+                if let Ok(mut shared) = keys.write() {
+                    shared
+                        .keys
+                        .extend(local.keys.iter().map(|(id, key)| (id.clone(), *key)));
+                }
             }
-        }
-    }
-    PreparedChunk { items, verified }
+            item
+        })
+        .collect();
+    (items, verified.into_iter().collect())
 }
 
-/// Reads the next chunk of lines; empty at the end of the file (or after an unreadable line).
-fn read_lines<R: BufRead>(reader: &mut LineReader<R>, finished: &mut bool) -> Vec<RawLine> {
-    // The first chunk is one batch, so that the genesis set's keys are known to every worker
-    // from the second chunk on (a signature whose key a worker does not know yet is verified
-    // by the auditor instead, which is correct but not parallel).
-    let limit = if reader.line_number <= 1 {
-        PIPELINE_BATCH_LINES
-    } else {
-        PIPELINE_CHUNK_EVENTS
-    };
-    let mut lines = Vec::new();
-    while !*finished && lines.len() < limit {
+/// Reads the next batch of lines; empty at the end of the file (or after an unreadable line).
+fn read_batch<R: BufRead>(reader: &mut LineReader<R>, finished: &mut bool) -> Vec<RawLine> {
+    let mut lines = Vec::with_capacity(PIPELINE_BATCH_LINES);
+    while !*finished && lines.len() < PIPELINE_BATCH_LINES {
         match reader.next_line() {
             Ok(Some(text)) => lines.push(RawLine::Text(reader.line_number, text)),
             Ok(None) => *finished = true,
@@ -384,14 +342,15 @@ fn read_lines<R: BufRead>(reader: &mut LineReader<R>, finished: &mut bool) -> Ve
 /// Verifies an export file, streaming: header, every event through the auditor, the checkpoint.
 /// `progress` is called with the number of events verified so far, every 4096 events.
 ///
-/// Pipelined: while the auditor replays one chunk of events in order, a stage prepares the
-/// next on every core: parses and hashes each line, parses payloads and roll bodies, and
-/// verifies signatures (`verify_strict`), handing over the triples that passed so the auditor
-/// skips the curve arithmetic for exactly those. Every rule runs in order on the auditing
-/// thread, on the prepared values; nothing prepared depends on an earlier event.
+/// Pipelined, with no barrier: this thread reads batches of lines; a worker per core takes
+/// the next batch, parses and hashes each line, parses payloads and roll bodies, and verifies
+/// signatures (`verify_strict`), handing over the triples that passed so the auditor skips the
+/// curve arithmetic for exactly those; the auditing thread takes the prepared batches back in
+/// order and runs every rule on them. Nothing prepared depends on an earlier event. At most
+/// `PIPELINE_BATCHES_IN_FLIGHT` batches are read and not yet audited.
 pub fn verify_export(
     input: impl BufRead,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(u64) + Send,
 ) -> Result<FileVerification, VerifyError> {
     let mut reader = LineReader::new(input);
     let first = reader
@@ -476,42 +435,77 @@ pub fn verify_export(
         Ok(())
     };
 
-    let outcome = std::thread::scope(|scope| -> Result<(), VerifyError> {
-        // The key book travels with the stage: each chunk learns from the ones before it.
-        let mut keys = KeyBook::default();
-        let mut finished_reading = false;
-        let mut ready: Option<PreparedChunk> = None;
-        // Read ahead: the lines of the chunk after the one being prepared are read while the
-        // workers prepare, so reading never leaves the cores idle.
-        let mut lines = read_lines(&mut reader, &mut finished_reading);
-        loop {
-            let in_flight = (!lines.is_empty()).then(|| {
-                let mut book = std::mem::take(&mut keys);
-                let chunk_lines = std::mem::take(&mut lines);
-                scope.spawn(move || {
-                    let chunk = prepare_chunk(chunk_lines, &mut book, workers);
-                    (chunk, book)
-                })
-            });
-            match ready.take() {
-                Some(chunk) => {
-                    crate::domain::governance::set_verified_memo(chunk.verified);
-                    audit_chunk(chunk.items, &mut auditor, &mut checkpoint)?;
-                }
-                None if in_flight.is_none() => return Ok(()),
-                None => {}
+    use std::sync::mpsc;
+    // The keys of every signer set seen so far, and the batches read and not yet taken.
+    let keys = std::sync::RwLock::new(KeyBook::default());
+    let (batch_tx, batch_rx) = mpsc::sync_channel::<(u64, Vec<RawLine>)>(workers * 2);
+    // Held by the workers only: when the last one stops (the auditor stopped at a failure), the
+    // reader's next send fails instead of waiting for a taker.
+    let batch_rx = std::sync::Arc::new(std::sync::Mutex::new(batch_rx));
+    let outcome = std::thread::scope(
+        |scope| -> Result<(Auditor, Option<CheckpointLine>), VerifyError> {
+            let (done_tx, done_rx) = mpsc::channel::<PreparedBatch>();
+            // One token per batch in flight: the reader takes one per batch, the auditor gives it
+            // back once the batch is audited (and drops them all when it stops).
+            let (token_tx, token_rx) = mpsc::sync_channel::<()>(PIPELINE_BATCHES_IN_FLIGHT);
+            for _ in 0..PIPELINE_BATCHES_IN_FLIGHT {
+                token_tx
+                    .send(())
+                    .expect("the token channel holds every token");
             }
-            let Some(stage) = in_flight else {
-                return Ok(());
-            };
-            lines = read_lines(&mut reader, &mut finished_reading);
-            let (chunk, book) = stage.join().expect("the verification stage panicked");
-            keys = book;
-            ready = Some(chunk);
-        }
-    });
-    crate::domain::governance::set_verified_memo(Default::default());
-    outcome?;
+            let keys = &keys;
+            for _ in 0..workers {
+                let (done_tx, batch_rx) = (done_tx.clone(), std::sync::Arc::clone(&batch_rx));
+                scope.spawn(move || loop {
+                    let next = batch_rx.lock().ok().and_then(|rx| rx.recv().ok());
+                    let Some((index, lines)) = next else {
+                        return;
+                    };
+                    let (items, verified) = prepare_batch(lines, keys);
+                    if done_tx.send((index, items, verified)).is_err() {
+                        return;
+                    }
+                });
+            }
+            drop((done_tx, batch_rx));
+            type Audited = Result<(Auditor, Option<CheckpointLine>), VerifyError>;
+            let auditing = scope.spawn(move || -> Audited {
+                let mut waiting: std::collections::BTreeMap<u64, (Vec<Item>, HashSet<[u8; 32]>)> =
+                    Default::default();
+                let mut next = 0u64;
+                let outcome = (|| -> Result<(), VerifyError> {
+                    for (index, items, verified) in done_rx.iter() {
+                        waiting.insert(index, (items, verified));
+                        while let Some((items, verified)) = waiting.remove(&next) {
+                            crate::domain::governance::set_verified_memo(verified);
+                            audit_chunk(items, &mut auditor, &mut checkpoint)?;
+                            next += 1;
+                            // The reader may be gone already (it read the whole file).
+                            let _ = token_tx.send(());
+                        }
+                    }
+                    Ok(())
+                })();
+                crate::domain::governance::set_verified_memo(Default::default());
+                outcome.map(|()| (auditor, checkpoint))
+            });
+            let mut finished = false;
+            let mut index = 0u64;
+            while !finished {
+                if token_rx.recv().is_err() {
+                    break; // the auditor stopped at a failure
+                }
+                let lines = read_batch(&mut reader, &mut finished);
+                if lines.is_empty() || batch_tx.send((index, lines)).is_err() {
+                    break;
+                }
+                index += 1;
+            }
+            drop(batch_tx);
+            auditing.join().expect("the auditing thread panicked")
+        },
+    );
+    let (auditor, checkpoint) = outcome?;
 
     let last = auditor.events();
     let checkpoint = checkpoint.ok_or_else(|| {

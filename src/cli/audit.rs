@@ -161,7 +161,7 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-fn progress_printer() -> impl FnMut(u64) {
+fn progress_printer() -> impl FnMut(u64) + Send {
     let tty = std::io::stderr().is_terminal();
     move |events| {
         if tty {
