@@ -86,6 +86,17 @@ fn main() {
     let work_path = match &kept {
         Some(dir) => {
             std::fs::create_dir_all(dir).unwrap();
+            // Ledgers and exports of an earlier run would be refused (`init` on a database
+            // that holds a ledger) or mixed in: start from none.
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if [".db", ".db-wal", ".db-shm", ".jsonl"]
+                    .iter()
+                    .any(|end| name.ends_with(end))
+                {
+                    std::fs::remove_file(entry.path()).unwrap();
+                }
+            }
             dir.clone()
         }
         None => temporary.path().to_path_buf(),

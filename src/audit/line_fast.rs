@@ -13,6 +13,10 @@
 //! recorded roll's line (about 8 KB, mostly one escaped payload) once.
 
 use super::export::EventLine;
+use crate::domain::events::{
+    Event, ProposalCommitted, ProposalKind, ProposalRecorded, ProposalSigned, SignatureEnvelope,
+    SCHEMA_VERSION,
+};
 
 /// The event line `text` holds when `text` is exactly its canonical serialization.
 pub(crate) fn parse_event(text: &str) -> Option<EventLine> {
@@ -70,6 +74,117 @@ pub(crate) fn parse_event(text: &str) -> Option<EventLine> {
     })
 }
 
+/// The payload of an event of one of the three types a ledger is mostly made of, when the
+/// payload is exactly serde_json's canonical serialization of it (the writer's spelling);
+/// `None` for anything else, which `Event::from_payload` then reads and judges. The contract,
+/// checked by the differential tests at the end of this file: whenever this returns
+/// `Some(event)`, `Event::from_payload` returns `Ok(event)`.
+///
+/// Why: a verifier parses every payload, and serde_json decodes a roll's escaped body and
+/// report a few bytes at a time.
+pub(crate) fn parse_payload(
+    event_type: &str,
+    schema_version: u32,
+    payload: &[u8],
+) -> Option<Event> {
+    if schema_version != SCHEMA_VERSION {
+        return None;
+    }
+    let mut reader = Reader {
+        bytes: payload,
+        at: 0,
+    };
+    let event = match event_type {
+        "proposal.signed" => {
+            reader.literal(b"{\"proposal_id\":")?;
+            let proposal_id = reader.string()?;
+            reader.literal(b",\"signature\":")?;
+            let signature = reader.envelope()?;
+            Event::ProposalSigned(ProposalSigned {
+                proposal_id,
+                signature,
+            })
+        }
+        "proposal.committed" => {
+            reader.literal(b"{\"proposal_id\":")?;
+            let proposal_id = reader.string()?;
+            reader.literal(b",\"counted_signers\":[")?;
+            let mut counted_signers = Vec::new();
+            if reader.literal(b"]").is_none() {
+                loop {
+                    counted_signers.push(reader.string()?);
+                    if reader.literal(b"]").is_some() {
+                        break;
+                    }
+                    reader.literal(b",")?;
+                }
+            }
+            reader.literal(b",\"signer_set_version\":")?;
+            let signer_set_version = reader.integer()?;
+            reader.literal(b",\"threshold\":")?;
+            let threshold = u32::try_from(reader.integer()?).ok()?;
+            Event::ProposalCommitted(ProposalCommitted {
+                proposal_id,
+                counted_signers,
+                signer_set_version,
+                threshold,
+            })
+        }
+        "proposal.recorded" => {
+            reader.literal(b"{\"proposal_id\":")?;
+            let proposal_id = reader.string()?;
+            reader.literal(b",\"kind\":")?;
+            let kind = match reader.string()?.as_str() {
+                "roll" => ProposalKind::Roll,
+                "signer_set" => ProposalKind::SignerSet,
+                "policy" => ProposalKind::Policy,
+                _ => return None,
+            };
+            reader.literal(b",\"body\":")?;
+            let body = reader.string()?;
+            reader.literal(b",\"report_json\":")?;
+            let report_json = reader.nullable(Reader::string)?;
+            reader.literal(b",\"verdict\":")?;
+            let verdict = reader.nullable(Reader::string)?;
+            reader.literal(b",\"contracts_requested\":")?;
+            let contracts_requested =
+                reader.nullable(|reader| u32::try_from(reader.integer()?).ok())?;
+            reader.literal(b",\"policy_version\":")?;
+            let policy_version = reader.integer()?;
+            reader.literal(b",\"policy_hash\":")?;
+            let policy_hash = reader.string()?;
+            reader.literal(b",\"signer_set_version\":")?;
+            let signer_set_version = reader.integer()?;
+            reader.literal(b",\"created_at\":")?;
+            let created_at = reader.string()?;
+            reader.literal(b",\"expires_at\":")?;
+            let expires_at = reader.string()?;
+            reader.literal(b",\"subject_digest\":")?;
+            let subject_digest = reader.string()?;
+            reader.literal(b",\"signature\":")?;
+            let signature = reader.envelope()?;
+            Event::ProposalRecorded(ProposalRecorded {
+                proposal_id,
+                kind,
+                body,
+                report_json,
+                verdict,
+                contracts_requested,
+                policy_version,
+                policy_hash,
+                signer_set_version,
+                created_at,
+                expires_at,
+                subject_digest,
+                signature,
+            })
+        }
+        _ => return None,
+    };
+    reader.literal(b"}")?;
+    (reader.at == payload.len()).then_some(event)
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -95,6 +210,31 @@ const CLASS: [u8; 256] = {
 };
 
 impl Reader<'_> {
+    /// `null`, or what `read` reads.
+    fn nullable<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        if self.literal(b"null").is_some() {
+            Some(None)
+        } else {
+            read(self).map(Some)
+        }
+    }
+
+    /// A signature envelope: `{"key_id":..,"message":..,"signature":..}`.
+    fn envelope(&mut self) -> Option<SignatureEnvelope> {
+        self.literal(b"{\"key_id\":")?;
+        let key_id = self.string()?;
+        self.literal(b",\"message\":")?;
+        let message = self.string()?;
+        self.literal(b",\"signature\":")?;
+        let signature = self.string()?;
+        self.literal(b"}")?;
+        Some(SignatureEnvelope {
+            key_id,
+            message,
+            signature,
+        })
+    }
+
     fn literal(&mut self, expected: &[u8]) -> Option<()> {
         let rest = self.bytes.get(self.at..)?;
         if rest.starts_with(expected) {
@@ -179,8 +319,9 @@ impl Reader<'_> {
             }
         }
         self.at = at;
-        // The input is a str, and every escape decodes to one ASCII byte, so runs are cut only
-        // at ASCII bytes: the output is UTF-8 (checked anyway; a failure takes the serde path).
+        // Every escape decodes to one ASCII byte, so runs are cut only at ASCII bytes: the
+        // output is UTF-8 exactly when the input's runs are (a str's always are; a payload's
+        // bytes are checked here, and a failure takes the serde path).
         String::from_utf8(out).ok()
     }
 }
@@ -327,8 +468,151 @@ mod tests {
         .prop_map(|chars| chars.into_iter().collect())
     }
 
+    fn envelope(text: String) -> SignatureEnvelope {
+        SignatureEnvelope {
+            key_id: text.clone(),
+            message: "00ff".into(),
+            signature: text,
+        }
+    }
+
+    /// The serde reading `parse_payload` must agree with.
+    fn serde_payload(event_type: &str, payload: &[u8]) -> Result<Event, String> {
+        Event::from_payload(event_type, SCHEMA_VERSION, payload).map_err(|e| e.to_string())
+    }
+
+    fn payload_samples(text: String, number: u64, small: u32) -> Vec<(&'static str, Event)> {
+        let recorded = |report: Option<String>, verdict: Option<String>, contracts: Option<u32>| {
+            Event::ProposalRecorded(ProposalRecorded {
+                proposal_id: text.clone(),
+                kind: [
+                    ProposalKind::Roll,
+                    ProposalKind::SignerSet,
+                    ProposalKind::Policy,
+                ][(number % 3) as usize],
+                body: format!("[roll]\nnote = \"{text}\"\n"),
+                report_json: report,
+                verdict,
+                contracts_requested: contracts,
+                policy_version: number,
+                policy_hash: text.clone(),
+                signer_set_version: u64::from(small),
+                created_at: "2026-12-02T10:00:00.000000Z".into(),
+                expires_at: text.clone(),
+                subject_digest: "ab".repeat(32),
+                signature: envelope(text.clone()),
+            })
+        };
+        vec![
+            (
+                "proposal.signed",
+                Event::ProposalSigned(ProposalSigned {
+                    proposal_id: text.clone(),
+                    signature: envelope(text.clone()),
+                }),
+            ),
+            (
+                "proposal.committed",
+                Event::ProposalCommitted(ProposalCommitted {
+                    proposal_id: text.clone(),
+                    counted_signers: (0..(number % 4)).map(|i| format!("{text}{i}")).collect(),
+                    signer_set_version: number,
+                    threshold: small,
+                }),
+            ),
+            (
+                "proposal.recorded",
+                recorded(
+                    Some(format!("{{\"a\":\"{text}\"}}")),
+                    Some("pass".into()),
+                    Some(small),
+                ),
+            ),
+            ("proposal.recorded", recorded(None, None, None)),
+        ]
+    }
+
+    fn payload_text(event: &Event) -> String {
+        match event {
+            Event::ProposalSigned(e) => serde_json::to_string(e),
+            Event::ProposalCommitted(e) => serde_json::to_string(e),
+            Event::ProposalRecorded(e) => serde_json::to_string(e),
+            _ => unreachable!("only these are sampled"),
+        }
+        .unwrap()
+    }
+
+    #[test]
+    fn payloads_of_other_types_and_versions_are_left_to_serde() {
+        let (event_type, event) = payload_samples("x".into(), 1, 2).remove(0);
+        let text = payload_text(&event);
+        assert_eq!(
+            parse_payload(event_type, SCHEMA_VERSION, text.as_bytes()),
+            Some(event)
+        );
+        assert_eq!(
+            parse_payload(event_type, SCHEMA_VERSION + 1, text.as_bytes()),
+            None
+        );
+        assert_eq!(
+            parse_payload("proposal.withdrawn", SCHEMA_VERSION, text.as_bytes()),
+            None
+        );
+        assert_eq!(
+            parse_payload("proposal.committed", SCHEMA_VERSION, text.as_bytes()),
+            None
+        );
+        for trailing in ["x", " ", "}"] {
+            let longer = format!("{text}{trailing}");
+            assert_eq!(
+                parse_payload(event_type, SCHEMA_VERSION, longer.as_bytes()),
+                None
+            );
+        }
+        let spaced = text.replacen(':', ": ", 1);
+        assert_eq!(
+            parse_payload(event_type, SCHEMA_VERSION, spaced.as_bytes()),
+            None
+        );
+        assert!(serde_payload(event_type, spaced.as_bytes()).is_ok());
+        let mut invalid = text.clone().into_bytes();
+        let at = text.find("\"x\"").unwrap() + 1;
+        invalid[at] = 0xff;
+        assert_eq!(parse_payload(event_type, SCHEMA_VERSION, &invalid), None);
+        assert!(serde_payload(event_type, &invalid).is_err());
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Every canonical payload of the three types reads back to itself, as serde reads it.
+        #[test]
+        fn canonical_payloads_read_back(text in any_text(), number in any::<u64>(), small in any::<u32>()) {
+            for (event_type, event) in payload_samples(text, number, small) {
+                let payload = payload_text(&event);
+                prop_assert_eq!(parse_payload(event_type, SCHEMA_VERSION, payload.as_bytes()), Some(event.clone()));
+                prop_assert_eq!(serde_payload(event_type, payload.as_bytes()), Ok(event));
+            }
+        }
+
+        /// Any edit of a canonical payload: whenever the fast reader accepts it, serde accepts
+        /// it too, with the same value.
+        #[test]
+        fn payload_edits_never_make_the_fast_reader_disagree(text in any_text(), sample in 0usize..4, at in any::<prop::sample::Index>(), edit in 0u8..4, insert in prop_oneof![Just('\\'), Just('"'), Just('u'), Just('0'), Just(','), Just('n'), Just(']'), Just('}'), Just(' '), any::<char>()]) {
+            let (event_type, event) = payload_samples(text, 7, 3).remove(sample);
+            let mut chars: Vec<char> = payload_text(&event).chars().collect();
+            let i = at.index(chars.len() + usize::from(edit == 1)); // inserts may go last
+            match edit {
+                0 => { chars.remove(i); }
+                1 => chars.insert(i, insert),
+                2 => chars[i] = insert,
+                _ => { chars.insert(i, insert); chars.insert(i, '\\'); }
+            }
+            let edited: String = chars.into_iter().collect();
+            if let Some(fast) = parse_payload(event_type, SCHEMA_VERSION, edited.as_bytes()) {
+                prop_assert_eq!(serde_payload(event_type, edited.as_bytes()), Ok(fast));
+            }
+        }
 
         /// Every canonical line reads back to itself.
         #[test]
