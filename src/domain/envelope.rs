@@ -107,8 +107,46 @@ pub fn format_timestamp(at: DateTime<Utc>) -> String {
 
 /// Parses only the canonical form, so that one instant has exactly one accepted spelling.
 pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    let parsed = DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc);
-    (format_timestamp(parsed) == text).then_some(parsed)
+    // The common case, `YYYY-MM-DDTHH:MM:SS.ffffffZ` with every field in range, read by hand
+    // (a verifier parses several timestamps per event); anything else, leap seconds included,
+    // by chrono and a comparison with the canonical spelling. Tests hold the two together.
+    canonical_timestamp_fast(text).or_else(|| {
+        let parsed = DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc);
+        (format_timestamp(parsed) == text).then_some(parsed)
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` with a real date and a time without a leap second.
+fn canonical_timestamp_fast(text: &str) -> Option<DateTime<Utc>> {
+    let bytes: &[u8; 27] = text.as_bytes().try_into().ok()?;
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        bytes[range].iter().try_fold(0u32, |value, &digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| value * 10 + u32::from(digit - b'0'))
+        })
+    };
+    let separators = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (26, b'Z'),
+    ];
+    if separators.iter().any(|&(at, byte)| bytes[at] != byte) {
+        return None;
+    }
+    let date =
+        chrono::NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)?;
+    let time = chrono::NaiveTime::from_hms_micro_opt(
+        number(11..13)?,
+        number(14..16)?,
+        number(17..19)?,
+        number(20..26)?,
+    )?;
+    Some(date.and_time(time).and_utc())
 }
 
 /// Why a chain does not verify, with the first seq where it breaks.
@@ -275,6 +313,57 @@ impl ChainVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand-read timestamps agree with chrono's reading and the canonical spelling, for
+    /// every field at and around its limits, and leave the rest to the slow path.
+    #[test]
+    fn hand_read_timestamps_agree_with_chrono() {
+        let slow = |text: &str| {
+            let parsed = DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc);
+            (format_timestamp(parsed) == text).then_some(parsed)
+        };
+        let mut texts = Vec::new();
+        for year in [
+            "0000", "0001", "1969", "1970", "2024", "2026", "2100", "9999",
+        ] {
+            for month in ["00", "01", "02", "12", "13"] {
+                for day in ["00", "01", "28", "29", "30", "31", "32"] {
+                    for time in [
+                        "00:00:00.000000",
+                        "23:59:59.999999",
+                        "23:59:60.000000",
+                        "24:00:00.000000",
+                        "12:60:00.000000",
+                        "12:00:61.000000",
+                    ] {
+                        texts.push(format!("{year}-{month}-{day}T{time}Z"));
+                    }
+                }
+            }
+        }
+        for odd in [
+            "2026-12-02T10:00:00.000000z",
+            "2026-12-02 10:00:00.000000Z",
+            "2026-12-02T10:00:00.00000Z",
+            "2026-12-02T10:00:00.000000+00:00",
+            "2026-12-02T10:00:00Z",
+            "+2026-12-0T10:00:00.000000Z",
+            "2026-1a-02T10:00:00.000000Z",
+            "2026-12-02T10:00:00.0000001Z",
+            "",
+        ] {
+            texts.push(odd.to_string());
+        }
+        let mut fast_answers = 0;
+        for text in &texts {
+            if let Some(fast) = canonical_timestamp_fast(text) {
+                fast_answers += 1;
+                assert_eq!(slow(text), Some(fast), "{text}");
+            }
+            assert_eq!(parse_timestamp(text), slow(text), "{text}");
+        }
+        assert!(fast_answers > 100);
+    }
     use chrono::TimeZone;
 
     fn chain(count: u64) -> Vec<StoredEvent> {
