@@ -186,13 +186,20 @@ const PIPELINE_WORKERS_MAX: usize = 16;
 #[derive(Default, Clone)]
 struct KeyBook {
     keys: HashMap<String, PublicKey>,
+    /// Counts every change, so a worker copies the shared book only when it changed.
+    generation: u64,
 }
 
 impl KeyBook {
-    fn learn_set(&mut self, json: &str) {
+    /// Learns the keys of a signer set (none from a set that is not one: too many signers,
+    /// malformed), appending the entries it added or changed to `learned`.
+    fn learn_set(&mut self, json: &str, learned: &mut Vec<(String, PublicKey)>) {
         let Ok(set) = serde_json::from_str::<crate::domain::events::SignerSet>(json) else {
             return;
         };
+        if set.signers.len() > crate::domain::governance::SIGNERS_MAX {
+            return;
+        }
         for signer in set.signers {
             let Ok(bytes) = crate::crypto::hex::from_hex32(&signer.public_key) else {
                 continue;
@@ -205,7 +212,9 @@ impl KeyBook {
                 continue;
             }
             if let Ok(key) = PublicKey::from_bytes_checked(&bytes) {
+                learned.push((signer.key_id.clone(), key));
                 self.keys.insert(signer.key_id, key);
+                self.generation += 1;
             }
         }
     }
@@ -245,7 +254,12 @@ enum Item {
 /// Parses, hashes and prepares one line; verifies its signature when the signer's key is
 /// already known (`keys`, learning from sets the line carries). A signature whose key is not
 /// known yet is left to the auditor, which verifies it in place.
-fn prepare_line(raw: RawLine, keys: &mut KeyBook, verified: &mut Vec<[u8; 32]>) -> Item {
+fn prepare_line(
+    raw: RawLine,
+    keys: &mut KeyBook,
+    learned: &mut Vec<(String, PublicKey)>,
+    verified: &mut Vec<[u8; 32]>,
+) -> Item {
     let (line, text) = match raw {
         RawLine::Unreadable(line, reason) => {
             return Item::Bad {
@@ -271,7 +285,7 @@ fn prepare_line(raw: RawLine, keys: &mut KeyBook, verified: &mut Vec<[u8; 32]>) 
                 let prepared = Prepared::new(event);
                 if let Some(payload) = prepared.payload() {
                     if let Some(json) = payload.signer_set_json() {
-                        keys.learn_set(json);
+                        keys.learn_set(json, learned);
                     }
                     if let Some((key, message, signature)) =
                         payload.signature().and_then(|e| keys.triple(e))
@@ -295,32 +309,64 @@ const PIPELINE_BATCH_LINES: usize = 16;
 /// signatures in it that `verify_strict` accepted.
 type PreparedBatch = (u64, Vec<Item>, HashSet<[u8; 32]>);
 
-/// Prepares one batch of lines with the keys known so far (`keys`, shared by the workers). The
-/// sets a line carries are learned at once, so the batches after it (on any worker) can
-/// verify their signatures ahead too; a signature whose key a worker does not know yet is
-/// verified by the auditor in place, which is correct but not parallel.
+/// Prepares one batch of lines with the keys known so far: `local`, this worker's copy of
+/// the shared book, refreshed when the shared book changed. The sets a line carries are
+/// learned into both at once, so the batches after it (on any worker) can verify their
+/// signatures ahead too; a signature whose key a worker does not know yet is verified by the
+/// auditor in place, which is correct but not parallel.
 fn prepare_batch(
     lines: Vec<RawLine>,
-    keys: &std::sync::RwLock<KeyBook>,
+    shared: &std::sync::RwLock<KeyBook>,
+    local: &mut KeyBook,
 ) -> (Vec<Item>, HashSet<[u8; 32]>) {
-    let mut local = keys.read().map(|book| book.clone()).unwrap_or_default();
+    if let Ok(book) = shared.read() {
+        if book.generation != local.generation {
+            local.clone_from(&book);
+        }
+    }
     let mut verified = Vec::new();
+    let mut learned = Vec::new();
     let items = lines
         .into_iter()
         .map(|raw| {
-            let known = local.keys.len();
-            let item = prepare_line(raw, &mut local, &mut verified);
-            if local.keys.len() != known {
-                if let Ok(mut shared) = keys.write() {
-                    shared
-                        .keys
-                        .extend(local.keys.iter().map(|(id, key)| (id.clone(), *key)));
+            let item = prepare_line(raw, local, &mut learned, &mut verified);
+            if !learned.is_empty() {
+                if let Ok(mut book) = shared.write() {
+                    book.generation += learned.len() as u64;
+                    book.keys.extend(learned.drain(..));
                 }
+                learned.clear();
             }
             item
         })
         .collect();
     (items, verified.into_iter().collect())
+}
+
+/// `prepare_batch`, with a panic (a bug) turned into a refusal of the batch's first line, so
+/// that the auditor, waiting for this batch, reports it instead of waiting forever.
+fn prepare_batch_or_refuse(
+    lines: Vec<RawLine>,
+    shared: &std::sync::RwLock<KeyBook>,
+    local: &mut KeyBook,
+) -> (Vec<Item>, HashSet<[u8; 32]>) {
+    let first_line = match lines.first() {
+        Some(RawLine::Text(line, _) | RawLine::Unreadable(line, _)) => *line,
+        None => 0,
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        prepare_batch(lines, shared, local)
+    }))
+    .unwrap_or_else(|_| {
+        // The worker's copy may be half-updated: start it afresh.
+        *local = KeyBook::default();
+        let item = Item::Bad {
+            line: first_line,
+            reason: "rollbook failed internally while reading this batch of lines (a bug: please report it with the export)".into(),
+            seq_hint: None,
+        };
+        (vec![item], HashSet::new())
+    })
 }
 
 /// Reads the next batch of lines; empty at the end of the file (or after an unreadable line).
@@ -456,14 +502,17 @@ pub fn verify_export(
             let keys = &keys;
             for _ in 0..workers {
                 let (done_tx, batch_rx) = (done_tx.clone(), std::sync::Arc::clone(&batch_rx));
-                scope.spawn(move || loop {
-                    let next = batch_rx.lock().ok().and_then(|rx| rx.recv().ok());
-                    let Some((index, lines)) = next else {
-                        return;
-                    };
-                    let (items, verified) = prepare_batch(lines, keys);
-                    if done_tx.send((index, items, verified)).is_err() {
-                        return;
+                scope.spawn(move || {
+                    let mut local = KeyBook::default();
+                    loop {
+                        let next = batch_rx.lock().ok().and_then(|rx| rx.recv().ok());
+                        let Some((index, lines)) = next else {
+                            return;
+                        };
+                        let (items, verified) = prepare_batch_or_refuse(lines, keys, &mut local);
+                        if done_tx.send((index, items, verified)).is_err() {
+                            return;
+                        }
                     }
                 });
             }
