@@ -3,6 +3,7 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -82,6 +83,8 @@ both_backends!(
     expectations_on_another_stream_hold_under_queueing,
     many_tasks_on_one_store_all_append,
     rebuilds_during_appends_lose_no_projection_change,
+    a_refused_projection_change_rolls_back_its_event,
+    cancelled_appends_leave_a_valid_chain_and_a_working_store,
 );
 
 #[tokio::test]
@@ -1101,4 +1104,149 @@ async fn rebuilds_during_appends_lose_no_projection_change(db: &TestDb) {
         incremental,
         "rebuilt == incremental"
     );
+}
+
+/// The event and its projection change commit together or not at all, on the path the CLI's
+/// appends take (on SQLite the insert, the change and the commit travel as one command), and a
+/// refused append leaves the store's connection usable: nothing of an open transaction lingers.
+async fn a_refused_projection_change_rolls_back_its_event(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    store
+        .append(
+            ledger,
+            false,
+            &[("p1".into(), ExpectedVersion::NoStream)],
+            vec![recorded("p1", "pass")],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let before = all_events(&store, ledger).await;
+    let row_before = store.proposal(ledger, "p1").await.unwrap().unwrap();
+    // An injected fault: the projection's UPDATE fails after the event's insert went in.
+    if db.backend == "sqlite" {
+        db.raw_execute("CREATE TRIGGER injected_fault BEFORE UPDATE ON proposals BEGIN SELECT RAISE(ABORT, 'injected fault'); END")
+            .await
+            .unwrap();
+    } else {
+        db.raw_execute("CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$; CREATE TRIGGER injected_fault BEFORE UPDATE ON proposals FOR EACH ROW EXECUTE FUNCTION injected_fault()")
+            .await
+            .unwrap();
+    }
+    let signed = || {
+        typed(
+            "p1",
+            Event::ProposalSigned(ProposalSigned {
+                proposal_id: "p1".into(),
+                signature: signature("SHA256:carol"),
+            }),
+        )
+    };
+    let expected = [
+        ("ledger".to_string(), ExpectedVersion::Exact(1)),
+        ("p1".to_string(), ExpectedVersion::Exact(1)),
+    ];
+    for attempt in 0..3 {
+        let error = store
+            .append(ledger, false, &expected, vec![signed()], Utc::now())
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("injected fault"),
+            "attempt {attempt}: {error}"
+        );
+        assert_eq!(
+            all_events(&store, ledger).await,
+            before,
+            "attempt {attempt}"
+        );
+        assert_eq!(store.head(ledger).await.unwrap().unwrap().0, 2);
+        assert_eq!(
+            store.proposal(ledger, "p1").await.unwrap().unwrap(),
+            row_before
+        );
+    }
+    let drop_fault = match db.backend {
+        "sqlite" => "DROP TRIGGER injected_fault",
+        _ => "DROP TRIGGER injected_fault ON proposals",
+    };
+    db.raw_execute(drop_fault).await.unwrap();
+    let stored = store
+        .append(ledger, false, &expected, vec![signed()], Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((stored[0].seq, stored[0].stream_version), (3, 2));
+    let events = all_events(&store, ledger).await;
+    assert_eq!(events.len(), 3);
+    assert_chain(&events);
+    let row = store.proposal(ledger, "p1").await.unwrap().unwrap();
+    assert_eq!(row.signature_count, row_before.signature_count + 1);
+    assert_eq!(row.last_seq, 3);
+}
+
+/// Appends abandoned at every stage (their futures dropped by a timeout, as a cancelled task or
+/// a stopped CLI would) leave whole events or none, a gapless chain, and a store that goes on. A
+/// cancelled append's outcome is unknown to its caller (its commit may already be on its way),
+/// so each goes to a stream of its own, and the checks allow for late commits.
+async fn cancelled_appends_leave_a_valid_chain_and_a_working_store(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    let (mut cancelled, mut completed) = (0, 0);
+    for i in 0..60u64 {
+        let stream = format!("s{i}");
+        let expected = [(stream.clone(), ExpectedVersion::NoStream)];
+        let mut append = Box::pin(store.append(
+            ledger,
+            false,
+            &expected,
+            vec![note(&stream, serde_json::json!({ "i": i }))],
+            Utc::now(),
+        ));
+        // Dropped at its n-th wait, from the first to past the commit: each wait is one step
+        // (the turn, a command to the database, a reply).
+        let stop_at = i % 12;
+        let mut waits = 0;
+        let outcome = std::future::poll_fn(|cx| match append.as_mut().poll(cx) {
+            std::task::Poll::Ready(appended) => std::task::Poll::Ready(Some(appended)),
+            std::task::Poll::Pending if waits == stop_at => std::task::Poll::Ready(None),
+            std::task::Poll::Pending => {
+                waits += 1;
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        drop(append);
+        match outcome {
+            Some(appended) => {
+                appended.unwrap();
+                completed += 1;
+            }
+            None => cancelled += 1,
+        }
+    }
+    assert!(
+        cancelled > 0 && completed > 0,
+        "{cancelled} cancelled, {completed} completed"
+    );
+    let stored = store
+        .append(
+            ledger,
+            false,
+            &[("after".into(), ExpectedVersion::NoStream)],
+            vec![note("after", serde_json::json!({ "after": true }))],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let (head_seq, head_hash) = store.head(ledger).await.unwrap().unwrap();
+    assert!(head_seq >= stored[0].seq);
+    let events = all_events(&store, ledger).await;
+    assert_chain(&events);
+    for (index, event) in events.iter().enumerate() {
+        assert_eq!(event.seq, index as u64 + 1, "gapless");
+        assert_eq!(event.stream_version, 1, "one event per stream");
+    }
+    assert_eq!(events[head_seq as usize - 1].hash, head_hash);
+    assert_eq!(events[stored[0].seq as usize - 1], stored[0]);
 }

@@ -64,6 +64,8 @@ pub enum StoreError {
     WriterTurnTimeout { seconds: u64 },
     #[error("invalid append: {0}")]
     InvalidAppend(String),
+    #[error("the append stopped unexpectedly ({0}); nothing is known to have been written: read the ledger head before retrying")]
+    AppendAborted(String),
     #[error("database error while {doing}: {source}")]
     Database {
         doing: &'static str,
@@ -226,7 +228,23 @@ impl Store {
         deadline: Option<DateTime<Utc>>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         backend::validate_append(expected, &events)?;
-        dispatch!(self, store => store.append(ledger_id, create, expected, events, now, deadline).await)
+        // The append runs to its end on a task of its own, even when the caller stops waiting
+        // (a timeout, a dropped future): a database conversation cut at an arbitrary await can
+        // leave a connection inside a transaction. sqlx's PostgreSQL `begin` cut after its
+        // `BEGIN` was sent queues no rollback, and that connection, back in the pool, then held
+        // the head's row lock of the next autocommit append until the lock timeout
+        // (tests/store.rs, cancelled appends). A caller that stops waiting learns nothing of
+        // the outcome, as with any database write whose reply is lost.
+        let store = self.clone();
+        let expected = expected.to_vec();
+        let appending = tokio::spawn(async move {
+            let store = &store;
+            dispatch!(store, store => store.append(ledger_id, create, &expected, events, now, deadline).await)
+        });
+        match appending.await {
+            Ok(appended) => appended,
+            Err(error) => Err(StoreError::AppendAborted(error.to_string())),
+        }
     }
 
     /// Every ledger id in this database, oldest first.
