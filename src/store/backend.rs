@@ -135,6 +135,27 @@ fn one_append<'a>(
     })
 }
 
+/// The other stream a `TwoTrips` append checks (`Some(None)` when there is none), if the append
+/// has its shape: one event, and expectations on at most its own stream and one other (the head
+/// read carries two stream versions).
+fn two_trip_other<'a>(
+    expected: &'a [(String, ExpectedVersion)],
+    events: &[NewEvent],
+) -> Option<Option<&'a str>> {
+    let [new] = events else {
+        return None;
+    };
+    let mut others = expected
+        .iter()
+        .map(|(stream, _)| stream.as_str())
+        .filter(|stream| *stream != new.stream_id);
+    let other = others.next();
+    if expected.len() > 2 || others.next().is_some() {
+        return None;
+    }
+    Some(other)
+}
+
 /// Why the one-statement append did not go in when that is no error: the locked path then
 /// decides, and reports, from the state under the lock.
 fn refused_here(error: &sqlx::Error) -> bool {
@@ -207,6 +228,9 @@ pub(super) struct Sql {
     /// The common append as one autocommit statement after an unlocked head read, where the
     /// backend can (PostgreSQL's writable CTEs): see `OneStatement`.
     pub one_statement: Option<OneStatement>,
+    /// The locked append in two commands to the connection, where the backend runs several
+    /// statements in one (SQLite): see `TwoTrips`.
+    pub two_trips: Option<TwoTrips>,
     pub stream_version: &'static str,
     pub insert_event: &'static str,
     pub select_page: &'static str,
@@ -240,6 +264,27 @@ pub(super) struct OneStatement {
     pub status: &'static str,
 }
 
+/// SQLite's locked append of one event in two commands instead of four. sqlx runs each SQLite
+/// command on the connection's own thread, and a command's round trip to that thread (two
+/// thread wake-ups) costs more CPU than the statements themselves (BENCHMARKS.md, append), so
+/// the statements of each side of the seal travel together: `BEGIN IMMEDIATE` with the head
+/// read, and the insert with its projection change and `COMMIT`. The write lock is held from
+/// the first command to the `COMMIT`, exactly as in the four-command path; these commands run
+/// on a connection held by `OpenWrite`, which rolls back (or, failing that, closes the
+/// connection) when the append stops before its commit.
+pub(super) struct TwoTrips {
+    /// `BEGIN IMMEDIATE`, then the head and the versions of the event's stream (?2) and the
+    /// other expected stream (?3; the event's own stream again when there is none).
+    pub begin_and_read: &'static str,
+    /// The event's insert (?1..?12, `event_columns!()` order), then `COMMIT`.
+    pub plain: &'static str,
+    /// The insert, the projection change with its parameters from ?13 in `bind_op_params`
+    /// order (the ledger id shared as ?1), then `COMMIT`; one per kind of change.
+    pub proposal_insert: &'static str,
+    pub signed: &'static str,
+    pub status: &'static str,
+}
+
 macro_rules! event_columns {
     () => {
         "ledger_id, seq, stream_id, stream_version, event_id, event_type, schema_version, recorded_at, actor, payload, prev_hash, hash"
@@ -265,6 +310,15 @@ macro_rules! insert_at_version {
 macro_rules! updated_row_or_refuse {
     () => {
         "SELECT seq, CASE WHEN EXISTS (SELECT 1 FROM projected) THEN 0 ELSE rollbook_projection_missed() END FROM inserted"
+    };
+}
+macro_rules! sqlite_insert_event {
+    () => {
+        concat!(
+            "INSERT INTO events (",
+            event_columns!(),
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+        )
     };
 }
 macro_rules! proj_columns {
@@ -364,6 +418,68 @@ macro_rules! backend {
                     first_seq: row.try_get("first_seq").map_err(read)?,
                     last_seq: row.try_get("last_seq").map_err(read)?,
                 })
+            }
+
+            /// The head read under the write lock: its seq, its hash, and the time the next
+            /// event records (`now`, or the head's time if that is later: clock skew between
+            /// machines must not make time run backwards on the chain), refused after `deadline`.
+            fn locked_head(
+                head: &$Row,
+                now: DateTime<Utc>,
+                deadline: Option<DateTime<Utc>>,
+            ) -> Result<(i64, [u8; 32], DateTime<Utc>), StoreError> {
+                let head_seq: i64 = head
+                    .try_get("head_seq")
+                    .map_err(db_err("reading the ledger head"))?;
+                let prev_hash = hash32(
+                    head_seq,
+                    "head_hash",
+                    head.try_get("head_hash")
+                        .map_err(db_err("reading the ledger head"))?,
+                )?;
+                let head_time: String = head
+                    .try_get("head_recorded_at")
+                    .map_err(db_err("reading the ledger head"))?;
+                let floor = parse_timestamp(&head_time).ok_or_else(|| StoreError::CorruptRow {
+                    seq: head_seq,
+                    reason: format!("head_recorded_at {head_time:?} is not canonical"),
+                })?;
+                let recorded_at = now.max(floor);
+                if let Some(deadline) = deadline {
+                    if recorded_at > deadline {
+                        return Err(StoreError::DeadlinePassed {
+                            deadline: format_timestamp(deadline),
+                            recorded_at: format_timestamp(recorded_at),
+                        });
+                    }
+                }
+                Ok((head_seq, prev_hash, recorded_at))
+            }
+
+            /// A pooled connection inside a transaction that `TwoTrips` opened with its own
+            /// `BEGIN` (sqlx does not track it). Until `open` is cleared by the commit, it must
+            /// not go back to the pool as it is: `roll_back` ends the transaction, and a drop
+            /// while it is still open (the append failed and so did the rollback, or the
+            /// append's future was cancelled) closes the connection, which rolls back.
+            struct OpenWrite {
+                conn: sqlx::pool::PoolConnection<$Db>,
+                open: bool,
+            }
+
+            impl OpenWrite {
+                async fn roll_back(&mut self) {
+                    if sqlx::query("ROLLBACK").execute(&mut *self.conn).await.is_ok() {
+                        self.open = false;
+                    }
+                }
+            }
+
+            impl Drop for OpenWrite {
+                fn drop(&mut self) {
+                    if self.open {
+                        self.conn.close_on_drop();
+                    }
+                }
             }
 
             /// `sql` with an event's columns bound as $1..$12, in `event_columns!()` order.
@@ -578,6 +694,17 @@ macro_rules! backend {
                         }
                         drop(permit);
                     }
+                    if let Some(trips) = SQL.two_trips.as_ref().filter(|_| !create) {
+                        if let Some(other) = two_trip_other(expected, &events) {
+                            let new = events.into_iter().next().expect("one event");
+                            let event = self
+                                .append_two_trips(
+                                    trips, ledger_id, &ledger, expected, other, new, now, deadline,
+                                )
+                                .await?;
+                            return Ok(vec![event]);
+                        }
+                    }
                     let mut tx = self.begin_write().await?;
                     if create {
                         // One ledger per database: creation is exclusive (the table lock on
@@ -626,33 +753,7 @@ macro_rules! backend {
                     .await
                     .map_err(db_err("locking the ledger head"))?
                     .ok_or(StoreError::NoSuchLedger(ledger_id))?;
-                    let head_seq: i64 = head
-                        .try_get("head_seq")
-                        .map_err(db_err("reading the ledger head"))?;
-                    let mut prev_hash = hash32(
-                        head_seq,
-                        "head_hash",
-                        head.try_get("head_hash")
-                            .map_err(db_err("reading the ledger head"))?,
-                    )?;
-                    let head_time: String = head
-                        .try_get("head_recorded_at")
-                        .map_err(db_err("reading the ledger head"))?;
-                    let floor =
-                        parse_timestamp(&head_time).ok_or_else(|| StoreError::CorruptRow {
-                            seq: head_seq,
-                            reason: format!("head_recorded_at {head_time:?} is not canonical"),
-                        })?;
-                    // Clock skew between machines must not make time run backwards on the chain.
-                    let recorded_at = now.max(floor);
-                    if let Some(deadline) = deadline {
-                        if recorded_at > deadline {
-                            return Err(StoreError::DeadlinePassed {
-                                deadline: format_timestamp(deadline),
-                                recorded_at: format_timestamp(recorded_at),
-                            });
-                        }
-                    }
+                    let (head_seq, mut prev_hash, recorded_at) = locked_head(&head, now, deadline)?;
 
                     // One event on a stream at a known version (the CLI's appends), with the
                     // version checks in the insert where the backend can: no separate version
@@ -837,6 +938,109 @@ macro_rules! backend {
                         Err(error) => return Err(db_err("inserting an event")(error)),
                     }
                     Ok(Some(event))
+                }
+
+                /// `TwoTrips`: `BEGIN IMMEDIATE` and the head read in one command, the event
+                /// sealed on that head, and its insert, projection change and `COMMIT` in the
+                /// next. Everything the four-command path checks is checked here, under the same
+                /// write lock; any failure rolls the transaction back.
+                #[allow(clippy::too_many_arguments)]
+                async fn append_two_trips(
+                    &self,
+                    trips: &TwoTrips,
+                    ledger_id: Uuid,
+                    ledger: &str,
+                    expected: &[(String, ExpectedVersion)],
+                    other: Option<&str>,
+                    new: NewEvent,
+                    now: DateTime<Utc>,
+                    deadline: Option<DateTime<Utc>>,
+                ) -> Result<StoredEvent, StoreError> {
+                    let conn = self
+                        .pool
+                        .acquire()
+                        .await
+                        .map_err(db_err("taking a connection for the append"))?;
+                    let mut write = OpenWrite { conn, open: true };
+                    let appended = async {
+                        let rows = sqlx::query(trips.begin_and_read)
+                            .bind(ledger)
+                            .bind(&new.stream_id)
+                            .bind(other.unwrap_or(&new.stream_id))
+                            .fetch_all(&mut *write.conn)
+                            .await
+                            .map_err(db_err("taking the write lock and reading the ledger head"))?;
+                        let head = rows.first().ok_or(StoreError::NoSuchLedger(ledger_id))?;
+                        let (head_seq, prev_hash, recorded_at) = locked_head(head, now, deadline)?;
+                        let version = |column: &str| -> Result<u64, StoreError> {
+                            let version: i64 = head
+                                .try_get(column)
+                                .map_err(db_err("reading a stream version"))?;
+                            Ok(version.max(0) as u64)
+                        };
+                        let (own, second) = (version("stream_version")?, version("stream_version_2")?);
+                        for (stream_id, expectation) in expected {
+                            let actual = if *stream_id == new.stream_id { own } else { second };
+                            check_expected(stream_id, *expectation, actual)?;
+                        }
+                        let event = StoredEvent::seal(
+                            ledger_id,
+                            head_seq as u64 + 1,
+                            own + 1,
+                            Uuid::now_v7(),
+                            recorded_at,
+                            prev_hash,
+                            new,
+                        );
+                        debug_assert_eq!(event.computed_hash(), event.hash);
+                        let mut ops = projection_ops(&event)?;
+                        if ops.len() > 1 {
+                            // No event projects more than one change today; should one, its
+                            // statements run one by one in the same transaction.
+                            bind_event(SQL.insert_event, ledger, &event)
+                                .execute(&mut *write.conn)
+                                .await
+                                .map_err(db_err("inserting an event"))?;
+                            for op in ops {
+                                let sql = match &op {
+                                    ProjectionOp::Insert(_) => SQL.proj_insert,
+                                    ProjectionOp::Signed { .. } => SQL.proj_signed,
+                                    ProjectionOp::Status { .. } => SQL.proj_status,
+                                };
+                                bind_op_params(sqlx::query(sql).bind(ledger), op)
+                                    .execute(&mut *write.conn)
+                                    .await
+                                    .map_err(db_err("updating a proposal row"))?;
+                            }
+                            sqlx::query("COMMIT")
+                                .execute(&mut *write.conn)
+                                .await
+                                .map_err(db_err("committing the append"))?;
+                            return Ok(event);
+                        }
+                        let op = ops.pop();
+                        let sql = match &op {
+                            None => trips.plain,
+                            Some(ProjectionOp::Insert(_)) => trips.proposal_insert,
+                            Some(ProjectionOp::Signed { .. }) => trips.signed,
+                            Some(ProjectionOp::Status { .. }) => trips.status,
+                        };
+                        let query = bind_event(sql, ledger, &event);
+                        match op {
+                            None => query,
+                            Some(op) => bind_op_params(query, op),
+                        }
+                        .execute(&mut *write.conn)
+                        .await
+                        .map_err(db_err("inserting and committing an event"))?;
+                        Ok(event)
+                    }
+                    .await;
+                    match appended {
+                        Ok(_) => write.open = false,
+                        Err(_) => write.roll_back().await,
+                    }
+                    appended
                 }
 
                 /// A transaction for the one-statement append, in which the insert trigger also
@@ -1059,8 +1263,33 @@ backend!(
         // migrations/sqlite/0002: a trigger moves the head with each insert.
         insert_one_at_version: None,
         one_statement: None,
+        two_trips: Some(TwoTrips {
+            begin_and_read: concat!(
+                "BEGIN IMMEDIATE; ",
+                "SELECT head_seq, head_hash, head_recorded_at, ",
+                "(SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?2) AS stream_version, ",
+                "(SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?3) AS stream_version_2 ",
+                "FROM ledgers WHERE ledger_id = ?1"
+            ),
+            plain: concat!(sqlite_insert_event!(), "; COMMIT"),
+            proposal_insert: concat!(
+                sqlite_insert_event!(), "; ",
+                "INSERT INTO proposals (ledger_id, ", proj_columns!(), ") VALUES (?1, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26); ",
+                "COMMIT"
+            ),
+            signed: concat!(
+                sqlite_insert_event!(), "; ",
+                "UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN ?14 ELSE signers || ',' || ?14 END, last_seq = ?15 WHERE ledger_id = ?1 AND proposal_id = ?13; ",
+                "COMMIT"
+            ),
+            status: concat!(
+                sqlite_insert_event!(), "; ",
+                "UPDATE proposals SET status = ?14, last_seq = ?15 WHERE ledger_id = ?1 AND proposal_id = ?13; ",
+                "COMMIT"
+            ),
+        }),
         stream_version: "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?2",
-        insert_event: concat!("INSERT INTO events (", event_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"),
+        insert_event: sqlite_insert_event!(),
         select_page: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
         select_stream: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = ?1 AND stream_id = ?2 ORDER BY stream_version"),
         ledger_ids: "SELECT ledger_id FROM ledgers ORDER BY created_at, ledger_id",
@@ -1099,6 +1328,7 @@ backend!(
         // holder committed: the version check cannot miss one (unlike a subquery of the lock).
         // migrations/postgres/0002: the insert's trigger moves the head.
         insert_one_at_version: Some(insert_at_version!()),
+        two_trips: None,
         one_statement: Some(OneStatement {
             read_head: "SELECT head_seq, head_hash, head_recorded_at FROM ledgers WHERE ledger_id = $1",
             expect_other: "SELECT set_config('rollbook.expect_stream', $1, true), set_config('rollbook.expect_version', $2, true)",
