@@ -1250,3 +1250,78 @@ async fn cancelled_appends_leave_a_valid_chain_and_a_working_store(db: &TestDb) 
     assert_eq!(events[head_seq as usize - 1].hash, head_hash);
     assert_eq!(events[stored[0].seq as usize - 1], stored[0]);
 }
+
+/// Below `Store`'s own task: SQLite's two-command append (`TwoTrips`) dropped at each of its
+/// awaits, including between its two commands, leaves no transaction open on the pooled
+/// connection (`OpenWrite` closes it), so the next append neither fails nor waits.
+#[tokio::test]
+async fn sqlite_two_command_appends_cut_at_every_await_leave_no_open_transaction() {
+    let db = TestDb::sqlite();
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    let Store::Sqlite(inner) = &store else {
+        unreachable!("a sqlite:// URL opens SQLite")
+    };
+    let (mut cancelled, mut completed) = (0, 0);
+    for i in 0..40u64 {
+        let stream = format!("s{i}");
+        let expected = [
+            ("ledger".to_string(), ExpectedVersion::Exact(1)),
+            (stream.clone(), ExpectedVersion::NoStream),
+        ];
+        let mut append = Box::pin(inner.append(
+            ledger,
+            false,
+            &expected,
+            vec![note(&stream, serde_json::json!({ "i": i }))],
+            Utc::now(),
+            None,
+        ));
+        let stop_at = i % 8;
+        let mut waits = 0;
+        let outcome = std::future::poll_fn(|cx| match append.as_mut().poll(cx) {
+            std::task::Poll::Ready(appended) => std::task::Poll::Ready(Some(appended)),
+            std::task::Poll::Pending if waits == stop_at => std::task::Poll::Ready(None),
+            std::task::Poll::Pending => {
+                waits += 1;
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        drop(append);
+        match outcome {
+            Some(appended) => {
+                appended.unwrap();
+                completed += 1;
+            }
+            None => cancelled += 1,
+        }
+        // The next append goes through at once: a transaction left open on the pooled
+        // connection would make its BEGIN IMMEDIATE fail ("cannot start a transaction within a
+        // transaction"), or hold the write lock it waits for.
+        let probe = format!("probe{i}");
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            store.append(
+                ledger,
+                false,
+                &[(probe.clone(), ExpectedVersion::NoStream)],
+                vec![note(&probe, serde_json::json!({}))],
+                Utc::now(),
+            ),
+        )
+        .await
+        .expect("the append after a cut one waited")
+        .unwrap_or_else(|error| panic!("after cut {i} (at wait {stop_at}): {error}"));
+    }
+    assert!(
+        cancelled > 0 && completed > 0,
+        "{cancelled} cancelled, {completed} completed"
+    );
+    let events = all_events(&store, ledger).await;
+    assert_chain(&events);
+    assert_eq!(
+        store.head(ledger).await.unwrap().unwrap().0,
+        events.len() as u64
+    );
+}

@@ -272,6 +272,10 @@ pub(super) struct OneStatement {
 /// the first command to the `COMMIT`, exactly as in the four-command path; these commands run
 /// on a connection held by `OpenWrite`, which rolls back (or, failing that, closes the
 /// connection) when the append stops before its commit.
+///
+/// Each string holds several statements, so it must run with `fetch_all` or `execute`, which
+/// step every statement until one fails: `fetch_one` and `fetch_optional` stop sqlx's worker
+/// after the first row, and the statements after it (the `COMMIT`) would silently not run.
 pub(super) struct TwoTrips {
     /// `BEGIN IMMEDIATE`, then the head and the versions of the event's stream (?2) and the
     /// other expected stream (?3; the event's own stream again when there is none).

@@ -64,8 +64,8 @@ pub enum StoreError {
     WriterTurnTimeout { seconds: u64 },
     #[error("invalid append: {0}")]
     InvalidAppend(String),
-    #[error("the append stopped unexpectedly ({0}); nothing is known to have been written: read the ledger head before retrying")]
-    AppendAborted(String),
+    #[error("the write stopped unexpectedly ({0}); whether it committed is unknown: read the ledger head before retrying")]
+    WriteAborted(String),
     #[error("database error while {doing}: {source}")]
     Database {
         doing: &'static str,
@@ -218,6 +218,11 @@ impl Store {
 
     /// Like `append`, refused with `DeadlinePassed` when the time recorded on the chain (decided
     /// inside the lock) would be later than `deadline`: nothing commits after its expiry.
+    ///
+    /// Dropping the returned future does not stop the append: it runs to its commit or its
+    /// rollback on a task of its own, and the caller learns nothing of which. A caller that
+    /// retries after giving up must expect the first attempt to have committed (the CLI's
+    /// appends carry expected stream versions, so a second copy is refused as a conflict).
     pub async fn append_before(
         &self,
         ledger_id: Uuid,
@@ -243,7 +248,9 @@ impl Store {
         });
         match appending.await {
             Ok(appended) => appended,
-            Err(error) => Err(StoreError::AppendAborted(error.to_string())),
+            // A bug, not an outcome: it surfaces as the panic it is.
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(StoreError::WriteAborted(error.to_string())),
         }
     }
 
@@ -299,7 +306,18 @@ impl Store {
 
     /// Recomputes the projections of `ledger_id` from its events alone, in one transaction.
     pub async fn rebuild_projections(&self, ledger_id: Uuid) -> Result<u64, StoreError> {
-        dispatch!(self, store => store.rebuild_projections(ledger_id).await)
+        // On a task of its own, as `append_before` explains: a transaction cut at an arbitrary
+        // await could go back to the pool still open.
+        let store = self.clone();
+        let rebuilding = tokio::spawn(async move {
+            let store = &store;
+            dispatch!(store, store => store.rebuild_projections(ledger_id).await)
+        });
+        match rebuilding.await {
+            Ok(rebuilt) => rebuilt,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(StoreError::WriteAborted(error.to_string())),
+        }
     }
 
     /// Projection rows, oldest first, optionally filtered by stored status.
