@@ -1325,3 +1325,117 @@ async fn sqlite_two_command_appends_cut_at_every_await_leave_no_open_transaction
         events.len() as u64
     );
 }
+
+/// migrations/sqlite/0003 rebuilds the events table keyed by seq: a ledger written under the
+/// earlier schema keeps every event byte for byte, its chain, its head and its guards, and
+/// takes new appends.
+#[tokio::test]
+async fn sqlite_ledgers_from_the_earlier_schema_survive_the_seq_rowid_migration() {
+    use rollbook::crypto::canonical::GENESIS_PREV_HASH;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+    use std::path::Path;
+    use std::str::FromStr;
+
+    let db = TestDb::sqlite();
+    // The schema as it was before 0003: the first two migrations only.
+    let earlier = db.dir.path().join("earlier-migrations");
+    std::fs::create_dir(&earlier).unwrap();
+    for name in ["0001_ledger.sql", "0002_chain_head_trigger.sql"] {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations/sqlite")
+            .join(name);
+        std::fs::copy(source, earlier.join(name)).unwrap();
+    }
+    let options = SqliteConnectOptions::from_str(&db.url)
+        .unwrap()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(earlier.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let ledger = Uuid::now_v7();
+    let start = Utc::now();
+    let stamp = rollbook::domain::envelope::format_timestamp(start);
+    sqlx::query("INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) VALUES (?1, 0, ?2, ?3, ?3)")
+        .bind(ledger.to_string())
+        .bind(GENESIS_PREV_HASH.to_vec())
+        .bind(&stamp)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut written = Vec::new();
+    let mut prev = GENESIS_PREV_HASH;
+    for seq in 1..=6u64 {
+        let stream = if seq % 2 == 0 { "a" } else { "b" };
+        let event = StoredEvent::seal(
+            ledger,
+            seq,
+            seq.div_ceil(2),
+            Uuid::now_v7(),
+            start,
+            prev,
+            note(stream, serde_json::json!({ "seq": seq })),
+        );
+        sqlx::query("INSERT INTO events (ledger_id, seq, stream_id, stream_version, event_id, event_type, schema_version, recorded_at, actor, payload, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
+            .bind(ledger.to_string())
+            .bind(event.seq as i64)
+            .bind(&event.stream_id)
+            .bind(event.stream_version as i64)
+            .bind(event.event_id.to_string())
+            .bind(&event.event_type)
+            .bind(event.schema_version as i64)
+            .bind(&event.recorded_at)
+            .bind(&event.actor)
+            .bind(&event.payload)
+            .bind(event.prev_hash.to_vec())
+            .bind(event.hash.to_vec())
+            .execute(&pool)
+            .await
+            .unwrap();
+        prev = event.hash;
+        written.push(event);
+    }
+    pool.close().await;
+
+    let store = Store::open(&db.url).await.unwrap();
+    assert_eq!(all_events(&store, ledger).await, written);
+    assert_eq!(store.head(ledger).await.unwrap().unwrap(), (6, prev));
+    assert_eq!(store.read_stream(ledger, "a").await.unwrap().len(), 3);
+    // The (ledger_id, seq) index is gone; the event-id and stream-version ones remain.
+    let indexes = db
+        .raw_rows("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' ORDER BY name")
+        .await;
+    assert_eq!(indexes.len(), 2, "{indexes:?}");
+    let triggers = db
+        .raw_rows("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events' ORDER BY name")
+        .await;
+    assert_eq!(triggers.len(), 4, "{triggers:?}");
+    for refused in [
+        "UPDATE events SET payload = x'00' WHERE seq = 2",
+        "DELETE FROM events WHERE seq = 6",
+    ] {
+        assert!(db.raw_execute(refused).await.is_err(), "{refused}");
+    }
+    let stored = store
+        .append(
+            ledger,
+            false,
+            &[("a".into(), ExpectedVersion::Exact(3))],
+            vec![note("a", serde_json::json!({ "after": "0003" }))],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((stored[0].seq, stored[0].stream_version), (7, 4));
+    let events = all_events(&store, ledger).await;
+    assert_chain(&events);
+    assert_eq!(&events[..6], &written[..]);
+}
