@@ -219,8 +219,9 @@ impl Store {
     /// Like `append`, refused with `DeadlinePassed` when the time recorded on the chain (decided
     /// inside the lock) would be later than `deadline`: nothing commits after its expiry.
     ///
-    /// Dropping the returned future does not stop the append: it runs to its commit or its
-    /// rollback on a task of its own, and the caller learns nothing of which. A caller that
+    /// A dropped append leaves whole events or none, and the caller learns nothing of which: on
+    /// SQLite it stops where it was and rolls back unless its commit was already sent; on
+    /// PostgreSQL it runs to its commit or its rollback on a task of its own. A caller that
     /// retries after giving up must expect the first attempt to have committed (the CLI's
     /// appends carry expected stream versions, so a second copy is refused as a conflict).
     pub async fn append_before(
@@ -233,18 +234,29 @@ impl Store {
         deadline: Option<DateTime<Utc>>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         backend::validate_append(expected, &events)?;
-        // The append runs to its end on a task of its own, even when the caller stops waiting
-        // (a timeout, a dropped future): a database conversation cut at an arbitrary await can
-        // leave a connection inside a transaction. sqlx's PostgreSQL `begin` cut after its
-        // `BEGIN` was sent queues no rollback, and that connection, back in the pool, then held
-        // the head's row lock of the next autocommit append until the lock timeout
-        // (tests/store.rs, cancelled appends). A caller that stops waiting learns nothing of
-        // the outcome, as with any database write whose reply is lost.
-        let store = self.clone();
+        let postgres = match self {
+            // SQLite's transactions survive a cut at any await: sqlx rolls back a `BEGIN` whose
+            // reply was not taken, and a dropped transaction on the connection's own thread, and
+            // `OpenWrite` the two-command append's (tests/store.rs, the two cut-append tests).
+            // A task per append cost 8 writers a tenth of their rate (BENCHMARKS.md).
+            Store::Sqlite(store) => {
+                return store
+                    .append(ledger_id, create, expected, events, now, deadline)
+                    .await
+            }
+            Store::Postgres(store) => store.clone(),
+        };
+        // On PostgreSQL the append runs to its end on a task of its own, even when the caller
+        // stops waiting (a timeout, a dropped future): sqlx's `begin` cut after its `BEGIN` was
+        // sent queues no rollback, and that connection, back in the pool inside the
+        // transaction, then held the head's row lock of the next autocommit append until the
+        // lock timeout (tests/store.rs, cancelled appends). A caller that stops waiting learns
+        // nothing of the outcome, as with any database write whose reply is lost.
         let expected = expected.to_vec();
         let appending = tokio::spawn(async move {
-            let store = &store;
-            dispatch!(store, store => store.append(ledger_id, create, &expected, events, now, deadline).await)
+            postgres
+                .append(ledger_id, create, &expected, events, now, deadline)
+                .await
         });
         match appending.await {
             Ok(appended) => appended,
