@@ -1185,6 +1185,23 @@ async fn a_refused_projection_change_rolls_back_its_event(db: &TestDb) {
     assert_eq!(row.last_seq, 3);
 }
 
+/// Polls `future` until it completes or has waited `stop_at` times, then drops it there: `None`
+/// when it was cut before completing.
+async fn cut_at_wait<F: Future + Unpin>(mut future: F, stop_at: u64) -> Option<F::Output> {
+    let mut waits = 0;
+    let outcome = std::future::poll_fn(|cx| match std::pin::Pin::new(&mut future).poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending if waits == stop_at => std::task::Poll::Ready(None),
+        std::task::Poll::Pending => {
+            waits += 1;
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    drop(future);
+    outcome
+}
+
 /// Appends abandoned at every stage (their futures dropped by a timeout, as a cancelled task or
 /// a stopped CLI would) leave whole events or none, a gapless chain, and a store that goes on. A
 /// cancelled append's outcome is unknown to its caller (its commit may already be on its way),
@@ -1196,7 +1213,7 @@ async fn cancelled_appends_leave_a_valid_chain_and_a_working_store(db: &TestDb) 
     for i in 0..60u64 {
         let stream = format!("s{i}");
         let expected = [(stream.clone(), ExpectedVersion::NoStream)];
-        let mut append = Box::pin(store.append(
+        let append = Box::pin(store.append(
             ledger,
             false,
             &expected,
@@ -1206,17 +1223,7 @@ async fn cancelled_appends_leave_a_valid_chain_and_a_working_store(db: &TestDb) 
         // Dropped at its n-th wait, from the first to past the commit: each wait is one step
         // (the turn, a command to the database, a reply).
         let stop_at = i % 12;
-        let mut waits = 0;
-        let outcome = std::future::poll_fn(|cx| match append.as_mut().poll(cx) {
-            std::task::Poll::Ready(appended) => std::task::Poll::Ready(Some(appended)),
-            std::task::Poll::Pending if waits == stop_at => std::task::Poll::Ready(None),
-            std::task::Poll::Pending => {
-                waits += 1;
-                std::task::Poll::Pending
-            }
-        })
-        .await;
-        drop(append);
+        let outcome = cut_at_wait(append, stop_at).await;
         match outcome {
             Some(appended) => {
                 appended.unwrap();
@@ -1269,7 +1276,7 @@ async fn sqlite_two_command_appends_cut_at_every_await_leave_no_open_transaction
             ("ledger".to_string(), ExpectedVersion::Exact(1)),
             (stream.clone(), ExpectedVersion::NoStream),
         ];
-        let mut append = Box::pin(inner.append(
+        let append = Box::pin(inner.append(
             ledger,
             false,
             &expected,
@@ -1278,17 +1285,7 @@ async fn sqlite_two_command_appends_cut_at_every_await_leave_no_open_transaction
             None,
         ));
         let stop_at = i % 8;
-        let mut waits = 0;
-        let outcome = std::future::poll_fn(|cx| match append.as_mut().poll(cx) {
-            std::task::Poll::Ready(appended) => std::task::Poll::Ready(Some(appended)),
-            std::task::Poll::Pending if waits == stop_at => std::task::Poll::Ready(None),
-            std::task::Poll::Pending => {
-                waits += 1;
-                std::task::Poll::Pending
-            }
-        })
-        .await;
-        drop(append);
+        let outcome = cut_at_wait(append, stop_at).await;
         match outcome {
             Some(appended) => {
                 appended.unwrap();
