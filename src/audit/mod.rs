@@ -175,7 +175,7 @@ pub struct FileVerification {
 
 /// Batches read but not yet audited, at most: bounds the pipeline's memory (3,072 events)
 /// while keeping every worker busy.
-const PIPELINE_BATCHES_IN_FLIGHT: usize = 192;
+const PIPELINE_BATCHES_IN_FLIGHT: usize = 48;
 
 /// Worker threads per pipeline phase: every core, within reason.
 const PIPELINE_WORKERS_MAX: usize = 16;
@@ -251,14 +251,14 @@ enum Item {
     },
 }
 
-/// Parses, hashes and prepares one line; verifies its signature when the signer's key is
-/// already known (`keys`, learning from sets the line carries). A signature whose key is not
-/// known yet is left to the auditor, which verifies it in place.
+/// Parses, hashes and prepares one line; queues its signature in `to_verify` when the signer's
+/// key is already known (`keys`, learning from sets the line carries). A signature whose key is
+/// not known yet is left to the auditor, which verifies it in place.
 fn prepare_line(
     raw: RawLine,
     keys: &mut KeyBook,
     learned: &mut Vec<(String, PublicKey)>,
-    verified: &mut Vec<[u8; 32]>,
+    to_verify: &mut Vec<Triple>,
 ) -> Item {
     let (line, text) = match raw {
         RawLine::Unreadable(line, reason) => {
@@ -287,13 +287,7 @@ fn prepare_line(
                     if let Some(json) = payload.signer_set_json() {
                         keys.learn_set(json, learned);
                     }
-                    if let Some((key, message, signature)) =
-                        payload.signature().and_then(|e| keys.triple(e))
-                    {
-                        verified.extend(crate::domain::governance::verify_for_memo(
-                            &key, &message, &signature,
-                        ));
-                    }
+                    to_verify.extend(payload.signature().and_then(|e| keys.triple(e)));
                 }
                 Item::Event(Box::new(prepared))
             }
@@ -302,8 +296,10 @@ fn prepare_line(
 }
 
 /// Lines per unit of work a pipeline worker claims: small enough to balance the cores (roll
-/// recordings cost far more than co-signatures), large enough to make claiming cheap.
-const PIPELINE_BATCH_LINES: usize = 16;
+/// recordings cost far more than co-signatures), large enough that the thread wake-ups of
+/// handing a batch on stay cheap per line and that its signatures share one field inversion
+/// (64 against 16: system time -40%, wall time about -3% on the 20k-event export).
+const PIPELINE_BATCH_LINES: usize = 64;
 
 /// One batch after a worker prepared it: its index, items in order, and the memo keys of the
 /// signatures in it that `verify_strict` accepted.
@@ -324,12 +320,12 @@ fn prepare_batch(
             local.clone_from(&book);
         }
     }
-    let mut verified = Vec::new();
+    let mut to_verify = Vec::new();
     let mut learned = Vec::new();
     let items = lines
         .into_iter()
         .map(|raw| {
-            let item = prepare_line(raw, local, &mut learned, &mut verified);
+            let item = prepare_line(raw, local, &mut learned, &mut to_verify);
             if !learned.is_empty() {
                 if let Ok(mut book) = shared.write() {
                     book.generation += learned.len() as u64;
@@ -340,6 +336,8 @@ fn prepare_batch(
             item
         })
         .collect();
+    // The batch's signatures checked together: the same verdicts, one field inversion.
+    let verified = crate::domain::governance::verify_batch_for_memo(&to_verify);
     (items, verified.into_iter().collect())
 }
 
@@ -390,7 +388,7 @@ fn read_batch<R: BufRead>(reader: &mut LineReader<R>, finished: &mut bool) -> Ve
 ///
 /// Pipelined, with no barrier: this thread reads batches of lines; a worker per core takes
 /// the next batch, parses and hashes each line, parses payloads and roll bodies, and verifies
-/// signatures (`verify_strict`), handing over the triples that passed so the auditor skips the
+/// signatures (`verify_strict_batch`), handing over the triples that passed so the auditor skips the
 /// curve arithmetic for exactly those; the auditing thread takes the prepared batches back in
 /// order and runs every rule on them. Nothing prepared depends on an earlier event. At most
 /// `PIPELINE_BATCHES_IN_FLIGHT` batches are read and not yet audited.

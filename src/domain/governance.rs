@@ -230,8 +230,9 @@ pub fn verify_envelope(envelope: &SignatureEnvelope, key: &PublicKey) -> Result<
 
 thread_local! {
     /// Triples (key, message, signature) already verified strictly on another core by the
-    /// auditor's pipeline. A memo, not a shortcut: an entry exists only after `verify_strict`
-    /// accepted exactly that triple, so every answer is the one a fresh check would give.
+    /// auditor's pipeline. A memo, not a shortcut: an entry exists only after the strict check
+    /// (`verify_strict_batch`, the verdicts of `verify_strict`) accepted exactly that triple, so
+    /// every answer is the one a fresh check would give.
     static VERIFIED: std::cell::RefCell<std::collections::HashSet<[u8; 32]>> = Default::default();
 }
 
@@ -240,12 +241,23 @@ pub fn verified_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -
     crate::crypto::canonical::signature_memo_key(key, message, signature)
 }
 
-/// Strictly verifies a triple; on success returns its memo key. The key comes decoded (and
-/// checked by `PublicKey::from_bytes_checked`) once per signer, not once per signature.
-pub fn verify_for_memo(key: &PublicKey, message: &[u8], signature: &[u8; 64]) -> Option<[u8; 32]> {
-    key.verify_strict(message, &Signature::from_bytes(signature))
-        .ok()?;
-    Some(verified_memo_key(&key.as_bytes(), message, signature))
+/// Strictly verifies many triples at once (`PublicKey::verify_strict_batch`: the verdicts of
+/// `verify_strict`, one field inversion for all); returns the memo keys of those accepted. The
+/// keys come decoded (and checked by `PublicKey::from_bytes_checked`) once per signer, not once
+/// per signature.
+pub fn verify_batch_for_memo(triples: &[(PublicKey, Vec<u8>, [u8; 64])]) -> Vec<[u8; 32]> {
+    let items: Vec<(&PublicKey, &[u8], &[u8; 64])> = triples
+        .iter()
+        .map(|(key, message, signature)| (key, message.as_slice(), signature))
+        .collect();
+    PublicKey::verify_strict_batch(&items)
+        .into_iter()
+        .zip(triples)
+        .filter(|(accepted, _)| *accepted)
+        .map(|(_, (key, message, signature))| {
+            verified_memo_key(&key.as_bytes(), message, signature)
+        })
+        .collect()
 }
 
 /// Replaces this thread's memo of verified triples (the auditor sets it per chunk of events).
