@@ -838,6 +838,25 @@ async fn verify_all(dir: &Path, sizes: &Sizes) -> Value {
 
 // ---------- sign ----------
 
+/// Waits until the kernel has written every dirty page to disk (`sync(1)`), then a moment more
+/// for its flusher threads to go idle.
+fn settle_disk() {
+    let start = Instant::now();
+    let synced = Command::new("sync")
+        .status()
+        .is_ok_and(|status| status.success());
+    std::thread::sleep(StdDuration::from_secs(2));
+    eprintln!(
+        "bench: disk settled in {:.1} s{}",
+        start.elapsed().as_secs_f64(),
+        if synced {
+            ""
+        } else {
+            " (sync failed; the timings may include writeback)"
+        }
+    );
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
@@ -886,6 +905,10 @@ async fn sign_all(dir: &Path, sizes: &Sizes) -> Value {
     let runs = sizes.sign_runs;
     let (small_url, small_key, small_ids) = sign_ledger(dir, sizes.sign.0, runs).await;
     let (large_url, large_key, large_ids) = sign_ledger(dir, sizes.sign.1, runs).await;
+    // The ledgers just written (gigabytes at full size) are still being flushed by the kernel:
+    // its writeback would share the disk and the cores with every timed `sign` and its fsync.
+    // A user's `sign` does not follow a bulk load, so wait for the flush first.
+    settle_disk();
     // One warm-up each (page cache), then small and large in turn, so that a noisy minute
     // weighs on both sizes alike and cannot fake (or hide) growth with the ledger.
     sign_once(&small_url, &small_key, &small_ids[0]);
