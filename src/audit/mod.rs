@@ -391,9 +391,9 @@ fn read_batch<R: BufRead>(reader: &mut LineReader<R>, finished: &mut bool) -> Ve
 /// Pipelined, with no barrier: this thread reads batches of lines; a worker per core takes
 /// the next batch, parses and hashes each line, parses payloads and roll bodies, and verifies
 /// the batch's signatures (`verify_strict_batch`), handing over the triples that passed so the
-/// auditor skips the curve arithmetic for exactly those; the auditing thread takes the prepared batches back in
-/// order and runs every rule on them. Nothing prepared depends on an earlier event. At most
-/// `PIPELINE_BATCHES_IN_FLIGHT` batches are read and not yet audited.
+/// auditor skips the curve arithmetic for exactly those; the auditing thread takes the prepared
+/// batches back in order and runs every rule on them. Nothing prepared depends on an earlier
+/// event. At most `PIPELINE_BATCHES_IN_FLIGHT` batches are read and not yet audited.
 pub fn verify_export(
     input: impl BufRead,
     mut progress: impl FnMut(u64) + Send,
