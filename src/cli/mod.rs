@@ -134,6 +134,54 @@ pub enum Command {
     Rebuild(ledger::RebuildArgs),
 }
 
+impl Command {
+    /// Commands that run as one task from start to end, spawning no threads of their own: the
+    /// runtime and (on SQLite) sqlx's connection thread take turns and never run at once.
+    /// `verify`, `consistency` and `demo` check signatures on every core, so they are not.
+    fn is_one_task(&self) -> bool {
+        matches!(
+            self,
+            Command::Init(_)
+                | Command::Propose(_)
+                | Command::Sign(_)
+                | Command::Reject(_)
+                | Command::Withdraw(_)
+                | Command::Inbox(_)
+                | Command::Show(_)
+                | Command::List(_)
+                | Command::Request(_)
+                | Command::Attach(_)
+                | Command::Governance(_)
+                | Command::Export(_)
+                | Command::Prove(_)
+                | Command::Rebuild(_)
+        )
+    }
+}
+
+/// Keeps the process, and the threads it starts later, on the CPU it is running on.
+///
+/// sqlx runs each SQLite connection on a thread of its own, and every statement is a hand-off
+/// to that thread and back. When the two threads sit on different CPUs, each hand-off wakes an
+/// idle CPU, which on a virtual machine costs a trip through the hypervisor: a `SELECT 1`
+/// through sqlx took 270-340 us with the threads on two CPUs and 14-18 us with both on one
+/// (2026-12-03, 2 vCPUs). A one-task command never has both threads running at once, so one CPU
+/// loses it nothing (BENCHMARKS.md, "Sign"). Best effort: if the kernel refuses, nothing changes.
+fn keep_on_this_cpu() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: `cpu_set_t` is plain data, zeroed is its empty set; `sched_getcpu` and
+    // `sched_setaffinity` (pid 0: this thread, before any other exists) only read and write it.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        if cpu < 0 || cpu as usize >= libc::CPU_SETSIZE as usize {
+            return;
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// An error on its way to the terminal: what to print and which exit code it means.
 #[derive(Debug)]
 pub struct CliError {
@@ -174,6 +222,9 @@ pub type CliResult = Result<i32, CliError>;
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
+    if cli.command.is_one_task() {
+        keep_on_this_cpu();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -237,5 +288,67 @@ pub(crate) async fn open_ledger(db: &str) -> Result<(Store, Uuid), CliError> {
                 many.len()
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(args: &[&str]) -> Command {
+        let mut line = vec!["rollbook"];
+        line.extend_from_slice(args);
+        Cli::try_parse_from(line)
+            .expect("a valid command line")
+            .command
+    }
+
+    #[test]
+    fn commands_that_check_on_every_core_are_not_kept_on_one() {
+        for line in [
+            &["verify"][..],
+            &["verify", "audit.jsonl"],
+            &["consistency", "a.jsonl", "b.jsonl"],
+            &["demo"],
+        ] {
+            assert!(!command(line).is_one_task(), "{line:?}");
+        }
+        for line in [
+            &["sign", "01a2", "--key", "k"][..],
+            &["propose", "roll.toml", "--key", "k"],
+            &["list"],
+            &["export", "--out", "a.jsonl"],
+        ] {
+            assert!(command(line).is_one_task(), "{line:?}");
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn keeping_on_this_cpu_leaves_exactly_one_cpu_allowed() {
+        // On a thread of its own: affinity is per thread, and the test harness's threads must
+        // keep theirs.
+        std::thread::spawn(|| {
+            keep_on_this_cpu();
+            // SAFETY: plain data; the kernel fills the set.
+            let (allowed, cpu, on_it) = unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                let size = std::mem::size_of::<libc::cpu_set_t>();
+                assert_eq!(libc::sched_getaffinity(0, size, &mut set), 0);
+                let cpu = libc::sched_getcpu();
+                (
+                    libc::CPU_COUNT(&set),
+                    cpu,
+                    libc::CPU_ISSET(cpu as usize, &set),
+                )
+            };
+            assert_eq!(allowed, 1);
+            assert!(
+                on_it,
+                "the one CPU left is not the one the thread runs on ({cpu})"
+            );
+        })
+        .join()
+        .expect("the pinned thread");
     }
 }
