@@ -1323,6 +1323,41 @@ async fn sqlite_two_command_appends_cut_at_every_await_leave_no_open_transaction
     );
 }
 
+/// Opening skips sqlx's migrator when the database records exactly this binary's migrations
+/// (store/backend.rs, `sqlite_migrations_current`); any other record goes through the migrator,
+/// which refuses it as it always has.
+#[tokio::test]
+async fn sqlite_a_migration_record_unlike_this_binarys_is_refused_on_open() {
+    for (what, tamper) in [
+        (
+            "a migration marked failed (dirty)",
+            "UPDATE _sqlx_migrations SET success = false WHERE version = 3",
+        ),
+        (
+            "a migration whose checksum changed",
+            "UPDATE _sqlx_migrations SET checksum = x'00' WHERE version = 2",
+        ),
+        (
+            "a migration from a newer binary",
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (99, 'newer', true, x'00', 0)",
+        ),
+    ] {
+        let db = TestDb::sqlite();
+        Store::open(&db.url).await.unwrap().close().await;
+        // Untouched, the record is current and the database opens again.
+        Store::open_existing(&db.url).await.unwrap().close().await;
+        db.raw_execute(tamper).await.unwrap();
+        let error = Store::open_existing(&db.url)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what}: opened"));
+        assert!(
+            matches!(error, StoreError::Migrate { .. }),
+            "{what}: {error}"
+        );
+    }
+}
+
 /// migrations/sqlite/0003 rebuilds the events table keyed by seq: a ledger written under the
 /// earlier schema keeps every event byte for byte, its chain, its head and its guards, and
 /// takes new appends.

@@ -1416,9 +1416,13 @@ impl sqlite::SqliteStore {
             .map_err(|error| open_err(error.to_string()))?;
         // Several processes may open a fresh file at once; SQLite's migrator takes no lock, so
         // a loser of that race sees the winner's tables: retry once it has committed.
+        let migrator = sqlx::migrate!("migrations/sqlite");
         let mut attempt = 0;
         loop {
-            match sqlx::migrate!("migrations/sqlite").run(&pool).await {
+            if sqlite_migrations_current(&pool, &migrator).await {
+                break;
+            }
+            match migrator.run(&pool).await {
                 Ok(()) => break,
                 Err(_) if attempt < 5 => {
                     attempt += 1;
@@ -1450,6 +1454,37 @@ impl sqlite::SqliteStore {
             .await
             .map_err(super::db_err("taking the write lock"))
     }
+}
+
+/// Whether the database already holds exactly the migrations this binary carries, each
+/// applied, successful and with its checksum: then the migrator, which spends three statements
+/// (and their compilation) on every open to learn the same, has nothing to do. Anything else
+/// (no table yet, a migration missing, dirty, changed or unknown to this binary) answers no, and
+/// the migrator then applies or refuses exactly as it always does.
+async fn sqlite_migrations_current(
+    pool: &sqlx::SqlitePool,
+    migrator: &sqlx::migrate::Migrator,
+) -> bool {
+    let applied: Vec<(i64, Vec<u8>, bool)> = match sqlx::query_as(
+        "SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version",
+    )
+    .fetch_all(pool)
+    .await
+    {
+        Ok(applied) => applied,
+        Err(_) => return false,
+    };
+    let carried: Vec<&sqlx::migrate::Migration> = migrator
+        .iter()
+        .filter(|migration| !migration.migration_type.is_down_migration())
+        .collect();
+    applied.len() == carried.len()
+        && applied
+            .iter()
+            .zip(&carried)
+            .all(|((version, checksum, success), migration)| {
+                *success && *version == migration.version && checksum[..] == migration.checksum[..]
+            })
 }
 
 /// Connections per PostgreSQL store.
