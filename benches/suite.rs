@@ -659,8 +659,13 @@ fn round3(x: f64) -> f64 {
 
 // ---------- verify ----------
 
+/// The `rollbook` binary measured: the release build, or `ROLLBOOK_BENCH_BINARY` (a copy of an
+/// earlier build, to compare two binaries on the same machine and ledgers).
 fn release_binary() -> PathBuf {
-    Path::new(ROOT).join("target/release/rollbook")
+    match std::env::var_os("ROLLBOOK_BENCH_BINARY") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(ROOT).join("target/release/rollbook"),
+    }
 }
 
 /// Runs a command, polling its peak RSS (VmHWM) until it exits: (seconds, peak MiB, stdout).
