@@ -1424,7 +1424,9 @@ impl sqlite::SqliteStore {
             }
             match migrator.run(&pool).await {
                 Ok(()) => break,
-                Err(_) if attempt < 5 => {
+                // A refusal of what the database records is final; only a failure to run
+                // (the race above: busy, a table the winner just made) is worth a retry.
+                Err(error) if attempt < 5 && !migration_refused(&error) => {
                     attempt += 1;
                     tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
                 }
@@ -1456,6 +1458,18 @@ impl sqlite::SqliteStore {
     }
 }
 
+fn migration_refused(error: &sqlx::migrate::MigrateError) -> bool {
+    use sqlx::migrate::MigrateError;
+    matches!(
+        error,
+        MigrateError::Dirty(_)
+            | MigrateError::VersionMissing(_)
+            | MigrateError::VersionMismatch(_)
+            | MigrateError::VersionTooOld(..)
+            | MigrateError::VersionTooNew(..)
+    )
+}
+
 /// Whether the database already holds exactly the migrations this binary carries, each
 /// applied, successful and with its checksum: then the migrator, which spends three statements
 /// (and their compilation) on every open to learn the same, has nothing to do. Anything else
@@ -1465,6 +1479,11 @@ async fn sqlite_migrations_current(
     pool: &sqlx::SqlitePool,
     migrator: &sqlx::migrate::Migrator,
 ) -> bool {
+    // The read names sqlx's default table; a migrator configured with another one (sqlx.toml)
+    // always goes the long way.
+    if migrator.table_name != "_sqlx_migrations" {
+        return false;
+    }
     let applied: Vec<(i64, Vec<u8>, bool)> = match sqlx::query_as(
         "SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version",
     )
