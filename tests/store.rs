@@ -1258,25 +1258,24 @@ async fn cancelled_appends_leave_a_valid_chain_and_a_working_store(db: &TestDb) 
     assert_eq!(events[stored[0].seq as usize - 1], stored[0]);
 }
 
-/// Below `Store`'s own task: SQLite's two-command append (`TwoTrips`) dropped at each of its
-/// awaits, including between its two commands, leaves no transaction open on the pooled
-/// connection (`OpenWrite` closes it), so the next append neither fails nor waits.
+/// Below `Store`'s own task: SQLite's two-command append (`TwoTrips`) on the store's pooled
+/// connection (a process's first append to a file: every CLI command's) dropped at each of its
+/// awaits, including between its two commands, leaves no transaction open on that connection
+/// (`OpenWrite` closes it): the next append neither fails nor waits for the write lock.
 #[tokio::test]
 async fn sqlite_two_command_appends_cut_at_every_await_leave_no_open_transaction() {
-    let db = TestDb::sqlite();
-    let store = Store::open(&db.url).await.unwrap();
-    let ledger = new_ledger(&store).await;
-    let Store::Sqlite(inner) = &store else {
-        unreachable!("a sqlite:// URL opens SQLite")
-    };
     let (mut cancelled, mut completed) = (0, 0);
-    for i in 0..40u64 {
+    for i in 0..24u64 {
+        // A file of its own each time, so the cut append is its process's first to that file.
+        let db = TestDb::sqlite();
+        let store = Store::open(&db.url).await.unwrap();
+        let ledger = new_ledger(&store).await;
         let stream = format!("s{i}");
         let expected = [
             ("ledger".to_string(), ExpectedVersion::Exact(1)),
             (stream.clone(), ExpectedVersion::NoStream),
         ];
-        let append = Box::pin(inner.append(
+        let append = Box::pin(sqlite_store(&store).append(
             ledger,
             false,
             &expected,
@@ -1294,32 +1293,24 @@ async fn sqlite_two_command_appends_cut_at_every_await_leave_no_open_transaction
             None => cancelled += 1,
         }
         // The next append goes through at once: a transaction left open on the pooled
-        // connection would make its BEGIN IMMEDIATE fail ("cannot start a transaction within a
-        // transaction"), or hold the write lock it waits for.
+        // connection would hold the write lock its BEGIN IMMEDIATE waits for. A read on the
+        // pooled connection then answers too.
         let probe = format!("probe{i}");
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            store.append(
-                ledger,
-                false,
-                &[(probe.clone(), ExpectedVersion::NoStream)],
-                vec![note(&probe, serde_json::json!({}))],
-                Utc::now(),
-            ),
-        )
-        .await
-        .expect("the append after a cut one waited")
-        .unwrap_or_else(|error| panic!("after cut {i} (at wait {stop_at}): {error}"));
+        tokio::time::timeout(Duration::from_secs(10), append_note(&store, ledger, &probe))
+            .await
+            .expect("the append after a cut one waited")
+            .unwrap_or_else(|error| panic!("after cut {i} (at wait {stop_at}): {error}"));
+        let events = all_events(&store, ledger).await;
+        assert_chain(&events);
+        assert_eq!(
+            store.head(ledger).await.unwrap().unwrap().0,
+            events.len() as u64
+        );
+        store.close().await;
     }
     assert!(
         cancelled > 0 && completed > 0,
         "{cancelled} cancelled, {completed} completed"
-    );
-    let events = all_events(&store, ledger).await;
-    assert_chain(&events);
-    assert_eq!(
-        store.head(ledger).await.unwrap().unwrap().0,
-        events.len() as u64
     );
 }
 
@@ -1470,4 +1461,150 @@ async fn sqlite_ledgers_from_the_earlier_schema_survive_the_seq_rowid_migration(
     let events = all_events(&store, ledger).await;
     assert_chain(&events);
     assert_eq!(&events[..6], &written[..]);
+}
+
+fn sqlite_store(store: &Store) -> &rollbook::store::SqliteStore {
+    match store {
+        Store::Sqlite(inner) => inner,
+        Store::Postgres(_) => unreachable!("a sqlite:// URL opens SQLite"),
+    }
+}
+
+async fn append_note(store: &Store, ledger: Uuid, stream: &str) -> Result<u64, StoreError> {
+    let written = store
+        .append(
+            ledger,
+            false,
+            &[
+                ("ledger".into(), ExpectedVersion::Exact(1)),
+                (stream.to_string(), ExpectedVersion::NoStream),
+            ],
+            vec![note(stream, serde_json::json!({ "stream": stream }))],
+            Utc::now(),
+        )
+        .await?;
+    Ok(written[0].seq)
+}
+
+/// A process's first append to a SQLite file (a CLI command's only one) runs on its store's own
+/// connection; the next ones, from every store of the process on that file, on one connection
+/// kept with the writer turn (store/backend.rs, `write_conn`), which closes with a store.
+#[tokio::test]
+async fn sqlite_appends_after_a_processs_first_share_one_kept_connection() {
+    let db = TestDb::sqlite();
+    let first = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&first).await;
+    append_note(&first, ledger, "alone").await.unwrap();
+    assert!(
+        !sqlite_store(&first).holds_shared_writer().await,
+        "the first append opens no second connection"
+    );
+    append_note(&first, ledger, "again").await.unwrap();
+    assert!(sqlite_store(&first).holds_shared_writer().await);
+
+    let second = Store::open(&db.url).await.unwrap();
+    let mut tasks = Vec::new();
+    for (name, store) in [("a", first.clone()), ("b", second.clone())] {
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..25 {
+                seqs.push(
+                    append_note(&store, ledger, &format!("{name}{i}"))
+                        .await
+                        .unwrap(),
+                );
+            }
+            seqs
+        }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.extend(task.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (4..=53).collect::<Vec<_>>(),
+        "each append landed once"
+    );
+    assert!(sqlite_store(&second).holds_shared_writer().await);
+
+    // A conflict on the shared connection rolls back and leaves it usable.
+    let refused = append_note(&second, ledger, "a0").await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "{refused:?}"
+    );
+    assert!(sqlite_store(&second).holds_shared_writer().await);
+    assert_eq!(append_note(&second, ledger, "after").await.unwrap(), 54);
+
+    second.close().await;
+    assert!(
+        !sqlite_store(&first).holds_shared_writer().await,
+        "closing a store closes the shared connection"
+    );
+    assert_eq!(append_note(&first, ledger, "last").await.unwrap(), 55);
+    assert!(sqlite_store(&first).holds_shared_writer().await);
+    let events = all_events(&first, ledger).await;
+    assert_eq!(events.len(), 55);
+    assert_chain(&events);
+}
+
+/// An in-memory SQLite database is one per connection: its appends stay on the store's own.
+#[tokio::test]
+async fn sqlite_in_memory_appends_stay_on_the_stores_connection() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let ledger = new_ledger(&store).await;
+    for stream in ["one", "two", "three"] {
+        append_note(&store, ledger, stream).await.unwrap();
+    }
+    assert!(!sqlite_store(&store).holds_shared_writer().await);
+    assert_eq!(all_events(&store, ledger).await.len(), 4);
+}
+
+/// The shared append connection cut at each await of an append, including between its two
+/// commands, is closed rather than handed on with a transaction open: the next append, from
+/// either store, goes through at once and the chain stays whole.
+#[tokio::test]
+async fn sqlite_shared_append_connection_cut_at_every_await_leaves_no_open_transaction() {
+    let db = TestDb::sqlite();
+    let first = Store::open(&db.url).await.unwrap();
+    let second = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&first).await;
+    let opened_before = stats::SHARED_WRITER_OPENED.load(Ordering::Relaxed);
+    let (mut cancelled, mut completed) = (0, 0);
+    for i in 0..40u64 {
+        let stream = format!("s{i}");
+        let append = Box::pin(append_note(&first, ledger, &stream));
+        let stop_at = i % 8;
+        match cut_at_wait(append, stop_at).await {
+            Some(appended) => {
+                appended.unwrap();
+                completed += 1;
+            }
+            None => cancelled += 1,
+        }
+        let probe = if i % 2 == 0 { &second } else { &first };
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            append_note(probe, ledger, &format!("probe{i}")),
+        )
+        .await
+        .expect("the append after a cut one waited")
+        .unwrap_or_else(|error| panic!("after cut {i} (at wait {stop_at}): {error}"));
+    }
+    assert!(
+        cancelled > 0 && completed > 0,
+        "{cancelled} cancelled, {completed} completed"
+    );
+    assert!(
+        stats::SHARED_WRITER_OPENED.load(Ordering::Relaxed) > opened_before + 1,
+        "appends cut inside their transaction closed the shared connection"
+    );
+    let events = all_events(&second, ledger).await;
+    assert_chain(&events);
+    assert_eq!(
+        second.head(ledger).await.unwrap().unwrap().0,
+        events.len() as u64
+    );
 }

@@ -460,28 +460,56 @@ macro_rules! backend {
                 Ok((head_seq, prev_hash, recorded_at))
             }
 
-            /// A pooled connection inside a transaction that `TwoTrips` opened with its own
-            /// `BEGIN` (sqlx does not track it). Until `open` is cleared by the commit, it must
-            /// not go back to the pool as it is: `roll_back` ends the transaction, and a drop
-            /// while it is still open (the append failed and so did the rollback, or the
-            /// append's future was cancelled) closes the connection, which rolls back.
-            struct OpenWrite {
-                conn: sqlx::pool::PoolConnection<$Db>,
+            /// The connection a `TwoTrips` append runs on: one from the store's pool, or the
+            /// connection this process's appends to the file share (`shared_writer`).
+            pub(super) enum WriteConn {
+                Pooled(sqlx::pool::PoolConnection<$Db>),
+                // Only SQLite shares one (PostgreSQL never takes the two-trip path).
+                #[allow(dead_code)]
+                Shared(<$Db as sqlx::Database>::Connection),
+            }
+
+            /// A connection inside a transaction that `TwoTrips` opened with its own `BEGIN`
+            /// (sqlx does not track it), borrowed from the slot its caller keeps. Until `open` is
+            /// cleared by the commit, it must not be used again as it is: `roll_back` ends the
+            /// transaction, and a drop while it is still open (the append failed and so did the
+            /// rollback, or the append's future was cancelled) empties the slot and closes the
+            /// connection, which rolls back.
+            struct OpenWrite<'s> {
+                slot: &'s mut Option<WriteConn>,
                 open: bool,
             }
 
-            impl OpenWrite {
+            impl OpenWrite<'_> {
+                fn conn(
+                    &mut self,
+                ) -> Result<&mut <$Db as sqlx::Database>::Connection, StoreError> {
+                    match self.slot.as_mut() {
+                        Some(WriteConn::Pooled(conn)) => Ok(&mut **conn),
+                        Some(WriteConn::Shared(conn)) => Ok(conn),
+                        None => Err(StoreError::WriteAborted(
+                            "the append's connection was closed".into(),
+                        )),
+                    }
+                }
+
                 async fn roll_back(&mut self) {
-                    if sqlx::query("ROLLBACK").execute(&mut *self.conn).await.is_ok() {
+                    let Ok(conn) = self.conn() else { return };
+                    if sqlx::query("ROLLBACK").execute(conn).await.is_ok() {
                         self.open = false;
                     }
                 }
             }
 
-            impl Drop for OpenWrite {
+            impl Drop for OpenWrite<'_> {
                 fn drop(&mut self) {
                     if self.open {
-                        self.conn.close_on_drop();
+                        match self.slot.take() {
+                            Some(WriteConn::Pooled(mut conn)) => conn.close_on_drop(),
+                            // Dropping a connection closes it; closing rolls back.
+                            Some(WriteConn::Shared(conn)) => drop(conn),
+                            None => {}
+                        }
                     }
                 }
             }
@@ -701,12 +729,19 @@ macro_rules! backend {
                     if let Some(trips) = SQL.two_trips.as_ref().filter(|_| !create) {
                         if let Some(other) = two_trip_other(expected, &events) {
                             let new = events.into_iter().next().expect("one event");
+                            let mut slot = Some(self.write_conn(&mut turn).await?);
                             let event = self
                                 .append_two_trips(
-                                    trips, ledger_id, &ledger, expected, other, new, now, deadline,
+                                    trips, &mut slot, ledger_id, &ledger, expected, other, new,
+                                    now, deadline,
                                 )
-                                .await?;
-                            return Ok(vec![event]);
+                                .await;
+                            // A shared connection goes back to the turn unless the append left
+                            // it closed (its slot is then empty and the next append opens one).
+                            if let Some(WriteConn::Shared(conn)) = slot {
+                                Self::return_shared_writer(&mut turn, conn);
+                            }
+                            return event.map(|event| vec![event]);
                         }
                     }
                     let mut tx = self.begin_write().await?;
@@ -952,6 +987,7 @@ macro_rules! backend {
                 async fn append_two_trips(
                     &self,
                     trips: &TwoTrips,
+                    slot: &mut Option<WriteConn>,
                     ledger_id: Uuid,
                     ledger: &str,
                     expected: &[(String, ExpectedVersion)],
@@ -960,18 +996,13 @@ macro_rules! backend {
                     now: DateTime<Utc>,
                     deadline: Option<DateTime<Utc>>,
                 ) -> Result<StoredEvent, StoreError> {
-                    let conn = self
-                        .pool
-                        .acquire()
-                        .await
-                        .map_err(db_err("taking a connection for the append"))?;
-                    let mut write = OpenWrite { conn, open: true };
+                    let mut write = OpenWrite { slot, open: true };
                     let appended = async {
                         let rows = sqlx::query(trips.begin_and_read)
                             .bind(ledger)
                             .bind(&new.stream_id)
                             .bind(other.unwrap_or(&new.stream_id))
-                            .fetch_all(&mut *write.conn)
+                            .fetch_all(write.conn()?)
                             .await
                             .map_err(db_err("taking the write lock and reading the ledger head"))?;
                         let head = rows.first().ok_or(StoreError::NoSuchLedger(ledger_id))?;
@@ -1002,7 +1033,7 @@ macro_rules! backend {
                             // No event projects more than one change today; should one, its
                             // statements run one by one in the same transaction.
                             bind_event(SQL.insert_event, ledger, &event)
-                                .execute(&mut *write.conn)
+                                .execute(write.conn()?)
                                 .await
                                 .map_err(db_err("inserting an event"))?;
                             for op in ops {
@@ -1012,12 +1043,12 @@ macro_rules! backend {
                                     ProjectionOp::Status { .. } => SQL.proj_status,
                                 };
                                 bind_op_params(sqlx::query(sql).bind(ledger), op)
-                                    .execute(&mut *write.conn)
+                                    .execute(write.conn()?)
                                     .await
                                     .map_err(db_err("updating a proposal row"))?;
                             }
                             sqlx::query("COMMIT")
-                                .execute(&mut *write.conn)
+                                .execute(write.conn()?)
                                 .await
                                 .map_err(db_err("committing the append"))?;
                             return Ok(event);
@@ -1034,7 +1065,7 @@ macro_rules! backend {
                             None => query,
                             Some(op) => bind_op_params(query, op),
                         }
-                        .execute(&mut *write.conn)
+                        .execute(write.conn()?)
                         .await
                         .map_err(db_err("inserting and committing an event"))?;
                         Ok(event)
@@ -1236,6 +1267,11 @@ macro_rules! backend {
                 }
 
                 pub async fn close(&self) {
+                    if !self.pool.is_closed() {
+                        // The connection the process's appends shared closes with the store
+                        // (another store's next append opens one if it needs it).
+                        Self::drop_shared_writer(&mut *self.writers.lock().await);
+                    }
                     self.pool.close().await
                 }
             }
@@ -1373,6 +1409,58 @@ backend!(
 );
 
 impl sqlite::SqliteStore {
+    /// The connection a two-trip append runs on. A process's first append to the file (the only
+    /// one of a CLI command) runs on its store's own connection: no second connection to open.
+    /// From the second on, appends run on one connection kept with the writer turn and shared by
+    /// every store of the process on that file. A pooled connection goes back to its pool
+    /// through a task of its own after every append, which the next append waits for; and in
+    /// WAL mode a connection whose file another connection wrote drops its whole page cache and
+    /// reads the pages again, so 8 stores appending each on its own connection lost about a
+    /// tenth of one writer's rate (BENCHMARKS.md, append).
+    async fn write_conn(
+        &self,
+        turn: &mut super::WriterTurn,
+    ) -> Result<sqlite::WriteConn, StoreError> {
+        let kept = turn.sqlite_appends > 0 && !turn.sqlite_in_memory;
+        turn.sqlite_appends += 1;
+        if kept {
+            if let Some(conn) = turn.sqlite_writer.take() {
+                return Ok(sqlite::WriteConn::Shared(conn));
+            }
+            use sqlx::ConnectOptions;
+            let conn = self
+                .pool
+                .connect_options()
+                .connect()
+                .await
+                .map_err(super::db_err(
+                    "opening the connection this process's appends share",
+                ))?;
+            super::stats::SHARED_WRITER_OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(sqlite::WriteConn::Shared(conn));
+        }
+        let conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(super::db_err("taking a connection for the append"))?;
+        Ok(sqlite::WriteConn::Pooled(conn))
+    }
+
+    /// Whether this process's appends to the file now share a connection (for tests).
+    #[doc(hidden)]
+    pub async fn holds_shared_writer(&self) -> bool {
+        self.writers.lock().await.sqlite_writer.is_some()
+    }
+
+    fn return_shared_writer(turn: &mut super::WriterTurn, conn: sqlx::SqliteConnection) {
+        turn.sqlite_writer = Some(conn);
+    }
+
+    fn drop_shared_writer(turn: &mut super::WriterTurn) {
+        turn.sqlite_writer = None;
+    }
+
     pub async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
         use sqlx::sqlite::{
             SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
@@ -1438,9 +1526,13 @@ impl sqlite::SqliteStore {
                 }
             }
         }
+        let writers = super::writer_turn(url);
+        if in_memory {
+            writers.lock().await.sqlite_in_memory = true;
+        }
         Ok(Self {
             pool,
-            writers: super::writer_turn(url),
+            writers,
             // SQLite never opens a transaction before its turn (it has no one-statement path).
             early: std::sync::Arc::new(tokio::sync::Semaphore::new(0)),
         })
@@ -1510,6 +1602,26 @@ async fn sqlite_migrations_current(
 const POOL_CONNECTIONS: u32 = 4;
 
 impl postgres::PostgresStore {
+    /// PostgreSQL appends never take the two-trip path (`Sql::two_trips` is SQLite's); should
+    /// one, it runs on a connection of the store's own pool.
+    async fn write_conn(
+        &self,
+        _turn: &mut super::WriterTurn,
+    ) -> Result<postgres::WriteConn, StoreError> {
+        let conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(super::db_err("taking a connection for the append"))?;
+        Ok(postgres::WriteConn::Pooled(conn))
+    }
+
+    fn return_shared_writer(_turn: &mut super::WriterTurn, conn: sqlx::PgConnection) {
+        drop(conn);
+    }
+
+    fn drop_shared_writer(_turn: &mut super::WriterTurn) {}
+
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
         use std::str::FromStr;

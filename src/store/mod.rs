@@ -112,6 +112,8 @@ pub mod stats {
     pub static ONE_STATEMENT: AtomicU64 = AtomicU64::new(0);
     /// Of those, appends sealed on a head handed on by the previous writer.
     pub static ON_HANDED_HEAD: AtomicU64 = AtomicU64::new(0);
+    /// Connections opened for the appends a process's SQLite stores share.
+    pub static SHARED_WRITER_OPENED: AtomicU64 = AtomicU64::new(0);
 }
 
 /// What the holder of a writer turn hands to the next one.
@@ -124,6 +126,16 @@ pub(crate) struct WriterTurn {
     /// trigger refuses an insert on a head that is not the real one (the commit failed, or
     /// another process wrote), and that writer then takes the locked path.
     pub predicted: Option<PredictedHead>,
+    /// Two-command SQLite appends this process has started on this database: from the second
+    /// on, they run on `sqlite_writer`.
+    pub sqlite_appends: u64,
+    /// The database is SQLite in memory, one per connection: its appends never leave the
+    /// store's own connection.
+    pub sqlite_in_memory: bool,
+    /// The connection this process's SQLite appends to this database run on after its first:
+    /// taken by each append, and given back unless the append left it in doubt (it is then
+    /// dropped, which closes it and rolls back, and the next append opens another).
+    pub sqlite_writer: Option<sqlx::SqliteConnection>,
 }
 
 #[derive(Debug, Clone, Copy)]
