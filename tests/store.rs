@@ -85,6 +85,7 @@ both_backends!(
     rebuilds_during_appends_lose_no_projection_change,
     a_refused_projection_change_rolls_back_its_event,
     cancelled_appends_leave_a_valid_chain_and_a_working_store,
+    a_remembered_head_another_process_moved_is_refused_not_forked,
 );
 
 #[tokio::test]
@@ -995,6 +996,64 @@ async fn expectations_on_another_stream_hold_under_queueing(db: &TestDb) {
         );
     }
     verify_live_chain(&store, ledger).await.unwrap();
+}
+
+/// A process's next append seals on the head its last append committed, without reading it
+/// (PostgreSQL). Another process that appended in between has moved the real head: that append
+/// must still land once, right after the other process's event, with its version checks judged
+/// on the real state.
+async fn a_remembered_head_another_process_moved_is_refused_not_forked(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    let outside_url = if db.backend == "sqlite" {
+        db.url.replacen("sqlite://", "sqlite:///.", 1)
+    } else {
+        format!("{}&application_name=outside", db.url)
+    };
+    let outside = Store::open(&outside_url).await.unwrap();
+    let append = |store: &Store, stream: &str, version: u64| {
+        let (store, stream) = (store.clone(), stream.to_string());
+        async move {
+            store
+                .append(
+                    ledger,
+                    false,
+                    &[
+                        ("ledger".into(), ExpectedVersion::Exact(1)),
+                        (stream.clone(), ExpectedVersion::Exact(version)),
+                    ],
+                    vec![note(&stream, serde_json::json!({ "v": version }))],
+                    Utc::now(),
+                )
+                .await
+                .map(|written| written[0].seq)
+        }
+    };
+    assert_eq!(append(&store, "x", 0).await.unwrap(), 2);
+    assert_eq!(append(&outside, "y", 0).await.unwrap(), 3);
+    // The head this process remembers (seq 2) is stale: refused by the database, then retried.
+    assert_eq!(append(&store, "x", 1).await.unwrap(), 4);
+    assert_eq!(append(&outside, "x", 2).await.unwrap(), 5);
+    // Stale again, and the expected version with it: a conflict, judged on the real stream.
+    match append(&store, "x", 2).await {
+        Err(StoreError::Conflict {
+            stream_id, actual, ..
+        }) => assert_eq!((stream_id.as_str(), actual), ("x", 3)),
+        other => panic!("expected a conflict on x at version 3, got {other:?}"),
+    }
+    let handed_before = stats::ON_HANDED_HEAD.load(Ordering::Relaxed);
+    assert_eq!(append(&store, "x", 3).await.unwrap(), 6);
+    assert_eq!(append(&store, "x", 4).await.unwrap(), 7);
+    if db.backend == "postgres" {
+        assert!(
+            stats::ON_HANDED_HEAD.load(Ordering::Relaxed) > handed_before,
+            "an append sealed on the head its predecessor committed"
+        );
+    }
+    let events = all_events(&store, ledger).await;
+    assert_eq!(events.len(), 7);
+    assert_chain(&events);
+    outside.close().await;
 }
 
 /// Tasks sharing one store share its connection pool: the writers waiting for their turn must

@@ -119,12 +119,13 @@ pub mod stats {
 /// What the holder of a writer turn hands to the next one.
 #[derive(Debug, Default)]
 pub(crate) struct WriterTurn {
-    /// The head as it will be once the previous holder's transaction commits. A holder that
-    /// had writers queued behind it inserts, hands this on, and commits after releasing the
-    /// turn, so the next writer's insert overlaps that commit (PostgreSQL: it waits on the
-    /// head's row lock and proceeds the moment the commit lands). Only a guess: the schema's
-    /// trigger refuses an insert on a head that is not the real one (the commit failed, or
-    /// another process wrote), and that writer then takes the locked path.
+    /// PostgreSQL: the head the previous holder left, so the next append seals on it without
+    /// reading it. Either the head its autocommit append committed (`committed`), or, on the
+    /// early path (off by default: `PostgresStore::open`), the head as it will be once the
+    /// previous holder's transaction commits: that holder inserted, handed this on, and commits
+    /// after releasing the turn, so the next writer's insert overlaps that commit. Only a
+    /// guess: the schema's trigger refuses an insert on a head that is not the real one (the
+    /// commit failed, or another process wrote), and that writer then takes the locked path.
     pub predicted: Option<PredictedHead>,
     /// Two-command SQLite appends this process has started on this database: from the second
     /// on, they run on `sqlite_writer`.
@@ -144,6 +145,9 @@ pub(crate) struct PredictedHead {
     pub seq: u64,
     pub hash: [u8; 32],
     pub recorded_at: DateTime<Utc>,
+    /// The head of a commit that has returned (an autocommit append of this process), not of
+    /// one still in flight: an insert on it needs no transaction of its own.
+    pub committed: bool,
 }
 
 /// The URL without its password, for error messages.
