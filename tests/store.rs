@@ -86,6 +86,8 @@ both_backends!(
     a_refused_projection_change_rolls_back_its_event,
     cancelled_appends_leave_a_valid_chain_and_a_working_store,
     a_remembered_head_another_process_moved_is_refused_not_forked,
+    appends_after_a_processs_first_share_one_kept_connection,
+    a_closed_store_appends_nothing,
 );
 
 #[tokio::test]
@@ -833,8 +835,8 @@ async fn the_database_refuses_events_that_do_not_extend_the_head(db: &TestDb) {
     }
 }
 
-/// Writers of one process queue for their turn and, on PostgreSQL, hand the head on before their
-/// commit (`store::WriterTurn`); writers through another spelling of the URL stand for another
+/// Writers of one process queue for their turn and, on PostgreSQL, hand on the head they
+/// committed (`store::WriterTurn`); writers through another spelling of the URL stand for another
 /// process: they do not share the turn, so they race the queue at the database, and some handed-on
 /// heads are stale. Every append must still land exactly once, on one gapless, valid chain.
 async fn queued_and_outside_writers_keep_one_gapless_chain(db: &TestDb) {
@@ -908,8 +910,9 @@ async fn queued_and_outside_writers_keep_one_gapless_chain(db: &TestDb) {
 
 /// The CLI binds each append to the ledger stream's version (the governance it decided under).
 /// One writer moves that stream while queued writers of the same process append to their own
-/// streams against the version they last saw; on PostgreSQL some of them insert on a head handed
-/// on before its commit, so their statement's snapshot may miss the ledger stream's newest event.
+/// streams against the version they last saw; on PostgreSQL they insert on the head their
+/// predecessor committed (or, with the early path on, handed on before its commit, when their
+/// statement's snapshot may miss the ledger stream's newest event).
 /// Whatever path an append took, it may only have landed where the ledger stream really was at
 /// the version it expected.
 async fn expectations_on_another_stream_hold_under_queueing(db: &TestDb) {
@@ -1029,21 +1032,28 @@ async fn a_remembered_head_another_process_moved_is_refused_not_forked(db: &Test
                 .map(|written| written[0].seq)
         }
     };
+    let remembers = |seq: u64| (db.backend == "postgres").then_some(seq);
     assert_eq!(append(&store, "x", 0).await.unwrap(), 2);
+    assert_eq!(store.remembered_head().await, remembers(2));
     assert_eq!(append(&outside, "y", 0).await.unwrap(), 3);
-    // The head this process remembers (seq 2) is stale: refused by the database, then retried.
+    // The head this process remembers (seq 2) is stale: refused by the database, then tried
+    // again on the head read afresh.
     assert_eq!(append(&store, "x", 1).await.unwrap(), 4);
+    assert_eq!(store.remembered_head().await, remembers(4));
+    // Another process moves the same stream: the remembered head is stale, and the expected
+    // version with it. A conflict, judged on the real stream.
     assert_eq!(append(&outside, "x", 2).await.unwrap(), 5);
-    // Stale again, and the expected version with it: a conflict, judged on the real stream.
     match append(&store, "x", 2).await {
         Err(StoreError::Conflict {
             stream_id, actual, ..
         }) => assert_eq!((stream_id.as_str(), actual), ("x", 3)),
         other => panic!("expected a conflict on x at version 3, got {other:?}"),
     }
-    let handed_before = stats::ON_HANDED_HEAD.load(Ordering::Relaxed);
     assert_eq!(append(&store, "x", 3).await.unwrap(), 6);
+    assert_eq!(store.remembered_head().await, remembers(6));
+    let handed_before = stats::ON_HANDED_HEAD.load(Ordering::Relaxed);
     assert_eq!(append(&store, "x", 4).await.unwrap(), 7);
+    assert_eq!(store.remembered_head().await, remembers(7));
     if db.backend == "postgres" {
         assert!(
             stats::ON_HANDED_HEAD.load(Ordering::Relaxed) > handed_before,
@@ -1054,6 +1064,99 @@ async fn a_remembered_head_another_process_moved_is_refused_not_forked(db: &Test
     assert_eq!(events.len(), 7);
     assert_chain(&events);
     outside.close().await;
+}
+
+/// A process's first append to a database (a CLI command's only one) runs on its store's own
+/// connections; the next ones, from every store of the process on that URL, on one connection
+/// kept with the writer turn (store/backend.rs, `two_trip_conn`, `take_kept_writer`), which
+/// closes with a store.
+async fn appends_after_a_processs_first_share_one_kept_connection(db: &TestDb) {
+    let first = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&first).await;
+    append_note(&first, ledger, "alone").await.unwrap();
+    assert!(
+        !first.holds_kept_writer().await,
+        "the first append opens no connection of its own"
+    );
+    append_note(&first, ledger, "again").await.unwrap();
+    assert!(first.holds_kept_writer().await);
+
+    let second = Store::open(&db.url).await.unwrap();
+    let mut tasks = Vec::new();
+    for (name, store) in [("a", first.clone()), ("b", second.clone())] {
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..25 {
+                seqs.push(
+                    append_note(&store, ledger, &format!("{name}{i}"))
+                        .await
+                        .unwrap(),
+                );
+            }
+            seqs
+        }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        seqs.extend(task.await.unwrap());
+    }
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (4..=53).collect::<Vec<_>>(),
+        "each append landed once"
+    );
+    assert!(second.holds_kept_writer().await);
+
+    // A conflict on the kept connection leaves it usable.
+    let refused = append_note(&second, ledger, "a0").await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "{refused:?}"
+    );
+    assert!(second.holds_kept_writer().await);
+    assert_eq!(append_note(&second, ledger, "after").await.unwrap(), 54);
+
+    second.close().await;
+    assert!(
+        !first.holds_kept_writer().await,
+        "closing a store closes the kept connection"
+    );
+    assert_eq!(append_note(&first, ledger, "last").await.unwrap(), 55);
+    assert!(first.holds_kept_writer().await);
+    let events = all_events(&first, ledger).await;
+    assert_eq!(events.len(), 55);
+    assert_chain(&events);
+}
+
+/// A closed store refuses to append, even once its process keeps a connection for appends, and
+/// opens none; the other stores of the process go on.
+async fn a_closed_store_appends_nothing(db: &TestDb) {
+    let first = Store::open(&db.url).await.unwrap();
+    let second = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&first).await;
+    append_note(&first, ledger, "one").await.unwrap();
+    append_note(&first, ledger, "two").await.unwrap();
+    first.close().await;
+    let refused = append_note(&first, ledger, "closed").await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::Database {
+                source: sqlx::Error::PoolClosed,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        !second.holds_kept_writer().await,
+        "nothing kept for a closed store"
+    );
+    assert_eq!(append_note(&second, ledger, "open").await.unwrap(), 4);
+    let events = all_events(&second, ledger).await;
+    assert_eq!(events.len(), 4);
+    assert_chain(&events);
 }
 
 /// Tasks sharing one store share its connection pool: the writers waiting for their turn must
@@ -1351,9 +1454,9 @@ async fn sqlite_two_command_appends_cut_at_every_await_leave_no_open_transaction
             }
             None => cancelled += 1,
         }
-        // The next append goes through at once: a transaction left open on the pooled
-        // connection would hold the write lock its BEGIN IMMEDIATE waits for. A read on the
-        // pooled connection then answers too.
+        // The next append (the process's second: on the kept connection) goes through at
+        // once: a transaction left open on the pooled connection would hold the write lock its
+        // BEGIN IMMEDIATE waits for, past the 10 s this allows (the busy timeout is 30 s).
         let probe = format!("probe{i}");
         tokio::time::timeout(Duration::from_secs(10), append_note(&store, ledger, &probe))
             .await
@@ -1545,70 +1648,6 @@ async fn append_note(store: &Store, ledger: Uuid, stream: &str) -> Result<u64, S
     Ok(written[0].seq)
 }
 
-/// A process's first append to a SQLite file (a CLI command's only one) runs on its store's own
-/// connection; the next ones, from every store of the process on that file, on one connection
-/// kept with the writer turn (store/backend.rs, `write_conn`), which closes with a store.
-#[tokio::test]
-async fn sqlite_appends_after_a_processs_first_share_one_kept_connection() {
-    let db = TestDb::sqlite();
-    let first = Store::open(&db.url).await.unwrap();
-    let ledger = new_ledger(&first).await;
-    append_note(&first, ledger, "alone").await.unwrap();
-    assert!(
-        !sqlite_store(&first).holds_shared_writer().await,
-        "the first append opens no second connection"
-    );
-    append_note(&first, ledger, "again").await.unwrap();
-    assert!(sqlite_store(&first).holds_shared_writer().await);
-
-    let second = Store::open(&db.url).await.unwrap();
-    let mut tasks = Vec::new();
-    for (name, store) in [("a", first.clone()), ("b", second.clone())] {
-        tasks.push(tokio::spawn(async move {
-            let mut seqs = Vec::new();
-            for i in 0..25 {
-                seqs.push(
-                    append_note(&store, ledger, &format!("{name}{i}"))
-                        .await
-                        .unwrap(),
-                );
-            }
-            seqs
-        }));
-    }
-    let mut seqs = Vec::new();
-    for task in tasks {
-        seqs.extend(task.await.unwrap());
-    }
-    seqs.sort_unstable();
-    assert_eq!(
-        seqs,
-        (4..=53).collect::<Vec<_>>(),
-        "each append landed once"
-    );
-    assert!(sqlite_store(&second).holds_shared_writer().await);
-
-    // A conflict on the shared connection rolls back and leaves it usable.
-    let refused = append_note(&second, ledger, "a0").await;
-    assert!(
-        matches!(refused, Err(StoreError::Conflict { .. })),
-        "{refused:?}"
-    );
-    assert!(sqlite_store(&second).holds_shared_writer().await);
-    assert_eq!(append_note(&second, ledger, "after").await.unwrap(), 54);
-
-    second.close().await;
-    assert!(
-        !sqlite_store(&first).holds_shared_writer().await,
-        "closing a store closes the shared connection"
-    );
-    assert_eq!(append_note(&first, ledger, "last").await.unwrap(), 55);
-    assert!(sqlite_store(&first).holds_shared_writer().await);
-    let events = all_events(&first, ledger).await;
-    assert_eq!(events.len(), 55);
-    assert_chain(&events);
-}
-
 /// An in-memory SQLite database is one per connection: its appends stay on the store's own.
 #[tokio::test]
 async fn sqlite_in_memory_appends_stay_on_the_stores_connection() {
@@ -1617,7 +1656,7 @@ async fn sqlite_in_memory_appends_stay_on_the_stores_connection() {
     for stream in ["one", "two", "three"] {
         append_note(&store, ledger, stream).await.unwrap();
     }
-    assert!(!sqlite_store(&store).holds_shared_writer().await);
+    assert!(!store.holds_kept_writer().await);
     assert_eq!(all_events(&store, ledger).await.len(), 4);
 }
 
@@ -1630,7 +1669,7 @@ async fn sqlite_shared_append_connection_cut_at_every_await_leaves_no_open_trans
     let first = Store::open(&db.url).await.unwrap();
     let second = Store::open(&db.url).await.unwrap();
     let ledger = new_ledger(&first).await;
-    let opened_before = stats::SHARED_WRITER_OPENED.load(Ordering::Relaxed);
+    let opened_before = stats::KEPT_WRITER_OPENED.load(Ordering::Relaxed);
     let (mut cancelled, mut completed) = (0, 0);
     for i in 0..40u64 {
         let stream = format!("s{i}");
@@ -1657,7 +1696,7 @@ async fn sqlite_shared_append_connection_cut_at_every_await_leaves_no_open_trans
         "{cancelled} cancelled, {completed} completed"
     );
     assert!(
-        stats::SHARED_WRITER_OPENED.load(Ordering::Relaxed) > opened_before + 1,
+        stats::KEPT_WRITER_OPENED.load(Ordering::Relaxed) > opened_before + 1,
         "appends cut inside their transaction closed the shared connection"
     );
     let events = all_events(&second, ledger).await;

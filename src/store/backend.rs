@@ -346,8 +346,9 @@ macro_rules! backend {
                 pub(crate) pool: $Pool,
                 /// This process's queue of appends to this database (`store::writer_turn`).
                 pub(super) writers: std::sync::Arc<tokio::sync::Mutex<crate::store::WriterTurn>>,
-                /// Connections this store's pool may hold for writers waiting their turn: one
-                /// fewer than the pool, so the writer whose turn it is always gets one.
+                /// Connections this store's pool may hold for writers waiting their turn (the early
+                /// path): at most one fewer than the pool, so the writer whose turn it is always
+                /// gets one. None on either backend since 2026-12-03 (`PostgresStore::open`).
                 pub(super) early: std::sync::Arc<tokio::sync::Semaphore>,
             }
 
@@ -461,7 +462,7 @@ macro_rules! backend {
             }
 
             /// The connection a `TwoTrips` append runs on: one from the store's pool, or the
-            /// connection this process's appends to the file share (`shared_writer`).
+            /// connection this process's appends to the file share (`two_trip_conn`).
             pub(super) enum WriteConn {
                 Pooled(sqlx::pool::PoolConnection<$Db>),
                 // Only SQLite shares one (PostgreSQL never takes the two-trip path).
@@ -645,10 +646,11 @@ macro_rules! backend {
                         (false, Some(one), Some(append)) => Some((one, append)),
                         _ => None,
                     };
-                    // This process's turn (`store::writer_turn`). When another append of this
-                    // process holds it, the one-statement append opens its transaction while it
-                    // waits (if the pool can spare the connection: the holder must always get
-                    // one), so that it can take a head handed on before a commit (`WriterTurn`).
+                    // This process's turn (`store::writer_turn`). On the early path (off: no
+                    // permits), when another append of this process holds it, the one-statement
+                    // append opens its transaction while it waits (if the pool can spare the
+                    // connection: the holder must always get one), so that it can take a head
+                    // handed on before a commit (`WriterTurn`).
                     let (mut turn, mut tx, permit) = match self.writers.try_lock() {
                         Ok(turn) => (turn, None, None),
                         Err(_) => {
@@ -684,23 +686,58 @@ macro_rules! backend {
                         if tx.is_none() && predicted.is_some_and(|head| !head.committed) {
                             tx = Some(self.begin_expecting(one, append).await?);
                         }
-                        let attempt = self
+                        // Autocommit statements after the process's first run on the connection
+                        // kept with the turn (`take_kept_writer`).
+                        let mut kept = match tx {
+                            None => self.take_kept_writer(&mut turn).await?,
+                            Some(_) => None,
+                        };
+                        let mut sealed_on = predicted;
+                        let mut attempt = self
                             .append_one_statement(
                                 one,
                                 tx.as_mut(),
+                                kept.as_mut(),
                                 ledger_id,
                                 &ledger,
                                 append,
                                 &events[0],
                                 now,
                                 deadline,
-                                predicted,
+                                sealed_on,
                             )
-                            .await?;
-                        if let Some(event) = attempt {
+                            .await;
+                        // A head this process committed that another process has moved since:
+                        // once more on a head read now, before the locked path.
+                        if matches!(attempt, Ok(None))
+                            && tx.is_none()
+                            && sealed_on.is_some_and(|head| head.committed)
+                        {
+                            sealed_on = None;
+                            attempt = self
+                                .append_one_statement(
+                                    one,
+                                    None,
+                                    kept.as_mut(),
+                                    ledger_id,
+                                    &ledger,
+                                    append,
+                                    &events[0],
+                                    now,
+                                    deadline,
+                                    None,
+                                )
+                                .await;
+                        }
+                        // The kept connection goes back unless the database failed on it (a
+                        // refusal leaves an autocommit connection as it was).
+                        if let (Some(conn), Ok(_)) = (kept, &attempt) {
+                            Self::return_kept_writer(&mut turn, conn);
+                        }
+                        if let Some(event) = attempt? {
                             crate::store::stats::ONE_STATEMENT
                                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            if predicted.is_some() {
+                            if sealed_on.is_some() {
                                 crate::store::stats::ON_HANDED_HEAD
                                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             }
@@ -723,7 +760,7 @@ macro_rules! backend {
                                 // statement's snapshot starts after this commit, so its version
                                 // checks see everything up to this head; if another process has
                                 // moved the head since, the trigger refuses it (RBH01) and that
-                                // append takes the locked path.
+                                // append reads the head and tries once more.
                                 turn.predicted = parse_timestamp(&event.recorded_at).map(
                                     |recorded_at| crate::store::PredictedHead {
                                         ledger_id,
@@ -746,7 +783,7 @@ macro_rules! backend {
                     if let Some(trips) = SQL.two_trips.as_ref().filter(|_| !create) {
                         if let Some(other) = two_trip_other(expected, &events) {
                             let new = events.into_iter().next().expect("one event");
-                            let mut slot = Some(self.write_conn(&mut turn).await?);
+                            let mut slot = Some(self.two_trip_conn(&mut turn).await?);
                             let event = self
                                 .append_two_trips(
                                     trips, &mut slot, ledger_id, &ledger, expected, other, new,
@@ -756,7 +793,7 @@ macro_rules! backend {
                             // A shared connection goes back to the turn unless the append left
                             // it closed (its slot is then empty and the next append opens one).
                             if let Some(WriteConn::Shared(conn)) = slot {
-                                Self::return_shared_writer(&mut turn, conn);
+                                Self::return_kept_writer(&mut turn, conn);
                             }
                             return event.map(|event| vec![event]);
                         }
@@ -904,10 +941,13 @@ macro_rules! backend {
                 /// change in one autocommit statement. The schema's insert trigger takes the
                 /// head's row lock and refuses the event if another writer moved the head since
                 /// the read (migrations/postgres/0002), so the chain stays gapless and ordered.
-                /// With `tx`, the statements run in it and the caller commits; with `predicted`
-                /// (a head handed on by this process's previous writer), the read is skipped; `tx`
-                /// then comes from `begin_expecting`, whose trigger check of the other stream
-                /// does not depend on the statement's snapshot (which may predate that commit).
+                /// With `tx`, the statements run in it and the caller commits; with `kept`, they
+                /// run on the connection the process keeps for appends; else on the pool. With
+                /// `predicted` (a head this process's previous append left), the read is
+                /// skipped. A committed head needs no transaction (the statement's snapshot starts
+                /// after that commit); a head handed on before its commit (the early path) comes
+                /// with `tx` from `begin_expecting`, whose trigger check of the other stream does
+                /// not depend on the statement's snapshot (which may predate that commit).
                 ///
                 /// `Ok(None)` when the event did not go in for a reason the locked path must
                 /// judge (the head moved, a stream is not at its expected version, the deadline,
@@ -918,6 +958,7 @@ macro_rules! backend {
                     &self,
                     one: &OneStatement,
                     mut tx: Option<&mut sqlx::Transaction<'static, $Db>>,
+                    mut kept: Option<&mut <$Db as sqlx::Database>::Connection>,
                     ledger_id: Uuid,
                     ledger: &str,
                     append: OneAppend<'_>,
@@ -930,9 +971,10 @@ macro_rules! backend {
                         Some(head) => (head.seq, head.hash, head.recorded_at),
                         None => {
                             let read = sqlx::query(one.read_head).bind(ledger);
-                            let head = match tx.as_deref_mut() {
-                                Some(tx) => read.fetch_optional(&mut **tx).await,
-                                None => read.fetch_optional(&self.pool).await,
+                            let head = match (tx.as_deref_mut(), kept.as_deref_mut()) {
+                                (Some(tx), _) => read.fetch_optional(&mut **tx).await,
+                                (None, Some(conn)) => read.fetch_optional(conn).await,
+                                (None, None) => read.fetch_optional(&self.pool).await,
                             }
                             .map_err(db_err("reading the ledger head"))?;
                             // A missing or unreadable head: the locked path reports it.
@@ -983,9 +1025,10 @@ macro_rules! backend {
                         return Ok(None);
                     }
                     let insert = bind_op(one, ledger, &event, append, ops.pop());
-                    let inserted = match tx.as_deref_mut() {
-                        Some(tx) => insert.fetch_optional(&mut **tx).await,
-                        None => insert.fetch_optional(&self.pool).await,
+                    let inserted = match (tx.as_deref_mut(), kept.as_deref_mut()) {
+                        (Some(tx), _) => insert.fetch_optional(&mut **tx).await,
+                        (None, Some(conn)) => insert.fetch_optional(conn).await,
+                        (None, None) => insert.fetch_optional(&self.pool).await,
                     };
                     match inserted {
                         Ok(Some(_)) => {}
@@ -1284,10 +1327,12 @@ macro_rules! backend {
                 }
 
                 pub async fn close(&self) {
-                    if !self.pool.is_closed() {
-                        // The connection the process's appends shared closes with the store
-                        // (another store's next append opens one if it needs it).
-                        Self::drop_shared_writer(&mut *self.writers.lock().await);
+                    // The connection the process's appends share closes with any of its stores
+                    // (another store's next append opens one if it needs it).
+                    let kept = Self::take_kept_for_close(&mut *self.writers.lock().await);
+                    if let Some(conn) = kept {
+                        use sqlx::Connection;
+                        conn.close().await.ok();
                     }
                     self.pool.close().await
                 }
@@ -1434,10 +1479,16 @@ impl sqlite::SqliteStore {
     /// WAL mode a connection whose file another connection wrote drops its whole page cache and
     /// reads the pages again, so 8 stores appending each on its own connection lost about a
     /// tenth of one writer's rate (BENCHMARKS.md, append).
-    async fn write_conn(
+    async fn two_trip_conn(
         &self,
         turn: &mut super::WriterTurn,
     ) -> Result<sqlite::WriteConn, StoreError> {
+        if self.pool.is_closed() {
+            // A closed store appends nothing (the pool would refuse; the kept connection must too).
+            return Err(super::db_err("taking a connection for the append")(
+                sqlx::Error::PoolClosed,
+            ));
+        }
         let kept = turn.sqlite_appends > 0 && !turn.sqlite_in_memory;
         turn.sqlite_appends += 1;
         if kept {
@@ -1453,7 +1504,7 @@ impl sqlite::SqliteStore {
                 .map_err(super::db_err(
                     "opening the connection this process's appends share",
                 ))?;
-            super::stats::SHARED_WRITER_OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            super::stats::KEPT_WRITER_OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(sqlite::WriteConn::Shared(conn));
         }
         let conn = self
@@ -1464,18 +1515,27 @@ impl sqlite::SqliteStore {
         Ok(sqlite::WriteConn::Pooled(conn))
     }
 
-    /// Whether this process's appends to the file now share a connection (for tests).
+    /// SQLite has no one-statement path (`Sql::one_statement`): its appends keep their
+    /// connection in `two_trip_conn`.
+    async fn take_kept_writer(
+        &self,
+        _turn: &mut super::WriterTurn,
+    ) -> Result<Option<sqlx::SqliteConnection>, StoreError> {
+        Ok(None)
+    }
+
+    /// Whether this process's appends to the file now share a kept connection (for tests).
     #[doc(hidden)]
-    pub async fn holds_shared_writer(&self) -> bool {
+    pub async fn holds_kept_writer(&self) -> bool {
         self.writers.lock().await.sqlite_writer.is_some()
     }
 
-    fn return_shared_writer(turn: &mut super::WriterTurn, conn: sqlx::SqliteConnection) {
+    fn return_kept_writer(turn: &mut super::WriterTurn, conn: sqlx::SqliteConnection) {
         turn.sqlite_writer = Some(conn);
     }
 
-    fn drop_shared_writer(turn: &mut super::WriterTurn) {
-        turn.sqlite_writer = None;
+    fn take_kept_for_close(turn: &mut super::WriterTurn) -> Option<sqlx::SqliteConnection> {
+        turn.sqlite_writer.take()
     }
 
     pub async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
@@ -1621,7 +1681,7 @@ const POOL_CONNECTIONS: u32 = 4;
 impl postgres::PostgresStore {
     /// PostgreSQL appends never take the two-trip path (`Sql::two_trips` is SQLite's); should
     /// one, it runs on a connection of the store's own pool.
-    async fn write_conn(
+    async fn two_trip_conn(
         &self,
         _turn: &mut super::WriterTurn,
     ) -> Result<postgres::WriteConn, StoreError> {
@@ -1633,11 +1693,67 @@ impl postgres::PostgresStore {
         Ok(postgres::WriteConn::Pooled(conn))
     }
 
-    fn return_shared_writer(_turn: &mut super::WriterTurn, conn: sqlx::PgConnection) {
-        drop(conn);
+    /// The connection a one-statement append without a transaction runs on: `None` for the
+    /// process's first append to the database (a CLI command's only one: the store's pool, no
+    /// connection of its own to open), then one connection kept with the writer turn and shared
+    /// by every store of the process on that URL. On the pool, the two round trips of an append
+    /// went to whichever connection was idle, and 8 stores' appends to 8 server processes in
+    /// turn ran below one writer's rate (BENCHMARKS.md, append). A PostgreSQL append runs to
+    /// its end on a task of its own (`Store::append_before`), so the kept connection is never
+    /// cut mid-conversation; the append drops it if the database failed on it.
+    async fn take_kept_writer(
+        &self,
+        turn: &mut super::WriterTurn,
+    ) -> Result<Option<sqlx::PgConnection>, StoreError> {
+        if self.pool.is_closed() {
+            return Err(super::db_err("taking a connection for the append")(
+                sqlx::Error::PoolClosed,
+            ));
+        }
+        let kept = turn.pg_appends > 0;
+        turn.pg_appends += 1;
+        if !kept {
+            return Ok(None);
+        }
+        if let Some(conn) = turn.pg_writer.take() {
+            return Ok(Some(conn));
+        }
+        use sqlx::ConnectOptions;
+        let conn = self
+            .pool
+            .connect_options()
+            .connect()
+            .await
+            .map_err(super::db_err(
+                "opening the connection this process's appends share",
+            ))?;
+        super::stats::KEPT_WRITER_OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Some(conn))
     }
 
-    fn drop_shared_writer(_turn: &mut super::WriterTurn) {}
+    fn return_kept_writer(turn: &mut super::WriterTurn, conn: sqlx::PgConnection) {
+        turn.pg_writer = Some(conn);
+    }
+
+    fn take_kept_for_close(turn: &mut super::WriterTurn) -> Option<sqlx::PgConnection> {
+        turn.pg_writer.take()
+    }
+
+    /// Whether this process's appends to the database now share a kept connection (for tests).
+    #[doc(hidden)]
+    pub async fn holds_kept_writer(&self) -> bool {
+        self.writers.lock().await.pg_writer.is_some()
+    }
+
+    /// The seq of the head this process's last append committed and its next will seal on
+    /// without reading it, if any (for tests).
+    #[doc(hidden)]
+    pub async fn remembered_head(&self) -> Option<u64> {
+        let turn = self.writers.lock().await;
+        turn.predicted
+            .filter(|head| head.committed)
+            .map(|head| head.seq)
+    }
 
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -112,8 +112,8 @@ pub mod stats {
     pub static ONE_STATEMENT: AtomicU64 = AtomicU64::new(0);
     /// Of those, appends sealed on a head handed on by the previous writer.
     pub static ON_HANDED_HEAD: AtomicU64 = AtomicU64::new(0);
-    /// Connections opened for the appends a process's SQLite stores share.
-    pub static SHARED_WRITER_OPENED: AtomicU64 = AtomicU64::new(0);
+    /// Connections opened for the appends a process's stores share (after its first append).
+    pub static KEPT_WRITER_OPENED: AtomicU64 = AtomicU64::new(0);
 }
 
 /// What the holder of a writer turn hands to the next one.
@@ -137,6 +137,11 @@ pub(crate) struct WriterTurn {
     /// taken by each append, and given back unless the append left it in doubt (it is then
     /// dropped, which closes it and rolls back, and the next append opens another).
     pub sqlite_writer: Option<sqlx::SqliteConnection>,
+    /// One-statement PostgreSQL appends this process has started without a transaction on
+    /// this database: from the second on, they run on `pg_writer`.
+    pub pg_appends: u64,
+    /// The connection this process's autocommit PostgreSQL appends run on after its first.
+    pub pg_writer: Option<sqlx::PgConnection>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -345,6 +350,22 @@ impl Store {
             Ok(rebuilt) => rebuilt,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
             Err(error) => Err(StoreError::WriteAborted(error.to_string())),
+        }
+    }
+
+    /// Whether this process's appends to this database share a kept connection (for tests).
+    #[doc(hidden)]
+    pub async fn holds_kept_writer(&self) -> bool {
+        dispatch!(self, store => store.holds_kept_writer().await)
+    }
+
+    /// PostgreSQL: the seq of the head this process's last append committed, on which its next
+    /// append seals without reading the head (for tests).
+    #[doc(hidden)]
+    pub async fn remembered_head(&self) -> Option<u64> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(store) => store.remembered_head().await,
         }
     }
 
