@@ -1470,6 +1470,18 @@ backend!(
     }
 );
 
+/// Opens the connection a process's appends to one database keep after its first append
+/// (`WriterTurn`), with its store's options.
+async fn open_kept_writer<O: sqlx::ConnectOptions<Connection: Sized>>(
+    options: &O,
+) -> Result<O::Connection, StoreError> {
+    let conn = options.connect().await.map_err(super::db_err(
+        "opening the connection this process's appends share",
+    ))?;
+    super::stats::KEPT_WRITER_OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(conn)
+}
+
 impl sqlite::SqliteStore {
     /// The connection a two-trip append runs on. A process's first append to the file (the only
     /// one of a CLI command) runs on its store's own connection: no second connection to open.
@@ -1492,19 +1504,10 @@ impl sqlite::SqliteStore {
         let kept = turn.sqlite_appends > 0 && !turn.sqlite_in_memory;
         turn.sqlite_appends += 1;
         if kept {
-            if let Some(conn) = turn.sqlite_writer.take() {
-                return Ok(sqlite::WriteConn::Shared(conn));
-            }
-            use sqlx::ConnectOptions;
-            let conn = self
-                .pool
-                .connect_options()
-                .connect()
-                .await
-                .map_err(super::db_err(
-                    "opening the connection this process's appends share",
-                ))?;
-            super::stats::KEPT_WRITER_OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let conn = match turn.sqlite_writer.take() {
+                Some(conn) => conn,
+                None => open_kept_writer(&*self.pool.connect_options()).await?,
+            };
             return Ok(sqlite::WriteConn::Shared(conn));
         }
         let conn = self
@@ -1715,20 +1718,10 @@ impl postgres::PostgresStore {
         if !kept {
             return Ok(None);
         }
-        if let Some(conn) = turn.pg_writer.take() {
-            return Ok(Some(conn));
+        match turn.pg_writer.take() {
+            Some(conn) => Ok(Some(conn)),
+            None => Ok(Some(open_kept_writer(&*self.pool.connect_options()).await?)),
         }
-        use sqlx::ConnectOptions;
-        let conn = self
-            .pool
-            .connect_options()
-            .connect()
-            .await
-            .map_err(super::db_err(
-                "opening the connection this process's appends share",
-            ))?;
-        super::stats::KEPT_WRITER_OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Some(conn))
     }
 
     fn return_kept_writer(turn: &mut super::WriterTurn, conn: sqlx::PgConnection) {
