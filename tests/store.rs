@@ -835,6 +835,16 @@ async fn the_database_refuses_events_that_do_not_extend_the_head(db: &TestDb) {
     }
 }
 
+/// Another spelling of the database's URL: a store opened with it does not share this process's
+/// writer turn, so it stands for another process writing to the same database.
+fn outside_url(db: &TestDb) -> String {
+    if db.backend == "sqlite" {
+        db.url.replacen("sqlite://", "sqlite:///.", 1)
+    } else {
+        format!("{}&application_name=outside", db.url)
+    }
+}
+
 /// Writers of one process queue for their turn and, on PostgreSQL, hand on the head they
 /// committed (`store::WriterTurn`); writers through another spelling of the URL stand for another
 /// process: they do not share the turn, so they race the queue at the database, and some handed-on
@@ -842,11 +852,7 @@ async fn the_database_refuses_events_that_do_not_extend_the_head(db: &TestDb) {
 async fn queued_and_outside_writers_keep_one_gapless_chain(db: &TestDb) {
     let store = Store::open(&db.url).await.unwrap();
     let ledger = new_ledger(&store).await;
-    let outside_url = if db.backend == "sqlite" {
-        db.url.replacen("sqlite://", "sqlite:///.", 1)
-    } else {
-        format!("{}&application_name=outside", db.url)
-    };
+    let outside_url = outside_url(db);
     let (writers, each) = (6u64, 20u64);
     let (one_statement_before, handed_before) = (
         stats::ONE_STATEMENT.load(Ordering::Relaxed),
@@ -1008,11 +1014,7 @@ async fn expectations_on_another_stream_hold_under_queueing(db: &TestDb) {
 async fn a_remembered_head_another_process_moved_is_refused_not_forked(db: &TestDb) {
     let store = Store::open(&db.url).await.unwrap();
     let ledger = new_ledger(&store).await;
-    let outside_url = if db.backend == "sqlite" {
-        db.url.replacen("sqlite://", "sqlite:///.", 1)
-    } else {
-        format!("{}&application_name=outside", db.url)
-    };
+    let outside_url = outside_url(db);
     let outside = Store::open(&outside_url).await.unwrap();
     let append = |store: &Store, stream: &str, version: u64| {
         let (store, stream) = (store.clone(), stream.to_string());
