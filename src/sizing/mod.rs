@@ -13,10 +13,8 @@ mod input;
 mod options;
 mod policy;
 mod proposal;
-mod proposal_fast;
 pub mod render;
 mod report;
-mod toml_fast;
 mod validation;
 
 pub use finance::{

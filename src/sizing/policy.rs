@@ -5,79 +5,108 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::input::{parse_document, Fields};
+use super::input;
 use super::{InputError, SERIES_VALUES_MAX};
 
-/// Domain separation for the policy hash: the same JSON hashed for another purpose gives a
-/// different digest.
-
+/// Every threshold of the guardrails. Its canonical JSON is hashed (`hash_hex`): the field
+/// order and types are part of every recorded report.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    #[serde(deserialize_with = "input::table")]
     pub coefficient: CoefficientPolicy,
+    #[serde(deserialize_with = "input::table")]
     pub growth: GrowthPolicy,
+    #[serde(deserialize_with = "input::table")]
     pub wacc: WaccPolicy,
+    #[serde(deserialize_with = "input::table")]
     pub liquidity: LiquidityPolicy,
+    #[serde(deserialize_with = "input::table")]
     pub signals: SignalsPolicy,
+    #[serde(deserialize_with = "input::table")]
     pub structure: StructurePolicy,
+    #[serde(deserialize_with = "input::table")]
     pub timing: TimingPolicy,
+    #[serde(deserialize_with = "input::table")]
     pub approval: ApprovalPolicy,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CoefficientPolicy {
+    #[serde(deserialize_with = "input::number")]
     pub floor: f64,
+    #[serde(deserialize_with = "input::number")]
     pub cap: f64,
+    #[serde(deserialize_with = "input::number")]
     pub pcf_low: f64,
+    #[serde(deserialize_with = "input::number")]
     pub pcf_high: f64,
+    #[serde(deserialize_with = "input::number")]
     pub pcf_weight: f64,
+    #[serde(deserialize_with = "input::count")]
     pub rsi_period: u32,
+    #[serde(deserialize_with = "input::number")]
     pub theta_press_decay_per_day_min: f64,
+    #[serde(deserialize_with = "input::number")]
     pub theta_press_multiplier: f64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GrowthPolicy {
+    #[serde(deserialize_with = "input::number")]
     pub layer_growth_max: f64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WaccPolicy {
+    #[serde(deserialize_with = "input::number")]
     pub incremental_bps_max: f64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LiquidityPolicy {
+    #[serde(deserialize_with = "input::number")]
     pub stress_sigma: f64,
+    #[serde(deserialize_with = "input::number")]
     pub quick_ratio_min: f64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SignalsPolicy {
+    #[serde(deserialize_with = "input::count")]
     pub macd_fast: u32,
+    #[serde(deserialize_with = "input::count")]
     pub macd_slow: u32,
+    #[serde(deserialize_with = "input::count")]
     pub macd_signal: u32,
+    #[serde(deserialize_with = "input::flag")]
     pub require_macd_support: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct StructurePolicy {
+    #[serde(deserialize_with = "input::count")]
     pub time_shift_days_min: u32,
+    #[serde(deserialize_with = "input::number")]
     pub parity_tolerance_usd: f64,
+    #[serde(deserialize_with = "input::number")]
     pub quote_deviation_max: f64,
+    #[serde(deserialize_with = "input::flag")]
     pub require_layer_cost_within_irr: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TimingPolicy {
+    #[serde(deserialize_with = "input::count")]
     pub blackout_padding_minutes: u32,
+    #[serde(deserialize_with = "input::count")]
     pub snapshot_max_age_minutes: u32,
 }
 
@@ -86,7 +115,9 @@ pub struct TimingPolicy {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalPolicy {
+    #[serde(deserialize_with = "input::seconds")]
     pub proposal_ttl_seconds: u64,
+    #[serde(deserialize_with = "input::flag")]
     pub proposer_counts: bool,
 }
 
@@ -138,120 +169,13 @@ impl Default for Policy {
     }
 }
 
-const TABLES: &[&str] = &[
-    "coefficient",
-    "growth",
-    "wacc",
-    "liquidity",
-    "signals",
-    "structure",
-    "timing",
-    "approval",
-];
-
 impl Policy {
     /// Reads a policy file: starts from the defaults and overrides each key the file names.
     /// Unknown tables or keys and broken constraints are input errors.
     pub fn from_toml_str(text: &str) -> Result<Policy, InputError> {
-        let doc = parse_document(text, "policy")?;
-        let root = Fields::new("", &doc, TABLES)?;
-        let mut p = Policy::default();
-
-        if let Some(t) = root.table_opt(
-            "coefficient",
-            &[
-                "floor",
-                "cap",
-                "pcf_low",
-                "pcf_high",
-                "pcf_weight",
-                "rsi_period",
-                "theta_press_decay_per_day_min",
-                "theta_press_multiplier",
-            ],
-        )? {
-            let c = &mut p.coefficient;
-            override_f64(&t, "floor", &mut c.floor)?;
-            override_f64(&t, "cap", &mut c.cap)?;
-            override_f64(&t, "pcf_low", &mut c.pcf_low)?;
-            override_f64(&t, "pcf_high", &mut c.pcf_high)?;
-            override_f64(&t, "pcf_weight", &mut c.pcf_weight)?;
-            override_u32(&t, "rsi_period", &mut c.rsi_period)?;
-            override_f64(
-                &t,
-                "theta_press_decay_per_day_min",
-                &mut c.theta_press_decay_per_day_min,
-            )?;
-            override_f64(&t, "theta_press_multiplier", &mut c.theta_press_multiplier)?;
-        }
-        if let Some(t) = root.table_opt("growth", &["layer_growth_max"])? {
-            override_f64(&t, "layer_growth_max", &mut p.growth.layer_growth_max)?;
-        }
-        if let Some(t) = root.table_opt("wacc", &["incremental_bps_max"])? {
-            override_f64(&t, "incremental_bps_max", &mut p.wacc.incremental_bps_max)?;
-        }
-        if let Some(t) = root.table_opt("liquidity", &["stress_sigma", "quick_ratio_min"])? {
-            override_f64(&t, "stress_sigma", &mut p.liquidity.stress_sigma)?;
-            override_f64(&t, "quick_ratio_min", &mut p.liquidity.quick_ratio_min)?;
-        }
-        if let Some(t) = root.table_opt(
-            "signals",
-            &[
-                "macd_fast",
-                "macd_slow",
-                "macd_signal",
-                "require_macd_support",
-            ],
-        )? {
-            let s = &mut p.signals;
-            override_u32(&t, "macd_fast", &mut s.macd_fast)?;
-            override_u32(&t, "macd_slow", &mut s.macd_slow)?;
-            override_u32(&t, "macd_signal", &mut s.macd_signal)?;
-            override_bool(&t, "require_macd_support", &mut s.require_macd_support)?;
-        }
-        if let Some(t) = root.table_opt(
-            "structure",
-            &[
-                "time_shift_days_min",
-                "parity_tolerance_usd",
-                "quote_deviation_max",
-                "require_layer_cost_within_irr",
-            ],
-        )? {
-            let s = &mut p.structure;
-            override_u32(&t, "time_shift_days_min", &mut s.time_shift_days_min)?;
-            override_f64(&t, "parity_tolerance_usd", &mut s.parity_tolerance_usd)?;
-            override_f64(&t, "quote_deviation_max", &mut s.quote_deviation_max)?;
-            override_bool(
-                &t,
-                "require_layer_cost_within_irr",
-                &mut s.require_layer_cost_within_irr,
-            )?;
-        }
-        if let Some(t) = root.table_opt(
-            "timing",
-            &["blackout_padding_minutes", "snapshot_max_age_minutes"],
-        )? {
-            let s = &mut p.timing;
-            override_u32(
-                &t,
-                "blackout_padding_minutes",
-                &mut s.blackout_padding_minutes,
-            )?;
-            override_u32(
-                &t,
-                "snapshot_max_age_minutes",
-                &mut s.snapshot_max_age_minutes,
-            )?;
-        }
-        if let Some(t) = root.table_opt("approval", &["proposal_ttl_seconds", "proposer_counts"])? {
-            if let Some(v) = t.u64_opt("proposal_ttl_seconds")? {
-                p.approval.proposal_ttl_seconds = v;
-            }
-            override_bool(&t, "proposer_counts", &mut p.approval.proposer_counts)?;
-        }
-        p.validate()?;
-        Ok(p)
+        let policy = input::read_over(text, "policy", &Policy::default())?;
+        policy.validate()?;
+        Ok(policy)
     }
 
     /// The full effective policy as TOML (every key, defaults included). Round-trips through
@@ -395,27 +319,6 @@ impl Policy {
         )?;
         Ok(())
     }
-}
-
-fn override_f64(t: &Fields, key: &str, slot: &mut f64) -> Result<(), InputError> {
-    if let Some(v) = t.f64_opt(key)? {
-        *slot = v;
-    }
-    Ok(())
-}
-
-fn override_u32(t: &Fields, key: &str, slot: &mut u32) -> Result<(), InputError> {
-    if let Some(v) = t.u32_opt(key)? {
-        *slot = v;
-    }
-    Ok(())
-}
-
-fn override_bool(t: &Fields, key: &str, slot: &mut bool) -> Result<(), InputError> {
-    if let Some(v) = t.bool_opt(key)? {
-        *slot = v;
-    }
-    Ok(())
 }
 
 fn finite(field: &str, x: f64) -> Result<(), InputError> {
