@@ -1,6 +1,5 @@
 //! The check messages of the worked example, pinned word for word: they are part of the stored
-//! report, and `evaluate` builds them with its own fixed-decimal formatting (`fixed.rs`), which
-//! must print exactly what `format!("{x:.N}")` prints.
+//! report, and print their numbers as `format!("{x:.N}")` does.
 
 use chrono::{DateTime, Utc};
 use rollbook::sizing::{evaluate, Policy, Proposal};

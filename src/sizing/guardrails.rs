@@ -6,7 +6,6 @@ use super::finance::{
     capm_cost_of_equity, cost_of_equity, gordon_growth_cost_of_equity, realized_profit_usd,
     stress_loss_usd, wacc, xirr, XIRR_RATE_MAX, XIRR_RATE_MIN,
 };
-use super::fixed::Fixed;
 use super::indicators::{macd, wilder_rsi};
 use super::options::{black76_price, bsm_price, bsm_theta_per_year, OptionKind};
 use super::report::{Caps, Check, CoefficientReport, Metrics, SizingReport, Verdict};
@@ -292,7 +291,7 @@ pub fn evaluate_hashed(
             passed: profit_usd > 0.0,
             value: profit_usd,
             limit: 0.0,
-            message: message!("realized profit {} USD must be > 0", Fixed(profit_usd, 2)),
+            message: message!("realized profit {:.2} USD must be > 0", profit_usd),
         },
         Check {
             id: "budget".into(),
@@ -300,10 +299,10 @@ pub fn evaluate_hashed(
             value: outlay_usd,
             limit: budget_usd,
             message: message!(
-                "outlay {} USD vs budget {} USD ({} x profit)",
-                Fixed(outlay_usd, 2),
-                Fixed(budget_usd, 2),
-                Fixed(coefficient, 4)
+                "outlay {:.2} USD vs budget {:.2} USD ({:.4} x profit)",
+                outlay_usd,
+                budget_usd,
+                coefficient
             ),
         },
         Check {
@@ -323,11 +322,11 @@ pub fn evaluate_hashed(
             value: wacc_delta_bps,
             limit: policy.wacc.incremental_bps_max,
             message: message!(
-                "incremental WACC {} bps vs max {} bps (layer cost {} vs WACC {})",
-                Fixed(wacc_delta_bps, 3),
+                "incremental WACC {:.3} bps vs max {} bps (layer cost {:.4} vs WACC {:.4})",
+                wacc_delta_bps,
                 policy.wacc.incremental_bps_max,
-                Fixed(b.layer_cost_of_capital, 4),
-                Fixed(wacc_now, 4)
+                b.layer_cost_of_capital,
+                wacc_now
             ),
         },
         Check {
@@ -336,9 +335,9 @@ pub fn evaluate_hashed(
             value: quick_ratio_after,
             limit: lp.quick_ratio_min,
             message: message!(
-                "quick ratio after outlay and {} sigma stress {} vs min {}",
+                "quick ratio after outlay and {} sigma stress {:.3} vs min {}",
                 lp.stress_sigma,
-                Fixed(quick_ratio_after, 3),
+                quick_ratio_after,
                 lp.quick_ratio_min
             ),
         },
@@ -349,15 +348,15 @@ pub fn evaluate_hashed(
             limit: irr,
             message: if irr_required {
                 message!(
-                    "layer cost {}/yr vs structure IRR {}",
-                    Fixed(layer_cost_rate, 4),
-                    Fixed(irr, 4)
+                    "layer cost {:.4}/yr vs structure IRR {:.4}",
+                    layer_cost_rate,
+                    irr
                 )
             } else {
                 message!(
-                    "layer cost {}/yr vs structure IRR {} (not required by policy)",
-                    Fixed(layer_cost_rate, 4),
-                    Fixed(irr, 4)
+                    "layer cost {:.4}/yr vs structure IRR {:.4} (not required by policy)",
+                    layer_cost_rate,
+                    irr
                 )
             },
         },
@@ -367,8 +366,8 @@ pub fn evaluate_hashed(
             value: macd_value.histogram,
             limit: 0.0,
             message: message!(
-                "MACD histogram of the VIX term spread {} must be >= 0{}",
-                Fixed(macd_value.histogram, 4),
+                "MACD histogram of the VIX term spread {:.4} must be >= 0{}",
+                macd_value.histogram,
                 if sp.require_macd_support {
                     ""
                 } else {
@@ -392,10 +391,10 @@ pub fn evaluate_hashed(
             value: quote_deviation,
             limit: policy.structure.quote_deviation_max,
             message: message!(
-                "premium {} vs Black-76 model {}: deviation {}, max {}",
-                Fixed(n.premium_usd, 4),
-                Fixed(model_usd, 4),
-                Fixed(quote_deviation, 4),
+                "premium {:.4} vs Black-76 model {:.4}: deviation {:.4}, max {}",
+                n.premium_usd,
+                model_usd,
+                quote_deviation,
                 policy.structure.quote_deviation_max
             ),
         },
@@ -407,8 +406,8 @@ pub fn evaluate_hashed(
             value: gap_usd.abs(),
             limit: policy.structure.parity_tolerance_usd,
             message: message!(
-                "put-call parity gap {} USD, tolerance {}",
-                Fixed(gap_usd, 4),
+                "put-call parity gap {:.4} USD, tolerance {}",
+                gap_usd,
                 policy.structure.parity_tolerance_usd
             ),
         });
@@ -438,7 +437,7 @@ pub fn evaluate_hashed(
         passed: (0.0..=age_max).contains(&age_minutes),
         value: age_minutes,
         limit: age_max,
-        message: message!("snapshot age {} min, max {age_max}", Fixed(age_minutes, 1)),
+        message: message!("snapshot age {:.1} min, max {age_max}", age_minutes),
     });
 
     // 12. Verdict and resize.

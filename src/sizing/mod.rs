@@ -6,7 +6,6 @@
 //! same inputs always give the same report (the auditor re-runs `evaluate` and compares).
 
 mod finance;
-mod fixed;
 mod guardrails;
 mod indicators;
 mod input;
