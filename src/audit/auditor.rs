@@ -90,14 +90,8 @@ impl Prepared {
                 "the payload is larger than {PAYLOAD_BYTES_MAX} bytes"
             ))
         } else {
-            // Canonical payloads of the common types in one pass; everything else, and every
-            // refusal, by serde (`line_fast::parse_payload` answers only what serde would).
-            super::line_fast::parse_payload(&event.event_type, event.schema_version, &event.payload)
-                .map(Ok)
-                .unwrap_or_else(|| {
-                    Event::from_payload(&event.event_type, event.schema_version, &event.payload)
-                        .map_err(|error| error.to_string())
-                })
+            Event::from_payload(&event.event_type, event.schema_version, &event.payload)
+                .map_err(|error| error.to_string())
         };
         let roll = match &payload {
             Ok(Event::ProposalRecorded(recorded)) => ParsedRoll::parse(recorded),

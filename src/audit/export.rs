@@ -168,22 +168,12 @@ thread_local! {
 }
 
 impl Line {
-    /// Parses one line (without its newline). The type comes first so each line is read
-    /// directly into its own struct (serde then refuses duplicate and unknown keys).
+    /// Parses one line (without its newline): the type comes first so each line is read
+    /// directly into its own struct (serde then refuses duplicate and unknown keys), then the
+    /// line must be exactly the canonical serialization of what it parsed to.
     pub fn parse(text: &str) -> Result<Line, String> {
-        // Most lines are canonical event lines: one pass reads them (see `line_fast`); any
-        // other line, and every refusal, takes the serde path below.
-        if let Some(line) = super::line_fast::parse_event(text) {
-            return Ok(Line::Event(line));
-        }
-        Self::parse_without_fast_path(text)
-    }
-
-    /// `parse` by serde alone: parse, then re-serialize and compare.
-    pub(crate) fn parse_without_fast_path(text: &str) -> Result<Line, String> {
         if text.starts_with("{\"type\":\"event\",") {
-            let line: EventLine = canonical(text, "event")?;
-            Ok(Line::Event(line))
+            Ok(Line::Event(canonical(text, "event")?))
         } else if text.starts_with("{\"type\":\"checkpoint\",") {
             Ok(Line::Checkpoint(canonical(text, "checkpoint")?))
         } else if text.starts_with("{\"type\":\"header\",") {

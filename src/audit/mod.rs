@@ -4,7 +4,6 @@
 
 pub mod auditor;
 pub mod export;
-mod line_fast;
 pub mod proofs;
 
 use uuid::Uuid;
