@@ -277,7 +277,7 @@ impl Ledger {
                 LEDGER_STREAM.to_string(),
                 ExpectedVersion::Exact(governance.stream_version),
             ),
-            (draft.proposal_id.to_string(), ExpectedVersion::NoStream),
+            (draft.terms.proposal_id.clone(), ExpectedVersion::NoStream),
         ];
         let written = self
             .append(expected, std::slice::from_ref(&event), &actor, now, None)
@@ -336,7 +336,7 @@ impl Ledger {
                 message_for(
                     self.ledger_id,
                     state,
-                    cosign_purpose(state.recorded.kind),
+                    cosign_purpose(state.recorded.terms.kind),
                     None,
                 ),
             ))
@@ -368,7 +368,7 @@ impl Ledger {
                 .await?;
             let signature = make_signature(&state)?;
             let actor = signature.key_id.clone();
-            let others = if state.recorded.kind == crate::domain::events::ProposalKind::Roll {
+            let others = if state.recorded.terms.kind == crate::domain::events::ProposalKind::Roll {
                 Vec::new()
             } else {
                 self.open_proposals(now).await?
@@ -501,10 +501,3 @@ impl Ledger {
         .into())
     }
 }
-
-/// Checks that a proposal's status is what the caller expects, for messages.
-pub fn status_of(state: &ProposalState, now: DateTime<Utc>) -> Status {
-    state.effective_status(now)
-}
-
-pub use approval::tally;

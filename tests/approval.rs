@@ -139,7 +139,7 @@ fn cosign(desk: &Desk, state: &ProposalState, signer: &str) -> SignatureEnvelope
         message_for(
             desk.ledger_id,
             state,
-            rollbook::domain::approval::cosign_purpose(state.recorded.kind),
+            rollbook::domain::approval::cosign_purpose(state.recorded.terms.kind),
             None,
         ),
     )
@@ -303,7 +303,7 @@ fn a_signer_proposes_and_the_proposal_is_pending() {
     let desk = desk();
     let state = given_roll(&desk, "bob", 9);
     assert_eq!(state.status, Status::Pending);
-    assert_eq!(state.recorded.verdict.as_deref(), Some("pass"));
+    assert_eq!(state.recorded.terms.verdict.as_deref(), Some("pass"));
     assert_eq!(
         state.expires_at - state.created_at,
         Duration::seconds(14_400)
@@ -315,7 +315,7 @@ fn a_failing_roll_is_recorded_as_failed_and_can_never_be_signed() {
     let desk = desk();
     let mut state = given_roll(&desk, "bob", 12);
     assert_eq!(state.status, Status::Failed);
-    assert_eq!(state.recorded.verdict.as_deref(), Some("fail"));
+    assert_eq!(state.recorded.terms.verdict.as_deref(), Some("fail"));
     assert_refused(
         when_signed(&desk, &mut state, "alice", t0()),
         "failed its guardrails",
@@ -340,11 +340,11 @@ fn a_stored_report_in_other_bytes_is_compared_by_value() {
         ProposalDraft::roll(&desk.governance, Uuid::now_v7(), roll_body(9, t0()), t0()).unwrap();
     let propose = |report: String| {
         let mut draft = draft.clone();
-        draft.report_json = Some(report);
+        draft.terms.report_json = Some(report);
         let signature = seal_signature(desk.key("bob"), draft.message());
         decide_propose(&desk.governance, &draft, signature)
     };
-    let stored = draft.report_json.clone().unwrap();
+    let stored = draft.terms.report_json.clone().unwrap();
     assert!(propose(stored.clone()).is_ok());
     let mut value: serde_json::Value = serde_json::from_str(&stored).unwrap();
     // The same values, other bytes: pretty-printed.
@@ -366,15 +366,15 @@ fn a_stored_report_in_other_bytes_is_compared_by_value() {
         "the stored sizing report does not parse",
     );
     let mut broken = draft.clone();
-    broken.body = "not toml".into();
-    broken.report_json = Some("[]".into());
+    broken.terms.body = "not toml".into();
+    broken.terms.report_json = Some("[]".into());
     let signature = seal_signature(desk.key("bob"), broken.message());
     assert_refused(
         decide_propose(&desk.governance, &broken, signature),
         "the stored sizing report does not parse",
     );
     let mut broken = draft.clone();
-    broken.body = "not toml".into();
+    broken.terms.body = "not toml".into();
     let signature = seal_signature(desk.key("bob"), broken.message());
     assert_refused(
         decide_propose(&desk.governance, &broken, signature),
@@ -405,8 +405,9 @@ fn an_outsider_cannot_propose_and_forged_proposals_are_refused() {
     );
     // A report that does not match the proposal.
     let mut doctored = draft.clone();
-    doctored.report_json = Some(
+    doctored.terms.report_json = Some(
         doctored
+            .terms
             .report_json
             .unwrap()
             .replace("\"contracts_max\":9", "\"contracts_max\":90"),
@@ -421,7 +422,7 @@ fn an_outsider_cannot_propose_and_forged_proposals_are_refused() {
     );
     // A signature for a different draft (other proposal id) does not carry over.
     let mut other = draft.clone();
-    other.proposal_id = Uuid::now_v7();
+    other.terms.proposal_id = Uuid::now_v7().to_string();
     assert_refused(
         decide_propose(
             &desk.governance,

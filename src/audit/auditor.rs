@@ -15,7 +15,7 @@ use crate::domain::approval::{
     Status,
 };
 use crate::domain::envelope::{ChainVerifier, StoredEvent, PAYLOAD_BYTES_MAX};
-use crate::domain::events::{Event, ProposalKind, ProposalRecorded, LEDGER_STREAM};
+use crate::domain::events::{Event, ProposalRecorded, LEDGER_STREAM};
 use crate::domain::governance::Governance;
 
 /// The first failure: its seq and a plain reason.
@@ -358,9 +358,9 @@ impl Auditor {
                 self.check_version(&expired.proposal_id, event)?;
                 let state = &self.open[&expired.proposal_id];
                 let bound = if reason == "signer_set_changed" {
-                    state.recorded.signer_set_version
+                    state.recorded.terms.signer_set_version
                 } else {
-                    state.recorded.policy_version
+                    state.recorded.terms.policy_version
                 };
                 if expired.reason != reason
                     || bound != old_version
@@ -392,25 +392,29 @@ impl Auditor {
                 event.stream_version
             ));
         }
-        if self.open.contains_key(&recorded.proposal_id) {
-            return Err(format!("proposal {} recorded twice", recorded.proposal_id));
+        if self.open.contains_key(&recorded.terms.proposal_id) {
+            return Err(format!(
+                "proposal {} recorded twice",
+                recorded.terms.proposal_id
+            ));
         }
         if event.actor.as_deref() != Some(&recorded.signature.key_id) {
             return Err("the actor is not the proposer who signed".into());
         }
         check_recorded_parsed(governance, &recorded, roll)
-            .map_err(|r| format!("proposal {}: {r}", recorded.proposal_id))?;
+            .map_err(|r| format!("proposal {}: {r}", recorded.terms.proposal_id))?;
         let state = ProposalState::from_recorded(recorded, event).map_err(|r| r.to_string())?;
         if state.created_at > at {
             return Err(format!(
                 "proposal {} was created after it was recorded",
-                state.recorded.proposal_id
+                state.recorded.terms.proposal_id
             ));
         }
         if state.status == Status::Failed {
             *self.closed.entry("failed".into()).or_default() += 1;
         } else {
-            self.open.insert(state.recorded.proposal_id.clone(), state);
+            self.open
+                .insert(state.recorded.terms.proposal_id.clone(), state);
         }
         Ok(())
     }
@@ -488,9 +492,4 @@ impl Auditor {
             policy_hash: governance.policy_hash,
         })
     }
-}
-
-/// Kinds are part of the summary's vocabulary.
-pub fn kind_name(kind: ProposalKind) -> &'static str {
-    kind.as_str()
 }

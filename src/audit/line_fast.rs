@@ -14,8 +14,8 @@
 
 use super::export::EventLine;
 use crate::domain::events::{
-    Event, ProposalCommitted, ProposalKind, ProposalRecorded, ProposalSigned, SignatureEnvelope,
-    SCHEMA_VERSION,
+    Event, ProposalCommitted, ProposalKind, ProposalRecorded, ProposalSigned, ProposalTerms,
+    SignatureEnvelope, SCHEMA_VERSION,
 };
 
 /// The event line `text` holds when `text` is exactly its canonical serialization.
@@ -164,17 +164,19 @@ pub(crate) fn parse_payload(
             reader.literal(b",\"signature\":")?;
             let signature = reader.envelope()?;
             Event::ProposalRecorded(ProposalRecorded {
-                proposal_id,
-                kind,
-                body,
-                report_json,
-                verdict,
-                contracts_requested,
-                policy_version,
-                policy_hash,
-                signer_set_version,
-                created_at,
-                expires_at,
+                terms: ProposalTerms {
+                    proposal_id,
+                    kind,
+                    body,
+                    report_json,
+                    verdict,
+                    contracts_requested,
+                    policy_version,
+                    policy_hash,
+                    signer_set_version,
+                    created_at,
+                    expires_at,
+                },
                 subject_digest,
                 signature,
             })
@@ -484,21 +486,23 @@ mod tests {
     fn payload_samples(text: String, number: u64, small: u32) -> Vec<(&'static str, Event)> {
         let recorded = |report: Option<String>, verdict: Option<String>, contracts: Option<u32>| {
             Event::ProposalRecorded(ProposalRecorded {
-                proposal_id: text.clone(),
-                kind: [
-                    ProposalKind::Roll,
-                    ProposalKind::SignerSet,
-                    ProposalKind::Policy,
-                ][(number % 3) as usize],
-                body: format!("[roll]\nnote = \"{text}\"\n"),
-                report_json: report,
-                verdict,
-                contracts_requested: contracts,
-                policy_version: number,
-                policy_hash: text.clone(),
-                signer_set_version: u64::from(small),
-                created_at: "2026-12-02T10:00:00.000000Z".into(),
-                expires_at: text.clone(),
+                terms: ProposalTerms {
+                    proposal_id: text.clone(),
+                    kind: [
+                        ProposalKind::Roll,
+                        ProposalKind::SignerSet,
+                        ProposalKind::Policy,
+                    ][(number % 3) as usize],
+                    body: format!("[roll]\nnote = \"{text}\"\n"),
+                    report_json: report,
+                    verdict,
+                    contracts_requested: contracts,
+                    policy_version: number,
+                    policy_hash: text.clone(),
+                    signer_set_version: u64::from(small),
+                    created_at: "2026-12-02T10:00:00.000000Z".into(),
+                    expires_at: text.clone(),
+                },
                 subject_digest: "ab".repeat(32),
                 signature: envelope(text.clone()),
             })

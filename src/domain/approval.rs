@@ -8,7 +8,8 @@ use uuid::Uuid;
 use super::envelope::{format_timestamp, parse_timestamp, StoredEvent};
 use super::events::{
     Event, PolicyAdopted, ProposalCommitted, ProposalExpired, ProposalKind, ProposalRecorded,
-    ProposalRejected, ProposalSigned, ProposalWithdrawn, SignatureEnvelope, SignerSetAdopted,
+    ProposalRejected, ProposalSigned, ProposalTerms, ProposalWithdrawn, SignatureEnvelope,
+    SignerSetAdopted,
 };
 use super::governance::{decode, verify_envelope, ActiveSet, Governance, Refusal};
 use crate::crypto::canonical::{
@@ -119,8 +120,8 @@ impl ProposalState {
     /// bound to is no longer in force (it can never be signed again).
     pub fn status_under(&self, now: DateTime<Utc>, governance: &Governance) -> Status {
         let status = self.effective_status(now);
-        let stale = self.recorded.signer_set_version != governance.set.version
-            || self.recorded.policy_version != governance.policy_version;
+        let stale = self.recorded.terms.signer_set_version != governance.set.version
+            || self.recorded.terms.policy_version != governance.policy_version;
         if status == Status::Pending && stale {
             Status::Expired
         } else {
@@ -138,27 +139,27 @@ impl ProposalState {
         recorded: ProposalRecorded,
         event: &StoredEvent,
     ) -> Result<ProposalState, Refusal> {
-        let id = Uuid::parse_str(&recorded.proposal_id).map_err(|_| {
+        let id = Uuid::parse_str(&recorded.terms.proposal_id).map_err(|_| {
             Refusal::new(format!(
                 "proposal id {:?} is not a UUID",
-                recorded.proposal_id
+                recorded.terms.proposal_id
             ))
         })?;
-        let created_at = parse_timestamp(&recorded.created_at).ok_or_else(|| {
+        let created_at = parse_timestamp(&recorded.terms.created_at).ok_or_else(|| {
             Refusal::new(format!(
                 "created_at {:?} is not canonical",
-                recorded.created_at
+                recorded.terms.created_at
             ))
         })?;
-        let expires_at = parse_timestamp(&recorded.expires_at).ok_or_else(|| {
+        let expires_at = parse_timestamp(&recorded.terms.expires_at).ok_or_else(|| {
             Refusal::new(format!(
                 "expires_at {:?} is not canonical",
-                recorded.expires_at
+                recorded.terms.expires_at
             ))
         })?;
         let digest = from_hex32(&recorded.subject_digest)
             .map_err(|_| Refusal::new("subject_digest is not 32 bytes of hex"))?;
-        let status = if recorded.verdict.as_deref() == Some("fail") {
+        let status = if recorded.terms.verdict.as_deref() == Some("fail") {
             Status::Failed
         } else {
             Status::Pending
@@ -231,21 +232,11 @@ impl ProposalState {
     }
 }
 
-/// Everything a proposal binds before it is signed.
+/// A proposal before it is recorded: its terms in a ledger, for the proposer to sign.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProposalDraft {
     pub ledger_id: Uuid,
-    pub proposal_id: Uuid,
-    pub kind: ProposalKind,
-    pub body: String,
-    pub report_json: Option<String>,
-    pub verdict: Option<String>,
-    pub contracts_requested: Option<u32>,
-    pub policy_version: u64,
-    pub policy_hash: String,
-    pub signer_set_version: u64,
-    pub created_at: String,
-    pub expires_at: String,
+    pub terms: ProposalTerms,
 }
 
 impl ProposalDraft {
@@ -267,17 +258,19 @@ impl ProposalDraft {
             .unwrap_or(now);
         ProposalDraft {
             ledger_id: governance.ledger_id,
-            proposal_id,
-            kind,
-            body,
-            report_json: None,
-            verdict: None,
-            contracts_requested: None,
-            policy_version: governance.policy_version,
-            policy_hash: governance.policy_hash.clone(),
-            signer_set_version: governance.set.version,
-            created_at: format_timestamp(now),
-            expires_at: format_timestamp(expires_at),
+            terms: ProposalTerms {
+                proposal_id: proposal_id.to_string(),
+                kind,
+                body,
+                report_json: None,
+                verdict: None,
+                contracts_requested: None,
+                policy_version: governance.policy_version,
+                policy_hash: governance.policy_hash.clone(),
+                signer_set_version: governance.set.version,
+                created_at: format_timestamp(now),
+                expires_at: format_timestamp(expires_at),
+            },
         }
     }
 
@@ -291,11 +284,12 @@ impl ProposalDraft {
         let proposal = Proposal::from_toml_str(&body)?;
         let mut draft = Self::bound(governance, proposal_id, ProposalKind::Roll, body, now);
         // The report is evaluated at the recorded creation time, so an auditor can re-run it.
-        let created_at = parse_timestamp(&draft.created_at).expect("canonical");
+        let created_at = parse_timestamp(&draft.terms.created_at).expect("canonical");
         let report = sizing::evaluate(&proposal, &governance.policy, created_at)?;
-        draft.report_json = Some(serde_json::to_string(&report).expect("reports serialize"));
-        draft.verdict = Some(report.verdict.as_str().to_string());
-        draft.contracts_requested = Some(report.contracts_requested);
+        let terms = &mut draft.terms;
+        terms.report_json = Some(serde_json::to_string(&report).expect("reports serialize"));
+        terms.verdict = Some(report.verdict.as_str().to_string());
+        terms.contracts_requested = Some(report.contracts_requested);
         Ok((draft, report))
     }
 
@@ -331,19 +325,13 @@ impl ProposalDraft {
         )
     }
 
+    /// The proposal's id; a draft is made with a UUID.
+    pub fn proposal_id(&self) -> Uuid {
+        Uuid::parse_str(&self.terms.proposal_id).expect("a draft's proposal id is a UUID")
+    }
+
     pub fn subject_digest(&self) -> [u8; 32] {
-        subject_digest(&SubjectInput {
-            ledger_id: &self.ledger_id,
-            proposal_id: &self.proposal_id,
-            kind: self.kind.as_str(),
-            body: &self.body,
-            report_json: self.report_json.as_deref(),
-            policy_hash: &self.policy_hash,
-            policy_version: self.policy_version,
-            signer_set_version: self.signer_set_version,
-            created_at: &self.created_at,
-            expires_at: &self.expires_at,
-        })
+        subject_digest_of(&self.ledger_id, &self.proposal_id(), &self.terms)
     }
 
     /// The bytes the proposer signs.
@@ -351,12 +339,30 @@ impl ProposalDraft {
         signed_message(
             Purpose::Propose,
             &self.ledger_id,
-            &self.proposal_id,
-            self.signer_set_version,
+            &self.proposal_id(),
+            self.terms.signer_set_version,
             &self.subject_digest(),
             None,
         )
     }
+}
+
+/// The subject digest of a proposal (docs/audit-format.md): what every signature on it binds.
+/// The one mapping from a proposal's terms to the digested subject; `proposal_id` is
+/// `terms.proposal_id` as the caller parsed it.
+pub fn subject_digest_of(ledger_id: &Uuid, proposal_id: &Uuid, terms: &ProposalTerms) -> [u8; 32] {
+    subject_digest(&SubjectInput {
+        ledger_id,
+        proposal_id,
+        kind: terms.kind.as_str(),
+        body: &terms.body,
+        report_json: terms.report_json.as_deref(),
+        policy_hash: &terms.policy_hash,
+        policy_version: terms.policy_version,
+        signer_set_version: terms.signer_set_version,
+        created_at: &terms.created_at,
+        expires_at: &terms.expires_at,
+    })
 }
 
 /// The message a signer signs for `purpose` on a recorded proposal (reason: vetoes only).
@@ -370,7 +376,7 @@ pub fn message_for(
         purpose,
         &ledger_id,
         &state.id,
-        state.recorded.signer_set_version,
+        state.recorded.terms.signer_set_version,
         &state.digest,
         reason,
     )
@@ -386,8 +392,8 @@ pub fn cosign_purpose(kind: ProposalKind) -> Purpose {
 
 /// The next signer set a set motion proposes (validated), if it is one.
 pub fn proposed_set(state: &ProposalState) -> Result<Option<ActiveSet>, Refusal> {
-    match state.recorded.kind {
-        ProposalKind::SignerSet => ActiveSet::parse(&state.recorded.body).map(Some),
+    match state.recorded.terms.kind {
+        ProposalKind::SignerSet => ActiveSet::parse(&state.recorded.terms.body).map(Some),
         _ => Ok(None),
     }
 }
@@ -405,7 +411,7 @@ impl<'a> Binding<'a> {
         Binding {
             ledger_id,
             proposal_id: state.id,
-            set_version: state.recorded.signer_set_version,
+            set_version: state.recorded.terms.signer_set_version,
             digest: &state.digest,
         }
     }
@@ -487,13 +493,14 @@ pub struct ParsedRoll {
 impl ParsedRoll {
     /// `None` unless `recorded` is a roll that carries a report (the rules refuse the rest).
     pub fn parse(recorded: &ProposalRecorded) -> Option<ParsedRoll> {
-        if recorded.kind != ProposalKind::Roll {
+        if recorded.terms.kind != ProposalKind::Roll {
             return None;
         }
-        let report_json = recorded.report_json.as_deref()?;
+        let report_json = recorded.terms.report_json.as_deref()?;
         Some(ParsedRoll {
-            proposal: Proposal::from_toml_str(&recorded.body).map_err(|error| error.to_string()),
-            source_bytes: (recorded.body.len(), report_json.len()),
+            proposal: Proposal::from_toml_str(&recorded.terms.body)
+                .map_err(|error| error.to_string()),
+            source_bytes: (recorded.terms.body.len(), report_json.len()),
         })
     }
 }
@@ -507,11 +514,11 @@ pub fn check_recorded_parsed(
 ) -> Result<(), Refusal> {
     // Read in place: the recording's body and report are kilobytes, and a verifier checks
     // every recording.
-    let draft = recorded;
-    let proposal_id = Uuid::parse_str(&recorded.proposal_id).map_err(|_| {
+    let draft = &recorded.terms;
+    let proposal_id = Uuid::parse_str(&recorded.terms.proposal_id).map_err(|_| {
         Refusal::new(format!(
             "proposal id {:?} is not a UUID",
-            recorded.proposal_id
+            recorded.terms.proposal_id
         ))
     })?;
     if draft.signer_set_version != governance.set.version {
@@ -541,18 +548,7 @@ pub fn check_recorded_parsed(
             "expires_at is not created_at + the policy's {ttl} s time to live"
         )));
     }
-    let digest = subject_digest(&SubjectInput {
-        ledger_id: &governance.ledger_id,
-        proposal_id: &proposal_id,
-        kind: draft.kind.as_str(),
-        body: &draft.body,
-        report_json: draft.report_json.as_deref(),
-        policy_hash: &draft.policy_hash,
-        policy_version: draft.policy_version,
-        signer_set_version: draft.signer_set_version,
-        created_at: &draft.created_at,
-        expires_at: &draft.expires_at,
-    });
+    let digest = subject_digest_of(&governance.ledger_id, &proposal_id, draft);
     if to_hex(&digest) != recorded.subject_digest {
         return Err(Refusal::new(
             "subject_digest does not match the proposal's content",
@@ -593,12 +589,12 @@ pub fn check_recorded_parsed(
             assert_eq!(
                 parsed.source_bytes,
                 (
-                    recorded.body.len(),
-                    recorded.report_json.as_deref().map_or(0, str::len)
+                    recorded.terms.body.len(),
+                    recorded.terms.report_json.as_deref().map_or(0, str::len)
                 ),
                 "a ParsedRoll is checked against the recording it was parsed from"
             );
-            let report_json = recorded.report_json.as_deref().unwrap_or_default();
+            let report_json = recorded.terms.report_json.as_deref().unwrap_or_default();
             let fresh = parsed.proposal.as_ref().ok().map(|proposal| {
                 sizing::evaluate_hashed(
                     proposal,
@@ -692,17 +688,7 @@ pub fn decide_propose(
     signature: SignatureEnvelope,
 ) -> Result<Event, Refusal> {
     let recorded = ProposalRecorded {
-        proposal_id: draft.proposal_id.to_string(),
-        kind: draft.kind,
-        body: draft.body.clone(),
-        report_json: draft.report_json.clone(),
-        verdict: draft.verdict.clone(),
-        contracts_requested: draft.contracts_requested,
-        policy_version: draft.policy_version,
-        policy_hash: draft.policy_hash.clone(),
-        signer_set_version: draft.signer_set_version,
-        created_at: draft.created_at.clone(),
-        expires_at: draft.expires_at.clone(),
+        terms: draft.terms.clone(),
         subject_digest: to_hex(&draft.subject_digest()),
         signature,
     };
@@ -845,7 +831,7 @@ fn require_open(state: &ProposalState, now: DateTime<Utc>, action: &str) -> Resu
     if status == Status::Expired && state.status == Status::Pending {
         return Err(Refusal::new(format!(
             "cannot {action} proposal {}: it expired at {}; propose it again",
-            state.id, state.recorded.expires_at
+            state.id, state.recorded.terms.expires_at
         )));
     }
     if status != Status::Pending {
@@ -859,13 +845,13 @@ fn require_open(state: &ProposalState, now: DateTime<Utc>, action: &str) -> Resu
 }
 
 fn require_bound_to(governance: &Governance, state: &ProposalState) -> Result<(), Refusal> {
-    if state.recorded.signer_set_version != governance.set.version
-        || state.recorded.policy_version != governance.policy_version
-        || state.recorded.policy_hash != governance.policy_hash
+    if state.recorded.terms.signer_set_version != governance.set.version
+        || state.recorded.terms.policy_version != governance.policy_version
+        || state.recorded.terms.policy_hash != governance.policy_hash
     {
         return Err(Refusal::new(format!(
             "proposal {} is bound to signer set v{} and policy v{}, no longer in force",
-            state.id, state.recorded.signer_set_version, state.recorded.policy_version
+            state.id, state.recorded.terms.signer_set_version, state.recorded.terms.policy_version
         )));
     }
     Ok(())
@@ -925,7 +911,7 @@ pub fn decide_sign(
         &Binding::of(governance.ledger_id, state),
         &signature,
         &member.key,
-        cosign_purpose(state.recorded.kind),
+        cosign_purpose(state.recorded.terms.kind),
         None,
     )?;
     let tally = tally_with(governance, state, Some(&key_id))?;
@@ -940,14 +926,14 @@ pub fn decide_sign(
             signer_set_version: governance.set.version,
             threshold: governance.set.threshold,
         }));
-        let reason = match state.recorded.kind {
+        let reason = match state.recorded.terms.kind {
             ProposalKind::Roll => None,
             ProposalKind::SignerSet => {
                 let next = next_set.expect("a set motion has a next set");
                 events.push(Event::SignerSetAdopted(SignerSetAdopted {
                     motion_id: state.id.to_string(),
                     signer_set_version: next.version,
-                    signer_set_json: state.recorded.body.clone(),
+                    signer_set_json: state.recorded.terms.body.clone(),
                 }));
                 Some("signer_set_changed")
             }
@@ -955,9 +941,9 @@ pub fn decide_sign(
                 events.push(Event::PolicyAdopted(PolicyAdopted {
                     motion_id: state.id.to_string(),
                     policy_version: governance.policy_version + 1,
-                    policy_json: state.recorded.body.clone(),
+                    policy_json: state.recorded.terms.body.clone(),
                     policy_hash: crate::crypto::hex::to_hex(
-                        &crate::crypto::canonical::policy_hash(&state.recorded.body),
+                        &crate::crypto::canonical::policy_hash(&state.recorded.terms.body),
                     ),
                 }));
                 Some("policy_changed")
