@@ -11,7 +11,9 @@ use super::events::{
     ProposalRejected, ProposalSigned, ProposalTerms, ProposalWithdrawn, SignatureEnvelope,
     SignerSetAdopted,
 };
-use super::governance::{decode, verify_envelope, ActiveSet, Governance, Refusal};
+use super::governance::{
+    decode, verify_envelope, ActiveSet, Governance, Refusal, VerifiedSignatures,
+};
 use crate::crypto::canonical::{
     signed_message, subject_digest, Purpose, SubjectInput, REASON_BYTES_MAX,
 };
@@ -426,8 +428,9 @@ fn check_proposal_signature(
     key: &crate::crypto::keys::PublicKey,
     purpose: Purpose,
     reason: Option<&str>,
+    verified: &VerifiedSignatures,
 ) -> Result<(), Refusal> {
-    let message = verify_envelope(envelope, key)?;
+    let message = verify_envelope(envelope, key, verified)?;
     let decoded = decode(&message)?;
     let (ledger_id, state_id, set_version, digest) = (
         binding.ledger_id,
@@ -476,7 +479,7 @@ fn check_proposal_signature(
 /// proposer signature valid, body valid for its kind, and for a roll, a report equal to a fresh
 /// evaluation at the recorded creation time. Used before recording and on replay.
 pub fn check_recorded(governance: &Governance, recorded: &ProposalRecorded) -> Result<(), Refusal> {
-    check_recorded_parsed(governance, recorded, None)
+    check_recorded_parsed(governance, recorded, None, &VerifiedSignatures::default())
 }
 
 /// The part of a roll's recording that costs real work to read (its TOML body) and depends on
@@ -506,11 +509,13 @@ impl ParsedRoll {
 }
 
 /// `check_recorded` with the roll's body and report already parsed (`ParsedRoll::parse` of
-/// this same `recorded`); `None` parses them here. Same rules, same order, same messages.
+/// this same `recorded`; `None` parses them here) and the proposer's signature not checked
+/// again when `verified` holds it. Same rules, same order, same messages.
 pub fn check_recorded_parsed(
     governance: &Governance,
     recorded: &ProposalRecorded,
     parsed: Option<ParsedRoll>,
+    verified: &VerifiedSignatures,
 ) -> Result<(), Refusal> {
     // Read in place: the recording's body and report are kilobytes, and a verifier checks
     // every recording.
@@ -576,6 +581,7 @@ pub fn check_recorded_parsed(
         &proposer.key,
         Purpose::Propose,
         None,
+        verified,
     )?;
     match draft.kind {
         ProposalKind::Roll => {
@@ -874,6 +880,19 @@ pub fn decide_sign(
     now: DateTime<Utc>,
     other_pending: &[PendingRef],
 ) -> Result<SignOutcome, Refusal> {
+    let strict = VerifiedSignatures::default();
+    decide_sign_trusting(governance, state, signature, now, other_pending, &strict)
+}
+
+/// `decide_sign` that does not check again a signature `verified` holds (the auditor's).
+pub fn decide_sign_trusting(
+    governance: &Governance,
+    state: &ProposalState,
+    signature: SignatureEnvelope,
+    now: DateTime<Utc>,
+    other_pending: &[PendingRef],
+    verified: &VerifiedSignatures,
+) -> Result<SignOutcome, Refusal> {
     require_open(state, now, "sign")?;
     require_bound_to(governance, state)?;
     let next_set = proposed_set(state)?;
@@ -913,6 +932,7 @@ pub fn decide_sign(
         &member.key,
         cosign_purpose(state.recorded.terms.kind),
         None,
+        verified,
     )?;
     let tally = tally_with(governance, state, Some(&key_id))?;
     let mut events = vec![Event::ProposalSigned(ProposalSigned {
@@ -980,6 +1000,19 @@ pub fn decide_reject(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Event, Refusal> {
+    let strict = VerifiedSignatures::default();
+    decide_reject_trusting(governance, state, signature, reason, now, &strict)
+}
+
+/// `decide_reject` that does not check again a signature `verified` holds (the auditor's).
+pub fn decide_reject_trusting(
+    governance: &Governance,
+    state: &ProposalState,
+    signature: SignatureEnvelope,
+    reason: &str,
+    now: DateTime<Utc>,
+    verified: &VerifiedSignatures,
+) -> Result<Event, Refusal> {
     require_open(state, now, "reject")?;
     if reason.trim().is_empty() || reason.len() > REASON_BYTES_MAX {
         return Err(Refusal::new(format!(
@@ -1014,6 +1047,7 @@ pub fn decide_reject(
         &member.key,
         Purpose::Veto,
         Some(reason),
+        verified,
     )?;
     Ok(Event::ProposalRejected(ProposalRejected {
         proposal_id: state.id.to_string(),
@@ -1028,6 +1062,18 @@ pub fn decide_withdraw(
     state: &ProposalState,
     signature: SignatureEnvelope,
     now: DateTime<Utc>,
+) -> Result<Event, Refusal> {
+    let strict = VerifiedSignatures::default();
+    decide_withdraw_trusting(governance, state, signature, now, &strict)
+}
+
+/// `decide_withdraw` that does not check again a signature `verified` holds (the auditor's).
+pub fn decide_withdraw_trusting(
+    governance: &Governance,
+    state: &ProposalState,
+    signature: SignatureEnvelope,
+    now: DateTime<Utc>,
+    verified: &VerifiedSignatures,
 ) -> Result<Event, Refusal> {
     require_open(state, now, "withdraw")?;
     if signature.key_id != state.proposer() {
@@ -1058,6 +1104,7 @@ pub fn decide_withdraw(
         &key,
         Purpose::Withdraw,
         None,
+        verified,
     )?;
     Ok(Event::ProposalWithdrawn(ProposalWithdrawn {
         proposal_id: state.id.to_string(),

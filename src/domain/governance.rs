@@ -1,6 +1,8 @@
 //! Signer sets and the governance state in force: who may sign, how many must, which policy
 //! applies. Pure: built from the `ledger` stream's events (genesis and adoptions).
 
+use std::collections::HashSet;
+
 use uuid::Uuid;
 
 use super::events::{Event, LedgerCreated, SignerEntry, SignerSet, LEDGER_FORMAT};
@@ -197,9 +199,33 @@ impl ActiveSet {
     }
 }
 
-/// Verifies a signature envelope strictly against `key`, then decodes its message: verify the
-/// exact bytes first, parse second.
-pub fn verify_envelope(envelope: &SignatureEnvelope, key: &PublicKey) -> Result<Vec<u8>, Refusal> {
+/// Signatures a strict check has already accepted: exact (key, message, signature) triples,
+/// by their memo key. Only `verify` fills a set, and only with the triples `verify_strict`
+/// accepted, so a check that skips them gives every answer a fresh check would. The auditor's
+/// workers verify each batch on their own cores and pass the set to the auditing thread; every
+/// write path checks strictly (an empty set).
+#[derive(Debug, Default)]
+pub struct VerifiedSignatures(HashSet<[u8; 32]>);
+
+impl VerifiedSignatures {
+    /// Verifies many triples strictly at once; the set holds those accepted.
+    pub fn verify(triples: &[(PublicKey, Vec<u8>, [u8; 64])]) -> VerifiedSignatures {
+        VerifiedSignatures(verify_batch_for_memo(triples).into_iter().collect())
+    }
+
+    fn contains(&self, key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+        // An empty set (every write path) skips hashing the triple.
+        !self.0.is_empty() && self.0.contains(&verified_memo_key(key, message, signature))
+    }
+}
+
+/// Verifies a signature envelope strictly against `key` (unless `verified` holds exactly this
+/// triple), then decodes its message: verify the exact bytes first, parse second.
+pub fn verify_envelope(
+    envelope: &SignatureEnvelope,
+    key: &PublicKey,
+    verified: &VerifiedSignatures,
+) -> Result<Vec<u8>, Refusal> {
     let message = from_hex(&envelope.message).map_err(|_| {
         Refusal::new(format!(
             "signature of {}: the message is not hex",
@@ -215,8 +241,7 @@ pub fn verify_envelope(envelope: &SignatureEnvelope, key: &PublicKey) -> Result<
                 envelope.key_id
             ))
         })?;
-    let memo = verified_memo_key(&key.as_bytes(), &message, &signature);
-    if !VERIFIED.with(|set| set.borrow().contains(&memo)) {
+    if !verified.contains(&key.as_bytes(), &message, &signature) {
         key.verify_strict(&message, &Signature::from_bytes(&signature))
             .map_err(|_| {
                 Refusal::new(format!(
@@ -228,16 +253,8 @@ pub fn verify_envelope(envelope: &SignatureEnvelope, key: &PublicKey) -> Result<
     Ok(message)
 }
 
-thread_local! {
-    /// Triples (key, message, signature) already verified strictly on another core by the
-    /// auditor's pipeline. A memo, not a shortcut: an entry exists only after the strict check
-    /// (`verify_strict_batch`, the verdicts of `verify_strict`) accepted exactly that triple, so
-    /// every answer is the one a fresh check would give.
-    static VERIFIED: std::cell::RefCell<std::collections::HashSet<[u8; 32]>> = Default::default();
-}
-
 /// The memo key of a (key, message, signature) triple (laid out in `crypto::canonical`).
-pub fn verified_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> [u8; 32] {
+fn verified_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> [u8; 32] {
     crate::crypto::canonical::signature_memo_key(key, message, signature)
 }
 
@@ -245,7 +262,7 @@ pub fn verified_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -
 /// `verify_strict`, one field inversion for all); returns the memo keys of those accepted. The
 /// keys come decoded (and checked by `PublicKey::from_bytes_checked`) once per signer, not once
 /// per signature.
-pub fn verify_batch_for_memo(triples: &[(PublicKey, Vec<u8>, [u8; 64])]) -> Vec<[u8; 32]> {
+fn verify_batch_for_memo(triples: &[(PublicKey, Vec<u8>, [u8; 64])]) -> Vec<[u8; 32]> {
     let items: Vec<(&PublicKey, &[u8], &[u8; 64])> = triples
         .iter()
         .map(|(key, message, signature)| (key, message.as_slice(), signature))
@@ -258,11 +275,6 @@ pub fn verify_batch_for_memo(triples: &[(PublicKey, Vec<u8>, [u8; 64])]) -> Vec<
             verified_memo_key(&key.as_bytes(), message, signature)
         })
         .collect()
-}
-
-/// Replaces this thread's memo of verified triples (the auditor sets it per chunk of events).
-pub fn set_verified_memo(keys: std::collections::HashSet<[u8; 32]>) {
-    VERIFIED.with(|set| *set.borrow_mut() = keys);
 }
 
 /// Signs `message` into an envelope. The only place a key's signature is wrapped for the ledger.
@@ -330,7 +342,11 @@ impl Governance {
                 genesis.signature.key_id
             ))
         })?;
-        let message = verify_envelope(&genesis.signature, &creator.key)?;
+        let message = verify_envelope(
+            &genesis.signature,
+            &creator.key,
+            &VerifiedSignatures::default(),
+        )?;
         let expected = genesis_message(
             &ledger_id,
             &genesis.signer_set_json,
