@@ -57,9 +57,9 @@ pub async fn init(
     now: DateTime<Utc>,
 ) -> Result<(Uuid, Governance), ServiceError> {
     if let Some(existing) = store.ledger_ids().await?.first() {
-        return Err(Refusal::new(format!(
-            "this database already holds ledger {existing}; init is refused"
-        ))
+        return Err(Refusal::LedgerExists {
+            ledger_id: *existing,
+        }
         .into());
     }
     let ledger_id = Uuid::now_v7();
@@ -226,9 +226,9 @@ impl Ledger {
             .append_before(self.ledger_id, false, &expected, new, now, deadline)
             .await
             .map_err(|error| match error {
-                StoreError::DeadlinePassed { deadline, .. } => ServiceError::Refused(Refusal::new(
-                    format!("the proposal expired at {deadline} before this could be recorded"),
-                )),
+                StoreError::DeadlinePassed { deadline, .. } => {
+                    ServiceError::Refused(Refusal::ExpiredBeforeRecorded { deadline })
+                }
                 other => ServiceError::Store(other),
             })
     }
@@ -284,9 +284,7 @@ impl Ledger {
             .await
             .map_err(|error| match error {
                 ServiceError::Store(StoreError::Conflict { .. }) => {
-                    ServiceError::Refused(Refusal::new(
-                        "the signer set or policy changed while proposing; run the command again",
-                    ))
+                    ServiceError::Refused(Refusal::GovernanceChanged)
                 }
                 other => other,
             })?;
@@ -411,9 +409,10 @@ impl Ledger {
                 Err(other) => return Err(other),
             }
         }
-        Err(Refusal::new(format!(
-            "proposal {proposal_id} kept changing under {CONFLICT_RETRIES} attempts; try again"
-        ))
+        Err(Refusal::KeptChanging {
+            proposal_id,
+            attempts: CONFLICT_RETRIES,
+        }
         .into())
     }
 
@@ -495,9 +494,10 @@ impl Ledger {
                 Err(other) => return Err(other),
             }
         }
-        Err(Refusal::new(format!(
-            "proposal {proposal_id} kept changing under {CONFLICT_RETRIES} attempts; try again"
-        ))
+        Err(Refusal::KeptChanging {
+            proposal_id,
+            attempts: CONFLICT_RETRIES,
+        }
         .into())
     }
 }

@@ -12,7 +12,7 @@ use super::events::{
     SignerSetAdopted,
 };
 use super::governance::{
-    decode, verify_envelope, ActiveSet, Governance, Refusal, VerifiedSignatures,
+    decode, verify_envelope, ActiveSet, Governance, Mismatch, Refusal, VerifiedSignatures,
 };
 use crate::crypto::canonical::{
     signed_message, subject_digest, Purpose, SubjectInput, REASON_BYTES_MAX,
@@ -59,7 +59,7 @@ impl Status {
     }
 
     /// What a user can do about a proposal in this status, for refusal messages.
-    fn why_final(self) -> &'static str {
+    pub(crate) fn why_final(self) -> &'static str {
         match self {
             Status::Pending => "it is still pending",
             Status::Committed => "it is already committed",
@@ -141,26 +141,18 @@ impl ProposalState {
         recorded: ProposalRecorded,
         event: &StoredEvent,
     ) -> Result<ProposalState, Refusal> {
-        let id = Uuid::parse_str(&recorded.terms.proposal_id).map_err(|_| {
-            Refusal::new(format!(
-                "proposal id {:?} is not a UUID",
-                recorded.terms.proposal_id
-            ))
-        })?;
-        let created_at = parse_timestamp(&recorded.terms.created_at).ok_or_else(|| {
-            Refusal::new(format!(
-                "created_at {:?} is not canonical",
-                recorded.terms.created_at
-            ))
-        })?;
-        let expires_at = parse_timestamp(&recorded.terms.expires_at).ok_or_else(|| {
-            Refusal::new(format!(
-                "expires_at {:?} is not canonical",
-                recorded.terms.expires_at
-            ))
-        })?;
-        let digest = from_hex32(&recorded.subject_digest)
-            .map_err(|_| Refusal::new("subject_digest is not 32 bytes of hex"))?;
+        let terms = &recorded.terms;
+        let id = parse_proposal_id(terms)?;
+        let timestamp = |field: &'static str, text: &str| {
+            parse_timestamp(text).ok_or_else(|| Refusal::RecordedTimestamp {
+                field,
+                text: text.into(),
+            })
+        };
+        let created_at = timestamp("created_at", &terms.created_at)?;
+        let expires_at = timestamp("expires_at", &terms.expires_at)?;
+        let digest =
+            from_hex32(&recorded.subject_digest).map_err(|_| Refusal::SubjectDigestNotHex)?;
         let status = if recorded.terms.verdict.as_deref() == Some("fail") {
             Status::Failed
         } else {
@@ -213,22 +205,15 @@ impl ProposalState {
     /// Folds a whole stream, as read by index from the store.
     pub fn from_stream(events: &[StoredEvent]) -> Result<ProposalState, Refusal> {
         let mut iter = events.iter();
-        let first = iter
-            .next()
-            .ok_or_else(|| Refusal::new("no such proposal"))?;
-        let parse = |event: &StoredEvent| {
-            Event::from_payload(&event.event_type, event.schema_version, &event.payload)
-                .map_err(|error| Refusal::new(format!("seq {}: {error}", event.seq)))
-        };
-        let Event::ProposalRecorded(recorded) = parse(first)? else {
-            return Err(Refusal::new(format!(
-                "stream {} does not start with proposal.recorded",
-                first.stream_id
-            )));
+        let first = iter.next().ok_or(Refusal::NoSuchProposal)?;
+        let Event::ProposalRecorded(recorded) = parse_event(first)? else {
+            return Err(Refusal::ProposalStreamStart {
+                stream_id: first.stream_id.clone(),
+            });
         };
         let mut state = ProposalState::from_recorded(recorded, first)?;
         for event in iter {
-            state.evolve(&parse(event)?, event);
+            state.evolve(&parse_event(event)?, event);
         }
         Ok(state)
     }
@@ -438,39 +423,38 @@ fn check_proposal_signature(
         binding.set_version,
         binding.digest,
     );
-    let what = if decoded.purpose != purpose {
-        Some(format!(
-            "a {} signature, not a {} signature",
-            decoded.purpose.name(),
-            purpose.name()
-        ))
+    let mismatch = if decoded.purpose != purpose {
+        Some(Mismatch::Purpose {
+            found: decoded.purpose,
+            expected: purpose,
+        })
     } else if decoded.ledger_id != ledger_id {
-        Some(format!(
-            "a signature for ledger {}, not this ledger ({ledger_id})",
-            decoded.ledger_id
-        ))
+        Some(Mismatch::Ledger {
+            found: decoded.ledger_id,
+            expected: ledger_id,
+        })
     } else if decoded.proposal_id != state_id {
-        Some(format!(
-            "a signature for proposal {}, not {state_id}",
-            decoded.proposal_id
-        ))
+        Some(Mismatch::Proposal {
+            found: decoded.proposal_id,
+            expected: state_id,
+        })
     } else if decoded.signer_set_version != set_version {
-        Some(format!(
-            "a signature under signer set v{}, not v{set_version}",
-            decoded.signer_set_version
-        ))
+        Some(Mismatch::SignerSetVersion {
+            found: decoded.signer_set_version,
+            expected: set_version,
+        })
     } else if &decoded.subject_digest != digest {
-        Some("a signature over a different proposal content (subject digest)".to_string())
+        Some(Mismatch::SubjectDigest)
     } else if decoded.reason.as_deref() != reason {
-        Some("a veto signature over a different reason".to_string())
+        Some(Mismatch::VetoReason)
     } else {
         None
     };
-    match what {
-        Some(what) => Err(Refusal::new(format!(
-            "{} presented {what}",
-            envelope.key_id
-        ))),
+    match mismatch {
+        Some(mismatch) => Err(Refusal::Misbound {
+            key_id: envelope.key_id.clone(),
+            mismatch,
+        }),
         None => Ok(()),
     }
 }
@@ -520,55 +504,44 @@ pub fn check_recorded_parsed(
     // Read in place: the recording's body and report are kilobytes, and a verifier checks
     // every recording.
     let draft = &recorded.terms;
-    let proposal_id = Uuid::parse_str(&recorded.terms.proposal_id).map_err(|_| {
-        Refusal::new(format!(
-            "proposal id {:?} is not a UUID",
-            recorded.terms.proposal_id
-        ))
-    })?;
+    let proposal_id = parse_proposal_id(draft)?;
     if draft.signer_set_version != governance.set.version {
-        return Err(Refusal::new(format!(
-            "proposal is bound to signer set v{}, but v{} is in force",
-            draft.signer_set_version, governance.set.version
-        )));
+        return Err(Refusal::SignerSetNotInForce {
+            bound: draft.signer_set_version,
+            in_force: governance.set.version,
+        });
     }
     if draft.policy_version != governance.policy_version
         || draft.policy_hash != governance.policy_hash
     {
-        return Err(Refusal::new(format!(
-            "proposal is bound to policy v{} ({}), but v{} ({}) is in force",
-            draft.policy_version,
-            draft.policy_hash,
-            governance.policy_version,
-            governance.policy_hash
-        )));
+        return Err(Refusal::PolicyNotInForce {
+            bound_version: draft.policy_version,
+            bound_hash: draft.policy_hash.clone(),
+            in_force_version: governance.policy_version,
+            in_force_hash: governance.policy_hash.clone(),
+        });
     }
-    let created_at = parse_timestamp(&draft.created_at)
-        .ok_or_else(|| Refusal::new("created_at is not canonical"))?;
-    let expires_at = parse_timestamp(&draft.expires_at)
-        .ok_or_else(|| Refusal::new("expires_at is not canonical"))?;
+    let created_at = parse_timestamp(&draft.created_at).ok_or(Refusal::TimestampNotCanonical {
+        field: "created_at",
+    })?;
+    let expires_at = parse_timestamp(&draft.expires_at).ok_or(Refusal::TimestampNotCanonical {
+        field: "expires_at",
+    })?;
     let ttl = governance.policy.approval.proposal_ttl_seconds;
     if (expires_at - created_at).num_seconds() != ttl as i64 {
-        return Err(Refusal::new(format!(
-            "expires_at is not created_at + the policy's {ttl} s time to live"
-        )));
+        return Err(Refusal::ExpiryNotTtl { ttl_seconds: ttl });
     }
     let digest = subject_digest_of(&governance.ledger_id, &proposal_id, draft);
     if to_hex(&digest) != recorded.subject_digest {
-        return Err(Refusal::new(
-            "subject_digest does not match the proposal's content",
-        ));
+        return Err(Refusal::SubjectDigestMismatch);
     }
     let proposer = governance
         .set
         .by_key_id(&recorded.signature.key_id)
-        .ok_or_else(|| {
-            Refusal::new(format!(
-                "the proposer {} is not in signer set v{} ({})",
-                recorded.signature.key_id,
-                governance.set.version,
-                governance.set.names().join(", ")
-            ))
+        .ok_or_else(|| Refusal::ProposerNotInSet {
+            key_id: recorded.signature.key_id.clone(),
+            set_version: governance.set.version,
+            names: governance.set.names(),
         })?;
     check_proposal_signature(
         &Binding {
@@ -586,7 +559,7 @@ pub fn check_recorded_parsed(
     match draft.kind {
         ProposalKind::Roll => {
             if draft.report_json.is_none() {
-                return Err(Refusal::new("a roll carries its sizing report"));
+                return Err(Refusal::RollWithoutReport);
             }
             let parsed = match parsed {
                 Some(parsed) => parsed,
@@ -621,27 +594,24 @@ pub fn check_recorded_parsed(
             } else {
                 let recorded_report: SizingReport =
                     serde_json::from_str(report_json).map_err(|error| {
-                        Refusal::new(format!("the stored sizing report does not parse: {error}"))
+                        Refusal::ReportUnparsable {
+                            reason: error.to_string(),
+                        }
                     })?;
-                let invalid =
-                    |error: String| Refusal::new(format!("the proposal body is invalid: {error}"));
+                let invalid = |reason: String| Refusal::BodyInvalid { reason };
                 parsed.proposal.map_err(invalid)?;
                 let fresh = fresh
                     .expect("evaluated when the body parsed")
                     .map_err(|error| invalid(error.to_string()))?;
-                recorded_report.agrees_with(&fresh).map_err(|difference| {
-                    Refusal::new(format!(
-                        "the stored sizing report differs from a fresh evaluation: {difference}"
-                    ))
-                })?;
+                recorded_report
+                    .agrees_with(&fresh)
+                    .map_err(|difference| Refusal::ReportDiffers { difference })?;
                 fresh
             };
             if draft.verdict.as_deref() != Some(fresh.verdict.as_str())
                 || draft.contracts_requested != Some(fresh.contracts_requested)
             {
-                return Err(Refusal::new(
-                    "the recorded verdict or contracts differ from the sizing report",
-                ));
+                return Err(Refusal::VerdictDiffers);
             }
         }
         ProposalKind::SignerSet => {
@@ -649,20 +619,17 @@ pub fn check_recorded_parsed(
                 || draft.verdict.is_some()
                 || draft.contracts_requested.is_some()
             {
-                return Err(Refusal::new("a governance motion carries no sizing report"));
+                return Err(Refusal::MotionWithReport);
             }
             let next = ActiveSet::parse(&draft.body)?;
             if next.version != governance.set.version + 1 {
-                return Err(Refusal::new(format!(
-                    "the next signer set must be version {}, got {}",
-                    governance.set.version + 1,
-                    next.version
-                )));
+                return Err(Refusal::NextSetVersion {
+                    expected: governance.set.version + 1,
+                    found: next.version,
+                });
             }
             if next.same_members_as(&governance.set) {
-                return Err(Refusal::new(
-                    "the proposed signer set is identical to the one in force",
-                ));
+                return Err(Refusal::SameSignerSet);
             }
         }
         ProposalKind::Policy => {
@@ -670,17 +637,15 @@ pub fn check_recorded_parsed(
                 || draft.verdict.is_some()
                 || draft.contracts_requested.is_some()
             {
-                return Err(Refusal::new("a governance motion carries no sizing report"));
+                return Err(Refusal::MotionWithReport);
             }
             let next = Policy::from_canonical_json(&draft.body)
-                .map_err(|error| Refusal::new(format!("the proposed policy: {error}")))?;
+                .map_err(|source| Refusal::ProposedPolicy { source })?;
             if next.canonical_json() != draft.body {
-                return Err(Refusal::new("the proposed policy is not in canonical form"));
+                return Err(Refusal::ProposedPolicyNotCanonical);
             }
             if next.hash_hex() == governance.policy_hash {
-                return Err(Refusal::new(
-                    "the proposed policy is identical to the one in force",
-                ));
+                return Err(Refusal::SamePolicy);
             }
         }
     }
@@ -832,20 +797,25 @@ pub struct PendingRef {
     pub proposal_id: String,
 }
 
-fn require_open(state: &ProposalState, now: DateTime<Utc>, action: &str) -> Result<(), Refusal> {
+fn require_open(
+    state: &ProposalState,
+    now: DateTime<Utc>,
+    action: &'static str,
+) -> Result<(), Refusal> {
     let status = state.effective_status(now);
     if status == Status::Expired && state.status == Status::Pending {
-        return Err(Refusal::new(format!(
-            "cannot {action} proposal {}: it expired at {}; propose it again",
-            state.id, state.recorded.terms.expires_at
-        )));
+        return Err(Refusal::Expired {
+            action,
+            proposal_id: state.id,
+            expires_at: state.recorded.terms.expires_at.clone(),
+        });
     }
     if status != Status::Pending {
-        return Err(Refusal::new(format!(
-            "cannot {action} proposal {}: it is {status}; {}",
-            state.id,
-            status.why_final()
-        )));
+        return Err(Refusal::Closed {
+            action,
+            proposal_id: state.id,
+            status,
+        });
     }
     Ok(())
 }
@@ -855,10 +825,11 @@ fn require_bound_to(governance: &Governance, state: &ProposalState) -> Result<()
         || state.recorded.terms.policy_version != governance.policy_version
         || state.recorded.terms.policy_hash != governance.policy_hash
     {
-        return Err(Refusal::new(format!(
-            "proposal {} is bound to signer set v{} and policy v{}, no longer in force",
-            state.id, state.recorded.terms.signer_set_version, state.recorded.terms.policy_version
-        )));
+        return Err(Refusal::GovernanceNotInForce {
+            proposal_id: state.id,
+            signer_set_version: state.recorded.terms.signer_set_version,
+            policy_version: state.recorded.terms.policy_version,
+        });
     }
     Ok(())
 }
@@ -901,30 +872,25 @@ pub fn decide_sign_trusting(
         .set
         .by_key_id(&key_id)
         .or_else(|| next_set.as_ref().and_then(|next| next.by_key_id(&key_id)))
-        .ok_or_else(|| {
-            Refusal::new(format!(
-                "{key_id} is not in signer set v{} ({}); only its signers may sign",
-                governance.set.version,
-                governance.set.names().join(", ")
-            ))
+        .ok_or_else(|| Refusal::NotASigner {
+            key_id: key_id.clone(),
+            set_version: governance.set.version,
+            names: governance.set.names(),
+            action: "sign",
         })?;
     let name = member.name.clone();
     if state.proposer() == key_id {
-        return Err(Refusal::new(format!(
-            "{name} proposed {} and has signed it already; {}",
-            state.id,
-            if governance.policy.approval.proposer_counts {
-                "that signature counts"
-            } else {
-                "maker-checker: the proposer's signature does not count, other signers must co-sign"
-            }
-        )));
+        return Err(Refusal::ProposerSignedAlready {
+            name,
+            proposal_id: state.id,
+            proposer_counts: governance.policy.approval.proposer_counts,
+        });
     }
     if state.cosignatures.iter().any(|c| c.key_id == key_id) {
-        return Err(Refusal::new(format!(
-            "{name} has already signed proposal {}; a second signature is not counted",
-            state.id
-        )));
+        return Err(Refusal::SignedAlready {
+            name,
+            proposal_id: state.id,
+        });
     }
     check_proposal_signature(
         &Binding::of(governance.ledger_id, state),
@@ -1015,30 +981,28 @@ pub fn decide_reject_trusting(
 ) -> Result<Event, Refusal> {
     require_open(state, now, "reject")?;
     if reason.trim().is_empty() || reason.len() > REASON_BYTES_MAX {
-        return Err(Refusal::new(format!(
-            "a veto needs a reason of 1 to {REASON_BYTES_MAX} bytes"
-        )));
+        return Err(Refusal::VetoReasonLength);
     }
-    let member = governance.set.by_key_id(&signature.key_id).ok_or_else(|| {
-        Refusal::new(format!(
-            "{} is not in signer set v{} ({}); only its signers may veto",
-            signature.key_id,
-            governance.set.version,
-            governance.set.names().join(", ")
-        ))
-    })?;
+    let member =
+        governance
+            .set
+            .by_key_id(&signature.key_id)
+            .ok_or_else(|| Refusal::NotASigner {
+                key_id: signature.key_id.clone(),
+                set_version: governance.set.version,
+                names: governance.set.names(),
+                action: "veto",
+            })?;
     if reason.chars().any(char::is_control) {
-        return Err(Refusal::new(
-            "a veto reason must be printable text (no control characters or line breaks)",
-        ));
+        return Err(Refusal::VetoReasonNotPrintable);
     }
     // A signer the motion removes cannot veto it: otherwise one rogue key blocks its own removal.
     if let Some(next) = proposed_set(state)? {
         if next.by_key(&member.key.as_bytes()).is_none() {
-            return Err(Refusal::new(format!(
-                "{} is removed by motion {} and cannot veto it",
-                member.name, state.id
-            )));
+            return Err(Refusal::RemovedCannotVeto {
+                name: member.name.clone(),
+                motion_id: state.id,
+            });
         }
     }
     check_proposal_signature(
@@ -1082,21 +1046,18 @@ pub fn decide_withdraw_trusting(
             .by_key_id(state.proposer())
             .map(|m| m.name.clone())
             .unwrap_or_else(|| state.proposer().to_string());
-        return Err(Refusal::new(format!(
-            "only the proposer ({proposer}) may withdraw proposal {}",
-            state.id
-        )));
+        return Err(Refusal::NotTheProposer {
+            proposer,
+            proposal_id: state.id,
+        });
     }
     // A proposer who has left the set can no longer act on the ledger, withdrawal included.
     let key = governance
         .set
         .by_key_id(&signature.key_id)
         .map(|member| member.key)
-        .ok_or_else(|| {
-            Refusal::new(format!(
-                "the proposer {} is no longer in the signer set in force",
-                signature.key_id
-            ))
+        .ok_or_else(|| Refusal::ProposerLeft {
+            key_id: signature.key_id.clone(),
         })?;
     check_proposal_signature(
         &Binding::of(governance.ledger_id, state),
@@ -1121,46 +1082,37 @@ pub fn validate_history(
     events: &[StoredEvent],
 ) -> Result<ProposalState, Refusal> {
     let mut iter = events.iter();
-    let first = iter
-        .next()
-        .ok_or_else(|| Refusal::new("no such proposal"))?;
+    let first = iter.next().ok_or(Refusal::NoSuchProposal)?;
     let Event::ProposalRecorded(recorded) = parse_event(first)? else {
-        return Err(Refusal::new(format!(
-            "stream {} does not start with proposal.recorded",
-            first.stream_id
-        )));
+        return Err(Refusal::ProposalStreamStart {
+            stream_id: first.stream_id.clone(),
+        });
     };
-    check_recorded(governance, &recorded).map_err(|r| {
-        Refusal::new(format!(
-            "seq {}: the stored proposal is invalid: {r}",
-            first.seq
-        ))
+    check_recorded(governance, &recorded).map_err(|source| Refusal::StoredProposalInvalid {
+        seq: first.seq,
+        source: Box::new(source),
     })?;
     let mut state = ProposalState::from_recorded(recorded, first)?;
     for event in iter {
         let payload = parse_event(event)?;
         let Event::ProposalSigned(signed) = &payload else {
-            return Err(Refusal::new(format!(
-                "seq {}: {} in a pending proposal",
-                event.seq,
-                payload.event_type()
-            )));
+            return Err(Refusal::NotPending {
+                seq: event.seq,
+                event_type: payload.event_type(),
+            });
         };
-        let at = event
-            .recorded_at_utc()
-            .ok_or_else(|| Refusal::new(format!("seq {}: bad timestamp", event.seq)))?;
-        let outcome =
-            decide_sign(governance, &state, signed.signature.clone(), at, &[]).map_err(|r| {
-                Refusal::new(format!(
-                    "seq {}: a stored signature is invalid: {r}",
-                    event.seq
-                ))
-            })?;
+        let at = event.recorded_at_utc().ok_or_else(|| Refusal::AtSeq {
+            seq: event.seq,
+            source: Box::new(Refusal::BadTimestamp),
+        })?;
+        let outcome = decide_sign(governance, &state, signed.signature.clone(), at, &[]).map_err(
+            |source| Refusal::StoredSignatureInvalid {
+                seq: event.seq,
+                source: Box::new(source),
+            },
+        )?;
         if outcome.committed {
-            return Err(Refusal::new(format!(
-                "seq {}: this signature completed K but no commit was recorded",
-                event.seq
-            )));
+            return Err(Refusal::CommitMissing { seq: event.seq });
         }
         state.evolve(&payload, event);
     }
@@ -1168,8 +1120,18 @@ pub fn validate_history(
 }
 
 fn parse_event(event: &StoredEvent) -> Result<Event, Refusal> {
-    Event::from_payload(&event.event_type, event.schema_version, &event.payload)
-        .map_err(|error| Refusal::new(format!("seq {}: {error}", event.seq)))
+    Event::from_payload(&event.event_type, event.schema_version, &event.payload).map_err(|source| {
+        Refusal::Payload {
+            seq: event.seq,
+            source,
+        }
+    })
+}
+
+fn parse_proposal_id(terms: &ProposalTerms) -> Result<Uuid, Refusal> {
+    Uuid::parse_str(&terms.proposal_id).map_err(|_| Refusal::ProposalIdNotUuid {
+        proposal_id: terms.proposal_id.clone(),
+    })
 }
 
 /// Re-checks a committed governance motion before its adoption is trusted: its recording and
@@ -1181,31 +1143,23 @@ pub fn validate_motion(
     adoption: &Event,
 ) -> Result<(), Refusal> {
     if motion.len() < 3 {
-        return Err(Refusal::new(
-            "the adopted motion lacks its signatures and commit",
-        ));
+        return Err(Refusal::MotionIncomplete);
     }
     let (history, tail) = motion.split_at(motion.len() - 2);
     let state = validate_history(before, history)?;
     let Event::ProposalSigned(signed) = parse_event(&tail[0])? else {
-        return Err(Refusal::new(format!(
-            "seq {}: the adopted motion does not end with a signature and its commit",
-            tail[0].seq
-        )));
+        return Err(Refusal::MotionEnd { seq: tail[0].seq });
     };
     let committed = parse_event(&tail[1])?;
-    let at = tail[0]
-        .recorded_at_utc()
-        .ok_or_else(|| Refusal::new("bad timestamp"))?;
+    let at = tail[0].recorded_at_utc().ok_or(Refusal::BadTimestamp)?;
     let outcome = decide_sign(before, &state, signed.signature, at, &[])?;
     if !outcome.committed
         || outcome.events.get(1) != Some(&committed)
         || outcome.events.get(2) != Some(adoption)
     {
-        return Err(Refusal::new(format!(
-            "motion {}: the adoption is not what its signatures decide",
-            state.id
-        )));
+        return Err(Refusal::AdoptionDiffers {
+            motion_id: state.id,
+        });
     }
     Ok(())
 }
