@@ -3,9 +3,9 @@
 
 use uuid::Uuid;
 
-use super::approval::Status;
 use super::events::{PayloadError, LEDGER_FORMAT};
 use super::governance::{NAME_BYTES_MAX, SIGNERS_MAX};
+use super::proposal::Status;
 use crate::crypto::canonical::{Purpose, REASON_BYTES_MAX};
 use crate::sizing::InputError;
 
