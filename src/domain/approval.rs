@@ -16,8 +16,7 @@ use super::governance::{
 use super::proposal::{parse_event, parse_proposal_id};
 // The proposal and its fold live in `proposal`; they are part of this state machine's API.
 pub use super::proposal::{
-    cosign_purpose, message_for, subject_digest_of, CoSignature, ProposalDraft, ProposalState,
-    Status, TTL_SECONDS_MAX,
+    cosign_purpose, message_for, subject_digest_of, ProposalDraft, ProposalState, Status,
 };
 use crate::crypto::canonical::{Purpose, REASON_BYTES_MAX};
 use crate::crypto::hex::to_hex;
