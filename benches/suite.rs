@@ -242,7 +242,7 @@ fn committed_roll(
             message_for(
                 gov.ledger_id,
                 &state,
-                cosign_purpose(state.recorded.kind),
+                cosign_purpose(state.recorded.terms.kind),
                 None,
             ),
         );
@@ -368,7 +368,7 @@ async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<
         let (draft, _) = ProposalDraft::roll(&gov, Uuid::now_v7(), fresh.clone(), now).unwrap();
         let bob = desk.key("bob");
         let recorded = decide_propose(&gov, &draft, seal_signature(bob, draft.message())).unwrap();
-        ids.push(draft.proposal_id);
+        ids.push(draft.proposal_id());
         batch.push(new_event(
             &recorded,
             Some(&bob.public().key_id().to_string()),

@@ -57,9 +57,9 @@ pub async fn init(
     now: DateTime<Utc>,
 ) -> Result<(Uuid, Governance), ServiceError> {
     if let Some(existing) = store.ledger_ids().await?.first() {
-        return Err(Refusal::new(format!(
-            "this database already holds ledger {existing}; init is refused"
-        ))
+        return Err(Refusal::LedgerExists {
+            ledger_id: *existing,
+        }
         .into());
     }
     let ledger_id = Uuid::now_v7();
@@ -226,9 +226,9 @@ impl Ledger {
             .append_before(self.ledger_id, false, &expected, new, now, deadline)
             .await
             .map_err(|error| match error {
-                StoreError::DeadlinePassed { deadline, .. } => ServiceError::Refused(Refusal::new(
-                    format!("the proposal expired at {deadline} before this could be recorded"),
-                )),
+                StoreError::DeadlinePassed { deadline, .. } => {
+                    ServiceError::Refused(Refusal::ExpiredBeforeRecorded { deadline })
+                }
                 other => ServiceError::Store(other),
             })
     }
@@ -277,16 +277,14 @@ impl Ledger {
                 LEDGER_STREAM.to_string(),
                 ExpectedVersion::Exact(governance.stream_version),
             ),
-            (draft.proposal_id.to_string(), ExpectedVersion::NoStream),
+            (draft.terms.proposal_id.clone(), ExpectedVersion::NoStream),
         ];
         let written = self
             .append(expected, std::slice::from_ref(&event), &actor, now, None)
             .await
             .map_err(|error| match error {
                 ServiceError::Store(StoreError::Conflict { .. }) => {
-                    ServiceError::Refused(Refusal::new(
-                        "the signer set or policy changed while proposing; run the command again",
-                    ))
+                    ServiceError::Refused(Refusal::GovernanceChanged)
                 }
                 other => other,
             })?;
@@ -336,7 +334,7 @@ impl Ledger {
                 message_for(
                     self.ledger_id,
                     state,
-                    cosign_purpose(state.recorded.kind),
+                    cosign_purpose(state.recorded.terms.kind),
                     None,
                 ),
             ))
@@ -368,7 +366,7 @@ impl Ledger {
                 .await?;
             let signature = make_signature(&state)?;
             let actor = signature.key_id.clone();
-            let others = if state.recorded.kind == crate::domain::events::ProposalKind::Roll {
+            let others = if state.recorded.terms.kind == crate::domain::events::ProposalKind::Roll {
                 Vec::new()
             } else {
                 self.open_proposals(now).await?
@@ -411,9 +409,10 @@ impl Ledger {
                 Err(other) => return Err(other),
             }
         }
-        Err(Refusal::new(format!(
-            "proposal {proposal_id} kept changing under {CONFLICT_RETRIES} attempts; try again"
-        ))
+        Err(Refusal::KeptChanging {
+            proposal_id,
+            attempts: CONFLICT_RETRIES,
+        }
         .into())
     }
 
@@ -495,16 +494,10 @@ impl Ledger {
                 Err(other) => return Err(other),
             }
         }
-        Err(Refusal::new(format!(
-            "proposal {proposal_id} kept changing under {CONFLICT_RETRIES} attempts; try again"
-        ))
+        Err(Refusal::KeptChanging {
+            proposal_id,
+            attempts: CONFLICT_RETRIES,
+        }
         .into())
     }
 }
-
-/// Checks that a proposal's status is what the caller expects, for messages.
-pub fn status_of(state: &ProposalState, now: DateTime<Utc>) -> Status {
-    state.effective_status(now)
-}
-
-pub use approval::tally;

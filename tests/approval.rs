@@ -13,7 +13,7 @@ use rollbook::domain::envelope::{NewEvent, StoredEvent};
 use rollbook::domain::events::{
     Event, LedgerCreated, SignatureEnvelope, SignerEntry, SignerSet, LEDGER_FORMAT,
 };
-use rollbook::domain::governance::{seal_signature, ActiveSet, Governance};
+use rollbook::domain::governance::{seal_signature, ActiveSet, Governance, Mismatch, Refusal};
 use rollbook::sizing::{Policy, Proposal};
 use uuid::Uuid;
 
@@ -139,7 +139,7 @@ fn cosign(desk: &Desk, state: &ProposalState, signer: &str) -> SignatureEnvelope
         message_for(
             desk.ledger_id,
             state,
-            rollbook::domain::approval::cosign_purpose(state.recorded.kind),
+            rollbook::domain::approval::cosign_purpose(state.recorded.terms.kind),
             None,
         ),
     )
@@ -151,15 +151,14 @@ fn when_signed(
     state: &mut ProposalState,
     signer: &str,
     at: DateTime<Utc>,
-) -> Result<Vec<Event>, String> {
+) -> Result<Vec<Event>, Refusal> {
     let outcome = decide_sign(
         &desk.governance,
         state,
         cosign(desk, state, signer),
         at,
         &[],
-    )
-    .map_err(|r| r.to_string())?;
+    )?;
     for event in &outcome.events {
         let version = state.stream_version + 1;
         state.evolve(event, &stored(desk, state.last_seq + 1, version, event, at));
@@ -171,17 +170,18 @@ fn types(events: &[Event]) -> Vec<&'static str> {
     events.iter().map(Event::event_type).collect()
 }
 
-fn assert_refused<T: std::fmt::Debug>(result: Result<T, impl ToString>, needle: &str) {
-    match result {
-        Ok(value) => panic!("expected a refusal mentioning {needle:?}, got {value:?}"),
-        Err(error) => {
-            let message = error.to_string();
-            assert!(
-                message.contains(needle),
-                "refusal {message:?} does not mention {needle:?}"
-            );
+/// Then: the command is refused for this reason (a `Refusal` variant, with a guard when the
+/// variant alone does not say enough).
+macro_rules! assert_refused {
+    ($result:expr, $pattern:pat $(if $guard:expr)?) => {
+        match $result {
+            Err($pattern) $(if $guard)? => {}
+            other => panic!(
+                "expected a refusal matching {}, got {other:?}",
+                stringify!($pattern)
+            ),
         }
-    }
+    };
 }
 
 // ---- genesis and signer sets ----
@@ -191,65 +191,62 @@ fn genesis_refuses_bad_sets_and_an_outside_creator() {
     let alice = SecretKey::generate().unwrap();
     let bob = SecretKey::generate().unwrap();
     let check = |set: SignerSet| ActiveSet::validate(&set).map(|_| ());
-    assert_refused(
+    assert_refused!(
         check(SignerSet {
             version: 1,
             threshold: 0,
             signers: vec![entry("alice", &alice)],
         }),
-        "threshold",
+        Refusal::Threshold { .. }
     );
-    assert_refused(
+    assert_refused!(
         check(SignerSet {
             version: 1,
             threshold: 2,
             signers: vec![entry("alice", &alice)],
         }),
-        "threshold",
+        Refusal::Threshold { .. }
     );
-    assert_refused(
+    assert_refused!(
         check(SignerSet {
             version: 1,
             threshold: 1,
             signers: vec![],
         }),
-        "1 to 32 signers",
+        Refusal::SignerCount { signers: 0 }
     );
-    assert_refused(
+    assert_refused!(
         check(SignerSet {
             version: 1,
             threshold: 1,
             signers: vec![entry("alice", &alice), entry("ALICE", &bob)],
         }),
-        "duplicate signer name",
+        Refusal::DuplicateSignerName { .. }
     );
-    assert_refused(
+    assert_refused!(
         check(SignerSet {
             version: 1,
             threshold: 1,
             signers: vec![entry("alice", &alice), entry("bob", &alice)],
         }),
-        "same public key",
+        Refusal::DuplicateSignerKey { .. }
     );
     let mut weak = entry("weak", &alice);
     weak.public_key = format!("01{}", "00".repeat(31)); // the identity point: small order
-    assert_refused(
-        check(SignerSet {
+    assert_refused!(check(SignerSet {
             version: 1,
             threshold: 1,
             signers: vec![weak],
-        }),
-        "weak",
-    );
+        }), Refusal::SignerKey { reason, .. } if reason.contains("weak"));
     let mut mismatched = entry("alice", &alice);
     mismatched.key_id = bob.public().key_id().to_string();
-    assert_refused(
+    assert_refused!(
         check(SignerSet {
             version: 1,
             threshold: 1,
             signers: vec![mismatched],
         }),
-        "does not match",
+        Refusal::SignerKeyId { .. }
     );
     let full = ActiveSet::validate(&SignerSet {
         version: 1,
@@ -286,13 +283,13 @@ fn genesis_refuses_bad_sets_and_an_outside_creator() {
             ),
         ),
     };
-    assert_refused(
+    assert_refused!(
         Governance::genesis(desk.ledger_id, &make(desk.ledger_id, &outsider)),
-        "must be in its signer set",
+        Refusal::CreatorNotInSet { .. }
     );
-    assert_refused(
+    assert_refused!(
         Governance::genesis(desk.ledger_id, &make(Uuid::now_v7(), desk.key("bob"))),
-        "different ledger",
+        Refusal::GenesisMessage
     );
 }
 
@@ -303,7 +300,7 @@ fn a_signer_proposes_and_the_proposal_is_pending() {
     let desk = desk();
     let state = given_roll(&desk, "bob", 9);
     assert_eq!(state.status, Status::Pending);
-    assert_eq!(state.recorded.verdict.as_deref(), Some("pass"));
+    assert_eq!(state.recorded.terms.verdict.as_deref(), Some("pass"));
     assert_eq!(
         state.expires_at - state.created_at,
         Duration::seconds(14_400)
@@ -315,18 +312,26 @@ fn a_failing_roll_is_recorded_as_failed_and_can_never_be_signed() {
     let desk = desk();
     let mut state = given_roll(&desk, "bob", 12);
     assert_eq!(state.status, Status::Failed);
-    assert_eq!(state.recorded.verdict.as_deref(), Some("fail"));
-    assert_refused(
+    assert_eq!(state.recorded.terms.verdict.as_deref(), Some("fail"));
+    assert_refused!(
         when_signed(&desk, &mut state, "alice", t0()),
-        "failed its guardrails",
+        Refusal::Closed {
+            action: "sign",
+            status: Status::Failed,
+            ..
+        }
     );
     let veto = seal_signature(
         desk.key("alice"),
         message_for(desk.ledger_id, &state, Purpose::Veto, Some("no")),
     );
-    assert_refused(
+    assert_refused!(
         decide_reject(&desk.governance, &state, veto, "no", t0()),
-        "is failed",
+        Refusal::Closed {
+            action: "reject",
+            status: Status::Failed,
+            ..
+        }
     );
 }
 
@@ -340,11 +345,11 @@ fn a_stored_report_in_other_bytes_is_compared_by_value() {
         ProposalDraft::roll(&desk.governance, Uuid::now_v7(), roll_body(9, t0()), t0()).unwrap();
     let propose = |report: String| {
         let mut draft = draft.clone();
-        draft.report_json = Some(report);
+        draft.terms.report_json = Some(report);
         let signature = seal_signature(desk.key("bob"), draft.message());
         decide_propose(&desk.governance, &draft, signature)
     };
-    let stored = draft.report_json.clone().unwrap();
+    let stored = draft.terms.report_json.clone().unwrap();
     assert!(propose(stored.clone()).is_ok());
     let mut value: serde_json::Value = serde_json::from_str(&stored).unwrap();
     // The same values, other bytes: pretty-printed.
@@ -356,29 +361,23 @@ fn a_stored_report_in_other_bytes_is_compared_by_value() {
     value["metrics"]["wacc"] = serde_json::json!(wacc * (1.0 + 1e-12));
     assert!(propose(serde_json::to_string(&value).unwrap()).is_ok());
     value["metrics"]["wacc"] = serde_json::json!(wacc * (1.0 + 1e-6));
-    assert_refused(
-        propose(serde_json::to_string(&value).unwrap()),
-        "metrics.wacc differs",
-    );
+    assert_refused!(propose(serde_json::to_string(&value).unwrap()), Refusal::ReportDiffers { difference } if difference.contains("metrics.wacc"));
     // A report that does not parse is named as such, before the body is judged.
-    assert_refused(
-        propose("{}".into()),
-        "the stored sizing report does not parse",
+    assert_refused!(propose("{}".into()), Refusal::ReportUnparsable { .. });
+    let mut broken = draft.clone();
+    broken.terms.body = "not toml".into();
+    broken.terms.report_json = Some("[]".into());
+    let signature = seal_signature(desk.key("bob"), broken.message());
+    assert_refused!(
+        decide_propose(&desk.governance, &broken, signature),
+        Refusal::ReportUnparsable { .. }
     );
     let mut broken = draft.clone();
-    broken.body = "not toml".into();
-    broken.report_json = Some("[]".into());
+    broken.terms.body = "not toml".into();
     let signature = seal_signature(desk.key("bob"), broken.message());
-    assert_refused(
+    assert_refused!(
         decide_propose(&desk.governance, &broken, signature),
-        "the stored sizing report does not parse",
-    );
-    let mut broken = draft.clone();
-    broken.body = "not toml".into();
-    let signature = seal_signature(desk.key("bob"), broken.message());
-    assert_refused(
-        decide_propose(&desk.governance, &broken, signature),
-        "the proposal body is invalid",
+        Refusal::BodyInvalid { .. }
     );
 }
 
@@ -388,47 +387,51 @@ fn an_outsider_cannot_propose_and_forged_proposals_are_refused() {
     let (draft, _) =
         ProposalDraft::roll(&desk.governance, Uuid::now_v7(), roll_body(9, t0()), t0()).unwrap();
     let outsider = SecretKey::generate().unwrap();
-    assert_refused(
+    assert_refused!(
         decide_propose(
             &desk.governance,
             &draft,
             seal_signature(&outsider, draft.message()),
         ),
-        "not in signer set v1",
+        Refusal::ProposerNotInSet { set_version: 1, .. }
     );
     // Bob's key id on a message signed by alice.
     let mut forged = seal_signature(desk.key("alice"), draft.message());
     forged.key_id = desk.key("bob").public().key_id().to_string();
-    assert_refused(
+    assert_refused!(
         decide_propose(&desk.governance, &draft, forged),
-        "does not verify",
+        Refusal::SignatureInvalid { .. }
     );
     // A report that does not match the proposal.
     let mut doctored = draft.clone();
-    doctored.report_json = Some(
+    doctored.terms.report_json = Some(
         doctored
+            .terms
             .report_json
             .unwrap()
             .replace("\"contracts_max\":9", "\"contracts_max\":90"),
     );
-    assert_refused(
+    assert_refused!(
         decide_propose(
             &desk.governance,
             &doctored,
             seal_signature(desk.key("bob"), doctored.message()),
         ),
-        "differs from a fresh evaluation",
+        Refusal::ReportDiffers { .. }
     );
     // A signature for a different draft (other proposal id) does not carry over.
     let mut other = draft.clone();
-    other.proposal_id = Uuid::now_v7();
-    assert_refused(
+    other.terms.proposal_id = Uuid::now_v7().to_string();
+    assert_refused!(
         decide_propose(
             &desk.governance,
             &other,
             seal_signature(desk.key("bob"), draft.message()),
         ),
-        "presented a signature for proposal",
+        Refusal::Misbound {
+            mismatch: Mismatch::Proposal { .. },
+            ..
+        }
     );
 }
 
@@ -459,9 +462,12 @@ fn two_of_three_commit_when_the_second_co_signer_signs() {
         ]
     );
     assert_eq!(state.status, Status::Committed);
-    assert_refused(
+    assert_refused!(
         when_signed(&desk, &mut state, "carol", t0()),
-        "already committed",
+        Refusal::Closed {
+            status: Status::Committed,
+            ..
+        }
     );
 }
 
@@ -469,7 +475,13 @@ fn two_of_three_commit_when_the_second_co_signer_signs() {
 fn the_proposer_does_not_count_unless_the_policy_says_so() {
     let desk = desk();
     let mut state = given_roll(&desk, "bob", 9);
-    assert_refused(when_signed(&desk, &mut state, "bob", t0()), "maker-checker");
+    assert_refused!(
+        when_signed(&desk, &mut state, "bob", t0()),
+        Refusal::ProposerSignedAlready {
+            proposer_counts: false,
+            ..
+        }
+    );
     let mut policy = Policy::default();
     policy.approval.proposer_counts = true;
     let lenient = desk_with(&["alice", "bob", "carol"], 2, policy);
@@ -491,14 +503,18 @@ fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
         &outsider,
         message_for(desk.ledger_id, &state, Purpose::Cosign, None),
     );
-    assert_refused(
+    assert_refused!(
         decide_sign(&desk.governance, &state, signature, t0(), &[]),
-        "not in signer set v1",
+        Refusal::NotASigner {
+            set_version: 1,
+            action: "sign",
+            ..
+        }
     );
     when_signed(&desk, &mut state, "alice", t0()).unwrap();
-    assert_refused(
+    assert_refused!(
         when_signed(&desk, &mut state, "alice", t0()),
-        "already signed",
+        Refusal::SignedAlready { .. }
     );
     assert_eq!(tally(&desk.governance, &state).unwrap().counted.len(), 1);
 
@@ -510,17 +526,23 @@ fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
         carol,
         message_for(desk.ledger_id, &other, Purpose::Cosign, None),
     );
-    assert_refused(
+    assert_refused!(
         decide_sign(&desk.governance, &state, for_other, t0(), &[]),
-        "for proposal",
+        Refusal::Misbound {
+            mismatch: Mismatch::Proposal { .. },
+            ..
+        }
     );
     let foreign_ledger = seal_signature(
         carol,
         message_for(Uuid::now_v7(), &state, Purpose::Cosign, None),
     );
-    assert_refused(
+    assert_refused!(
         decide_sign(&desk.governance, &state, foreign_ledger, t0(), &[]),
-        "for ledger",
+        Refusal::Misbound {
+            mismatch: Mismatch::Ledger { .. },
+            ..
+        }
     );
     let wrong_version = seal_signature(
         carol,
@@ -533,17 +555,29 @@ fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
             None,
         ),
     );
-    assert_refused(
+    assert_refused!(
         decide_sign(&desk.governance, &state, wrong_version, t0(), &[]),
-        "signer set v2",
+        Refusal::Misbound {
+            mismatch: Mismatch::SignerSetVersion {
+                found: 2,
+                expected: 1
+            },
+            ..
+        }
     );
     let wrong_purpose = seal_signature(
         carol,
         message_for(desk.ledger_id, &state, Purpose::Withdraw, None),
     );
-    assert_refused(
+    assert_refused!(
         decide_sign(&desk.governance, &state, wrong_purpose, t0(), &[]),
-        "withdraw signature",
+        Refusal::Misbound {
+            mismatch: Mismatch::Purpose {
+                found: Purpose::Withdraw,
+                expected: Purpose::Cosign
+            },
+            ..
+        }
     );
 }
 
@@ -565,9 +599,9 @@ fn a_malleated_signature_is_refused() {
         carry = sum >> 8;
     }
     signature.signature = to_hex(&bytes);
-    assert_refused(
+    assert_refused!(
         decide_sign(&desk.governance, &state, signature, t0(), &[]),
-        "does not verify",
+        Refusal::SignatureInvalid { .. }
     );
 }
 
@@ -584,22 +618,25 @@ fn nothing_can_be_done_to_an_expired_proposal() {
         Status::Pending,
         "expiry is exclusive of its instant"
     );
-    assert_refused(when_signed(&desk, &mut state, "alice", late), "expired");
+    assert_refused!(
+        when_signed(&desk, &mut state, "alice", late),
+        Refusal::Expired { .. }
+    );
     let veto = seal_signature(
         desk.key("alice"),
         message_for(desk.ledger_id, &state, Purpose::Veto, Some("late")),
     );
-    assert_refused(
+    assert_refused!(
         decide_reject(&desk.governance, &state, veto, "late", late),
-        "expired",
+        Refusal::Expired { .. }
     );
     let withdrawal = seal_signature(
         desk.key("bob"),
         message_for(desk.ledger_id, &state, Purpose::Withdraw, None),
     );
-    assert_refused(
+    assert_refused!(
         decide_withdraw(&desk.governance, &state, withdrawal, late),
-        "expired",
+        Refusal::Expired { .. }
     );
 }
 
@@ -612,7 +649,7 @@ fn any_signer_can_veto_with_a_reason_and_a_veto_is_final() {
         desk.key("carol"),
         message_for(desk.ledger_id, &state, Purpose::Veto, Some(reason)),
     );
-    assert_refused(
+    assert_refused!(
         decide_reject(
             &desk.governance,
             &state,
@@ -620,25 +657,34 @@ fn any_signer_can_veto_with_a_reason_and_a_veto_is_final() {
             "another reason",
             t0(),
         ),
-        "different reason",
+        Refusal::Misbound {
+            mismatch: Mismatch::VetoReason,
+            ..
+        }
     );
-    assert_refused(
+    assert_refused!(
         decide_reject(&desk.governance, &state, veto.clone(), " ", t0()),
-        "needs a reason",
+        Refusal::VetoReasonLength
     );
     let event = decide_reject(&desk.governance, &state, veto, reason, t0()).unwrap();
     state.evolve(&event, &stored(&desk, 3, 2, &event, t0()));
     assert_eq!(state.status, Status::Rejected);
-    assert_refused(when_signed(&desk, &mut state, "alice", t0()), "vetoed");
+    assert_refused!(
+        when_signed(&desk, &mut state, "alice", t0()),
+        Refusal::Closed {
+            status: Status::Rejected,
+            ..
+        }
+    );
     let outsider = SecretKey::generate().unwrap();
     let fresh = given_roll(&desk, "bob", 9);
     let veto = seal_signature(
         &outsider,
         message_for(desk.ledger_id, &fresh, Purpose::Veto, Some("x")),
     );
-    assert_refused(
+    assert_refused!(
         decide_reject(&desk.governance, &fresh, veto, "x", t0()),
-        "only its signers may veto",
+        Refusal::NotASigner { action: "veto", .. }
     );
 }
 
@@ -650,10 +696,7 @@ fn only_the_proposer_can_withdraw() {
         desk.key("alice"),
         message_for(desk.ledger_id, &state, Purpose::Withdraw, None),
     );
-    assert_refused(
-        decide_withdraw(&desk.governance, &state, by_alice, t0()),
-        "only the proposer (bob)",
-    );
+    assert_refused!(decide_withdraw(&desk.governance, &state, by_alice, t0()), Refusal::NotTheProposer { proposer, .. } if proposer == "bob");
     let by_bob = seal_signature(
         desk.key("bob"),
         message_for(desk.ledger_id, &state, Purpose::Withdraw, None),
@@ -661,7 +704,13 @@ fn only_the_proposer_can_withdraw() {
     let event = decide_withdraw(&desk.governance, &state, by_bob, t0()).unwrap();
     state.evolve(&event, &stored(&desk, 3, 2, &event, t0()));
     assert_eq!(state.status, Status::Withdrawn);
-    assert_refused(when_signed(&desk, &mut state, "alice", t0()), "withdrew");
+    assert_refused!(
+        when_signed(&desk, &mut state, "alice", t0()),
+        Refusal::Closed {
+            status: Status::Withdrawn,
+            ..
+        }
+    );
 }
 
 // ---- governance ----
@@ -731,9 +780,9 @@ fn adding_a_signer_needs_both_sets_and_the_new_key_and_expires_pending_rolls() {
         (2, 3)
     );
     let mut old = pending.clone();
-    assert_refused(
+    assert_refused!(
         when_signed(&desk, &mut old, "alice", t0()),
-        "no longer in force",
+        Refusal::GovernanceNotInForce { .. }
     );
 }
 
@@ -758,9 +807,13 @@ fn a_removed_signer_can_no_longer_sign() {
     );
     desk.governance.apply(&events[2]).unwrap();
     let mut state = given_roll(&desk, "bob", 9);
-    assert_refused(
+    assert_refused!(
         when_signed(&desk, &mut state, "carol", t0()),
-        "not in signer set v2",
+        Refusal::NotASigner {
+            set_version: 2,
+            action: "sign",
+            ..
+        }
     );
     when_signed(&desk, &mut state, "alice", t0()).unwrap();
     assert_eq!(
@@ -797,12 +850,100 @@ fn a_policy_motion_commits_with_k_signatures_and_changes_the_policy() {
     assert_eq!(state.expires_at - state.created_at, Duration::seconds(3600));
     // The same policy again is refused.
     let same = ProposalDraft::policy(&desk.governance, Uuid::now_v7(), &next, t0());
-    assert_refused(
+    assert_refused!(
         decide_propose(
             &desk.governance,
             &same,
             seal_signature(desk.key("alice"), same.message()),
         ),
-        "identical",
+        Refusal::SamePolicy
     );
+}
+
+// ---- refusal texts and verified signatures ----
+
+/// The CLI prints a refusal's text: the variants keep the messages people already know.
+#[test]
+fn refusals_read_as_before() {
+    let id = Uuid::parse_str("018f0000-0000-7000-8000-000000000001").unwrap();
+    let cases = [
+        (
+            Refusal::ProposerSignedAlready {
+                name: "bob".into(),
+                proposal_id: id,
+                proposer_counts: false,
+            },
+            "bob proposed 018f0000-0000-7000-8000-000000000001 and has signed it already; maker-checker: the proposer's signature does not count, other signers must co-sign",
+        ),
+        (
+            Refusal::Closed {
+                action: "sign",
+                proposal_id: id,
+                status: Status::Rejected,
+            },
+            "cannot sign proposal 018f0000-0000-7000-8000-000000000001: it is rejected; it was vetoed",
+        ),
+        (
+            Refusal::NotASigner {
+                key_id: "SHA256:x".into(),
+                set_version: 2,
+                names: vec!["alice".into(), "bob".into()],
+                action: "veto",
+            },
+            "SHA256:x is not in signer set v2 (alice, bob); only its signers may veto",
+        ),
+        (
+            Refusal::Misbound {
+                key_id: "SHA256:x".into(),
+                mismatch: Mismatch::Purpose {
+                    found: Purpose::Withdraw,
+                    expected: Purpose::Cosign,
+                },
+            },
+            "SHA256:x presented a withdraw signature, not a cosign signature",
+        ),
+        (
+            Refusal::StoredSignatureInvalid {
+                seq: 7,
+                source: Box::new(Refusal::SignatureInvalid {
+                    key_id: "SHA256:x".into(),
+                }),
+            },
+            "seq 7: a stored signature is invalid: signature of SHA256:x does not verify (strict ed25519)",
+        ),
+    ];
+    for (refusal, text) in cases {
+        assert_eq!(refusal.to_string(), text);
+    }
+}
+
+/// Only a strict check fills `VerifiedSignatures`, and a set skips exactly its own triples:
+/// a forged signature is refused whatever set the caller passes.
+#[test]
+fn verified_signatures_hold_only_what_verify_strict_accepted() {
+    use rollbook::domain::approval::decide_sign_trusting;
+    use rollbook::domain::governance::VerifiedSignatures;
+    let desk = desk();
+    let state = given_roll(&desk, "bob", 9);
+    let good = cosign(&desk, &state, "alice");
+    let mut forged = good.clone();
+    let mut bytes = rollbook::crypto::hex::from_hex(&forged.signature).unwrap();
+    bytes[0] ^= 1;
+    forged.signature = to_hex(&bytes);
+    let triple = |envelope: &SignatureEnvelope| {
+        (
+            desk.key("alice").public(),
+            rollbook::crypto::hex::from_hex(&envelope.message).unwrap(),
+            <[u8; 64]>::try_from(rollbook::crypto::hex::from_hex(&envelope.signature).unwrap())
+                .unwrap(),
+        )
+    };
+    let verified = VerifiedSignatures::verify(&[triple(&good), triple(&forged)]);
+    assert_refused!(
+        decide_sign_trusting(&desk.governance, &state, forged, t0(), &[], &verified),
+        Refusal::SignatureInvalid { .. }
+    );
+    let outcome =
+        decide_sign_trusting(&desk.governance, &state, good, t0(), &[], &verified).unwrap();
+    assert_eq!(types(&outcome.events), vec!["proposal.signed"]);
 }

@@ -14,7 +14,7 @@ use rollbook::audit::{verify_live_chain, LiveVerifyError};
 use rollbook::domain::envelope::{ChainError, ChainVerifier, NewEvent, StoredEvent};
 use rollbook::domain::events::{
     Event, ProposalCommitted, ProposalExpired, ProposalKind, ProposalRecorded, ProposalRejected,
-    ProposalSigned, SignatureEnvelope,
+    ProposalSigned, ProposalTerms, SignatureEnvelope,
 };
 use rollbook::store::{stats, ExpectedVersion, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -328,17 +328,19 @@ fn signature(key: &str) -> SignatureEnvelope {
 
 fn recorded(id: &str, verdict: &str) -> NewEvent {
     let event = Event::ProposalRecorded(ProposalRecorded {
-        proposal_id: id.into(),
-        kind: ProposalKind::Roll,
-        body: "[roll]".into(),
-        report_json: Some("{}".into()),
-        verdict: Some(verdict.into()),
-        contracts_requested: Some(9),
-        policy_version: 1,
-        policy_hash: "ab".repeat(32),
-        signer_set_version: 1,
-        created_at: "2026-05-07T14:40:00.000000Z".into(),
-        expires_at: "2026-05-07T18:40:00.000000Z".into(),
+        terms: ProposalTerms {
+            proposal_id: id.into(),
+            kind: ProposalKind::Roll,
+            body: "[roll]".into(),
+            report_json: Some("{}".into()),
+            verdict: Some(verdict.into()),
+            contracts_requested: Some(9),
+            policy_version: 1,
+            policy_hash: "ab".repeat(32),
+            signer_set_version: 1,
+            created_at: "2026-05-07T14:40:00.000000Z".into(),
+            expires_at: "2026-05-07T18:40:00.000000Z".into(),
+        },
         subject_digest: "cd".repeat(32),
         signature: signature("SHA256:bob"),
     });

@@ -11,12 +11,12 @@ use chrono::{DateTime, Duration, Utc};
 use crate::crypto::hex::to_hex;
 use crate::crypto::merkle::MerkleBuilder;
 use crate::domain::approval::{
-    check_recorded_parsed, decide_reject, decide_sign, decide_withdraw, ParsedRoll, ProposalState,
-    Status,
+    check_recorded_parsed, decide_reject_trusting, decide_sign_trusting, decide_withdraw_trusting,
+    ParsedRoll, ProposalState, Status,
 };
 use crate::domain::envelope::{ChainVerifier, StoredEvent, PAYLOAD_BYTES_MAX};
-use crate::domain::events::{Event, ProposalKind, ProposalRecorded, LEDGER_STREAM};
-use crate::domain::governance::Governance;
+use crate::domain::events::{Event, ProposalRecorded, LEDGER_STREAM};
+use crate::domain::governance::{Governance, VerifiedSignatures};
 
 /// The first failure: its seq and a plain reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,12 +144,18 @@ impl Auditor {
         self.chain.head_hash()
     }
 
+    /// Checks the next event, every signature strictly.
     pub fn push(&mut self, event: &StoredEvent) -> Result<(), AuditFailure> {
-        self.push_prepared(Prepared::new(event.clone()))
+        self.push_prepared(Prepared::new(event.clone()), &VerifiedSignatures::default())
     }
 
-    /// `push` of an event whose independent work was done ahead (`Prepared::new`).
-    pub fn push_prepared(&mut self, prepared: Prepared) -> Result<(), AuditFailure> {
+    /// `push` of an event whose independent work was done ahead (`Prepared::new`), its
+    /// signature not checked again when `verified` holds it (the pipeline's workers checked it).
+    pub fn push_prepared(
+        &mut self,
+        prepared: Prepared,
+        verified: &VerifiedSignatures,
+    ) -> Result<(), AuditFailure> {
         let Prepared {
             event,
             computed_hash,
@@ -192,7 +198,7 @@ impl Auditor {
                 payload.stream_id()
             )));
         }
-        self.apply(event, payload, roll, at).map_err(fail)
+        self.apply(event, payload, roll, at, verified).map_err(fail)
     }
 
     fn apply(
@@ -201,6 +207,7 @@ impl Auditor {
         payload: Event,
         roll: Option<ParsedRoll>,
         at: DateTime<Utc>,
+        verified: &VerifiedSignatures,
     ) -> Result<(), String> {
         // An event made due by the previous one must come now, exactly as decided.
         if let Some(expected) = self.due.pop_front() {
@@ -244,7 +251,7 @@ impl Auditor {
         };
         // Taken out for the match (so the open proposals can be borrowed) and put back after;
         // on a failure the walk ends anyway.
-        let result = self.apply_governed(&mut governance, event, payload, roll, at);
+        let result = self.apply_governed(&mut governance, event, payload, roll, at, verified);
         self.governance = Some(governance);
         result?;
         self.evict(at);
@@ -258,6 +265,7 @@ impl Auditor {
         payload: Event,
         roll: Option<ParsedRoll>,
         at: DateTime<Utc>,
+        verified: &VerifiedSignatures,
     ) -> Result<(), String> {
         let stream_expected =
             |open: &HashMap<String, ProposalState>, id: &str| -> Result<u64, String> {
@@ -269,7 +277,7 @@ impl Auditor {
         // export's bytes; no copy).
         let payload = match payload {
             Event::ProposalRecorded(recorded) => {
-                return self.record(governance, event, recorded, roll, at);
+                return self.record(governance, event, recorded, roll, at, verified);
             }
             other => other,
         };
@@ -304,8 +312,15 @@ impl Auditor {
                     return Err("the actor is not the signer".into());
                 }
                 let state = &self.open[&signed.proposal_id];
-                let outcome = decide_sign(governance, state, signed.signature.clone(), at, &[])
-                    .map_err(|r| format!("signature of proposal {}: {r}", signed.proposal_id))?;
+                let outcome = decide_sign_trusting(
+                    governance,
+                    state,
+                    signed.signature.clone(),
+                    at,
+                    &[],
+                    verified,
+                )
+                .map_err(|r| format!("signature of proposal {}: {r}", signed.proposal_id))?;
                 // What the writer had to append after this signature, in the same transaction.
                 self.due.extend(outcome.events.into_iter().skip(1));
                 self.signatures += 1;
@@ -321,12 +336,13 @@ impl Auditor {
                     return Err("the actor is not the signer of the veto".into());
                 }
                 let state = &self.open[&rejected.proposal_id];
-                let expected = decide_reject(
+                let expected = decide_reject_trusting(
                     governance,
                     state,
                     rejected.signature.clone(),
                     &rejected.reason,
                     at,
+                    verified,
                 )
                 .map_err(|r| format!("veto of proposal {}: {r}", rejected.proposal_id))?;
                 if expected != payload {
@@ -340,9 +356,14 @@ impl Auditor {
                     return Err("the actor is not the signer of the withdrawal".into());
                 }
                 let state = &self.open[&withdrawn.proposal_id];
-                decide_withdraw(governance, state, withdrawn.signature.clone(), at).map_err(
-                    |r| format!("withdrawal of proposal {}: {r}", withdrawn.proposal_id),
-                )?;
+                decide_withdraw_trusting(
+                    governance,
+                    state,
+                    withdrawn.signature.clone(),
+                    at,
+                    verified,
+                )
+                .map_err(|r| format!("withdrawal of proposal {}: {r}", withdrawn.proposal_id))?;
                 self.evolve(&payload, event);
             }
             Event::ProposalExpired(expired) => {
@@ -352,9 +373,9 @@ impl Auditor {
                 self.check_version(&expired.proposal_id, event)?;
                 let state = &self.open[&expired.proposal_id];
                 let bound = if reason == "signer_set_changed" {
-                    state.recorded.signer_set_version
+                    state.recorded.terms.signer_set_version
                 } else {
-                    state.recorded.policy_version
+                    state.recorded.terms.policy_version
                 };
                 if expired.reason != reason
                     || bound != old_version
@@ -379,6 +400,7 @@ impl Auditor {
         recorded: ProposalRecorded,
         roll: Option<ParsedRoll>,
         at: DateTime<Utc>,
+        verified: &VerifiedSignatures,
     ) -> Result<(), String> {
         if event.stream_version != 1 {
             return Err(format!(
@@ -386,25 +408,29 @@ impl Auditor {
                 event.stream_version
             ));
         }
-        if self.open.contains_key(&recorded.proposal_id) {
-            return Err(format!("proposal {} recorded twice", recorded.proposal_id));
+        if self.open.contains_key(&recorded.terms.proposal_id) {
+            return Err(format!(
+                "proposal {} recorded twice",
+                recorded.terms.proposal_id
+            ));
         }
         if event.actor.as_deref() != Some(&recorded.signature.key_id) {
             return Err("the actor is not the proposer who signed".into());
         }
-        check_recorded_parsed(governance, &recorded, roll)
-            .map_err(|r| format!("proposal {}: {r}", recorded.proposal_id))?;
+        check_recorded_parsed(governance, &recorded, roll, verified)
+            .map_err(|r| format!("proposal {}: {r}", recorded.terms.proposal_id))?;
         let state = ProposalState::from_recorded(recorded, event).map_err(|r| r.to_string())?;
         if state.created_at > at {
             return Err(format!(
                 "proposal {} was created after it was recorded",
-                state.recorded.proposal_id
+                state.recorded.terms.proposal_id
             ));
         }
         if state.status == Status::Failed {
             *self.closed.entry("failed".into()).or_default() += 1;
         } else {
-            self.open.insert(state.recorded.proposal_id.clone(), state);
+            self.open
+                .insert(state.recorded.terms.proposal_id.clone(), state);
         }
         Ok(())
     }
@@ -482,9 +508,4 @@ impl Auditor {
             policy_hash: governance.policy_hash,
         })
     }
-}
-
-/// Kinds are part of the summary's vocabulary.
-pub fn kind_name(kind: ProposalKind) -> &'static str {
-    kind.as_str()
 }

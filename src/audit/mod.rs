@@ -75,9 +75,10 @@ pub async fn verify_live_chain(
 
 use std::io::{BufRead, Write};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::crypto::keys::PublicKey;
+use crate::domain::governance::VerifiedSignatures;
 use auditor::{AuditFailure, AuditSummary, Auditor, Prepared};
 use export::{
     write_line, CheckpointLine, EventLine, HeaderLine, Line, LineReader, EXPORT_FORMAT,
@@ -302,9 +303,9 @@ fn prepare_line(
 /// bytes each) until the batch's signatures are checked together.
 const PIPELINE_BATCH_LINES: usize = 64;
 
-/// One batch after a worker prepared it: its index, items in order, and the memo keys of the
-/// signatures in it that `verify_strict` accepted.
-type PreparedBatch = (u64, Vec<Item>, HashSet<[u8; 32]>);
+/// One batch after a worker prepared it: its index, items in order, and the signatures in it
+/// that `verify_strict` accepted.
+type PreparedBatch = (u64, Vec<Item>, VerifiedSignatures);
 
 /// Prepares one batch of lines with the keys known so far: `local`, this worker's copy of
 /// the shared book, refreshed when the shared book changed. The sets a line carries are
@@ -315,7 +316,7 @@ fn prepare_batch(
     lines: Vec<RawLine>,
     shared: &std::sync::RwLock<KeyBook>,
     local: &mut KeyBook,
-) -> (Vec<Item>, HashSet<[u8; 32]>) {
+) -> (Vec<Item>, VerifiedSignatures) {
     if let Ok(book) = shared.read() {
         if book.generation != local.generation {
             local.clone_from(&book);
@@ -338,8 +339,7 @@ fn prepare_batch(
         })
         .collect();
     // The batch's signatures checked together: the same verdicts, one field inversion.
-    let verified = crate::domain::governance::verify_batch_for_memo(&to_verify);
-    (items, verified.into_iter().collect())
+    (items, VerifiedSignatures::verify(&to_verify))
 }
 
 /// `prepare_batch`, with a panic (a bug) turned into a refusal of the batch's first line, so
@@ -348,7 +348,7 @@ fn prepare_batch_or_refuse(
     lines: Vec<RawLine>,
     shared: &std::sync::RwLock<KeyBook>,
     local: &mut KeyBook,
-) -> (Vec<Item>, HashSet<[u8; 32]>) {
+) -> (Vec<Item>, VerifiedSignatures) {
     let first_line = match lines.first() {
         Some(RawLine::Text(line, _) | RawLine::Unreadable(line, _)) => *line,
         None => 0,
@@ -364,7 +364,7 @@ fn prepare_batch_or_refuse(
             reason: "rollbook failed internally while reading this batch of lines (a bug: please report it with the export)".into(),
             seq_hint: None,
         };
-        (vec![item], HashSet::new())
+        (vec![item], VerifiedSignatures::default())
     })
 }
 
@@ -430,6 +430,7 @@ pub fn verify_export(
         .clamp(1, PIPELINE_WORKERS_MAX);
 
     let mut audit_chunk = |items: Vec<Item>,
+                           verified: &VerifiedSignatures,
                            auditor: &mut Auditor,
                            checkpoint: &mut Option<CheckpointLine>|
      -> Result<(), VerifyError> {
@@ -470,7 +471,7 @@ pub fn verify_export(
                             "the genesis hash differs from the header's".into(),
                         ));
                     }
-                    auditor.push_prepared(*prepared)?;
+                    auditor.push_prepared(*prepared, verified)?;
                     if auditor.events() % 4096 == 0 {
                         progress(auditor.events());
                     }
@@ -518,15 +519,14 @@ pub fn verify_export(
             drop((done_tx, batch_rx));
             type Audited = Result<(Auditor, Option<CheckpointLine>), VerifyError>;
             let auditing = scope.spawn(move || -> Audited {
-                let mut waiting: std::collections::BTreeMap<u64, (Vec<Item>, HashSet<[u8; 32]>)> =
+                let mut waiting: std::collections::BTreeMap<u64, (Vec<Item>, VerifiedSignatures)> =
                     Default::default();
                 let mut next = 0u64;
                 let outcome = (|| -> Result<(), VerifyError> {
                     for (index, items, verified) in done_rx.iter() {
                         waiting.insert(index, (items, verified));
                         while let Some((items, verified)) = waiting.remove(&next) {
-                            crate::domain::governance::set_verified_memo(verified);
-                            audit_chunk(items, &mut auditor, &mut checkpoint)?;
+                            audit_chunk(items, &verified, &mut auditor, &mut checkpoint)?;
                             next += 1;
                             // The reader may be gone already (it read the whole file).
                             let _ = token_tx.send(());
@@ -534,7 +534,6 @@ pub fn verify_export(
                     }
                     Ok(())
                 })();
-                crate::domain::governance::set_verified_memo(Default::default());
                 outcome.map(|()| (auditor, checkpoint))
             });
             let mut finished = false;

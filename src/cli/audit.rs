@@ -118,11 +118,12 @@ async fn write_csv(ledger: &crate::service::Ledger, out: &mut dyn Write) -> Resu
             .collect();
         let fields = [
             state.id.to_string(),
-            state.recorded.kind.as_str().to_string(),
-            state.recorded.created_at.clone(),
+            state.recorded.terms.kind.as_str().to_string(),
+            state.recorded.terms.created_at.clone(),
             name_of(&sets, state.proposer()),
             state
                 .recorded
+                .terms
                 .contracts_requested
                 .map(|n| n.to_string())
                 .unwrap_or_default(),
@@ -130,7 +131,7 @@ async fn write_csv(ledger: &crate::service::Ledger, out: &mut dyn Write) -> Resu
                 .as_ref()
                 .map(|r| r.contracts_max.to_string())
                 .unwrap_or_default(),
-            state.recorded.verdict.clone().unwrap_or_default(),
+            state.recorded.terms.verdict.clone().unwrap_or_default(),
             report
                 .as_ref()
                 .map(|r| r.failed_check_ids().join(" "))
@@ -142,7 +143,7 @@ async fn write_csv(ledger: &crate::service::Ledger, out: &mut dyn Write) -> Resu
             } else {
                 String::new()
             },
-            state.recorded.policy_hash.clone(),
+            state.recorded.terms.policy_hash.clone(),
             state.first_seq.to_string(),
             state.last_seq.to_string(),
         ];

@@ -160,14 +160,14 @@ fn report(state: &crate::domain::approval::ProposalState, json: bool) -> CliResu
     if json {
         println!(
             "{}",
-            serde_json::json!({"proposal_id": state.id.to_string(), "kind": state.recorded.kind.as_str(), "status": state.status.as_str(), "expires_at": state.recorded.expires_at})
+            serde_json::json!({"proposal_id": state.id.to_string(), "kind": state.recorded.terms.kind.as_str(), "status": state.status.as_str(), "expires_at": state.recorded.terms.expires_at})
         );
     } else {
         println!("recorded motion {} [{}]", state.id, state.status);
         println!("  {}", summary(state));
         println!(
             "  co-sign with `rollbook sign {} --key KEY`; expires {}",
-            state.id, state.recorded.expires_at
+            state.id, state.recorded.terms.expires_at
         );
     }
     Ok(EXIT_OK)

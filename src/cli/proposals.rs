@@ -11,10 +11,10 @@ use uuid::Uuid;
 use super::keys::{load_secret, load_signer_set};
 use super::views::{name_of, proposal_json, proposal_text, summary};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
-use crate::crypto::canonical::{signed_message, subject_digest, SubjectInput};
+use crate::crypto::canonical::signed_message;
 use crate::crypto::hex::to_hex;
-use crate::domain::approval::{cosign_purpose, ProposalState, Status};
-use crate::domain::events::{ProposalKind, SignatureEnvelope};
+use crate::domain::approval::{cosign_purpose, subject_digest_of, ProposalState, Status};
+use crate::domain::events::{ProposalKind, ProposalTerms, SignatureEnvelope};
 use crate::domain::governance::seal_signature;
 use crate::service::{self, Ledger, ServiceError};
 use crate::store::Store;
@@ -135,7 +135,7 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
                 "contracts_max": report.contracts_max,
                 "resize_to": report.resize_to,
                 "failed_checks": report.failed_check_ids(),
-                "expires_at": state.recorded.expires_at,
+                "expires_at": state.recorded.terms.expires_at,
             })
         );
     } else {
@@ -148,7 +148,10 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
                 report.contracts_max
             );
         } else {
-            println!("  verdict pass; expires {}", state.recorded.expires_at);
+            println!(
+                "  verdict pass; expires {}",
+                state.recorded.terms.expires_at
+            );
         }
     }
     Ok(if status == Status::Failed {
@@ -235,10 +238,10 @@ fn show_what_is_signed(state: &ProposalState) {
     eprintln!(
         "signing proposal {} ({})",
         state.id,
-        state.recorded.kind.as_str()
+        state.recorded.terms.kind.as_str()
     );
     eprintln!("  {}", summary(state));
-    if let Some(verdict) = &state.recorded.verdict {
+    if let Some(verdict) = &state.recorded.terms.verdict {
         eprintln!("  verdict {verdict}");
     }
     eprintln!("  subject digest {}", state.recorded.subject_digest);
@@ -421,9 +424,9 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
             println!(
                 "{:<36}  {:<10}  {:<9}  {:<7}  {:<9}  {}",
                 state.id,
-                state.recorded.kind.as_str(),
+                state.recorded.terms.kind.as_str(),
                 view["status"].as_str().unwrap_or("?"),
-                state.recorded.verdict.as_deref().unwrap_or("-"),
+                state.recorded.terms.verdict.as_deref().unwrap_or("-"),
                 format!("{}/{}", state.cosignatures.len(), view["threshold"]),
                 summary(state)
             );
@@ -467,7 +470,7 @@ pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
                 .ok()
                 .flatten()
                 .is_some_and(|next| next.by_key_id(&key_id).is_some());
-        if may_sign && state.recorded.signer_set_version == governance.set.version {
+        if may_sign && state.recorded.terms.signer_set_version == governance.set.version {
             mine.push(state);
         }
     }
@@ -485,7 +488,7 @@ pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
             println!(
                 "{}  expires {}  {}",
                 state.id,
-                state.recorded.expires_at,
+                state.recorded.terms.expires_at,
                 summary(state)
             );
         }
@@ -522,6 +525,26 @@ pub struct SignatureFile {
     pub signature: SignatureEnvelope,
 }
 
+impl SignRequest {
+    /// The proposal terms the request shows (a request carries no verdict or contracts: the
+    /// subject digest does not cover them).
+    fn terms(&self) -> ProposalTerms {
+        ProposalTerms {
+            proposal_id: self.proposal_id.clone(),
+            kind: self.kind,
+            body: self.body.clone(),
+            report_json: self.report_json.clone(),
+            verdict: None,
+            contracts_requested: None,
+            policy_version: self.policy_version,
+            policy_hash: self.policy_hash.clone(),
+            signer_set_version: self.signer_set_version,
+            created_at: self.created_at.clone(),
+            expires_at: self.expires_at.clone(),
+        }
+    }
+}
+
 const REQUEST_FORMAT: &str = "rollbook-sign-request/v1";
 const SIGNATURE_FORMAT: &str = "rollbook-signature/v1";
 /// Limit on request and signature files (a proposal is at most 1 MiB).
@@ -547,7 +570,7 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
             state.effective_status(Utc::now())
         )));
     }
-    let r = &state.recorded;
+    let r = &state.recorded.terms;
     let request = SignRequest {
         format: REQUEST_FORMAT.into(),
         ledger_id: ledger.ledger_id.to_string(),
@@ -560,7 +583,7 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
         signer_set_version: r.signer_set_version,
         created_at: r.created_at.clone(),
         expires_at: r.expires_at.clone(),
-        subject_digest: r.subject_digest.clone(),
+        subject_digest: state.recorded.subject_digest.clone(),
         summary: summary(&state),
     };
     let text = serde_json::to_string_pretty(&request).expect("requests serialize");
@@ -603,18 +626,7 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
         )));
     }
     // Recompute the digest from the content shown, so the signature binds what was reviewed.
-    let digest = subject_digest(&SubjectInput {
-        ledger_id: &ledger_id,
-        proposal_id: &proposal_id,
-        kind: request.kind.as_str(),
-        body: &request.body,
-        report_json: request.report_json.as_deref(),
-        policy_hash: &request.policy_hash,
-        policy_version: request.policy_version,
-        signer_set_version: request.signer_set_version,
-        created_at: &request.created_at,
-        expires_at: &request.expires_at,
-    });
+    let digest = subject_digest_of(&ledger_id, &proposal_id, &request.terms());
     if to_hex(&digest) != request.subject_digest {
         return Err(bad(
             "the subject digest does not match the request's content: it was altered".into(),

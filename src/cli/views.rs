@@ -20,9 +20,9 @@ pub fn name_of(sets: &[ActiveSet], key_id: &str) -> String {
 /// One line saying what the proposal asks for.
 pub fn summary(state: &ProposalState) -> String {
     summary_of(
-        state.recorded.kind,
-        &state.recorded.body,
-        state.recorded.policy_version,
+        state.recorded.terms.kind,
+        &state.recorded.terms.body,
+        state.recorded.terms.policy_version,
     )
 }
 
@@ -72,6 +72,7 @@ pub fn summary_of(kind: ProposalKind, body: &str, policy_version: u64) -> String
 pub fn report_of(state: &ProposalState) -> Option<SizingReport> {
     state
         .recorded
+        .terms
         .report_json
         .as_deref()
         .and_then(|json| serde_json::from_str(json).ok())
@@ -89,7 +90,7 @@ pub fn proposal_json(
     let report = report_of(state);
     let bound_set = sets
         .iter()
-        .find(|set| set.version == state.recorded.signer_set_version);
+        .find(|set| set.version == state.recorded.terms.signer_set_version);
     let threshold = bound_set
         .map(|set| set.threshold)
         .unwrap_or(governance.set.threshold);
@@ -107,24 +108,24 @@ pub fn proposal_json(
         .collect();
     let mut object = json!({
         "proposal_id": state.id.to_string(),
-        "kind": state.recorded.kind.as_str(),
+        "kind": state.recorded.terms.kind.as_str(),
         "status": status.as_str(),
-        "verdict": state.recorded.verdict,
+        "verdict": state.recorded.terms.verdict,
         "summary": summary(state),
         "proposer": name_of(sets, state.proposer()),
         "proposer_key_id": state.proposer(),
         "threshold": threshold,
         "signatures": signatures,
         "missing": missing,
-        "created_at": state.recorded.created_at,
-        "expires_at": state.recorded.expires_at,
+        "created_at": state.recorded.terms.created_at,
+        "expires_at": state.recorded.terms.expires_at,
         "closed_at": state.closed_at,
-        "contracts_requested": state.recorded.contracts_requested,
+        "contracts_requested": state.recorded.terms.contracts_requested,
         "contracts_max": report.as_ref().map(|r| r.contracts_max),
         "failed_checks": report.as_ref().map(|r| r.failed_check_ids()),
-        "policy_version": state.recorded.policy_version,
-        "policy_hash": state.recorded.policy_hash,
-        "signer_set_version": state.recorded.signer_set_version,
+        "policy_version": state.recorded.terms.policy_version,
+        "policy_hash": state.recorded.terms.policy_hash,
+        "signer_set_version": state.recorded.terms.signer_set_version,
         "subject_digest": state.recorded.subject_digest,
         "rejected_by": state.rejected_by.as_deref().map(|k| name_of(sets, k)),
         "reject_reason": state.reject_reason,
@@ -157,8 +158,8 @@ pub fn proposal_text(
     out.push_str(&format!(
         "  proposed by {} at {}; expires {}\n",
         view["proposer"].as_str().unwrap_or("?"),
-        state.recorded.created_at,
-        state.recorded.expires_at
+        state.recorded.terms.created_at,
+        state.recorded.terms.expires_at
     ));
     if let Some(report) = report_of(state) {
         let failed = report.failed_check_ids();

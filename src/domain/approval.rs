@@ -2,392 +2,30 @@
 //! command (propose, sign, reject, withdraw), then new events or a refusal. Pure: time is an
 //! argument, signatures arrive already made, nothing is read or written here.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::envelope::{format_timestamp, parse_timestamp, StoredEvent};
+use super::envelope::{parse_timestamp, StoredEvent};
 use super::events::{
     Event, PolicyAdopted, ProposalCommitted, ProposalExpired, ProposalKind, ProposalRecorded,
     ProposalRejected, ProposalSigned, ProposalWithdrawn, SignatureEnvelope, SignerSetAdopted,
 };
-use super::governance::{decode, verify_envelope, ActiveSet, Governance, Refusal};
-use crate::crypto::canonical::{
-    signed_message, subject_digest, Purpose, SubjectInput, REASON_BYTES_MAX,
+use super::governance::{
+    decode, verify_envelope, ActiveSet, Governance, Mismatch, Refusal, VerifiedSignatures,
 };
-use crate::crypto::hex::{from_hex32, to_hex};
+use super::proposal::{parse_event, parse_proposal_id};
+// The proposal and its fold live in `proposal`; they are part of this state machine's API.
+pub use super::proposal::{
+    cosign_purpose, message_for, subject_digest_of, ProposalDraft, ProposalState, Status,
+};
+use crate::crypto::canonical::{Purpose, REASON_BYTES_MAX};
+use crate::crypto::hex::to_hex;
 use crate::sizing::{self, Policy, Proposal, SizingReport};
-
-/// The longest time to live a policy may set (one year); `Policy::validate` enforces it.
-pub const TTL_SECONDS_MAX: u64 = crate::sizing::PROPOSAL_TTL_SECONDS_MAX;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Pending,
-    Committed,
-    Failed,
-    Rejected,
-    Withdrawn,
-    Expired,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Committed => "committed",
-            Status::Failed => "failed",
-            Status::Rejected => "rejected",
-            Status::Withdrawn => "withdrawn",
-            Status::Expired => "expired",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Status> {
-        [
-            Status::Pending,
-            Status::Committed,
-            Status::Failed,
-            Status::Rejected,
-            Status::Withdrawn,
-            Status::Expired,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == text)
-    }
-
-    /// What a user can do about a proposal in this status, for refusal messages.
-    fn why_final(self) -> &'static str {
-        match self {
-            Status::Pending => "it is still pending",
-            Status::Committed => "it is already committed",
-            Status::Failed => "it failed its guardrails and can never be signed or committed; propose a resized roll",
-            Status::Rejected => "it was vetoed",
-            Status::Withdrawn => "its proposer withdrew it",
-            Status::Expired => "it expired; propose it again",
-        }
-    }
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A co-signature as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CoSignature {
-    pub key_id: String,
-    pub recorded_at: String,
-    pub seq: u64,
-}
-
-/// A proposal folded from its stream.
-#[derive(Debug, Clone)]
-pub struct ProposalState {
-    pub id: Uuid,
-    pub recorded: ProposalRecorded,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub digest: [u8; 32],
-    pub status: Status,
-    pub cosignatures: Vec<CoSignature>,
-    pub stream_version: u64,
-    pub first_seq: u64,
-    pub last_seq: u64,
-    /// When the proposal reached its final status (commit, veto, withdrawal, recorded expiry).
-    pub closed_at: Option<String>,
-    pub reject_reason: Option<String>,
-    pub rejected_by: Option<String>,
-}
-
-impl ProposalState {
-    pub fn proposer(&self) -> &str {
-        &self.recorded.signature.key_id
-    }
-
-    /// `Pending` turns into `Expired` once the clock passes `expires_at`, without an event.
-    pub fn effective_status(&self, now: DateTime<Utc>) -> Status {
-        if self.status == Status::Pending && now > self.expires_at {
-            Status::Expired
-        } else {
-            self.status
-        }
-    }
-
-    /// The status as users should see it: also `Expired` when the signer set or policy it is
-    /// bound to is no longer in force (it can never be signed again).
-    pub fn status_under(&self, now: DateTime<Utc>, governance: &Governance) -> Status {
-        let status = self.effective_status(now);
-        let stale = self.recorded.signer_set_version != governance.set.version
-            || self.recorded.policy_version != governance.policy_version;
-        if status == Status::Pending && stale {
-            Status::Expired
-        } else {
-            status
-        }
-    }
-
-    pub fn has_signed(&self, key_id: &str) -> bool {
-        self.proposer() == key_id || self.cosignatures.iter().any(|c| c.key_id == key_id)
-    }
-
-    /// Starts a state from a `proposal.recorded` payload (structure only; signatures are checked
-    /// by `decide_propose` before writing and by the verifier on replay).
-    pub fn from_recorded(
-        recorded: ProposalRecorded,
-        event: &StoredEvent,
-    ) -> Result<ProposalState, Refusal> {
-        let id = Uuid::parse_str(&recorded.proposal_id).map_err(|_| {
-            Refusal::new(format!(
-                "proposal id {:?} is not a UUID",
-                recorded.proposal_id
-            ))
-        })?;
-        let created_at = parse_timestamp(&recorded.created_at).ok_or_else(|| {
-            Refusal::new(format!(
-                "created_at {:?} is not canonical",
-                recorded.created_at
-            ))
-        })?;
-        let expires_at = parse_timestamp(&recorded.expires_at).ok_or_else(|| {
-            Refusal::new(format!(
-                "expires_at {:?} is not canonical",
-                recorded.expires_at
-            ))
-        })?;
-        let digest = from_hex32(&recorded.subject_digest)
-            .map_err(|_| Refusal::new("subject_digest is not 32 bytes of hex"))?;
-        let status = if recorded.verdict.as_deref() == Some("fail") {
-            Status::Failed
-        } else {
-            Status::Pending
-        };
-        Ok(ProposalState {
-            id,
-            recorded,
-            created_at,
-            expires_at,
-            digest,
-            status,
-            cosignatures: Vec::new(),
-            stream_version: event.stream_version,
-            first_seq: event.seq,
-            last_seq: event.seq,
-            closed_at: None,
-            reject_reason: None,
-            rejected_by: None,
-        })
-    }
-
-    /// Applies a later event of the stream (`evolve`: state changes only, no rules).
-    pub fn evolve(&mut self, event: &Event, stored: &StoredEvent) {
-        match event {
-            Event::ProposalSigned(signed) => self.cosignatures.push(CoSignature {
-                key_id: signed.signature.key_id.clone(),
-                recorded_at: stored.recorded_at.clone(),
-                seq: stored.seq,
-            }),
-            Event::ProposalCommitted(_) => self.close(Status::Committed, stored),
-            Event::ProposalRejected(rejected) => {
-                self.reject_reason = Some(rejected.reason.clone());
-                self.rejected_by = Some(rejected.signature.key_id.clone());
-                self.close(Status::Rejected, stored)
-            }
-            Event::ProposalWithdrawn(_) => self.close(Status::Withdrawn, stored),
-            Event::ProposalExpired(_) => self.close(Status::Expired, stored),
-            _ => {}
-        }
-        self.stream_version = stored.stream_version;
-        self.last_seq = stored.seq;
-    }
-
-    fn close(&mut self, status: Status, stored: &StoredEvent) {
-        self.status = status;
-        self.closed_at = Some(stored.recorded_at.clone());
-    }
-
-    /// Folds a whole stream, as read by index from the store.
-    pub fn from_stream(events: &[StoredEvent]) -> Result<ProposalState, Refusal> {
-        let mut iter = events.iter();
-        let first = iter
-            .next()
-            .ok_or_else(|| Refusal::new("no such proposal"))?;
-        let parse = |event: &StoredEvent| {
-            Event::from_payload(&event.event_type, event.schema_version, &event.payload)
-                .map_err(|error| Refusal::new(format!("seq {}: {error}", event.seq)))
-        };
-        let Event::ProposalRecorded(recorded) = parse(first)? else {
-            return Err(Refusal::new(format!(
-                "stream {} does not start with proposal.recorded",
-                first.stream_id
-            )));
-        };
-        let mut state = ProposalState::from_recorded(recorded, first)?;
-        for event in iter {
-            state.evolve(&parse(event)?, event);
-        }
-        Ok(state)
-    }
-}
-
-/// Everything a proposal binds before it is signed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProposalDraft {
-    pub ledger_id: Uuid,
-    pub proposal_id: Uuid,
-    pub kind: ProposalKind,
-    pub body: String,
-    pub report_json: Option<String>,
-    pub verdict: Option<String>,
-    pub contracts_requested: Option<u32>,
-    pub policy_version: u64,
-    pub policy_hash: String,
-    pub signer_set_version: u64,
-    pub created_at: String,
-    pub expires_at: String,
-}
-
-impl ProposalDraft {
-    fn bound(
-        governance: &Governance,
-        proposal_id: Uuid,
-        kind: ProposalKind,
-        body: String,
-        now: DateTime<Utc>,
-    ) -> Self {
-        // The policy bounds the TTL (at most a year), so this cannot overflow; saturate anyway.
-        let ttl_seconds = governance
-            .policy
-            .approval
-            .proposal_ttl_seconds
-            .min(TTL_SECONDS_MAX);
-        let expires_at = now
-            .checked_add_signed(Duration::seconds(ttl_seconds as i64))
-            .unwrap_or(now);
-        ProposalDraft {
-            ledger_id: governance.ledger_id,
-            proposal_id,
-            kind,
-            body,
-            report_json: None,
-            verdict: None,
-            contracts_requested: None,
-            policy_version: governance.policy_version,
-            policy_hash: governance.policy_hash.clone(),
-            signer_set_version: governance.set.version,
-            created_at: format_timestamp(now),
-            expires_at: format_timestamp(expires_at),
-        }
-    }
-
-    /// A roll: evaluates `body` (the proposal TOML) under the policy in force at `now`.
-    pub fn roll(
-        governance: &Governance,
-        proposal_id: Uuid,
-        body: String,
-        now: DateTime<Utc>,
-    ) -> Result<(ProposalDraft, SizingReport), sizing::InputError> {
-        let proposal = Proposal::from_toml_str(&body)?;
-        let mut draft = Self::bound(governance, proposal_id, ProposalKind::Roll, body, now);
-        // The report is evaluated at the recorded creation time, so an auditor can re-run it.
-        let created_at = parse_timestamp(&draft.created_at).expect("canonical");
-        let report = sizing::evaluate(&proposal, &governance.policy, created_at)?;
-        draft.report_json = Some(serde_json::to_string(&report).expect("reports serialize"));
-        draft.verdict = Some(report.verdict.as_str().to_string());
-        draft.contracts_requested = Some(report.contracts_requested);
-        Ok((draft, report))
-    }
-
-    /// A governance motion proposing the complete next signer set.
-    pub fn signer_set(
-        governance: &Governance,
-        proposal_id: Uuid,
-        next: &ActiveSet,
-        now: DateTime<Utc>,
-    ) -> ProposalDraft {
-        Self::bound(
-            governance,
-            proposal_id,
-            ProposalKind::SignerSet,
-            next.to_json(),
-            now,
-        )
-    }
-
-    /// A governance motion proposing the complete next policy.
-    pub fn policy(
-        governance: &Governance,
-        proposal_id: Uuid,
-        next: &Policy,
-        now: DateTime<Utc>,
-    ) -> ProposalDraft {
-        Self::bound(
-            governance,
-            proposal_id,
-            ProposalKind::Policy,
-            next.canonical_json(),
-            now,
-        )
-    }
-
-    pub fn subject_digest(&self) -> [u8; 32] {
-        subject_digest(&SubjectInput {
-            ledger_id: &self.ledger_id,
-            proposal_id: &self.proposal_id,
-            kind: self.kind.as_str(),
-            body: &self.body,
-            report_json: self.report_json.as_deref(),
-            policy_hash: &self.policy_hash,
-            policy_version: self.policy_version,
-            signer_set_version: self.signer_set_version,
-            created_at: &self.created_at,
-            expires_at: &self.expires_at,
-        })
-    }
-
-    /// The bytes the proposer signs.
-    pub fn message(&self) -> Vec<u8> {
-        signed_message(
-            Purpose::Propose,
-            &self.ledger_id,
-            &self.proposal_id,
-            self.signer_set_version,
-            &self.subject_digest(),
-            None,
-        )
-    }
-}
-
-/// The message a signer signs for `purpose` on a recorded proposal (reason: vetoes only).
-pub fn message_for(
-    ledger_id: Uuid,
-    state: &ProposalState,
-    purpose: Purpose,
-    reason: Option<&str>,
-) -> Vec<u8> {
-    signed_message(
-        purpose,
-        &ledger_id,
-        &state.id,
-        state.recorded.signer_set_version,
-        &state.digest,
-        reason,
-    )
-}
-
-/// The purpose of a co-signature on this kind of proposal.
-pub fn cosign_purpose(kind: ProposalKind) -> Purpose {
-    match kind {
-        ProposalKind::Roll => Purpose::Cosign,
-        ProposalKind::SignerSet | ProposalKind::Policy => Purpose::Governance,
-    }
-}
 
 /// The next signer set a set motion proposes (validated), if it is one.
 pub fn proposed_set(state: &ProposalState) -> Result<Option<ActiveSet>, Refusal> {
-    match state.recorded.kind {
-        ProposalKind::SignerSet => ActiveSet::parse(&state.recorded.body).map(Some),
+    match state.recorded.terms.kind {
+        ProposalKind::SignerSet => ActiveSet::parse(&state.recorded.terms.body).map(Some),
         _ => Ok(None),
     }
 }
@@ -405,7 +43,7 @@ impl<'a> Binding<'a> {
         Binding {
             ledger_id,
             proposal_id: state.id,
-            set_version: state.recorded.signer_set_version,
+            set_version: state.recorded.terms.signer_set_version,
             digest: &state.digest,
         }
     }
@@ -420,8 +58,9 @@ fn check_proposal_signature(
     key: &crate::crypto::keys::PublicKey,
     purpose: Purpose,
     reason: Option<&str>,
+    verified: &VerifiedSignatures,
 ) -> Result<(), Refusal> {
-    let message = verify_envelope(envelope, key)?;
+    let message = verify_envelope(envelope, key, verified)?;
     let decoded = decode(&message)?;
     let (ledger_id, state_id, set_version, digest) = (
         binding.ledger_id,
@@ -429,39 +68,38 @@ fn check_proposal_signature(
         binding.set_version,
         binding.digest,
     );
-    let what = if decoded.purpose != purpose {
-        Some(format!(
-            "a {} signature, not a {} signature",
-            decoded.purpose.name(),
-            purpose.name()
-        ))
+    let mismatch = if decoded.purpose != purpose {
+        Some(Mismatch::Purpose {
+            found: decoded.purpose,
+            expected: purpose,
+        })
     } else if decoded.ledger_id != ledger_id {
-        Some(format!(
-            "a signature for ledger {}, not this ledger ({ledger_id})",
-            decoded.ledger_id
-        ))
+        Some(Mismatch::Ledger {
+            found: decoded.ledger_id,
+            expected: ledger_id,
+        })
     } else if decoded.proposal_id != state_id {
-        Some(format!(
-            "a signature for proposal {}, not {state_id}",
-            decoded.proposal_id
-        ))
+        Some(Mismatch::Proposal {
+            found: decoded.proposal_id,
+            expected: state_id,
+        })
     } else if decoded.signer_set_version != set_version {
-        Some(format!(
-            "a signature under signer set v{}, not v{set_version}",
-            decoded.signer_set_version
-        ))
+        Some(Mismatch::SignerSetVersion {
+            found: decoded.signer_set_version,
+            expected: set_version,
+        })
     } else if &decoded.subject_digest != digest {
-        Some("a signature over a different proposal content (subject digest)".to_string())
+        Some(Mismatch::SubjectDigest)
     } else if decoded.reason.as_deref() != reason {
-        Some("a veto signature over a different reason".to_string())
+        Some(Mismatch::VetoReason)
     } else {
         None
     };
-    match what {
-        Some(what) => Err(Refusal::new(format!(
-            "{} presented {what}",
-            envelope.key_id
-        ))),
+    match mismatch {
+        Some(mismatch) => Err(Refusal::Misbound {
+            key_id: envelope.key_id.clone(),
+            mismatch,
+        }),
         None => Ok(()),
     }
 }
@@ -470,7 +108,7 @@ fn check_proposal_signature(
 /// proposer signature valid, body valid for its kind, and for a roll, a report equal to a fresh
 /// evaluation at the recorded creation time. Used before recording and on replay.
 pub fn check_recorded(governance: &Governance, recorded: &ProposalRecorded) -> Result<(), Refusal> {
-    check_recorded_parsed(governance, recorded, None)
+    check_recorded_parsed(governance, recorded, None, &VerifiedSignatures::default())
 }
 
 /// The part of a roll's recording that costs real work to read (its TOML body) and depends on
@@ -487,87 +125,68 @@ pub struct ParsedRoll {
 impl ParsedRoll {
     /// `None` unless `recorded` is a roll that carries a report (the rules refuse the rest).
     pub fn parse(recorded: &ProposalRecorded) -> Option<ParsedRoll> {
-        if recorded.kind != ProposalKind::Roll {
+        if recorded.terms.kind != ProposalKind::Roll {
             return None;
         }
-        let report_json = recorded.report_json.as_deref()?;
+        let report_json = recorded.terms.report_json.as_deref()?;
         Some(ParsedRoll {
-            proposal: Proposal::from_toml_str(&recorded.body).map_err(|error| error.to_string()),
-            source_bytes: (recorded.body.len(), report_json.len()),
+            proposal: Proposal::from_toml_str(&recorded.terms.body)
+                .map_err(|error| error.to_string()),
+            source_bytes: (recorded.terms.body.len(), report_json.len()),
         })
     }
 }
 
 /// `check_recorded` with the roll's body and report already parsed (`ParsedRoll::parse` of
-/// this same `recorded`); `None` parses them here. Same rules, same order, same messages.
+/// this same `recorded`; `None` parses them here) and the proposer's signature not checked
+/// again when `verified` holds it. Same rules, same order, same messages.
 pub fn check_recorded_parsed(
     governance: &Governance,
     recorded: &ProposalRecorded,
     parsed: Option<ParsedRoll>,
+    verified: &VerifiedSignatures,
 ) -> Result<(), Refusal> {
     // Read in place: the recording's body and report are kilobytes, and a verifier checks
     // every recording.
-    let draft = recorded;
-    let proposal_id = Uuid::parse_str(&recorded.proposal_id).map_err(|_| {
-        Refusal::new(format!(
-            "proposal id {:?} is not a UUID",
-            recorded.proposal_id
-        ))
-    })?;
+    let draft = &recorded.terms;
+    let proposal_id = parse_proposal_id(draft)?;
     if draft.signer_set_version != governance.set.version {
-        return Err(Refusal::new(format!(
-            "proposal is bound to signer set v{}, but v{} is in force",
-            draft.signer_set_version, governance.set.version
-        )));
+        return Err(Refusal::SignerSetNotInForce {
+            bound: draft.signer_set_version,
+            in_force: governance.set.version,
+        });
     }
     if draft.policy_version != governance.policy_version
         || draft.policy_hash != governance.policy_hash
     {
-        return Err(Refusal::new(format!(
-            "proposal is bound to policy v{} ({}), but v{} ({}) is in force",
-            draft.policy_version,
-            draft.policy_hash,
-            governance.policy_version,
-            governance.policy_hash
-        )));
+        return Err(Refusal::PolicyNotInForce {
+            bound_version: draft.policy_version,
+            bound_hash: draft.policy_hash.clone(),
+            in_force_version: governance.policy_version,
+            in_force_hash: governance.policy_hash.clone(),
+        });
     }
-    let created_at = parse_timestamp(&draft.created_at)
-        .ok_or_else(|| Refusal::new("created_at is not canonical"))?;
-    let expires_at = parse_timestamp(&draft.expires_at)
-        .ok_or_else(|| Refusal::new("expires_at is not canonical"))?;
+    let created_at = parse_timestamp(&draft.created_at).ok_or(Refusal::TimestampNotCanonical {
+        field: "created_at",
+    })?;
+    let expires_at = parse_timestamp(&draft.expires_at).ok_or(Refusal::TimestampNotCanonical {
+        field: "expires_at",
+    })?;
     let ttl = governance.policy.approval.proposal_ttl_seconds;
     if (expires_at - created_at).num_seconds() != ttl as i64 {
-        return Err(Refusal::new(format!(
-            "expires_at is not created_at + the policy's {ttl} s time to live"
-        )));
+        return Err(Refusal::ExpiryNotTtl { ttl_seconds: ttl });
     }
-    let digest = subject_digest(&SubjectInput {
-        ledger_id: &governance.ledger_id,
-        proposal_id: &proposal_id,
-        kind: draft.kind.as_str(),
-        body: &draft.body,
-        report_json: draft.report_json.as_deref(),
-        policy_hash: &draft.policy_hash,
-        policy_version: draft.policy_version,
-        signer_set_version: draft.signer_set_version,
-        created_at: &draft.created_at,
-        expires_at: &draft.expires_at,
-    });
+    let digest = subject_digest_of(&governance.ledger_id, &proposal_id, draft);
     if to_hex(&digest) != recorded.subject_digest {
-        return Err(Refusal::new(
-            "subject_digest does not match the proposal's content",
-        ));
+        return Err(Refusal::SubjectDigestMismatch);
     }
     let proposer = governance
         .set
         .by_key_id(&recorded.signature.key_id)
-        .ok_or_else(|| {
-            Refusal::new(format!(
-                "the proposer {} is not in signer set v{} ({})",
-                recorded.signature.key_id,
-                governance.set.version,
-                governance.set.names().join(", ")
-            ))
+        .ok_or_else(|| Refusal::ProposerNotInSet {
+            key_id: recorded.signature.key_id.clone(),
+            set_version: governance.set.version,
+            names: governance.set.names(),
         })?;
     check_proposal_signature(
         &Binding {
@@ -580,11 +199,12 @@ pub fn check_recorded_parsed(
         &proposer.key,
         Purpose::Propose,
         None,
+        verified,
     )?;
     match draft.kind {
         ProposalKind::Roll => {
             if draft.report_json.is_none() {
-                return Err(Refusal::new("a roll carries its sizing report"));
+                return Err(Refusal::RollWithoutReport);
             }
             let parsed = match parsed {
                 Some(parsed) => parsed,
@@ -593,12 +213,12 @@ pub fn check_recorded_parsed(
             assert_eq!(
                 parsed.source_bytes,
                 (
-                    recorded.body.len(),
-                    recorded.report_json.as_deref().map_or(0, str::len)
+                    recorded.terms.body.len(),
+                    recorded.terms.report_json.as_deref().map_or(0, str::len)
                 ),
                 "a ParsedRoll is checked against the recording it was parsed from"
             );
-            let report_json = recorded.report_json.as_deref().unwrap_or_default();
+            let report_json = recorded.terms.report_json.as_deref().unwrap_or_default();
             let fresh = parsed.proposal.as_ref().ok().map(|proposal| {
                 sizing::evaluate_hashed(
                     proposal,
@@ -619,27 +239,24 @@ pub fn check_recorded_parsed(
             } else {
                 let recorded_report: SizingReport =
                     serde_json::from_str(report_json).map_err(|error| {
-                        Refusal::new(format!("the stored sizing report does not parse: {error}"))
+                        Refusal::ReportUnparsable {
+                            reason: error.to_string(),
+                        }
                     })?;
-                let invalid =
-                    |error: String| Refusal::new(format!("the proposal body is invalid: {error}"));
+                let invalid = |reason: String| Refusal::BodyInvalid { reason };
                 parsed.proposal.map_err(invalid)?;
                 let fresh = fresh
                     .expect("evaluated when the body parsed")
                     .map_err(|error| invalid(error.to_string()))?;
-                recorded_report.agrees_with(&fresh).map_err(|difference| {
-                    Refusal::new(format!(
-                        "the stored sizing report differs from a fresh evaluation: {difference}"
-                    ))
-                })?;
+                recorded_report
+                    .agrees_with(&fresh)
+                    .map_err(|difference| Refusal::ReportDiffers { difference })?;
                 fresh
             };
             if draft.verdict.as_deref() != Some(fresh.verdict.as_str())
                 || draft.contracts_requested != Some(fresh.contracts_requested)
             {
-                return Err(Refusal::new(
-                    "the recorded verdict or contracts differ from the sizing report",
-                ));
+                return Err(Refusal::VerdictDiffers);
             }
         }
         ProposalKind::SignerSet => {
@@ -647,20 +264,17 @@ pub fn check_recorded_parsed(
                 || draft.verdict.is_some()
                 || draft.contracts_requested.is_some()
             {
-                return Err(Refusal::new("a governance motion carries no sizing report"));
+                return Err(Refusal::MotionWithReport);
             }
             let next = ActiveSet::parse(&draft.body)?;
             if next.version != governance.set.version + 1 {
-                return Err(Refusal::new(format!(
-                    "the next signer set must be version {}, got {}",
-                    governance.set.version + 1,
-                    next.version
-                )));
+                return Err(Refusal::NextSetVersion {
+                    expected: governance.set.version + 1,
+                    found: next.version,
+                });
             }
             if next.same_members_as(&governance.set) {
-                return Err(Refusal::new(
-                    "the proposed signer set is identical to the one in force",
-                ));
+                return Err(Refusal::SameSignerSet);
             }
         }
         ProposalKind::Policy => {
@@ -668,17 +282,15 @@ pub fn check_recorded_parsed(
                 || draft.verdict.is_some()
                 || draft.contracts_requested.is_some()
             {
-                return Err(Refusal::new("a governance motion carries no sizing report"));
+                return Err(Refusal::MotionWithReport);
             }
             let next = Policy::from_canonical_json(&draft.body)
-                .map_err(|error| Refusal::new(format!("the proposed policy: {error}")))?;
+                .map_err(|source| Refusal::ProposedPolicy { source })?;
             if next.canonical_json() != draft.body {
-                return Err(Refusal::new("the proposed policy is not in canonical form"));
+                return Err(Refusal::ProposedPolicyNotCanonical);
             }
             if next.hash_hex() == governance.policy_hash {
-                return Err(Refusal::new(
-                    "the proposed policy is identical to the one in force",
-                ));
+                return Err(Refusal::SamePolicy);
             }
         }
     }
@@ -692,17 +304,7 @@ pub fn decide_propose(
     signature: SignatureEnvelope,
 ) -> Result<Event, Refusal> {
     let recorded = ProposalRecorded {
-        proposal_id: draft.proposal_id.to_string(),
-        kind: draft.kind,
-        body: draft.body.clone(),
-        report_json: draft.report_json.clone(),
-        verdict: draft.verdict.clone(),
-        contracts_requested: draft.contracts_requested,
-        policy_version: draft.policy_version,
-        policy_hash: draft.policy_hash.clone(),
-        signer_set_version: draft.signer_set_version,
-        created_at: draft.created_at.clone(),
-        expires_at: draft.expires_at.clone(),
+        terms: draft.terms.clone(),
         subject_digest: to_hex(&draft.subject_digest()),
         signature,
     };
@@ -840,33 +442,39 @@ pub struct PendingRef {
     pub proposal_id: String,
 }
 
-fn require_open(state: &ProposalState, now: DateTime<Utc>, action: &str) -> Result<(), Refusal> {
+fn require_open(
+    state: &ProposalState,
+    now: DateTime<Utc>,
+    action: &'static str,
+) -> Result<(), Refusal> {
     let status = state.effective_status(now);
     if status == Status::Expired && state.status == Status::Pending {
-        return Err(Refusal::new(format!(
-            "cannot {action} proposal {}: it expired at {}; propose it again",
-            state.id, state.recorded.expires_at
-        )));
+        return Err(Refusal::Expired {
+            action,
+            proposal_id: state.id,
+            expires_at: state.recorded.terms.expires_at.clone(),
+        });
     }
     if status != Status::Pending {
-        return Err(Refusal::new(format!(
-            "cannot {action} proposal {}: it is {status}; {}",
-            state.id,
-            status.why_final()
-        )));
+        return Err(Refusal::Closed {
+            action,
+            proposal_id: state.id,
+            status,
+        });
     }
     Ok(())
 }
 
 fn require_bound_to(governance: &Governance, state: &ProposalState) -> Result<(), Refusal> {
-    if state.recorded.signer_set_version != governance.set.version
-        || state.recorded.policy_version != governance.policy_version
-        || state.recorded.policy_hash != governance.policy_hash
+    if state.recorded.terms.signer_set_version != governance.set.version
+        || state.recorded.terms.policy_version != governance.policy_version
+        || state.recorded.terms.policy_hash != governance.policy_hash
     {
-        return Err(Refusal::new(format!(
-            "proposal {} is bound to signer set v{} and policy v{}, no longer in force",
-            state.id, state.recorded.signer_set_version, state.recorded.policy_version
-        )));
+        return Err(Refusal::GovernanceNotInForce {
+            proposal_id: state.id,
+            signer_set_version: state.recorded.terms.signer_set_version,
+            policy_version: state.recorded.terms.policy_version,
+        });
     }
     Ok(())
 }
@@ -888,6 +496,19 @@ pub fn decide_sign(
     now: DateTime<Utc>,
     other_pending: &[PendingRef],
 ) -> Result<SignOutcome, Refusal> {
+    let strict = VerifiedSignatures::default();
+    decide_sign_trusting(governance, state, signature, now, other_pending, &strict)
+}
+
+/// `decide_sign` that does not check again a signature `verified` holds (the auditor's).
+pub fn decide_sign_trusting(
+    governance: &Governance,
+    state: &ProposalState,
+    signature: SignatureEnvelope,
+    now: DateTime<Utc>,
+    other_pending: &[PendingRef],
+    verified: &VerifiedSignatures,
+) -> Result<SignOutcome, Refusal> {
     require_open(state, now, "sign")?;
     require_bound_to(governance, state)?;
     let next_set = proposed_set(state)?;
@@ -896,37 +517,33 @@ pub fn decide_sign(
         .set
         .by_key_id(&key_id)
         .or_else(|| next_set.as_ref().and_then(|next| next.by_key_id(&key_id)))
-        .ok_or_else(|| {
-            Refusal::new(format!(
-                "{key_id} is not in signer set v{} ({}); only its signers may sign",
-                governance.set.version,
-                governance.set.names().join(", ")
-            ))
+        .ok_or_else(|| Refusal::NotASigner {
+            key_id: key_id.clone(),
+            set_version: governance.set.version,
+            names: governance.set.names(),
+            action: "sign",
         })?;
     let name = member.name.clone();
     if state.proposer() == key_id {
-        return Err(Refusal::new(format!(
-            "{name} proposed {} and has signed it already; {}",
-            state.id,
-            if governance.policy.approval.proposer_counts {
-                "that signature counts"
-            } else {
-                "maker-checker: the proposer's signature does not count, other signers must co-sign"
-            }
-        )));
+        return Err(Refusal::ProposerSignedAlready {
+            name,
+            proposal_id: state.id,
+            proposer_counts: governance.policy.approval.proposer_counts,
+        });
     }
     if state.cosignatures.iter().any(|c| c.key_id == key_id) {
-        return Err(Refusal::new(format!(
-            "{name} has already signed proposal {}; a second signature is not counted",
-            state.id
-        )));
+        return Err(Refusal::SignedAlready {
+            name,
+            proposal_id: state.id,
+        });
     }
     check_proposal_signature(
         &Binding::of(governance.ledger_id, state),
         &signature,
         &member.key,
-        cosign_purpose(state.recorded.kind),
+        cosign_purpose(state.recorded.terms.kind),
         None,
+        verified,
     )?;
     let tally = tally_with(governance, state, Some(&key_id))?;
     let mut events = vec![Event::ProposalSigned(ProposalSigned {
@@ -940,14 +557,14 @@ pub fn decide_sign(
             signer_set_version: governance.set.version,
             threshold: governance.set.threshold,
         }));
-        let reason = match state.recorded.kind {
+        let reason = match state.recorded.terms.kind {
             ProposalKind::Roll => None,
             ProposalKind::SignerSet => {
                 let next = next_set.expect("a set motion has a next set");
                 events.push(Event::SignerSetAdopted(SignerSetAdopted {
                     motion_id: state.id.to_string(),
                     signer_set_version: next.version,
-                    signer_set_json: state.recorded.body.clone(),
+                    signer_set_json: state.recorded.terms.body.clone(),
                 }));
                 Some("signer_set_changed")
             }
@@ -955,9 +572,9 @@ pub fn decide_sign(
                 events.push(Event::PolicyAdopted(PolicyAdopted {
                     motion_id: state.id.to_string(),
                     policy_version: governance.policy_version + 1,
-                    policy_json: state.recorded.body.clone(),
+                    policy_json: state.recorded.terms.body.clone(),
                     policy_hash: crate::crypto::hex::to_hex(
-                        &crate::crypto::canonical::policy_hash(&state.recorded.body),
+                        &crate::crypto::canonical::policy_hash(&state.recorded.terms.body),
                     ),
                 }));
                 Some("policy_changed")
@@ -994,32 +611,43 @@ pub fn decide_reject(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Event, Refusal> {
+    let strict = VerifiedSignatures::default();
+    decide_reject_trusting(governance, state, signature, reason, now, &strict)
+}
+
+/// `decide_reject` that does not check again a signature `verified` holds (the auditor's).
+pub fn decide_reject_trusting(
+    governance: &Governance,
+    state: &ProposalState,
+    signature: SignatureEnvelope,
+    reason: &str,
+    now: DateTime<Utc>,
+    verified: &VerifiedSignatures,
+) -> Result<Event, Refusal> {
     require_open(state, now, "reject")?;
     if reason.trim().is_empty() || reason.len() > REASON_BYTES_MAX {
-        return Err(Refusal::new(format!(
-            "a veto needs a reason of 1 to {REASON_BYTES_MAX} bytes"
-        )));
+        return Err(Refusal::VetoReasonLength);
     }
-    let member = governance.set.by_key_id(&signature.key_id).ok_or_else(|| {
-        Refusal::new(format!(
-            "{} is not in signer set v{} ({}); only its signers may veto",
-            signature.key_id,
-            governance.set.version,
-            governance.set.names().join(", ")
-        ))
-    })?;
+    let member =
+        governance
+            .set
+            .by_key_id(&signature.key_id)
+            .ok_or_else(|| Refusal::NotASigner {
+                key_id: signature.key_id.clone(),
+                set_version: governance.set.version,
+                names: governance.set.names(),
+                action: "veto",
+            })?;
     if reason.chars().any(char::is_control) {
-        return Err(Refusal::new(
-            "a veto reason must be printable text (no control characters or line breaks)",
-        ));
+        return Err(Refusal::VetoReasonNotPrintable);
     }
     // A signer the motion removes cannot veto it: otherwise one rogue key blocks its own removal.
     if let Some(next) = proposed_set(state)? {
         if next.by_key(&member.key.as_bytes()).is_none() {
-            return Err(Refusal::new(format!(
-                "{} is removed by motion {} and cannot veto it",
-                member.name, state.id
-            )));
+            return Err(Refusal::RemovedCannotVeto {
+                name: member.name.clone(),
+                motion_id: state.id,
+            });
         }
     }
     check_proposal_signature(
@@ -1028,6 +656,7 @@ pub fn decide_reject(
         &member.key,
         Purpose::Veto,
         Some(reason),
+        verified,
     )?;
     Ok(Event::ProposalRejected(ProposalRejected {
         proposal_id: state.id.to_string(),
@@ -1043,6 +672,18 @@ pub fn decide_withdraw(
     signature: SignatureEnvelope,
     now: DateTime<Utc>,
 ) -> Result<Event, Refusal> {
+    let strict = VerifiedSignatures::default();
+    decide_withdraw_trusting(governance, state, signature, now, &strict)
+}
+
+/// `decide_withdraw` that does not check again a signature `verified` holds (the auditor's).
+pub fn decide_withdraw_trusting(
+    governance: &Governance,
+    state: &ProposalState,
+    signature: SignatureEnvelope,
+    now: DateTime<Utc>,
+    verified: &VerifiedSignatures,
+) -> Result<Event, Refusal> {
     require_open(state, now, "withdraw")?;
     if signature.key_id != state.proposer() {
         let proposer = governance
@@ -1050,21 +691,18 @@ pub fn decide_withdraw(
             .by_key_id(state.proposer())
             .map(|m| m.name.clone())
             .unwrap_or_else(|| state.proposer().to_string());
-        return Err(Refusal::new(format!(
-            "only the proposer ({proposer}) may withdraw proposal {}",
-            state.id
-        )));
+        return Err(Refusal::NotTheProposer {
+            proposer,
+            proposal_id: state.id,
+        });
     }
     // A proposer who has left the set can no longer act on the ledger, withdrawal included.
     let key = governance
         .set
         .by_key_id(&signature.key_id)
         .map(|member| member.key)
-        .ok_or_else(|| {
-            Refusal::new(format!(
-                "the proposer {} is no longer in the signer set in force",
-                signature.key_id
-            ))
+        .ok_or_else(|| Refusal::ProposerLeft {
+            key_id: signature.key_id.clone(),
         })?;
     check_proposal_signature(
         &Binding::of(governance.ledger_id, state),
@@ -1072,6 +710,7 @@ pub fn decide_withdraw(
         &key,
         Purpose::Withdraw,
         None,
+        verified,
     )?;
     Ok(Event::ProposalWithdrawn(ProposalWithdrawn {
         proposal_id: state.id.to_string(),
@@ -1088,55 +727,41 @@ pub fn validate_history(
     events: &[StoredEvent],
 ) -> Result<ProposalState, Refusal> {
     let mut iter = events.iter();
-    let first = iter
-        .next()
-        .ok_or_else(|| Refusal::new("no such proposal"))?;
+    let first = iter.next().ok_or(Refusal::NoSuchProposal)?;
     let Event::ProposalRecorded(recorded) = parse_event(first)? else {
-        return Err(Refusal::new(format!(
-            "stream {} does not start with proposal.recorded",
-            first.stream_id
-        )));
+        return Err(Refusal::ProposalStreamStart {
+            stream_id: first.stream_id.clone(),
+        });
     };
-    check_recorded(governance, &recorded).map_err(|r| {
-        Refusal::new(format!(
-            "seq {}: the stored proposal is invalid: {r}",
-            first.seq
-        ))
+    check_recorded(governance, &recorded).map_err(|source| Refusal::StoredProposalInvalid {
+        seq: first.seq,
+        source: Box::new(source),
     })?;
     let mut state = ProposalState::from_recorded(recorded, first)?;
     for event in iter {
         let payload = parse_event(event)?;
         let Event::ProposalSigned(signed) = &payload else {
-            return Err(Refusal::new(format!(
-                "seq {}: {} in a pending proposal",
-                event.seq,
-                payload.event_type()
-            )));
+            return Err(Refusal::NotPending {
+                seq: event.seq,
+                event_type: payload.event_type(),
+            });
         };
-        let at = event
-            .recorded_at_utc()
-            .ok_or_else(|| Refusal::new(format!("seq {}: bad timestamp", event.seq)))?;
-        let outcome =
-            decide_sign(governance, &state, signed.signature.clone(), at, &[]).map_err(|r| {
-                Refusal::new(format!(
-                    "seq {}: a stored signature is invalid: {r}",
-                    event.seq
-                ))
-            })?;
+        let at = event.recorded_at_utc().ok_or_else(|| Refusal::AtSeq {
+            seq: event.seq,
+            source: Box::new(Refusal::BadTimestamp),
+        })?;
+        let outcome = decide_sign(governance, &state, signed.signature.clone(), at, &[]).map_err(
+            |source| Refusal::StoredSignatureInvalid {
+                seq: event.seq,
+                source: Box::new(source),
+            },
+        )?;
         if outcome.committed {
-            return Err(Refusal::new(format!(
-                "seq {}: this signature completed K but no commit was recorded",
-                event.seq
-            )));
+            return Err(Refusal::CommitMissing { seq: event.seq });
         }
         state.evolve(&payload, event);
     }
     Ok(state)
-}
-
-fn parse_event(event: &StoredEvent) -> Result<Event, Refusal> {
-    Event::from_payload(&event.event_type, event.schema_version, &event.payload)
-        .map_err(|error| Refusal::new(format!("seq {}: {error}", event.seq)))
 }
 
 /// Re-checks a committed governance motion before its adoption is trusted: its recording and
@@ -1148,31 +773,23 @@ pub fn validate_motion(
     adoption: &Event,
 ) -> Result<(), Refusal> {
     if motion.len() < 3 {
-        return Err(Refusal::new(
-            "the adopted motion lacks its signatures and commit",
-        ));
+        return Err(Refusal::MotionIncomplete);
     }
     let (history, tail) = motion.split_at(motion.len() - 2);
     let state = validate_history(before, history)?;
     let Event::ProposalSigned(signed) = parse_event(&tail[0])? else {
-        return Err(Refusal::new(format!(
-            "seq {}: the adopted motion does not end with a signature and its commit",
-            tail[0].seq
-        )));
+        return Err(Refusal::MotionEnd { seq: tail[0].seq });
     };
     let committed = parse_event(&tail[1])?;
-    let at = tail[0]
-        .recorded_at_utc()
-        .ok_or_else(|| Refusal::new("bad timestamp"))?;
+    let at = tail[0].recorded_at_utc().ok_or(Refusal::BadTimestamp)?;
     let outcome = decide_sign(before, &state, signed.signature, at, &[])?;
     if !outcome.committed
         || outcome.events.get(1) != Some(&committed)
         || outcome.events.get(2) != Some(adoption)
     {
-        return Err(Refusal::new(format!(
-            "motion {}: the adoption is not what its signatures decide",
-            state.id
-        )));
+        return Err(Refusal::AdoptionDiffers {
+            motion_id: state.id,
+        });
     }
     Ok(())
 }

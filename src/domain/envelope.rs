@@ -173,13 +173,6 @@ pub enum ChainError {
         stored: String,
         computed: String,
     },
-    #[error("seq {seq}: stream {stream} version {found}, expected version {expected}")]
-    StreamVersion {
-        seq: u64,
-        stream: String,
-        expected: u64,
-        found: u64,
-    },
     #[error("seq {seq}: recorded_at {text:?} is not a canonical UTC timestamp")]
     BadTimestamp { seq: u64, text: String },
     #[error("seq {seq}: recorded_at {text} is earlier than the previous event's")]
@@ -216,16 +209,6 @@ impl ChainVerifier {
             ledger_id: None,
             next_seq: 1,
             prev_hash: GENESIS_PREV_HASH,
-            prev_recorded_at: None,
-        }
-    }
-
-    /// Resume after a trusted prefix (e.g. `export --from-seq`).
-    pub fn resume(ledger_id: Uuid, last_seq: u64, last_hash: [u8; 32]) -> Self {
-        ChainVerifier {
-            ledger_id: Some(ledger_id),
-            next_seq: last_seq + 1,
-            prev_hash: last_hash,
             prev_recorded_at: None,
         }
     }

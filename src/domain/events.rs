@@ -31,12 +31,6 @@ pub struct SignerSet {
     pub signers: Vec<SignerEntry>,
 }
 
-impl SignerSet {
-    pub fn by_key_id(&self, key_id: &str) -> Option<&SignerEntry> {
-        self.signers.iter().find(|signer| signer.key_id == key_id)
-    }
-}
-
 /// A signature with the exact message bytes it signs (the DSSE idea: verify these bytes first,
 /// then parse them; never rebuild them from parsed values to check).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,9 +78,11 @@ pub struct LedgerCreated {
     pub signature: SignatureEnvelope,
 }
 
+/// What a proposal binds before it is signed: the draft its proposer signs and, with the
+/// subject digest and that signature, the `proposal.recorded` payload (flattened there, so the
+/// payload's JSON keys and their order are these fields, then `subject_digest`, `signature`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProposalRecorded {
+pub struct ProposalTerms {
     pub proposal_id: String,
     pub kind: ProposalKind,
     /// The proposal text exactly as digested (TOML for a roll, JSON for governance).
@@ -101,6 +97,13 @@ pub struct ProposalRecorded {
     pub signer_set_version: u64,
     pub created_at: String,
     pub expires_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalRecorded {
+    #[serde(flatten)]
+    pub terms: ProposalTerms,
     /// SHA-256 of the subject (docs/audit-format.md), lowercase hex; what every signature binds.
     pub subject_digest: String,
     pub signature: SignatureEnvelope,
@@ -288,7 +291,9 @@ impl Event {
     pub fn signer_set_json(&self) -> Option<&str> {
         match self {
             Event::LedgerCreated(p) => Some(&p.signer_set_json),
-            Event::ProposalRecorded(p) if p.kind == ProposalKind::SignerSet => Some(&p.body),
+            Event::ProposalRecorded(p) if p.terms.kind == ProposalKind::SignerSet => {
+                Some(&p.terms.body)
+            }
             Event::SignerSetAdopted(p) => Some(&p.signer_set_json),
             _ => None,
         }
@@ -300,7 +305,7 @@ impl Event {
             Event::LedgerCreated(_) | Event::SignerSetAdopted(_) | Event::PolicyAdopted(_) => {
                 LEDGER_STREAM
             }
-            Event::ProposalRecorded(p) => &p.proposal_id,
+            Event::ProposalRecorded(p) => &p.terms.proposal_id,
             Event::ProposalSigned(p) => &p.proposal_id,
             Event::ProposalCommitted(p) => &p.proposal_id,
             Event::ProposalRejected(p) => &p.proposal_id,

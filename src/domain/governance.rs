@@ -1,6 +1,8 @@
 //! Signer sets and the governance state in force: who may sign, how many must, which policy
 //! applies. Pure: built from the `ledger` stream's events (genesis and adoptions).
 
+use std::collections::HashSet;
+
 use uuid::Uuid;
 
 use super::events::{Event, LedgerCreated, SignerEntry, SignerSet, LEDGER_FORMAT};
@@ -10,21 +12,12 @@ use crate::crypto::keys::{PublicKey, Signature};
 use crate::domain::events::SignatureEnvelope;
 use crate::sizing::Policy;
 
+pub use super::refusal::{Mismatch, Refusal};
+
 /// Limit on signers per ledger: approvals are read by people, and K-of-n stays legible.
 pub const SIGNERS_MAX: usize = 32;
 /// Limit on a signer's name and role, in bytes.
 pub const NAME_BYTES_MAX: usize = 64;
-
-/// Why the ledger's rules refuse a command, or why a recorded event is invalid on replay.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
-
-impl Refusal {
-    pub fn new(message: impl Into<String>) -> Self {
-        Refusal(message.into())
-    }
-}
 
 /// A signer whose key passed the strict checks.
 #[derive(Debug, Clone)]
@@ -46,29 +39,26 @@ pub struct ActiveSet {
 impl ActiveSet {
     /// Parses a signer set's exact JSON text strictly and checks every invariant.
     pub fn parse(json: &str) -> Result<ActiveSet, Refusal> {
-        let set: SignerSet = serde_json::from_str(json).map_err(|error| {
-            Refusal::new(format!(
-                "the signer set is not valid JSON for a signer set: {error}"
-            ))
-        })?;
+        let set: SignerSet =
+            serde_json::from_str(json).map_err(|error| Refusal::SignerSetJson {
+                reason: error.to_string(),
+            })?;
         Self::validate(&set)
     }
 
     pub fn validate(set: &SignerSet) -> Result<ActiveSet, Refusal> {
         let n = set.signers.len();
         if n == 0 || n > SIGNERS_MAX {
-            return Err(Refusal::new(format!(
-                "a signer set has 1 to {SIGNERS_MAX} signers, this one has {n}"
-            )));
+            return Err(Refusal::SignerCount { signers: n });
         }
         if set.threshold < 1 || set.threshold as usize > n {
-            return Err(Refusal::new(format!(
-                "threshold must be between 1 and the number of signers ({n}), got {}",
-                set.threshold
-            )));
+            return Err(Refusal::Threshold {
+                threshold: set.threshold,
+                signers: n,
+            });
         }
         if set.version < 1 {
-            return Err(Refusal::new("signer set versions start at 1"));
+            return Err(Refusal::SignerSetVersionZero);
         }
         let mut signers: Vec<ActiveSigner> = Vec::with_capacity(n);
         for entry in &set.signers {
@@ -78,40 +68,41 @@ impl ActiveSet {
                 || name.len() > NAME_BYTES_MAX
                 || name.chars().any(char::is_control)
             {
-                return Err(Refusal::new(format!(
-                    "signer name {:?} must be 1 to {NAME_BYTES_MAX} bytes of printable text without surrounding spaces",
-                    entry.name
-                )));
+                return Err(Refusal::SignerName {
+                    name: entry.name.clone(),
+                });
             }
             if let Some(role) = &entry.role {
                 if role.len() > NAME_BYTES_MAX || role.chars().any(char::is_control) {
-                    return Err(Refusal::new(format!("signer {name}: role must be at most {NAME_BYTES_MAX} bytes of printable text")));
+                    return Err(Refusal::SignerRole { name: name.into() });
                 }
             }
-            let raw = from_hex32(&entry.public_key).map_err(|_| {
-                Refusal::new(format!("signer {name}: public_key must be 32 bytes of hex"))
-            })?;
+            let raw = from_hex32(&entry.public_key)
+                .map_err(|_| Refusal::SignerKeyNotHex { name: name.into() })?;
             // Refuses small-order (weak) and non-canonical encodings.
-            let key = PublicKey::from_bytes_checked(&raw)
-                .map_err(|error| Refusal::new(format!("signer {name}: {error}")))?;
+            let key = PublicKey::from_bytes_checked(&raw).map_err(|error| Refusal::SignerKey {
+                name: name.into(),
+                reason: error.to_string(),
+            })?;
             let key_id = key.key_id().to_string();
             if key_id != entry.key_id {
-                return Err(Refusal::new(format!(
-                    "signer {name}: key_id {} does not match the public key ({key_id})",
-                    entry.key_id
-                )));
+                return Err(Refusal::SignerKeyId {
+                    name: name.into(),
+                    key_id: entry.key_id.clone(),
+                    computed: key_id,
+                });
             }
             if let Some(other) = signers.iter().find(|s| s.name.eq_ignore_ascii_case(name)) {
-                return Err(Refusal::new(format!(
-                    "duplicate signer name: {} and {name}",
-                    other.name
-                )));
+                return Err(Refusal::DuplicateSignerName {
+                    first: other.name.clone(),
+                    second: name.into(),
+                });
             }
             if let Some(other) = signers.iter().find(|s| s.key.as_bytes() == raw) {
-                return Err(Refusal::new(format!(
-                    "signers {} and {name} have the same public key",
-                    other.name
-                )));
+                return Err(Refusal::DuplicateSignerKey {
+                    first: other.name.clone(),
+                    second: name.into(),
+                });
             }
             signers.push(ActiveSigner {
                 name: name.to_string(),
@@ -197,47 +188,49 @@ impl ActiveSet {
     }
 }
 
-/// Verifies a signature envelope strictly against `key`, then decodes its message: verify the
-/// exact bytes first, parse second.
-pub fn verify_envelope(envelope: &SignatureEnvelope, key: &PublicKey) -> Result<Vec<u8>, Refusal> {
-    let message = from_hex(&envelope.message).map_err(|_| {
-        Refusal::new(format!(
-            "signature of {}: the message is not hex",
-            envelope.key_id
-        ))
-    })?;
+/// Signatures a strict check has already accepted: exact (key, message, signature) triples,
+/// by their memo key. Only `verify` fills a set, and only with the triples `verify_strict`
+/// accepted, so a check that skips them gives every answer a fresh check would. The auditor's
+/// workers verify each batch on their own cores and pass the set to the auditing thread; every
+/// write path checks strictly (an empty set).
+#[derive(Debug, Default)]
+pub struct VerifiedSignatures(HashSet<[u8; 32]>);
+
+impl VerifiedSignatures {
+    /// Verifies many triples strictly at once; the set holds those accepted.
+    pub fn verify(triples: &[(PublicKey, Vec<u8>, [u8; 64])]) -> VerifiedSignatures {
+        VerifiedSignatures(verify_batch_for_memo(triples).into_iter().collect())
+    }
+
+    fn contains(&self, key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+        // An empty set (every write path) skips hashing the triple.
+        !self.0.is_empty() && self.0.contains(&verified_memo_key(key, message, signature))
+    }
+}
+
+/// Verifies a signature envelope strictly against `key` (unless `verified` holds exactly this
+/// triple), then decodes its message: verify the exact bytes first, parse second.
+pub fn verify_envelope(
+    envelope: &SignatureEnvelope,
+    key: &PublicKey,
+    verified: &VerifiedSignatures,
+) -> Result<Vec<u8>, Refusal> {
+    let key_id = || envelope.key_id.clone();
+    let message =
+        from_hex(&envelope.message).map_err(|_| Refusal::MessageNotHex { key_id: key_id() })?;
     let signature: [u8; 64] = from_hex(&envelope.signature)
         .ok()
         .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| {
-            Refusal::new(format!(
-                "signature of {}: not 64 bytes of hex",
-                envelope.key_id
-            ))
-        })?;
-    let memo = verified_memo_key(&key.as_bytes(), &message, &signature);
-    if !VERIFIED.with(|set| set.borrow().contains(&memo)) {
+        .ok_or_else(|| Refusal::SignatureNotHex { key_id: key_id() })?;
+    if !verified.contains(&key.as_bytes(), &message, &signature) {
         key.verify_strict(&message, &Signature::from_bytes(&signature))
-            .map_err(|_| {
-                Refusal::new(format!(
-                    "signature of {} does not verify (strict ed25519)",
-                    envelope.key_id
-                ))
-            })?;
+            .map_err(|_| Refusal::SignatureInvalid { key_id: key_id() })?;
     }
     Ok(message)
 }
 
-thread_local! {
-    /// Triples (key, message, signature) already verified strictly on another core by the
-    /// auditor's pipeline. A memo, not a shortcut: an entry exists only after the strict check
-    /// (`verify_strict_batch`, the verdicts of `verify_strict`) accepted exactly that triple, so
-    /// every answer is the one a fresh check would give.
-    static VERIFIED: std::cell::RefCell<std::collections::HashSet<[u8; 32]>> = Default::default();
-}
-
 /// The memo key of a (key, message, signature) triple (laid out in `crypto::canonical`).
-pub fn verified_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> [u8; 32] {
+fn verified_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> [u8; 32] {
     crate::crypto::canonical::signature_memo_key(key, message, signature)
 }
 
@@ -245,7 +238,7 @@ pub fn verified_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -
 /// `verify_strict`, one field inversion for all); returns the memo keys of those accepted. The
 /// keys come decoded (and checked by `PublicKey::from_bytes_checked`) once per signer, not once
 /// per signature.
-pub fn verify_batch_for_memo(triples: &[(PublicKey, Vec<u8>, [u8; 64])]) -> Vec<[u8; 32]> {
+fn verify_batch_for_memo(triples: &[(PublicKey, Vec<u8>, [u8; 64])]) -> Vec<[u8; 32]> {
     let items: Vec<(&PublicKey, &[u8], &[u8; 64])> = triples
         .iter()
         .map(|(key, message, signature)| (key, message.as_slice(), signature))
@@ -258,11 +251,6 @@ pub fn verify_batch_for_memo(triples: &[(PublicKey, Vec<u8>, [u8; 64])]) -> Vec<
             verified_memo_key(&key.as_bytes(), message, signature)
         })
         .collect()
-}
-
-/// Replaces this thread's memo of verified triples (the auditor sets it per chunk of events).
-pub fn set_verified_memo(keys: std::collections::HashSet<[u8; 32]>) {
-    VERIFIED.with(|set| *set.borrow_mut() = keys);
 }
 
 /// Signs `message` into an envelope. The only place a key's signature is wrapped for the ledger.
@@ -297,40 +285,41 @@ impl Governance {
     /// creator's signature over the exact texts; the creator must be in the set.
     pub fn genesis(ledger_id: Uuid, genesis: &LedgerCreated) -> Result<Governance, Refusal> {
         if genesis.format != LEDGER_FORMAT {
-            return Err(Refusal::new(format!(
-                "genesis format {:?} is not {LEDGER_FORMAT:?}",
-                genesis.format
-            )));
+            return Err(Refusal::GenesisFormat {
+                format: genesis.format.clone(),
+            });
         }
         let set = ActiveSet::parse(&genesis.signer_set_json)?;
         if set.version != 1 {
-            return Err(Refusal::new(format!(
-                "the genesis signer set must be version 1, got {}",
-                set.version
-            )));
+            return Err(Refusal::GenesisSetVersion {
+                version: set.version,
+            });
         }
         if genesis.policy_version != 1 {
-            return Err(Refusal::new("the genesis policy must be version 1"));
+            return Err(Refusal::GenesisPolicyVersion);
         }
         let policy = Policy::from_canonical_json(&genesis.policy_json)
-            .map_err(|error| Refusal::new(format!("genesis policy: {error}")))?;
+            .map_err(|source| Refusal::GenesisPolicy { source })?;
         if policy.canonical_json() != genesis.policy_json {
-            return Err(Refusal::new("genesis policy_json is not in canonical form"));
+            return Err(Refusal::GenesisPolicyNotCanonical);
         }
         let policy_hash = policy.hash_hex();
         if policy_hash != genesis.policy_hash {
-            return Err(Refusal::new(format!(
-                "genesis policy_hash {} does not match the policy ({policy_hash})",
-                genesis.policy_hash
-            )));
+            return Err(Refusal::GenesisPolicyHash {
+                stored: genesis.policy_hash.clone(),
+                computed: policy_hash,
+            });
         }
-        let creator = set.by_key_id(&genesis.signature.key_id).ok_or_else(|| {
-            Refusal::new(format!(
-                "the ledger's creator {} must be in its signer set",
-                genesis.signature.key_id
-            ))
-        })?;
-        let message = verify_envelope(&genesis.signature, &creator.key)?;
+        let creator =
+            set.by_key_id(&genesis.signature.key_id)
+                .ok_or_else(|| Refusal::CreatorNotInSet {
+                    key_id: genesis.signature.key_id.clone(),
+                })?;
+        let message = verify_envelope(
+            &genesis.signature,
+            &creator.key,
+            &VerifiedSignatures::default(),
+        )?;
         let expected = genesis_message(
             &ledger_id,
             &genesis.signer_set_json,
@@ -338,9 +327,7 @@ impl Governance {
             &genesis.policy_hash,
         );
         if message != expected {
-            return Err(Refusal::new(
-                "the genesis signature signs a different ledger, signer set or policy",
-            ));
+            return Err(Refusal::GenesisMessage);
         }
         Ok(Governance {
             ledger_id,
@@ -362,29 +349,27 @@ impl Governance {
                 let set = ActiveSet::parse(&adopted.signer_set_json)?;
                 if set.version != self.set.version + 1 || adopted.signer_set_version != set.version
                 {
-                    return Err(Refusal::new(format!(
-                        "signer set v{} adopted while v{} is in force",
-                        adopted.signer_set_version, self.set.version
-                    )));
+                    return Err(Refusal::SignerSetAdoptedOutOfTurn {
+                        adopted: adopted.signer_set_version,
+                        in_force: self.set.version,
+                    });
                 }
                 self.set = set;
                 self.set_json = adopted.signer_set_json.clone();
             }
             Event::PolicyAdopted(adopted) => {
                 let policy = Policy::from_canonical_json(&adopted.policy_json)
-                    .map_err(|error| Refusal::new(format!("adopted policy: {error}")))?;
+                    .map_err(|source| Refusal::AdoptedPolicy { source })?;
                 if policy.canonical_json() != adopted.policy_json
                     || policy.hash_hex() != adopted.policy_hash
                 {
-                    return Err(Refusal::new(
-                        "adopted policy is not canonical or its hash does not match",
-                    ));
+                    return Err(Refusal::AdoptedPolicyNotCanonical);
                 }
                 if adopted.policy_version != self.policy_version + 1 {
-                    return Err(Refusal::new(format!(
-                        "policy v{} adopted while v{} is in force",
-                        adopted.policy_version, self.policy_version
-                    )));
+                    return Err(Refusal::PolicyAdoptedOutOfTurn {
+                        adopted: adopted.policy_version,
+                        in_force: self.policy_version,
+                    });
                 }
                 self.policy = policy;
                 self.policy_json = adopted.policy_json.clone();
@@ -392,10 +377,9 @@ impl Governance {
                 self.policy_version = adopted.policy_version;
             }
             other => {
-                return Err(Refusal::new(format!(
-                    "{} does not belong in the ledger stream",
-                    other.event_type()
-                )))
+                return Err(Refusal::NotInLedgerStream {
+                    event_type: other.event_type(),
+                })
             }
         }
         self.stream_version += 1;
@@ -408,24 +392,26 @@ impl Governance {
         events: &[super::envelope::StoredEvent],
     ) -> Result<Governance, Refusal> {
         let mut iter = events.iter();
-        let first = iter
-            .next()
-            .ok_or_else(|| Refusal::new("the ledger has no genesis event"))?;
+        let first = iter.next().ok_or(Refusal::NoGenesis)?;
         let parse = |event: &super::envelope::StoredEvent| {
-            Event::from_payload(&event.event_type, event.schema_version, &event.payload)
-                .map_err(|error| Refusal::new(format!("seq {}: {error}", event.seq)))
+            Event::from_payload(&event.event_type, event.schema_version, &event.payload).map_err(
+                |source| Refusal::Payload {
+                    seq: event.seq,
+                    source,
+                },
+            )
         };
         let Event::LedgerCreated(genesis) = parse(first)? else {
-            return Err(Refusal::new(format!(
-                "seq {}: the ledger stream does not start with ledger.created",
-                first.seq
-            )));
+            return Err(Refusal::LedgerStreamStart { seq: first.seq });
         };
         let mut governance = Governance::genesis(ledger_id, &genesis)?;
         for event in iter {
             governance
                 .apply(&parse(event)?)
-                .map_err(|error| Refusal::new(format!("seq {}: {error}", event.seq)))?;
+                .map_err(|source| Refusal::AtSeq {
+                    seq: event.seq,
+                    source: Box::new(source),
+                })?;
         }
         Ok(governance)
     }
@@ -433,5 +419,5 @@ impl Governance {
 
 /// Used by `decode_signed_message` callers that only need to confirm a message's shape.
 pub fn decode(message: &[u8]) -> Result<crate::crypto::canonical::SignedMessage, Refusal> {
-    decode_signed_message(message).map_err(Refusal::new)
+    decode_signed_message(message).map_err(|reason| Refusal::MessageMalformed { reason })
 }

@@ -5,16 +5,6 @@
 use crate::domain::envelope::StoredEvent;
 use crate::domain::events::Event;
 
-/// Statuses as stored. `expired` is also derived at read time from `expires_at` and the clock.
-pub const STATUSES: [&str; 6] = [
-    "pending",
-    "committed",
-    "failed",
-    "rejected",
-    "withdrawn",
-    "expired",
-];
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProposalRow {
     pub proposal_id: String,
@@ -57,22 +47,22 @@ pub fn ops_for(event: &StoredEvent, payload: &Event) -> Vec<ProjectionOp> {
     match payload {
         Event::LedgerCreated(_) | Event::SignerSetAdopted(_) | Event::PolicyAdopted(_) => vec![],
         Event::ProposalRecorded(p) => {
-            let status = if p.verdict.as_deref() == Some("fail") {
+            let status = if p.terms.verdict.as_deref() == Some("fail") {
                 "failed"
             } else {
                 "pending"
             };
             vec![ProjectionOp::Insert(ProposalRow {
-                proposal_id: p.proposal_id.clone(),
-                kind: p.kind.as_str().to_string(),
+                proposal_id: p.terms.proposal_id.clone(),
+                kind: p.terms.kind.as_str().to_string(),
                 status: status.to_string(),
-                verdict: p.verdict.clone(),
+                verdict: p.terms.verdict.clone(),
                 proposer: p.signature.key_id.clone(),
-                contracts_requested: p.contracts_requested.map(i64::from),
-                created_at: p.created_at.clone(),
-                expires_at: p.expires_at.clone(),
-                signer_set_version: p.signer_set_version as i64,
-                policy_version: p.policy_version as i64,
+                contracts_requested: p.terms.contracts_requested.map(i64::from),
+                created_at: p.terms.created_at.clone(),
+                expires_at: p.terms.expires_at.clone(),
+                signer_set_version: p.terms.signer_set_version as i64,
+                policy_version: p.terms.policy_version as i64,
                 signature_count: 0,
                 signers: String::new(),
                 first_seq: seq,
