@@ -699,9 +699,11 @@ fn a_weak_key_is_refused_even_where_its_equation_holds() {
 #[test]
 fn any_changed_bit_or_byte_is_refused() {
     for seed in 0u8..8 {
-        let secret = SecretKey::parse(&SigningKey::from_bytes(&[seed; 32])
-            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-            .unwrap())
+        let secret = SecretKey::parse(
+            &SigningKey::from_bytes(&[seed; 32])
+                .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+                .unwrap(),
+        )
         .unwrap();
         let public = secret.public();
         let message = format!("roll {seed}").into_bytes();
