@@ -532,8 +532,17 @@ async fn raw_append(url: &str, writers: u64, per_writer: u64) -> f64 {
 }
 
 fn peer_append(backend: &str, url: &str, writers: u64, per_writer: u64) -> Option<f64> {
-    let binary = Path::new(ROOT).join("bench/peer/target/release/peer-bench");
+    // bench/run builds the peer and says where (ROLLBOOK_BENCH_PEER); a bare `cargo bench`
+    // looks in the peer workspace's own target folder.
+    let binary = match std::env::var_os("ROLLBOOK_BENCH_PEER") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(ROOT).join("bench/peer/target/release/peer-bench"),
+    };
     if !binary.exists() {
+        eprintln!(
+            "bench: no peer binary at {}; its columns are null",
+            binary.display()
+        );
         return None;
     }
     let size = sample_event("x").payload.len().to_string();
@@ -659,8 +668,9 @@ fn round3(x: f64) -> f64 {
 
 // ---------- verify ----------
 
-/// The `rollbook` binary measured: the release build, or `ROLLBOOK_BENCH_BINARY` (a copy of an
-/// earlier build, to compare two binaries on the same machine and ledgers).
+/// The `rollbook` binary measured: `ROLLBOOK_BENCH_BINARY` (bench/run sets it to the release
+/// build wherever CARGO_TARGET_DIR put it, unless it names a copy of an earlier build, to compare
+/// two binaries on the same machine and ledgers), else the default release build.
 fn release_binary() -> PathBuf {
     match std::env::var_os("ROLLBOOK_BENCH_BINARY") {
         Some(path) => PathBuf::from(path),
@@ -752,7 +762,8 @@ fn signatures_of(path: &Path) -> Vec<([u8; 32], Vec<u8>, [u8; 64])> {
     out
 }
 
-/// ed25519 `verify_strict` of the same signatures on every core, no IO: the limit for verify.
+/// ed25519-dalek's `VerifyingKey::verify_strict` (the primitive rollbook's verifier calls) over
+/// the same signatures on every core, no IO: the limit for verify.
 /// `decoded_once`: each signer's key is decoded before the clock starts (as rollbook does),
 /// instead of from its 32 bytes with every signature; the stricter limit.
 fn verify_strict_limit(signatures: &[([u8; 32], Vec<u8>, [u8; 64])], decoded_once: bool) -> f64 {

@@ -610,3 +610,133 @@ fn write_keypair_creates_owner_only_files_and_never_overwrites() {
     let message = write_keypair(&missing_dir, "x").unwrap_err().to_string();
     assert!(message.contains("no/such/dir"), "{message}");
 }
+
+/// Lowercase or uppercase hex to bytes, for the fixed vectors below.
+fn unhex<const N: usize>(text: &str) -> [u8; N] {
+    assert_eq!(text.len(), 2 * N, "{text}");
+    let mut bytes = [0u8; N];
+    for (index, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * index..2 * index + 2], 16).unwrap();
+    }
+    bytes
+}
+
+/// The message every fixed vector below signs.
+const VECTOR_MESSAGE: &[u8] = b"rollbook strict vector";
+
+/// Fixed signatures over `VECTOR_MESSAGE` made with raw scalar arithmetic (not by a signing
+/// key), each built to hold one edge case that strict verification exists for, with
+/// ed25519-dalek's `verify_strict` verdict: (case, public key, signature, accepted).
+const STRICT_VECTORS: &[(&str, &str, &str, bool)] = &[
+    // R is the identity (r = 0, S = k*a): the cofactorless equation holds, R is of small order.
+    (
+        "small-order R",
+        "4ae2c9491b568c1a37458340097898fb2903f82e1af669cd5eb48cd7d8517276",
+        "0100000000000000000000000000000000000000000000000000000000000000\
+         0cf39a361106acd1c587761798d4358f64b472d98761b032e6d032c1ddc80e0a",
+        false,
+    ),
+    // R of order 2 under the same key: the equation does not hold either.
+    (
+        "small-order R of order 2",
+        "4ae2c9491b568c1a37458340097898fb2903f82e1af669cd5eb48cd7d8517276",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f\
+         d2c5d4b4a16d5daa87d7e2a04ec3a1212d0e58c1b6bed3a6a2bfa0f2b8e51803",
+        false,
+    ),
+    // A key and a nonce with torsion parts that cancel in the cofactorless equation: strict
+    // verification accepts it (only the cofactored equation would differ here).
+    (
+        "mixed-order key and R, equation holds",
+        "5540e881d3b1e0eb2f95456682307ed05568175e11c6644dfbd0539ecd70bb3b",
+        "cd2469fc97b9e87ed7a7d4343662e6a29b1c00e8da9e5fc44d13327501f30e75\
+         f5051c04202562aef2919edf66bccbe1bb20fdf69c04096a122236461329d007",
+        true,
+    ),
+    // Torsion parts that do not cancel: refused.
+    (
+        "mixed-order key and R, equation fails",
+        "c843e64a28dd074445af543d4a36b7b8acc96feb6f839b7bcdfbe928d340e59c",
+        "3191030ed861938d81b9b071fc1761d9911a78b5d2a1d64adb5667349e7e1e17\
+         1d4d459e45f2c33bd58e916b783fe4e32651612c37fb221a4f1f9e4544079209",
+        false,
+    ),
+];
+
+#[test]
+fn strict_verification_of_edge_case_vectors() {
+    for (case, key, signature, accepted) in STRICT_VECTORS {
+        let key = PublicKey::from_bytes_checked(&unhex(key)).unwrap();
+        let signature = Signature::from_bytes(&unhex(&signature.replace(' ', "")));
+        let verdict = key.verify_strict(VECTOR_MESSAGE, &signature);
+        assert_eq!(verdict.is_ok(), *accepted, "{case}: {verdict:?}");
+        if !accepted {
+            assert!(matches!(verdict, Err(KeyError::BadSignature)), "{case}");
+        }
+    }
+}
+
+#[test]
+fn a_weak_key_is_refused_even_where_its_equation_holds() {
+    // Key = the identity (a = 0), R = [r]B, S = r: [S]B - [k]A = R, so only the key's small
+    // order refuses this signature.
+    let identity = unhex::<32>("0100000000000000000000000000000000000000000000000000000000000000");
+    let signature = unhex::<64>(
+        "3191030ed861938d81b9b071fc1761d9911a78b5d2a1d64adb5667349e7e1e17\
+         f7fc87134415d33347c2a7f333621e2b3622b35720649aa16c1cef169d448507",
+    );
+    assert!(matches!(
+        PublicKey::from_bytes_checked(&identity),
+        Err(KeyError::WeakKey)
+    ));
+    // The primitive rollbook relies on refuses it too, had a weak key got through.
+    let dalek = ed25519_dalek::VerifyingKey::from_bytes(&identity).unwrap();
+    assert!(dalek
+        .verify_strict(VECTOR_MESSAGE, &Signature::from_bytes(&signature))
+        .is_err());
+}
+
+#[test]
+fn any_changed_bit_or_byte_is_refused() {
+    for seed in 0u8..8 {
+        let secret = SecretKey::parse(
+            &SigningKey::from_bytes(&[seed; 32])
+                .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+                .unwrap(),
+        )
+        .unwrap();
+        let public = secret.public();
+        let message = format!("roll {seed}").into_bytes();
+        let signature = secret.sign(&message);
+        public
+            .verify_strict(&message, &Signature::from_bytes(&signature))
+            .unwrap();
+        // Bits of R (the first 256) and of S, the top ones included.
+        for bit in [0usize, 7, 100, 255, 256, 300, 500, 504, 511] {
+            let mut forged = signature;
+            forged[bit / 8] ^= 1 << (bit % 8);
+            assert!(matches!(
+                public.verify_strict(&message, &Signature::from_bytes(&forged)),
+                Err(KeyError::BadSignature)
+            ));
+        }
+        let mut longer = message.clone();
+        longer.push(0);
+        assert!(public
+            .verify_strict(&longer, &Signature::from_bytes(&signature))
+            .is_err());
+        assert!(public
+            .verify_strict(&message[1..], &Signature::from_bytes(&signature))
+            .is_err());
+        // R spelled y + p (not canonical; a point for y < 19 where it decodes): refused.
+        for y in 0u8..19 {
+            let mut forged = signature;
+            forged[..32].fill(0xff);
+            forged[0] = 0xed + y;
+            forged[31] = 0x7f;
+            assert!(public
+                .verify_strict(&message, &Signature::from_bytes(&forged))
+                .is_err());
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub(crate) mod evaluate;
 mod governance;
 mod keys;
 mod ledger;
+mod one_cpu;
 mod proposals;
 mod views;
 
@@ -134,58 +135,6 @@ pub enum Command {
     Rebuild(ledger::RebuildArgs),
 }
 
-impl Command {
-    /// Short commands that run as one task, spawning no threads of their own: a few statements,
-    /// each a hand-off to sqlx's SQLite connection thread and back, so the two threads mostly
-    /// take turns. Not `verify`, `consistency` and `demo` (they check signatures on every core),
-    /// nor `export`, `prove` and `rebuild`: they stream the whole ledger, and there the
-    /// connection thread reading rows and the command using them do overlap.
-    fn is_one_task(&self) -> bool {
-        matches!(
-            self,
-            Command::Init(_)
-                | Command::Propose(_)
-                | Command::Sign(_)
-                | Command::Reject(_)
-                | Command::Withdraw(_)
-                | Command::Inbox(_)
-                | Command::Show(_)
-                | Command::List(_)
-                | Command::Request(_)
-                | Command::Attach(_)
-                | Command::Governance(_)
-        )
-    }
-}
-
-/// Keeps the process, and the threads it starts later, on the CPU it is running on.
-///
-/// sqlx runs each SQLite connection on a thread of its own, and every statement is a hand-off
-/// to that thread and back. When the two threads sit on different CPUs, each hand-off wakes an
-/// idle CPU, which on a virtual machine costs a trip through the hypervisor: a `SELECT 1`
-/// through sqlx took 270-340 us with the threads on two CPUs and 14-18 us with both on one
-/// (2026-12-03, 2 vCPUs). A one-task command's threads take turns, so one CPU loses it nothing
-/// (BENCHMARKS.md, "What changed on 2026-12-03 (sign)"). Best effort: when the kernel refuses
-/// (`false`), nothing changes and the command runs as before.
-fn keep_on_this_cpu() -> bool {
-    #[cfg(target_os = "linux")]
-    // SAFETY: `cpu_set_t` is plain data, zeroed is its empty set; `sched_getcpu` and
-    // `sched_setaffinity` (pid 0: this thread, before any other exists) only read and write it,
-    // and the index is checked against the set's size in bits first.
-    unsafe {
-        let cpu = libc::sched_getcpu();
-        let bits = 8 * std::mem::size_of::<libc::cpu_set_t>();
-        if cpu < 0 || cpu as usize >= bits {
-            return false;
-        }
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu as usize, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-    }
-    #[cfg(not(target_os = "linux"))]
-    false
-}
-
 /// An error on its way to the terminal: what to print and which exit code it means.
 #[derive(Debug)]
 pub struct CliError {
@@ -226,9 +175,7 @@ pub type CliResult = Result<i32, CliError>;
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
-    if cli.command.is_one_task() {
-        keep_on_this_cpu();
-    }
+    one_cpu::keep_short_sqlite_command_on_one_cpu(&cli.command, &cli.db);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -292,79 +239,5 @@ pub(crate) async fn open_ledger(db: &str) -> Result<(Store, Uuid), CliError> {
                 many.len()
             ),
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn command(args: &[&str]) -> Command {
-        let mut line = vec!["rollbook"];
-        line.extend_from_slice(args);
-        Cli::try_parse_from(line)
-            .expect("a valid command line")
-            .command
-    }
-
-    #[test]
-    fn only_short_one_task_commands_are_kept_on_one_cpu() {
-        for line in [
-            &["verify"][..],
-            &["verify", "audit.jsonl"],
-            &["consistency", "a.jsonl", "b.jsonl"],
-            &["demo"],
-            &["export", "--out", "a.jsonl"],
-            &["prove", "01a2", "--out", "p.json"],
-            &["rebuild"],
-        ] {
-            assert!(!command(line).is_one_task(), "{line:?}");
-        }
-        for line in [
-            &["sign", "01a2", "--key", "k"][..],
-            &["propose", "roll.toml", "--key", "k"],
-            &["list"],
-            &["reject", "01a2", "--key", "k", "--reason", "r"],
-        ] {
-            assert!(command(line).is_one_task(), "{line:?}");
-        }
-    }
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn keeping_on_this_cpu_leaves_exactly_one_cpu_allowed() {
-        // On a thread of its own: affinity is per thread, and the test harness's threads must
-        // keep theirs.
-        std::thread::spawn(|| {
-            if !keep_on_this_cpu() {
-                // Some sandboxes refuse affinity changes (the command then runs unpinned); CI's
-                // machine does not, so there a refusal is a failure, not a skip.
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "keep_on_this_cpu did not pin the thread"
-                );
-                eprintln!("sched_setaffinity refused here: nothing to check");
-                return;
-            }
-            // SAFETY: plain data; the kernel fills the set.
-            let (allowed, cpu, on_it) = unsafe {
-                let mut set: libc::cpu_set_t = std::mem::zeroed();
-                let size = std::mem::size_of::<libc::cpu_set_t>();
-                assert_eq!(libc::sched_getaffinity(0, size, &mut set), 0);
-                let cpu = libc::sched_getcpu();
-                (
-                    libc::CPU_COUNT(&set),
-                    cpu,
-                    libc::CPU_ISSET(cpu as usize, &set),
-                )
-            };
-            assert_eq!(allowed, 1);
-            assert!(
-                on_it,
-                "the one CPU left is not the one the thread runs on ({cpu})"
-            );
-        })
-        .join()
-        .expect("the pinned thread");
     }
 }

@@ -2,7 +2,8 @@
 //! Merkle tree.
 //!
 //! Architecture invariant: everything here is pure (bytes in, bytes out) except `keyfile`, the
-//! only file that touches the file system. Signatures are checked with `verify_strict` only.
+//! only file that touches the file system. Signatures are checked with ed25519-dalek's
+//! `VerifyingKey::verify_strict` only; no curve arithmetic is written here.
 //! `canonical` is the one place where hashed and signed bytes are laid out.
 
 pub mod canonical;

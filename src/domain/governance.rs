@@ -234,22 +234,18 @@ fn verified_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> [u
     crate::crypto::canonical::signature_memo_key(key, message, signature)
 }
 
-/// Strictly verifies many triples at once (`PublicKey::verify_strict_batch`: the verdicts of
-/// `verify_strict`, one field inversion for all); returns the memo keys of those accepted. The
+/// Strictly verifies many triples (`PublicKey::verify_strict` on each, in order); returns the
+/// memo keys of those accepted. The auditor runs one call per batch on each worker thread; the
 /// keys come decoded (and checked by `PublicKey::from_bytes_checked`) once per signer, not once
 /// per signature.
 fn verify_batch_for_memo(triples: &[(PublicKey, Vec<u8>, [u8; 64])]) -> Vec<[u8; 32]> {
-    let items: Vec<(&PublicKey, &[u8], &[u8; 64])> = triples
+    triples
         .iter()
-        .map(|(key, message, signature)| (key, message.as_slice(), signature))
-        .collect();
-    PublicKey::verify_strict_batch(&items)
-        .into_iter()
-        .zip(triples)
-        .filter(|(accepted, _)| *accepted)
-        .map(|(_, (key, message, signature))| {
-            verified_memo_key(&key.as_bytes(), message, signature)
+        .filter(|(key, message, signature)| {
+            key.verify_strict(message, &Signature::from_bytes(signature))
+                .is_ok()
         })
+        .map(|(key, message, signature)| verified_memo_key(&key.as_bytes(), message, signature))
         .collect()
 }
 
