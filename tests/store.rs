@@ -926,8 +926,8 @@ fn outside_url(db: &TestDb) -> String {
 }
 
 /// Writers of one process queue for their turn and, on PostgreSQL, hand on the head they
-/// committed (`store::WriterTurn`); writers through another spelling of the URL stand for another
-/// process: they do not share the turn, so they race the queue at the database, and some handed-on
+/// committed (`WriterTurn` in store/postgres.rs); writers through another spelling of the URL stand for another
+/// process: they do not share the turn, so they race the queue at the database, and some remembered
 /// heads are stale. Every append must still land exactly once, on one gapless, valid chain.
 async fn queued_and_outside_writers_keep_one_gapless_chain(db: &TestDb) {
     let store = Store::open(&db.url).await.unwrap();
@@ -1141,7 +1141,11 @@ async fn a_remembered_head_another_process_moved_is_refused_not_forked(db: &Test
         u64::from(db.backend == "postgres"),
         "the append sealed on the head its predecessor committed"
     );
-    assert_eq!(outside.append_counts().on_remembered_head, 0, "never its own head in turn");
+    assert_eq!(
+        outside.append_counts().on_remembered_head,
+        0,
+        "never its own head in turn"
+    );
     let events = all_events(&store, ledger).await;
     assert_eq!(events.len(), 7);
     assert_chain(&events);
@@ -1776,7 +1780,8 @@ async fn sqlite_shared_append_connection_cut_at_every_await_leaves_no_open_trans
         cancelled > 0 && completed > 0,
         "{cancelled} cancelled, {completed} completed"
     );
-    let opened = first.append_counts().kept_writer_opened + second.append_counts().kept_writer_opened;
+    let opened =
+        first.append_counts().kept_writer_opened + second.append_counts().kept_writer_opened;
     assert!(
         opened > 1,
         "appends cut inside their transaction closed the shared connection ({opened} opened)"

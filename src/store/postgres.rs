@@ -16,9 +16,10 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
 use super::shared::{
-    bind_event, bind_projection, check_expected, head_of, parse_ledger_ids, known_version, next_on_head, open_kept_writer,
-    projection_ops, row_to_event, row_to_proposal, rows_to_events, seal_checked, take_turn,
-    Counters, ProjectionSql, Query, ReadRow, TurnLock, Turns,
+    bind_event, bind_projection, check_expected, head_of, known_version, next_on_head,
+    open_kept_writer, parse_ledger_ids, projection_ops, row_to_event, row_to_proposal,
+    rows_to_events, seal_checked, take_turn, Counters, ProjectionSql, Query, ReadRow, TurnLock,
+    Turns,
 };
 use super::{db_err, redact_url, AppendCounts, ExpectedVersion, StoreError};
 use crate::domain::envelope::{format_timestamp, parse_timestamp, NewEvent, StoredEvent};
@@ -216,7 +217,12 @@ impl<'a> OneAppend<'a> {
     /// `insert_at_version!()`'s parameters: the event ($1..$12), its stream's expected version
     /// ($13), the other stream and its version ($14, $15; the event's own stream again when
     /// there is none).
-    fn bind<'q>(self, sql: &'static str, ledger: &'q str, event: &'q StoredEvent) -> Query<'q, Postgres>
+    fn bind<'q>(
+        self,
+        sql: &'static str,
+        ledger: &'q str,
+        event: &'q StoredEvent,
+    ) -> Query<'q, Postgres>
     where
         'a: 'q,
     {
@@ -284,7 +290,9 @@ impl PostgresStore {
             .filter(|head| head.ledger_id == ledger_id);
         if let Some(append) = OneAppend::of(expected, &events).filter(|_| !create) {
             let appended = self
-                .append_autocommit(&mut turn, remembered, ledger_id, append, &events[0], now, deadline)
+                .append_autocommit(
+                    &mut turn, remembered, ledger_id, append, &events[0], now, deadline,
+                )
                 .await?;
             if let Some(event) = appended {
                 return Ok(vec![event]);
@@ -472,7 +480,14 @@ impl PostgresStore {
         // The CLI's shape: the version checks ride in the insert, no separate reads.
         if let Some(append) = OneAppend::of(expected, &events) {
             let new = events.into_iter().next().expect("one event");
-            let event = seal_checked(ledger_id, seq, append.version + 1, recorded_at, prev_hash, new)?;
+            let event = seal_checked(
+                ledger_id,
+                seq,
+                append.version + 1,
+                recorded_at,
+                prev_hash,
+                new,
+            )?;
             let inserted = append
                 .bind(INSERT_AT_VERSION, &ledger, &event)
                 .execute(&mut *tx)
@@ -607,7 +622,9 @@ impl PostgresStore {
                 replayed += 1;
             }
         }
-        tx.commit().await.map_err(db_err("committing the rebuild"))?;
+        tx.commit()
+            .await
+            .map_err(db_err("committing the rebuild"))?;
         Ok(replayed)
     }
 
@@ -705,7 +722,12 @@ fn refused_here(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .and_then(|error| error.code())
-        .is_some_and(|code| matches!(code.as_ref(), "RBH01" | "RBP01" | "23505" | "40001" | "40P01"))
+        .is_some_and(|code| {
+            matches!(
+                code.as_ref(),
+                "RBH01" | "RBP01" | "23505" | "40001" | "40P01"
+            )
+        })
 }
 
 async fn stream_version(

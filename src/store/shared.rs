@@ -184,7 +184,11 @@ pub(super) fn next_on_head<R: ReadRow>(
         source,
     };
     let head_seq = head.int64("head_seq").map_err(read)?;
-    let prev_hash = hash32(head_seq, "head_hash", head.bytes("head_hash").map_err(read)?)?;
+    let prev_hash = hash32(
+        head_seq,
+        "head_hash",
+        head.bytes("head_hash").map_err(read)?,
+    )?;
     let head_time = head.text("head_recorded_at").map_err(read)?;
     let floor = parse_timestamp(&head_time).ok_or_else(|| StoreError::CorruptRow {
         seq: head_seq,
@@ -259,9 +263,8 @@ pub(super) fn row_to_event(row: &impl ReadRow) -> Result<StoredEvent, StoreError
         reason: format!("{column}: {error}"),
     };
     let text = |column: &str| row.text(column).map_err(|error| corrupt(column, &error));
-    let uuid = |column: &str| {
-        Uuid::parse_str(&text(column)?).map_err(|error| corrupt(column, &error))
-    };
+    let uuid =
+        |column: &str| Uuid::parse_str(&text(column)?).map_err(|error| corrupt(column, &error));
     let int64 = |column: &str| row.int64(column).map_err(|error| corrupt(column, &error));
     let bytes = |column: &str| row.bytes(column).map_err(|error| corrupt(column, &error));
     let stream_version = int64("stream_version")?;
@@ -297,9 +300,7 @@ pub(super) fn row_to_event(row: &impl ReadRow) -> Result<StoredEvent, StoreError
 /// Decodes rows in order up to the first that fails: the events before it, and its error.
 /// A walk can then hand its caller every good event before the bad one, so a verifier still
 /// names the first broken seq, whatever broke it.
-pub(super) fn rows_to_events<R: ReadRow>(
-    rows: &[R],
-) -> (Vec<StoredEvent>, Option<StoreError>) {
+pub(super) fn rows_to_events<R: ReadRow>(rows: &[R]) -> (Vec<StoredEvent>, Option<StoreError>) {
     let mut events = Vec::with_capacity(rows.len());
     for row in rows {
         match row_to_event(row) {

@@ -17,9 +17,9 @@ use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::shared::{
-    bind_event, bind_projection, check_expected, head_of, parse_ledger_ids, next_on_head, open_kept_writer,
-    projection_ops, row_to_event, row_to_proposal, rows_to_events, seal_checked, take_turn,
-    Counters, ProjectionSql, ReadRow, TurnLock, Turns,
+    bind_event, bind_projection, check_expected, head_of, next_on_head, open_kept_writer,
+    parse_ledger_ids, projection_ops, row_to_event, row_to_proposal, rows_to_events, seal_checked,
+    take_turn, Counters, ProjectionSql, ReadRow, TurnLock, Turns,
 };
 use super::{db_err, redact_url, AppendCounts, ExpectedVersion, StoreError, LOCK_TIMEOUT};
 use crate::domain::envelope::{format_timestamp, NewEvent, StoredEvent};
@@ -243,7 +243,9 @@ impl SqliteStore {
         let kept = turn.appends > 0 && !turn.in_memory;
         turn.appends += 1;
         if !kept {
-            return Ok(WriteConn::Pooled(self.pool.acquire().await.map_err(taking)?));
+            return Ok(WriteConn::Pooled(
+                self.pool.acquire().await.map_err(taking)?,
+            ));
         }
         let conn = match turn.kept.take() {
             Some(conn) => conn,
@@ -281,7 +283,11 @@ impl SqliteStore {
             let own = stream_version_column(head, "stream_version")?;
             let second = stream_version_column(head, "stream_version_2")?;
             for (stream_id, expectation) in expected {
-                let actual = if *stream_id == new.stream_id { own } else { second };
+                let actual = if *stream_id == new.stream_id {
+                    own
+                } else {
+                    second
+                };
                 check_expected(stream_id, *expectation, actual)?;
             }
             let event = seal_checked(ledger_id, head_seq, own + 1, recorded_at, prev_hash, new)?;
@@ -471,7 +477,9 @@ impl SqliteStore {
                 replayed += 1;
             }
         }
-        tx.commit().await.map_err(db_err("committing the rebuild"))?;
+        tx.commit()
+            .await
+            .map_err(db_err("committing the rebuild"))?;
         Ok(replayed)
     }
 
