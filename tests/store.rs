@@ -16,7 +16,7 @@ use rollbook::domain::events::{
     Event, ProposalCommitted, ProposalExpired, ProposalKind, ProposalRecorded, ProposalRejected,
     ProposalSigned, ProposalTerms, SignatureEnvelope,
 };
-use rollbook::store::{stats, ExpectedVersion, Store, StoreError};
+use rollbook::store::{ExpectedVersion, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -77,6 +77,7 @@ both_backends!(
     sigkill_during_appends_leaves_a_valid_chain,
     rebuilt_projection_equals_incremental,
     live_verify_names_the_first_broken_seq,
+    deleted_and_unreadable_rows_are_named,
     ledger_creation_is_exclusive,
     the_database_refuses_events_that_do_not_extend_the_head,
     queued_and_outside_writers_keep_one_gapless_chain,
@@ -96,7 +97,7 @@ async fn sqlite_ledgers_are_in_wal_mode() {
     let store = Store::open(&db.url).await.unwrap();
     new_ledger(&store).await;
     // journal_mode is a property of the file, so a fresh connection sees it; synchronous=FULL is
-    // per connection and set by Store::open (store/backend.rs).
+    // per connection and set by Store::open (store/sqlite.rs).
     let mode = db.raw_rows("PRAGMA journal_mode").await;
     assert_eq!(mode[0][0], "wal");
 }
@@ -603,8 +604,19 @@ async fn sigkill_during_appends_leaves_a_valid_chain(db: &TestDb) {
         );
         reported.extend(ids);
 
-        // Reopen as a fresh process would and check everything.
+        // Reopen as a fresh process would and check everything. A PostgreSQL server finishes
+        // the killed client's last transaction on its own, and may commit it after the kill:
+        // wait until the head stops moving, so the checks below see one state.
         let reopened = Store::open(&db.url).await.unwrap();
+        let mut head = reopened.head(ledger).await.unwrap();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = reopened.head(ledger).await.unwrap();
+            if now == head {
+                break;
+            }
+            head = now;
+        }
         let events = all_events(&reopened, ledger).await;
         assert_chain(&events);
         verify_live_chain(&reopened, ledger)
@@ -676,7 +688,7 @@ async fn rebuilt_projection_equals_incremental(db: &TestDb) {
     // Single events go with their stream's expected version, as the CLI appends them (on
     // PostgreSQL: one statement with the projection change in it); the pair goes the general way.
     let mut versions: BTreeMap<String, u64> = BTreeMap::new();
-    let one_statement_before = stats::ONE_STATEMENT.load(Ordering::Relaxed);
+    let before = store.append_counts();
     for batch in batches {
         let expected = match batch.as_slice() {
             [one] => {
@@ -693,12 +705,13 @@ async fn rebuilt_projection_equals_incremental(db: &TestDb) {
             .await
             .unwrap();
     }
-    if db.backend == "postgres" {
-        // Counters are per process and tests run in parallel: at least ours.
-        assert!(
-            stats::ONE_STATEMENT.load(Ordering::Relaxed) >= one_statement_before + 8,
+    let one_statement = store.append_counts().one_statement - before.one_statement;
+    match db.backend {
+        "postgres" => assert_eq!(
+            one_statement, 8,
             "the 8 single-event appends went in as one statement each"
-        );
+        ),
+        _ => assert_eq!(one_statement, 0, "SQLite has no one-statement append"),
     }
     let query = "SELECT * FROM proposals ORDER BY proposal_id";
     let incremental = db.raw_rows(query).await;
@@ -749,25 +762,92 @@ async fn live_verify_names_the_first_broken_seq(db: &TestDb) {
     }
     let summary = verify_live_chain(&store, ledger).await.unwrap();
     assert_eq!(summary.events, 6);
-    // An attacker with database access drops the trigger and edits a payload.
-    db.raw_execute("DROP TRIGGER events_refuse_update ON events")
-        .await
-        .ok();
-    db.raw_execute("DROP TRIGGER IF EXISTS events_refuse_update")
-        .await
-        .ok();
-    db.raw_execute(
-        "UPDATE events SET payload = CAST('{\"n\":42}' AS BLOB) WHERE seq = 4 AND 1 = 1",
-    )
-    .await
-    .or(db
-        .raw_execute("UPDATE events SET payload = convert_to('{\"n\":42}', 'UTF8') WHERE seq = 4")
-        .await)
-    .expect("tamper");
+    // An attacker with full control of the database edits a payload past the triggers.
+    let altered = match db.backend {
+        "sqlite" => "UPDATE events SET payload = CAST('{\"n\":42}' AS BLOB) WHERE seq = 4",
+        _ => "UPDATE events SET payload = convert_to('{\"n\":42}', 'UTF8') WHERE seq = 4",
+    };
+    assert_eq!(db.tamper(altered).await.expect("tamper"), 1);
     match verify_live_chain(&store, ledger).await {
         Err(LiveVerifyError::Invalid(ChainError::HashMismatch { seq: 4, .. })) => {}
         other => panic!("expected a hash mismatch at seq 4, got {other:?}"),
     }
+    // Read back, the altered row is a typed error that names it, never an event.
+    match store.read_stream(ledger, "a").await {
+        Err(StoreError::HashMismatch {
+            seq: 4,
+            stored,
+            computed,
+        }) => assert_ne!(stored, computed),
+        other => panic!("expected the stream read to refuse seq 4, got {other:?}"),
+    }
+    let page = store.read_page(ledger, 0, 10).await;
+    assert!(
+        matches!(page, Err(StoreError::HashMismatch { seq: 4, .. })),
+        "{page:?}"
+    );
+    // A walk hands over every event before the altered one, then its error.
+    let mut visited = Vec::new();
+    let walked = store
+        .for_each_event::<StoreError>(ledger, 1, |event| {
+            visited.push(event.seq);
+            Ok(())
+        })
+        .await;
+    assert!(
+        matches!(walked, Err(StoreError::HashMismatch { seq: 4, .. })),
+        "{walked:?}"
+    );
+    assert_eq!(visited, vec![1, 2, 3]);
+}
+
+/// Rows deleted or made unreadable past the triggers (as a superuser on PostgreSQL, the file's
+/// owner on SQLite): the live verifier names the first broken seq, and reading the bad row is a
+/// typed error, never a panic.
+async fn deleted_and_unreadable_rows_are_named(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = new_ledger(&store).await;
+    for n in 0..5 {
+        store
+            .append(
+                ledger,
+                false,
+                &[(format!("s{n}"), ExpectedVersion::NoStream)],
+                vec![note(&format!("s{n}"), serde_json::json!({"n": n}))],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        db.tamper("DELETE FROM events WHERE seq = 5").await.unwrap(),
+        1
+    );
+    match verify_live_chain(&store, ledger).await {
+        Err(LiveVerifyError::Invalid(ChainError::SeqGap {
+            expected: 5,
+            found: 6,
+        })) => {}
+        other => panic!("expected a gap at seq 5, got {other:?}"),
+    }
+    assert_eq!(
+        db.tamper("UPDATE events SET event_id = 'not-a-uuid' WHERE seq = 2")
+            .await
+            .unwrap(),
+        1
+    );
+    match verify_live_chain(&store, ledger).await {
+        Err(LiveVerifyError::Store(StoreError::CorruptRow { seq: 2, reason })) => {
+            assert!(reason.contains("event_id"), "{reason}")
+        }
+        other => panic!("expected seq 2 to be unreadable, got {other:?}"),
+    }
+    let stream = store.read_stream(ledger, "s0").await;
+    assert!(
+        matches!(stream, Err(StoreError::CorruptRow { seq: 2, .. })),
+        "{stream:?}"
+    );
+    assert_eq!(store.read_stream(ledger, "s1").await.unwrap().len(), 1);
 }
 
 /// migrations/*/0002: the schema moves the head with every insert and refuses a row whose seq or
@@ -848,18 +928,14 @@ fn outside_url(db: &TestDb) -> String {
 }
 
 /// Writers of one process queue for their turn and, on PostgreSQL, hand on the head they
-/// committed (`store::WriterTurn`); writers through another spelling of the URL stand for another
-/// process: they do not share the turn, so they race the queue at the database, and some handed-on
+/// committed (`WriterTurn` in store/postgres.rs); writers through another spelling of the URL stand for another
+/// process: they do not share the turn, so they race the queue at the database, and some remembered
 /// heads are stale. Every append must still land exactly once, on one gapless, valid chain.
 async fn queued_and_outside_writers_keep_one_gapless_chain(db: &TestDb) {
     let store = Store::open(&db.url).await.unwrap();
     let ledger = new_ledger(&store).await;
     let outside_url = outside_url(db);
     let (writers, each) = (6u64, 20u64);
-    let (one_statement_before, handed_before) = (
-        stats::ONE_STATEMENT.load(Ordering::Relaxed),
-        stats::ON_HANDED_HEAD.load(Ordering::Relaxed),
-    );
     let mut tasks = Vec::new();
     for writer in 0..writers {
         let url = if writer % 3 == 2 {
@@ -890,18 +966,22 @@ async fn queued_and_outside_writers_keep_one_gapless_chain(db: &TestDb) {
                 assert_eq!(written[0].stream_version, version + 1);
             }
             store.close().await;
+            store.append_counts()
         }));
     }
+    let (mut one_statement, mut on_remembered_head) = (0, 0);
     for task in tasks {
-        task.await.unwrap();
+        let counts = task.await.unwrap();
+        one_statement += counts.one_statement;
+        on_remembered_head += counts.on_remembered_head;
     }
     let head = store.head(ledger).await.unwrap().unwrap();
     assert_eq!(head.0, 1 + writers * each, "every append landed once");
     if db.backend == "postgres" {
-        assert!(stats::ONE_STATEMENT.load(Ordering::Relaxed) > one_statement_before);
+        assert!(one_statement > 0, "appends went in as one statement");
         assert!(
-            stats::ON_HANDED_HEAD.load(Ordering::Relaxed) > handed_before,
-            "queued writers took handed-on heads"
+            on_remembered_head > 0,
+            "queued writers sealed on the head their predecessor committed"
         );
     }
     let summary = verify_live_chain(&store, ledger).await.unwrap();
@@ -919,8 +999,7 @@ async fn queued_and_outside_writers_keep_one_gapless_chain(db: &TestDb) {
 /// The CLI binds each append to the ledger stream's version (the governance it decided under).
 /// One writer moves that stream while queued writers of the same process append to their own
 /// streams against the version they last saw; on PostgreSQL they insert on the head their
-/// predecessor committed (or, with the early path on, handed on before its commit, when their
-/// statement's snapshot may miss the ledger stream's newest event).
+/// predecessor committed.
 /// Whatever path an append took, it may only have landed where the ledger stream really was at
 /// the version it expected.
 async fn expectations_on_another_stream_hold_under_queueing(db: &TestDb) {
@@ -1055,15 +1134,20 @@ async fn a_remembered_head_another_process_moved_is_refused_not_forked(db: &Test
     }
     assert_eq!(append(&store, "x", 3).await.unwrap(), 6);
     assert_eq!(store.remembered_head().await, remembers(6));
-    let handed_before = stats::ON_HANDED_HEAD.load(Ordering::Relaxed);
+    let before = store.append_counts();
     assert_eq!(append(&store, "x", 4).await.unwrap(), 7);
     assert_eq!(store.remembered_head().await, remembers(7));
-    if db.backend == "postgres" {
-        assert!(
-            stats::ON_HANDED_HEAD.load(Ordering::Relaxed) > handed_before,
-            "an append sealed on the head its predecessor committed"
-        );
-    }
+    let after = store.append_counts();
+    assert_eq!(
+        after.on_remembered_head - before.on_remembered_head,
+        u64::from(db.backend == "postgres"),
+        "the append sealed on the head its predecessor committed"
+    );
+    assert_eq!(
+        outside.append_counts().on_remembered_head,
+        0,
+        "never its own head in turn"
+    );
     let events = all_events(&store, ledger).await;
     assert_eq!(events.len(), 7);
     assert_chain(&events);
@@ -1072,8 +1156,8 @@ async fn a_remembered_head_another_process_moved_is_refused_not_forked(db: &Test
 
 /// A process's first append to a database (a CLI command's only one) runs on its store's own
 /// connections; the next ones, from every store of the process on that URL, on one connection
-/// kept with the writer turn (store/backend.rs, `two_trip_conn`, `take_kept_writer`), which
-/// closes with a store.
+/// kept with the writer turn (store/sqlite.rs `append_conn`, store/postgres.rs `kept_conn`),
+/// which closes with a store.
 async fn appends_after_a_processs_first_share_one_kept_connection(db: &TestDb) {
     let first = Store::open(&db.url).await.unwrap();
     let ledger = new_ledger(&first).await;
@@ -1481,7 +1565,7 @@ async fn sqlite_two_command_appends_cut_at_every_await_leave_no_open_transaction
 }
 
 /// Opening skips sqlx's migrator when the database records exactly this binary's migrations
-/// (store/backend.rs, `sqlite_migrations_current`); any other record goes through the migrator,
+/// (store/sqlite.rs, `migrations_current`); any other record goes through the migrator,
 /// which refuses it as it always has.
 #[tokio::test]
 async fn sqlite_a_migration_record_unlike_this_binarys_is_refused_on_open() {
@@ -1673,7 +1757,6 @@ async fn sqlite_shared_append_connection_cut_at_every_await_leaves_no_open_trans
     let first = Store::open(&db.url).await.unwrap();
     let second = Store::open(&db.url).await.unwrap();
     let ledger = new_ledger(&first).await;
-    let opened_before = stats::KEPT_WRITER_OPENED.load(Ordering::Relaxed);
     let (mut cancelled, mut completed) = (0, 0);
     for i in 0..40u64 {
         let stream = format!("s{i}");
@@ -1699,9 +1782,11 @@ async fn sqlite_shared_append_connection_cut_at_every_await_leaves_no_open_trans
         cancelled > 0 && completed > 0,
         "{cancelled} cancelled, {completed} completed"
     );
+    let opened =
+        first.append_counts().kept_writer_opened + second.append_counts().kept_writer_opened;
     assert!(
-        stats::KEPT_WRITER_OPENED.load(Ordering::Relaxed) > opened_before + 1,
-        "appends cut inside their transaction closed the shared connection"
+        opened > 1,
+        "appends cut inside their transaction closed the shared connection ({opened} opened)"
     );
     let events = all_events(&second, ledger).await;
     assert_chain(&events);
@@ -1709,4 +1794,144 @@ async fn sqlite_shared_append_connection_cut_at_every_await_leaves_no_open_trans
         second.head(ledger).await.unwrap().unwrap().0,
         events.len() as u64
     );
+}
+
+/// migrations/postgres/0003 replaces the insert trigger's function of 0002 (without the
+/// `rollbook.expect_*` check): a database an earlier rollbook migrated (0001 and 0002 only)
+/// keeps its ledger byte for byte and its guards, and takes appends on both write paths.
+#[tokio::test]
+async fn postgres_ledgers_from_before_the_trigger_replacement_keep_appending() {
+    use rollbook::crypto::canonical::GENESIS_PREV_HASH;
+    use std::path::Path;
+
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let earlier = db.dir.path().join("earlier-migrations");
+    std::fs::create_dir(&earlier).unwrap();
+    for name in ["0001_ledger.sql", "0002_chain_head_trigger.sql"] {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations/postgres")
+            .join(name);
+        std::fs::copy(source, earlier.join(name)).unwrap();
+    }
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(earlier.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let ledger = Uuid::now_v7();
+    let start = Utc::now();
+    let stamp = rollbook::domain::envelope::format_timestamp(start);
+    sqlx::query("INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) VALUES ($1, 0, $2, $3, $3)")
+        .bind(ledger.to_string())
+        .bind(GENESIS_PREV_HASH.to_vec())
+        .bind(&stamp)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut written = Vec::new();
+    let mut prev = GENESIS_PREV_HASH;
+    for seq in 1..=4u64 {
+        let stream = if seq == 1 { "ledger" } else { "a" };
+        let event = StoredEvent::seal(
+            ledger,
+            seq,
+            if seq == 1 { 1 } else { seq - 1 },
+            Uuid::now_v7(),
+            start,
+            prev,
+            note(stream, serde_json::json!({ "seq": seq })),
+        );
+        sqlx::query("INSERT INTO events (ledger_id, seq, stream_id, stream_version, event_id, event_type, schema_version, recorded_at, actor, payload, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+            .bind(ledger.to_string())
+            .bind(event.seq as i64)
+            .bind(&event.stream_id)
+            .bind(event.stream_version as i64)
+            .bind(event.event_id.to_string())
+            .bind(&event.event_type)
+            .bind(event.schema_version as i32)
+            .bind(&event.recorded_at)
+            .bind(&event.actor)
+            .bind(&event.payload)
+            .bind(event.prev_hash.to_vec())
+            .bind(event.hash.to_vec())
+            .execute(&pool)
+            .await
+            .unwrap();
+        prev = event.hash;
+        written.push(event);
+    }
+    pool.close().await;
+
+    let store = Store::open(&db.url).await.unwrap();
+    let function = db
+        .raw_rows("SELECT prosrc FROM pg_proc WHERE proname = 'rollbook_extend_head' AND pronamespace = current_schema()::regnamespace")
+        .await;
+    assert_eq!(function.len(), 1, "{function:?}");
+    assert!(
+        !function[0][0].contains("expect_stream"),
+        "0003 replaced the function"
+    );
+    let applied = db
+        .raw_rows("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .await;
+    assert_eq!(applied, vec![vec!["1"], vec!["2"], vec!["3"]]);
+    assert_eq!(all_events(&store, ledger).await, written);
+    assert_eq!(store.head(ledger).await.unwrap().unwrap(), (4, prev));
+    // The one-statement path (twice: the second on the remembered head), then the locked one.
+    for version in 3..5 {
+        let stored = store
+            .append(
+                ledger,
+                false,
+                &[
+                    ("ledger".into(), ExpectedVersion::Exact(1)),
+                    ("a".into(), ExpectedVersion::Exact(version)),
+                ],
+                vec![note("a", serde_json::json!({ "after": version }))],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(stored[0].seq, version + 2);
+    }
+    assert_eq!(store.append_counts().one_statement, 2);
+    let stored = store
+        .append(
+            ledger,
+            false,
+            &[],
+            vec![
+                note("b", serde_json::json!({ "pair": 1 })),
+                note("b", serde_json::json!({ "pair": 2 })),
+            ],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored[1].seq, 8);
+    // The guard still refuses a row that does not extend the head.
+    let forged = db
+        .raw_execute("INSERT INTO events SELECT ledger_id, 9, 'forged', 1, 'f' || event_id, event_type, schema_version, recorded_at, actor, payload, prev_hash, hash FROM events WHERE seq = 8")
+        .await
+        .expect_err("a row on a stale prev_hash");
+    assert!(
+        forged.to_string().contains("must extend its ledger head"),
+        "{forged}"
+    );
+    store.close().await;
+    // Opened again, nothing is left to migrate.
+    let store = Store::open_existing(&db.url).await.unwrap();
+    let events = all_events(&store, ledger).await;
+    assert_eq!(events.len(), 8);
+    assert_eq!(&events[..4], &written[..]);
+    assert_chain(&events);
+    verify_live_chain(&store, ledger).await.unwrap();
 }

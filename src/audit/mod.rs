@@ -56,7 +56,15 @@ pub async fn verify_live_chain(
         .for_each_event(ledger_id, 1, |event| {
             verifier.push(&event).map_err(LiveVerifyError::from)
         })
-        .await?;
+        .await
+        .map_err(|error| match error {
+            LiveVerifyError::Store(StoreError::HashMismatch {
+                seq,
+                stored,
+                computed,
+            }) => LiveVerifyError::Invalid(altered_row(seq, &stored, &computed)),
+            other => other,
+        })?;
     let events = verifier.events_verified();
     if (events, verifier.head_hash()) != head {
         return Err(LiveVerifyError::HeadMismatch {
@@ -71,6 +79,16 @@ pub async fn verify_live_chain(
         events,
         head_hash: to_hex(&verifier.head_hash()),
     })
+}
+
+/// The store checks every row's hash as it reads it back: its finding, told as the chain
+/// check tells it.
+fn altered_row(seq: u64, stored: &[u8; 32], computed: &[u8; 32]) -> ChainError {
+    ChainError::HashMismatch {
+        seq,
+        stored: to_hex(stored),
+        computed: to_hex(computed),
+    }
 }
 
 use std::io::{BufRead, Write};
@@ -618,6 +636,19 @@ pub async fn verify_live(
                 VerifyError::Invalid(AuditFailure {
                     seq: seq.max(0) as u64,
                     reason: format!("unreadable row: {reason}"),
+                })
+            }
+            VerifyError::Store(StoreError::HashMismatch {
+                seq,
+                stored,
+                computed,
+            }) => {
+                // Worded as the auditor words a chain finding: the seq apart, the reason alone.
+                let text = altered_row(seq, &stored, &computed).to_string();
+                let reason = text.split_once(": ").map_or(text.as_str(), |(_, r)| r);
+                VerifyError::Invalid(AuditFailure {
+                    seq,
+                    reason: reason.to_string(),
                 })
             }
             other => other,

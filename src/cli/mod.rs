@@ -164,7 +164,7 @@ impl From<StoreError> for CliError {
             StoreError::UnsupportedUrl { .. }
             | StoreError::InvalidAppend(_)
             | StoreError::Missing { .. } => EXIT_BAD_INPUT,
-            StoreError::CorruptRow { .. } => EXIT_CHECK_FAILED,
+            StoreError::CorruptRow { .. } | StoreError::HashMismatch { .. } => EXIT_CHECK_FAILED,
             _ => EXIT_IO,
         };
         CliError::new(code, error.to_string())

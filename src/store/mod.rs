@@ -1,12 +1,16 @@
 //! The event store over sqlx: the only module that speaks SQL.
 //!
-//! SQLite (the embedded default) and PostgreSQL run the same code: `backend.rs` is instantiated
-//! once per backend by a macro, with only the SQL text and the locking step differing.
+//! `Store` is the backend-neutral API. Each backend has its own file with its own append:
+//! `sqlite.rs` (`BEGIN IMMEDIATE`, the CLI's append in two commands) and `postgres.rs` (the CLI's
+//! append as one autocommit statement guarded by the schema's trigger, else a row-locked
+//! transaction). `shared.rs` holds what both use: the checks of an append, the seal check on
+//! write and on read-back, row decoding and parameter binding, and the per-process writer turn.
 
-mod backend;
+#[macro_use]
+mod shared;
+mod postgres;
+mod sqlite;
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,7 +19,8 @@ use uuid::Uuid;
 use crate::domain::envelope::{NewEvent, StoredEvent};
 use crate::domain::projection::ProposalRow;
 
-pub use backend::{postgres::PostgresStore, sqlite::SqliteStore};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
 
 /// The default database: a SQLite file in the current directory.
 pub const DEFAULT_DB_URL: &str = "sqlite://rollbook.db";
@@ -74,85 +79,32 @@ pub enum StoreError {
     },
     #[error("stored row at seq {seq} is unreadable: {reason}")]
     CorruptRow { seq: i64, reason: String },
+    /// An event whose recorded hash is not the hash of its contents: checked before every
+    /// write and on every read, so an altered row is refused, never used.
+    #[error("the event at seq {seq} does not match its recorded hash: its contents were altered")]
+    HashMismatch {
+        seq: u64,
+        /// The hash recorded with the event.
+        stored: [u8; 32],
+        /// The hash of the event's contents.
+        computed: [u8; 32],
+    },
 }
 
 pub(crate) fn db_err(doing: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Database { doing, source }
 }
 
-/// The turn of the appends one process makes to one database (keyed by its URL as given).
-///
-/// Every append takes it before it reaches the database, so the writers of one process wait
-/// here, in arrival order (tokio's mutex is fair), instead of racing for the database's own
-/// lock: on PostgreSQL a lost race costs a refused statement and a second, locked attempt, and
-/// on SQLite a polling busy handler. Writers in different processes still meet at the
-/// database, which alone orders the chain; this queue only saves them the contention.
-/// Entries are weak, so the map holds only databases some store still has open.
-pub(crate) fn writer_turn(url: &str) -> Arc<tokio::sync::Mutex<WriterTurn>> {
-    type Turns = HashMap<String, Weak<tokio::sync::Mutex<WriterTurn>>>;
-    static TURNS: OnceLock<std::sync::Mutex<Turns>> = OnceLock::new();
-    let mut turns = TURNS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(turn) = turns.get(url).and_then(Weak::upgrade) {
-        return turn;
-    }
-    turns.retain(|_, turn| turn.strong_count() > 0);
-    let turn = Arc::new(tokio::sync::Mutex::new(WriterTurn::default()));
-    turns.insert(url.to_string(), Arc::downgrade(&turn));
-    turn
-}
-
-/// How this process's appends went (relaxed counters, for tests and diagnostics).
-#[doc(hidden)]
-pub mod stats {
-    use std::sync::atomic::AtomicU64;
-    /// Appends recorded by the one-statement path (PostgreSQL).
-    pub static ONE_STATEMENT: AtomicU64 = AtomicU64::new(0);
-    /// Of those, appends sealed on a head handed on by the previous writer.
-    pub static ON_HANDED_HEAD: AtomicU64 = AtomicU64::new(0);
-    /// Connections opened for the appends a process's stores share (after its first append).
-    pub static KEPT_WRITER_OPENED: AtomicU64 = AtomicU64::new(0);
-}
-
-/// What the holder of a writer turn hands to the next one.
-#[derive(Debug, Default)]
-pub(crate) struct WriterTurn {
-    /// PostgreSQL: the head the previous holder left, so the next append seals on it without
-    /// reading it. Either the head its autocommit append committed (`committed`), or, on the
-    /// early path (off by default: `PostgresStore::open`), the head as it will be once the
-    /// previous holder's transaction commits: that holder inserted, handed this on, and commits
-    /// after releasing the turn, so the next writer's insert overlaps that commit. Only a
-    /// guess: the schema's trigger refuses an insert on a head that is not the real one (the
-    /// commit failed, or another process wrote), and that writer then takes the locked path.
-    pub predicted: Option<PredictedHead>,
-    /// Two-command SQLite appends this process has started on this database: from the second
-    /// on, they run on `sqlite_writer`.
-    pub sqlite_appends: u64,
-    /// The database is SQLite in memory, one per connection: its appends never leave the
-    /// store's own connection.
-    pub sqlite_in_memory: bool,
-    /// The connection this process's SQLite appends to this database run on after its first:
-    /// taken by each append, and given back unless the append left it in doubt (it is then
-    /// dropped, which closes it and rolls back, and the next append opens another).
-    pub sqlite_writer: Option<sqlx::SqliteConnection>,
-    /// One-statement PostgreSQL appends this process has started without a transaction on
-    /// this database: from the second on, they run on `pg_writer`.
-    pub pg_appends: u64,
-    /// The connection this process's autocommit PostgreSQL appends run on after its first.
-    pub pg_writer: Option<sqlx::PgConnection>,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PredictedHead {
-    pub ledger_id: Uuid,
-    pub seq: u64,
-    pub hash: [u8; 32],
-    pub recorded_at: DateTime<Utc>,
-    /// The head of a commit that has returned (an autocommit append of this process), not of
-    /// one still in flight: an insert on it needs no transaction of its own.
-    pub committed: bool,
+/// What one store's appends did, counted per store (clones share the counts): observations for
+/// tests and diagnostics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AppendCounts {
+    /// PostgreSQL: appends recorded by one autocommit statement.
+    pub one_statement: u64,
+    /// Of those, sealed on the head this process's previous append committed, without reading it.
+    pub on_remembered_head: u64,
+    /// Connections this store opened for the appends its process shares after its first.
+    pub kept_writer_opened: u64,
 }
 
 /// The URL without its password, for error messages.
@@ -254,7 +206,7 @@ impl Store {
         now: DateTime<Utc>,
         deadline: Option<DateTime<Utc>>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        backend::validate_append(expected, &events)?;
+        shared::validate_append(expected, &events)?;
         let postgres = match self {
             // SQLite's transactions survive a cut at any await: sqlx rolls back a `BEGIN` whose
             // reply was not taken, and a dropped transaction on the connection's own thread, and
@@ -314,7 +266,12 @@ impl Store {
         after_seq: u64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        dispatch!(self, store => store.read_page(ledger_id, after_seq, limit).await)
+        let (events, failure) =
+            dispatch!(self, store => store.read_page(ledger_id, after_seq, limit).await)?;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(events),
+        }
     }
 
     /// Calls `visit` on every event from `from_seq` on, in seq order, a page at a time.
@@ -326,13 +283,18 @@ impl Store {
     ) -> Result<(), E> {
         let mut after = from_seq.saturating_sub(1);
         loop {
-            let page = self.read_page(ledger_id, after, PAGE_ROWS).await?;
-            let Some(last) = page.last() else {
-                return Ok(());
-            };
-            after = last.seq;
+            let (page, failure) =
+                dispatch!(self, store => store.read_page(ledger_id, after, PAGE_ROWS).await)?;
+            // The events before a row that fails its checks are visited first, so a verifier
+            // still names the first broken seq, whatever broke it.
+            let last = page.last().map(|event| event.seq);
             for event in page {
                 visit(event)?;
+            }
+            match (failure, last) {
+                (Some(error), _) => return Err(error.into()),
+                (None, None) => return Ok(()),
+                (None, Some(last)) => after = last,
             }
         }
     }
@@ -357,6 +319,12 @@ impl Store {
     #[doc(hidden)]
     pub async fn holds_kept_writer(&self) -> bool {
         dispatch!(self, store => store.holds_kept_writer().await)
+    }
+
+    /// What this store's appends did (for tests and diagnostics).
+    #[doc(hidden)]
+    pub fn append_counts(&self) -> AppendCounts {
+        dispatch!(self, store => store.append_counts())
     }
 
     /// PostgreSQL: the seq of the head this process's last append committed, on which its next

@@ -79,6 +79,32 @@ impl TestDb {
         }
     }
 
+    /// Runs an UPDATE or DELETE of events as an attacker with full control of the database
+    /// would: past the triggers that keep the events table append-only. On SQLite those
+    /// triggers are dropped (the file's owner can); on PostgreSQL the statements run with
+    /// `session_replication_role = replica`, as a superuser may, which fires no ordinary trigger.
+    pub async fn tamper(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        if self.backend == "sqlite" {
+            for trigger in ["events_refuse_update", "events_refuse_delete"] {
+                self.raw_execute(&format!("DROP TRIGGER IF EXISTS {trigger}"))
+                    .await?;
+            }
+            self.raw_execute(sql).await
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+            let mut tx = conn.begin().await?;
+            sqlx::raw_sql("SET LOCAL session_replication_role = replica")
+                .execute(&mut *tx)
+                .await?;
+            let changed = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(changed)
+        }
+    }
+
     /// Rows of a query as strings, for comparing table contents.
     pub async fn raw_rows(&self, sql: &str) -> Vec<Vec<String>> {
         use sqlx::{Row, ValueRef};
