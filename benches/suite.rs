@@ -9,8 +9,8 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rollbook::audit::export_jsonl;
 use rollbook::crypto::canonical::Purpose;
-use rollbook::crypto::hex::{from_hex, to_hex};
 use rollbook::crypto::keys::SecretKey;
+use rollbook::crypto::{from_hex, to_hex};
 use rollbook::domain::approval::{
     cosign_purpose, decide_propose, decide_sign, message_for, ProposalDraft, ProposalState,
 };

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rollbook::crypto::canonical::{genesis_message, Purpose};
-use rollbook::crypto::hex::to_hex;
 use rollbook::crypto::keys::SecretKey;
+use rollbook::crypto::to_hex;
 use rollbook::domain::approval::{
     decide_propose, decide_reject, decide_sign, decide_withdraw, message_for, tally, PendingRef,
     ProposalDraft, ProposalState, Status,
@@ -587,7 +587,7 @@ fn a_malleated_signature_is_refused() {
     let state = given_roll(&desk, "bob", 9);
     let mut signature = cosign(&desk, &state, "alice");
     // S + L: the same point equation holds for the non-canonical scalar; verify_strict refuses it.
-    let mut bytes = rollbook::crypto::hex::from_hex(&signature.signature).unwrap();
+    let mut bytes = rollbook::crypto::from_hex(&signature.signature).unwrap();
     const L: [u8; 32] = [
         0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
         0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
@@ -927,15 +927,14 @@ fn verified_signatures_hold_only_what_verify_strict_accepted() {
     let state = given_roll(&desk, "bob", 9);
     let good = cosign(&desk, &state, "alice");
     let mut forged = good.clone();
-    let mut bytes = rollbook::crypto::hex::from_hex(&forged.signature).unwrap();
+    let mut bytes = rollbook::crypto::from_hex(&forged.signature).unwrap();
     bytes[0] ^= 1;
     forged.signature = to_hex(&bytes);
     let triple = |envelope: &SignatureEnvelope| {
         (
             desk.key("alice").public(),
-            rollbook::crypto::hex::from_hex(&envelope.message).unwrap(),
-            <[u8; 64]>::try_from(rollbook::crypto::hex::from_hex(&envelope.signature).unwrap())
-                .unwrap(),
+            rollbook::crypto::from_hex(&envelope.message).unwrap(),
+            <[u8; 64]>::try_from(rollbook::crypto::from_hex(&envelope.signature).unwrap()).unwrap(),
         )
     };
     let verified = VerifiedSignatures::verify(&[triple(&good), triple(&forged)]);

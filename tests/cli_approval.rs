@@ -496,7 +496,7 @@ async fn offline_signing_and_replayed_or_malleated_signatures(db: &TestDb) {
     std::fs::copy(&sig, &malleated).unwrap();
     edit_json(&malleated, |v| {
         let hex = v["signature"]["signature"].as_str().unwrap().to_string();
-        let mut bytes = rollbook::crypto::hex::from_hex(&hex).unwrap();
+        let mut bytes = rollbook::crypto::from_hex(&hex).unwrap();
         let l: [u8; 32] = [
             0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
             0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
@@ -507,8 +507,7 @@ async fn offline_signing_and_replayed_or_malleated_signatures(db: &TestDb) {
             bytes[32 + i] = sum as u8;
             carry = sum >> 8;
         }
-        v["signature"]["signature"] =
-            serde_json::Value::String(rollbook::crypto::hex::to_hex(&bytes));
+        v["signature"]["signature"] = serde_json::Value::String(rollbook::crypto::to_hex(&bytes));
     });
     desk.refused(&["attach", &malleated], 3, "does not verify");
     // The genuine signature attaches once, and only once.

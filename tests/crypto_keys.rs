@@ -9,9 +9,9 @@ use std::process::{Command, Output};
 
 use ed25519_dalek::pkcs8::{EncodePrivateKey as _, KeypairBytes, PublicKeyBytes};
 use ed25519_dalek::SigningKey;
-use rollbook::crypto::hex::to_hex;
 use rollbook::crypto::keyfile::{public_key_path, read_public_key, read_secret_key, write_keypair};
 use rollbook::crypto::keys::{KeyError, KeyId, PublicKey, SecretKey, Signature};
+use rollbook::crypto::to_hex;
 use tempfile::TempDir;
 
 fn run(command: &mut Command) -> Output {
@@ -483,7 +483,7 @@ fn small_order_public_keys_are_refused() {
     assert!(matches!(PublicKey::parse(&line), Err(KeyError::WeakKey)));
 
     // SPKI for Ed25519 is a fixed 12-byte DER prefix followed by the key (RFC 8410).
-    let mut spki = rollbook::crypto::hex::from_hex("302a300506032b6570032100").unwrap();
+    let mut spki = rollbook::crypto::from_hex("302a300506032b6570032100").unwrap();
     spki.extend_from_slice(&identity);
     let pem = format!(
         "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",

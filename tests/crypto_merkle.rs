@@ -1,11 +1,11 @@
 //! RFC 9162 Merkle tree: published vectors, exhaustive small trees, and hostile proofs.
 
 use proptest::prelude::*;
-use rollbook::crypto::hex::{from_hex, from_hex32};
 use rollbook::crypto::merkle::{
     consistency_proof, empty_root, inclusion_proof, leaf_hash, node_hash, root_from_leaf_data,
     root_from_leaf_hashes, verify_consistency, verify_inclusion, Hash, MerkleBuilder, MerkleError,
 };
+use rollbook::crypto::{from_hex, from_hex32};
 
 /// Kept relative to the crate root so the path also holds once this file lives in /work/main.
 const VECTORS_PATH: &str = concat!(

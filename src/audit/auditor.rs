@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::crypto::hex::to_hex;
 use crate::crypto::merkle::MerkleBuilder;
+use crate::crypto::to_hex;
 use crate::domain::approval::{
     check_recorded_parsed, decide_reject_trusting, decide_sign_trusting, decide_withdraw_trusting,
     ParsedRoll, ProposalState, Status,

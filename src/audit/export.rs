@@ -11,7 +11,7 @@ use std::io::{BufRead, Read, Write};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::crypto::hex::{from_hex32, to_hex};
+use crate::crypto::{from_hex32, to_hex};
 use crate::domain::envelope::StoredEvent;
 
 pub const EXPORT_FORMAT: &str = "rollbook-export";
@@ -103,11 +103,11 @@ impl EventLine {
             Ok(id)
         };
         let hash = |what: &str, text: &str| -> Result<[u8; 32], String> {
-            let bytes = from_hex32(text).map_err(|_| format!("{what} is not 32 bytes of hex"))?;
+            // Named first: the decoder below refuses uppercase too, but says less.
             if text.bytes().any(|digit| digit.is_ascii_uppercase()) {
                 return Err(format!("{what} is not lowercase hex"));
             }
-            Ok(bytes)
+            from_hex32(text).map_err(|_| format!("{what} is not 32 bytes of hex"))
         };
         Ok(StoredEvent {
             ledger_id: uuid("ledger_id", &self.ledger_id)?,

@@ -8,7 +8,7 @@ pub mod proofs;
 
 use uuid::Uuid;
 
-use crate::crypto::hex::to_hex;
+use crate::crypto::to_hex;
 use crate::domain::envelope::{ChainError, ChainVerifier};
 use crate::store::{Store, StoreError};
 
@@ -219,7 +219,7 @@ impl KeyBook {
             return;
         }
         for signer in set.signers {
-            let Ok(bytes) = crate::crypto::hex::from_hex32(&signer.public_key) else {
+            let Ok(bytes) = crate::crypto::from_hex32(&signer.public_key) else {
                 continue;
             };
             if self
@@ -240,8 +240,8 @@ impl KeyBook {
     /// The (key, message, signature) triple of a signature envelope, when its key is known.
     fn triple(&self, envelope: &crate::domain::events::SignatureEnvelope) -> Option<Triple> {
         let key = *self.keys.get(&envelope.key_id)?;
-        let message = crate::crypto::hex::from_hex(&envelope.message).ok()?;
-        let signature: [u8; 64] = crate::crypto::hex::from_hex(&envelope.signature)
+        let message = crate::crypto::from_hex(&envelope.message).ok()?;
+        let signature: [u8; 64] = crate::crypto::from_hex(&envelope.signature)
             .ok()?
             .try_into()
             .ok()?;

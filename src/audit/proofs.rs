@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::hex::{from_hex32, to_hex};
 use crate::crypto::merkle::{leaf_hash, verify_consistency, verify_inclusion, Hash};
+use crate::crypto::{from_hex32, to_hex};
 
 use super::export::EventLine;
 

@@ -16,10 +16,10 @@ use crate::audit::proofs::{
     INCLUSION_FORMAT, PROOF_FILE_BYTES_MAX,
 };
 use crate::audit::{export_jsonl, verify_export, verify_live, VerifyError};
-use crate::crypto::hex::{from_hex32, to_hex};
 use crate::crypto::merkle::{
     consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes, Hash,
 };
+use crate::crypto::{from_hex32, to_hex};
 use crate::domain::approval::Status;
 use crate::domain::envelope::format_timestamp;
 

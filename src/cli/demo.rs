@@ -114,7 +114,7 @@ pub async fn run(db: &str, args: &DemoArgs) -> CliResult {
         signers.push(SignerEntry {
             name: name.into(),
             role: Some(role.into()),
-            public_key: crate::crypto::hex::to_hex(&public.as_bytes()),
+            public_key: crate::crypto::to_hex(&public.as_bytes()),
             key_id: public.key_id().to_string(),
         });
     }

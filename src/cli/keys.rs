@@ -124,7 +124,7 @@ pub fn load_signer_set(path: &Path, version: u64) -> Result<ActiveSet, CliError>
         entries.push(SignerEntry {
             name: signer.name.clone(),
             role: signer.role.clone(),
-            public_key: crate::crypto::hex::to_hex(&key.as_bytes()),
+            public_key: crate::crypto::to_hex(&key.as_bytes()),
             key_id: key.key_id().to_string(),
         });
     }

@@ -12,7 +12,7 @@ use super::keys::{load_secret, load_signer_set};
 use super::views::{name_of, proposal_json, proposal_text, summary};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::crypto::canonical::signed_message;
-use crate::crypto::hex::to_hex;
+use crate::crypto::to_hex;
 use crate::domain::approval::{cosign_purpose, subject_digest_of, ProposalState, Status};
 use crate::domain::events::{ProposalKind, ProposalTerms, SignatureEnvelope};
 use crate::domain::governance::seal_signature;

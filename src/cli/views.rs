@@ -64,7 +64,7 @@ pub fn summary_of(kind: ProposalKind, body: &str, policy_version: u64) -> String
         ProposalKind::Policy => format!(
             "policy v{} with hash {}",
             policy_version + 1,
-            crate::crypto::hex::to_hex(&crate::crypto::canonical::policy_hash(body))
+            crate::crypto::to_hex(&crate::crypto::canonical::policy_hash(body))
         ),
     }
 }

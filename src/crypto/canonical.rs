@@ -420,7 +420,7 @@ mod tests {
         let event = Uuid::from_bytes([0x22; 16]);
         let hash = event_hash(&sample(&ledger, &event, &GENESIS_PREV_HASH));
         assert_eq!(
-            crate::crypto::hex::to_hex(&hash),
+            crate::crypto::to_hex(&hash),
             "67782d2e7379a3f522d06505ec9760dda5d7d3cf807e3627908e4d009779961e"
         );
     }
@@ -444,12 +444,12 @@ mod tests {
             expires_at: "2026-05-07T18:40:00.000000Z",
         });
         assert_eq!(
-            crate::crypto::hex::to_hex(&digest),
+            crate::crypto::to_hex(&digest),
             "7aad64fcb25570f266d2be7d139a7234f2a44692651e20d201aad042ef63ba96"
         );
         let message = signed_message(Purpose::Cosign, &ledger, &proposal, 1, &digest, None);
         assert_eq!(
-            crate::crypto::hex::to_hex(&message),
+            crate::crypto::to_hex(&message),
             "726f6c6c626f6f6b2f76312f636f7369676e00111111111111111111111111111111113333333333333333333333333333333300000000000000017aad64fcb25570f266d2be7d139a7234f2a44692651e20d201aad042ef63ba96"
         );
     }

@@ -358,7 +358,7 @@ mod tests {
     fn debug_never_shows_the_secret() {
         let secret = SecretKey::generate().unwrap();
         let shown = format!("{secret:?}");
-        let seed_hex = crate::crypto::hex::to_hex(&secret.0.to_bytes());
+        let seed_hex = crate::crypto::to_hex(&secret.0.to_bytes());
         assert!(!shown.contains(&seed_hex));
         assert!(shown.contains("SHA256:"));
     }

@@ -19,7 +19,7 @@ pub use super::proposal::{
     cosign_purpose, message_for, subject_digest_of, ProposalDraft, ProposalState, Status,
 };
 use crate::crypto::canonical::{Purpose, REASON_BYTES_MAX};
-use crate::crypto::hex::to_hex;
+use crate::crypto::to_hex;
 use crate::sizing::{self, Policy, Proposal, SizingReport};
 
 /// The next signer set a set motion proposes (validated), if it is one.
@@ -573,9 +573,9 @@ pub fn decide_sign_trusting(
                     motion_id: state.id.to_string(),
                     policy_version: governance.policy_version + 1,
                     policy_json: state.recorded.terms.body.clone(),
-                    policy_hash: crate::crypto::hex::to_hex(
-                        &crate::crypto::canonical::policy_hash(&state.recorded.terms.body),
-                    ),
+                    policy_hash: crate::crypto::to_hex(&crate::crypto::canonical::policy_hash(
+                        &state.recorded.terms.body,
+                    )),
                 }));
                 Some("policy_changed")
             }

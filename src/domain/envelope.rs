@@ -4,7 +4,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
 use crate::crypto::canonical::{event_hash, EventHashInput, GENESIS_PREV_HASH};
-use crate::crypto::hex::to_hex;
+use crate::crypto::to_hex;
 
 /// Limit on one event's payload: a proposal file is at most 1 MiB and its report is far smaller,
 /// so 4 MiB leaves room without letting a bad row exhaust memory.

@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::events::{Event, LedgerCreated, SignerEntry, SignerSet, LEDGER_FORMAT};
 use crate::crypto::canonical::{decode_signed_message, genesis_message};
-use crate::crypto::hex::{from_hex, from_hex32, to_hex};
 use crate::crypto::keys::{PublicKey, Signature};
+use crate::crypto::{from_hex, from_hex32, to_hex};
 use crate::domain::events::SignatureEnvelope;
 use crate::sizing::Policy;
 

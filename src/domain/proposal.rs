@@ -9,7 +9,7 @@ use super::envelope::{format_timestamp, parse_timestamp, StoredEvent};
 use super::events::{Event, ProposalKind, ProposalRecorded, ProposalTerms};
 use super::governance::{ActiveSet, Governance, Refusal};
 use crate::crypto::canonical::{signed_message, subject_digest, Purpose, SubjectInput};
-use crate::crypto::hex::from_hex32;
+use crate::crypto::from_hex32;
 use crate::sizing::{self, Policy, Proposal, SizingReport};
 
 /// The longest time to live a policy may set (one year); `Policy::validate` enforces it.

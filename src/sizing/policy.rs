@@ -196,7 +196,7 @@ impl Policy {
     /// Lowercase hex SHA-256 of `b"rollbook/v1/policy\0"` followed by `canonical_json()`; the
     /// bytes are laid out in `crypto::canonical::policy_hash`, with every other hashed string.
     pub fn hash_hex(&self) -> String {
-        crate::crypto::hex::to_hex(&crate::crypto::canonical::policy_hash(
+        crate::crypto::to_hex(&crate::crypto::canonical::policy_hash(
             &self.canonical_json(),
         ))
     }
