@@ -571,7 +571,10 @@ async fn database_tampering_is_caught_live(db: &TestDb) {
             assert_eq!(found, seq);
             assert_ne!(stored, computed);
         }
-        other => panic!("expected the read-back to refuse the altered row, got {other:?}"),
+        other => panic!(
+            "expected the read-back to refuse the altered row, got {:?}",
+            other.map(|events| events.len())
+        ),
     }
     expect_invalid_live(
         &reopened,
