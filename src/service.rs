@@ -359,7 +359,7 @@ impl Ledger {
         now: DateTime<Utc>,
         make_signature: impl Fn(&ProposalState) -> Result<SignatureEnvelope, ServiceError>,
     ) -> Result<SignOutcome, ServiceError> {
-        for _ in 0..CONFLICT_RETRIES {
+        retry_on_conflict(proposal_id, async || {
             let governance = self.governance().await?;
             let state = self
                 .proposal_for_decision(&governance, proposal_id, now)
@@ -373,16 +373,7 @@ impl Ledger {
             };
             let refs: Vec<PendingRef> = others.iter().map(|(r, _)| r.clone()).collect();
             let outcome = decide_sign(&governance, &state, signature, now, &refs)?;
-            let mut expected = vec![
-                (
-                    LEDGER_STREAM.to_string(),
-                    ExpectedVersion::Exact(governance.stream_version),
-                ),
-                (
-                    proposal_id.to_string(),
-                    ExpectedVersion::Exact(state.stream_version),
-                ),
-            ];
+            let mut expected = versions_decided_on(&governance, &state, proposal_id);
             if outcome.committed {
                 for (pending, version) in &others {
                     if pending.proposal_id != proposal_id.to_string() {
@@ -393,27 +384,17 @@ impl Ledger {
                     }
                 }
             }
-            match self
-                .append(
-                    expected,
-                    &outcome.events,
-                    &actor,
-                    now,
-                    Some(state.expires_at),
-                )
-                .await
-            {
-                Ok(_) => return Ok(outcome),
-                // Another signer moved the proposal first: re-read and decide again.
-                Err(ServiceError::Store(StoreError::Conflict { .. })) => continue,
-                Err(other) => return Err(other),
-            }
-        }
-        Err(Refusal::KeptChanging {
-            proposal_id,
-            attempts: CONFLICT_RETRIES,
-        }
-        .into())
+            self.append(
+                expected,
+                &outcome.events,
+                &actor,
+                now,
+                Some(state.expires_at),
+            )
+            .await?;
+            Ok(outcome)
+        })
+        .await
     }
 
     pub async fn reject(
@@ -460,7 +441,7 @@ impl Ledger {
         purpose: Purpose,
         reason: Option<&str>,
     ) -> Result<(), ServiceError> {
-        for _ in 0..CONFLICT_RETRIES {
+        retry_on_conflict(proposal_id, async || {
             let governance = self.governance().await?;
             let state = self
                 .proposal_for_decision(&governance, proposal_id, now)
@@ -469,35 +450,56 @@ impl Ledger {
                 seal_signature(key, message_for(self.ledger_id, &state, purpose, reason));
             let actor = signature.key_id.clone();
             let event = decide(&governance, &state, signature)?;
-            let expected = vec![
-                (
-                    LEDGER_STREAM.to_string(),
-                    ExpectedVersion::Exact(governance.stream_version),
-                ),
-                (
-                    proposal_id.to_string(),
-                    ExpectedVersion::Exact(state.stream_version),
-                ),
-            ];
-            match self
-                .append(
-                    expected,
-                    std::slice::from_ref(&event),
-                    &actor,
-                    now,
-                    Some(state.expires_at),
-                )
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(ServiceError::Store(StoreError::Conflict { .. })) => continue,
-                Err(other) => return Err(other),
-            }
-        }
-        Err(Refusal::KeptChanging {
-            proposal_id,
-            attempts: CONFLICT_RETRIES,
-        }
-        .into())
+            self.append(
+                versions_decided_on(&governance, &state, proposal_id),
+                std::slice::from_ref(&event),
+                &actor,
+                now,
+                Some(state.expires_at),
+            )
+            .await?;
+            Ok(())
+        })
+        .await
     }
+}
+
+/// The stream versions a decision on a proposal was made on: the ledger stream's (the
+/// governance it read) and the proposal's own. An append expecting them is refused as a
+/// conflict when either moved since.
+fn versions_decided_on(
+    governance: &Governance,
+    state: &ProposalState,
+    proposal_id: Uuid,
+) -> Vec<(String, ExpectedVersion)> {
+    vec![
+        (
+            LEDGER_STREAM.to_string(),
+            ExpectedVersion::Exact(governance.stream_version),
+        ),
+        (
+            proposal_id.to_string(),
+            ExpectedVersion::Exact(state.stream_version),
+        ),
+    ]
+}
+
+/// Runs `attempt` (read, decide, append) again while its append is refused as a conflict:
+/// another writer moved the ledger or the proposal first, so the next attempt re-reads and
+/// decides again. Gives up after `CONFLICT_RETRIES` attempts.
+async fn retry_on_conflict<T>(
+    proposal_id: Uuid,
+    mut attempt: impl AsyncFnMut() -> Result<T, ServiceError>,
+) -> Result<T, ServiceError> {
+    for _ in 0..CONFLICT_RETRIES {
+        match attempt().await {
+            Err(ServiceError::Store(StoreError::Conflict { .. })) => continue,
+            done => return done,
+        }
+    }
+    Err(Refusal::KeptChanging {
+        proposal_id,
+        attempts: CONFLICT_RETRIES,
+    }
+    .into())
 }

@@ -12,16 +12,19 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::TestDb;
 use rollbook::audit::auditor::AuditSummary;
 use rollbook::audit::export::{CheckpointLine, EventLine, Line};
-use rollbook::audit::{export_jsonl, verify_export, verify_live, VerifyError};
+use rollbook::audit::{
+    export_jsonl, verify_export, verify_live, verify_live_chain, LiveVerifyError, VerifyError,
+};
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::merkle::MerkleBuilder;
 use rollbook::crypto::to_hex;
 use rollbook::domain::approval::ProposalDraft;
+use rollbook::domain::envelope::{ChainError, StoredEvent};
 use rollbook::domain::events::{SignerEntry, SignerSet};
 use rollbook::domain::governance::ActiveSet;
 use rollbook::service::{self, Ledger};
 use rollbook::sizing::{Policy, Proposal};
-use rollbook::store::Store;
+use rollbook::store::{Store, StoreError};
 use uuid::Uuid;
 
 const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
@@ -478,7 +481,7 @@ async fn the_story_exports_verifies_and_every_tamper_is_caught(db: &TestDb) {
 
 async fn database_tampering_is_caught_live(db: &TestDb) {
     let k = keys();
-    let (ledger, committed) = story(db, &k).await;
+    let (ledger, _) = story(db, &k).await;
     verify_live(&ledger.store, ledger.ledger_id, |_| {})
         .await
         .unwrap();
@@ -536,30 +539,222 @@ async fn database_tampering_is_caught_live(db: &TestDb) {
         other => panic!("expected the forged signature to fail verification, got {other:?}"),
     }
 
-    // Direct edits of rows, after dropping the immutability trigger as an attacker would.
-    let db2 = TestDb::sqlite();
-    let (ledger2, _) = story(&db2, &k).await;
-    db2.raw_execute("DROP TRIGGER events_refuse_update")
-        .await
-        .unwrap();
-    db2.raw_execute("UPDATE events SET payload = CAST(replace(CAST(payload AS TEXT), 'quotes are stale', 'quotes are fresh') AS BLOB) WHERE event_type = 'proposal.rejected'").await.unwrap();
-    match verify_live(&ledger2.store, ledger2.ledger_id, |_| {}).await {
-        Err(VerifyError::Invalid(failure)) => assert!(failure.reason.contains("hash"), "{failure}"),
-        other => panic!("expected an altered row to fail, got {other:?}"),
-    }
-    let db3 = TestDb::sqlite();
-    let (ledger3, _) = story(&db3, &k).await;
-    db3.raw_execute("DROP TRIGGER events_refuse_delete")
-        .await
-        .unwrap();
-    db3.raw_execute("DELETE FROM events WHERE seq = 4")
-        .await
-        .unwrap();
-    match verify_live(&ledger3.store, ledger3.ledger_id, |_| {}).await {
-        Err(VerifyError::Invalid(failure)) => {
-            assert!(failure.reason.contains("expected seq 4"), "{failure}")
+    // Direct edits of rows by someone who controls the database: triggers bypassed, as
+    // `TestDb::tamper` does on either backend. The veto's reason is the edited field.
+    let freshen_veto_reason = |event: &mut StoredEvent| {
+        let text = String::from_utf8(event.payload.clone()).unwrap();
+        assert!(text.contains("quotes are stale"), "{text}");
+        event.payload = text
+            .replace("quotes are stale", "quotes are fresh")
+            .into_bytes();
+    };
+
+    // 1. The row alone is edited, its hash left as it was: the store's read-back refuses it.
+    let altered = fresh_like(db).await;
+    let (ledger, _) = story(&altered, &k).await;
+    let seq = seq_of(&ledger, "proposal.rejected").await;
+    rewrite_rows(
+        &altered,
+        &ledger,
+        seq,
+        freshen_veto_reason,
+        Attacker::KeepsHashes,
+    )
+    .await;
+    let reopened = Store::open(&altered.url).await.unwrap();
+    match reopened.read_page(ledger.ledger_id, seq - 1, 1).await {
+        Err(StoreError::HashMismatch {
+            seq: found,
+            stored,
+            computed,
+        }) => {
+            assert_eq!(found, seq);
+            assert_ne!(stored, computed);
         }
-        other => panic!("expected a deleted row to fail, got {other:?}"),
+        other => panic!(
+            "expected the read-back to refuse the altered row, got {:?}",
+            other.map(|events| events.len())
+        ),
     }
-    let _ = committed;
+    expect_invalid_live(
+        &reopened,
+        ledger.ledger_id,
+        seq,
+        "does not match the recomputed hash",
+    )
+    .await;
+    match verify_live_chain(&reopened, ledger.ledger_id).await {
+        Err(LiveVerifyError::Invalid(ChainError::HashMismatch { seq: found, .. })) => {
+            assert_eq!(found, seq)
+        }
+        other => panic!("expected the chain check to name the altered row, got {other:?}"),
+    }
+
+    // 2. The row's hash is recomputed (the chain has no secret): the link from the next row
+    // breaks, and the veto's signature, which covers the reason, no longer matches.
+    let relinked = fresh_like(db).await;
+    let (ledger, _) = story(&relinked, &k).await;
+    let seq = seq_of(&ledger, "proposal.rejected").await;
+    rewrite_rows(
+        &relinked,
+        &ledger,
+        seq,
+        freshen_veto_reason,
+        Attacker::RehashesTheRow,
+    )
+    .await;
+    let reopened = Store::open(&relinked.url).await.unwrap();
+    match verify_live_chain(&reopened, ledger.ledger_id).await {
+        Err(LiveVerifyError::Invalid(ChainError::PrevHashMismatch {
+            seq: found,
+            prev_seq,
+            ..
+        })) => assert_eq!((found, prev_seq), (seq + 1, seq)),
+        other => panic!("expected the next row's link to break, got {other:?}"),
+    }
+    expect_invalid_live(&reopened, ledger.ledger_id, seq, VETO_OVER_ANOTHER_REASON).await;
+
+    // 3. Every later hash and the head are recomputed too: the chain is whole again, and only
+    // the signature is left to catch it.
+    let rechained = fresh_like(db).await;
+    let (ledger, _) = story(&rechained, &k).await;
+    let seq = seq_of(&ledger, "proposal.rejected").await;
+    rewrite_rows(
+        &rechained,
+        &ledger,
+        seq,
+        freshen_veto_reason,
+        Attacker::RehashesTheChain,
+    )
+    .await;
+    let reopened = Store::open(&rechained.url).await.unwrap();
+    verify_live_chain(&reopened, ledger.ledger_id)
+        .await
+        .expect("the rehashed chain links up and matches the head");
+    expect_invalid_live(&reopened, ledger.ledger_id, seq, VETO_OVER_ANOTHER_REASON).await;
+
+    // 4. A row deleted: the next row stands where it should be.
+    let deleted = fresh_like(db).await;
+    let (ledger, _) = story(&deleted, &k).await;
+    assert_eq!(
+        deleted
+            .tamper("DELETE FROM events WHERE seq = 4")
+            .await
+            .unwrap(),
+        1
+    );
+    let reopened = Store::open(&deleted.url).await.unwrap();
+    expect_invalid_live(&reopened, ledger.ledger_id, 5, "expected seq 4").await;
+}
+
+/// What the auditor says of a veto whose signature covers another reason.
+const VETO_OVER_ANOTHER_REASON: &str = "presented a veto signature over a different reason";
+
+/// A fresh database on the same backend as `db`, for an attack that needs a ledger of its own.
+async fn fresh_like(db: &TestDb) -> TestDb {
+    if db.backend == "sqlite" {
+        TestDb::sqlite()
+    } else {
+        TestDb::postgres()
+            .await
+            .expect("the PostgreSQL half runs only when PostgreSQL is configured")
+    }
+}
+
+/// The seq of the first event of this type.
+async fn seq_of(ledger: &Ledger, event_type: &str) -> u64 {
+    let events = ledger
+        .store
+        .read_page(ledger.ledger_id, 0, 1_000)
+        .await
+        .unwrap();
+    events
+        .iter()
+        .find(|event| event.event_type == event_type)
+        .unwrap_or_else(|| panic!("no {event_type} event"))
+        .seq
+}
+
+/// How much of the chain the attacker recomputes after editing a row.
+#[derive(Clone, Copy, PartialEq)]
+enum Attacker {
+    KeepsHashes,
+    RehashesTheRow,
+    RehashesTheChain,
+}
+
+/// A byte string as an SQL literal of the backend.
+fn bytes_literal(db: &TestDb, bytes: &[u8]) -> String {
+    if db.backend == "sqlite" {
+        format!("X'{}'", to_hex(bytes))
+    } else {
+        format!("'\\x{}'::bytea", to_hex(bytes))
+    }
+}
+
+/// Edits the event at `seq` in the database, past rollbook, and recomputes as much of the
+/// chain (and the head row) as `attacker` does.
+async fn rewrite_rows(
+    db: &TestDb,
+    ledger: &Ledger,
+    seq: u64,
+    edit: impl FnOnce(&mut StoredEvent),
+    attacker: Attacker,
+) {
+    let mut events = ledger
+        .store
+        .read_page(ledger.ledger_id, 0, 1_000)
+        .await
+        .unwrap();
+    let index = (seq - 1) as usize;
+    assert_eq!(events[index].seq, seq);
+    edit(&mut events[index]);
+    let last = match attacker {
+        Attacker::KeepsHashes => index,
+        Attacker::RehashesTheRow => {
+            events[index].hash = events[index].computed_hash();
+            index
+        }
+        Attacker::RehashesTheChain => {
+            for i in index..events.len() {
+                if i > index {
+                    events[i].prev_hash = events[i - 1].hash;
+                }
+                events[i].hash = events[i].computed_hash();
+            }
+            events.len() - 1
+        }
+    };
+    let mut statements: Vec<String> = events[index..=last]
+        .iter()
+        .map(|event| {
+            format!(
+                "UPDATE events SET payload = {}, prev_hash = {}, hash = {} WHERE seq = {}",
+                bytes_literal(db, &event.payload),
+                bytes_literal(db, &event.prev_hash),
+                bytes_literal(db, &event.hash),
+                event.seq
+            )
+        })
+        .collect();
+    if attacker == Attacker::RehashesTheChain {
+        statements.push(format!(
+            "UPDATE ledgers SET head_hash = {}",
+            bytes_literal(db, &events[last].hash)
+        ));
+    }
+    for statement in statements {
+        assert_eq!(db.tamper(&statement).await.unwrap(), 1, "{statement}");
+    }
+}
+
+/// The live verification must fail at `seq` with a reason that mentions `needle`.
+async fn expect_invalid_live(store: &Store, ledger_id: Uuid, seq: u64, needle: &str) {
+    match verify_live(store, ledger_id, |_| {}).await {
+        Err(VerifyError::Invalid(failure)) => {
+            assert_eq!(failure.seq, seq, "{failure}");
+            assert!(failure.reason.contains(needle), "{failure}");
+        }
+        other => panic!("expected seq {seq} to fail with {needle:?}, got {other:?}"),
+    }
 }

@@ -1,5 +1,7 @@
 //! export / verify FILE / prove / verify-proof / consistency through the real binary.
 
+mod common;
+
 use std::process::{Command, Output};
 
 use chrono::{Duration, TimeZone, Utc};
@@ -265,5 +267,71 @@ fn consistency_proves_an_older_export_is_a_prefix_of_a_newer_one() {
         text(&out.stderr).contains("different ledgers"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+both_backends!(export_of_an_altered_database_fails_and_writes_nothing);
+
+/// A row edited past rollbook: `export` stops at it as `verify` and `list` do (exit 1, the seq
+/// and what did not match) and leaves no file behind, nor changes an older export.
+async fn export_of_an_altered_database_fails_and_writes_nothing(db: &common::TestDb) {
+    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/keys-example");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--db", &db.url];
+        all.extend_from_slice(args);
+        rollbook(&all)
+    };
+    let out = run(&["demo", "--keys", keys]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let older = db.dir.path().join("audit.jsonl");
+    let older = older.to_str().unwrap();
+    let out = run(&["export", "--out", older]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let older_bytes = std::fs::read(older).unwrap();
+
+    // The actor is hashed with the event: the store's read-back refuses the row.
+    assert_eq!(
+        db.tamper("UPDATE events SET actor = 'mallory' WHERE seq = 3")
+            .await
+            .unwrap(),
+        1
+    );
+    let fresh = db.dir.path().join("fresh.jsonl");
+    for (path, format) in [
+        (older, "jsonl"),
+        (fresh.to_str().unwrap(), "jsonl"),
+        (fresh.to_str().unwrap(), "csv"),
+    ] {
+        let out = run(&["export", "--format", format, "--out", path]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format} to {path}: {stderr}");
+        if format == "jsonl" {
+            assert!(
+                stderr.contains("seq 3") && stderr.contains("does not match its recorded hash"),
+                "{stderr}"
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read(older).unwrap(),
+        older_bytes,
+        "the older export is kept"
+    );
+    assert!(!fresh.exists(), "a stopped export leaves no file");
+    let names: Vec<String> = std::fs::read_dir(db.dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|name| !name.contains("partial")),
+        "no partial file is left: {names:?}"
+    );
+    // The same finding as the live verification's.
+    let verify = run(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1), "{}", text(&verify.stderr));
+    assert!(
+        text(&verify.stdout).contains("INVALID at seq 3"),
+        "{}",
+        text(&verify.stdout)
     );
 }

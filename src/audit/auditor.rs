@@ -15,7 +15,7 @@ use crate::domain::approval::{
     ParsedRoll, ProposalState, Status,
 };
 use crate::domain::envelope::{ChainVerifier, StoredEvent, PAYLOAD_BYTES_MAX};
-use crate::domain::events::{Event, ProposalRecorded, LEDGER_STREAM};
+use crate::domain::events::{Event, ProposalRecorded, SignatureEnvelope, LEDGER_STREAM};
 use crate::domain::governance::{Governance, VerifiedSignatures};
 
 /// The first failure: its seq and a plain reason.
@@ -267,12 +267,6 @@ impl Auditor {
         at: DateTime<Utc>,
         verified: &VerifiedSignatures,
     ) -> Result<(), String> {
-        let stream_expected =
-            |open: &HashMap<String, ProposalState>, id: &str| -> Result<u64, String> {
-                open.get(id).map(|s| s.stream_version + 1).ok_or_else(|| {
-                    format!("event for proposal {id}, which is unknown or already closed")
-                })
-            };
         // A recording moves into the proposal's state (its body and report are most of an
         // export's bytes; no copy).
         let payload = match payload {
@@ -301,17 +295,12 @@ impl Auditor {
             }
             Event::ProposalRecorded(_) => unreachable!("handled by `record` above"),
             Event::ProposalSigned(signed) => {
-                let version = stream_expected(&self.open, &signed.proposal_id)?;
-                if event.stream_version != version {
-                    return Err(format!(
-                        "stream version {}, expected {version}",
-                        event.stream_version
-                    ));
-                }
-                if event.actor.as_deref() != Some(&signed.signature.key_id) {
-                    return Err("the actor is not the signer".into());
-                }
-                let state = &self.open[&signed.proposal_id];
+                let state = self.open_state_signed_by_actor(
+                    &signed.proposal_id,
+                    &signed.signature,
+                    event,
+                    "the actor is not the signer",
+                )?;
                 let outcome = decide_sign_trusting(
                     governance,
                     state,
@@ -331,11 +320,12 @@ impl Auditor {
                 self.evolve(&payload, event);
             }
             Event::ProposalRejected(rejected) => {
-                self.check_version(&rejected.proposal_id, event)?;
-                if event.actor.as_deref() != Some(&rejected.signature.key_id) {
-                    return Err("the actor is not the signer of the veto".into());
-                }
-                let state = &self.open[&rejected.proposal_id];
+                let state = self.open_state_signed_by_actor(
+                    &rejected.proposal_id,
+                    &rejected.signature,
+                    event,
+                    "the actor is not the signer of the veto",
+                )?;
                 let expected = decide_reject_trusting(
                     governance,
                     state,
@@ -351,11 +341,12 @@ impl Auditor {
                 self.evolve(&payload, event);
             }
             Event::ProposalWithdrawn(withdrawn) => {
-                self.check_version(&withdrawn.proposal_id, event)?;
-                if event.actor.as_deref() != Some(&withdrawn.signature.key_id) {
-                    return Err("the actor is not the signer of the withdrawal".into());
-                }
-                let state = &self.open[&withdrawn.proposal_id];
+                let state = self.open_state_signed_by_actor(
+                    &withdrawn.proposal_id,
+                    &withdrawn.signature,
+                    event,
+                    "the actor is not the signer of the withdrawal",
+                )?;
                 decide_withdraw_trusting(
                     governance,
                     state,
@@ -433,6 +424,22 @@ impl Auditor {
                 .insert(state.recorded.terms.proposal_id.clone(), state);
         }
         Ok(())
+    }
+
+    /// The open proposal a signed event (co-signature, veto, withdrawal) acts on, once the
+    /// event is its stream's next version and its actor is the key that signed it.
+    fn open_state_signed_by_actor(
+        &self,
+        proposal_id: &str,
+        signature: &SignatureEnvelope,
+        event: &StoredEvent,
+        actor_mismatch: &str,
+    ) -> Result<&ProposalState, String> {
+        self.check_version(proposal_id, event)?;
+        if event.actor.as_deref() != Some(&signature.key_id) {
+            return Err(actor_mismatch.into());
+        }
+        Ok(&self.open[proposal_id])
     }
 
     fn check_version(&self, proposal_id: &str, event: &StoredEvent) -> Result<(), String> {

@@ -120,6 +120,22 @@ impl From<AuditFailure> for VerifyError {
     }
 }
 
+/// Why an export stopped. What it wrote up to there is not an export: the caller discards it.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// A row failed the store's check on read-back (`HashMismatch`, `CorruptRow`), or the
+    /// database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A row the store read but that cannot be an export line (a payload that is not UTF-8).
+    #[error("{0}")]
+    AlteredRow(String),
+    #[error("the ledger is empty")]
+    Empty,
+    #[error("cannot write the export: {0}")]
+    Write(#[source] std::io::Error),
+}
+
 /// Exports the ledger as JSONL from `from_seq` on, streaming: constant memory.
 pub async fn export_jsonl(
     store: &Store,
@@ -127,16 +143,13 @@ pub async fn export_jsonl(
     from_seq: u64,
     out: &mut impl Write,
     exported_at: &str,
-) -> Result<u64, String> {
+) -> Result<u64, ExportError> {
     let from_seq = from_seq.max(1);
-    let genesis = store
-        .read_page(ledger_id, 0, 1)
-        .await
-        .map_err(|e| e.to_string())?;
+    let genesis = store.read_page(ledger_id, 0, 1).await?;
     let genesis_hash = genesis
         .first()
         .map(|event| to_hex(&event.hash))
-        .ok_or("the ledger is empty")?;
+        .ok_or(ExportError::Empty)?;
     let header = HeaderLine {
         line_type: "header".into(),
         format: EXPORT_FORMAT.into(),
@@ -147,31 +160,22 @@ pub async fn export_jsonl(
         exported_at: exported_at.to_string(),
         rollbook_version: env!("CARGO_PKG_VERSION").into(),
     };
-    let io = |error: std::io::Error| format!("cannot write the export: {error}");
-    write_line(out, &Line::Header(header)).map_err(io)?;
+    write_line(out, &Line::Header(header)).map_err(ExportError::Write)?;
     let mut merkle = crate::crypto::merkle::MerkleBuilder::new();
     let mut head = [0u8; 32];
     let mut count = 0u64;
-    let mut failure: Option<String> = None;
     store
-        .for_each_event::<StoreError>(ledger_id, 1, |event| {
+        .for_each_event::<ExportError>(ledger_id, 1, |event| {
             merkle.push_leaf_data(&event.hash);
             head = event.hash;
             count = event.seq;
-            if event.seq >= from_seq && failure.is_none() {
-                let written = EventLine::from_event(&event)
-                    .and_then(|line| write_line(out, &Line::Event(line)).map_err(io));
-                if let Err(error) = written {
-                    failure = Some(error);
-                }
+            if event.seq >= from_seq {
+                let line = EventLine::from_event(&event).map_err(ExportError::AlteredRow)?;
+                write_line(out, &Line::Event(line)).map_err(ExportError::Write)?;
             }
             Ok(())
         })
-        .await
-        .map_err(|e| e.to_string())?;
-    if let Some(error) = failure {
-        return Err(error);
-    }
+        .await?;
     let checkpoint = CheckpointLine {
         line_type: "checkpoint".into(),
         ledger_id: ledger_id.to_string(),
@@ -179,8 +183,8 @@ pub async fn export_jsonl(
         head_hash: to_hex(&head),
         merkle_root: to_hex(&merkle.root()),
     };
-    write_line(out, &Line::Checkpoint(checkpoint)).map_err(io)?;
-    out.flush().map_err(io)?;
+    write_line(out, &Line::Checkpoint(checkpoint)).map_err(ExportError::Write)?;
+    out.flush().map_err(ExportError::Write)?;
     Ok(count)
 }
 

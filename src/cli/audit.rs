@@ -15,7 +15,7 @@ use crate::audit::proofs::{
     check_consistency, check_inclusion, hashes_to_hex, InclusionProof, ProvenEvent,
     INCLUSION_FORMAT, PROOF_FILE_BYTES_MAX,
 };
-use crate::audit::{export_jsonl, verify_export, verify_live, VerifyError};
+use crate::audit::{export_jsonl, verify_export, verify_live, ExportError, VerifyError};
 use crate::crypto::merkle::{
     consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes, Hash,
 };
@@ -42,18 +42,111 @@ pub struct ExportArgs {
     pub from_seq: u64,
 }
 
-fn create(path: &Path) -> Result<Box<dyn Write>, CliError> {
-    if path.as_os_str() == "-" {
-        return Ok(Box::new(std::io::BufWriter::new(std::io::stdout().lock())));
+/// Where an export or a proof goes: standard output, or a file that appears whole or not at all.
+/// The file is written beside its final path under a temporary name and renamed over it once
+/// complete, so an export that stops (an altered row, a full disk) leaves no half file, and an
+/// older file at that path stays as it was.
+struct WholeOutput {
+    writer: Box<dyn Write>,
+    /// The final path (`-` for standard output).
+    path: PathBuf,
+    /// The file being written, until `finish` renames it to `path`.
+    partial: Option<PathBuf>,
+}
+
+impl WholeOutput {
+    fn create(path: &Path) -> Result<WholeOutput, CliError> {
+        if path.as_os_str() == "-" {
+            return Ok(WholeOutput {
+                writer: Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+                path: path.to_path_buf(),
+                partial: None,
+            });
+        }
+        let cannot_write = |e: std::io::Error| {
+            CliError::new(EXIT_IO, format!("cannot write {}: {e}", path.display()))
+        };
+        // A path that exists but cannot be written is refused now, as creating it would be.
+        if path.exists() {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map_err(cannot_write)?;
+        }
+        let name = path.file_name().ok_or_else(|| {
+            CliError::new(
+                EXIT_IO,
+                format!("cannot write {}: not a file name", path.display()),
+            )
+        })?;
+        let partial = path.with_file_name(format!(
+            ".{}.{}.partial",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let file = std::fs::File::create(&partial).map_err(cannot_write)?;
+        Ok(WholeOutput {
+            writer: Box::new(std::io::BufWriter::with_capacity(1 << 16, file)),
+            path: path.to_path_buf(),
+            partial: Some(partial),
+        })
     }
-    let file = std::fs::File::create(path)
-        .map_err(|e| CliError::new(EXIT_IO, format!("cannot write {}: {e}", path.display())))?;
-    Ok(Box::new(std::io::BufWriter::with_capacity(1 << 16, file)))
+
+    /// Flushes the export and moves a file to its final path.
+    fn finish(mut self) -> Result<(), CliError> {
+        let mut finished = self.writer.flush();
+        if let (Ok(()), Some(partial)) = (&finished, &self.partial) {
+            finished = std::fs::rename(partial, &self.path);
+            if finished.is_ok() {
+                self.partial = None;
+            }
+        }
+        finished.map_err(|e| {
+            CliError::new(
+                EXIT_IO,
+                format!("cannot write {}: {e}", self.path.display()),
+            )
+        })
+    }
+}
+
+impl Write for WholeOutput {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.writer.write(bytes)
+    }
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(bytes)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+impl Drop for WholeOutput {
+    /// An export that did not finish takes its partial file with it.
+    fn drop(&mut self) {
+        if let Some(partial) = self.partial.take() {
+            self.writer = Box::new(std::io::sink()); // closes the file first
+            let _ = std::fs::remove_file(partial);
+        }
+    }
+}
+
+/// An export that stopped, as the terminal tells it: a row that failed its check on read-back
+/// is a failed check (exit 1, its seq and what did not match), like `verify` and `list` say it.
+impl From<ExportError> for CliError {
+    fn from(error: ExportError) -> Self {
+        match error {
+            ExportError::Store(store) => store.into(),
+            ExportError::AlteredRow(message) => CliError::new(EXIT_CHECK_FAILED, message),
+            ExportError::Empty | ExportError::Write(_) => CliError::new(EXIT_IO, error.to_string()),
+        }
+    }
 }
 
 pub async fn export(db: &str, args: &ExportArgs) -> CliResult {
     let ledger = open(db).await?;
-    let mut out = create(&args.out)?;
+    let mut out = WholeOutput::create(&args.out)?;
     match args.format {
         Format::Jsonl => {
             let count = export_jsonl(
@@ -63,8 +156,8 @@ pub async fn export(db: &str, args: &ExportArgs) -> CliResult {
                 &mut out,
                 &format_timestamp(Utc::now()),
             )
-            .await
-            .map_err(|message| CliError::new(EXIT_IO, message))?;
+            .await?;
+            out.finish()?;
             if args.out.as_os_str() != "-" {
                 let written = count.saturating_sub(args.from_seq.max(1) - 1);
                 eprintln!(
@@ -81,10 +174,9 @@ pub async fn export(db: &str, args: &ExportArgs) -> CliResult {
                 ));
             }
             write_csv(&ledger, &mut out).await?;
+            out.finish()?;
         }
     }
-    out.flush()
-        .map_err(|e| CliError::new(EXIT_IO, format!("cannot write {}: {e}", args.out.display())))?;
     ledger.store.close().await;
     Ok(EXIT_OK)
 }
@@ -349,11 +441,12 @@ pub async fn prove(db: &str, args: &ProveArgs) -> CliResult {
         merkle_root: to_hex(&root_from_leaf_hashes(&leaves)),
         events: proven,
     };
-    let mut out = create(&args.out)?;
+    let mut out = WholeOutput::create(&args.out)?;
     serde_json::to_writer_pretty(&mut out, &proof)
         .map_err(|e| CliError::new(EXIT_IO, e.to_string()))?;
     out.flush()
         .map_err(|e| CliError::new(EXIT_IO, e.to_string()))?;
+    out.finish()?;
     eprintln!(
         "wrote an inclusion proof of {} events of proposal {id} against tree size {size}, root {}",
         events.len(),

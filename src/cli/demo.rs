@@ -238,8 +238,7 @@ pub async fn run(db: &str, args: &DemoArgs) -> CliResult {
         &mut file,
         &crate::domain::envelope::format_timestamp(Utc::now()),
     )
-    .await
-    .map_err(|message| CliError::new(super::EXIT_IO, message))?;
+    .await?;
     drop(file);
     let reader = std::io::BufReader::new(std::fs::File::open(&path).map_err(|e| {
         CliError::new(

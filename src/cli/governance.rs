@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use uuid::Uuid;
 
@@ -11,8 +11,10 @@ use super::keys::{load_secret, load_signer_set};
 use super::proposals::{open, service_error};
 use super::views::summary;
 use super::{CliResult, EXIT_OK};
+use crate::crypto::keys::SecretKey;
 use crate::domain::approval::ProposalDraft;
-use crate::service::ServiceError;
+use crate::domain::governance::Governance;
+use crate::service::Ledger;
 
 #[derive(Debug, Args)]
 pub struct GovernanceArgs {
@@ -68,16 +70,13 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             for warning in next.threshold_warnings(current.policy.approval.proposer_counts) {
                 eprintln!("warning: {warning}");
             }
-            let state = ledger
-                .propose_motion(
-                    |g, now| Ok(ProposalDraft::signer_set(g, Uuid::now_v7(), &next, now)),
-                    &key,
-                    Utc::now(),
-                )
-                .await
-                .map_err(service_error)?;
-            ledger.store.close().await;
-            report(&state, *json)
+            record_motion(
+                ledger,
+                |g, now| ProposalDraft::signer_set(g, Uuid::now_v7(), &next, now),
+                &key,
+                *json,
+            )
+            .await
         }
         GovernanceCommand::ProposePolicy { policy, key, json } => {
             let policy = super::evaluate::load_policy(Some(policy))?;
@@ -86,23 +85,13 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             }
             let key = load_secret(key)?;
             let ledger = open(db).await?;
-            let state = ledger
-                .propose_motion(
-                    |g, now| {
-                        Ok::<_, ServiceError>(ProposalDraft::policy(
-                            g,
-                            Uuid::now_v7(),
-                            &policy,
-                            now,
-                        ))
-                    },
-                    &key,
-                    Utc::now(),
-                )
-                .await
-                .map_err(service_error)?;
-            ledger.store.close().await;
-            report(&state, *json)
+            record_motion(
+                ledger,
+                |g, now| ProposalDraft::policy(g, Uuid::now_v7(), &policy, now),
+                &key,
+                *json,
+            )
+            .await
         }
         GovernanceCommand::Show { json } => {
             let ledger = open(db).await?;
@@ -154,6 +143,22 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             Ok(EXIT_OK)
         }
     }
+}
+
+/// Records the motion `draft` makes from the governance in force, signed by its proposer's
+/// key, and tells what was recorded.
+async fn record_motion(
+    ledger: Ledger,
+    draft: impl Fn(&Governance, DateTime<Utc>) -> ProposalDraft,
+    key: &SecretKey,
+    json: bool,
+) -> CliResult {
+    let state = ledger
+        .propose_motion(|g, now| Ok(draft(g, now)), key, Utc::now())
+        .await
+        .map_err(service_error)?;
+    ledger.store.close().await;
+    report(&state, json)
 }
 
 fn report(state: &crate::domain::approval::ProposalState, json: bool) -> CliResult {

@@ -281,21 +281,44 @@ pub struct RejectArgs {
 }
 
 pub async fn reject(db: &str, args: &RejectArgs) -> CliResult {
-    let id = parse_id(&args.id)?;
-    let key = load_secret(&args.key)?;
-    let ledger = open(db).await?;
+    let (id, key, ledger) = id_key_and_ledger(db, &args.id, &args.key).await?;
     ledger
         .reject(id, &key, &args.reason, Utc::now())
         .await
         .map_err(service_error)?;
+    closed(
+        ledger,
+        id,
+        Status::Rejected,
+        format!("rejected proposal {id}: {}", args.reason),
+        args.json,
+    )
+    .await
+}
+
+/// What a veto or a withdrawal acts with: the proposal id, the signer's key, the open ledger
+/// (checked in that order, so a typo fails before the database is opened).
+async fn id_key_and_ledger(
+    db: &str,
+    id: &str,
+    key: &std::path::Path,
+) -> Result<(Uuid, crate::crypto::keys::SecretKey, Ledger), CliError> {
+    let id = parse_id(id)?;
+    let key = load_secret(key)?;
+    Ok((id, key, open(db).await?))
+}
+
+/// After a veto or a withdrawal: closes the store and tells the proposal's new status, as one
+/// JSON object or as `text`.
+async fn closed(ledger: Ledger, id: Uuid, status: Status, text: String, json: bool) -> CliResult {
     ledger.store.close().await;
-    if args.json {
+    if json {
         println!(
             "{}",
-            serde_json::json!({"proposal_id": id.to_string(), "status": "rejected"})
+            serde_json::json!({"proposal_id": id.to_string(), "status": status.as_str()})
         );
     } else {
-        println!("rejected proposal {id}: {}", args.reason);
+        println!("{text}");
     }
     Ok(EXIT_OK)
 }
@@ -313,23 +336,19 @@ pub struct WithdrawArgs {
 }
 
 pub async fn withdraw(db: &str, args: &WithdrawArgs) -> CliResult {
-    let id = parse_id(&args.id)?;
-    let key = load_secret(&args.key)?;
-    let ledger = open(db).await?;
+    let (id, key, ledger) = id_key_and_ledger(db, &args.id, &args.key).await?;
     ledger
         .withdraw(id, &key, Utc::now())
         .await
         .map_err(service_error)?;
-    ledger.store.close().await;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"proposal_id": id.to_string(), "status": "withdrawn"})
-        );
-    } else {
-        println!("withdrew proposal {id}");
-    }
-    Ok(EXIT_OK)
+    closed(
+        ledger,
+        id,
+        Status::Withdrawn,
+        format!("withdrew proposal {id}"),
+        args.json,
+    )
+    .await
 }
 
 #[derive(Debug, Args)]
