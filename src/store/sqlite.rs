@@ -13,17 +13,16 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
+use super::queries::{holds_kept_writer, KeptWriter, Queries, QueriesSql};
 use super::shared::{
-    bind_event, bind_projection, check_expected, head_of, next_on_head, open_kept_writer,
-    parse_ledger_ids, projection_ops, row_to_event, row_to_proposal, rows_to_events, seal_checked,
-    take_turn, Counters, ProjectionSql, ReadRow, TurnLock, Turns,
+    bind_event, bind_projection, check_expected, next_on_head, open_kept_writer, projection_ops,
+    seal_checked, take_turn, Counters, ProjectionSql, ReadRow, TurnLock, Turns,
 };
 use super::{db_err, redact_url, AppendCounts, ExpectedVersion, StoreError, LOCK_TIMEOUT};
-use crate::domain::envelope::{format_timestamp, NewEvent, StoredEvent};
-use crate::domain::projection::ProposalRow;
+use crate::domain::envelope::{NewEvent, StoredEvent};
 
 macro_rules! insert_event {
     () => {
@@ -50,44 +49,25 @@ macro_rules! head_and_versions {
 
 const INSERT_EVENT: &str = insert_event!();
 const HEAD_AND_VERSIONS: &str = head_and_versions!();
-const COUNT_LEDGERS: &str = "SELECT count(*) FROM ledgers";
-const INSERT_LEDGER: &str = "INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) VALUES (?1, 0, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
-const STREAM_VERSION: &str =
-    "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?2";
-const SELECT_PAGE: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM events WHERE ledger_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
-);
-const SELECT_STREAM: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM events WHERE ledger_id = ?1 AND stream_id = ?2 ORDER BY stream_version"
-);
-const LEDGER_IDS: &str = "SELECT ledger_id FROM ledgers ORDER BY created_at, ledger_id";
-const HEAD: &str = "SELECT head_seq, head_hash FROM ledgers WHERE ledger_id = ?1";
-/// Projection changes, their parameters after the ledger id (?1) in `bind_projection` order.
-const PROJECTION: ProjectionSql = ProjectionSql {
-    insert: concat!("INSERT INTO proposals (ledger_id, ", proj_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
-    signed: "UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN ?3 ELSE signers || ',' || ?3 END, last_seq = ?4 WHERE ledger_id = ?1 AND proposal_id = ?2",
-    status: "UPDATE proposals SET status = ?3, last_seq = ?4 WHERE ledger_id = ?1 AND proposal_id = ?2",
+/// The statements both backends run alike (`queries.rs`), in SQLite's dialect.
+const SQL: QueriesSql = QueriesSql {
+    ledger_ids: "SELECT ledger_id FROM ledgers ORDER BY created_at, ledger_id",
+    head: "SELECT head_seq, head_hash FROM ledgers WHERE ledger_id = ?1",
+    select_stream: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = ?1 AND stream_id = ?2 ORDER BY stream_version"),
+    select_page: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
+    stream_version: "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?2",
+    count_ledgers: "SELECT count(*) FROM ledgers",
+    insert_ledger: "INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) VALUES (?1, 0, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+    projection: ProjectionSql {
+        insert: concat!("INSERT INTO proposals (ledger_id, ", proj_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+        signed: "UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN ?3 ELSE signers || ',' || ?3 END, last_seq = ?4 WHERE ledger_id = ?1 AND proposal_id = ?2",
+        status: "UPDATE proposals SET status = ?3, last_seq = ?4 WHERE ledger_id = ?1 AND proposal_id = ?2",
+    },
+    projection_delete: "DELETE FROM proposals WHERE ledger_id = ?1",
+    projection_all: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = ?1 ORDER BY first_seq"),
+    projection_by_status: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = ?1 AND status = ?2 ORDER BY first_seq"),
+    projection_one: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = ?1 AND proposal_id = ?2"),
 };
-const PROJECTION_DELETE: &str = "DELETE FROM proposals WHERE ledger_id = ?1";
-const PROJECTION_ALL: &str = concat!(
-    "SELECT ",
-    proj_columns!(),
-    " FROM proposals WHERE ledger_id = ?1 ORDER BY first_seq"
-);
-const PROJECTION_BY_STATUS: &str = concat!(
-    "SELECT ",
-    proj_columns!(),
-    " FROM proposals WHERE ledger_id = ?1 AND status = ?2 ORDER BY first_seq"
-);
-const PROJECTION_ONE: &str = concat!(
-    "SELECT ",
-    proj_columns!(),
-    " FROM proposals WHERE ledger_id = ?1 AND proposal_id = ?2"
-);
 
 /// The second command of a two-command append: the event's insert (?1..?12), its projection
 /// change (parameters from ?13 in `bind_projection` order, the ledger id shared as ?1), then
@@ -138,6 +118,13 @@ pub struct SqliteStore {
     /// This process's queue of appends to this file.
     turn: Arc<TurnLock<WriterTurn>>,
     counts: Arc<Counters>,
+}
+
+impl KeptWriter for WriterTurn {
+    type Connection = SqliteConnection;
+    fn kept(&mut self) -> &mut Option<SqliteConnection> {
+        &mut self.kept
+    }
 }
 
 impl SqliteStore {
@@ -300,7 +287,7 @@ impl SqliteStore {
                     .await
                     .map_err(db_err("inserting an event"))?;
                 for op in ops {
-                    let (sql, doing) = PROJECTION.of(&op);
+                    let (sql, doing) = SQL.projection.of(&op);
                     bind_projection(sqlx::query(sql).bind(ledger.as_str()), op)
                         .execute(write.conn()?)
                         .await
@@ -348,7 +335,9 @@ impl SqliteStore {
         if create {
             // One ledger per database; `BEGIN IMMEDIATE` already excludes every other writer,
             // so two concurrent `init`s cannot both succeed.
-            create_ledger(&mut tx, ledger_id, now).await?;
+            self.queries()
+                .create_ledger(&mut tx, ledger_id, now)
+                .await?;
         }
         let first = expected.first().map_or("", |(stream, _)| stream.as_str());
         let second = expected.get(1).map_or(first, |(stream, _)| stream.as_str());
@@ -366,7 +355,11 @@ impl SqliteStore {
             let actual = match index {
                 0 => stream_version_column(&head, "stream_version")?,
                 1 => stream_version_column(&head, "stream_version_2")?,
-                _ => stream_version(&mut tx, &ledger, stream_id).await?,
+                _ => {
+                    self.queries()
+                        .stream_version(&mut tx, &ledger, stream_id)
+                        .await?
+                }
             };
             check_expected(stream_id, *expectation, actual)?;
             versions.insert(stream_id.clone(), actual);
@@ -375,7 +368,11 @@ impl SqliteStore {
         for new in events {
             let version = match versions.get(&new.stream_id) {
                 Some(version) => *version,
-                None => stream_version(&mut tx, &ledger, &new.stream_id).await?,
+                None => {
+                    self.queries()
+                        .stream_version(&mut tx, &ledger, &new.stream_id)
+                        .await?
+                }
             } + 1;
             versions.insert(new.stream_id.clone(), version);
             let event = seal_checked(ledger_id, seq, version, recorded_at, prev_hash, new)?;
@@ -383,7 +380,9 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err("inserting an event"))?;
-            apply_projection(&mut tx, &ledger, &event).await?;
+            self.queries()
+                .apply_projection(&mut tx, &ledger, &event)
+                .await?;
             (seq, prev_hash) = (event.seq, event.hash);
             stored.push(event);
         }
@@ -400,134 +399,26 @@ impl SqliteStore {
             .map_err(db_err("taking the write lock"))
     }
 
-    pub async fn ledger_ids(&self) -> Result<Vec<Uuid>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(LEDGER_IDS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("listing ledgers"))?;
-        parse_ledger_ids(&ids)
-    }
-
-    pub async fn head(&self, ledger_id: Uuid) -> Result<Option<(u64, [u8; 32])>, StoreError> {
-        let row = sqlx::query(HEAD)
-            .bind(ledger_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err("reading the ledger head"))?;
-        row.as_ref().map(head_of).transpose()
-    }
-
-    pub async fn read_stream(
-        &self,
-        ledger_id: Uuid,
-        stream_id: &str,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(SELECT_STREAM)
-            .bind(ledger_id.to_string())
-            .bind(stream_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("reading a stream"))?;
-        rows.iter().map(row_to_event).collect()
-    }
-
-    /// The events of one page up to the first row that fails its checks, and that failure.
-    pub(super) async fn read_page(
-        &self,
-        ledger_id: Uuid,
-        after_seq: u64,
-        limit: i64,
-    ) -> Result<(Vec<StoredEvent>, Option<StoreError>), StoreError> {
-        let rows = sqlx::query(SELECT_PAGE)
-            .bind(ledger_id.to_string())
-            .bind(after_seq as i64)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("reading events"))?;
-        Ok(rows_to_events(&rows))
+    /// The statements both backends run alike, on this store's pool with SQLite's SQL.
+    pub(super) fn queries(&self) -> Queries<'_, Sqlite> {
+        Queries {
+            pool: &self.pool,
+            sql: &SQL,
+        }
     }
 
     pub async fn rebuild_projections(&self, ledger_id: Uuid) -> Result<u64, StoreError> {
-        let ledger = ledger_id.to_string();
         // `BEGIN IMMEDIATE` holds the write lock, so no append interleaves with the replay.
-        let mut tx = self.begin_write().await?;
-        sqlx::query(PROJECTION_DELETE)
-            .bind(&ledger)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err("clearing the projections"))?;
-        let mut after = 0;
-        let mut replayed = 0u64;
-        loop {
-            let rows = sqlx::query(SELECT_PAGE)
-                .bind(&ledger)
-                .bind(after)
-                .bind(super::PAGE_ROWS)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err("reading events"))?;
-            if rows.is_empty() {
-                break;
-            }
-            for row in &rows {
-                let event = row_to_event(row)?;
-                after = event.seq as i64;
-                apply_projection(&mut tx, &ledger, &event).await?;
-                replayed += 1;
-            }
-        }
-        tx.commit()
-            .await
-            .map_err(db_err("committing the rebuild"))?;
-        Ok(replayed)
+        let tx = self.begin_write().await?;
+        self.queries().rebuild_projections(tx, ledger_id).await
     }
 
-    pub async fn proposals(
-        &self,
-        ledger_id: Uuid,
-        status: Option<&str>,
-    ) -> Result<Vec<ProposalRow>, StoreError> {
-        let query = match status {
-            None => sqlx::query(PROJECTION_ALL).bind(ledger_id.to_string()),
-            Some(status) => sqlx::query(PROJECTION_BY_STATUS)
-                .bind(ledger_id.to_string())
-                .bind(status),
-        };
-        let rows = query
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("reading proposals"))?;
-        rows.iter().map(row_to_proposal).collect()
-    }
-
-    pub async fn proposal(
-        &self,
-        ledger_id: Uuid,
-        proposal_id: &str,
-    ) -> Result<Option<ProposalRow>, StoreError> {
-        let row = sqlx::query(PROJECTION_ONE)
-            .bind(ledger_id.to_string())
-            .bind(proposal_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err("reading a proposal"))?;
-        row.as_ref().map(row_to_proposal).transpose()
-    }
-
-    /// Closes the store and the connection its process's appends share (another store's next
-    /// append opens one if it needs it).
     pub async fn close(&self) {
-        let kept = self.turn.lock().await.kept.take();
-        if let Some(conn) = kept {
-            conn.close().await.ok();
-        }
-        self.pool.close().await
+        self.queries().close(&self.turn).await
     }
 
-    /// Whether this process's appends to the file now share a kept connection (for tests).
     pub(super) async fn holds_kept_writer(&self) -> bool {
-        self.turn.lock().await.kept.is_some()
+        holds_kept_writer(&self.turn).await
     }
 
     pub(super) fn append_counts(&self) -> AppendCounts {
@@ -561,62 +452,6 @@ fn stream_version_column(head: &SqliteRow, column: &str) -> Result<u64, StoreErr
         .int64(column)
         .map_err(db_err("reading a stream version"))?;
     Ok(version.max(0) as u64)
-}
-
-async fn stream_version(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    ledger: &str,
-    stream_id: &str,
-) -> Result<u64, StoreError> {
-    let version: i64 = sqlx::query_scalar(STREAM_VERSION)
-        .bind(ledger)
-        .bind(stream_id)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err("reading a stream version"))?;
-    Ok(version.max(0) as u64)
-}
-
-async fn create_ledger(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    ledger_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let existing: i64 = sqlx::query_scalar(COUNT_LEDGERS)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err("counting ledgers"))?;
-    if existing > 0 {
-        return Err(StoreError::LedgerExists(ledger_id));
-    }
-    let stamp = format_timestamp(now);
-    let inserted = sqlx::query(INSERT_LEDGER)
-        .bind(ledger_id.to_string())
-        .bind(&crate::crypto::canonical::GENESIS_PREV_HASH[..])
-        .bind(&stamp)
-        .bind(&stamp)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err("creating the ledger"))?;
-    if inserted.rows_affected() == 0 {
-        return Err(StoreError::LedgerExists(ledger_id));
-    }
-    Ok(())
-}
-
-async fn apply_projection(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    ledger: &str,
-    event: &StoredEvent,
-) -> Result<(), StoreError> {
-    for op in projection_ops(event)? {
-        let (sql, doing) = PROJECTION.of(&op);
-        bind_projection(sqlx::query(sql).bind(ledger), op)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err(doing))?;
-    }
-    Ok(())
 }
 
 /// The connection a two-command append runs on: the store's own, or the one kept with the turn.

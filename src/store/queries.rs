@@ -1,0 +1,290 @@
+//! The statements both backends run alike, written once: the reads, the projection changes,
+//! the stream-version read and the ledger's creation, the rebuild walk, and closing.
+//!
+//! Each function is generic over sqlx's `Database`; a backend hands it its pool (or an open
+//! transaction's connection) and its own SQL text (`QueriesSql`), since the two dialects differ
+//! in placeholders (`?1` / `$1`) and casts. The appends' locking and round trips stay in
+//! `sqlite.rs` and `postgres.rs`: that is where the backends really differ.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
+use uuid::Uuid;
+
+use super::shared::{
+    bind_projection, head_of, parse_ledger_ids, projection_ops, row_to_event, row_to_proposal,
+    rows_to_events, ProjectionSql, ReadRow, TurnLock,
+};
+use super::{db_err, StoreError, PAGE_ROWS};
+use crate::domain::envelope::{format_timestamp, StoredEvent};
+use crate::domain::projection::ProposalRow;
+
+/// One backend's SQL for the statements in this module, in its own dialect.
+pub(super) struct QueriesSql {
+    /// Every ledger id, oldest first (one text column).
+    pub ledger_ids: &'static str,
+    /// `head_seq`, `head_hash` of ledger 1.
+    pub head: &'static str,
+    /// The events of ledger 1, stream 2, in stream order.
+    pub select_stream: &'static str,
+    /// The events of ledger 1 after seq 2, in seq order, at most 3.
+    pub select_page: &'static str,
+    /// The stream version of ledger 1, stream 2 (0 for none; one BIGINT column).
+    pub stream_version: &'static str,
+    /// How many ledgers the database holds (one BIGINT column).
+    pub count_ledgers: &'static str,
+    /// A new ledger 1 with the genesis hash 2, created at 3 and 4, or nothing if it exists.
+    pub insert_ledger: &'static str,
+    /// The projection changes, their parameters after the ledger id in `bind_projection` order.
+    pub projection: ProjectionSql,
+    pub projection_delete: &'static str,
+    pub projection_all: &'static str,
+    pub projection_by_status: &'static str,
+    pub projection_one: &'static str,
+}
+
+/// A backend's pool with its SQL: what the statements of this module run on.
+pub(super) struct Queries<'p, DB: Database> {
+    pub pool: &'p Pool<DB>,
+    pub sql: &'static QueriesSql,
+}
+
+/// The sqlx bounds, written once: what the two backends' types both offer and these statements
+/// use (connections that execute, rows `ReadRow` decodes, and the values they bind).
+impl<DB> Queries<'_, DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    DB::Row: ReadRow,
+    DB::QueryResult: RowsAffected,
+    (i64,): for<'r> FromRow<'r, DB::Row>,
+    (String,): for<'r> FromRow<'r, DB::Row>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'q> String: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+{
+    pub async fn ledger_ids(&self) -> Result<Vec<Uuid>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(self.sql.ledger_ids)
+            .fetch_all(self.pool)
+            .await
+            .map_err(db_err("listing ledgers"))?;
+        parse_ledger_ids(&ids)
+    }
+
+    pub async fn head(&self, ledger_id: Uuid) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        let row = sqlx::query(self.sql.head)
+            .bind(ledger_id.to_string())
+            .fetch_optional(self.pool)
+            .await
+            .map_err(db_err("reading the ledger head"))?;
+        row.as_ref().map(head_of).transpose()
+    }
+
+    pub async fn read_stream(
+        &self,
+        ledger_id: Uuid,
+        stream_id: &str,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(self.sql.select_stream)
+            .bind(ledger_id.to_string())
+            .bind(stream_id)
+            .fetch_all(self.pool)
+            .await
+            .map_err(db_err("reading a stream"))?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    /// The events of one page up to the first row that fails its checks, and that failure.
+    pub async fn read_page(
+        &self,
+        ledger_id: Uuid,
+        after_seq: u64,
+        limit: i64,
+    ) -> Result<(Vec<StoredEvent>, Option<StoreError>), StoreError> {
+        let rows = sqlx::query(self.sql.select_page)
+            .bind(ledger_id.to_string())
+            .bind(after_seq as i64)
+            .bind(limit)
+            .fetch_all(self.pool)
+            .await
+            .map_err(db_err("reading events"))?;
+        Ok(rows_to_events(&rows))
+    }
+
+    pub async fn proposals(
+        &self,
+        ledger_id: Uuid,
+        status: Option<&str>,
+    ) -> Result<Vec<ProposalRow>, StoreError> {
+        let query = match status {
+            None => sqlx::query(self.sql.projection_all).bind(ledger_id.to_string()),
+            Some(status) => sqlx::query(self.sql.projection_by_status)
+                .bind(ledger_id.to_string())
+                .bind(status),
+        };
+        let rows = query
+            .fetch_all(self.pool)
+            .await
+            .map_err(db_err("reading proposals"))?;
+        rows.iter().map(row_to_proposal).collect()
+    }
+
+    pub async fn proposal(
+        &self,
+        ledger_id: Uuid,
+        proposal_id: &str,
+    ) -> Result<Option<ProposalRow>, StoreError> {
+        let row = sqlx::query(self.sql.projection_one)
+            .bind(ledger_id.to_string())
+            .bind(proposal_id)
+            .fetch_optional(self.pool)
+            .await
+            .map_err(db_err("reading a proposal"))?;
+        row.as_ref().map(row_to_proposal).transpose()
+    }
+
+    /// Replaces the projections of `ledger_id` with a replay of its events, inside `tx`, which
+    /// the caller opened holding the ledger's write lock (so no append interleaves), and
+    /// commits it. Returns how many events were replayed.
+    pub async fn rebuild_projections(
+        &self,
+        mut tx: Transaction<'_, DB>,
+        ledger_id: Uuid,
+    ) -> Result<u64, StoreError> {
+        let ledger = ledger_id.to_string();
+        sqlx::query(self.sql.projection_delete)
+            .bind(ledger.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("clearing the projections"))?;
+        let mut after = 0;
+        let mut replayed = 0u64;
+        loop {
+            let rows = sqlx::query(self.sql.select_page)
+                .bind(ledger.as_str())
+                .bind(after)
+                .bind(PAGE_ROWS)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err("reading events"))?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let event = row_to_event(row)?;
+                after = event.seq as i64;
+                self.apply_projection(&mut tx, &ledger, &event).await?;
+                replayed += 1;
+            }
+        }
+        tx.commit()
+            .await
+            .map_err(db_err("committing the rebuild"))?;
+        Ok(replayed)
+    }
+
+    /// Runs the projection changes `event` causes on `conn` (inside the append's transaction).
+    pub async fn apply_projection(
+        &self,
+        conn: &mut DB::Connection,
+        ledger: &str,
+        event: &StoredEvent,
+    ) -> Result<(), StoreError> {
+        for op in projection_ops(event)? {
+            let (sql, doing) = self.sql.projection.of(&op);
+            bind_projection(sqlx::query(sql).bind(ledger), op)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err(doing))?;
+        }
+        Ok(())
+    }
+
+    /// The last version of `stream_id` (0 when it has no event), read on `conn`.
+    pub async fn stream_version(
+        &self,
+        conn: &mut DB::Connection,
+        ledger: &str,
+        stream_id: &str,
+    ) -> Result<u64, StoreError> {
+        let version: i64 = sqlx::query_scalar(self.sql.stream_version)
+            .bind(ledger)
+            .bind(stream_id)
+            .fetch_one(conn)
+            .await
+            .map_err(db_err("reading a stream version"))?;
+        Ok(version.max(0) as u64)
+    }
+
+    /// Creates the ledger row on `conn`, refused if the database holds a ledger already (one
+    /// ledger per database). The caller holds the lock that keeps a concurrent `init` out.
+    pub async fn create_ledger(
+        &self,
+        conn: &mut DB::Connection,
+        ledger_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let existing: i64 = sqlx::query_scalar(self.sql.count_ledgers)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db_err("counting ledgers"))?;
+        if existing > 0 {
+            return Err(StoreError::LedgerExists(ledger_id));
+        }
+        let stamp = format_timestamp(now);
+        let inserted = sqlx::query(self.sql.insert_ledger)
+            .bind(ledger_id.to_string())
+            .bind(&crate::crypto::canonical::GENESIS_PREV_HASH[..])
+            .bind(stamp.as_str())
+            .bind(stamp.as_str())
+            .execute(conn)
+            .await
+            .map_err(db_err("creating the ledger"))?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::LedgerExists(ledger_id));
+        }
+        Ok(())
+    }
+
+    /// Closes the pool and the connection its process's appends share (another store's next
+    /// append opens one if it needs it).
+    pub async fn close<T: KeptWriter<Connection = DB::Connection>>(&self, turn: &TurnLock<T>) {
+        let kept = turn.lock().await.kept().take();
+        if let Some(conn) = kept {
+            sqlx::Connection::close(conn).await.ok();
+        }
+        self.pool.close().await
+    }
+}
+
+/// A backend's writer turn, as far as closing and tests see it: the connection its process's
+/// appends keep between appends.
+pub(super) trait KeptWriter {
+    type Connection;
+    fn kept(&mut self) -> &mut Option<Self::Connection>;
+}
+
+/// Whether this process's appends to the database now share a kept connection (for tests).
+pub(super) async fn holds_kept_writer<T: KeptWriter>(turn: &TurnLock<T>) -> bool {
+    turn.lock().await.kept().is_some()
+}
+
+/// sqlx offers `rows_affected` on each backend's result type, not on the `Database` trait.
+pub(super) trait RowsAffected {
+    fn rows_affected(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
