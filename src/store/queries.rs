@@ -6,16 +6,18 @@
 //! in placeholders (`?1` / `$1`) and casts. The appends' locking and round trips stay in
 //! `sqlite.rs` and `postgres.rs`: that is where the backends really differ.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 use uuid::Uuid;
 
 use super::shared::{
-    bind_projection, head_of, parse_ledger_ids, projection_ops, row_to_event, row_to_proposal,
-    rows_to_events, ProjectionSql, ReadRow, TurnLock,
+    bind_event, bind_projection, head_of, parse_ledger_ids, projection_ops, row_to_event,
+    row_to_proposal, rows_to_events, seal_checked, ProjectionSql, ReadRow, TurnLock,
 };
 use super::{db_err, StoreError, PAGE_ROWS};
-use crate::domain::envelope::{format_timestamp, StoredEvent};
+use crate::domain::envelope::{format_timestamp, NewEvent, StoredEvent};
 use crate::domain::projection::ProposalRow;
 
 /// One backend's SQL for the statements in this module, in its own dialect.
@@ -28,6 +30,8 @@ pub(super) struct QueriesSql {
     pub select_stream: &'static str,
     /// The events of ledger 1 after seq 2, in seq order, at most 3.
     pub select_page: &'static str,
+    /// An event row, its columns in `event_columns!()` order.
+    pub insert_event: &'static str,
     /// The stream version of ledger 1, stream 2 (0 for none; one BIGINT column).
     pub stream_version: &'static str,
     /// How many ledgers the database holds (one BIGINT column).
@@ -65,6 +69,8 @@ where
     for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
+    for<'q> i32: Encode<'q, DB> + Type<DB>,
 {
     pub async fn ledger_ids(&self) -> Result<Vec<Uuid>, StoreError> {
         let ids: Vec<String> = sqlx::query_scalar(self.sql.ledger_ids)
@@ -184,6 +190,38 @@ where
             .await
             .map_err(db_err("committing the rebuild"))?;
         Ok(replayed)
+    }
+
+    /// The general append's events, inserted on `conn` in the transaction that locked the head
+    /// (`next_on_head`: its seq, its hash and the time to record): each sealed at the next
+    /// version of its stream (`versions` holds the versions already read under the lock) and
+    /// inserted with its projection changes. The schema's insert trigger moves the head.
+    pub async fn insert_events(
+        &self,
+        conn: &mut DB::Connection,
+        ledger_id: Uuid,
+        (mut seq, mut prev_hash, recorded_at): (u64, [u8; 32], DateTime<Utc>),
+        mut versions: HashMap<String, u64>,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let ledger = ledger_id.to_string();
+        let mut stored = Vec::with_capacity(events.len());
+        for new in events {
+            let version = match versions.get(&new.stream_id) {
+                Some(version) => *version,
+                None => self.stream_version(conn, &ledger, &new.stream_id).await?,
+            } + 1;
+            versions.insert(new.stream_id.clone(), version);
+            let event = seal_checked(ledger_id, seq, version, recorded_at, prev_hash, new)?;
+            bind_event(self.sql.insert_event, &ledger, &event)
+                .execute(&mut *conn)
+                .await
+                .map_err(db_err("inserting an event"))?;
+            self.apply_projection(conn, &ledger, &event).await?;
+            (seq, prev_hash) = (event.seq, event.hash);
+            stored.push(event);
+        }
+        Ok(stored)
     }
 
     /// Runs the projection changes `event` causes on `conn` (inside the append's transaction).

@@ -52,6 +52,7 @@ const HEAD_AND_VERSIONS: &str = head_and_versions!();
 /// The statements both backends run alike (`queries.rs`), in SQLite's dialect.
 const SQL: QueriesSql = QueriesSql {
     ledger_ids: "SELECT ledger_id FROM ledgers ORDER BY created_at, ledger_id",
+    insert_event: INSERT_EVENT,
     head: "SELECT head_seq, head_hash FROM ledgers WHERE ledger_id = ?1",
     select_stream: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = ?1 AND stream_id = ?2 ORDER BY stream_version"),
     select_page: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
@@ -349,7 +350,7 @@ impl SqliteStore {
             .await
             .map_err(db_err("locking the ledger head"))?
             .ok_or(StoreError::NoSuchLedger(ledger_id))?;
-        let (mut seq, mut prev_hash, recorded_at) = next_on_head(&head, now, deadline)?;
+        let (seq, prev_hash, recorded_at) = next_on_head(&head, now, deadline)?;
         let mut versions: HashMap<String, u64> = HashMap::new();
         for (index, (stream_id, expectation)) in expected.iter().enumerate() {
             let actual = match index {
@@ -364,28 +365,16 @@ impl SqliteStore {
             check_expected(stream_id, *expectation, actual)?;
             versions.insert(stream_id.clone(), actual);
         }
-        let mut stored = Vec::with_capacity(events.len());
-        for new in events {
-            let version = match versions.get(&new.stream_id) {
-                Some(version) => *version,
-                None => {
-                    self.queries()
-                        .stream_version(&mut tx, &ledger, &new.stream_id)
-                        .await?
-                }
-            } + 1;
-            versions.insert(new.stream_id.clone(), version);
-            let event = seal_checked(ledger_id, seq, version, recorded_at, prev_hash, new)?;
-            bind_event(INSERT_EVENT, &ledger, &event)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err("inserting an event"))?;
-            self.queries()
-                .apply_projection(&mut tx, &ledger, &event)
-                .await?;
-            (seq, prev_hash) = (event.seq, event.hash);
-            stored.push(event);
-        }
+        let stored = self
+            .queries()
+            .insert_events(
+                &mut tx,
+                ledger_id,
+                (seq, prev_hash, recorded_at),
+                versions,
+                events,
+            )
+            .await?;
         tx.commit().await.map_err(db_err("committing the append"))?;
         Ok(stored)
     }
