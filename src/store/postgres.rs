@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
-use super::queries::{holds_kept_writer, KeptWriter, Queries, QueriesSql};
+use super::queries::{holds_kept_writer, KeptWriter, Queries};
 use super::shared::{
     bind_event, bind_projection, check_expected, known_version, next_on_head, open_kept_writer,
     projection_ops, seal_checked, take_turn, Counters, ProjectionSql, Query, ReadRow, TurnLock,
@@ -97,31 +97,6 @@ const LOCK_HEAD: &str =
 /// After the lock: a new statement, so its snapshot sees every event the previous lock holder
 /// committed.
 const INSERT_AT_VERSION: &str = insert_at_version!();
-const INSERT_EVENT: &str = concat!(
-    "INSERT INTO events (",
-    event_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-);
-/// The statements both backends run alike (`queries.rs`), in PostgreSQL's dialect.
-const SQL: QueriesSql = QueriesSql {
-    ledger_ids: "SELECT ledger_id FROM ledgers ORDER BY created_at, ledger_id",
-    insert_event: INSERT_EVENT,
-    head: "SELECT head_seq, head_hash FROM ledgers WHERE ledger_id = $1",
-    select_stream: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = $1 AND stream_id = $2 ORDER BY stream_version"),
-    select_page: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"),
-    stream_version: "SELECT COALESCE(MAX(stream_version), 0)::BIGINT FROM events WHERE ledger_id = $1 AND stream_id = $2",
-    count_ledgers: "SELECT count(*) FROM ledgers",
-    insert_ledger: "INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) VALUES ($1, 0, $2, $3, $4) ON CONFLICT DO NOTHING",
-    projection: ProjectionSql {
-        insert: concat!("INSERT INTO proposals (ledger_id, ", proj_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"),
-        signed: "UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN $3 ELSE signers || ',' || $3 END, last_seq = $4 WHERE ledger_id = $1 AND proposal_id = $2",
-        status: "UPDATE proposals SET status = $3, last_seq = $4 WHERE ledger_id = $1 AND proposal_id = $2",
-    },
-    projection_delete: "DELETE FROM proposals WHERE ledger_id = $1",
-    projection_all: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = $1 ORDER BY first_seq"),
-    projection_by_status: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = $1 AND status = $2 ORDER BY first_seq"),
-    projection_one: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = $1 AND proposal_id = $2"),
-};
 
 /// What a process's PostgreSQL appends to one database share (`Turns`).
 #[derive(Debug, Default)]
@@ -528,12 +503,9 @@ impl PostgresStore {
         Ok(stored)
     }
 
-    /// The statements both backends run alike, on this store's pool with PostgreSQL's SQL.
+    /// The statements both backends run alike, on this store's pool.
     pub(super) fn queries(&self) -> Queries<'_, Postgres> {
-        Queries {
-            pool: &self.pool,
-            sql: &SQL,
-        }
+        Queries { pool: &self.pool }
     }
 
     pub async fn rebuild_projections(&self, ledger_id: Uuid) -> Result<u64, StoreError> {

@@ -2,9 +2,9 @@
 //! the stream-version read and the ledger's creation, the rebuild walk, and closing.
 //!
 //! Each function is generic over sqlx's `Database`; a backend hands it its pool (or an open
-//! transaction's connection) and its own SQL text (`QueriesSql`), since the two dialects differ
-//! in placeholders (`?1` / `$1`) and casts. The appends' locking and round trips stay in
-//! `sqlite.rs` and `postgres.rs`: that is where the backends really differ.
+//! transaction's connection). The SQL is written once, in the part of SQL both dialects share.
+//! The appends' locking and round trips stay in `sqlite.rs` and `postgres.rs`: that is where
+//! the backends really differ.
 
 use std::collections::HashMap;
 
@@ -20,36 +20,56 @@ use super::{db_err, StoreError, PAGE_ROWS};
 use crate::domain::envelope::{format_timestamp, NewEvent, StoredEvent};
 use crate::domain::projection::ProposalRow;
 
-/// One backend's SQL for the statements in this module, in its own dialect.
-pub(super) struct QueriesSql {
-    /// Every ledger id, oldest first (one text column).
-    pub ledger_ids: &'static str,
-    /// `head_seq`, `head_hash` of ledger 1.
-    pub head: &'static str,
-    /// The events of ledger 1, stream 2, in stream order.
-    pub select_stream: &'static str,
-    /// The events of ledger 1 after seq 2, in seq order, at most 3.
-    pub select_page: &'static str,
-    /// An event row, its columns in `event_columns!()` order.
-    pub insert_event: &'static str,
-    /// The stream version of ledger 1, stream 2 (0 for none; one BIGINT column).
-    pub stream_version: &'static str,
-    /// How many ledgers the database holds (one BIGINT column).
-    pub count_ledgers: &'static str,
-    /// A new ledger 1 with the genesis hash 2, created at 3 and 4, or nothing if it exists.
-    pub insert_ledger: &'static str,
-    /// The projection changes, their parameters after the ledger id in `bind_projection` order.
-    pub projection: ProjectionSql,
-    pub projection_delete: &'static str,
-    pub projection_all: &'static str,
-    pub projection_by_status: &'static str,
-    pub projection_one: &'static str,
-}
+// One SQL text for both backends: the statements below are standard SQL, and sqlx's SQLite
+// driver reads `$N` as argument N, as PostgreSQL does.
+const LEDGER_IDS: &str = "SELECT ledger_id FROM ledgers ORDER BY created_at, ledger_id";
+const HEAD: &str = "SELECT head_seq, head_hash FROM ledgers WHERE ledger_id = $1";
+const INSERT_EVENT: &str = concat!(
+    "INSERT INTO events (",
+    event_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+);
+const SELECT_STREAM: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE ledger_id = $1 AND stream_id = $2 ORDER BY stream_version"
+);
+const SELECT_PAGE: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    " FROM events WHERE ledger_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+);
+/// The cast names the column's type, `i64`, on both (SQLite's integers are 64-bit anyway).
+const STREAM_VERSION: &str = "SELECT CAST(COALESCE(MAX(stream_version), 0) AS BIGINT) FROM events WHERE ledger_id = $1 AND stream_id = $2";
+const COUNT_LEDGERS: &str = "SELECT count(*) FROM ledgers";
+const INSERT_LEDGER: &str = "INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) VALUES ($1, 0, $2, $3, $4) ON CONFLICT DO NOTHING";
+/// Projection changes, their parameters after the ledger id ($1) in `bind_projection` order.
+pub(super) const PROJECTION: ProjectionSql = ProjectionSql {
+    insert: concat!("INSERT INTO proposals (ledger_id, ", proj_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"),
+    signed: "UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN $3 ELSE signers || ',' || $3 END, last_seq = $4 WHERE ledger_id = $1 AND proposal_id = $2",
+    status: "UPDATE proposals SET status = $3, last_seq = $4 WHERE ledger_id = $1 AND proposal_id = $2",
+};
+const PROJECTION_DELETE: &str = "DELETE FROM proposals WHERE ledger_id = $1";
+const PROJECTION_ALL: &str = concat!(
+    "SELECT ",
+    proj_columns!(),
+    " FROM proposals WHERE ledger_id = $1 ORDER BY first_seq"
+);
+const PROJECTION_BY_STATUS: &str = concat!(
+    "SELECT ",
+    proj_columns!(),
+    " FROM proposals WHERE ledger_id = $1 AND status = $2 ORDER BY first_seq"
+);
+const PROJECTION_ONE: &str = concat!(
+    "SELECT ",
+    proj_columns!(),
+    " FROM proposals WHERE ledger_id = $1 AND proposal_id = $2"
+);
 
-/// A backend's pool with its SQL: what the statements of this module run on.
+/// A backend's pool: what the statements of this module run on (or, for those that take a
+/// connection, the backend they are typed for).
 pub(super) struct Queries<'p, DB: Database> {
     pub pool: &'p Pool<DB>,
-    pub sql: &'static QueriesSql,
 }
 
 /// The sqlx bounds, written once: what the two backends' types both offer and these statements
@@ -73,7 +93,7 @@ where
     for<'q> i32: Encode<'q, DB> + Type<DB>,
 {
     pub async fn ledger_ids(&self) -> Result<Vec<Uuid>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(self.sql.ledger_ids)
+        let ids: Vec<String> = sqlx::query_scalar(LEDGER_IDS)
             .fetch_all(self.pool)
             .await
             .map_err(db_err("listing ledgers"))?;
@@ -81,7 +101,7 @@ where
     }
 
     pub async fn head(&self, ledger_id: Uuid) -> Result<Option<(u64, [u8; 32])>, StoreError> {
-        let row = sqlx::query(self.sql.head)
+        let row = sqlx::query(HEAD)
             .bind(ledger_id.to_string())
             .fetch_optional(self.pool)
             .await
@@ -94,7 +114,7 @@ where
         ledger_id: Uuid,
         stream_id: &str,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(self.sql.select_stream)
+        let rows = sqlx::query(SELECT_STREAM)
             .bind(ledger_id.to_string())
             .bind(stream_id)
             .fetch_all(self.pool)
@@ -110,7 +130,7 @@ where
         after_seq: u64,
         limit: i64,
     ) -> Result<(Vec<StoredEvent>, Option<StoreError>), StoreError> {
-        let rows = sqlx::query(self.sql.select_page)
+        let rows = sqlx::query(SELECT_PAGE)
             .bind(ledger_id.to_string())
             .bind(after_seq as i64)
             .bind(limit)
@@ -126,8 +146,8 @@ where
         status: Option<&str>,
     ) -> Result<Vec<ProposalRow>, StoreError> {
         let query = match status {
-            None => sqlx::query(self.sql.projection_all).bind(ledger_id.to_string()),
-            Some(status) => sqlx::query(self.sql.projection_by_status)
+            None => sqlx::query(PROJECTION_ALL).bind(ledger_id.to_string()),
+            Some(status) => sqlx::query(PROJECTION_BY_STATUS)
                 .bind(ledger_id.to_string())
                 .bind(status),
         };
@@ -143,7 +163,7 @@ where
         ledger_id: Uuid,
         proposal_id: &str,
     ) -> Result<Option<ProposalRow>, StoreError> {
-        let row = sqlx::query(self.sql.projection_one)
+        let row = sqlx::query(PROJECTION_ONE)
             .bind(ledger_id.to_string())
             .bind(proposal_id)
             .fetch_optional(self.pool)
@@ -161,7 +181,7 @@ where
         ledger_id: Uuid,
     ) -> Result<u64, StoreError> {
         let ledger = ledger_id.to_string();
-        sqlx::query(self.sql.projection_delete)
+        sqlx::query(PROJECTION_DELETE)
             .bind(ledger.as_str())
             .execute(&mut *tx)
             .await
@@ -169,7 +189,7 @@ where
         let mut after = 0;
         let mut replayed = 0u64;
         loop {
-            let rows = sqlx::query(self.sql.select_page)
+            let rows = sqlx::query(SELECT_PAGE)
                 .bind(ledger.as_str())
                 .bind(after)
                 .bind(PAGE_ROWS)
@@ -213,7 +233,7 @@ where
             } + 1;
             versions.insert(new.stream_id.clone(), version);
             let event = seal_checked(ledger_id, seq, version, recorded_at, prev_hash, new)?;
-            bind_event(self.sql.insert_event, &ledger, &event)
+            bind_event(INSERT_EVENT, &ledger, &event)
                 .execute(&mut *conn)
                 .await
                 .map_err(db_err("inserting an event"))?;
@@ -232,7 +252,7 @@ where
         event: &StoredEvent,
     ) -> Result<(), StoreError> {
         for op in projection_ops(event)? {
-            let (sql, doing) = self.sql.projection.of(&op);
+            let (sql, doing) = PROJECTION.of(&op);
             bind_projection(sqlx::query(sql).bind(ledger), op)
                 .execute(&mut *conn)
                 .await
@@ -248,7 +268,7 @@ where
         ledger: &str,
         stream_id: &str,
     ) -> Result<u64, StoreError> {
-        let version: i64 = sqlx::query_scalar(self.sql.stream_version)
+        let version: i64 = sqlx::query_scalar(STREAM_VERSION)
             .bind(ledger)
             .bind(stream_id)
             .fetch_one(conn)
@@ -265,7 +285,7 @@ where
         ledger_id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let existing: i64 = sqlx::query_scalar(self.sql.count_ledgers)
+        let existing: i64 = sqlx::query_scalar(COUNT_LEDGERS)
             .fetch_one(&mut *conn)
             .await
             .map_err(db_err("counting ledgers"))?;
@@ -273,7 +293,7 @@ where
             return Err(StoreError::LedgerExists(ledger_id));
         }
         let stamp = format_timestamp(now);
-        let inserted = sqlx::query(self.sql.insert_ledger)
+        let inserted = sqlx::query(INSERT_LEDGER)
             .bind(ledger_id.to_string())
             .bind(&crate::crypto::canonical::GENESIS_PREV_HASH[..])
             .bind(stamp.as_str())

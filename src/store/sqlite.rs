@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
-use super::queries::{holds_kept_writer, KeptWriter, Queries, QueriesSql};
+use super::queries::{holds_kept_writer, KeptWriter, Queries, PROJECTION};
 use super::shared::{
     bind_event, bind_projection, check_expected, next_on_head, open_kept_writer, projection_ops,
     seal_checked, take_turn, Counters, ProjectionSql, ReadRow, TurnLock, Turns,
@@ -49,26 +49,6 @@ macro_rules! head_and_versions {
 
 const INSERT_EVENT: &str = insert_event!();
 const HEAD_AND_VERSIONS: &str = head_and_versions!();
-/// The statements both backends run alike (`queries.rs`), in SQLite's dialect.
-const SQL: QueriesSql = QueriesSql {
-    ledger_ids: "SELECT ledger_id FROM ledgers ORDER BY created_at, ledger_id",
-    insert_event: INSERT_EVENT,
-    head: "SELECT head_seq, head_hash FROM ledgers WHERE ledger_id = ?1",
-    select_stream: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = ?1 AND stream_id = ?2 ORDER BY stream_version"),
-    select_page: concat!("SELECT ", event_columns!(), " FROM events WHERE ledger_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
-    stream_version: "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?2",
-    count_ledgers: "SELECT count(*) FROM ledgers",
-    insert_ledger: "INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) VALUES (?1, 0, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-    projection: ProjectionSql {
-        insert: concat!("INSERT INTO proposals (ledger_id, ", proj_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
-        signed: "UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN ?3 ELSE signers || ',' || ?3 END, last_seq = ?4 WHERE ledger_id = ?1 AND proposal_id = ?2",
-        status: "UPDATE proposals SET status = ?3, last_seq = ?4 WHERE ledger_id = ?1 AND proposal_id = ?2",
-    },
-    projection_delete: "DELETE FROM proposals WHERE ledger_id = ?1",
-    projection_all: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = ?1 ORDER BY first_seq"),
-    projection_by_status: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = ?1 AND status = ?2 ORDER BY first_seq"),
-    projection_one: concat!("SELECT ", proj_columns!(), " FROM proposals WHERE ledger_id = ?1 AND proposal_id = ?2"),
-};
 
 /// The second command of a two-command append: the event's insert (?1..?12), its projection
 /// change (parameters from ?13 in `bind_projection` order, the ledger id shared as ?1), then
@@ -288,7 +268,7 @@ impl SqliteStore {
                     .await
                     .map_err(db_err("inserting an event"))?;
                 for op in ops {
-                    let (sql, doing) = SQL.projection.of(&op);
+                    let (sql, doing) = PROJECTION.of(&op);
                     bind_projection(sqlx::query(sql).bind(ledger.as_str()), op)
                         .execute(write.conn()?)
                         .await
@@ -388,12 +368,9 @@ impl SqliteStore {
             .map_err(db_err("taking the write lock"))
     }
 
-    /// The statements both backends run alike, on this store's pool with SQLite's SQL.
+    /// The statements both backends run alike, on this store's pool.
     pub(super) fn queries(&self) -> Queries<'_, Sqlite> {
-        Queries {
-            pool: &self.pool,
-            sql: &SQL,
-        }
+        Queries { pool: &self.pool }
     }
 
     pub async fn rebuild_projections(&self, ledger_id: Uuid) -> Result<u64, StoreError> {
