@@ -110,6 +110,14 @@ pub struct AppendCounts {
     pub kept_writer_opened: u64,
 }
 
+/// `StoreError::Open` for `url` (shown without its password), from the error that stopped it.
+fn open_failed(url: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |error| StoreError::Open {
+        url: redact_url(url),
+        reason: error.to_string(),
+    }
+}
+
 /// The URL without its password, for error messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
@@ -180,6 +188,8 @@ impl Store {
     /// ledger are serialized on its head; `now` is clamped so time never goes backwards along the
     /// chain (signers on several machines have several clocks). `create` must be true exactly
     /// for the first append of a ledger.
+    // Its parameters are `append_before`'s, as are each backend's `append` and `append_locked`:
+    // one append's arguments passed on, not logic written twice (duplicates lists them).
     pub async fn append(
         &self,
         ledger_id: Uuid,

@@ -21,7 +21,7 @@ use super::shared::{
     projection_ops, seal_checked, take_turn, Counters, ProjectionSql, Query, ReadRow, TurnLock,
     Turns,
 };
-use super::{db_err, redact_url, AppendCounts, ExpectedVersion, StoreError};
+use super::{db_err, open_failed, redact_url, AppendCounts, ExpectedVersion, StoreError};
 use crate::domain::envelope::{parse_timestamp, NewEvent, StoredEvent};
 use crate::domain::projection::ProjectionOp;
 
@@ -202,33 +202,28 @@ impl KeptWriter for WriterTurn {
 impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         use std::str::FromStr;
-        let shown = redact_url(url);
-        let open_err = |reason: String| StoreError::Open {
-            url: shown.clone(),
-            reason,
-        };
         let options = PgConnectOptions::from_str(url)
-            .map_err(|error| open_err(error.to_string()))?
+            .map_err(open_failed(url))?
             // Bound the wait for the head lock so a stuck writer yields an error, not a hang.
             .options([("lock_timeout", "30s")]);
         // One direct attempt first: a dead server fails now with its own error, instead of the
         // pool retrying until its acquire timeout.
         let probe = PgConnection::connect_with(&options)
             .await
-            .map_err(|error| open_err(error.to_string()))?;
+            .map_err(open_failed(url))?;
         probe.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(POOL_CONNECTIONS)
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect_with(options)
             .await
-            .map_err(|error| open_err(error.to_string()))?;
+            .map_err(open_failed(url))?;
         // sqlx's PostgreSQL migrator holds an advisory lock, so concurrent openers are safe.
         sqlx::migrate!("migrations/postgres")
             .run(&pool)
             .await
             .map_err(|error| StoreError::Migrate {
-                url: shown,
+                url: redact_url(url),
                 reason: error.to_string(),
             })?;
         Ok(Self {
@@ -239,6 +234,7 @@ impl PostgresStore {
     }
 
     /// See `Store::append_before`, which runs this on a task of its own.
+    // `Store::append_before`'s parameters, kept public as they are (tests drive this directly).
     pub async fn append(
         &self,
         ledger_id: Uuid,
@@ -440,10 +436,11 @@ impl PostgresStore {
             .await
             .map_err(db_err("locking the ledger head"))?
             .ok_or(StoreError::NoSuchLedger(ledger_id))?;
-        let (seq, prev_hash, recorded_at) = next_on_head(&head, now, deadline)?;
+        let next = next_on_head(&head, now, deadline)?;
 
         // The CLI's shape: the version checks ride in the insert, no separate reads.
         if let Some(append) = OneAppend::of(expected, &events) {
+            let (seq, prev_hash, recorded_at) = next;
             let new = events.into_iter().next().expect("one event");
             let event = seal_checked(
                 ledger_id,
@@ -489,18 +486,9 @@ impl PostgresStore {
             check_expected(stream_id, *expectation, actual)?;
             versions.insert(stream_id.clone(), actual);
         }
-        let stored = self
-            .queries()
-            .insert_events(
-                &mut tx,
-                ledger_id,
-                (seq, prev_hash, recorded_at),
-                versions,
-                events,
-            )
-            .await?;
-        tx.commit().await.map_err(db_err("committing the append"))?;
-        Ok(stored)
+        self.queries()
+            .insert_events(tx, ledger_id, next, versions, events)
+            .await
     }
 
     /// The statements both backends run alike, on this store's pool.

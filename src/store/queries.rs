@@ -212,13 +212,13 @@ where
         Ok(replayed)
     }
 
-    /// The general append's events, inserted on `conn` in the transaction that locked the head
-    /// (`next_on_head`: its seq, its hash and the time to record): each sealed at the next
-    /// version of its stream (`versions` holds the versions already read under the lock) and
-    /// inserted with its projection changes. The schema's insert trigger moves the head.
+    /// The general append's events, inserted in `tx`, which locked the head (`next_on_head`: its
+    /// seq, its hash and the time to record), and committed: each sealed at the next version of
+    /// its stream (`versions` holds the versions already read under the lock) and inserted with
+    /// its projection changes. The schema's insert trigger moves the head.
     pub async fn insert_events(
         &self,
-        conn: &mut DB::Connection,
+        mut tx: Transaction<'_, DB>,
         ledger_id: Uuid,
         (mut seq, mut prev_hash, recorded_at): (u64, [u8; 32], DateTime<Utc>),
         mut versions: HashMap<String, u64>,
@@ -229,18 +229,22 @@ where
         for new in events {
             let version = match versions.get(&new.stream_id) {
                 Some(version) => *version,
-                None => self.stream_version(conn, &ledger, &new.stream_id).await?,
+                None => {
+                    self.stream_version(&mut tx, &ledger, &new.stream_id)
+                        .await?
+                }
             } + 1;
             versions.insert(new.stream_id.clone(), version);
             let event = seal_checked(ledger_id, seq, version, recorded_at, prev_hash, new)?;
             bind_event(INSERT_EVENT, &ledger, &event)
-                .execute(&mut *conn)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err("inserting an event"))?;
-            self.apply_projection(conn, &ledger, &event).await?;
+            self.apply_projection(&mut tx, &ledger, &event).await?;
             (seq, prev_hash) = (event.seq, event.hash);
             stored.push(event);
         }
+        tx.commit().await.map_err(db_err("committing the append"))?;
         Ok(stored)
     }
 

@@ -21,7 +21,9 @@ use super::shared::{
     bind_event, bind_projection, check_expected, next_on_head, open_kept_writer, projection_ops,
     seal_checked, take_turn, Counters, ProjectionSql, ReadRow, TurnLock, Turns,
 };
-use super::{db_err, redact_url, AppendCounts, ExpectedVersion, StoreError, LOCK_TIMEOUT};
+use super::{
+    db_err, open_failed, redact_url, AppendCounts, ExpectedVersion, StoreError, LOCK_TIMEOUT,
+};
 use crate::domain::envelope::{NewEvent, StoredEvent};
 
 macro_rules! insert_event {
@@ -112,12 +114,8 @@ impl SqliteStore {
     pub async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
         use std::str::FromStr;
         let shown = redact_url(url);
-        let open_err = |reason: String| StoreError::Open {
-            url: shown.clone(),
-            reason,
-        };
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|error| open_err(error.to_string()))?
+            .map_err(open_failed(url))?
             .create_if_missing(create)
             // WAL + FULL: a commit is durable once `append` returns, and a crash mid-append
             // leaves the last committed state (the WAL frame without its commit is ignored).
@@ -146,7 +144,7 @@ impl SqliteStore {
             .acquire_timeout(LOCK_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|error| open_err(error.to_string()))?;
+            .map_err(open_failed(url))?;
         migrate(&pool)
             .await
             .map_err(|reason| StoreError::Migrate { url: shown, reason })?;
@@ -164,6 +162,7 @@ impl SqliteStore {
     /// See `Store::append_before`. SQLite's transactions survive a cut at any await: sqlx rolls
     /// back a `BEGIN` whose reply was not taken and a dropped transaction on the connection's
     /// own thread, and `OpenWrite` the two-command append's.
+    // `Store::append_before`'s parameters, kept public as they are (tests drive this directly).
     pub async fn append(
         &self,
         ledger_id: Uuid,
@@ -330,7 +329,7 @@ impl SqliteStore {
             .await
             .map_err(db_err("locking the ledger head"))?
             .ok_or(StoreError::NoSuchLedger(ledger_id))?;
-        let (seq, prev_hash, recorded_at) = next_on_head(&head, now, deadline)?;
+        let next = next_on_head(&head, now, deadline)?;
         let mut versions: HashMap<String, u64> = HashMap::new();
         for (index, (stream_id, expectation)) in expected.iter().enumerate() {
             let actual = match index {
@@ -345,18 +344,9 @@ impl SqliteStore {
             check_expected(stream_id, *expectation, actual)?;
             versions.insert(stream_id.clone(), actual);
         }
-        let stored = self
-            .queries()
-            .insert_events(
-                &mut tx,
-                ledger_id,
-                (seq, prev_hash, recorded_at),
-                versions,
-                events,
-            )
-            .await?;
-        tx.commit().await.map_err(db_err("committing the append"))?;
-        Ok(stored)
+        self.queries()
+            .insert_events(tx, ledger_id, next, versions, events)
+            .await
     }
 
     /// `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting up to the busy timeout),
