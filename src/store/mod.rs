@@ -3,12 +3,15 @@
 //! `Store` is the backend-neutral API. Each backend has its own file with its own append:
 //! `sqlite.rs` (`BEGIN IMMEDIATE`, the CLI's append in two commands) and `postgres.rs` (the CLI's
 //! append as one autocommit statement guarded by the schema's trigger, else a row-locked
-//! transaction). `shared.rs` holds what both use: the checks of an append, the seal check on
+//! transaction). `queries.rs` holds the statements both run alike (the reads, the projection
+//! changes, the rebuild walk), generic over sqlx's `Database` with each backend's SQL text;
+//! `shared.rs` holds what both use besides: the checks of an append, the seal check on
 //! write and on read-back, row decoding and parameter binding, and the per-process writer turn.
 
 #[macro_use]
 mod shared;
 mod postgres;
+mod queries;
 mod sqlite;
 
 use std::time::Duration;
@@ -107,6 +110,14 @@ pub struct AppendCounts {
     pub kept_writer_opened: u64,
 }
 
+/// `StoreError::Open` for `url` (shown without its password), from the error that stopped it.
+fn open_failed(url: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |error| StoreError::Open {
+        url: redact_url(url),
+        reason: error.to_string(),
+    }
+}
+
 /// The URL without its password, for error messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
@@ -177,6 +188,8 @@ impl Store {
     /// ledger are serialized on its head; `now` is clamped so time never goes backwards along the
     /// chain (signers on several machines have several clocks). `create` must be true exactly
     /// for the first append of a ledger.
+    // Its parameters are `append_before`'s, as are each backend's `append` and `append_locked`:
+    // one append's arguments passed on, not logic written twice (duplicates lists them).
     pub async fn append(
         &self,
         ledger_id: Uuid,
@@ -241,12 +254,12 @@ impl Store {
 
     /// Every ledger id in this database, oldest first.
     pub async fn ledger_ids(&self) -> Result<Vec<Uuid>, StoreError> {
-        dispatch!(self, store => store.ledger_ids().await)
+        dispatch!(self, store => store.queries().ledger_ids().await)
     }
 
     /// The head (last seq and its hash) in O(1); `None` when the ledger does not exist.
     pub async fn head(&self, ledger_id: Uuid) -> Result<Option<(u64, [u8; 32])>, StoreError> {
-        dispatch!(self, store => store.head(ledger_id).await)
+        dispatch!(self, store => store.queries().head(ledger_id).await)
     }
 
     /// The events of one stream in order, read through the (ledger, stream, version) index.
@@ -255,7 +268,7 @@ impl Store {
         ledger_id: Uuid,
         stream_id: &str,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        dispatch!(self, store => store.read_stream(ledger_id, stream_id).await)
+        dispatch!(self, store => store.queries().read_stream(ledger_id, stream_id).await)
     }
 
     /// One page of events with seq > `after_seq`, in seq order: walking the ledger page by page
@@ -267,7 +280,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let (events, failure) =
-            dispatch!(self, store => store.read_page(ledger_id, after_seq, limit).await)?;
+            dispatch!(self, store => store.queries().read_page(ledger_id, after_seq, limit).await)?;
         match failure {
             Some(error) => Err(error),
             None => Ok(events),
@@ -283,8 +296,7 @@ impl Store {
     ) -> Result<(), E> {
         let mut after = from_seq.saturating_sub(1);
         loop {
-            let (page, failure) =
-                dispatch!(self, store => store.read_page(ledger_id, after, PAGE_ROWS).await)?;
+            let (page, failure) = dispatch!(self, store => store.queries().read_page(ledger_id, after, PAGE_ROWS).await)?;
             // The events before a row that fails its checks are visited first, so a verifier
             // still names the first broken seq, whatever broke it.
             let last = page.last().map(|event| event.seq);
@@ -343,7 +355,7 @@ impl Store {
         ledger_id: Uuid,
         status: Option<&str>,
     ) -> Result<Vec<ProposalRow>, StoreError> {
-        dispatch!(self, store => store.proposals(ledger_id, status).await)
+        dispatch!(self, store => store.queries().proposals(ledger_id, status).await)
     }
 
     pub async fn proposal(
@@ -351,7 +363,7 @@ impl Store {
         ledger_id: Uuid,
         proposal_id: &str,
     ) -> Result<Option<ProposalRow>, StoreError> {
-        dispatch!(self, store => store.proposal(ledger_id, proposal_id).await)
+        dispatch!(self, store => store.queries().proposal(ledger_id, proposal_id).await)
     }
 
     pub async fn close(&self) {

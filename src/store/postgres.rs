@@ -15,15 +15,15 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use uuid::Uuid;
 
+use super::queries::{holds_kept_writer, KeptWriter, Queries};
 use super::shared::{
-    bind_event, bind_projection, check_expected, head_of, known_version, next_on_head,
-    open_kept_writer, parse_ledger_ids, projection_ops, row_to_event, row_to_proposal,
-    rows_to_events, seal_checked, take_turn, Counters, ProjectionSql, Query, ReadRow, TurnLock,
+    bind_event, bind_projection, check_expected, known_version, next_on_head, open_kept_writer,
+    projection_ops, seal_checked, take_turn, Counters, ProjectionSql, Query, ReadRow, TurnLock,
     Turns,
 };
-use super::{db_err, redact_url, AppendCounts, ExpectedVersion, StoreError};
-use crate::domain::envelope::{format_timestamp, parse_timestamp, NewEvent, StoredEvent};
-use crate::domain::projection::{ProjectionOp, ProposalRow};
+use super::{db_err, open_failed, redact_url, AppendCounts, ExpectedVersion, StoreError};
+use crate::domain::envelope::{parse_timestamp, NewEvent, StoredEvent};
+use crate::domain::projection::ProjectionOp;
 
 /// Connections per PostgreSQL store.
 const POOL_CONNECTIONS: u32 = 4;
@@ -87,8 +87,6 @@ const ONE_STATEMENT_WITH: ProjectionSql = ProjectionSql {
 /// Blocks concurrent creators (appends' row locks do not conflict with it for long: creation
 /// happens once).
 const LOCK_LEDGERS: &str = "LOCK TABLE ledgers IN SHARE ROW EXCLUSIVE MODE";
-const COUNT_LEDGERS: &str = "SELECT count(*) FROM ledgers";
-const INSERT_LEDGER: &str = "INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) VALUES ($1, 0, $2, $3, $4) ON CONFLICT DO NOTHING";
 /// A row lock on the head, not an advisory lock: it lives and dies with the transaction (a
 /// killed writer releases it), needs no key scheme, and FOR UPDATE under READ COMMITTED returns
 /// the latest committed head after the wait. Not combined with the stream versions (as on
@@ -99,46 +97,6 @@ const LOCK_HEAD: &str =
 /// After the lock: a new statement, so its snapshot sees every event the previous lock holder
 /// committed.
 const INSERT_AT_VERSION: &str = insert_at_version!();
-const INSERT_EVENT: &str = concat!(
-    "INSERT INTO events (",
-    event_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-);
-const STREAM_VERSION: &str = "SELECT COALESCE(MAX(stream_version), 0)::BIGINT FROM events WHERE ledger_id = $1 AND stream_id = $2";
-const SELECT_PAGE: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM events WHERE ledger_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-);
-const SELECT_STREAM: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM events WHERE ledger_id = $1 AND stream_id = $2 ORDER BY stream_version"
-);
-const LEDGER_IDS: &str = "SELECT ledger_id FROM ledgers ORDER BY created_at, ledger_id";
-const HEAD: &str = "SELECT head_seq, head_hash FROM ledgers WHERE ledger_id = $1";
-/// Projection changes, their parameters after the ledger id ($1) in `bind_projection` order.
-const PROJECTION: ProjectionSql = ProjectionSql {
-    insert: concat!("INSERT INTO proposals (ledger_id, ", proj_columns!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"),
-    signed: "UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN $3 ELSE signers || ',' || $3 END, last_seq = $4 WHERE ledger_id = $1 AND proposal_id = $2",
-    status: "UPDATE proposals SET status = $3, last_seq = $4 WHERE ledger_id = $1 AND proposal_id = $2",
-};
-const PROJECTION_DELETE: &str = "DELETE FROM proposals WHERE ledger_id = $1";
-const PROJECTION_ALL: &str = concat!(
-    "SELECT ",
-    proj_columns!(),
-    " FROM proposals WHERE ledger_id = $1 ORDER BY first_seq"
-);
-const PROJECTION_BY_STATUS: &str = concat!(
-    "SELECT ",
-    proj_columns!(),
-    " FROM proposals WHERE ledger_id = $1 AND status = $2 ORDER BY first_seq"
-);
-const PROJECTION_ONE: &str = concat!(
-    "SELECT ",
-    proj_columns!(),
-    " FROM proposals WHERE ledger_id = $1 AND proposal_id = $2"
-);
 
 /// What a process's PostgreSQL appends to one database share (`Turns`).
 #[derive(Debug, Default)]
@@ -234,36 +192,38 @@ impl<'a> OneAppend<'a> {
     }
 }
 
+impl KeptWriter for WriterTurn {
+    type Connection = PgConnection;
+    fn kept(&mut self) -> &mut Option<PgConnection> {
+        &mut self.kept
+    }
+}
+
 impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         use std::str::FromStr;
-        let shown = redact_url(url);
-        let open_err = |reason: String| StoreError::Open {
-            url: shown.clone(),
-            reason,
-        };
         let options = PgConnectOptions::from_str(url)
-            .map_err(|error| open_err(error.to_string()))?
+            .map_err(open_failed(url))?
             // Bound the wait for the head lock so a stuck writer yields an error, not a hang.
             .options([("lock_timeout", "30s")]);
         // One direct attempt first: a dead server fails now with its own error, instead of the
         // pool retrying until its acquire timeout.
         let probe = PgConnection::connect_with(&options)
             .await
-            .map_err(|error| open_err(error.to_string()))?;
+            .map_err(open_failed(url))?;
         probe.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(POOL_CONNECTIONS)
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect_with(options)
             .await
-            .map_err(|error| open_err(error.to_string()))?;
+            .map_err(open_failed(url))?;
         // sqlx's PostgreSQL migrator holds an advisory lock, so concurrent openers are safe.
         sqlx::migrate!("migrations/postgres")
             .run(&pool)
             .await
             .map_err(|error| StoreError::Migrate {
-                url: shown,
+                url: redact_url(url),
                 reason: error.to_string(),
             })?;
         Ok(Self {
@@ -274,6 +234,7 @@ impl PostgresStore {
     }
 
     /// See `Store::append_before`, which runs this on a task of its own.
+    // `Store::append_before`'s parameters, kept public as they are (tests drive this directly).
     pub async fn append(
         &self,
         ledger_id: Uuid,
@@ -467,7 +428,7 @@ impl PostgresStore {
             .await
             .map_err(db_err("starting a transaction"))?;
         if create {
-            create_ledger(&mut tx, ledger_id, now).await?;
+            create_ledger(self.queries(), &mut tx, ledger_id, now).await?;
         }
         let head = sqlx::query(LOCK_HEAD)
             .bind(&ledger)
@@ -475,10 +436,11 @@ impl PostgresStore {
             .await
             .map_err(db_err("locking the ledger head"))?
             .ok_or(StoreError::NoSuchLedger(ledger_id))?;
-        let (mut seq, mut prev_hash, recorded_at) = next_on_head(&head, now, deadline)?;
+        let next = next_on_head(&head, now, deadline)?;
 
         // The CLI's shape: the version checks ride in the insert, no separate reads.
         if let Some(append) = OneAppend::of(expected, &events) {
+            let (seq, prev_hash, recorded_at) = next;
             let new = events.into_iter().next().expect("one event");
             let event = seal_checked(
                 ledger_id,
@@ -497,7 +459,10 @@ impl PostgresStore {
                 // A stream is not at its expected version: report which, and its actual version
                 // (the transaction rolls back, nothing was written).
                 for (stream_id, expectation) in expected {
-                    let actual = stream_version(&mut tx, &ledger, stream_id).await?;
+                    let actual = self
+                        .queries()
+                        .stream_version(&mut tx, &ledger, stream_id)
+                        .await?;
                     check_expected(stream_id, *expectation, actual)?;
                 }
                 return Err(StoreError::InvalidAppend(
@@ -505,87 +470,33 @@ impl PostgresStore {
                         .into(),
                 ));
             }
-            apply_projection(&mut tx, &ledger, &event).await?;
+            self.queries()
+                .apply_projection(&mut tx, &ledger, &event)
+                .await?;
             tx.commit().await.map_err(db_err("committing the append"))?;
             return Ok(vec![event]);
         }
 
         let mut versions: HashMap<String, u64> = HashMap::new();
         for (stream_id, expectation) in expected {
-            let actual = stream_version(&mut tx, &ledger, stream_id).await?;
+            let actual = self
+                .queries()
+                .stream_version(&mut tx, &ledger, stream_id)
+                .await?;
             check_expected(stream_id, *expectation, actual)?;
             versions.insert(stream_id.clone(), actual);
         }
-        let mut stored = Vec::with_capacity(events.len());
-        for new in events {
-            let version = match versions.get(&new.stream_id) {
-                Some(version) => *version,
-                None => stream_version(&mut tx, &ledger, &new.stream_id).await?,
-            } + 1;
-            versions.insert(new.stream_id.clone(), version);
-            let event = seal_checked(ledger_id, seq, version, recorded_at, prev_hash, new)?;
-            bind_event(INSERT_EVENT, &ledger, &event)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err("inserting an event"))?;
-            apply_projection(&mut tx, &ledger, &event).await?;
-            (seq, prev_hash) = (event.seq, event.hash);
-            stored.push(event);
-        }
-        tx.commit().await.map_err(db_err("committing the append"))?;
-        Ok(stored)
+        self.queries()
+            .insert_events(tx, ledger_id, next, versions, events)
+            .await
     }
 
-    pub async fn ledger_ids(&self) -> Result<Vec<Uuid>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(LEDGER_IDS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("listing ledgers"))?;
-        parse_ledger_ids(&ids)
-    }
-
-    pub async fn head(&self, ledger_id: Uuid) -> Result<Option<(u64, [u8; 32])>, StoreError> {
-        let row = sqlx::query(HEAD)
-            .bind(ledger_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err("reading the ledger head"))?;
-        row.as_ref().map(head_of).transpose()
-    }
-
-    pub async fn read_stream(
-        &self,
-        ledger_id: Uuid,
-        stream_id: &str,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(SELECT_STREAM)
-            .bind(ledger_id.to_string())
-            .bind(stream_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("reading a stream"))?;
-        rows.iter().map(row_to_event).collect()
-    }
-
-    /// The events of one page up to the first row that fails its checks, and that failure.
-    pub(super) async fn read_page(
-        &self,
-        ledger_id: Uuid,
-        after_seq: u64,
-        limit: i64,
-    ) -> Result<(Vec<StoredEvent>, Option<StoreError>), StoreError> {
-        let rows = sqlx::query(SELECT_PAGE)
-            .bind(ledger_id.to_string())
-            .bind(after_seq as i64)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("reading events"))?;
-        Ok(rows_to_events(&rows))
+    /// The statements both backends run alike, on this store's pool.
+    pub(super) fn queries(&self) -> Queries<'_, Postgres> {
+        Queries { pool: &self.pool }
     }
 
     pub async fn rebuild_projections(&self, ledger_id: Uuid) -> Result<u64, StoreError> {
-        let ledger = ledger_id.to_string();
         let mut tx = self
             .pool
             .begin()
@@ -593,86 +504,19 @@ impl PostgresStore {
             .map_err(db_err("starting a transaction"))?;
         // Hold the head like a writer does, so no append interleaves with the replay.
         sqlx::query(LOCK_HEAD)
-            .bind(&ledger)
+            .bind(ledger_id.to_string())
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_err("locking the ledger head"))?;
-        sqlx::query(PROJECTION_DELETE)
-            .bind(&ledger)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err("clearing the projections"))?;
-        let mut after = 0;
-        let mut replayed = 0u64;
-        loop {
-            let rows = sqlx::query(SELECT_PAGE)
-                .bind(&ledger)
-                .bind(after)
-                .bind(super::PAGE_ROWS)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err("reading events"))?;
-            if rows.is_empty() {
-                break;
-            }
-            for row in &rows {
-                let event = row_to_event(row)?;
-                after = event.seq as i64;
-                apply_projection(&mut tx, &ledger, &event).await?;
-                replayed += 1;
-            }
-        }
-        tx.commit()
-            .await
-            .map_err(db_err("committing the rebuild"))?;
-        Ok(replayed)
+        self.queries().rebuild_projections(tx, ledger_id).await
     }
 
-    pub async fn proposals(
-        &self,
-        ledger_id: Uuid,
-        status: Option<&str>,
-    ) -> Result<Vec<ProposalRow>, StoreError> {
-        let query = match status {
-            None => sqlx::query(PROJECTION_ALL).bind(ledger_id.to_string()),
-            Some(status) => sqlx::query(PROJECTION_BY_STATUS)
-                .bind(ledger_id.to_string())
-                .bind(status),
-        };
-        let rows = query
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("reading proposals"))?;
-        rows.iter().map(row_to_proposal).collect()
-    }
-
-    pub async fn proposal(
-        &self,
-        ledger_id: Uuid,
-        proposal_id: &str,
-    ) -> Result<Option<ProposalRow>, StoreError> {
-        let row = sqlx::query(PROJECTION_ONE)
-            .bind(ledger_id.to_string())
-            .bind(proposal_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err("reading a proposal"))?;
-        row.as_ref().map(row_to_proposal).transpose()
-    }
-
-    /// Closes the store and the connection its process's appends share (another store's next
-    /// append opens one if it needs it).
     pub async fn close(&self) {
-        let kept = self.turn.lock().await.kept.take();
-        if let Some(conn) = kept {
-            conn.close().await.ok();
-        }
-        self.pool.close().await
+        self.queries().close(&self.turn).await
     }
 
-    /// Whether this process's appends to the database now share a kept connection (for tests).
     pub(super) async fn holds_kept_writer(&self) -> bool {
-        self.turn.lock().await.kept.is_some()
+        holds_kept_writer(&self.turn).await
     }
 
     /// The seq of the head this process's last append committed and its next will seal on
@@ -730,23 +574,10 @@ fn refused_here(error: &sqlx::Error) -> bool {
         })
 }
 
-async fn stream_version(
-    tx: &mut sqlx::Transaction<'static, Postgres>,
-    ledger: &str,
-    stream_id: &str,
-) -> Result<u64, StoreError> {
-    let version: i64 = sqlx::query_scalar(STREAM_VERSION)
-        .bind(ledger)
-        .bind(stream_id)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err("reading a stream version"))?;
-    Ok(version.max(0) as u64)
-}
-
 /// One ledger per database: creation is exclusive (the table lock), so two concurrent `init`s
 /// cannot both succeed.
 async fn create_ledger(
+    queries: Queries<'_, Postgres>,
     tx: &mut sqlx::Transaction<'static, Postgres>,
     ledger_id: Uuid,
     now: DateTime<Utc>,
@@ -755,39 +586,5 @@ async fn create_ledger(
         .execute(&mut **tx)
         .await
         .map_err(db_err("locking the ledgers table"))?;
-    let existing: i64 = sqlx::query_scalar(COUNT_LEDGERS)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err("counting ledgers"))?;
-    if existing > 0 {
-        return Err(StoreError::LedgerExists(ledger_id));
-    }
-    let stamp = format_timestamp(now);
-    let inserted = sqlx::query(INSERT_LEDGER)
-        .bind(ledger_id.to_string())
-        .bind(&crate::crypto::canonical::GENESIS_PREV_HASH[..])
-        .bind(&stamp)
-        .bind(&stamp)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err("creating the ledger"))?;
-    if inserted.rows_affected() == 0 {
-        return Err(StoreError::LedgerExists(ledger_id));
-    }
-    Ok(())
-}
-
-async fn apply_projection(
-    tx: &mut sqlx::Transaction<'static, Postgres>,
-    ledger: &str,
-    event: &StoredEvent,
-) -> Result<(), StoreError> {
-    for op in projection_ops(event)? {
-        let (sql, doing) = PROJECTION.of(&op);
-        bind_projection(sqlx::query(sql).bind(ledger), op)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err(doing))?;
-    }
-    Ok(())
+    queries.create_ledger(tx, ledger_id, now).await
 }

@@ -2,8 +2,8 @@
 //! of the database (before a write, after a read), the decoding of rows and the binding of an
 //! event's and a projection change's parameters, and the per-process writer turn.
 //!
-//! Everything here is generic over sqlx's `Database`; the SQL text and the order of the round
-//! trips live in `sqlite.rs` and `postgres.rs`.
+//! Everything here is generic over sqlx's `Database` and runs no SQL: the statements both
+//! backends run alike are in `queries.rs`, the appends' own in `sqlite.rs` and `postgres.rs`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

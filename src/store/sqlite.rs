@@ -13,17 +13,18 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
+use super::queries::{holds_kept_writer, KeptWriter, Queries, PROJECTION};
 use super::shared::{
-    bind_event, bind_projection, check_expected, head_of, next_on_head, open_kept_writer,
-    parse_ledger_ids, projection_ops, row_to_event, row_to_proposal, rows_to_events, seal_checked,
-    take_turn, Counters, ProjectionSql, ReadRow, TurnLock, Turns,
+    bind_event, bind_projection, check_expected, next_on_head, open_kept_writer, projection_ops,
+    seal_checked, take_turn, Counters, ProjectionSql, ReadRow, TurnLock, Turns,
 };
-use super::{db_err, redact_url, AppendCounts, ExpectedVersion, StoreError, LOCK_TIMEOUT};
-use crate::domain::envelope::{format_timestamp, NewEvent, StoredEvent};
-use crate::domain::projection::ProposalRow;
+use super::{
+    db_err, open_failed, redact_url, AppendCounts, ExpectedVersion, StoreError, LOCK_TIMEOUT,
+};
+use crate::domain::envelope::{NewEvent, StoredEvent};
 
 macro_rules! insert_event {
     () => {
@@ -50,44 +51,6 @@ macro_rules! head_and_versions {
 
 const INSERT_EVENT: &str = insert_event!();
 const HEAD_AND_VERSIONS: &str = head_and_versions!();
-const COUNT_LEDGERS: &str = "SELECT count(*) FROM ledgers";
-const INSERT_LEDGER: &str = "INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) VALUES (?1, 0, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
-const STREAM_VERSION: &str =
-    "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE ledger_id = ?1 AND stream_id = ?2";
-const SELECT_PAGE: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM events WHERE ledger_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
-);
-const SELECT_STREAM: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    " FROM events WHERE ledger_id = ?1 AND stream_id = ?2 ORDER BY stream_version"
-);
-const LEDGER_IDS: &str = "SELECT ledger_id FROM ledgers ORDER BY created_at, ledger_id";
-const HEAD: &str = "SELECT head_seq, head_hash FROM ledgers WHERE ledger_id = ?1";
-/// Projection changes, their parameters after the ledger id (?1) in `bind_projection` order.
-const PROJECTION: ProjectionSql = ProjectionSql {
-    insert: concat!("INSERT INTO proposals (ledger_id, ", proj_columns!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
-    signed: "UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN ?3 ELSE signers || ',' || ?3 END, last_seq = ?4 WHERE ledger_id = ?1 AND proposal_id = ?2",
-    status: "UPDATE proposals SET status = ?3, last_seq = ?4 WHERE ledger_id = ?1 AND proposal_id = ?2",
-};
-const PROJECTION_DELETE: &str = "DELETE FROM proposals WHERE ledger_id = ?1";
-const PROJECTION_ALL: &str = concat!(
-    "SELECT ",
-    proj_columns!(),
-    " FROM proposals WHERE ledger_id = ?1 ORDER BY first_seq"
-);
-const PROJECTION_BY_STATUS: &str = concat!(
-    "SELECT ",
-    proj_columns!(),
-    " FROM proposals WHERE ledger_id = ?1 AND status = ?2 ORDER BY first_seq"
-);
-const PROJECTION_ONE: &str = concat!(
-    "SELECT ",
-    proj_columns!(),
-    " FROM proposals WHERE ledger_id = ?1 AND proposal_id = ?2"
-);
 
 /// The second command of a two-command append: the event's insert (?1..?12), its projection
 /// change (parameters from ?13 in `bind_projection` order, the ledger id shared as ?1), then
@@ -140,16 +103,19 @@ pub struct SqliteStore {
     counts: Arc<Counters>,
 }
 
+impl KeptWriter for WriterTurn {
+    type Connection = SqliteConnection;
+    fn kept(&mut self) -> &mut Option<SqliteConnection> {
+        &mut self.kept
+    }
+}
+
 impl SqliteStore {
     pub async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
         use std::str::FromStr;
         let shown = redact_url(url);
-        let open_err = |reason: String| StoreError::Open {
-            url: shown.clone(),
-            reason,
-        };
         let options = SqliteConnectOptions::from_str(url)
-            .map_err(|error| open_err(error.to_string()))?
+            .map_err(open_failed(url))?
             .create_if_missing(create)
             // WAL + FULL: a commit is durable once `append` returns, and a crash mid-append
             // leaves the last committed state (the WAL frame without its commit is ignored).
@@ -178,7 +144,7 @@ impl SqliteStore {
             .acquire_timeout(LOCK_TIMEOUT)
             .connect_with(options)
             .await
-            .map_err(|error| open_err(error.to_string()))?;
+            .map_err(open_failed(url))?;
         migrate(&pool)
             .await
             .map_err(|reason| StoreError::Migrate { url: shown, reason })?;
@@ -196,6 +162,7 @@ impl SqliteStore {
     /// See `Store::append_before`. SQLite's transactions survive a cut at any await: sqlx rolls
     /// back a `BEGIN` whose reply was not taken and a dropped transaction on the connection's
     /// own thread, and `OpenWrite` the two-command append's.
+    // `Store::append_before`'s parameters, kept public as they are (tests drive this directly).
     pub async fn append(
         &self,
         ledger_id: Uuid,
@@ -348,7 +315,9 @@ impl SqliteStore {
         if create {
             // One ledger per database; `BEGIN IMMEDIATE` already excludes every other writer,
             // so two concurrent `init`s cannot both succeed.
-            create_ledger(&mut tx, ledger_id, now).await?;
+            self.queries()
+                .create_ledger(&mut tx, ledger_id, now)
+                .await?;
         }
         let first = expected.first().map_or("", |(stream, _)| stream.as_str());
         let second = expected.get(1).map_or(first, |(stream, _)| stream.as_str());
@@ -360,35 +329,24 @@ impl SqliteStore {
             .await
             .map_err(db_err("locking the ledger head"))?
             .ok_or(StoreError::NoSuchLedger(ledger_id))?;
-        let (mut seq, mut prev_hash, recorded_at) = next_on_head(&head, now, deadline)?;
+        let next = next_on_head(&head, now, deadline)?;
         let mut versions: HashMap<String, u64> = HashMap::new();
         for (index, (stream_id, expectation)) in expected.iter().enumerate() {
             let actual = match index {
                 0 => stream_version_column(&head, "stream_version")?,
                 1 => stream_version_column(&head, "stream_version_2")?,
-                _ => stream_version(&mut tx, &ledger, stream_id).await?,
+                _ => {
+                    self.queries()
+                        .stream_version(&mut tx, &ledger, stream_id)
+                        .await?
+                }
             };
             check_expected(stream_id, *expectation, actual)?;
             versions.insert(stream_id.clone(), actual);
         }
-        let mut stored = Vec::with_capacity(events.len());
-        for new in events {
-            let version = match versions.get(&new.stream_id) {
-                Some(version) => *version,
-                None => stream_version(&mut tx, &ledger, &new.stream_id).await?,
-            } + 1;
-            versions.insert(new.stream_id.clone(), version);
-            let event = seal_checked(ledger_id, seq, version, recorded_at, prev_hash, new)?;
-            bind_event(INSERT_EVENT, &ledger, &event)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err("inserting an event"))?;
-            apply_projection(&mut tx, &ledger, &event).await?;
-            (seq, prev_hash) = (event.seq, event.hash);
-            stored.push(event);
-        }
-        tx.commit().await.map_err(db_err("committing the append"))?;
-        Ok(stored)
+        self.queries()
+            .insert_events(tx, ledger_id, next, versions, events)
+            .await
     }
 
     /// `BEGIN IMMEDIATE` takes SQLite's write lock up front (waiting up to the busy timeout),
@@ -400,134 +358,23 @@ impl SqliteStore {
             .map_err(db_err("taking the write lock"))
     }
 
-    pub async fn ledger_ids(&self) -> Result<Vec<Uuid>, StoreError> {
-        let ids: Vec<String> = sqlx::query_scalar(LEDGER_IDS)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("listing ledgers"))?;
-        parse_ledger_ids(&ids)
-    }
-
-    pub async fn head(&self, ledger_id: Uuid) -> Result<Option<(u64, [u8; 32])>, StoreError> {
-        let row = sqlx::query(HEAD)
-            .bind(ledger_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err("reading the ledger head"))?;
-        row.as_ref().map(head_of).transpose()
-    }
-
-    pub async fn read_stream(
-        &self,
-        ledger_id: Uuid,
-        stream_id: &str,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows = sqlx::query(SELECT_STREAM)
-            .bind(ledger_id.to_string())
-            .bind(stream_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("reading a stream"))?;
-        rows.iter().map(row_to_event).collect()
-    }
-
-    /// The events of one page up to the first row that fails its checks, and that failure.
-    pub(super) async fn read_page(
-        &self,
-        ledger_id: Uuid,
-        after_seq: u64,
-        limit: i64,
-    ) -> Result<(Vec<StoredEvent>, Option<StoreError>), StoreError> {
-        let rows = sqlx::query(SELECT_PAGE)
-            .bind(ledger_id.to_string())
-            .bind(after_seq as i64)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("reading events"))?;
-        Ok(rows_to_events(&rows))
+    /// The statements both backends run alike, on this store's pool.
+    pub(super) fn queries(&self) -> Queries<'_, Sqlite> {
+        Queries { pool: &self.pool }
     }
 
     pub async fn rebuild_projections(&self, ledger_id: Uuid) -> Result<u64, StoreError> {
-        let ledger = ledger_id.to_string();
         // `BEGIN IMMEDIATE` holds the write lock, so no append interleaves with the replay.
-        let mut tx = self.begin_write().await?;
-        sqlx::query(PROJECTION_DELETE)
-            .bind(&ledger)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err("clearing the projections"))?;
-        let mut after = 0;
-        let mut replayed = 0u64;
-        loop {
-            let rows = sqlx::query(SELECT_PAGE)
-                .bind(&ledger)
-                .bind(after)
-                .bind(super::PAGE_ROWS)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err("reading events"))?;
-            if rows.is_empty() {
-                break;
-            }
-            for row in &rows {
-                let event = row_to_event(row)?;
-                after = event.seq as i64;
-                apply_projection(&mut tx, &ledger, &event).await?;
-                replayed += 1;
-            }
-        }
-        tx.commit()
-            .await
-            .map_err(db_err("committing the rebuild"))?;
-        Ok(replayed)
+        let tx = self.begin_write().await?;
+        self.queries().rebuild_projections(tx, ledger_id).await
     }
 
-    pub async fn proposals(
-        &self,
-        ledger_id: Uuid,
-        status: Option<&str>,
-    ) -> Result<Vec<ProposalRow>, StoreError> {
-        let query = match status {
-            None => sqlx::query(PROJECTION_ALL).bind(ledger_id.to_string()),
-            Some(status) => sqlx::query(PROJECTION_BY_STATUS)
-                .bind(ledger_id.to_string())
-                .bind(status),
-        };
-        let rows = query
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("reading proposals"))?;
-        rows.iter().map(row_to_proposal).collect()
-    }
-
-    pub async fn proposal(
-        &self,
-        ledger_id: Uuid,
-        proposal_id: &str,
-    ) -> Result<Option<ProposalRow>, StoreError> {
-        let row = sqlx::query(PROJECTION_ONE)
-            .bind(ledger_id.to_string())
-            .bind(proposal_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err("reading a proposal"))?;
-        row.as_ref().map(row_to_proposal).transpose()
-    }
-
-    /// Closes the store and the connection its process's appends share (another store's next
-    /// append opens one if it needs it).
     pub async fn close(&self) {
-        let kept = self.turn.lock().await.kept.take();
-        if let Some(conn) = kept {
-            conn.close().await.ok();
-        }
-        self.pool.close().await
+        self.queries().close(&self.turn).await
     }
 
-    /// Whether this process's appends to the file now share a kept connection (for tests).
     pub(super) async fn holds_kept_writer(&self) -> bool {
-        self.turn.lock().await.kept.is_some()
+        holds_kept_writer(&self.turn).await
     }
 
     pub(super) fn append_counts(&self) -> AppendCounts {
@@ -561,62 +408,6 @@ fn stream_version_column(head: &SqliteRow, column: &str) -> Result<u64, StoreErr
         .int64(column)
         .map_err(db_err("reading a stream version"))?;
     Ok(version.max(0) as u64)
-}
-
-async fn stream_version(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    ledger: &str,
-    stream_id: &str,
-) -> Result<u64, StoreError> {
-    let version: i64 = sqlx::query_scalar(STREAM_VERSION)
-        .bind(ledger)
-        .bind(stream_id)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err("reading a stream version"))?;
-    Ok(version.max(0) as u64)
-}
-
-async fn create_ledger(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    ledger_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let existing: i64 = sqlx::query_scalar(COUNT_LEDGERS)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(db_err("counting ledgers"))?;
-    if existing > 0 {
-        return Err(StoreError::LedgerExists(ledger_id));
-    }
-    let stamp = format_timestamp(now);
-    let inserted = sqlx::query(INSERT_LEDGER)
-        .bind(ledger_id.to_string())
-        .bind(&crate::crypto::canonical::GENESIS_PREV_HASH[..])
-        .bind(&stamp)
-        .bind(&stamp)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err("creating the ledger"))?;
-    if inserted.rows_affected() == 0 {
-        return Err(StoreError::LedgerExists(ledger_id));
-    }
-    Ok(())
-}
-
-async fn apply_projection(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    ledger: &str,
-    event: &StoredEvent,
-) -> Result<(), StoreError> {
-    for op in projection_ops(event)? {
-        let (sql, doing) = PROJECTION.of(&op);
-        bind_projection(sqlx::query(sql).bind(ledger), op)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err(doing))?;
-    }
-    Ok(())
 }
 
 /// The connection a two-command append runs on: the store's own, or the one kept with the turn.
