@@ -11,7 +11,6 @@ pub(crate) mod evaluate;
 mod governance;
 mod keys;
 mod ledger;
-mod one_cpu;
 mod proposals;
 mod views;
 
@@ -175,7 +174,6 @@ pub type CliResult = Result<i32, CliError>;
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
-    one_cpu::keep_short_sqlite_command_on_one_cpu(&cli.command, &cli.db);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
