@@ -946,3 +946,32 @@ fn verified_signatures_hold_only_what_verify_strict_accepted() {
         decide_sign_trusting(&desk.governance, &state, good, t0(), &[], &verified).unwrap();
     assert_eq!(types(&outcome.events), vec!["proposal.signed"]);
 }
+
+/// Given a proposal whose id is spelt other than lowercase-hyphenated, when it is proposed, then
+/// it is refused: signatures bind the id's 16 bytes, so a second spelling of one id would be a
+/// second stream that a committed roll's signatures also verify for (a replay).
+#[test]
+fn a_proposal_id_in_another_spelling_is_refused() {
+    let desk = desk();
+    let id = Uuid::now_v7();
+    let spellings = [
+        id.hyphenated().to_string().to_uppercase(),
+        id.simple().to_string(),
+        id.braced().to_string(),
+        id.urn().to_string(),
+    ];
+    for spelling in spellings {
+        let (mut draft, _) =
+            ProposalDraft::roll(&desk.governance, id, roll_body(9, t0()), t0()).unwrap();
+        draft.terms.proposal_id = spelling.clone();
+        let signature = seal_signature(desk.key("bob"), draft.message());
+        assert_refused!(
+            decide_propose(&desk.governance, &draft, signature),
+            Refusal::ProposalIdNotCanonical { proposal_id } if proposal_id == spelling
+        );
+    }
+    // The canonical spelling of the same id is accepted.
+    let (draft, _) = ProposalDraft::roll(&desk.governance, id, roll_body(9, t0()), t0()).unwrap();
+    let signature = seal_signature(desk.key("bob"), draft.message());
+    decide_propose(&desk.governance, &draft, signature).expect("canonical id accepted");
+}

@@ -84,7 +84,12 @@ impl WholeOutput {
             name.to_string_lossy(),
             std::process::id()
         ));
-        let file = std::fs::File::create(&partial).map_err(cannot_write)?;
+        // A new file only: a link planted at the guessable name is never followed and truncated.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&partial)
+            .map_err(cannot_write)?;
         Ok(WholeOutput {
             writer: Box::new(std::io::BufWriter::with_capacity(1 << 16, file)),
             path: path.to_path_buf(),

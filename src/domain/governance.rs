@@ -413,7 +413,7 @@ impl Governance {
     }
 }
 
-/// Used by `decode_signed_message` callers that only need to confirm a message's shape.
+/// Decodes a signed message's fields (`crypto::canonical`), its malformation a `Refusal`.
 pub fn decode(message: &[u8]) -> Result<crate::crypto::canonical::SignedMessage, Refusal> {
     decode_signed_message(message).map_err(|reason| Refusal::MessageMalformed { reason })
 }

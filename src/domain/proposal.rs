@@ -379,7 +379,14 @@ pub(super) fn parse_event(event: &StoredEvent) -> Result<Event, Refusal> {
 }
 
 pub(super) fn parse_proposal_id(terms: &ProposalTerms) -> Result<Uuid, Refusal> {
-    Uuid::parse_str(&terms.proposal_id).map_err(|_| Refusal::ProposalIdNotUuid {
+    let id = Uuid::parse_str(&terms.proposal_id).map_err(|_| Refusal::ProposalIdNotUuid {
         proposal_id: terms.proposal_id.clone(),
-    })
+    })?;
+    // `parse_str` also takes uppercase, simple, braced and URN spellings of the same 16 bytes.
+    if id.hyphenated().to_string() != terms.proposal_id {
+        return Err(Refusal::ProposalIdNotCanonical {
+            proposal_id: terms.proposal_id.clone(),
+        });
+    }
+    Ok(id)
 }

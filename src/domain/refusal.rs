@@ -92,6 +92,10 @@ pub enum Refusal {
     ProposalStreamStart { stream_id: String },
     #[error("proposal id {proposal_id:?} is not a UUID")]
     ProposalIdNotUuid { proposal_id: String },
+    /// Signatures bind the id's 16 bytes, so a second spelling of one id would be a second
+    /// stream that the same signatures verify for: one spelling only.
+    #[error("proposal id {proposal_id:?} is not in canonical form (lowercase, hyphenated)")]
+    ProposalIdNotCanonical { proposal_id: String },
     /// A recorded timestamp that is not in the canonical form, with its text.
     #[error("{field} {text:?} is not canonical")]
     RecordedTimestamp { field: &'static str, text: String },

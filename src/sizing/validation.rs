@@ -249,7 +249,7 @@ fn series(field: &str, values: &[f64]) -> Result<(), InputError> {
         return Err(InputError::new(
             field,
             format!(
-                "must have at most {SERIES_VALUES_MAX} values, got {}",
+                "must have at most {SERIES_VALUES_MAX} entries, got {}",
                 values.len()
             ),
         ));

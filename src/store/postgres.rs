@@ -337,7 +337,7 @@ impl PostgresStore {
     /// Seals `new` on `head` (read now when `None`) and sends its insert with the projection
     /// change as one autocommit statement, on `kept` or else the pool. The schema's insert
     /// trigger takes the head's row lock and refuses the event if another writer moved the
-    /// head since (migrations/postgres/0002), so the chain stays gapless and ordered.
+    /// head since (migrations/postgres/0003), so the chain stays gapless and ordered.
     ///
     /// `Ok(None)` when the event did not go in for a reason the locked path must judge (the
     /// head moved, a stream is not at its expected version, the deadline, a projection change
