@@ -89,6 +89,10 @@ both_backends!(
     a_remembered_head_another_process_moved_is_refused_not_forked,
     appends_after_a_processs_first_share_one_kept_connection,
     a_closed_store_appends_nothing,
+    the_database_refuses_to_move_the_head_by_hand,
+    lowering_the_head_to_replace_later_events_is_refused_at_the_first_step,
+    an_insert_cannot_replace_a_stored_event,
+    the_head_row_cannot_be_deleted,
 );
 
 #[tokio::test]
@@ -1690,7 +1694,8 @@ async fn sqlite_ledgers_from_the_earlier_schema_survive_the_seq_rowid_migration(
     let triggers = db
         .raw_rows("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events' ORDER BY name")
         .await;
-    assert_eq!(triggers.len(), 4, "{triggers:?}");
+    // 0003's four, and 0004's guard against an insert that would REPLACE a stored row.
+    assert_eq!(triggers.len(), 5, "{triggers:?}");
     for refused in [
         "UPDATE events SET payload = x'00' WHERE seq = 2",
         "DELETE FROM events WHERE seq = 6",
@@ -1882,7 +1887,7 @@ async fn postgres_ledgers_from_before_the_trigger_replacement_keep_appending() {
     let applied = db
         .raw_rows("SELECT version FROM _sqlx_migrations ORDER BY version")
         .await;
-    assert_eq!(applied, vec![vec!["1"], vec!["2"], vec!["3"]]);
+    assert_eq!(applied, vec![vec!["1"], vec!["2"], vec!["3"], vec!["4"]]);
     assert_eq!(all_events(&store, ledger).await, written);
     assert_eq!(store.head(ledger).await.unwrap().unwrap(), (4, prev));
     // The one-statement path (twice: the second on the remembered head), then the locked one.
@@ -1934,4 +1939,323 @@ async fn postgres_ledgers_from_before_the_trigger_replacement_keep_appending() {
     assert_eq!(&events[..4], &written[..]);
     assert_chain(&events);
     verify_live_chain(&store, ledger).await.unwrap();
+}
+
+/// A byte string as a SQL literal of the backend.
+fn sql_bytes(db: &TestDb, bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    if db.backend == "sqlite" {
+        format!("X'{hex}'")
+    } else {
+        format!("'\\x{hex}'::bytea")
+    }
+}
+
+fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// `verb INTO events (...) VALUES (...) tail` for a whole event row, as an attacker writes it.
+fn event_row_sql(db: &TestDb, verb: &str, event: &StoredEvent, tail: &str) -> String {
+    format!(
+        "{verb} INTO events (ledger_id, seq, stream_id, stream_version, event_id, event_type, \
+         schema_version, recorded_at, actor, payload, prev_hash, hash) \
+         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) {tail}",
+        sql_text(&event.ledger_id.to_string()),
+        event.seq,
+        sql_text(&event.stream_id),
+        event.stream_version,
+        sql_text(&event.event_id.to_string()),
+        sql_text(&event.event_type),
+        event.schema_version,
+        sql_text(&event.recorded_at),
+        event.actor.as_deref().map_or("NULL".into(), sql_text),
+        sql_bytes(db, &event.payload),
+        sql_bytes(db, &event.prev_hash),
+        sql_bytes(db, &event.hash),
+    )
+}
+
+/// On PostgreSQL, the UPSERT that rewrites every column of the row it collides with on `target`.
+const UPSERT_EVENT_TAIL: &str =
+    "DO UPDATE SET seq = EXCLUDED.seq, stream_id = EXCLUDED.stream_id, \
+     stream_version = EXCLUDED.stream_version, event_id = EXCLUDED.event_id, \
+     event_type = EXCLUDED.event_type, recorded_at = EXCLUDED.recorded_at, \
+     payload = EXCLUDED.payload, prev_hash = EXCLUDED.prev_hash, hash = EXCLUDED.hash";
+
+/// An event re-sealed with other chain fields, its hash recomputed as a careful attacker would.
+fn resealed(event: &StoredEvent, seq: u64, prev_hash: [u8; 32]) -> StoredEvent {
+    let mut forged = event.clone();
+    forged.seq = seq;
+    forged.prev_hash = prev_hash;
+    forged.hash = forged.computed_hash();
+    forged
+}
+
+/// A ledger of genesis and six notes on stream "a" (seq 4 stands for the veto an attacker
+/// wants gone), and everything an attack must leave as it was.
+async fn ledger_of_seven(store: &Store) -> Uuid {
+    let ledger = new_ledger(store).await;
+    for n in 0..6u64 {
+        store
+            .append(
+                ledger,
+                false,
+                &[("a".into(), ExpectedVersion::Exact(n))],
+                vec![note("a", serde_json::json!({ "n": n }))],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+    }
+    ledger
+}
+
+const ALL_ROWS: &str =
+    "SELECT ledger_id, seq, stream_id, stream_version, event_id, hash FROM events ORDER BY seq";
+const HEAD_ROWS: &str = "SELECT ledger_id, head_seq, head_hash, head_recorded_at, created_at FROM ledgers ORDER BY ledger_id";
+
+/// Runs each attack, expects the database to refuse it (by rollbook's guards, not by accident),
+/// and the ledger to be exactly as it was and still verify.
+async fn assert_refused_and_unchanged(
+    db: &TestDb,
+    store: &Store,
+    ledger: Uuid,
+    attacks: &[(&str, String)],
+) {
+    let events_before = db.raw_rows(ALL_ROWS).await;
+    let heads_before = db.raw_rows(HEAD_ROWS).await;
+    let head_before = store.head(ledger).await.unwrap().unwrap();
+    for (what, sql) in attacks {
+        let error = db
+            .raw_execute(sql)
+            .await
+            .map(|changed| format!("accepted, {changed} rows changed"))
+            .expect_err(&format!("{what} must be refused: {sql}"))
+            .to_string();
+        assert!(error.contains("rollbook:"), "{what}: {error}");
+        assert_eq!(db.raw_rows(ALL_ROWS).await, events_before, "{what}");
+        assert_eq!(db.raw_rows(HEAD_ROWS).await, heads_before, "{what}");
+        assert_eq!(store.head(ledger).await.unwrap().unwrap(), head_before);
+    }
+    let summary = verify_live_chain(store, ledger).await.unwrap();
+    assert_eq!(summary.events, head_before.0);
+}
+
+/// migrations/*/0004: the head row moves only with an insert that extends it, one step, onto
+/// the event inserted; an UPDATE or UPSERT of the head by hand is refused (issue 19, case 1).
+async fn the_database_refuses_to_move_the_head_by_hand(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = ledger_of_seven(&store).await;
+    let events = all_events(&store, ledger).await;
+    let third = &events[2];
+    let (hash3, time3) = (sql_bytes(db, &third.hash), sql_text(&third.recorded_at));
+    let lowered =
+        format!("UPDATE ledgers SET head_seq = 3, head_hash = {hash3}, head_recorded_at = {time3}");
+    let upsert = format!(
+        "INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) \
+         SELECT ledger_id, 3, {hash3}, {time3}, created_at FROM ledgers WHERE true \
+         ON CONFLICT (ledger_id) DO UPDATE SET head_seq = EXCLUDED.head_seq, \
+         head_hash = EXCLUDED.head_hash, head_recorded_at = EXCLUDED.head_recorded_at"
+    );
+    let mut attacks = vec![
+        ("lowering the head", lowered),
+        (
+            "another hash at the same seq",
+            format!("UPDATE ledgers SET head_hash = {hash3}"),
+        ),
+        (
+            "a step forward onto no event",
+            "UPDATE ledgers SET head_seq = head_seq + 1".to_string(),
+        ),
+        (
+            "the head of another ledger id",
+            format!(
+                "UPDATE ledgers SET ledger_id = {}",
+                sql_text(&Uuid::now_v7().to_string())
+            ),
+        ),
+        ("an UPSERT of the head", upsert),
+    ];
+    if db.backend == "sqlite" {
+        attacks.push((
+            "an INSERT OR REPLACE of the head",
+            format!(
+                "INSERT OR REPLACE INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) \
+                 SELECT ledger_id, 3, {hash3}, {time3}, created_at FROM ledgers"
+            ),
+        ));
+        attacks.push((
+            "a REPLACE of the head at 0",
+            "REPLACE INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) \
+             SELECT ledger_id, 0, head_hash, head_recorded_at, created_at FROM ledgers"
+                .to_string(),
+        ));
+    }
+    assert_refused_and_unchanged(db, &store, ledger, &attacks).await;
+    // Honest appends still move it.
+    store
+        .append(
+            ledger,
+            false,
+            &[("a".into(), ExpectedVersion::Exact(6))],
+            vec![note("a", serde_json::json!({ "n": 6 }))],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.head(ledger).await.unwrap().unwrap().0, 8);
+    verify_live_chain(&store, ledger).await.unwrap();
+}
+
+/// Issue 19, case 1 as reproduced: lower the head below the veto (seq 4), then write every later
+/// event one seq lower with its hash recomputed (REPLACE on SQLite, UPSERT on PostgreSQL), then
+/// rebuild. The first step is refused, each later one too, and the ledger is as it was.
+async fn lowering_the_head_to_replace_later_events_is_refused_at_the_first_step(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = ledger_of_seven(&store).await;
+    let events = all_events(&store, ledger).await;
+    let third = &events[2];
+    let mut attacks = vec![(
+        "lowering the head below the veto",
+        format!(
+            "UPDATE ledgers SET head_seq = 3, head_hash = {}, head_recorded_at = {}",
+            sql_bytes(db, &third.hash),
+            sql_text(&third.recorded_at)
+        ),
+    )];
+    let mut prev = third.hash;
+    for later in &events[4..] {
+        let moved = resealed(later, later.seq - 1, prev);
+        prev = moved.hash;
+        attacks.push(match db.backend {
+            "sqlite" => (
+                "a later event REPLACEd one seq lower",
+                event_row_sql(db, "INSERT OR REPLACE", &moved, ""),
+            ),
+            _ => (
+                "a later event UPSERTed one seq lower",
+                event_row_sql(
+                    db,
+                    "INSERT",
+                    &moved,
+                    &format!("ON CONFLICT (ledger_id, seq) {UPSERT_EVENT_TAIL}"),
+                ),
+            ),
+        });
+    }
+    assert_refused_and_unchanged(db, &store, ledger, &attacks).await;
+    store.rebuild_projections(ledger).await.unwrap();
+    assert_eq!(all_events(&store, ledger).await, events);
+    assert_eq!(verify_live_chain(&store, ledger).await.unwrap().events, 7);
+}
+
+/// An insert that links to the head but collides with a stored event (its event id, its stream
+/// version, its seq) cannot delete or rewrite that event: SQLite's REPLACE deletes the rows it
+/// collides with without firing DELETE triggers, PostgreSQL's UPSERT updates them.
+async fn an_insert_cannot_replace_a_stored_event(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = ledger_of_seven(&store).await;
+    let events = all_events(&store, ledger).await;
+    let head = events.last().unwrap();
+    let second = &events[1];
+    // Extends the head (seq 8 on event 7's hash and time), but reuses event 2's id...
+    let mut same_id = resealed(second, 8, head.hash);
+    same_id.stream_id = "forged".into();
+    same_id.stream_version = 1;
+    same_id.recorded_at = head.recorded_at.clone();
+    same_id.hash = same_id.computed_hash();
+    // ... or event 2's stream version under a new id ...
+    let mut same_version = same_id.clone();
+    same_version.event_id = Uuid::now_v7();
+    same_version.stream_id = second.stream_id.clone();
+    same_version.stream_version = second.stream_version;
+    same_version.hash = same_version.computed_hash();
+    // ... or sits at event 3's seq on event 2's hash.
+    let mut same_seq = same_id.clone();
+    same_seq.event_id = Uuid::now_v7();
+    same_seq.seq = 3;
+    same_seq.prev_hash = second.hash;
+    same_seq.hash = same_seq.computed_hash();
+    let attacks: Vec<(&str, String)> = if db.backend == "sqlite" {
+        let other_ledger = Uuid::now_v7();
+        let mut other_genesis = resealed(
+            &events[0],
+            1,
+            rollbook::crypto::canonical::GENESIS_PREV_HASH,
+        );
+        other_genesis.ledger_id = other_ledger;
+        other_genesis.event_id = Uuid::now_v7();
+        other_genesis.hash = other_genesis.computed_hash();
+        vec![
+            ("REPLACE on an event id", event_row_sql(db, "INSERT OR REPLACE", &same_id, "")),
+            ("REPLACE on a stream version", event_row_sql(db, "REPLACE", &same_version, "")),
+            ("REPLACE on a seq", event_row_sql(db, "INSERT OR REPLACE", &same_seq, "")),
+            (
+                // seq is the rowid, shared by every ledger in the file: a second ledger's
+                // genesis at seq 1 would REPLACE this ledger's.
+                "REPLACE on a seq from another ledger",
+                format!(
+                    "BEGIN; INSERT INTO ledgers (ledger_id, head_seq, head_hash, head_recorded_at, created_at) \
+                     VALUES ({id}, 0, {zero}, {at}, {at}); {insert}; COMMIT",
+                    id = sql_text(&other_ledger.to_string()),
+                    zero = sql_bytes(db, &rollbook::crypto::canonical::GENESIS_PREV_HASH),
+                    at = sql_text(&other_genesis.recorded_at),
+                    insert = event_row_sql(db, "INSERT OR REPLACE", &other_genesis, ""),
+                ),
+            ),
+        ]
+    } else {
+        vec![
+            (
+                "UPSERT on an event id",
+                event_row_sql(
+                    db,
+                    "INSERT",
+                    &same_id,
+                    &format!("ON CONFLICT (event_id) {UPSERT_EVENT_TAIL}"),
+                ),
+            ),
+            (
+                "UPSERT on a stream version",
+                event_row_sql(
+                    db,
+                    "INSERT",
+                    &same_version,
+                    &format!(
+                        "ON CONFLICT (ledger_id, stream_id, stream_version) {UPSERT_EVENT_TAIL}"
+                    ),
+                ),
+            ),
+            (
+                "UPSERT on a seq",
+                event_row_sql(
+                    db,
+                    "INSERT",
+                    &same_seq,
+                    &format!("ON CONFLICT (ledger_id, seq) {UPSERT_EVENT_TAIL}"),
+                ),
+            ),
+        ]
+    };
+    assert_refused_and_unchanged(db, &store, ledger, &attacks).await;
+    assert_eq!(all_events(&store, ledger).await, events);
+}
+
+/// The head row cannot be deleted, even by a connection that switched foreign keys off (SQLite
+/// lets any connection do that; on PostgreSQL the events' foreign key refused it already).
+async fn the_head_row_cannot_be_deleted(db: &TestDb) {
+    let store = Store::open(&db.url).await.unwrap();
+    let ledger = ledger_of_seven(&store).await;
+    let delete = match db.backend {
+        "sqlite" => "PRAGMA foreign_keys = OFF; DELETE FROM ledgers",
+        _ => "DELETE FROM ledgers",
+    };
+    assert_refused_and_unchanged(
+        db,
+        &store,
+        ledger,
+        &[("deleting the head row", delete.to_string())],
+    )
+    .await;
 }

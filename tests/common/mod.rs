@@ -79,13 +79,19 @@ impl TestDb {
         }
     }
 
-    /// Runs an UPDATE or DELETE of events as an attacker with full control of the database
-    /// would: past the triggers that keep the events table append-only. On SQLite those
-    /// triggers are dropped (the file's owner can); on PostgreSQL the statements run with
-    /// `session_replication_role = replica`, as a superuser may, which fires no ordinary trigger.
+    /// Runs an UPDATE or DELETE of events or of the head row as an attacker with full control of
+    /// the database would: past the triggers that keep the events table append-only and the
+    /// head moving only with inserts. On SQLite those triggers are dropped (the file's owner
+    /// can); on PostgreSQL the statements run with `session_replication_role = replica`, as a
+    /// superuser may, which fires no ordinary trigger.
     pub async fn tamper(&self, sql: &str) -> Result<u64, sqlx::Error> {
         if self.backend == "sqlite" {
-            for trigger in ["events_refuse_update", "events_refuse_delete"] {
+            for trigger in [
+                "events_refuse_update",
+                "events_refuse_delete",
+                "ledgers_head_moves_only_by_insert",
+                "ledgers_refuse_delete",
+            ] {
                 self.raw_execute(&format!("DROP TRIGGER IF EXISTS {trigger}"))
                     .await?;
             }
