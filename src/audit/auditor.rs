@@ -38,9 +38,13 @@ pub struct AuditSummary {
     pub signatures: u64,
     pub signer_set_version: u64,
     pub signers: Vec<String>,
+    /// The key id of each of `signers`, in the same order.
+    pub signer_key_ids: Vec<String>,
     pub threshold: u32,
     pub policy_version: u64,
     pub policy_hash: String,
+    /// The hash of seq 1: the ledger's identity, which a reviewer pins (`verify --genesis`).
+    pub genesis_hash: String,
 }
 
 /// Proposals whose expiry passed this long before the current event are dropped from memory:
@@ -61,6 +65,7 @@ pub struct Auditor {
     signatures: u64,
     last_time: Option<DateTime<Utc>>,
     ledger_id: Option<uuid::Uuid>,
+    genesis_hash: Option<[u8; 32]>,
 }
 
 impl Default for Auditor {
@@ -129,6 +134,7 @@ impl Auditor {
             signatures: 0,
             last_time: None,
             ledger_id: None,
+            genesis_hash: None,
         }
     }
 
@@ -184,6 +190,9 @@ impl Auditor {
             .expect("the chain verifier checked the timestamp");
         self.last_time = Some(at);
         self.ledger_id = Some(event.ledger_id);
+        if event.seq == 1 {
+            self.genesis_hash = Some(event.hash);
+        }
         let payload = payload.map_err(fail)?;
         if payload.event_type() != event.event_type {
             return Err(fail(format!(
@@ -510,9 +519,16 @@ impl Auditor {
             signatures: self.signatures,
             signer_set_version: governance.set.version,
             signers: governance.set.names(),
+            signer_key_ids: governance
+                .set
+                .signers
+                .iter()
+                .map(|s| s.key_id.clone())
+                .collect(),
             threshold: governance.set.threshold,
             policy_version: governance.policy_version,
             policy_hash: governance.policy_hash,
+            genesis_hash: self.genesis_hash.map(|h| to_hex(&h)).unwrap_or_default(),
         })
     }
 }

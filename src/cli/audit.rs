@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use chrono::Utc;
 use clap::{Args, ValueEnum};
 
+use super::display::{say, shown};
 use super::proposals::{open, service_error};
 use super::views::name_of;
 use super::{CliError, CliResult, EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_IO, EXIT_OK};
-use crate::audit::auditor::AuditSummary;
+use crate::audit::auditor::{AuditFailure, AuditSummary};
 use crate::audit::export::{Line, LineReader};
 use crate::audit::proofs::{
     check_consistency, check_inclusion, hashes_to_hex, InclusionProof, ProvenEvent,
@@ -254,9 +255,56 @@ async fn write_csv(ledger: &crate::service::Ledger, out: &mut dyn Write) -> Resu
 pub struct VerifyArgs {
     /// An exported audit file to verify offline; without it, the live ledger of --db.
     pub file: Option<PathBuf>,
+    /// The genesis hash (the hash of seq 1) of the ledger you mean, as `init`, `governance show`
+    /// or an earlier `verify` printed it: verification fails unless the ledger's genesis event
+    /// has this hash. Without it, `verify` proves internal consistency only.
+    #[arg(long, value_name = "HASH", value_parser = genesis_hash_arg)]
+    pub genesis: Option<String>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--genesis`: 64 lowercase hex digits, the only spelling rollbook prints a hash in (a
+/// malformed value is bad input, exit 2, before anything is read).
+fn genesis_hash_arg(text: &str) -> Result<String, String> {
+    let hex = text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if hex {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "{:?} is not a genesis hash: expected 64 lowercase hex digits, as `rollbook governance show` prints it",
+            shown(text)
+        ))
+    }
+}
+
+/// What a verified ledger's identity was checked against. A pin would be the other anchor.
+struct Anchors<'a> {
+    genesis: Option<&'a str>,
+}
+
+impl Anchors<'_> {
+    /// The anchors checked, by name (`[]` when only internal consistency was proved).
+    fn checked(&self) -> Vec<&'static str> {
+        self.genesis.map(|_| "genesis").into_iter().collect()
+    }
+
+    /// Fails unless the verified ledger is the one each anchor names.
+    fn check(&self, summary: &AuditSummary) -> Result<(), VerifyError> {
+        match self.genesis {
+            Some(expected) if expected != summary.genesis_hash => {
+                Err(VerifyError::Invalid(AuditFailure {
+                    seq: 1,
+                    reason: format!(
+                        "the genesis hash is {}, not {expected} (--genesis): this is another ledger, or one rewritten from its start",
+                        summary.genesis_hash
+                    ),
+                }))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 fn progress_printer() -> impl FnMut(u64) + Send {
@@ -268,7 +316,13 @@ fn progress_printer() -> impl FnMut(u64) + Send {
     }
 }
 
-fn print_summary(summary: &AuditSummary, source: &str, exported_at: Option<&str>, json: bool) {
+fn print_summary(
+    summary: &AuditSummary,
+    source: &str,
+    exported_at: Option<&str>,
+    anchors: &Anchors,
+    json: bool,
+) {
     if std::io::stderr().is_terminal() {
         eprint!("\r\x1b[K");
     }
@@ -283,6 +337,9 @@ fn print_summary(summary: &AuditSummary, source: &str, exported_at: Option<&str>
             "signer_set_version": summary.signer_set_version,
             "threshold": summary.threshold,
             "signers": summary.signers,
+            "signer_keys": signer_keys_json(summary),
+            "genesis_hash": summary.genesis_hash,
+            "identity_checked_by": anchors.checked(),
             "policy_version": summary.policy_version,
             "policy_hash": summary.policy_hash,
             "head_hash": summary.head_hash,
@@ -299,7 +356,7 @@ fn print_summary(summary: &AuditSummary, source: &str, exported_at: Option<&str>
         .iter()
         .map(|(status, n)| format!("{status} {n}"))
         .collect();
-    println!("ledger {}: VALID ({source})", summary.ledger_id);
+    say!("ledger {}: VALID ({source})", summary.ledger_id);
     println!("  events        {}", summary.events);
     println!(
         "  proposals     {}",
@@ -313,22 +370,43 @@ fn print_summary(summary: &AuditSummary, source: &str, exported_at: Option<&str>
         "  signatures    {} co-signatures, each strict-valid",
         summary.signatures
     );
-    println!(
+    say!(
         "  signers       set v{}: {} of {} ({})",
         summary.signer_set_version,
         summary.threshold,
         summary.signers.len(),
         summary.signers.join(", ")
     );
+    for (name, key_id) in summary.signers.iter().zip(&summary.signer_key_ids) {
+        say!("                  {name:<12} {key_id}");
+    }
     println!(
         "  policy        v{} {}",
         summary.policy_version, summary.policy_hash
     );
+    println!("  genesis hash  {}", summary.genesis_hash);
     println!("  head hash     {}", summary.head_hash);
     println!("  merkle root   {}", summary.merkle_root);
     if let Some(at) = exported_at {
-        println!("  exported at   {at}");
+        say!("  exported at   {at}");
     }
+    // One line per anchor checked, or a plain statement that none was.
+    if anchors.genesis.is_some() {
+        println!("  identity      the genesis hash is the one --genesis names");
+    } else {
+        println!("  identity      NOT CHECKED: this proves the ledger is internally consistent, not that it is the ledger you mean");
+        println!("                (pass --genesis HASH with the genesis hash you hold for it, and compare the key ids above with the keys you know)");
+    }
+}
+
+/// The signers in force as JSON objects: name and key id.
+fn signer_keys_json(summary: &AuditSummary) -> Vec<serde_json::Value> {
+    summary
+        .signers
+        .iter()
+        .zip(&summary.signer_key_ids)
+        .map(|(name, key_id)| serde_json::json!({"name": name, "key_id": key_id}))
+        .collect()
 }
 
 fn verify_failure(error: VerifyError, json: bool) -> CliError {
@@ -343,7 +421,7 @@ fn verify_failure(error: VerifyError, json: bool) -> CliError {
                     serde_json::json!({"valid": false, "seq": failure.seq, "error": failure.reason})
                 );
             } else {
-                println!("INVALID at seq {}: {}", failure.seq, failure.reason);
+                say!("INVALID at seq {}: {}", failure.seq, failure.reason);
             }
             CliError::new(
                 EXIT_CHECK_FAILED,
@@ -359,17 +437,22 @@ fn verify_failure(error: VerifyError, json: bool) -> CliError {
 }
 
 pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
+    let anchors = Anchors {
+        genesis: args.genesis.as_deref(),
+    };
     match &args.file {
         Some(path) => {
             let file = std::fs::File::open(path)
                 .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", path.display())))?;
             let reader = BufReader::with_capacity(1 << 16, file);
             let verified = verify_export(reader, progress_printer())
+                .and_then(|verified| anchors.check(&verified.summary).map(|()| verified))
                 .map_err(|e| verify_failure(e, args.json))?;
             print_summary(
                 &verified.summary,
                 &path.display().to_string(),
                 Some(&verified.exported_at),
+                &anchors,
                 args.json,
             );
         }
@@ -377,8 +460,10 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
             let ledger = open(db).await?;
             let outcome = verify_live(&ledger.store, ledger.ledger_id, progress_printer()).await;
             ledger.store.close().await;
-            let summary = outcome.map_err(|e| verify_failure(e, args.json))?;
-            print_summary(&summary, "live database", None, args.json);
+            let summary = outcome
+                .and_then(|summary| anchors.check(&summary).map(|()| summary))
+                .map_err(|e| verify_failure(e, args.json))?;
+            print_summary(&summary, "live database", None, &anchors, args.json);
         }
     }
     Ok(EXIT_OK)
@@ -542,7 +627,7 @@ pub fn verify_proof(args: &VerifyProofArgs) -> CliResult {
             serde_json::json!({"valid": true, "proposal_id": checked.proposal_id, "tree_size": checked.tree_size, "merkle_root": checked.merkle_root, "events": events, "anchored": trusted.is_some()})
         );
     } else {
-        println!(
+        say!(
             "proof VALID: {} events of proposal {} are in the ledger tree of size {} with root {}",
             checked.events.len(),
             checked.proposal_id,
@@ -550,7 +635,7 @@ pub fn verify_proof(args: &VerifyProofArgs) -> CliResult {
             checked.merkle_root
         );
         for (seq, event_type) in &checked.events {
-            println!("  seq {seq:>8}  {event_type}");
+            say!("  seq {seq:>8}  {event_type}");
         }
         if trusted.is_none() {
             println!("compare that root with the checkpoint of an export you verified (or pass --checkpoint EXPORT)");

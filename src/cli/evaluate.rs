@@ -45,7 +45,14 @@ pub(crate) fn read_input_file(path: &Path, limit_bytes: usize) -> Result<String,
 
 pub(crate) fn load_proposal(path: &Path) -> Result<Proposal, CliError> {
     let text = read_input_file(path, sizing::FILE_BYTES_MAX)?;
-    Proposal::from_toml_str(&text)
+    proposal_from_input(path, &text)
+}
+
+/// A proposal file's text as a proposal, its free text printable (refused at input only:
+/// the ledger's rules still read what older versions recorded).
+pub(crate) fn proposal_from_input(path: &Path, text: &str) -> Result<Proposal, CliError> {
+    Proposal::from_toml_str(text)
+        .and_then(|proposal| proposal.check_printable().map(|()| proposal))
         .map_err(|error| CliError::bad_input(format!("{}: {error}", path.display())))
 }
 

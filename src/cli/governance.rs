@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use uuid::Uuid;
 
+use super::display::{say, signer_lines, signers_json};
 use super::keys::{load_secret, load_signer_set};
-use super::proposals::{open, service_error};
+use super::proposals::{history, open, service_error};
 use super::views::summary;
 use super::{CliResult, EXIT_OK};
 use crate::crypto::keys::SecretKey;
@@ -96,13 +97,9 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
         GovernanceCommand::Show { json } => {
             let ledger = open(db).await?;
             let governance = ledger.governance().await.map_err(service_error)?;
+            let genesis_hash = history(&ledger).await?.genesis_hash;
             ledger.store.close().await;
-            let signers: Vec<serde_json::Value> = governance
-                .set
-                .signers
-                .iter()
-                .map(|s| serde_json::json!({"name": s.name, "role": s.role, "key_id": s.key_id}))
-                .collect();
+            let signers = signers_json(&governance.set);
             if *json {
                 let policy: serde_json::Value =
                     serde_json::from_str(&governance.policy_json).expect("canonical policy JSON");
@@ -110,6 +107,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
                     "{}",
                     serde_json::json!({
                         "ledger_id": ledger.ledger_id.to_string(),
+                        "genesis_hash": genesis_hash,
                         "signer_set_version": governance.set.version,
                         "threshold": governance.set.threshold,
                         "signers": signers,
@@ -120,19 +118,15 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
                 );
             } else {
                 println!("ledger {}", ledger.ledger_id);
+                println!("genesis hash {genesis_hash}");
                 println!(
                     "signer set v{}: {} of {}",
                     governance.set.version,
                     governance.set.threshold,
                     governance.set.signers.len()
                 );
-                for signer in &governance.set.signers {
-                    println!(
-                        "  {:<12} {:<18} {}",
-                        signer.name,
-                        signer.role.as_deref().unwrap_or("-"),
-                        signer.key_id
-                    );
+                for line in signer_lines(&governance.set) {
+                    say!("  {line}");
                 }
                 println!(
                     "policy v{} {}",
@@ -157,11 +151,16 @@ async fn record_motion(
         .propose_motion(|g, now| Ok(draft(g, now)), key, Utc::now())
         .await
         .map_err(service_error)?;
+    let history = history(&ledger).await?;
     ledger.store.close().await;
-    report(&state, json)
+    report(&history, &state, json)
 }
 
-fn report(state: &crate::domain::approval::ProposalState, json: bool) -> CliResult {
+fn report(
+    history: &super::views::History,
+    state: &crate::domain::approval::ProposalState,
+    json: bool,
+) -> CliResult {
     if json {
         println!(
             "{}",
@@ -169,7 +168,10 @@ fn report(state: &crate::domain::approval::ProposalState, json: bool) -> CliResu
         );
     } else {
         println!("recorded motion {} [{}]", state.id, state.status);
-        println!("  {}", summary(state));
+        say!("  {}", summary(state));
+        for line in history.motion_lines(state) {
+            say!("    {line}");
+        }
         println!(
             "  co-sign with `rollbook sign {} --key KEY`; expires {}",
             state.id, state.recorded.terms.expires_at

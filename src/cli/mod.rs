@@ -7,6 +7,7 @@
 
 mod audit;
 mod demo;
+mod display;
 pub(crate) mod evaluate;
 mod governance;
 mod keys;
@@ -187,7 +188,8 @@ pub fn main(cli: Cli) -> i32 {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {}", error.message);
+            // Messages quote names, reasons and file content: escaped like every view.
+            eprintln!("error: {}", display::shown(&error.message));
             error.code
         }
     }

@@ -8,14 +8,17 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::display::{
+    esay, motion_lines, motion_view, next_set_lines, say, shown, signer_lines, signers_json,
+};
 use super::keys::{load_secret, load_signer_set};
-use super::views::{name_of, proposal_json, proposal_text, summary};
+use super::views::{name_of, proposal_json, proposal_text, summary, History};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::crypto::canonical::signed_message;
 use crate::crypto::to_hex;
 use crate::domain::approval::{cosign_purpose, subject_digest_of, ProposalState, Status};
-use crate::domain::events::{ProposalKind, ProposalTerms, SignatureEnvelope};
-use crate::domain::governance::seal_signature;
+use crate::domain::events::{Event, ProposalKind, ProposalTerms, SignatureEnvelope, LEDGER_STREAM};
+use crate::domain::governance::{seal_signature, ActiveSet};
 use crate::service::{self, Ledger, ServiceError};
 use crate::store::Store;
 
@@ -33,6 +36,47 @@ pub(crate) fn service_error(error: ServiceError) -> CliError {
 pub(crate) async fn open(db: &str) -> Result<Ledger, CliError> {
     let store = Store::open_existing(db).await?;
     Ledger::open(store).await.map_err(service_error)
+}
+
+/// The ledger's governance history for the views: its genesis hash, its signer sets and its
+/// policies by version (genesis first, then each adoption).
+/// The hash of seq 1, the first event of the `ledger` stream `events`.
+fn genesis_hash_of(events: &[crate::domain::envelope::StoredEvent]) -> Result<String, CliError> {
+    events
+        .first()
+        .filter(|e| e.seq == 1)
+        .map(|e| to_hex(&e.hash))
+        .ok_or_else(|| {
+            service_error(ServiceError::Corrupt(
+                "the ledger stream does not start at seq 1".into(),
+            ))
+        })
+}
+
+pub(crate) async fn history(ledger: &Ledger) -> Result<History, CliError> {
+    let sets = ledger.signer_sets().await.map_err(service_error)?;
+    let events = ledger
+        .store
+        .read_stream(ledger.ledger_id, LEDGER_STREAM)
+        .await?;
+    let genesis_hash = genesis_hash_of(&events)?;
+    let mut policies = Vec::new();
+    for event in &events {
+        let payload = Event::from_payload(&event.event_type, event.schema_version, &event.payload)
+            .map_err(|e| service_error(ServiceError::Corrupt(e.to_string())))?;
+        match payload {
+            Event::LedgerCreated(genesis) => policies.push((1, genesis.policy_json)),
+            Event::PolicyAdopted(adopted) => {
+                policies.push((adopted.policy_version, adopted.policy_json))
+            }
+            _ => {}
+        }
+    }
+    Ok(History {
+        sets,
+        policies,
+        genesis_hash,
+    })
 }
 
 fn parse_id(text: &str) -> Result<Uuid, CliError> {
@@ -67,6 +111,7 @@ pub async fn init(db: &str, args: &InitArgs) -> CliResult {
     let (ledger_id, governance) = service::init(&store, &set, &policy, &key, Utc::now())
         .await
         .map_err(service_error)?;
+    let genesis_hash = genesis_hash_of(&store.read_stream(ledger_id, LEDGER_STREAM).await?)?;
     store.close().await;
     let mut warnings = set.threshold_warnings(policy.approval.proposer_counts);
     warnings.extend(ttl_warning(&policy));
@@ -80,19 +125,21 @@ pub async fn init(db: &str, args: &InitArgs) -> CliResult {
                 "ledger_id": ledger_id.to_string(),
                 "threshold": set.threshold,
                 "signers": set.names(),
+                "signer_keys": signers_json(&set),
+                "genesis_hash": genesis_hash,
                 "policy_hash": governance.policy_hash,
                 "warnings": warnings,
             })
         );
     } else {
-        println!("created ledger {ledger_id}");
-        println!(
-            "  signers   {} of {}: {}",
-            set.threshold,
-            set.signers.len(),
-            set.names().join(", ")
-        );
-        println!("  policy    v1 {}", governance.policy_hash);
+        say!("created ledger {ledger_id}");
+        say!("  genesis   {genesis_hash}");
+        say!("  signers   {} of {}:", set.threshold, set.signers.len());
+        for line in signer_lines(&set) {
+            say!("    {line}");
+        }
+        say!("  policy    v1 {}", governance.policy_hash);
+        say!("  give every signer and reviewer the genesis hash and the key ids: `rollbook verify --genesis HASH` checks a ledger is this one");
     }
     Ok(EXIT_OK)
 }
@@ -111,6 +158,7 @@ pub struct ProposeArgs {
 
 pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
     let body = super::evaluate::read_input_file(&args.file, crate::sizing::FILE_BYTES_MAX)?;
+    super::evaluate::proposal_from_input(&args.file, &body)?;
     let key = load_secret(&args.key)?;
     let ledger = open(db).await?;
     let (state, report) = ledger
@@ -140,7 +188,7 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
         );
     } else {
         println!("recorded proposal {} [{}]", state.id, status);
-        println!("  {}", summary(&state));
+        say!("  {}", summary(&state));
         if status == Status::Failed {
             println!(
                 "  verdict fail ({}); it can never be signed. The largest size that passes the caps: {} contracts",
@@ -208,7 +256,7 @@ fn print_outcome(
             })
         );
     } else if outcome.committed {
-        println!(
+        say!(
             "committed: {} of {} ({})",
             counted.len(),
             outcome.tally.threshold,
@@ -230,21 +278,26 @@ fn print_outcome(
                 outcome.tally.missing.join(", ")
             ));
         }
-        println!("{line}");
+        say!("{line}");
     }
 }
 
-fn show_what_is_signed(state: &ProposalState) {
-    eprintln!(
+/// What `sign` shows before it signs: the summary, what a motion changes (with key ids), the
+/// verdict and the digest the signature covers.
+fn show_what_is_signed(history: &History, state: &ProposalState) {
+    esay!(
         "signing proposal {} ({})",
         state.id,
         state.recorded.terms.kind.as_str()
     );
-    eprintln!("  {}", summary(state));
-    if let Some(verdict) = &state.recorded.terms.verdict {
-        eprintln!("  verdict {verdict}");
+    esay!("  {}", summary(state));
+    for line in history.motion_lines(state) {
+        esay!("    {line}");
     }
-    eprintln!("  subject digest {}", state.recorded.subject_digest);
+    if let Some(verdict) = &state.recorded.terms.verdict {
+        esay!("  verdict {verdict}");
+    }
+    esay!("  subject digest {}", state.recorded.subject_digest);
 }
 
 pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
@@ -255,11 +308,13 @@ pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
     }
     let ledger = open(db).await?;
     let state = ledger.proposal(id).await.map_err(service_error)?;
-    show_what_is_signed(&state);
+    let before = history(&ledger).await?;
+    show_what_is_signed(&before, &state);
     let outcome = ledger
         .sign(id, &key, Utc::now())
         .await
         .map_err(service_error)?;
+    // Read again: a committed signer-set motion adds its set, whose names the outcome uses.
     let sets = ledger.signer_sets().await.map_err(service_error)?;
     print_outcome(&ledger, &sets, &outcome, id, args.json);
     ledger.store.close().await;
@@ -290,7 +345,7 @@ pub async fn reject(db: &str, args: &RejectArgs) -> CliResult {
         ledger,
         id,
         Status::Rejected,
-        format!("rejected proposal {id}: {}", args.reason),
+        format!("rejected proposal {id}: {}", shown(&args.reason)),
         args.json,
     )
     .await
@@ -364,16 +419,19 @@ pub async fn show(db: &str, args: &ShowArgs) -> CliResult {
     let id = parse_id(&args.id)?;
     let ledger = open(db).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
-    let sets = ledger.signer_sets().await.map_err(service_error)?;
+    let history = history(&ledger).await?;
     let state = ledger.proposal(id).await.map_err(service_error)?;
     ledger.store.close().await;
     if args.json {
         println!(
             "{}",
-            proposal_json(&governance, &sets, &state, Utc::now(), true)
+            proposal_json(&governance, &history, &state, Utc::now(), true)
         );
     } else {
-        print!("{}", proposal_text(&governance, &sets, &state, Utc::now()));
+        print!(
+            "{}",
+            proposal_text(&governance, &history, &state, Utc::now())
+        );
     }
     Ok(EXIT_OK)
 }
@@ -416,7 +474,7 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
     };
     let ledger = open(db).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
-    let sets = ledger.signer_sets().await.map_err(service_error)?;
+    let history = history(&ledger).await?;
     let now = Utc::now();
     let states: Vec<ProposalState> = load_states(&ledger)
         .await?
@@ -428,7 +486,7 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
     if args.json {
         let array: Vec<serde_json::Value> = states
             .iter()
-            .map(|s| proposal_json(&governance, &sets, s, now, false))
+            .map(|s| proposal_json(&governance, &history, s, now, false))
             .collect();
         println!("{}", serde_json::Value::Array(array));
     } else if states.is_empty() {
@@ -439,8 +497,8 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
             "proposal", "kind", "status", "verdict", "signed"
         );
         for state in &states {
-            let view = proposal_json(&governance, &sets, state, now, false);
-            println!(
+            let view = proposal_json(&governance, &history, state, now, false);
+            say!(
                 "{:<36}  {:<10}  {:<9}  {:<7}  {:<9}  {}",
                 state.id,
                 state.recorded.terms.kind.as_str(),
@@ -469,7 +527,7 @@ pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
     let key_id = key.public().key_id().to_string();
     let ledger = open(db).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
-    let sets = ledger.signer_sets().await.map_err(service_error)?;
+    let history = history(&ledger).await?;
     let now = Utc::now();
     let rows = ledger
         .store
@@ -497,19 +555,22 @@ pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
     if args.json {
         let array: Vec<serde_json::Value> = mine
             .iter()
-            .map(|s| proposal_json(&governance, &sets, s, now, false))
+            .map(|s| proposal_json(&governance, &history, s, now, false))
             .collect();
         println!("{}", serde_json::Value::Array(array));
     } else if mine.is_empty() {
-        println!("nothing to sign for {}", name_of(&sets, &key_id));
+        say!("nothing to sign for {}", name_of(&history.sets, &key_id));
     } else {
         for state in &mine {
-            println!(
+            say!(
                 "{}  expires {}  {}",
                 state.id,
                 state.recorded.terms.expires_at,
                 summary(state)
             );
+            for line in history.motion_lines(state) {
+                say!("    {line}");
+            }
         }
     }
     Ok(EXIT_OK)
@@ -533,6 +594,16 @@ pub struct SignRequest {
     pub expires_at: String,
     pub subject_digest: String,
     pub summary: String,
+    /// For a motion: the signer set (its JSON) or the policy (its canonical JSON) in force that
+    /// the motion replaces, so the offline signer sees what changes. The digest does not cover
+    /// it: a policy is checked against `policy_hash` (which it does cover), a set only against
+    /// `signer_set_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_force: Option<String>,
+    /// What the motion changes, for people; `sign --offline` recomputes it from `in_force` and
+    /// `body` and shows its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
 }
 
 /// A signature made offline, for `rollbook attach`.
@@ -582,6 +653,7 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
     let id = parse_id(&args.id)?;
     let ledger = open(db).await?;
     let state = ledger.proposal(id).await.map_err(service_error)?;
+    let history = history(&ledger).await?;
     ledger.store.close().await;
     if state.effective_status(Utc::now()) != Status::Pending {
         return Err(CliError::refused(format!(
@@ -604,6 +676,8 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
         expires_at: r.expires_at.clone(),
         subject_digest: state.recorded.subject_digest.clone(),
         summary: summary(&state),
+        in_force: in_force_body(&history, &state),
+        changes: history.motion_lines(&state),
     };
     let text = serde_json::to_string_pretty(&request).expect("requests serialize");
     std::fs::write(&args.out, text).map_err(|e| {
@@ -651,28 +725,29 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
             "the subject digest does not match the request's content: it was altered".into(),
         ));
     }
-    eprintln!("signing offline: proposal {proposal_id} of ledger {ledger_id}");
+    esay!("signing offline: proposal {proposal_id} of ledger {ledger_id}");
     // The summary shown is derived from the digested body, never the request's free text.
-    let shown = super::views::summary_of(request.kind, &request.body, request.policy_version);
-    if shown != request.summary {
+    let summary = super::views::summary_of(request.kind, &request.body, request.policy_version);
+    if summary != request.summary {
         eprintln!(
             "warning: the request's summary line differs from its content; showing the content"
         );
     }
-    eprintln!("  {shown}");
+    esay!("  {summary}");
+    show_offline_changes(&request).map_err(bad)?;
     if let Some(report) = request
         .report_json
         .as_deref()
         .and_then(|json| serde_json::from_str::<crate::sizing::SizingReport>(json).ok())
     {
-        eprintln!(
+        esay!(
             "  verdict {} ({} requested, at most {})",
             report.verdict.as_str(),
             report.contracts_requested,
             report.contracts_max
         );
     }
-    eprintln!("  subject digest {}", request.subject_digest);
+    esay!("  subject digest {}", request.subject_digest);
     let message = signed_message(
         cosign_purpose(request.kind),
         &ledger_id,
@@ -713,6 +788,76 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
         );
     }
     Ok(EXIT_OK)
+}
+
+/// The body in force that a motion replaces (`None` for a roll, or when it is not known).
+fn in_force_body(history: &History, state: &ProposalState) -> Option<String> {
+    let terms = &state.recorded.terms;
+    match terms.kind {
+        ProposalKind::Roll => None,
+        ProposalKind::SignerSet => history
+            .sets
+            .iter()
+            .find(|set| set.version == terms.signer_set_version)
+            .map(|set| set.to_json()),
+        ProposalKind::Policy => history
+            .policies
+            .iter()
+            .find(|(version, _)| *version == terms.policy_version)
+            .map(|(_, json)| json.clone()),
+    }
+}
+
+/// What an offline signer is shown of a motion: its changes, recomputed from the request's
+/// `in_force` and `body`, and for a signer set the complete next set with its key ids (the part
+/// the signature covers). A policy in force that does not hash to the digested `policy_hash`
+/// was altered: refused.
+fn show_offline_changes(request: &SignRequest) -> Result<(), String> {
+    let view = match (request.kind, request.in_force.as_deref()) {
+        (ProposalKind::Roll, _) => return Ok(()),
+        (kind, None) => {
+            esay!("    what changes cannot be shown: the request does not carry what is in force (compare every key id with the keys you know)");
+            if kind == ProposalKind::SignerSet {
+                let next = ActiveSet::parse(&request.body).map_err(|e| e.to_string())?;
+                for line in next_set_lines(&next) {
+                    esay!("    {line}");
+                }
+            }
+            return Ok(());
+        }
+        (ProposalKind::Policy, Some(json)) => {
+            let hash = to_hex(&crate::crypto::canonical::policy_hash(json));
+            if hash != request.policy_hash {
+                return Err(format!(
+                    "in_force is not the policy the request is bound to (its hash is {hash}, the request's policy_hash {}): it was altered",
+                    request.policy_hash
+                ));
+            }
+            motion_view(request.kind, &request.body, None, Some(json))
+        }
+        (ProposalKind::SignerSet, Some(json)) => {
+            let set =
+                ActiveSet::parse(json).map_err(|e| format!("in_force is not a signer set: {e}"))?;
+            if set.version != request.signer_set_version {
+                return Err(format!(
+                    "in_force is signer set v{}, but the request is bound to v{}",
+                    set.version, request.signer_set_version
+                ));
+            }
+            esay!("    against signer set v{} as the request file states it (the signature does not cover that set: compare the next set's key ids with the keys you know)", set.version);
+            motion_view(request.kind, &request.body, Some(&set), None)
+        }
+    };
+    let lines = motion_lines(&view.expect("a motion")?);
+    if lines != request.changes {
+        eprintln!(
+            "warning: the request's lines of changes differ from its content; showing the content"
+        );
+    }
+    for line in &lines {
+        esay!("    {line}");
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]

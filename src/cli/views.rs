@@ -4,10 +4,48 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use super::display::{motion_json, motion_lines, motion_view, shown, MotionView};
 use crate::domain::approval::{tally, ProposalState, Status};
 use crate::domain::events::ProposalKind;
 use crate::domain::governance::{ActiveSet, Governance};
 use crate::sizing::{Proposal, SizingReport};
+
+/// What a view needs of a ledger's governance history: every signer set it has had, and every
+/// policy (version, canonical JSON), oldest first; a motion is shown against the set or policy
+/// it is bound to.
+pub struct History {
+    /// The hash of seq 1: with the key ids of the set in force, what a reviewer pins.
+    pub genesis_hash: String,
+    pub sets: Vec<ActiveSet>,
+    pub policies: Vec<(u64, String)>,
+}
+
+impl History {
+    /// What `state` would change, if it is a motion (`None` for a roll).
+    pub fn motion(&self, state: &ProposalState) -> Option<Result<MotionView, String>> {
+        let terms = &state.recorded.terms;
+        motion_view(
+            terms.kind,
+            &terms.body,
+            self.sets
+                .iter()
+                .find(|set| set.version == terms.signer_set_version),
+            self.policies
+                .iter()
+                .find(|(version, _)| *version == terms.policy_version)
+                .map(|(_, json)| json.as_str()),
+        )
+    }
+
+    /// A motion's changes as indented lines for people (none for a roll).
+    pub fn motion_lines(&self, state: &ProposalState) -> Vec<String> {
+        match self.motion(state) {
+            None => Vec::new(),
+            Some(Ok(view)) => motion_lines(&view),
+            Some(Err(reason)) => vec![format!("changes cannot be shown: {reason}")],
+        }
+    }
+}
 
 /// Key id -> name over every signer set the ledger has had (newest name wins).
 pub fn name_of(sets: &[ActiveSet], key_id: &str) -> String {
@@ -81,11 +119,12 @@ pub fn report_of(state: &ProposalState) -> Option<SizingReport> {
 /// The JSON object of one proposal (the `show` contract; `list` drops `report`).
 pub fn proposal_json(
     governance: &Governance,
-    sets: &[ActiveSet],
+    history: &History,
     state: &ProposalState,
     now: DateTime<Utc>,
     with_report: bool,
 ) -> Value {
+    let sets = &history.sets;
     let status = state.status_under(now, governance);
     let report = report_of(state);
     let bound_set = sets
@@ -132,6 +171,11 @@ pub fn proposal_json(
         "first_seq": state.first_seq,
         "last_seq": state.last_seq,
     });
+    match history.motion(state) {
+        Some(Ok(view)) => motion_json(&view, &mut object),
+        Some(Err(reason)) => object["changes_error"] = Value::String(reason),
+        None => {}
+    }
     if with_report {
         object["report"] = report
             .map(|r| serde_json::to_value(r).expect("reports serialize"))
@@ -140,31 +184,39 @@ pub fn proposal_json(
     object
 }
 
-/// The human view of `show`.
+/// The human view of `show`: every line passes through `shown`.
 pub fn proposal_text(
     governance: &Governance,
-    sets: &[ActiveSet],
+    history: &History,
     state: &ProposalState,
     now: DateTime<Utc>,
 ) -> String {
-    let view = proposal_json(governance, sets, state, now, false);
-    let mut out = String::new();
-    out.push_str(&format!(
-        "proposal {}  [{}]\n",
-        state.id,
-        view["status"].as_str().unwrap_or("?")
-    ));
-    out.push_str(&format!("  {}\n", summary(state)));
-    out.push_str(&format!(
-        "  proposed by {} at {}; expires {}\n",
+    let sets = &history.sets;
+    let view = proposal_json(governance, history, state, now, false);
+    let mut lines = vec![
+        format!(
+            "proposal {}  [{}]",
+            state.id,
+            view["status"].as_str().unwrap_or("?")
+        ),
+        format!("  {}", summary(state)),
+    ];
+    lines.extend(
+        history
+            .motion_lines(state)
+            .into_iter()
+            .map(|line| format!("    {line}")),
+    );
+    lines.push(format!(
+        "  proposed by {} at {}; expires {}",
         view["proposer"].as_str().unwrap_or("?"),
         state.recorded.terms.created_at,
         state.recorded.terms.expires_at
     ));
     if let Some(report) = report_of(state) {
         let failed = report.failed_check_ids();
-        out.push_str(&format!(
-            "  verdict {} ({} requested, at most {}){}\n",
+        lines.push(format!(
+            "  verdict {} ({} requested, at most {}){}",
             report.verdict.as_str(),
             report.contracts_requested,
             report.contracts_max,
@@ -180,8 +232,8 @@ pub fn proposal_text(
         .iter()
         .map(|c| format!("{} at {}", name_of(sets, &c.key_id), c.recorded_at))
         .collect();
-    out.push_str(&format!(
-        "  signatures: {} of {} needed{}\n",
+    lines.push(format!(
+        "  signatures: {} of {} needed{}",
         signed.len(),
         view["threshold"],
         if signed.is_empty() {
@@ -192,17 +244,22 @@ pub fn proposal_text(
     ));
     if let Some(missing) = view["missing"].as_array().filter(|m| !m.is_empty()) {
         let names: Vec<&str> = missing.iter().filter_map(Value::as_str).collect();
-        out.push_str(&format!("  may still sign: {}\n", names.join(", ")));
+        lines.push(format!("  may still sign: {}", names.join(", ")));
     }
     if let Some(reason) = &state.reject_reason {
-        out.push_str(&format!(
-            "  vetoed by {}: {reason}\n",
+        lines.push(format!(
+            "  vetoed by {}: {reason}",
             view["rejected_by"].as_str().unwrap_or("?")
         ));
     }
-    out.push_str(&format!(
-        "  subject digest {}\n",
+    lines.push(format!(
+        "  subject digest {}",
         state.recorded.subject_digest
     ));
+    let mut out = String::new();
+    for line in lines {
+        out.push_str(&shown(&line));
+        out.push('\n');
+    }
     out
 }

@@ -325,6 +325,34 @@ pub(crate) fn timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>
     })
 }
 
+/// Free text a person reads on a terminal must be printable: a control character (a line break,
+/// a carriage return, an escape sequence) could rewrite what the terminal shows around it.
+pub(crate) fn printable(field: &str, text: &str) -> Result<(), InputError> {
+    match text.chars().find(|c| c.is_control()) {
+        None => Ok(()),
+        Some(c) => Err(InputError::new(
+            field,
+            format!(
+                "must be printable text on one line, got the control character {}",
+                c.escape_unicode()
+            ),
+        )),
+    }
+}
+
+impl super::Proposal {
+    /// Refuses control characters in the proposal's free text (`roll.note`, blackout names).
+    /// Checked where a proposal file is read, not in `from_toml_str`: a ledger written before
+    /// this rule may hold such text, and it must still parse and verify (views escape it).
+    pub fn check_printable(&self) -> Result<(), InputError> {
+        printable("roll.note", &self.roll.note)?;
+        for (i, blackout) in self.calendar.blackouts.iter().enumerate() {
+            printable(&format!("calendar.blackouts[{i}].name"), &blackout.name)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,6 +368,16 @@ mod tests {
         c: DateTime<Utc>,
         #[serde(deserialize_with = "timestamp")]
         d: DateTime<Utc>,
+    }
+
+    #[test]
+    fn free_text_with_a_control_character_is_refused_naming_the_field() {
+        assert!(printable("roll.note", "roll 9, Zürich desk").is_ok());
+        for bad in ["9\r2", "a\nb", "\u{1b}[2K", "tab\there", "\u{85}"] {
+            let error = printable("roll.note", bad).unwrap_err();
+            assert_eq!(error.field, "roll.note");
+            assert!(error.rule.contains("control character"), "{error}");
+        }
     }
 
     #[test]
