@@ -139,7 +139,7 @@ pub async fn init(db: &str, args: &InitArgs) -> CliResult {
             say!("    {line}");
         }
         say!("  policy    v1 {}", governance.policy_hash);
-        say!("  give every signer and reviewer the genesis hash and the key ids: `rollbook verify --genesis HASH` checks a ledger is this one");
+        say!("  pin the genesis hash and these key ids: `rollbook verify --genesis {genesis_hash}` checks that a ledger is this one");
     }
     Ok(EXIT_OK)
 }
