@@ -213,21 +213,20 @@ async fn a_key_swapping_signer_set_motion_shows_every_rotated_key(db: &TestDb) {
     let inbox = desk.ok(&["inbox", "--key", &desk.key("dave")]);
     desk.ok(&["request", &id, "--out", &desk.path("req.json")]);
     let request = std::fs::read_to_string(desk.path("req.json")).unwrap();
-    let offline = text(
-        &desk
-            .ok_plain(&[
-                "sign",
-                &id,
-                "--key",
-                &desk.key("dave"),
-                "--offline",
-                "--request",
-                &desk.path("req.json"),
-                "--out",
-                &desk.path("dave.sig.json"),
-            ])
-            .stderr,
-    );
+    let offline = desk.ok_plain(&[
+        "sign",
+        &id,
+        "--key",
+        &desk.key("dave"),
+        "--offline",
+        "--request",
+        &desk.path("req.json"),
+        "--out",
+        &desk.path("dave.sig.json"),
+        "--json",
+    ]);
+    let offline_json: serde_json::Value = serde_json::from_slice(&offline.stdout).unwrap();
+    let offline = text(&offline.stderr);
     let sign = text(
         &desk
             .ok_plain(&["sign", &id, "--key", &desk.key("dave")])
@@ -267,6 +266,14 @@ async fn a_key_swapping_signer_set_motion_shows_every_rotated_key(db: &TestDb) {
         &inbox[0]["changes"], changes,
         "inbox --json carries them too"
     );
+    assert_eq!(&motion["changes"], changes, "propose-signers --json too");
+    assert_eq!(
+        &offline_json["changes"], changes,
+        "sign --offline --json too"
+    );
+    let signed = desk.json(&["sign", &id, "--key", &desk.key("carol")]);
+    assert_eq!(signed["status"], "pending");
+    assert_eq!(&signed["changes"], changes, "sign --json too");
 }
 
 async fn a_signer_set_motion_names_added_removed_role_and_threshold_changes(db: &TestDb) {

@@ -162,10 +162,11 @@ fn report(
     json: bool,
 ) -> CliResult {
     if json {
-        println!(
-            "{}",
-            serde_json::json!({"proposal_id": state.id.to_string(), "kind": state.recorded.terms.kind.as_str(), "status": state.status.as_str(), "expires_at": state.recorded.terms.expires_at})
-        );
+        let mut object = serde_json::json!({"proposal_id": state.id.to_string(), "kind": state.recorded.terms.kind.as_str(), "status": state.status.as_str(), "expires_at": state.recorded.terms.expires_at});
+        if let Some(Ok(view)) = history.motion(state) {
+            super::display::motion_json(&view, &mut object);
+        }
+        println!("{object}");
     } else {
         println!("recorded motion {} [{}]", state.id, state.status);
         say!("  {}", summary(state));

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::display::{
-    esay, motion_lines, motion_view, next_set_lines, say, shown, signer_lines, signers_json,
+    esay, motion_json, motion_lines, motion_view, next_set_lines, say, shown, signer_lines,
+    signers_json, MotionView,
 };
 use super::keys::{load_secret, load_signer_set};
 use super::views::{name_of, proposal_json, proposal_text, summary, History};
@@ -235,6 +236,7 @@ fn print_outcome(
     sets: &[crate::domain::governance::ActiveSet],
     outcome: &crate::domain::approval::SignOutcome,
     id: Uuid,
+    motion: Option<&MotionView>,
     json: bool,
 ) {
     let counted: Vec<String> = outcome
@@ -244,17 +246,18 @@ fn print_outcome(
         .map(|k| name_of(sets, k))
         .collect();
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "proposal_id": id.to_string(),
-                "status": if outcome.committed { "committed" } else { "pending" },
-                "counted": counted,
-                "threshold": outcome.tally.threshold,
-                "missing": outcome.tally.missing,
-                "ledger_id": ledger.ledger_id.to_string(),
-            })
-        );
+        let mut object = serde_json::json!({
+            "proposal_id": id.to_string(),
+            "status": if outcome.committed { "committed" } else { "pending" },
+            "counted": counted,
+            "threshold": outcome.tally.threshold,
+            "missing": outcome.tally.missing,
+            "ledger_id": ledger.ledger_id.to_string(),
+        });
+        if let Some(view) = motion {
+            motion_json(view, &mut object);
+        }
+        println!("{object}");
     } else if outcome.committed {
         say!(
             "committed: {} of {} ({})",
@@ -316,7 +319,8 @@ pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
         .map_err(service_error)?;
     // Read again: a committed signer-set motion adds its set, whose names the outcome uses.
     let sets = ledger.signer_sets().await.map_err(service_error)?;
-    print_outcome(&ledger, &sets, &outcome, id, args.json);
+    let motion = before.motion(&state).and_then(Result::ok);
+    print_outcome(&ledger, &sets, &outcome, id, motion.as_ref(), args.json);
     ledger.store.close().await;
     Ok(EXIT_OK)
 }
@@ -734,7 +738,7 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
         );
     }
     esay!("  {summary}");
-    show_offline_changes(&request).map_err(bad)?;
+    let motion = show_offline_changes(&request).map_err(bad)?;
     if let Some(report) = request
         .report_json
         .as_deref()
@@ -776,10 +780,11 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
         )
     })?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"proposal_id": proposal_id.to_string(), "signature_file": out.display().to_string()})
-        );
+        let mut object = serde_json::json!({"proposal_id": proposal_id.to_string(), "signature_file": out.display().to_string()});
+        if let Some(view) = &motion {
+            motion_json(view, &mut object);
+        }
+        println!("{object}");
     } else {
         println!(
             "wrote {}: record it with `rollbook attach {}`",
@@ -811,10 +816,10 @@ fn in_force_body(history: &History, state: &ProposalState) -> Option<String> {
 /// What an offline signer is shown of a motion: its changes, recomputed from the request's
 /// `in_force` and `body`, and for a signer set the complete next set with its key ids (the part
 /// the signature covers). A policy in force that does not hash to the digested `policy_hash`
-/// was altered: refused.
-fn show_offline_changes(request: &SignRequest) -> Result<(), String> {
+/// was altered: refused. Returns the changes shown (none for a roll, or without `in_force`).
+fn show_offline_changes(request: &SignRequest) -> Result<Option<MotionView>, String> {
     let view = match (request.kind, request.in_force.as_deref()) {
-        (ProposalKind::Roll, _) => return Ok(()),
+        (ProposalKind::Roll, _) => return Ok(None),
         (kind, None) => {
             esay!("    what changes cannot be shown: the request does not carry what is in force (compare every key id with the keys you know)");
             if kind == ProposalKind::SignerSet {
@@ -823,7 +828,7 @@ fn show_offline_changes(request: &SignRequest) -> Result<(), String> {
                     esay!("    {line}");
                 }
             }
-            return Ok(());
+            return Ok(None);
         }
         (ProposalKind::Policy, Some(json)) => {
             let hash = to_hex(&crate::crypto::canonical::policy_hash(json));
@@ -848,7 +853,8 @@ fn show_offline_changes(request: &SignRequest) -> Result<(), String> {
             motion_view(request.kind, &request.body, Some(&set), None)
         }
     };
-    let lines = motion_lines(&view.expect("a motion")?);
+    let view = view.expect("a motion")?;
+    let lines = motion_lines(&view);
     if lines != request.changes {
         eprintln!(
             "warning: the request's lines of changes differ from its content; showing the content"
@@ -857,7 +863,7 @@ fn show_offline_changes(request: &SignRequest) -> Result<(), String> {
     for line in &lines {
         esay!("    {line}");
     }
-    Ok(())
+    Ok(Some(view))
 }
 
 #[derive(Debug, Args)]
@@ -887,7 +893,7 @@ pub async fn attach(db: &str, args: &AttachArgs) -> CliResult {
         .await
         .map_err(service_error)?;
     let sets = ledger.signer_sets().await.map_err(service_error)?;
-    print_outcome(&ledger, &sets, &outcome, id, args.json);
+    print_outcome(&ledger, &sets, &outcome, id, None, args.json);
     ledger.store.close().await;
     Ok(EXIT_OK)
 }
