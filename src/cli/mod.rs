@@ -67,7 +67,7 @@ pub enum Command {
     Keygen(keys::KeygenArgs),
     /// Create the ledger: signer set, threshold, policy, signed by a signer.
     #[command(
-        after_help = "Example:\n  rollbook init --signers keys-example/signers.toml --policy keys-example/policy.toml --key keys-example/alice.key"
+        after_help = "Example:\n  rollbook init --signers keys-example/signers.toml --policy keys-example/policy.toml --key keys-example/alice.key\n\nIt prints the genesis hash and each signer's key id: the trust anchors to give every signer and reviewer (`rollbook verify --genesis HASH`)."
     )]
     Init(proposals::InitArgs),
     /// Evaluate and record a roll proposal, signed by its proposer.
@@ -77,7 +77,7 @@ pub enum Command {
     Propose(proposals::ProposeArgs),
     /// Co-sign a pending proposal or motion; commits when K distinct signers have signed.
     #[command(
-        after_help = "Examples:\n  rollbook sign 01a2... --key alice.key\n  rollbook sign 01a2... --key alice.key --offline --request req.json --out alice.sig.json"
+        after_help = "Examples:\n  rollbook sign 01a2... --key alice.key\n  rollbook sign 01a2... --key alice.key --offline --request req.json --out alice.sig.json\n\nBefore signing it shows what is signed: the summary, the subject digest and, for a motion, every change against what is in force (keys added, removed or rotated with their key ids, roles, threshold, each policy value old -> new)."
     )]
     Sign(proposals::SignArgs),
     /// Veto a pending proposal or motion (any signer); the reason is signed and recorded.
@@ -88,23 +88,27 @@ pub enum Command {
     /// Withdraw your own pending proposal.
     #[command(after_help = "Example:\n  rollbook withdraw 01a2... --key bob.key")]
     Withdraw(proposals::WithdrawArgs),
-    /// The pending proposals your key may still sign, oldest first.
+    /// The pending proposals your key may still sign, oldest first; a motion with what it changes.
     #[command(after_help = "Example:\n  rollbook inbox --key alice.key --json")]
     Inbox(proposals::InboxArgs),
-    /// One proposal: content, report, signatures, status, who is missing.
+    /// One proposal: content, what a motion changes, report, signatures, status, who is missing.
     #[command(after_help = "Example:\n  rollbook show 01a2... --json")]
     Show(proposals::ShowArgs),
     /// All proposals, oldest first.
     #[command(after_help = "Example:\n  rollbook list --status pending --json")]
     List(proposals::ListArgs),
     /// Write a request file for signing a proposal on a machine without the database.
-    #[command(after_help = "Example:\n  rollbook request 01a2... --out req.json")]
+    #[command(
+        after_help = "Example:\n  rollbook request 01a2... --out req.json\n\nFor a motion the file also carries what is in force and the lines of changes; `sign --offline` recomputes and shows them."
+    )]
     Request(proposals::RequestArgs),
     /// Record a signature file made with `sign --offline` (same checks as `sign`).
     #[command(after_help = "Example:\n  rollbook attach alice.sig.json")]
     Attach(proposals::AttachArgs),
     /// Governance motions: the next signer set or policy; and what is in force.
-    #[command(after_help = "Example:\n  rollbook governance show")]
+    #[command(
+        after_help = "Example:\n  rollbook governance show\n\n`governance show` prints the genesis hash and each signer's key id: the ledger's trust anchors."
+    )]
     Governance(governance::GovernanceArgs),
     /// Export the audit trail: JSONL (verifiable offline) or CSV (one row per proposal).
     #[command(
@@ -113,7 +117,7 @@ pub enum Command {
     Export(audit::ExportArgs),
     /// Verify an export file offline, or the live ledger: chain, signatures, governance, sizing, Merkle root.
     #[command(
-        after_help = "Examples:\n  rollbook verify audit.jsonl\n  rollbook verify --json            # the live ledger of --db\n\nExit 0 valid, 1 invalid (the first failing seq and why), 2 unreadable input."
+        after_help = "Examples:\n  rollbook verify audit.jsonl --genesis 3f2a...   # and that it is the ledger whose genesis hash you hold\n  rollbook verify --json            # the live ledger of --db\n\nWithout --genesis, verify proves internal consistency only: a ledger fabricated with the same id and the same names verifies too, with other key ids. It prints the genesis hash and the signers' key ids to compare with those you hold.\n\nExit 0 valid, 1 invalid (the first failing seq and why, or a genesis hash other than --genesis), 2 unreadable input or a malformed --genesis."
     )]
     Verify(audit::VerifyArgs),
     /// Write an RFC 9162 inclusion proof of a proposal's events.
