@@ -152,8 +152,8 @@ pub fn signer_set_changes(before: &ActiveSet, after: &ActiveSet) -> Vec<Change> 
 }
 
 /// Every key whose value differs between two policies, as dotted paths into their canonical
-/// JSON, in the order of the next policy's keys (then keys it dropped). Parsed values are
-/// compared, so `18.0` and `18` in two spellings are one value only if serde_json reads them so.
+/// JSON, sorted by path (then keys the next policy dropped). Parsed values are compared, not
+/// bytes: both sides are canonical JSON of the same struct, so one value has one spelling.
 pub fn policy_changes(before_json: &str, after_json: &str) -> Result<Vec<Change>, String> {
     let parse = |json: &str, which: &str| {
         serde_json::from_str::<Value>(json)
