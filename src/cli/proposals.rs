@@ -39,8 +39,6 @@ pub(crate) async fn open(db: &str) -> Result<Ledger, CliError> {
     Ledger::open(store).await.map_err(service_error)
 }
 
-/// The ledger's governance history for the views: its genesis hash, its signer sets and its
-/// policies by version (genesis first, then each adoption).
 /// The hash of seq 1, the first event of the `ledger` stream `events`.
 fn genesis_hash_of(events: &[crate::domain::envelope::StoredEvent]) -> Result<String, CliError> {
     events
@@ -54,6 +52,8 @@ fn genesis_hash_of(events: &[crate::domain::envelope::StoredEvent]) -> Result<St
         })
 }
 
+/// The ledger's governance history for the views: its genesis hash, its signer sets and its
+/// policies by version (genesis first, then each adoption).
 pub(crate) async fn history(ledger: &Ledger) -> Result<History, CliError> {
     let sets = ledger.signer_sets().await.map_err(service_error)?;
     let events = ledger
@@ -680,7 +680,7 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
         expires_at: r.expires_at.clone(),
         subject_digest: state.recorded.subject_digest.clone(),
         summary: summary(&state),
-        in_force: in_force_body(&history, &state),
+        in_force: history.in_force(&state),
         changes: history.motion_lines(&state),
     };
     let text = serde_json::to_string_pretty(&request).expect("requests serialize");
@@ -793,24 +793,6 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
         );
     }
     Ok(EXIT_OK)
-}
-
-/// The body in force that a motion replaces (`None` for a roll, or when it is not known).
-fn in_force_body(history: &History, state: &ProposalState) -> Option<String> {
-    let terms = &state.recorded.terms;
-    match terms.kind {
-        ProposalKind::Roll => None,
-        ProposalKind::SignerSet => history
-            .sets
-            .iter()
-            .find(|set| set.version == terms.signer_set_version)
-            .map(|set| set.to_json()),
-        ProposalKind::Policy => history
-            .policies
-            .iter()
-            .find(|(version, _)| *version == terms.policy_version)
-            .map(|(_, json)| json.clone()),
-    }
 }
 
 /// What an offline signer is shown of a motion: its changes, recomputed from the request's

@@ -21,19 +21,39 @@ pub struct History {
 }
 
 impl History {
+    /// The signer set `state` is bound to (the set in force when it was recorded).
+    fn bound_set(&self, state: &ProposalState) -> Option<&ActiveSet> {
+        let version = state.recorded.terms.signer_set_version;
+        self.sets.iter().find(|set| set.version == version)
+    }
+
+    /// The policy (canonical JSON) `state` is bound to.
+    fn bound_policy(&self, state: &ProposalState) -> Option<&str> {
+        let version = state.recorded.terms.policy_version;
+        self.policies
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, json)| json.as_str())
+    }
+
+    /// What a motion replaces, as the ledger holds it: the bound set's JSON or the bound
+    /// policy's canonical JSON (`None` for a roll).
+    pub fn in_force(&self, state: &ProposalState) -> Option<String> {
+        match state.recorded.terms.kind {
+            ProposalKind::Roll => None,
+            ProposalKind::SignerSet => self.bound_set(state).map(ActiveSet::to_json),
+            ProposalKind::Policy => self.bound_policy(state).map(str::to_string),
+        }
+    }
+
     /// What `state` would change, if it is a motion (`None` for a roll).
     pub fn motion(&self, state: &ProposalState) -> Option<Result<MotionView, String>> {
         let terms = &state.recorded.terms;
         motion_view(
             terms.kind,
             &terms.body,
-            self.sets
-                .iter()
-                .find(|set| set.version == terms.signer_set_version),
-            self.policies
-                .iter()
-                .find(|(version, _)| *version == terms.policy_version)
-                .map(|(_, json)| json.as_str()),
+            self.bound_set(state),
+            self.bound_policy(state),
         )
     }
 
@@ -127,10 +147,8 @@ pub fn proposal_json(
     let sets = &history.sets;
     let status = state.status_under(now, governance);
     let report = report_of(state);
-    let bound_set = sets
-        .iter()
-        .find(|set| set.version == state.recorded.terms.signer_set_version);
-    let threshold = bound_set
+    let threshold = history
+        .bound_set(state)
         .map(|set| set.threshold)
         .unwrap_or(governance.set.threshold);
     let missing: Vec<String> = if status == Status::Pending {
