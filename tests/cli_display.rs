@@ -172,6 +172,7 @@ both_backends!(
     a_veto_reason_written_by_another_client_is_shown_escaped,
     names_and_roles_with_control_characters_are_refused_naming_the_field,
     verify_checks_the_genesis_hash_of_a_file_and_of_the_live_ledger,
+    a_verification_failure_quoting_the_file_is_shown_escaped,
     a_fabricated_ledger_with_the_same_id_is_caught_by_genesis_and_its_key_ids,
 );
 
@@ -644,6 +645,26 @@ async fn verify_checks_the_genesis_hash_of_a_file_and_of_the_live_ledger(db: &Te
             assert!(stderr.contains("not a genesis hash"), "{stderr}");
         }
     }
+}
+
+/// A verification failure quotes the file (here an unknown key holding an erase-line sequence
+/// and a carriage return that would overwrite INVALID with VALID): escaped on both streams.
+async fn a_verification_failure_quoting_the_file_is_shown_escaped(db: &TestDb) {
+    let desk = Desk::new(db);
+    desk.ok(&["export", "--out", &desk.path("audit.jsonl")]);
+    let export = std::fs::read_to_string(desk.path("audit.jsonl")).unwrap();
+    let forged = export.replacen(
+        r#"{"type":"event","#,
+        r#"{"type":"event","\u001b[2K\rledger VALID":1,"#,
+        1,
+    );
+    assert_ne!(forged, export);
+    std::fs::write(desk.path("forged.jsonl"), forged).unwrap();
+    let (stdout, stderr) = desk.exits(&["verify", &desk.path("forged.jsonl")], 1);
+    assert_no_terminal_controls("verify's stdout", &stdout);
+    assert_no_terminal_controls("verify's stderr", &stderr);
+    assert!(stdout.contains("INVALID at seq 1"), "{stdout}");
+    assert!(stdout.contains("\\u{1b}[2K\\rledger VALID"), "{stdout}");
 }
 
 /// Case 4: a ledger fabricated with the real ledger's id and a genesis naming the same people
