@@ -1,10 +1,11 @@
 //! The streaming auditor: replays a ledger event by event and checks everything an auditor
 //! needs, with the same decide functions that wrote it, so the write rules and the audit rules
 //! cannot drift apart. Pure: feed it events in seq order; it keeps the hash-chain head, the
-//! Merkle frontier, the governance in force and the proposals still open (closed ones are
-//! dropped), so memory does not grow with the ledger's length.
+//! Merkle frontier, the governance in force, the proposals still open (closed ones are
+//! dropped) and the ids of the last minutes (`RecentIds`), so memory does not grow with the
+//! ledger's length.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -14,7 +15,9 @@ use crate::domain::approval::{
     check_recorded_parsed, decide_reject_trusting, decide_sign_trusting, decide_withdraw_trusting,
     ParsedRoll, ProposalState, Status,
 };
-use crate::domain::envelope::{ChainVerifier, StoredEvent, PAYLOAD_BYTES_MAX};
+use crate::domain::envelope::{
+    uuid_v7_near, ChainVerifier, StoredEvent, ID_TIME_WINDOW_SECONDS, PAYLOAD_BYTES_MAX,
+};
 use crate::domain::events::{Event, ProposalRecorded, SignatureEnvelope, LEDGER_STREAM};
 use crate::domain::governance::{Governance, VerifiedSignatures};
 
@@ -47,6 +50,44 @@ pub struct AuditSummary {
 /// nothing valid can refer to them any more (the grace covers writers' clock skew).
 const EXPIRED_EVICTION_GRACE_HOURS: i64 = 24;
 
+/// Ids seen in the last `2 * ID_TIME_WINDOW_SECONDS` of chain time, with the time each was
+/// seen. An id's UUIDv7 time lies within the window of every event that may carry it (checked
+/// first), so two valid events carrying the same id are at most two windows apart: an id older
+/// than that can be forgotten, and a later copy of it is refused for its time alone.
+#[derive(Debug, Clone, Default)]
+struct RecentIds {
+    ids: HashSet<u128>,
+    /// In chain-time order (chain time never decreases), oldest first.
+    by_time: VecDeque<(DateTime<Utc>, u128)>,
+}
+
+impl RecentIds {
+    /// Remembers `id` seen at `at`; false when it was seen already.
+    fn insert(&mut self, id: u128, at: DateTime<Utc>) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.by_time.push_back((at, id));
+        true
+    }
+
+    fn contains(&self, id: u128) -> bool {
+        self.ids.contains(&id)
+    }
+
+    /// Forgets the ids seen more than two windows before `now`.
+    fn forget_older_than_two_windows(&mut self, now: DateTime<Utc>) {
+        let cutoff = now - Duration::seconds(2 * ID_TIME_WINDOW_SECONDS);
+        while let Some(&(at, id)) = self.by_time.front() {
+            if at >= cutoff {
+                break;
+            }
+            self.by_time.pop_front();
+            self.ids.remove(&id);
+        }
+    }
+}
+
 pub struct Auditor {
     chain: ChainVerifier,
     merkle: MerkleBuilder,
@@ -57,10 +98,18 @@ pub struct Auditor {
     due: VecDeque<Event>,
     /// After an adoption: pending proposals bound to the old governance may be expired.
     expiring: Option<(&'static str, u64)>,
+    /// The actor (key id) of the last signature that decided a commit: the actor every event
+    /// it made due, and the expiries after its adoption, must carry (check C13).
+    deciding_actor: Option<String>,
     closed: BTreeMap<String, u64>,
     signatures: u64,
     last_time: Option<DateTime<Utc>>,
     ledger_id: Option<uuid::Uuid>,
+    /// Event ids of the last two windows (check C8).
+    recent_event_ids: RecentIds,
+    /// Ids of proposals recorded in the last two windows (check A9); older ones that are still
+    /// open are in `open`.
+    recent_proposal_ids: RecentIds,
 }
 
 impl Default for Auditor {
@@ -92,6 +141,16 @@ impl Prepared {
         } else {
             Event::from_payload(&event.event_type, event.schema_version, &event.payload)
                 .map_err(|error| error.to_string())
+                .and_then(|payload| {
+                    // Check C11: readers may rely on one spelling (docs/audit-format.md,
+                    // "Canonical JSON text"), so the stored bytes must be exactly what
+                    // rollbook writes for the value they parse to.
+                    if payload.to_payload() == event.payload {
+                        Ok(payload)
+                    } else {
+                        Err(format!("the {} payload is not in canonical form (whitespace, key order or an escape differs from what rollbook writes) (C11)", event.event_type))
+                    }
+                })
         };
         let roll = match &payload {
             Ok(Event::ProposalRecorded(recorded)) => ParsedRoll::parse(recorded),
@@ -125,10 +184,13 @@ impl Auditor {
             open: HashMap::new(),
             due: VecDeque::new(),
             expiring: None,
+            deciding_actor: None,
             closed: BTreeMap::new(),
             signatures: 0,
             last_time: None,
             ledger_id: None,
+            recent_event_ids: RecentIds::default(),
+            recent_proposal_ids: RecentIds::default(),
         }
     }
 
@@ -182,6 +244,7 @@ impl Auditor {
         let at = event
             .recorded_at_utc()
             .expect("the chain verifier checked the timestamp");
+        self.check_event_id(event, at).map_err(fail)?;
         self.last_time = Some(at);
         self.ledger_id = Some(event.ledger_id);
         let payload = payload.map_err(fail)?;
@@ -201,6 +264,22 @@ impl Auditor {
         self.apply(event, payload, roll, at, verified).map_err(fail)
     }
 
+    /// Checks C7 and C8: the event id is a UUIDv7 of the event's own time, seen only once.
+    fn check_event_id(&mut self, event: &StoredEvent, at: DateTime<Utc>) -> Result<(), String> {
+        if !uuid_v7_near(&event.event_id, at) {
+            return Err(format!(
+                "event_id {} is not a UUIDv7 whose time lies within {ID_TIME_WINDOW_SECONDS} s of recorded_at (C7)",
+                event.event_id
+            ));
+        }
+        self.recent_event_ids.forget_older_than_two_windows(at);
+        self.recent_proposal_ids.forget_older_than_two_windows(at);
+        if !self.recent_event_ids.insert(event.event_id.as_u128(), at) {
+            return Err(format!("event_id {} appears twice (C8)", event.event_id));
+        }
+        Ok(())
+    }
+
     fn apply(
         &mut self,
         event: &StoredEvent,
@@ -218,6 +297,7 @@ impl Auditor {
                     payload.event_type()
                 ));
             }
+            self.check_deciding_actor(event)?;
         } else if matches!(
             payload,
             Event::ProposalCommitted(_) | Event::SignerSetAdopted(_) | Event::PolicyAdopted(_)
@@ -310,7 +390,11 @@ impl Auditor {
                     verified,
                 )
                 .map_err(|r| format!("signature of proposal {}: {r}", signed.proposal_id))?;
-                // What the writer had to append after this signature, in the same transaction.
+                // What the writer had to append after this signature, in the same transaction,
+                // with this signature's actor.
+                if outcome.events.len() > 1 {
+                    self.deciding_actor = event.actor.clone();
+                }
                 self.due.extend(outcome.events.into_iter().skip(1));
                 self.signatures += 1;
                 self.evolve(&payload, event);
@@ -362,6 +446,7 @@ impl Auditor {
                     return Err("proposal.expired outside a governance change".into());
                 };
                 self.check_version(&expired.proposal_id, event)?;
+                self.check_deciding_actor(event)?;
                 let state = &self.open[&expired.proposal_id];
                 let bound = if reason == "signer_set_changed" {
                     state.recorded.terms.signer_set_version
@@ -399,11 +484,22 @@ impl Auditor {
                 event.stream_version
             ));
         }
-        if self.open.contains_key(&recorded.terms.proposal_id) {
-            return Err(format!(
-                "proposal {} recorded twice",
-                recorded.terms.proposal_id
-            ));
+        let proposal_id = &recorded.terms.proposal_id;
+        // Check A9. A malformed id is refused by the rules below, which name it.
+        if let Ok(id) = uuid::Uuid::parse_str(proposal_id) {
+            if self.open.contains_key(proposal_id)
+                || self.recent_proposal_ids.contains(id.as_u128())
+            {
+                return Err(format!(
+                    "proposal {proposal_id} was recorded before: a proposal id is never reused (A9)"
+                ));
+            }
+            if !uuid_v7_near(&id, at) {
+                return Err(format!(
+                    "proposal id {proposal_id} is not a UUIDv7 whose time lies within {ID_TIME_WINDOW_SECONDS} s of its recording's recorded_at (A9)"
+                ));
+            }
+            self.recent_proposal_ids.insert(id.as_u128(), at);
         }
         if event.actor.as_deref() != Some(&recorded.signature.key_id) {
             return Err("the actor is not the proposer who signed".into());
@@ -417,11 +513,31 @@ impl Auditor {
                 state.recorded.terms.proposal_id
             ));
         }
+        if at > state.expires_at {
+            return Err(format!(
+                "proposal {} was recorded after its own expiry {} (A2)",
+                state.recorded.terms.proposal_id, state.recorded.terms.expires_at
+            ));
+        }
         if state.status == Status::Failed {
             *self.closed.entry("failed".into()).or_default() += 1;
         } else {
             self.open
                 .insert(state.recorded.terms.proposal_id.clone(), state);
+        }
+        Ok(())
+    }
+
+    /// Check C13: a commit, an adoption or an expiry after it carries the actor of the
+    /// signature that decided them.
+    fn check_deciding_actor(&self, event: &StoredEvent) -> Result<(), String> {
+        if event.actor.is_none() || event.actor != self.deciding_actor {
+            return Err(format!(
+                "the actor of {} is {:?}, not the key id of the signature that decided it ({}) (C13)",
+                event.event_type,
+                event.actor,
+                self.deciding_actor.as_deref().unwrap_or("none")
+            ));
         }
         Ok(())
     }

@@ -268,6 +268,16 @@ pub fn verify_export(
         )));
     }
     let invalid = |seq: u64, reason: String| VerifyError::Invalid(AuditFailure { seq, reason });
+    // Check X2: informational, but a reader may rely on its form (seq 0 names the header).
+    if crate::domain::envelope::parse_timestamp(&header.exported_at).is_none() {
+        return Err(invalid(
+            0,
+            format!(
+                "header: exported_at {:?} is not a canonical UTC timestamp of a real instant (X2)",
+                header.exported_at
+            ),
+        ));
+    }
     let mut auditor = Auditor::new();
     let mut checkpoint: Option<CheckpointLine> = None;
     let workers = std::thread::available_parallelism()
