@@ -118,6 +118,15 @@ impl Default for Auditor {
     }
 }
 
+/// The approval check that makes a commit (A3) or an adoption (A7) due right after the
+/// signature deciding it, as docs/audit-format.md numbers them.
+fn approval_check_of(due: &Event) -> &'static str {
+    match due {
+        Event::SignerSetAdopted(_) | Event::PolicyAdopted(_) => "A7",
+        _ => "A3",
+    }
+}
+
 /// An event with the work that depends on nothing before it already done: its hash, its
 /// parsed payload and, for a roll, its parsed body and report. Made on any core (the export
 /// pipeline makes them in parallel); consumed in seq order by `Auditor::push_prepared`.
@@ -140,7 +149,7 @@ impl Prepared {
             ))
         } else {
             Event::from_payload(&event.event_type, event.schema_version, &event.payload)
-                .map_err(|error| error.to_string())
+                .map_err(|error| format!("{error} (C9)"))
                 .and_then(|payload| {
                     // Check C11: readers may rely on one spelling (docs/audit-format.md,
                     // "Canonical JSON text"), so the stored bytes must be exactly what
@@ -250,13 +259,13 @@ impl Auditor {
         let payload = payload.map_err(fail)?;
         if payload.event_type() != event.event_type {
             return Err(fail(format!(
-                "event type {} does not match its payload",
+                "event type {} does not match its payload (C9)",
                 event.event_type
             )));
         }
         if payload.stream_id() != event.stream_id {
             return Err(fail(format!(
-                "stream {} does not match the payload's {}",
+                "stream {} does not match the payload's {} (C9)",
                 event.stream_id,
                 payload.stream_id()
             )));
@@ -292,9 +301,10 @@ impl Auditor {
         if let Some(expected) = self.due.pop_front() {
             if payload != expected {
                 return Err(format!(
-                    "expected {} (decided by the previous event in the same transaction), found {}",
+                    "expected {} (decided by the previous event in the same transaction), found {} ({})",
                     expected.event_type(),
-                    payload.event_type()
+                    payload.event_type(),
+                    approval_check_of(&expected)
                 ));
             }
             self.check_deciding_actor(event)?;
@@ -303,8 +313,9 @@ impl Auditor {
             Event::ProposalCommitted(_) | Event::SignerSetAdopted(_) | Event::PolicyAdopted(_)
         ) {
             return Err(format!(
-                "{} without the K valid signatures that decide it",
-                payload.event_type()
+                "{} without the K valid signatures that decide it ({})",
+                payload.event_type(),
+                approval_check_of(&payload)
             ));
         }
         if !matches!(
@@ -315,17 +326,17 @@ impl Auditor {
         }
         let Some(mut governance) = self.governance.take() else {
             let Event::LedgerCreated(genesis) = &payload else {
-                return Err("the ledger does not start with ledger.created".into());
+                return Err("the ledger does not start with ledger.created (A1)".into());
             };
             if event.stream_version != 1 || event.stream_id != LEDGER_STREAM {
-                return Err("the genesis must be version 1 of the ledger stream".into());
+                return Err("the genesis must be version 1 of the ledger stream (A1)".into());
             }
             if event.actor.as_deref() != Some(&genesis.signature.key_id) {
-                return Err("the genesis actor is not its signer".into());
+                return Err("the genesis actor is not its signer (C13)".into());
             }
             self.governance = Some(
                 Governance::genesis(event.ledger_id, genesis)
-                    .map_err(|r| format!("genesis: {r}"))?,
+                    .map_err(|r| format!("genesis: {r} (A1)"))?,
             );
             return Ok(());
         };
@@ -356,18 +367,20 @@ impl Auditor {
             other => other,
         };
         match &payload {
-            Event::LedgerCreated(_) => return Err("a second ledger.created".into()),
+            Event::LedgerCreated(_) => return Err("a second ledger.created (A1)".into()),
             Event::SignerSetAdopted(_) | Event::PolicyAdopted(_) => {
                 if event.stream_version != governance.stream_version + 1 {
                     return Err(format!(
-                        "ledger stream version {}, expected {}",
+                        "ledger stream version {}, expected {} (C10)",
                         event.stream_version,
                         governance.stream_version + 1
                     ));
                 }
                 let old_set = governance.set.version;
                 let old_policy = governance.policy_version;
-                governance.apply(&payload).map_err(|r| r.to_string())?;
+                governance
+                    .apply(&payload)
+                    .map_err(|r| format!("{r} (A7)"))?;
                 self.expiring = Some(match payload {
                     Event::SignerSetAdopted(_) => ("signer_set_changed", old_set),
                     _ => ("policy_changed", old_policy),
@@ -379,7 +392,7 @@ impl Auditor {
                     &signed.proposal_id,
                     &signed.signature,
                     event,
-                    "the actor is not the signer",
+                    "the actor is not the signer (C13)",
                 )?;
                 let outcome = decide_sign_trusting(
                     governance,
@@ -389,7 +402,7 @@ impl Auditor {
                     &[],
                     verified,
                 )
-                .map_err(|r| format!("signature of proposal {}: {r}", signed.proposal_id))?;
+                .map_err(|r| format!("signature of proposal {}: {r} (A3)", signed.proposal_id))?;
                 // What the writer had to append after this signature, in the same transaction,
                 // with this signature's actor.
                 if outcome.events.len() > 1 {
@@ -408,7 +421,7 @@ impl Auditor {
                     &rejected.proposal_id,
                     &rejected.signature,
                     event,
-                    "the actor is not the signer of the veto",
+                    "the actor is not the signer of the veto (C13)",
                 )?;
                 let expected = decide_reject_trusting(
                     governance,
@@ -418,9 +431,9 @@ impl Auditor {
                     at,
                     verified,
                 )
-                .map_err(|r| format!("veto of proposal {}: {r}", rejected.proposal_id))?;
+                .map_err(|r| format!("veto of proposal {}: {r} (A4)", rejected.proposal_id))?;
                 if expected != payload {
-                    return Err("the veto differs from what its signature decides".into());
+                    return Err("the veto differs from what its signature decides (A4)".into());
                 }
                 self.evolve(&payload, event);
             }
@@ -429,7 +442,7 @@ impl Auditor {
                     &withdrawn.proposal_id,
                     &withdrawn.signature,
                     event,
-                    "the actor is not the signer of the withdrawal",
+                    "the actor is not the signer of the withdrawal (C13)",
                 )?;
                 decide_withdraw_trusting(
                     governance,
@@ -438,12 +451,14 @@ impl Auditor {
                     at,
                     verified,
                 )
-                .map_err(|r| format!("withdrawal of proposal {}: {r}", withdrawn.proposal_id))?;
+                .map_err(|r| {
+                    format!("withdrawal of proposal {}: {r} (A5)", withdrawn.proposal_id)
+                })?;
                 self.evolve(&payload, event);
             }
             Event::ProposalExpired(expired) => {
                 let Some((reason, old_version)) = self.expiring else {
-                    return Err("proposal.expired outside a governance change".into());
+                    return Err("proposal.expired outside a governance change (A6)".into());
                 };
                 self.check_version(&expired.proposal_id, event)?;
                 self.check_deciding_actor(event)?;
@@ -458,7 +473,7 @@ impl Auditor {
                     || state.effective_status(at) != Status::Pending
                 {
                     return Err(format!(
-                        "proposal {} cannot expire for {:?} here",
+                        "proposal {} cannot expire for {:?} here (A6)",
                         expired.proposal_id, expired.reason
                     ));
                 }
@@ -480,7 +495,7 @@ impl Auditor {
     ) -> Result<(), String> {
         if event.stream_version != 1 {
             return Err(format!(
-                "proposal.recorded at stream version {}, expected 1",
+                "proposal.recorded at stream version {}, expected 1 (C10)",
                 event.stream_version
             ));
         }
@@ -502,14 +517,14 @@ impl Auditor {
             self.recent_proposal_ids.insert(id.as_u128(), at);
         }
         if event.actor.as_deref() != Some(&recorded.signature.key_id) {
-            return Err("the actor is not the proposer who signed".into());
+            return Err("the actor is not the proposer who signed (C13)".into());
         }
         check_recorded_parsed(governance, &recorded, roll, verified)
-            .map_err(|r| format!("proposal {}: {r}", recorded.terms.proposal_id))?;
+            .map_err(|r| format!("proposal {}: {r} (A2)", recorded.terms.proposal_id))?;
         let state = ProposalState::from_recorded(recorded, event).map_err(|r| r.to_string())?;
         if state.created_at > at {
             return Err(format!(
-                "proposal {} was created after it was recorded",
+                "proposal {} was created after it was recorded (A2)",
                 state.recorded.terms.proposal_id
             ));
         }
@@ -560,11 +575,13 @@ impl Auditor {
 
     fn check_version(&self, proposal_id: &str, event: &StoredEvent) -> Result<(), String> {
         let state = self.open.get(proposal_id).ok_or_else(|| {
-            format!("event for proposal {proposal_id}, which is unknown or already closed")
+            format!(
+                "event for proposal {proposal_id}, which is unknown or already closed (A3 to A6)"
+            )
         })?;
         if event.stream_version != state.stream_version + 1 {
             return Err(format!(
-                "stream version {}, expected {}",
+                "stream version {}, expected {} (C10)",
                 event.stream_version,
                 state.stream_version + 1
             ));
@@ -601,7 +618,7 @@ impl Auditor {
             return Err(AuditFailure {
                 seq: last_seq,
                 reason: format!(
-                    "the ledger ends before the {} its last signature decided",
+                    "the ledger ends before the {} its last signature decided (A10)",
                     due.event_type()
                 ),
             });

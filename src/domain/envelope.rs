@@ -186,32 +186,36 @@ pub fn uuid_v7_near(id: &Uuid, at: DateTime<Utc>) -> bool {
 /// Why a chain does not verify, with the first seq where it breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
-    #[error("seq {found}: expected seq {expected} (events missing, duplicated or reordered)")]
+    #[error("seq {found}: expected seq {expected} (events missing, duplicated or reordered) (C1)")]
     SeqGap { expected: u64, found: u64 },
-    #[error("seq {seq}: belongs to ledger {found}, expected ledger {expected}")]
+    #[error("seq {seq}: belongs to ledger {found}, expected ledger {expected} (C2)")]
     WrongLedger {
         seq: u64,
         expected: Uuid,
         found: Uuid,
     },
-    #[error("seq {seq}: prev_hash {found} does not match the hash of seq {prev_seq} ({expected})")]
+    #[error(
+        "seq {seq}: prev_hash {found} does not match the hash of seq {prev_seq} ({expected}) (C3)"
+    )]
     PrevHashMismatch {
         seq: u64,
         prev_seq: u64,
         expected: String,
         found: String,
     },
-    #[error("seq {seq}: stored hash {stored} does not match the recomputed hash {computed} (the event was altered)")]
+    #[error("seq {seq}: stored hash {stored} does not match the recomputed hash {computed} (the event was altered) (C4)")]
     HashMismatch {
         seq: u64,
         stored: String,
         computed: String,
     },
-    #[error("seq {seq}: recorded_at {text:?} is not a canonical UTC timestamp")]
+    #[error(
+        "seq {seq}: recorded_at {text:?} is not a canonical UTC timestamp of a real instant (C5)"
+    )]
     BadTimestamp { seq: u64, text: String },
-    #[error("seq {seq}: recorded_at {text} is earlier than the previous event's")]
+    #[error("seq {seq}: recorded_at {text} is earlier than the previous event's (C6)")]
     TimeReversed { seq: u64, text: String },
-    #[error("seq {seq}: {what} is longer than the limit of {limit} bytes")]
+    #[error("seq {seq}: {what} is longer than the limit of {limit} bytes (C9)")]
     OverLimit {
         seq: u64,
         what: &'static str,
