@@ -542,18 +542,35 @@ async fn c12_hex_in_payloads_is_lowercase() {
 }
 
 /// A signer who records a roll whose report is the right one in another spelling (an extra
-/// space; the subject digest and the proposer's signature made over it) is refused: the report
-/// is not in canonical form.
+/// space, two keys swapped, an equivalent escape, another spelling of a number; the subject
+/// digest and the proposer's signature made over it) is refused: the report is not in
+/// canonical form.
 async fn c12_reports_are_canonical(db: &TestDb) {
     let (ledger, k) = story(db).await;
     let lines = export_lines(&ledger).await;
     let governance = ledger.governance().await.unwrap();
     let at = last_time(&lines) + Duration::seconds(1);
-    let (mut draft, _) = ProposalDraft::roll(&governance, uuid_v7_at(at), body(4), at).unwrap();
+    let (draft, _) = ProposalDraft::roll(&governance, uuid_v7_at(at), body(4), at).unwrap();
     let report = draft.terms.report_json.clone().unwrap();
-    draft.terms.report_json = Some(report.replacen(",\"", ", \"", 1));
-    let broken = appended(&lines, vec![recording(&lines, &draft, &k.bob, at)]);
-    assert_invalid_at(&broken, LAST + 1, "C12");
+    let (verdict, rest) = report.split_once(',').unwrap();
+    let (requested, rest) = rest.split_once(',').unwrap();
+    let respelled = [
+        report.replacen(",\"", ", \"", 1),
+        format!(
+            "{{{},{},{rest}",
+            requested.trim_start_matches('{'),
+            verdict.trim_start_matches('{')
+        ),
+        report.replacen("\"verdict\":\"pass\"", "\"verdict\":\"p\\u0061ss\"", 1),
+        report.replacen(".0,", ".00,", 1),
+    ];
+    for text in respelled {
+        assert_ne!(text, report);
+        let mut draft = draft.clone();
+        draft.terms.report_json = Some(text.clone());
+        let broken = appended(&lines, vec![recording(&lines, &draft, &k.bob, at)]);
+        assert_invalid_at(&broken, LAST + 1, "C12");
+    }
 }
 
 /// The `proposal.recorded` event a signer makes for `draft` by hand.
