@@ -16,7 +16,8 @@ use crate::domain::approval::{
     ParsedRoll, ProposalState, Status,
 };
 use crate::domain::envelope::{
-    uuid_v7_near, ChainVerifier, StoredEvent, ID_TIME_WINDOW_SECONDS, PAYLOAD_BYTES_MAX,
+    uuid_v7_near, uuid_v7_time, ChainVerifier, StoredEvent, ID_TIME_WINDOW_SECONDS,
+    PAYLOAD_BYTES_MAX,
 };
 use crate::domain::events::{Event, ProposalRecorded, SignatureEnvelope, LEDGER_STREAM};
 use crate::domain::governance::{Governance, VerifiedSignatures};
@@ -50,39 +51,42 @@ pub struct AuditSummary {
 /// nothing valid can refer to them any more (the grace covers writers' clock skew).
 const EXPIRED_EVICTION_GRACE_HOURS: i64 = 24;
 
-/// Ids seen in the last `2 * ID_TIME_WINDOW_SECONDS` of chain time, with the time each was
-/// seen. An id's UUIDv7 time lies within the window of every event that may carry it (checked
-/// first), so two valid events carrying the same id are at most two windows apart: an id older
-/// than that can be forgotten, and a later copy of it is refused for its time alone.
+/// UUIDv7 ids seen whose time is recent. An id is valid only on an event within
+/// `ID_TIME_WINDOW_SECONDS` of the time it carries (checked before an id is remembered), so
+/// once chain time passes an id's time by more than that window no valid event can carry it
+/// again: it is forgotten, and a later copy is refused for its time alone. Memory is the ids of
+/// about two windows of chain time, whatever the ledger's length.
 #[derive(Debug, Clone, Default)]
 struct RecentIds {
     ids: HashSet<u128>,
-    /// In chain-time order (chain time never decreases), oldest first.
-    by_time: VecDeque<(DateTime<Utc>, u128)>,
+    /// In the order seen: chain time never decreases, so the times the ids carry are in order
+    /// to within two windows, and an id waits at most that long behind a later one.
+    in_order_seen: VecDeque<u128>,
 }
 
 impl RecentIds {
-    /// Remembers `id` seen at `at`; false when it was seen already.
-    fn insert(&mut self, id: u128, at: DateTime<Utc>) -> bool {
-        if !self.ids.insert(id) {
+    /// Remembers `id`, a UUIDv7; false when it was seen already.
+    fn insert(&mut self, id: uuid::Uuid) -> bool {
+        if !self.ids.insert(id.as_u128()) {
             return false;
         }
-        self.by_time.push_back((at, id));
+        self.in_order_seen.push_back(id.as_u128());
         true
     }
 
-    fn contains(&self, id: u128) -> bool {
-        self.ids.contains(&id)
+    fn contains(&self, id: uuid::Uuid) -> bool {
+        self.ids.contains(&id.as_u128())
     }
 
-    /// Forgets the ids seen more than two windows before `now`.
-    fn forget_older_than_two_windows(&mut self, now: DateTime<Utc>) {
-        let cutoff = now - Duration::seconds(2 * ID_TIME_WINDOW_SECONDS);
-        while let Some(&(at, id)) = self.by_time.front() {
-            if at >= cutoff {
+    /// Forgets the ids that no event at `now` or later can carry.
+    fn forget_expired(&mut self, now: DateTime<Utc>) {
+        let cutoff = now - Duration::seconds(ID_TIME_WINDOW_SECONDS);
+        while let Some(&id) = self.in_order_seen.front() {
+            let carried = uuid_v7_time(&uuid::Uuid::from_u128(id));
+            if carried.is_some_and(|time| time >= cutoff) {
                 break;
             }
-            self.by_time.pop_front();
+            self.in_order_seen.pop_front();
             self.ids.remove(&id);
         }
     }
@@ -105,10 +109,10 @@ pub struct Auditor {
     signatures: u64,
     last_time: Option<DateTime<Utc>>,
     ledger_id: Option<uuid::Uuid>,
-    /// Event ids of the last two windows (check C8).
+    /// Event ids that a later event could still carry (check C8).
     recent_event_ids: RecentIds,
-    /// Ids of proposals recorded in the last two windows (check A9); older ones that are still
-    /// open are in `open`.
+    /// Ids of proposals that a later recording could still carry (check A9); older ones that
+    /// are still open are in `open`.
     recent_proposal_ids: RecentIds,
 }
 
@@ -281,9 +285,9 @@ impl Auditor {
                 event.event_id
             ));
         }
-        self.recent_event_ids.forget_older_than_two_windows(at);
-        self.recent_proposal_ids.forget_older_than_two_windows(at);
-        if !self.recent_event_ids.insert(event.event_id.as_u128(), at) {
+        self.recent_event_ids.forget_expired(at);
+        self.recent_proposal_ids.forget_expired(at);
+        if !self.recent_event_ids.insert(event.event_id) {
             return Err(format!("event_id {} appears twice (C8)", event.event_id));
         }
         Ok(())
@@ -502,9 +506,7 @@ impl Auditor {
         let proposal_id = &recorded.terms.proposal_id;
         // Check A9. A malformed id is refused by the rules below, which name it.
         if let Ok(id) = uuid::Uuid::parse_str(proposal_id) {
-            if self.open.contains_key(proposal_id)
-                || self.recent_proposal_ids.contains(id.as_u128())
-            {
+            if self.open.contains_key(proposal_id) || self.recent_proposal_ids.contains(id) {
                 return Err(format!(
                     "proposal {proposal_id} was recorded before: a proposal id is never reused (A9)"
                 ));
@@ -514,7 +516,7 @@ impl Auditor {
                     "proposal id {proposal_id} is not a UUIDv7 whose time lies within {ID_TIME_WINDOW_SECONDS} s of its recording's recorded_at (A9)"
                 ));
             }
-            self.recent_proposal_ids.insert(id.as_u128(), at);
+            self.recent_proposal_ids.insert(id);
         }
         if event.actor.as_deref() != Some(&recorded.signature.key_id) {
             return Err("the actor is not the proposer who signed (C13)".into());
@@ -647,5 +649,33 @@ impl Auditor {
             policy_version: governance.policy_version,
             policy_hash: governance.policy_hash,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::envelope::uuid_v7_at;
+    use chrono::TimeZone;
+
+    /// Ids are remembered while an event could still carry them, and only that long: memory
+    /// follows the window, not the number of ids ever seen.
+    #[test]
+    fn recent_ids_are_forgotten_once_no_event_can_carry_them() {
+        let start = Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap();
+        let window = Duration::seconds(ID_TIME_WINDOW_SECONDS);
+        let mut recent = RecentIds::default();
+        let first = uuid_v7_at(start);
+        assert!(recent.insert(first));
+        assert!(!recent.insert(first), "a second sighting is refused");
+        for second in 1..=3 * ID_TIME_WINDOW_SECONDS {
+            let now = start + Duration::seconds(second);
+            recent.forget_expired(now);
+            assert_eq!(recent.contains(first), now <= start + window, "at {now}");
+            assert!(recent.insert(uuid_v7_at(now)));
+        }
+        // One id a second, each kept for one window past its time.
+        assert_eq!(recent.ids.len(), ID_TIME_WINDOW_SECONDS as usize + 1);
+        assert_eq!(recent.in_order_seen.len(), recent.ids.len());
     }
 }
