@@ -14,7 +14,7 @@ use rollbook::crypto::{from_hex, to_hex};
 use rollbook::domain::approval::{
     cosign_purpose, decide_propose, decide_sign, message_for, ProposalDraft, ProposalState,
 };
-use rollbook::domain::envelope::{NewEvent, StoredEvent};
+use rollbook::domain::envelope::{uuid_v7_at, NewEvent, StoredEvent};
 use rollbook::domain::events::{Event, SignerEntry, SignerSet};
 use rollbook::domain::governance::{seal_signature, ActiveSet, Governance};
 use rollbook::service::{self, Ledger};
@@ -223,7 +223,7 @@ fn committed_roll(
     at: DateTime<Utc>,
     body: &str,
 ) -> Vec<NewEvent> {
-    let (draft, _) = ProposalDraft::roll(gov, Uuid::now_v7(), body.to_string(), at).unwrap();
+    let (draft, _) = ProposalDraft::roll(gov, uuid_v7_at(at), body.to_string(), at).unwrap();
     let bob = desk.key("bob");
     let recorded = decide_propose(gov, &draft, seal_signature(bob, draft.message())).unwrap();
     let Event::ProposalRecorded(payload) = &recorded else {
@@ -304,7 +304,7 @@ async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<
             next.threshold = 3;
             next.signers.push(entry("erin", desk.key("erin")));
             let next = ActiveSet::validate(&next).unwrap();
-            let draft = ProposalDraft::signer_set(&gov, Uuid::now_v7(), &next, clock);
+            let draft = ProposalDraft::signer_set(&gov, uuid_v7_at(clock), &next, clock);
             let alice = desk.key("alice");
             let recorded =
                 decide_propose(&gov, &draft, seal_signature(alice, draft.message())).unwrap();
@@ -365,7 +365,7 @@ async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<
     let fresh = roll_body(now, 9);
     let mut ids = Vec::new();
     for _ in 0..pending {
-        let (draft, _) = ProposalDraft::roll(&gov, Uuid::now_v7(), fresh.clone(), now).unwrap();
+        let (draft, _) = ProposalDraft::roll(&gov, uuid_v7_at(now), fresh.clone(), now).unwrap();
         let bob = desk.key("bob");
         let recorded = decide_propose(&gov, &draft, seal_signature(bob, draft.message())).unwrap();
         ids.push(draft.proposal_id());

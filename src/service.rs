@@ -11,7 +11,7 @@ use crate::domain::approval::{
     self, cosign_purpose, decide_propose, decide_reject, decide_sign, decide_withdraw, message_for,
     PendingRef, ProposalDraft, ProposalState, SignOutcome, Status,
 };
-use crate::domain::envelope::{NewEvent, StoredEvent};
+use crate::domain::envelope::{parse_timestamp, uuid_v7_at, NewEvent, StoredEvent};
 use crate::domain::events::{
     Event, LedgerCreated, SignatureEnvelope, LEDGER_FORMAT, LEDGER_STREAM, SCHEMA_VERSION,
 };
@@ -242,7 +242,7 @@ impl Ledger {
         now: DateTime<Utc>,
     ) -> Result<(ProposalState, SizingReport), ServiceError> {
         let governance = self.governance().await?;
-        let (draft, report) = ProposalDraft::roll(&governance, Uuid::now_v7(), body, now)
+        let (draft, report) = ProposalDraft::roll(&governance, uuid_v7_at(now), body, now)
             .map_err(|error| ServiceError::BadInput(error.to_string()))?;
         let state = self.record(&governance, &draft, key, now).await?;
         Ok((state, report))
@@ -279,8 +279,17 @@ impl Ledger {
             ),
             (draft.terms.proposal_id.clone(), ExpectedVersion::NoStream),
         ];
+        // A recording after its own expiry is invalid (docs/audit-format.md): the chain time
+        // may have moved past it onto another writer's head.
+        let expires_at = parse_timestamp(&draft.terms.expires_at);
         let written = self
-            .append(expected, std::slice::from_ref(&event), &actor, now, None)
+            .append(
+                expected,
+                std::slice::from_ref(&event),
+                &actor,
+                now,
+                expires_at,
+            )
             .await
             .map_err(|error| match error {
                 ServiceError::Store(StoreError::Conflict { .. }) => {

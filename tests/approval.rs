@@ -336,8 +336,10 @@ fn a_failing_roll_is_recorded_as_failed_and_can_never_be_signed() {
 }
 
 /// A stored report is usually byte-identical to a fresh evaluation's serialization, and the
-/// checker compares bytes first; any other spelling of the same numbers must still agree by
-/// value, within the tolerance, and anything else must be refused with the same messages.
+/// checker compares bytes first; a report in canonical form with other numbers must still agree
+/// by value, within the tolerance, and anything else must be refused with the same messages.
+/// The same values in another spelling (pretty-printed) are refused: reports have one spelling
+/// (docs/audit-format.md, C12).
 #[test]
 fn a_stored_report_in_other_bytes_is_compared_by_value() {
     let desk = desk();
@@ -351,17 +353,24 @@ fn a_stored_report_in_other_bytes_is_compared_by_value() {
     };
     let stored = draft.terms.report_json.clone().unwrap();
     assert!(propose(stored.clone()).is_ok());
-    let mut value: serde_json::Value = serde_json::from_str(&stored).unwrap();
-    // The same values, other bytes: pretty-printed.
+    let value: serde_json::Value = serde_json::from_str(&stored).unwrap();
     let pretty = serde_json::to_string_pretty(&value).unwrap();
     assert_ne!(pretty, stored);
-    assert!(propose(pretty).is_ok());
-    // A last-digit difference inside the tolerance is accepted; one above it is not.
+    assert_refused!(propose(pretty), Refusal::ReportUnparsable { reason } if reason.contains("canonical"));
+    // A last-digit difference inside the tolerance is accepted; one above it is not (each
+    // written in the canonical form, the key order kept).
     let wacc = value["metrics"]["wacc"].as_f64().unwrap();
-    value["metrics"]["wacc"] = serde_json::json!(wacc * (1.0 + 1e-12));
-    assert!(propose(serde_json::to_string(&value).unwrap()).is_ok());
-    value["metrics"]["wacc"] = serde_json::json!(wacc * (1.0 + 1e-6));
-    assert_refused!(propose(serde_json::to_string(&value).unwrap()), Refusal::ReportDiffers { difference } if difference.contains("metrics.wacc"));
+    let with_wacc = |new: f64| {
+        let old = format!("\"wacc\":{}", serde_json::to_string(&wacc).unwrap());
+        assert!(stored.contains(&old), "{old}");
+        stored.replacen(
+            &old,
+            &format!("\"wacc\":{}", serde_json::to_string(&new).unwrap()),
+            1,
+        )
+    };
+    assert!(propose(with_wacc(wacc * (1.0 + 1e-12))).is_ok());
+    assert_refused!(propose(with_wacc(wacc * (1.0 + 1e-6))), Refusal::ReportDiffers { difference } if difference.contains("metrics.wacc"));
     // A report that does not parse is named as such, before the body is judged.
     assert_refused!(propose("{}".into()), Refusal::ReportUnparsable { .. });
     let mut broken = draft.clone();

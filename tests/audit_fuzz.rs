@@ -21,7 +21,7 @@ use rollbook::service::{self, Ledger};
 use rollbook::sizing::{Policy, Proposal};
 use rollbook::store::Store;
 
-const HEADER: &str = "{\"type\":\"header\",\"format\":\"rollbook-export\",\"version\":1,\"ledger_id\":\"01a20c95-fcf0-703c-b080-9bafd695b4d9\",\"genesis_hash\":\"00\",\"from_seq\":1,\"exported_at\":\"x\",\"rollbook_version\":\"0\"}";
+const HEADER: &str = "{\"type\":\"header\",\"format\":\"rollbook-export\",\"version\":1,\"ledger_id\":\"01a20c95-fcf0-703c-b080-9bafd695b4d9\",\"genesis_hash\":\"00\",\"from_seq\":1,\"exported_at\":\"2026-05-07T15:00:00.000000Z\",\"rollbook_version\":\"0\"}";
 
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![

@@ -1,10 +1,11 @@
 //! The streaming auditor: replays a ledger event by event and checks everything an auditor
 //! needs, with the same decide functions that wrote it, so the write rules and the audit rules
 //! cannot drift apart. Pure: feed it events in seq order; it keeps the hash-chain head, the
-//! Merkle frontier, the governance in force and the proposals still open (closed ones are
-//! dropped), so memory does not grow with the ledger's length.
+//! Merkle frontier, the governance in force, the proposals still open (closed ones are
+//! dropped) and the ids of the last minutes (`RecentIds`), so memory does not grow with the
+//! ledger's length.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -14,7 +15,10 @@ use crate::domain::approval::{
     check_recorded_parsed, decide_reject_trusting, decide_sign_trusting, decide_withdraw_trusting,
     ParsedRoll, ProposalState, Status,
 };
-use crate::domain::envelope::{ChainVerifier, StoredEvent, PAYLOAD_BYTES_MAX};
+use crate::domain::envelope::{
+    uuid_v7_near, uuid_v7_time, ChainVerifier, StoredEvent, ID_TIME_WINDOW_SECONDS,
+    PAYLOAD_BYTES_MAX,
+};
 use crate::domain::events::{Event, ProposalRecorded, SignatureEnvelope, LEDGER_STREAM};
 use crate::domain::governance::{Governance, VerifiedSignatures};
 
@@ -51,6 +55,47 @@ pub struct AuditSummary {
 /// nothing valid can refer to them any more (the grace covers writers' clock skew).
 const EXPIRED_EVICTION_GRACE_HOURS: i64 = 24;
 
+/// UUIDv7 ids seen whose time is recent. An id is valid only on an event within
+/// `ID_TIME_WINDOW_SECONDS` of the time it carries (checked before an id is remembered), so
+/// once chain time passes an id's time by more than that window no valid event can carry it
+/// again: it is forgotten, and a later copy is refused for its time alone. Memory is the ids of
+/// about two windows of chain time, whatever the ledger's length.
+#[derive(Debug, Clone, Default)]
+struct RecentIds {
+    ids: HashSet<u128>,
+    /// In the order seen: chain time never decreases, so the times the ids carry are in order
+    /// to within two windows, and an id waits at most that long behind a later one.
+    in_order_seen: VecDeque<u128>,
+}
+
+impl RecentIds {
+    /// Remembers `id`, a UUIDv7; false when it was seen already.
+    fn insert(&mut self, id: uuid::Uuid) -> bool {
+        if !self.ids.insert(id.as_u128()) {
+            return false;
+        }
+        self.in_order_seen.push_back(id.as_u128());
+        true
+    }
+
+    fn contains(&self, id: uuid::Uuid) -> bool {
+        self.ids.contains(&id.as_u128())
+    }
+
+    /// Forgets the ids that no event at `now` or later can carry.
+    fn forget_expired(&mut self, now: DateTime<Utc>) {
+        let cutoff = now - Duration::seconds(ID_TIME_WINDOW_SECONDS);
+        while let Some(&id) = self.in_order_seen.front() {
+            let carried = uuid_v7_time(&uuid::Uuid::from_u128(id));
+            if carried.is_some_and(|time| time >= cutoff) {
+                break;
+            }
+            self.in_order_seen.pop_front();
+            self.ids.remove(&id);
+        }
+    }
+}
+
 pub struct Auditor {
     chain: ChainVerifier,
     merkle: MerkleBuilder,
@@ -61,16 +106,33 @@ pub struct Auditor {
     due: VecDeque<Event>,
     /// After an adoption: pending proposals bound to the old governance may be expired.
     expiring: Option<(&'static str, u64)>,
+    /// The actor (key id) of the last signature that decided a commit: the actor every event
+    /// it made due, and the expiries after its adoption, must carry (check C13).
+    deciding_actor: Option<String>,
     closed: BTreeMap<String, u64>,
     signatures: u64,
     last_time: Option<DateTime<Utc>>,
     ledger_id: Option<uuid::Uuid>,
     genesis_hash: Option<[u8; 32]>,
+    /// Event ids that a later event could still carry (check C8).
+    recent_event_ids: RecentIds,
+    /// Ids of proposals that a later recording could still carry (check A9); older ones that
+    /// are still open are in `open`.
+    recent_proposal_ids: RecentIds,
 }
 
 impl Default for Auditor {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The approval check that makes a commit (A3) or an adoption (A7) due right after the
+/// signature deciding it, as docs/audit-format.md numbers them.
+fn approval_check_of(due: &Event) -> &'static str {
+    match due {
+        Event::SignerSetAdopted(_) | Event::PolicyAdopted(_) => "A7",
+        _ => "A3",
     }
 }
 
@@ -96,7 +158,17 @@ impl Prepared {
             ))
         } else {
             Event::from_payload(&event.event_type, event.schema_version, &event.payload)
-                .map_err(|error| error.to_string())
+                .map_err(|error| format!("{error} (C9)"))
+                .and_then(|payload| {
+                    // Check C11: readers may rely on one spelling (docs/audit-format.md,
+                    // "Canonical JSON text"), so the stored bytes must be exactly what
+                    // rollbook writes for the value they parse to.
+                    if payload.to_payload() == event.payload {
+                        Ok(payload)
+                    } else {
+                        Err(format!("the {} payload is not in canonical form (whitespace, key order or an escape differs from what rollbook writes) (C11)", event.event_type))
+                    }
+                })
         };
         let roll = match &payload {
             Ok(Event::ProposalRecorded(recorded)) => ParsedRoll::parse(recorded),
@@ -130,11 +202,14 @@ impl Auditor {
             open: HashMap::new(),
             due: VecDeque::new(),
             expiring: None,
+            deciding_actor: None,
             closed: BTreeMap::new(),
             signatures: 0,
             last_time: None,
             ledger_id: None,
             genesis_hash: None,
+            recent_event_ids: RecentIds::default(),
+            recent_proposal_ids: RecentIds::default(),
         }
     }
 
@@ -188,6 +263,7 @@ impl Auditor {
         let at = event
             .recorded_at_utc()
             .expect("the chain verifier checked the timestamp");
+        self.check_event_id(event, at).map_err(fail)?;
         self.last_time = Some(at);
         self.ledger_id = Some(event.ledger_id);
         if event.seq == 1 {
@@ -196,18 +272,34 @@ impl Auditor {
         let payload = payload.map_err(fail)?;
         if payload.event_type() != event.event_type {
             return Err(fail(format!(
-                "event type {} does not match its payload",
+                "event type {} does not match its payload (C9)",
                 event.event_type
             )));
         }
         if payload.stream_id() != event.stream_id {
             return Err(fail(format!(
-                "stream {} does not match the payload's {}",
+                "stream {} does not match the payload's {} (C9)",
                 event.stream_id,
                 payload.stream_id()
             )));
         }
         self.apply(event, payload, roll, at, verified).map_err(fail)
+    }
+
+    /// Checks C7 and C8: the event id is a UUIDv7 of the event's own time, seen only once.
+    fn check_event_id(&mut self, event: &StoredEvent, at: DateTime<Utc>) -> Result<(), String> {
+        if !uuid_v7_near(&event.event_id, at) {
+            return Err(format!(
+                "event_id {} is not a UUIDv7 whose time lies within {ID_TIME_WINDOW_SECONDS} s of recorded_at (C7)",
+                event.event_id
+            ));
+        }
+        self.recent_event_ids.forget_expired(at);
+        self.recent_proposal_ids.forget_expired(at);
+        if !self.recent_event_ids.insert(event.event_id) {
+            return Err(format!("event_id {} appears twice (C8)", event.event_id));
+        }
+        Ok(())
     }
 
     fn apply(
@@ -222,18 +314,21 @@ impl Auditor {
         if let Some(expected) = self.due.pop_front() {
             if payload != expected {
                 return Err(format!(
-                    "expected {} (decided by the previous event in the same transaction), found {}",
+                    "expected {} (decided by the previous event in the same transaction), found {} ({})",
                     expected.event_type(),
-                    payload.event_type()
+                    payload.event_type(),
+                    approval_check_of(&expected)
                 ));
             }
+            self.check_deciding_actor(event)?;
         } else if matches!(
             payload,
             Event::ProposalCommitted(_) | Event::SignerSetAdopted(_) | Event::PolicyAdopted(_)
         ) {
             return Err(format!(
-                "{} without the K valid signatures that decide it",
-                payload.event_type()
+                "{} without the K valid signatures that decide it ({})",
+                payload.event_type(),
+                approval_check_of(&payload)
             ));
         }
         if !matches!(
@@ -244,17 +339,17 @@ impl Auditor {
         }
         let Some(mut governance) = self.governance.take() else {
             let Event::LedgerCreated(genesis) = &payload else {
-                return Err("the ledger does not start with ledger.created".into());
+                return Err("the ledger does not start with ledger.created (A1)".into());
             };
             if event.stream_version != 1 || event.stream_id != LEDGER_STREAM {
-                return Err("the genesis must be version 1 of the ledger stream".into());
+                return Err("the genesis must be version 1 of the ledger stream (A1)".into());
             }
             if event.actor.as_deref() != Some(&genesis.signature.key_id) {
-                return Err("the genesis actor is not its signer".into());
+                return Err("the genesis actor is not its signer (C13)".into());
             }
             self.governance = Some(
                 Governance::genesis(event.ledger_id, genesis)
-                    .map_err(|r| format!("genesis: {r}"))?,
+                    .map_err(|r| format!("genesis: {r} (A1)"))?,
             );
             return Ok(());
         };
@@ -285,18 +380,20 @@ impl Auditor {
             other => other,
         };
         match &payload {
-            Event::LedgerCreated(_) => return Err("a second ledger.created".into()),
+            Event::LedgerCreated(_) => return Err("a second ledger.created (A1)".into()),
             Event::SignerSetAdopted(_) | Event::PolicyAdopted(_) => {
                 if event.stream_version != governance.stream_version + 1 {
                     return Err(format!(
-                        "ledger stream version {}, expected {}",
+                        "ledger stream version {}, expected {} (C10)",
                         event.stream_version,
                         governance.stream_version + 1
                     ));
                 }
                 let old_set = governance.set.version;
                 let old_policy = governance.policy_version;
-                governance.apply(&payload).map_err(|r| r.to_string())?;
+                governance
+                    .apply(&payload)
+                    .map_err(|r| format!("{r} (A7)"))?;
                 self.expiring = Some(match payload {
                     Event::SignerSetAdopted(_) => ("signer_set_changed", old_set),
                     _ => ("policy_changed", old_policy),
@@ -308,7 +405,7 @@ impl Auditor {
                     &signed.proposal_id,
                     &signed.signature,
                     event,
-                    "the actor is not the signer",
+                    "the actor is not the signer (C13)",
                 )?;
                 let outcome = decide_sign_trusting(
                     governance,
@@ -318,8 +415,12 @@ impl Auditor {
                     &[],
                     verified,
                 )
-                .map_err(|r| format!("signature of proposal {}: {r}", signed.proposal_id))?;
-                // What the writer had to append after this signature, in the same transaction.
+                .map_err(|r| format!("signature of proposal {}: {r} (A3)", signed.proposal_id))?;
+                // What the writer had to append after this signature, in the same transaction,
+                // with this signature's actor.
+                if outcome.events.len() > 1 {
+                    self.deciding_actor = event.actor.clone();
+                }
                 self.due.extend(outcome.events.into_iter().skip(1));
                 self.signatures += 1;
                 self.evolve(&payload, event);
@@ -333,7 +434,7 @@ impl Auditor {
                     &rejected.proposal_id,
                     &rejected.signature,
                     event,
-                    "the actor is not the signer of the veto",
+                    "the actor is not the signer of the veto (C13)",
                 )?;
                 let expected = decide_reject_trusting(
                     governance,
@@ -343,9 +444,9 @@ impl Auditor {
                     at,
                     verified,
                 )
-                .map_err(|r| format!("veto of proposal {}: {r}", rejected.proposal_id))?;
+                .map_err(|r| format!("veto of proposal {}: {r} (A4)", rejected.proposal_id))?;
                 if expected != payload {
-                    return Err("the veto differs from what its signature decides".into());
+                    return Err("the veto differs from what its signature decides (A4)".into());
                 }
                 self.evolve(&payload, event);
             }
@@ -354,7 +455,7 @@ impl Auditor {
                     &withdrawn.proposal_id,
                     &withdrawn.signature,
                     event,
-                    "the actor is not the signer of the withdrawal",
+                    "the actor is not the signer of the withdrawal (C13)",
                 )?;
                 decide_withdraw_trusting(
                     governance,
@@ -363,14 +464,17 @@ impl Auditor {
                     at,
                     verified,
                 )
-                .map_err(|r| format!("withdrawal of proposal {}: {r}", withdrawn.proposal_id))?;
+                .map_err(|r| {
+                    format!("withdrawal of proposal {}: {r} (A5)", withdrawn.proposal_id)
+                })?;
                 self.evolve(&payload, event);
             }
             Event::ProposalExpired(expired) => {
                 let Some((reason, old_version)) = self.expiring else {
-                    return Err("proposal.expired outside a governance change".into());
+                    return Err("proposal.expired outside a governance change (A6)".into());
                 };
                 self.check_version(&expired.proposal_id, event)?;
+                self.check_deciding_actor(event)?;
                 let state = &self.open[&expired.proposal_id];
                 let bound = if reason == "signer_set_changed" {
                     state.recorded.terms.signer_set_version
@@ -382,7 +486,7 @@ impl Auditor {
                     || state.effective_status(at) != Status::Pending
                 {
                     return Err(format!(
-                        "proposal {} cannot expire for {:?} here",
+                        "proposal {} cannot expire for {:?} here (A6)",
                         expired.proposal_id, expired.reason
                     ));
                 }
@@ -404,26 +508,41 @@ impl Auditor {
     ) -> Result<(), String> {
         if event.stream_version != 1 {
             return Err(format!(
-                "proposal.recorded at stream version {}, expected 1",
+                "proposal.recorded at stream version {}, expected 1 (C10)",
                 event.stream_version
             ));
         }
-        if self.open.contains_key(&recorded.terms.proposal_id) {
-            return Err(format!(
-                "proposal {} recorded twice",
-                recorded.terms.proposal_id
-            ));
+        let proposal_id = &recorded.terms.proposal_id;
+        // Check A9. A malformed id is refused by the rules below, which name it.
+        if let Ok(id) = uuid::Uuid::parse_str(proposal_id) {
+            if self.open.contains_key(proposal_id) || self.recent_proposal_ids.contains(id) {
+                return Err(format!(
+                    "proposal {proposal_id} was recorded before: a proposal id is never reused (A9)"
+                ));
+            }
+            if !uuid_v7_near(&id, at) {
+                return Err(format!(
+                    "proposal id {proposal_id} is not a UUIDv7 whose time lies within {ID_TIME_WINDOW_SECONDS} s of its recording's recorded_at (A9)"
+                ));
+            }
+            self.recent_proposal_ids.insert(id);
         }
         if event.actor.as_deref() != Some(&recorded.signature.key_id) {
-            return Err("the actor is not the proposer who signed".into());
+            return Err("the actor is not the proposer who signed (C13)".into());
         }
         check_recorded_parsed(governance, &recorded, roll, verified)
-            .map_err(|r| format!("proposal {}: {r}", recorded.terms.proposal_id))?;
+            .map_err(|r| format!("proposal {}: {r} (A2)", recorded.terms.proposal_id))?;
         let state = ProposalState::from_recorded(recorded, event).map_err(|r| r.to_string())?;
         if state.created_at > at {
             return Err(format!(
-                "proposal {} was created after it was recorded",
+                "proposal {} was created after it was recorded (A2)",
                 state.recorded.terms.proposal_id
+            ));
+        }
+        if at > state.expires_at {
+            return Err(format!(
+                "proposal {} was recorded after its own expiry {} (A2)",
+                state.recorded.terms.proposal_id, state.recorded.terms.expires_at
             ));
         }
         if state.status == Status::Failed {
@@ -431,6 +550,20 @@ impl Auditor {
         } else {
             self.open
                 .insert(state.recorded.terms.proposal_id.clone(), state);
+        }
+        Ok(())
+    }
+
+    /// Check C13: a commit, an adoption or an expiry after it carries the actor of the
+    /// signature that decided them.
+    fn check_deciding_actor(&self, event: &StoredEvent) -> Result<(), String> {
+        if event.actor.is_none() || event.actor != self.deciding_actor {
+            return Err(format!(
+                "the actor of {} is {:?}, not the key id of the signature that decided it ({}) (C13)",
+                event.event_type,
+                event.actor,
+                self.deciding_actor.as_deref().unwrap_or("none")
+            ));
         }
         Ok(())
     }
@@ -453,11 +586,13 @@ impl Auditor {
 
     fn check_version(&self, proposal_id: &str, event: &StoredEvent) -> Result<(), String> {
         let state = self.open.get(proposal_id).ok_or_else(|| {
-            format!("event for proposal {proposal_id}, which is unknown or already closed")
+            format!(
+                "event for proposal {proposal_id}, which is unknown or already closed (A3 to A6)"
+            )
         })?;
         if event.stream_version != state.stream_version + 1 {
             return Err(format!(
-                "stream version {}, expected {}",
+                "stream version {}, expected {} (C10)",
                 event.stream_version,
                 state.stream_version + 1
             ));
@@ -494,7 +629,7 @@ impl Auditor {
             return Err(AuditFailure {
                 seq: last_seq,
                 reason: format!(
-                    "the ledger ends before the {} its last signature decided",
+                    "the ledger ends before the {} its last signature decided (A10)",
                     due.event_type()
                 ),
             });
@@ -530,5 +665,33 @@ impl Auditor {
             policy_hash: governance.policy_hash,
             genesis_hash: self.genesis_hash.map(|h| to_hex(&h)).unwrap_or_default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::envelope::uuid_v7_at;
+    use chrono::TimeZone;
+
+    /// Ids are remembered while an event could still carry them, and only that long: memory
+    /// follows the window, not the number of ids ever seen.
+    #[test]
+    fn recent_ids_are_forgotten_once_no_event_can_carry_them() {
+        let start = Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap();
+        let window = Duration::seconds(ID_TIME_WINDOW_SECONDS);
+        let mut recent = RecentIds::default();
+        let first = uuid_v7_at(start);
+        assert!(recent.insert(first));
+        assert!(!recent.insert(first), "a second sighting is refused");
+        for second in 1..=3 * ID_TIME_WINDOW_SECONDS {
+            let now = start + Duration::seconds(second);
+            recent.forget_expired(now);
+            assert_eq!(recent.contains(first), now <= start + window, "at {now}");
+            assert!(recent.insert(uuid_v7_at(now)));
+        }
+        // One id a second, each kept for one window past its time.
+        assert_eq!(recent.ids.len(), ID_TIME_WINDOW_SECONDS as usize + 1);
+        assert_eq!(recent.in_order_seen.len(), recent.ids.len());
     }
 }

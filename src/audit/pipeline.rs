@@ -268,6 +268,16 @@ pub fn verify_export(
         )));
     }
     let invalid = |seq: u64, reason: String| VerifyError::Invalid(AuditFailure { seq, reason });
+    // Check X2: informational, but a reader may rely on its form (seq 0 names the header).
+    if crate::domain::envelope::parse_timestamp(&header.exported_at).is_none() {
+        return Err(invalid(
+            0,
+            format!(
+                "header: exported_at {:?} is not a canonical UTC timestamp of a real instant (X2)",
+                header.exported_at
+            ),
+        ));
+    }
     let mut auditor = Auditor::new();
     let mut checkpoint: Option<CheckpointLine> = None;
     let workers = std::thread::available_parallelism()
@@ -284,7 +294,7 @@ pub fn verify_export(
             if checkpoint.is_some() {
                 return Err(invalid(
                     auditor.events(),
-                    "data after the checkpoint".into(),
+                    "data after the checkpoint (X4)".into(),
                 ));
             }
             match item {
@@ -295,7 +305,7 @@ pub fn verify_export(
                 } => {
                     return Err(invalid(
                         seq_hint.unwrap_or(seq_here),
-                        format!("line {line}: {reason}"),
+                        format!("line {line}: {reason} (X3)"),
                     ));
                 }
                 Item::Checkpoint(line) => *checkpoint = Some(line),
@@ -305,7 +315,7 @@ pub fn verify_export(
                         return Err(invalid(
                             event.seq,
                             format!(
-                                "belongs to ledger {}, the header says {}",
+                                "belongs to ledger {}, the header says {} (X2)",
                                 event.ledger_id, header.ledger_id
                             ),
                         ));
@@ -313,7 +323,7 @@ pub fn verify_export(
                     if event.seq == 1 && to_hex(&event.hash) != header.genesis_hash {
                         return Err(invalid(
                             1,
-                            "the genesis hash differs from the header's".into(),
+                            "the genesis hash differs from the header's (X2)".into(),
                         ));
                     }
                     auditor.push_prepared(*prepared, verified)?;
@@ -403,21 +413,24 @@ pub fn verify_export(
     let checkpoint = checkpoint.ok_or_else(|| {
         invalid(
             last,
-            "the export has no checkpoint line: it is truncated".into(),
+            "the export has no checkpoint line: it is truncated (X4)".into(),
         )
     })?;
     let (head, root) = (to_hex(&auditor.head_hash()), to_hex(&auditor.merkle_root()));
     if checkpoint.ledger_id != header.ledger_id {
-        return Err(invalid(last, "the checkpoint names another ledger".into()));
+        return Err(invalid(
+            last,
+            "the checkpoint names another ledger (X4)".into(),
+        ));
     }
     if checkpoint.tree_size != last {
-        return Err(invalid(last, format!("the checkpoint covers {} events but the export holds {last}: events were dropped or added", checkpoint.tree_size)));
+        return Err(invalid(last, format!("the checkpoint covers {} events but the export holds {last}: events were dropped or added (X4)", checkpoint.tree_size)));
     }
     if checkpoint.head_hash != head {
         return Err(invalid(
             last,
             format!(
-                "the checkpoint head hash {} is not the last event's hash {head}",
+                "the checkpoint head hash {} is not the last event's hash {head} (X4)",
                 checkpoint.head_hash
             ),
         ));
@@ -426,7 +439,7 @@ pub fn verify_export(
         return Err(invalid(
             last,
             format!(
-                "the checkpoint Merkle root {} differs from the recomputed root {root}",
+                "the checkpoint Merkle root {} differs from the recomputed root {root} (X4)",
                 checkpoint.merkle_root
             ),
         ));

@@ -243,6 +243,13 @@ pub fn check_recorded_parsed(
                             reason: error.to_string(),
                         }
                     })?;
+                // Reports have one spelling (docs/audit-format.md, check C12): the fast path
+                // above proved it for the common case.
+                if serde_json::to_string(&recorded_report).ok().as_deref() != Some(report_json) {
+                    return Err(Refusal::ReportUnparsable {
+                        reason: "not in canonical form (whitespace, key order, number or escape spelling differs from what rollbook writes) (C12)".into(),
+                    });
+                }
                 let invalid = |reason: String| Refusal::BodyInvalid { reason };
                 parsed.proposal.map_err(invalid)?;
                 let fresh = fresh

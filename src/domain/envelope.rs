@@ -105,19 +105,15 @@ pub fn format_timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Parses only the canonical form, so that one instant has exactly one accepted spelling.
+/// Parses only the canonical form, so that one instant has exactly one accepted spelling: a
+/// real date of years 0000 to 9999 and a time without a leap second (`23:59:60` is refused:
+/// rollbook never writes one, and chrono would read it as a second instant 23:59:59.999999+).
 pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    // The common case, `YYYY-MM-DDTHH:MM:SS.ffffffZ` with every field in range, read by hand
-    // (a verifier parses several timestamps per event); anything else, leap seconds included,
-    // by chrono and a comparison with the canonical spelling. Tests hold the two together.
-    canonical_timestamp_fast(text).or_else(|| {
-        let parsed = DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc);
-        (format_timestamp(parsed) == text).then_some(parsed)
-    })
+    canonical_timestamp(text)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ` with a real date and a time without a leap second.
-fn canonical_timestamp_fast(text: &str) -> Option<DateTime<Utc>> {
+fn canonical_timestamp(text: &str) -> Option<DateTime<Utc>> {
     let bytes: &[u8; 27] = text.as_bytes().try_into().ok()?;
     let number = |range: std::ops::Range<usize>| -> Option<u32> {
         bytes[range].iter().try_fold(0u32, |value, &digit| {
@@ -149,35 +145,77 @@ fn canonical_timestamp_fast(text: &str) -> Option<DateTime<Utc>> {
     Some(date.and_time(time).and_utc())
 }
 
+/// How far an id's UUIDv7 time may lie from the time of the event that introduces it (an
+/// event id from its event's `recorded_at`, a proposal id from its recording's). Writers take
+/// both from one clock reading, and the store may move `recorded_at` forward onto the head's
+/// time, which another writer's clock set; 10 minutes is ten times the largest skew between
+/// writers' clocks rollbook plans to allow (`clock_skew_max_seconds`, 60 s by default), yet
+/// short enough that a verifier remembers ids for minutes, not for the ledger's life.
+pub const ID_TIME_WINDOW_SECONDS: i64 = 600;
+
+/// A new UUIDv7 carrying `at` (to the millisecond) and random bits: how the store names an
+/// event and the service a proposal, so that each id's time is its event's time. Times before
+/// 1970 cannot be carried and become 1970 (the verifier then refuses them).
+pub fn uuid_v7_at(at: DateTime<Utc>) -> Uuid {
+    let seconds = u64::try_from(at.timestamp()).unwrap_or(0);
+    Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        seconds,
+        at.timestamp_subsec_nanos(),
+    ))
+}
+
+/// The time a UUIDv7 carries (its first 48 bits, Unix milliseconds), or `None` when `id` is
+/// not a version 7, RFC 9562 variant UUID.
+pub fn uuid_v7_time(id: &Uuid) -> Option<DateTime<Utc>> {
+    if id.get_version_num() != 7 || id.get_variant() != uuid::Variant::RFC4122 {
+        return None;
+    }
+    let bytes = id.as_bytes();
+    let mut millis = [0u8; 8];
+    millis[2..].copy_from_slice(&bytes[..6]);
+    DateTime::from_timestamp_millis(i64::from_be_bytes(millis))
+}
+
+/// Whether `id` is a UUIDv7 whose time lies within `ID_TIME_WINDOW_SECONDS` of `at`.
+pub fn uuid_v7_near(id: &Uuid, at: DateTime<Utc>) -> bool {
+    uuid_v7_time(id)
+        .is_some_and(|time| (time - at).abs() <= chrono::Duration::seconds(ID_TIME_WINDOW_SECONDS))
+}
+
 /// Why a chain does not verify, with the first seq where it breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
-    #[error("seq {found}: expected seq {expected} (events missing, duplicated or reordered)")]
+    #[error("seq {found}: expected seq {expected} (events missing, duplicated or reordered) (C1)")]
     SeqGap { expected: u64, found: u64 },
-    #[error("seq {seq}: belongs to ledger {found}, expected ledger {expected}")]
+    #[error("seq {seq}: belongs to ledger {found}, expected ledger {expected} (C2)")]
     WrongLedger {
         seq: u64,
         expected: Uuid,
         found: Uuid,
     },
-    #[error("seq {seq}: prev_hash {found} does not match the hash of seq {prev_seq} ({expected})")]
+    #[error(
+        "seq {seq}: prev_hash {found} does not match the hash of seq {prev_seq} ({expected}) (C3)"
+    )]
     PrevHashMismatch {
         seq: u64,
         prev_seq: u64,
         expected: String,
         found: String,
     },
-    #[error("seq {seq}: stored hash {stored} does not match the recomputed hash {computed} (the event was altered)")]
+    #[error("seq {seq}: stored hash {stored} does not match the recomputed hash {computed} (the event was altered) (C4)")]
     HashMismatch {
         seq: u64,
         stored: String,
         computed: String,
     },
-    #[error("seq {seq}: recorded_at {text:?} is not a canonical UTC timestamp")]
+    #[error(
+        "seq {seq}: recorded_at {text:?} is not a canonical UTC timestamp of a real instant (C5)"
+    )]
     BadTimestamp { seq: u64, text: String },
-    #[error("seq {seq}: recorded_at {text} is earlier than the previous event's")]
+    #[error("seq {seq}: recorded_at {text} is earlier than the previous event's (C6)")]
     TimeReversed { seq: u64, text: String },
-    #[error("seq {seq}: {what} is longer than the limit of {limit} bytes")]
+    #[error("seq {seq}: {what} is longer than the limit of {limit} bytes (C9)")]
     OverLimit {
         seq: u64,
         what: &'static str,
@@ -297,11 +335,12 @@ impl ChainVerifier {
 mod tests {
     use super::*;
 
-    /// The hand-read timestamps agree with chrono's reading and the canonical spelling, for
-    /// every field at and around its limits, and leave the rest to the slow path.
+    /// The timestamps read by hand agree with chrono's reading and the canonical spelling,
+    /// for every field at and around its limits, leap seconds apart (refused).
     #[test]
-    fn hand_read_timestamps_agree_with_chrono() {
-        let slow = |text: &str| {
+    fn timestamps_agree_with_chrono_and_refuse_leap_seconds() {
+        use chrono::Timelike;
+        let chrono_reading = |text: &str| {
             let parsed = DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc);
             (format_timestamp(parsed) == text).then_some(parsed)
         };
@@ -333,19 +372,46 @@ mod tests {
             "+2026-12-0T10:00:00.000000Z",
             "2026-1a-02T10:00:00.000000Z",
             "2026-12-02T10:00:00.0000001Z",
+            "2016-12-31T23:59:60.000000Z",
             "",
         ] {
             texts.push(odd.to_string());
         }
-        let mut fast_answers = 0;
+        let mut accepted = 0;
         for text in &texts {
-            if let Some(fast) = canonical_timestamp_fast(text) {
-                fast_answers += 1;
-                assert_eq!(slow(text), Some(fast), "{text}");
-            }
-            assert_eq!(parse_timestamp(text), slow(text), "{text}");
+            let expected = chrono_reading(text).filter(|at| at.nanosecond() < 1_000_000_000);
+            assert_eq!(parse_timestamp(text), expected, "{text}");
+            accepted += usize::from(expected.is_some());
         }
-        assert!(fast_answers > 100);
+        assert!(accepted > 100);
+        assert!(chrono_reading("2016-12-31T23:59:60.000000Z").is_some());
+        assert_eq!(parse_timestamp("2016-12-31T23:59:60.000000Z"), None);
+    }
+
+    #[test]
+    fn ids_carry_their_time() {
+        let at = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap()
+            + chrono::Duration::microseconds(123_456);
+        let id = uuid_v7_at(at);
+        assert_eq!(
+            uuid_v7_time(&id),
+            Some(
+                Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap()
+                    + chrono::Duration::milliseconds(123)
+            )
+        );
+        let id_time = uuid_v7_time(&id).unwrap();
+        let window = chrono::Duration::seconds(ID_TIME_WINDOW_SECONDS);
+        let just_over = window + chrono::Duration::microseconds(1);
+        assert!(uuid_v7_near(&id, at));
+        assert!(uuid_v7_near(&id, id_time + window) && uuid_v7_near(&id, id_time - window));
+        assert!(!uuid_v7_near(&id, id_time + just_over) && !uuid_v7_near(&id, id_time - just_over));
+        assert_ne!(uuid_v7_at(at), id, "random bits differ");
+        assert_eq!(
+            uuid_v7_time(&Uuid::from_u128(0x0196_a4f2_0000_4000_8000_0000_0000_0001)),
+            None
+        );
+        assert_eq!(uuid_v7_time(&Uuid::from_u128(7)), None);
     }
     use chrono::TimeZone;
 

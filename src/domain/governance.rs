@@ -43,6 +43,12 @@ impl ActiveSet {
             serde_json::from_str(json).map_err(|error| Refusal::SignerSetJson {
                 reason: error.to_string(),
             })?;
+        // Stored signer sets have one spelling (docs/audit-format.md, check C12).
+        if serde_json::to_string(&set).ok().as_deref() != Some(json) {
+            return Err(Refusal::SignerSetJson {
+                reason: "not in canonical form (whitespace, key order or an escape differs from what rollbook writes) (C12)".into(),
+            });
+        }
         Self::validate(&set)
     }
 

@@ -116,11 +116,12 @@ pub(super) fn seal_checked(
     prev_hash: [u8; 32],
     new: NewEvent,
 ) -> Result<StoredEvent, StoreError> {
+    // The id carries the event's own time (a verifier checks it: docs/audit-format.md).
     let event = StoredEvent::seal(
         ledger_id,
         head_seq + 1,
         stream_version,
-        Uuid::now_v7(),
+        crate::domain::envelope::uuid_v7_at(recorded_at),
         recorded_at,
         prev_hash,
         new,
