@@ -246,7 +246,7 @@ fn committed_roll(
                 None,
             ),
         );
-        let outcome = decide_sign(gov, &state, signature, at, &[]).unwrap();
+        let outcome = decide_sign(gov, &state, signature, at).unwrap();
         for event in &outcome.events {
             out.push(new_event(event, Some(&key.public().key_id().to_string())));
             let version = state.stream_version + 1;
@@ -324,7 +324,7 @@ async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<
                     key,
                     message_for(ledger_id, &state, Purpose::Governance, None),
                 );
-                let outcome = decide_sign(&gov, &state, signature, clock, &[]).unwrap();
+                let outcome = decide_sign(&gov, &state, signature, clock).unwrap();
                 for event in &outcome.events {
                     batch.push(new_event(event, Some(&key.public().key_id().to_string())));
                     let version = state.stream_version + 1;

@@ -9,7 +9,7 @@ use crate::crypto::canonical::{genesis_message, Purpose};
 use crate::crypto::keys::SecretKey;
 use crate::domain::approval::{
     self, cosign_purpose, decide_propose, decide_reject, decide_sign, decide_withdraw, message_for,
-    PendingRef, ProposalDraft, ProposalState, SignOutcome, Status,
+    ProposalDraft, ProposalState, SignOutcome, Status,
 };
 use crate::domain::envelope::{parse_timestamp, uuid_v7_at, NewEvent, StoredEvent};
 use crate::domain::events::{
@@ -300,36 +300,6 @@ impl Ledger {
         ProposalState::from_stream(&written).map_err(|r| ServiceError::Corrupt(r.to_string()))
     }
 
-    /// Ids of pending, unexpired proposals (what a governance commit must expire).
-    async fn open_proposals(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<(PendingRef, u64)>, ServiceError> {
-        let rows = self
-            .store
-            .proposals(self.ledger_id, Some("pending"))
-            .await?;
-        let mut open = Vec::new();
-        for row in rows {
-            let expired = crate::domain::envelope::parse_timestamp(&row.expires_at)
-                .is_some_and(|at| now > at);
-            if !expired {
-                let version = self
-                    .store
-                    .read_stream(self.ledger_id, &row.proposal_id)
-                    .await?
-                    .len() as u64;
-                open.push((
-                    PendingRef {
-                        proposal_id: row.proposal_id,
-                    },
-                    version,
-                ));
-            }
-        }
-        Ok(open)
-    }
-
     /// Co-signs with a key held here.
     pub async fn sign(
         &self,
@@ -375,24 +345,13 @@ impl Ledger {
                 .await?;
             let signature = make_signature(&state)?;
             let actor = signature.key_id.clone();
-            let others = if state.recorded.terms.kind == crate::domain::events::ProposalKind::Roll {
-                Vec::new()
-            } else {
-                self.open_proposals(now).await?
-            };
-            let refs: Vec<PendingRef> = others.iter().map(|(r, _)| r.clone()).collect();
-            let outcome = decide_sign(&governance, &state, signature, now, &refs)?;
-            let mut expected = versions_decided_on(&governance, &state, proposal_id);
-            if outcome.committed {
-                for (pending, version) in &others {
-                    if pending.proposal_id != proposal_id.to_string() {
-                        expected.push((
-                            pending.proposal_id.clone(),
-                            ExpectedVersion::Exact(*version),
-                        ));
-                    }
-                }
-            }
+            let outcome = decide_sign(&governance, &state, signature, now)?;
+            // The ledger stream's version and the proposal's only, for rolls and motions alike:
+            // a governance commit names no other proposal, so decisions on other proposals
+            // (signatures, vetoes, new proposals, withdrawals) never conflict with it, and a
+            // decision on another proposal made under the replaced governance conflicts on
+            // the ledger stream and is decided again under the new one, which refuses it.
+            let expected = versions_decided_on(&governance, &state, proposal_id);
             self.append(
                 expected,
                 &outcome.events,

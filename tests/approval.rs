@@ -6,8 +6,8 @@ use rollbook::crypto::canonical::{genesis_message, Purpose};
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::to_hex;
 use rollbook::domain::approval::{
-    decide_propose, decide_reject, decide_sign, decide_withdraw, message_for, tally, PendingRef,
-    ProposalDraft, ProposalState, Status,
+    decide_propose, decide_reject, decide_sign, decide_withdraw, message_for, tally, ProposalDraft,
+    ProposalState, Status,
 };
 use rollbook::domain::envelope::{NewEvent, StoredEvent};
 use rollbook::domain::events::{
@@ -152,13 +152,7 @@ fn when_signed(
     signer: &str,
     at: DateTime<Utc>,
 ) -> Result<Vec<Event>, Refusal> {
-    let outcome = decide_sign(
-        &desk.governance,
-        state,
-        cosign(desk, state, signer),
-        at,
-        &[],
-    )?;
+    let outcome = decide_sign(&desk.governance, state, cosign(desk, state, signer), at)?;
     for event in &outcome.events {
         let version = state.stream_version + 1;
         state.evolve(event, &stored(desk, state.last_seq + 1, version, event, at));
@@ -513,7 +507,7 @@ fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
         message_for(desk.ledger_id, &state, Purpose::Cosign, None),
     );
     assert_refused!(
-        decide_sign(&desk.governance, &state, signature, t0(), &[]),
+        decide_sign(&desk.governance, &state, signature, t0()),
         Refusal::NotASigner {
             set_version: 1,
             action: "sign",
@@ -536,7 +530,7 @@ fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
         message_for(desk.ledger_id, &other, Purpose::Cosign, None),
     );
     assert_refused!(
-        decide_sign(&desk.governance, &state, for_other, t0(), &[]),
+        decide_sign(&desk.governance, &state, for_other, t0()),
         Refusal::Misbound {
             mismatch: Mismatch::Proposal { .. },
             ..
@@ -547,7 +541,7 @@ fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
         message_for(Uuid::now_v7(), &state, Purpose::Cosign, None),
     );
     assert_refused!(
-        decide_sign(&desk.governance, &state, foreign_ledger, t0(), &[]),
+        decide_sign(&desk.governance, &state, foreign_ledger, t0()),
         Refusal::Misbound {
             mismatch: Mismatch::Ledger { .. },
             ..
@@ -565,7 +559,7 @@ fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
         ),
     );
     assert_refused!(
-        decide_sign(&desk.governance, &state, wrong_version, t0(), &[]),
+        decide_sign(&desk.governance, &state, wrong_version, t0()),
         Refusal::Misbound {
             mismatch: Mismatch::SignerSetVersion {
                 found: 2,
@@ -579,7 +573,7 @@ fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
         message_for(desk.ledger_id, &state, Purpose::Withdraw, None),
     );
     assert_refused!(
-        decide_sign(&desk.governance, &state, wrong_purpose, t0(), &[]),
+        decide_sign(&desk.governance, &state, wrong_purpose, t0()),
         Refusal::Misbound {
             mismatch: Mismatch::Purpose {
                 found: Purpose::Withdraw,
@@ -609,7 +603,7 @@ fn a_malleated_signature_is_refused() {
     }
     signature.signature = to_hex(&bytes);
     assert_refused!(
-        decide_sign(&desk.governance, &state, signature, t0(), &[]),
+        decide_sign(&desk.governance, &state, signature, t0()),
         Refusal::SignatureInvalid { .. }
     );
 }
@@ -738,7 +732,7 @@ fn given_motion(desk: &Desk, proposer: &str, draft: ProposalDraft) -> ProposalSt
 }
 
 #[test]
-fn adding_a_signer_needs_both_sets_and_the_new_key_and_expires_pending_rolls() {
+fn adding_a_signer_needs_both_sets_and_the_new_key_and_pending_rolls_count_as_expired() {
     let mut desk = desk();
     desk.keys
         .push(("dave".into(), SecretKey::generate().unwrap()));
@@ -763,57 +757,111 @@ fn adding_a_signer_needs_both_sets_and_the_new_key_and_expires_pending_rolls() {
     assert!(!still.satisfied, "the new key has not signed");
     assert!(still.pending_requirement.unwrap().contains("dave"));
     let signature = cosign(&desk, &motion, "dave");
-    let outcome = decide_sign(
-        &desk.governance,
-        &motion,
-        signature,
-        t0(),
-        &[PendingRef {
-            proposal_id: pending.id.to_string(),
-        }],
-    )
-    .unwrap();
+    let outcome = decide_sign(&desk.governance, &motion, signature, t0()).unwrap();
+    // No expiry event: the pending roll counts as expired once its set is replaced.
     assert_eq!(
         types(&outcome.events),
         vec![
             "proposal.signed",
             "proposal.committed",
-            "ledger.signer_set_adopted",
-            "proposal.expired"
+            "ledger.signer_set_adopted"
         ]
     );
-    // The adoption moves the governance; the old proposal can no longer be signed.
+    // The adoption moves the governance; the old proposal is expired and nothing acts on it.
     desk.governance.apply(&outcome.events[2]).unwrap();
     assert_eq!(
         (desk.governance.set.version, desk.governance.set.threshold),
         (2, 3)
+    );
+    assert_eq!(pending.status, Status::Pending, "no event closed it");
+    assert_eq!(
+        pending.status_under(t0(), &desk.governance),
+        Status::Expired
     );
     let mut old = pending.clone();
     assert_refused!(
         when_signed(&desk, &mut old, "alice", t0()),
         Refusal::GovernanceNotInForce { .. }
     );
+    let veto = seal_signature(
+        desk.key("alice"),
+        message_for(desk.ledger_id, &pending, Purpose::Veto, Some("stale")),
+    );
+    assert_refused!(
+        decide_reject(&desk.governance, &pending, veto, "stale", t0()),
+        Refusal::GovernanceNotInForce { .. }
+    );
+    let withdrawal = seal_signature(
+        desk.key("bob"),
+        message_for(desk.ledger_id, &pending, Purpose::Withdraw, None),
+    );
+    assert_refused!(
+        decide_withdraw(&desk.governance, &pending, withdrawal, t0()),
+        Refusal::GovernanceNotInForce { .. }
+    );
 }
 
-#[test]
-fn a_removed_signer_can_no_longer_sign() {
-    let mut desk = desk();
+/// The next set `desk`'s v1 with `edit` applied, as version 2.
+fn next_set(desk: &Desk, edit: impl FnOnce(&mut SignerSet)) -> ActiveSet {
     let mut next = desk.governance.set.to_signer_set();
     next.version = 2;
-    next.threshold = 1;
-    next.signers.retain(|s| s.name != "carol");
-    let next = ActiveSet::validate(&next).unwrap();
+    edit(&mut next);
+    ActiveSet::validate(&next).unwrap()
+}
+
+fn counted_names(desk: &Desk, counted: &[String]) -> Vec<String> {
+    counted
+        .iter()
+        .map(|key_id| {
+            desk.governance
+                .set
+                .by_key_id(key_id)
+                .map_or_else(|| key_id.clone(), |member| member.name.clone())
+        })
+        .collect()
+}
+
+/// Issue 19, case 9: 2 of 3, proposer not counted. alice proposes removing carol; carol's own
+/// signature does not count for her removal, alice's does (maker-checker does not apply to
+/// removing someone else), so bob's signature commits it without carol.
+#[test]
+fn a_removed_signer_cannot_block_their_removal_and_can_no_longer_sign() {
+    let mut desk = desk();
+    let next = next_set(&desk, |next| {
+        next.threshold = 1;
+        next.signers.retain(|s| s.name != "carol");
+    });
     let mut motion = given_motion(
         &desk,
         "alice",
         ProposalDraft::signer_set(&desk.governance, Uuid::now_v7(), &next, t0()),
     );
-    when_signed(&desk, &mut motion, "bob", t0()).unwrap();
-    let events = when_signed(&desk, &mut motion, "carol", t0()).unwrap();
+    let waiting = tally(&desk.governance, &motion).unwrap();
+    assert_eq!(
+        (counted_names(&desk, &waiting.counted), waiting.threshold),
+        (vec!["alice".to_string()], 2)
+    );
+    assert_eq!(waiting.missing, vec!["bob"], "carol is not needed");
+    let by_carol = when_signed(&desk, &mut motion, "carol", t0()).unwrap();
+    assert_eq!(
+        types(&by_carol),
+        vec!["proposal.signed"],
+        "carol does not count"
+    );
+    assert_eq!(tally(&desk.governance, &motion).unwrap().counted.len(), 1);
+    let events = when_signed(&desk, &mut motion, "bob", t0()).unwrap();
     assert_eq!(
         types(&events)[1..3],
         ["proposal.committed", "ledger.signer_set_adopted"]
     );
+    let Event::ProposalCommitted(commit) = &events[1] else {
+        unreachable!()
+    };
+    assert_eq!(
+        counted_names(&desk, &commit.counted_signers),
+        ["alice", "bob"]
+    );
+    assert_eq!(commit.threshold, 2);
     desk.governance.apply(&events[2]).unwrap();
     let mut state = given_roll(&desk, "bob", 9);
     assert_refused!(
@@ -829,6 +877,197 @@ fn a_removed_signer_can_no_longer_sign() {
         state.status,
         Status::Committed,
         "1 of the remaining 2, not the proposer"
+    );
+}
+
+/// The rule concerns motions that remove or rotate signers only: a roll, a policy motion and a
+/// set motion that only adds keep maker-checker and K.
+#[test]
+fn rolls_and_other_motions_keep_the_old_rules() {
+    let mut desk = desk();
+    let mut roll = given_roll(&desk, "alice", 9);
+    let first = when_signed(&desk, &mut roll, "bob", t0()).unwrap();
+    assert_eq!(
+        types(&first),
+        vec!["proposal.signed"],
+        "alice does not count"
+    );
+    let second = when_signed(&desk, &mut roll, "carol", t0()).unwrap();
+    assert_eq!(types(&second)[1], "proposal.committed");
+    desk.keys
+        .push(("dave".into(), SecretKey::generate().unwrap()));
+    let dave = entry("dave", desk.key("dave"));
+    let next = next_set(&desk, |next| next.signers.push(dave));
+    let mut motion = given_motion(
+        &desk,
+        "alice",
+        ProposalDraft::signer_set(&desk.governance, Uuid::now_v7(), &next, t0()),
+    );
+    when_signed(&desk, &mut motion, "dave", t0()).unwrap();
+    let only_bob = when_signed(&desk, &mut motion, "bob", t0()).unwrap();
+    assert_eq!(
+        types(&only_bob),
+        vec!["proposal.signed"],
+        "1 of 2: alice does not count"
+    );
+    let events = when_signed(&desk, &mut motion, "carol", t0()).unwrap();
+    assert_eq!(types(&events)[1], "proposal.committed");
+}
+
+/// K = n: removing one signer needs every other (K capped at n - 1); the proposer may remove
+/// themselves (their signature then does not count); a rotated key is a departure too.
+#[test]
+fn the_count_is_k_capped_at_the_others_and_counts_only_who_stays() {
+    let desk = desk_with(&["alice", "bob", "carol"], 3, Policy::default());
+    let without_carol = next_set(&desk, |next| {
+        next.threshold = 2;
+        next.signers.retain(|s| s.name != "carol");
+    });
+    let mut motion = given_motion(
+        &desk,
+        "alice",
+        ProposalDraft::signer_set(&desk.governance, Uuid::now_v7(), &without_carol, t0()),
+    );
+    assert_eq!(tally(&desk.governance, &motion).unwrap().threshold, 2);
+    let events = when_signed(&desk, &mut motion, "bob", t0()).unwrap();
+    assert_eq!(
+        types(&events)[1],
+        "proposal.committed",
+        "alice and bob: 2 of 3 - 1"
+    );
+
+    // alice removes herself: bob and carol decide, alice's signature does not count.
+    let desk = self::desk();
+    let without_alice = next_set(&desk, |next| next.signers.retain(|s| s.name != "alice"));
+    let mut motion = given_motion(
+        &desk,
+        "alice",
+        ProposalDraft::signer_set(&desk.governance, Uuid::now_v7(), &without_alice, t0()),
+    );
+    assert!(tally(&desk.governance, &motion).unwrap().counted.is_empty());
+    assert_eq!(
+        types(&when_signed(&desk, &mut motion, "bob", t0()).unwrap()).len(),
+        1
+    );
+    let events = when_signed(&desk, &mut motion, "carol", t0()).unwrap();
+    let Event::ProposalCommitted(commit) = &events[1] else {
+        panic!("{:?}", types(&events))
+    };
+    assert_eq!(
+        counted_names(&desk, &commit.counted_signers),
+        ["bob", "carol"]
+    );
+
+    // carol's key rotated: her old key does not count, the new one must co-sign.
+    let mut desk = self::desk();
+    desk.keys
+        .push(("carol2".into(), SecretKey::generate().unwrap()));
+    let rotated = entry("carol", desk.key("carol2"));
+    let next = next_set(&desk, |next| {
+        next.signers.retain(|s| s.name != "carol");
+        next.signers.push(rotated);
+    });
+    let mut motion = given_motion(
+        &desk,
+        "alice",
+        ProposalDraft::signer_set(&desk.governance, Uuid::now_v7(), &next, t0()),
+    );
+    when_signed(&desk, &mut motion, "carol", t0()).unwrap();
+    when_signed(&desk, &mut motion, "carol2", t0()).unwrap();
+    let still = tally(&desk.governance, &motion).unwrap();
+    assert!(!still.satisfied, "alice alone of the stayers: {still:?}");
+    let events = when_signed(&desk, &mut motion, "bob", t0()).unwrap();
+    assert_eq!(types(&events)[1], "proposal.committed");
+}
+
+/// K = 1: the proposer counts, but a departure still needs a co-signer who stays; a new key
+/// the proposer holds (its proof of possession) does not make one.
+#[test]
+fn a_departure_needs_a_co_signer_who_stays() {
+    let mut desk = desk_with(&["alice", "bob", "carol"], 1, Policy::default());
+    desk.keys
+        .push(("zed".into(), SecretKey::generate().unwrap()));
+    let zed = entry("zed", desk.key("zed"));
+    let next = next_set(&desk, |next| {
+        next.signers.retain(|s| s.name != "carol");
+        next.signers.push(zed);
+    });
+    let mut motion = given_motion(
+        &desk,
+        "alice",
+        ProposalDraft::signer_set(&desk.governance, Uuid::now_v7(), &next, t0()),
+    );
+    let by_zed = when_signed(&desk, &mut motion, "zed", t0()).unwrap();
+    assert_eq!(
+        types(&by_zed),
+        vec!["proposal.signed"],
+        "alice and her own new key"
+    );
+    let by_carol = when_signed(&desk, &mut motion, "carol", t0()).unwrap();
+    assert_eq!(types(&by_carol), vec!["proposal.signed"], "carol departs");
+    let events = when_signed(&desk, &mut motion, "bob", t0()).unwrap();
+    assert_eq!(types(&events)[1], "proposal.committed");
+}
+
+/// Several departures at once are never easier than one: the count stays K capped at n - 1,
+/// so a motion that leaves fewer signers than that is refused when proposed (one signer
+/// cannot rotate the others' keys to keys they hold).
+#[test]
+fn a_motion_leaving_too_few_signers_is_refused() {
+    let mut desk = desk();
+    desk.keys
+        .push(("bob2".into(), SecretKey::generate().unwrap()));
+    desk.keys
+        .push(("carol2".into(), SecretKey::generate().unwrap()));
+    let (bob2, carol2) = (
+        entry("bob", desk.key("bob2")),
+        entry("carol", desk.key("carol2")),
+    );
+    let takeover = next_set(&desk, |next| {
+        next.signers.retain(|s| s.name == "alice");
+        next.signers.extend([bob2, carol2]);
+    });
+    let draft = ProposalDraft::signer_set(&desk.governance, Uuid::now_v7(), &takeover, t0());
+    assert_refused!(
+        decide_propose(
+            &desk.governance,
+            &draft,
+            seal_signature(desk.key("alice"), draft.message()),
+        ),
+        Refusal::TooFewSignersStay {
+            staying: 0,
+            needed: 1,
+            ..
+        }
+    );
+    // 2 of 2: one signer cannot remove the other alone.
+    let pair = desk_with(&["alice", "bob"], 2, Policy::default());
+    let alone = next_set(&pair, |next| {
+        next.threshold = 1;
+        next.signers.truncate(1);
+    });
+    let draft = ProposalDraft::signer_set(&pair.governance, Uuid::now_v7(), &alone, t0());
+    assert_refused!(
+        decide_propose(
+            &pair.governance,
+            &draft,
+            seal_signature(pair.key("alice"), draft.message()),
+        ),
+        Refusal::TooFewSignersStay {
+            staying: 0,
+            needed: 1,
+            ..
+        }
+    );
+    // 2 of 5 removing three leaves two: enough.
+    let five = desk_with(&["a", "b", "c", "d", "e"], 2, Policy::default());
+    let two_stay = next_set(&five, |next| {
+        next.signers.truncate(2);
+    });
+    given_motion(
+        &five,
+        "a",
+        ProposalDraft::signer_set(&five.governance, Uuid::now_v7(), &two_stay, t0()),
     );
 }
 
@@ -948,11 +1187,10 @@ fn verified_signatures_hold_only_what_verify_strict_accepted() {
     };
     let verified = VerifiedSignatures::verify(&[triple(&good), triple(&forged)]);
     assert_refused!(
-        decide_sign_trusting(&desk.governance, &state, forged, t0(), &[], &verified),
+        decide_sign_trusting(&desk.governance, &state, forged, t0(), &verified),
         Refusal::SignatureInvalid { .. }
     );
-    let outcome =
-        decide_sign_trusting(&desk.governance, &state, good, t0(), &[], &verified).unwrap();
+    let outcome = decide_sign_trusting(&desk.governance, &state, good, t0(), &verified).unwrap();
     assert_eq!(types(&outcome.events), vec!["proposal.signed"]);
 }
 

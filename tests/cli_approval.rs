@@ -182,6 +182,7 @@ both_backends!(
     offline_signing_and_replayed_or_malleated_signatures,
     a_removed_signer_is_refused,
     two_concurrent_signers_commit_exactly_once,
+    two_signers_of_the_shipped_example_remove_the_third,
     init_is_refused_on_an_existing_ledger_and_bad_signer_files_are_named,
 );
 
@@ -580,7 +581,8 @@ async fn a_removed_signer_is_refused(db: &TestDb) {
         desk.json(&["sign", &motion, "--key", &desk.path("bob.key")])["status"],
         "pending"
     );
-    // Old set: alice (proposer, does not count) + bob = 1 of 2; carol makes 2. dave must sign too.
+    // Old set: carol is removed, so alice (the proposer) counts and alice + bob make 2 of the
+    // 2 needed; carol's own signature counts for nothing. dave, a new key, must sign too.
     assert_eq!(
         desk.json(&["sign", &motion, "--key", &desk.path("carol.key")])["status"],
         "pending"
@@ -612,6 +614,72 @@ async fn a_removed_signer_is_refused(db: &TestDb) {
         "pending"
     );
     desk.ok(&["verify"]);
+}
+
+/// Issue 19, case 9: in the shipped 2-of-3 example (proposer not counted) alice proposes a set
+/// without carol and bob's signature commits it; carol never signs. Rolls keep maker-checker.
+async fn two_signers_of_the_shipped_example_remove_the_third(db: &TestDb) {
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example");
+    let desk = Desk {
+        db,
+        dir: db.dir.path().to_path_buf(),
+    };
+    for file in ["alice.key", "bob.key", "carol.key"] {
+        let to = desk.path(file);
+        std::fs::copy(keys.join(file), &to).unwrap();
+        std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
+    for file in [
+        "alice.key.pub",
+        "bob.key.pub",
+        "carol.key.pub",
+        "signers.toml",
+    ] {
+        std::fs::copy(keys.join(file), desk.path(file)).unwrap();
+    }
+    desk.ok(&[
+        "init",
+        "--signers",
+        &desk.path("signers.toml"),
+        "--key",
+        &desk.path("alice.key"),
+    ]);
+    let roll = desk.propose("alice.key", 9);
+    assert_eq!(
+        desk.json(&["sign", &roll, "--key", &desk.path("bob.key")])["status"],
+        "pending",
+        "a roll still needs two co-signers besides its proposer"
+    );
+    let signers = std::fs::read_to_string(desk.path("signers.toml")).unwrap();
+    let without_carol = signers[..signers.rfind("[[signers]]").unwrap()].to_string();
+    assert!(without_carol.contains("bob.key.pub") && !without_carol.contains("carol.key.pub"));
+    std::fs::write(desk.path("next.toml"), without_carol).unwrap();
+    let motion = desk.json(&[
+        "governance",
+        "propose-signers",
+        "--signers",
+        &desk.path("next.toml"),
+        "--key",
+        &desk.path("alice.key"),
+    ])["proposal_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        desk.json(&["sign", &motion, "--key", &desk.path("bob.key")])["status"],
+        "committed"
+    );
+    let governance = desk.json(&["governance", "show"]);
+    assert_eq!(governance["signer_set_version"], 2);
+    assert_eq!(desk.json(&["show", &roll])["status"], "expired");
+    desk.refused(
+        &["sign", &roll, "--key", &desk.path("carol.key")],
+        3,
+        "expired",
+    );
+    let verified = desk.json(&["verify"]);
+    assert_eq!(verified["proposals"]["committed"], 1, "{verified}");
+    assert_eq!(verified["proposals"]["expired"], 1, "{verified}");
 }
 
 async fn two_concurrent_signers_commit_exactly_once(db: &TestDb) {

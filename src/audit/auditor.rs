@@ -37,7 +37,8 @@ pub struct AuditSummary {
     pub events: u64,
     pub head_hash: String,
     pub merkle_root: String,
-    /// Proposals (rolls and motions) by status, statuses judged at the last event's time.
+    /// Proposals (rolls and motions) by status, judged at the last event's time under the
+    /// governance in force then (one bound to a replaced set or policy counts as expired).
     pub proposals: BTreeMap<String, u64>,
     pub signatures: u64,
     pub signer_set_version: u64,
@@ -407,15 +408,11 @@ impl Auditor {
                     event,
                     "the actor is not the signer (C13)",
                 )?;
-                let outcome = decide_sign_trusting(
-                    governance,
-                    state,
-                    signed.signature.clone(),
-                    at,
-                    &[],
-                    verified,
-                )
-                .map_err(|r| format!("signature of proposal {}: {r} (A3)", signed.proposal_id))?;
+                let outcome =
+                    decide_sign_trusting(governance, state, signed.signature.clone(), at, verified)
+                        .map_err(|r| {
+                            format!("signature of proposal {}: {r} (A3)", signed.proposal_id)
+                        })?;
                 // What the writer had to append after this signature, in the same transaction,
                 // with this signature's actor.
                 if outcome.events.len() > 1 {
@@ -642,7 +639,7 @@ impl Auditor {
         let now = self.last_time.unwrap_or_default();
         for state in self.open.values() {
             *proposals
-                .entry(state.effective_status(now).as_str().into())
+                .entry(state.status_under(now, &governance).as_str().into())
                 .or_default() += 1;
         }
         Ok(AuditSummary {

@@ -7,11 +7,12 @@ use uuid::Uuid;
 
 use super::envelope::{parse_timestamp, StoredEvent};
 use super::events::{
-    Event, PolicyAdopted, ProposalCommitted, ProposalExpired, ProposalKind, ProposalRecorded,
-    ProposalRejected, ProposalSigned, ProposalWithdrawn, SignatureEnvelope, SignerSetAdopted,
+    Event, PolicyAdopted, ProposalCommitted, ProposalKind, ProposalRecorded, ProposalRejected,
+    ProposalSigned, ProposalWithdrawn, SignatureEnvelope, SignerSetAdopted,
 };
 use super::governance::{
-    decode, verify_envelope, ActiveSet, Governance, Mismatch, Refusal, VerifiedSignatures,
+    decode, verify_envelope, ActiveSet, ActiveSigner, Governance, Mismatch, Refusal,
+    VerifiedSignatures,
 };
 use super::proposal::{parse_event, parse_proposal_id};
 // The proposal and its fold live in `proposal`; they are part of this state machine's API.
@@ -283,6 +284,20 @@ pub fn check_recorded_parsed(
             if next.same_members_as(&governance.set) {
                 return Err(Refusal::SameSignerSet);
             }
+            let departing = departing(&governance.set, &next);
+            let proposer_stays = departing
+                .iter()
+                .all(|member| member.key_id != recorded.signature.key_id);
+            let others_staying =
+                governance.set.signers.len() - departing.len() - usize::from(proposer_stays);
+            let needed = cosigners_needed(&governance.set, proposer_stays);
+            if !departing.is_empty() && others_staying < needed {
+                return Err(Refusal::TooFewSignersStay {
+                    departing: departing.iter().map(|member| member.name.clone()).collect(),
+                    staying: others_staying,
+                    needed,
+                });
+            }
         }
         ProposalKind::Policy => {
             if draft.report_json.is_some()
@@ -324,6 +339,8 @@ pub fn decide_propose(
 pub struct Tally {
     /// Key ids counted toward the threshold of the set in force, in signing order.
     pub counted: Vec<String>,
+    /// Signatures of the set in force needed: K, or for a signer-set motion that removes or
+    /// rotates signers, `departing_threshold`.
     pub threshold: u32,
     /// Names of signers who may still sign.
     pub missing: Vec<String>,
@@ -332,8 +349,44 @@ pub struct Tally {
     pub pending_requirement: Option<String>,
 }
 
+/// The members of the set in force that a next set removes or rotates: those whose key it does
+/// not hold (a rotated signer keeps the name, not the key).
+pub fn departing<'a>(in_force: &'a ActiveSet, next: &ActiveSet) -> Vec<&'a ActiveSigner> {
+    in_force
+        .signers
+        .iter()
+        .filter(|member| next.by_key(&member.key.as_bytes()).is_none())
+        .collect()
+}
+
+/// Signatures of the set in force a signer-set motion needs when it removes or rotates signers:
+/// K capped at n - 1, counted among the signers who stay. Capped so that the signer a motion
+/// concerns never has to sign it (K = n would need them); capped at n - 1 whatever the number
+/// departing, so that removing several signers at once is never easier than removing one.
+pub fn departing_threshold(in_force: &ActiveSet) -> u32 {
+    let others = u32::try_from(in_force.signers.len().saturating_sub(1)).unwrap_or(u32::MAX);
+    in_force.threshold.min(others)
+}
+
+/// Co-signers who stay that a signer-set motion removing or rotating signers needs, besides the
+/// proposer: `departing_threshold` less the proposer when the proposer stays, and at least one
+/// (one signer alone never changes who signs; a set of one has nobody else).
+fn cosigners_needed(in_force: &ActiveSet, proposer_stays: bool) -> usize {
+    let needed = departing_threshold(in_force) as usize;
+    if in_force.signers.len() == 1 {
+        0
+    } else if proposer_stays {
+        needed.saturating_sub(1).max(1)
+    } else {
+        needed
+    }
+}
+
 /// Counts distinct keys of the set in force that signed (the proposer only when the policy says
-/// so); for a signer-set motion also K of the next set and every newly added key.
+/// so); for a signer-set motion also K of the next set and every newly added key. A signer-set
+/// motion that removes or rotates signers counts only the signers who stay, the proposer among
+/// them whatever `proposer_counts` says (maker-checker does not apply to removing someone
+/// else), toward `departing_threshold`.
 pub fn tally(governance: &Governance, state: &ProposalState) -> Result<Tally, Refusal> {
     tally_with(governance, state, None)
 }
@@ -345,7 +398,22 @@ fn tally_with(
     state: &ProposalState,
     cosigner: Option<&str>,
 ) -> Result<Tally, Refusal> {
-    let proposer_counts = governance.policy.approval.proposer_counts;
+    let next_set = proposed_set(state)?;
+    let departing: Vec<&str> = next_set
+        .as_ref()
+        .map(|next| departing(&governance.set, next))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|member| member.key_id.as_str())
+        .collect();
+    let (proposer_counts, threshold) = if departing.is_empty() {
+        (
+            governance.policy.approval.proposer_counts,
+            governance.set.threshold,
+        )
+    } else {
+        (true, departing_threshold(&governance.set))
+    };
     let cosigners = || {
         state
             .cosignatures
@@ -375,22 +443,34 @@ fn tally_with(
         }
         counted
     };
-    let counted = count_in(&governance.set, &signers);
-    let mut satisfied = counted.len() >= governance.set.threshold as usize;
+    let mut counted = count_in(&governance.set, &signers);
+    // A departing signer's own signature is recorded but never counts for their departure.
+    counted.retain(|key_id| !departing.contains(&key_id.as_str()));
+    // A departure also needs co-signers who stay besides the proposer (`cosigners_needed`).
+    let cosigners_counted = counted
+        .iter()
+        .filter(|key_id| key_id.as_str() != state.proposer())
+        .count();
+    let proposer_stays = !departing.contains(&state.proposer());
+    let mut satisfied = counted.len() >= threshold as usize
+        && (departing.is_empty()
+            || cosigners_counted >= cosigners_needed(&governance.set, proposer_stays));
     let mut missing: Vec<String> = governance
         .set
         .signers
         .iter()
-        .filter(|member| !has_signed(&member.key_id))
+        .filter(|member| {
+            !has_signed(&member.key_id) && !departing.contains(&member.key_id.as_str())
+        })
         .map(|member| member.name.clone())
         .collect();
     let mut pending_requirement = None;
-    if let Some(next) = proposed_set(state)? {
+    if let Some(next) = &next_set {
         // The next set's count proves its keys are held; the proposer's own signature proves
         // that as well as any, so it counts here. Maker-checker applies to the set in force.
         let mut all_signers: Vec<&str> = vec![state.proposer()];
         all_signers.extend(cosigners());
-        let counted_next = count_in(&next, &all_signers);
+        let counted_next = count_in(next, &all_signers);
         let new_members: Vec<&str> = next
             .signers
             .iter()
@@ -433,23 +513,19 @@ fn tally_with(
     }
     Ok(Tally {
         counted,
-        threshold: governance.set.threshold,
+        threshold,
         missing,
         satisfied,
         pending_requirement,
     })
 }
 
-/// Expiry events one governance commit writes at most.
-pub const EXPIRIES_PER_COMMIT_MAX: usize = 512;
-
-/// A pending proposal another motion's commit must expire: its id and stream version.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingRef {
-    pub proposal_id: String,
-}
-
+/// A decision acts only on a pending proposal that has not expired and is bound to the
+/// governance in force. One bound to a replaced signer set or policy counts as expired
+/// (`ProposalState::status_under`): no event may follow on it, so a governance commit need not
+/// write its expiry, nor wait for it.
 fn require_open(
+    governance: &Governance,
     state: &ProposalState,
     now: DateTime<Utc>,
     action: &'static str,
@@ -469,10 +545,6 @@ fn require_open(
             status,
         });
     }
-    Ok(())
-}
-
-fn require_bound_to(governance: &Governance, state: &ProposalState) -> Result<(), Refusal> {
     if state.recorded.terms.signer_set_version != governance.set.version
         || state.recorded.terms.policy_version != governance.policy_version
         || state.recorded.terms.policy_hash != governance.policy_hash
@@ -494,17 +566,16 @@ pub struct SignOutcome {
     pub tally: Tally,
 }
 
-/// When `sign`: a `proposal.signed` event, plus the commit (and, for governance, the adoption
-/// and the expiry of `other_pending`) when the signature completes the threshold.
+/// When `sign`: a `proposal.signed` event, plus the commit (and, for governance, the adoption)
+/// when the signature completes the threshold.
 pub fn decide_sign(
     governance: &Governance,
     state: &ProposalState,
     signature: SignatureEnvelope,
     now: DateTime<Utc>,
-    other_pending: &[PendingRef],
 ) -> Result<SignOutcome, Refusal> {
     let strict = VerifiedSignatures::default();
-    decide_sign_trusting(governance, state, signature, now, other_pending, &strict)
+    decide_sign_trusting(governance, state, signature, now, &strict)
 }
 
 /// `decide_sign` that does not check again a signature `verified` holds (the auditor's).
@@ -513,11 +584,9 @@ pub fn decide_sign_trusting(
     state: &ProposalState,
     signature: SignatureEnvelope,
     now: DateTime<Utc>,
-    other_pending: &[PendingRef],
     verified: &VerifiedSignatures,
 ) -> Result<SignOutcome, Refusal> {
-    require_open(state, now, "sign")?;
-    require_bound_to(governance, state)?;
+    require_open(governance, state, now, "sign")?;
     let next_set = proposed_set(state)?;
     let key_id = signature.key_id.clone();
     let member = governance
@@ -562,10 +631,10 @@ pub fn decide_sign_trusting(
             proposal_id: state.id.to_string(),
             counted_signers: tally.counted.clone(),
             signer_set_version: governance.set.version,
-            threshold: governance.set.threshold,
+            threshold: tally.threshold,
         }));
-        let reason = match state.recorded.terms.kind {
-            ProposalKind::Roll => None,
+        match state.recorded.terms.kind {
+            ProposalKind::Roll => {}
             ProposalKind::SignerSet => {
                 let next = next_set.expect("a set motion has a next set");
                 events.push(Event::SignerSetAdopted(SignerSetAdopted {
@@ -573,7 +642,6 @@ pub fn decide_sign_trusting(
                     signer_set_version: next.version,
                     signer_set_json: state.recorded.terms.body.clone(),
                 }));
-                Some("signer_set_changed")
             }
             ProposalKind::Policy => {
                 events.push(Event::PolicyAdopted(PolicyAdopted {
@@ -584,24 +652,11 @@ pub fn decide_sign_trusting(
                         &state.recorded.terms.body,
                     )),
                 }));
-                Some("policy_changed")
-            }
-        };
-        if let Some(reason) = reason {
-            // Bounded so the commit always fits in one append; proposals beyond the cap stay
-            // pending in name only: bound to the old governance, they can never be signed, and
-            // `status_under` shows them expired.
-            for pending in other_pending
-                .iter()
-                .filter(|p| p.proposal_id != state.id.to_string())
-                .take(EXPIRIES_PER_COMMIT_MAX)
-            {
-                events.push(Event::ProposalExpired(ProposalExpired {
-                    proposal_id: pending.proposal_id.clone(),
-                    reason: reason.into(),
-                }));
             }
         }
+        // No `proposal.expired` for the proposals bound to the replaced governance: they count
+        // as expired without one (`require_open`), and a commit that named them would have to
+        // expect their versions, racing every decision on them (issue 19, cases 7 and 9).
     }
     Ok(SignOutcome {
         committed: tally.satisfied,
@@ -631,7 +686,7 @@ pub fn decide_reject_trusting(
     now: DateTime<Utc>,
     verified: &VerifiedSignatures,
 ) -> Result<Event, Refusal> {
-    require_open(state, now, "reject")?;
+    require_open(governance, state, now, "reject")?;
     if reason.trim().is_empty() || reason.len() > REASON_BYTES_MAX {
         return Err(Refusal::VetoReasonLength);
     }
@@ -691,7 +746,7 @@ pub fn decide_withdraw_trusting(
     now: DateTime<Utc>,
     verified: &VerifiedSignatures,
 ) -> Result<Event, Refusal> {
-    require_open(state, now, "withdraw")?;
+    require_open(governance, state, now, "withdraw")?;
     if signature.key_id != state.proposer() {
         let proposer = governance
             .set
@@ -757,12 +812,13 @@ pub fn validate_history(
             seq: event.seq,
             source: Box::new(Refusal::BadTimestamp),
         })?;
-        let outcome = decide_sign(governance, &state, signed.signature.clone(), at, &[]).map_err(
-            |source| Refusal::StoredSignatureInvalid {
-                seq: event.seq,
-                source: Box::new(source),
-            },
-        )?;
+        let outcome =
+            decide_sign(governance, &state, signed.signature.clone(), at).map_err(|source| {
+                Refusal::StoredSignatureInvalid {
+                    seq: event.seq,
+                    source: Box::new(source),
+                }
+            })?;
         if outcome.committed {
             return Err(Refusal::CommitMissing { seq: event.seq });
         }
@@ -789,7 +845,7 @@ pub fn validate_motion(
     };
     let committed = parse_event(&tail[1])?;
     let at = tail[0].recorded_at_utc().ok_or(Refusal::BadTimestamp)?;
-    let outcome = decide_sign(before, &state, signed.signature, at, &[])?;
+    let outcome = decide_sign(before, &state, signed.signature, at)?;
     if !outcome.committed
         || outcome.events.get(1) != Some(&committed)
         || outcome.events.get(2) != Some(adoption)

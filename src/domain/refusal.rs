@@ -148,6 +148,14 @@ pub enum Refusal {
     NextSetVersion { expected: u64, found: u64 },
     #[error("the proposed signer set is identical to the one in force")]
     SameSignerSet,
+    /// A set motion that removes or rotates signers needs co-signers who stay besides the
+    /// proposer (`staying`: how many would).
+    #[error("the next signer set removes or rotates {}; such a motion needs co-signatures from {needed} signer(s) who stay besides the proposer, and {staying} would stay: remove or rotate fewer signers per motion", .departing.join(", "))]
+    TooFewSignersStay {
+        departing: Vec<String>,
+        staying: usize,
+        needed: usize,
+    },
     #[error("the proposed policy: {source}")]
     ProposedPolicy { source: InputError },
     #[error("the proposed policy is not in canonical form")]
@@ -170,7 +178,7 @@ pub enum Refusal {
         proposal_id: Uuid,
         status: Status,
     },
-    #[error("proposal {proposal_id} is bound to signer set v{signer_set_version} and policy v{policy_version}, no longer in force")]
+    #[error("proposal {proposal_id} expired when signer set v{signer_set_version} or policy v{policy_version}, which it is bound to, was replaced; propose it again")]
     GovernanceNotInForce {
         proposal_id: Uuid,
         signer_set_version: u64,
