@@ -19,7 +19,7 @@ use rollbook::domain::approval::ProposalDraft;
 use rollbook::domain::envelope::{
     format_timestamp, parse_timestamp, uuid_v7_at, StoredEvent, ID_TIME_WINDOW_SECONDS,
 };
-use rollbook::domain::events::{Event, ProposalRecorded, SignerEntry, SignerSet};
+use rollbook::domain::events::{Event, ProposalExpired, ProposalRecorded, SignerEntry, SignerSet};
 use rollbook::domain::governance::{seal_signature, ActiveSet};
 use rollbook::service::{self, Ledger};
 use rollbook::sizing::{Policy, Proposal};
@@ -55,11 +55,12 @@ struct Keys {
 }
 
 /// A ledger with a proposal in every status and one governance change (2 of 3, then dave
-/// joins: 2 of 4) that expires a pending roll. Seq by seq:
+/// joins: 2 of 4) that expires a pending roll (with no event: it was bound to the old set).
+/// Seq by seq:
 ///  1 genesis | 2 failed roll | 3-6 committed roll (recorded, 2 signatures, commit) |
 ///  7-8 rejected | 9-10 withdrawn | 11-12 roll later expired (recorded, 1 signature) |
-///  13-18 motion (recorded, 3 signatures, commit, adoption) | 19 expiry of the roll of 11 |
-///  20-21 pending roll (recorded, 1 signature).
+///  13-18 motion (recorded, 3 signatures, commit, adoption) | 19-20 pending roll (recorded,
+///  1 signature).
 async fn story(db: &TestDb) -> (Ledger, Keys) {
     let k = Keys {
         alice: SecretKey::generate().unwrap(),
@@ -125,8 +126,9 @@ async fn story(db: &TestDb) -> (Ledger, Keys) {
 const COMMITTED_ROLL: [u64; 4] = [3, 4, 5, 6];
 const COMMIT: u64 = 6;
 const ADOPTION: u64 = 18;
-const EXPIRY: u64 = 19;
-const LAST: u64 = 21;
+const EXPIRED_ROLL: u64 = 11;
+const PENDING_ROLL: u64 = 19;
+const LAST: u64 = 20;
 
 async fn export_lines(ledger: &Ledger) -> Vec<String> {
     let mut out = Vec::new();
@@ -255,6 +257,27 @@ fn restamped(event: &StoredEvent, at: DateTime<Utc>) -> StoredEvent {
     copy.recorded_at = format_timestamp(at);
     copy.event_id = uuid_v7_at(at);
     copy
+}
+
+/// The valid export with the `proposal.expired` an earlier rollbook wrote right after the
+/// adoption for the roll of seq 11 (bound to the replaced set), everything recomputed: still
+/// valid (rule 6). The expiry is seq `ADOPTION + 1`.
+fn with_legacy_expiry(lines: &[String]) -> Vec<String> {
+    let mut all = events(lines);
+    let adoption = &all[ADOPTION as usize - 1];
+    let roll = all[EXPIRED_ROLL as usize - 1].stream_id.clone();
+    let payload = Event::ProposalExpired(ProposalExpired {
+        proposal_id: roll.clone(),
+        reason: "signer_set_changed".into(),
+    });
+    let mut expiry = adoption.clone();
+    expiry.event_id = uuid_v7_at(parse_timestamp(&adoption.recorded_at).unwrap());
+    expiry.stream_id = roll;
+    expiry.stream_version = 3;
+    expiry.event_type = payload.event_type().into();
+    expiry.payload = payload.to_payload();
+    all.insert(ADOPTION as usize, expiry);
+    rewrite(&lines[0], all)
 }
 
 fn last_time(lines: &[String]) -> DateTime<Utc> {
@@ -608,9 +631,15 @@ async fn c13_commits_adoptions_and_expiries_carry_the_deciding_actor() {
     let all = events(&lines);
     let other_signer = all[3].actor.clone(); // alice, who signed first, did not decide it
     assert_ne!(other_signer, all[COMMIT as usize - 1].actor);
-    for seq in [COMMIT, ADOPTION, EXPIRY] {
+    let legacy = with_legacy_expiry(&lines);
+    verify(&legacy).expect("an expiry written by an earlier rollbook verifies");
+    for (valid, seq) in [
+        (&lines, COMMIT),
+        (&lines, ADOPTION),
+        (&legacy, ADOPTION + 1),
+    ] {
         for actor in [other_signer.clone(), None, Some("garbage".to_string())] {
-            let broken = with_event(&lines, seq, |event| event.actor = actor.clone());
+            let broken = with_event(valid, seq, |event| event.actor = actor.clone());
             assert_invalid_at(&broken, seq, "C13");
         }
     }
@@ -698,7 +727,7 @@ async fn a5_a_withdrawal_is_the_proposers_own() {
     let lines = valid_export().await;
     // The withdrawal of 9 re-aimed at the pending roll of 20: its signature binds proposal 9.
     let all = events(&lines);
-    let pending = all[19].stream_id.clone();
+    let pending = all[PENDING_ROLL as usize - 1].stream_id.clone();
     let mut aimed = restamped(&all[9], last_time(&lines));
     let text = String::from_utf8(aimed.payload.clone()).unwrap();
     aimed.payload = text.replace(&all[9].stream_id, &pending).into_bytes();
@@ -710,18 +739,18 @@ async fn a5_a_withdrawal_is_the_proposers_own() {
 
 #[tokio::test]
 async fn a6_an_expiry_only_follows_an_adoption() {
-    let lines = valid_export().await;
+    let lines = with_legacy_expiry(&valid_export().await);
+    verify(&lines).expect("an expiry written by an earlier rollbook verifies");
     let all = events(&lines);
-    let pending = all[19].stream_id.clone();
-    let mut expiry = restamped(&all[EXPIRY as usize - 1], last_time(&lines));
+    let expiry_at = all[ADOPTION as usize].clone();
+    let pending = all[PENDING_ROLL as usize].stream_id.clone();
+    let mut expiry = restamped(&expiry_at, last_time(&lines));
     let text = String::from_utf8(expiry.payload.clone()).unwrap();
-    expiry.payload = text
-        .replace(&all[EXPIRY as usize - 1].stream_id, &pending)
-        .into_bytes();
+    expiry.payload = text.replace(&expiry_at.stream_id, &pending).into_bytes();
     expiry.stream_id = pending;
     expiry.stream_version = 3;
     let broken = appended(&lines, vec![expiry]);
-    assert_invalid_at(&broken, LAST + 1, "outside a governance change (A6)");
+    assert_invalid_at(&broken, LAST + 2, "outside a governance change (A6)");
 }
 
 #[tokio::test]
