@@ -8,12 +8,14 @@ use clap::{Args, Subcommand};
 use uuid::Uuid;
 
 use super::keys::{load_secret, load_signer_set};
-use super::proposals::{open, service_error};
+use super::proposals::{close, open, service_error};
 use super::views::summary;
 use super::{CliResult, EXIT_OK};
 use crate::crypto::keys::SecretKey;
 use crate::domain::approval::ProposalDraft;
+use crate::domain::events::LEDGER_STREAM;
 use crate::domain::governance::Governance;
+use crate::pin::Verified;
 use crate::service::Ledger;
 
 #[derive(Debug, Args)]
@@ -64,14 +66,15 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
     match &args.command {
         GovernanceCommand::ProposeSigners { signers, key, json } => {
             let key = load_secret(key)?;
-            let ledger = open(db).await?;
+            let (ledger, verified) = open(db).await?;
+            verified.stream(&ledger.store, LEDGER_STREAM).await?;
             let current = ledger.governance().await.map_err(service_error)?;
             let next = load_signer_set(signers, current.set.version + 1)?;
             for warning in next.threshold_warnings(current.policy.approval.proposer_counts) {
                 eprintln!("warning: {warning}");
             }
             record_motion(
-                ledger,
+                (ledger, verified),
                 |g, now| ProposalDraft::signer_set(g, Uuid::now_v7(), &next, now),
                 &key,
                 *json,
@@ -84,9 +87,10 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
                 eprintln!("warning: {warning}");
             }
             let key = load_secret(key)?;
-            let ledger = open(db).await?;
+            let (ledger, verified) = open(db).await?;
+            verified.stream(&ledger.store, LEDGER_STREAM).await?;
             record_motion(
-                ledger,
+                (ledger, verified),
                 |g, now| ProposalDraft::policy(g, Uuid::now_v7(), &policy, now),
                 &key,
                 *json,
@@ -94,9 +98,10 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             .await
         }
         GovernanceCommand::Show { json } => {
-            let ledger = open(db).await?;
+            let (ledger, verified) = open(db).await?;
+            verified.stream(&ledger.store, LEDGER_STREAM).await?;
             let governance = ledger.governance().await.map_err(service_error)?;
-            ledger.store.close().await;
+            close(&ledger, &verified).await;
             let signers: Vec<serde_json::Value> = governance
                 .set
                 .signers
@@ -148,7 +153,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
 /// Records the motion `draft` makes from the governance in force, signed by its proposer's
 /// key, and tells what was recorded.
 async fn record_motion(
-    ledger: Ledger,
+    (ledger, verified): (Ledger, Verified),
     draft: impl Fn(&Governance, DateTime<Utc>) -> ProposalDraft,
     key: &SecretKey,
     json: bool,
@@ -157,7 +162,7 @@ async fn record_motion(
         .propose_motion(|g, now| Ok(draft(g, now)), key, Utc::now())
         .await
         .map_err(service_error)?;
-    ledger.store.close().await;
+    close(&ledger, &verified).await;
     report(&state, json)
 }
 

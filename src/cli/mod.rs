@@ -17,6 +17,7 @@ mod views;
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
+use crate::pin::PinError;
 use crate::store::{Store, StoreError, DEFAULT_DB_URL};
 
 pub const EXIT_OK: i32 = 0;
@@ -158,13 +159,37 @@ impl CliError {
 
 impl From<StoreError> for CliError {
     fn from(error: StoreError) -> Self {
-        let code = match &error {
+        let message = error.to_string();
+        CliError::from_store_ref(&error, message)
+    }
+}
+
+impl CliError {
+    /// `message` with the exit code `error` means.
+    fn from_store_ref(error: &StoreError, message: String) -> CliError {
+        let code = match error {
             StoreError::Conflict { .. } | StoreError::LedgerExists(_) => EXIT_REFUSED,
             StoreError::UnsupportedUrl { .. }
             | StoreError::InvalidAppend(_)
             | StoreError::Missing { .. } => EXIT_BAD_INPUT,
             StoreError::CorruptRow { .. } | StoreError::HashMismatch { .. } => EXIT_CHECK_FAILED,
             _ => EXIT_IO,
+        };
+        CliError::new(code, message)
+    }
+}
+
+/// A ledger refused by this client's pin (it diverged, failed verification, or the database
+/// disagrees with the verified events) is a failed check; a state directory that cannot be used
+/// is an IO failure.
+impl From<PinError> for CliError {
+    fn from(error: PinError) -> Self {
+        let code = match &error {
+            PinError::Store(store) => return CliError::from_store_ref(store, error.to_string()),
+            PinError::Diverged { .. } | PinError::Invalid { .. } | PinError::Disagrees { .. } => {
+                EXIT_CHECK_FAILED
+            }
+            PinError::NoStateDir | PinError::StateDir { .. } | PinError::State(_) => EXIT_IO,
         };
         CliError::new(code, error.to_string())
     }
@@ -216,6 +241,23 @@ async fn run(cli: Cli) -> CliResult {
         Command::VerifyProof(args) => audit::verify_proof(args),
         Command::Consistency(args) => audit::consistency(args),
         Command::Rebuild(args) => ledger::rebuild(&cli.db, args).await,
+    }
+}
+
+/// Opens the store, finds its one ledger and verifies it from this client's pin to its head
+/// (`pin::sync`): every command that reads a ledger starts here, so none decides or shows
+/// anything it has not verified.
+pub(crate) async fn open_verified(
+    db: &str,
+) -> Result<(Store, Uuid, crate::pin::Verified), CliError> {
+    let (store, ledger_id) = open_ledger(db).await?;
+    let dir = crate::pin::state_dir()?;
+    match crate::pin::sync(&store, ledger_id, &dir).await {
+        Ok(verified) => Ok((store, ledger_id, verified)),
+        Err(error) => {
+            store.close().await;
+            Err(error.into())
+        }
     }
 }
 
