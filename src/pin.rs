@@ -13,7 +13,7 @@ use crate::crypto::to_hex;
 use crate::domain::approval::ProposalState;
 use crate::domain::envelope::StoredEvent;
 use crate::domain::projection::ProposalRow;
-use crate::store::state::{PinRow, StateFile};
+use crate::store::state::{PinRow, StateFile, StateWrite};
 use crate::store::{Store, StoreError, PAGE_ROWS};
 
 /// Where pins live unless `ROLLBOOK_STATE_DIR` says otherwise: `$XDG_STATE_HOME/rollbook`, else
@@ -160,7 +160,7 @@ impl Verified {
             .ok_or(StoreError::NoSuchLedger(ledger_id))?;
         let mut auditor = match &pin {
             Some(pin) => {
-                self.check_extends(store, pin, head).await?;
+                self.check_extends(store, &mut write, pin, head).await?;
                 Auditor::restore(&pin.auditor).map_err(|reason| {
                     PinError::State(StoreError::CorruptRow {
                         seq: pin.seq as i64,
@@ -230,6 +230,7 @@ impl Verified {
     async fn check_extends(
         &self,
         store: &Store,
+        write: &mut StateWrite,
         pin: &PinRow,
         head: (u64, [u8; 32]),
     ) -> Result<(), PinError> {
@@ -249,12 +250,12 @@ impl Verified {
         // rewritten from seq d on differs at every seq from d (each hash covers the one before),
         // so a bisection finds d.
         let (mut same, mut differs) = (0u64, end + 1);
-        if end > 0 && self.matches(store, end).await? {
+        if end > 0 && self.matches(store, write, end).await? {
             same = end;
         }
         while differs - same > 1 {
             let middle = same + (differs - same) / 2;
-            if self.matches(store, middle).await? {
+            if self.matches(store, write, middle).await? {
                 same = middle;
             } else {
                 differs = middle;
@@ -274,8 +275,7 @@ impl Verified {
             Some(hash) => format!("hash {}", to_hex(&hash)),
             None => "no readable event".into(),
         };
-        let verified = self
-            .state
+        let verified = write
             .hash_at(seq)
             .await
             .map_err(PinError::State)?
@@ -287,8 +287,13 @@ impl Verified {
     }
 
     /// Whether the database's event at `seq` is the one this client verified.
-    async fn matches(&self, store: &Store, seq: u64) -> Result<bool, PinError> {
-        let verified = self.state.hash_at(seq).await.map_err(PinError::State)?;
+    async fn matches(
+        &self,
+        store: &Store,
+        write: &mut StateWrite,
+        seq: u64,
+    ) -> Result<bool, PinError> {
+        let verified = write.hash_at(seq).await.map_err(PinError::State)?;
         Ok(verified.is_some() && self.store_hash(store, seq).await == verified)
     }
 

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use chrono::{Duration, TimeZone, Utc};
 
 fn rollbook(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rollbook"))
+    common::rollbook_command()
         .args(args)
         .env_remove("ROLLBOOK_DB")
         .output()
