@@ -34,7 +34,7 @@ pub const EXIT_IO: i32 = 4;
     long_about = "rollbook records every roll proposal in an append-only, hash-chained ledger, checks it against \
 the guardrails of the methodology, commits it only with k of n ed25519 co-signatures, and exports an audit \
 trail that a reviewer verifies offline.",
-    after_help = "Examples:\n  rollbook demo                          # the whole story on a fresh SQLite ledger\n  rollbook --db postgres://root@127.0.0.1/test verify\n\nExit codes: 0 ok, 1 check failed, 2 bad input, 3 refused by the ledger's rules, 4 database or IO error."
+    after_help = "Examples:\n  rollbook demo                          # the whole story on a fresh SQLite ledger\n  rollbook --db postgres://root@127.0.0.1/test verify\n\nPins: every command that reads a ledger first verifies it from the last head this machine verified (its pin) to the current head, and refuses (exit 1) a ledger whose history no longer extends the pin, a new event that breaks a rule, or a database that disagrees with the verified events. Pins live in ROLLBOOK_STATE_DIR, else $XDG_STATE_HOME/rollbook, else ~/.local/state/rollbook (one file per ledger id).\n\nExit codes: 0 ok, 1 check failed, 2 bad input, 3 refused by the ledger's rules, 4 database or IO error."
 )]
 pub struct Cli {
     /// Database URL: sqlite://PATH (default, created on first use) or postgres://USER@HOST/DB.
