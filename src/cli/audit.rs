@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use super::proposals::{close, open, service_error, verified_states};
 use super::views::name_of;
 use super::{CliError, CliResult, EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_IO, EXIT_OK};
-use crate::audit::auditor::AuditSummary;
+use crate::audit::auditor::{AuditFailure, AuditSummary};
 use crate::audit::export::{Line, LineReader};
 use crate::audit::proofs::{
     check_consistency, check_inclusion, hashes_to_hex, InclusionProof, ProvenEvent,
@@ -22,6 +22,7 @@ use crate::crypto::merkle::{
 use crate::crypto::{from_hex32, to_hex};
 use crate::domain::approval::Status;
 use crate::domain::envelope::format_timestamp;
+use crate::pin::PinError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -385,9 +386,31 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
             }
         }
         None => {
-            let (ledger, verified) = open(db).await?;
-            let outcome = verify_live(&ledger.store, ledger.ledger_id, progress_printer()).await;
-            close(&ledger, &verified).await;
+            let (store, ledger_id) = super::open_ledger(db).await?;
+            let dir = crate::pin::state_dir()?;
+            // A refusal by the pin is a verification failure, reported as one (text or JSON).
+            let verified = match crate::pin::sync(&store, ledger_id, &dir).await {
+                Ok(verified) => verified,
+                Err(error) => {
+                    store.close().await;
+                    return Err(match error {
+                        PinError::Invalid { failure, .. } => {
+                            verify_failure(VerifyError::Invalid(failure), args.json)
+                        }
+                        PinError::Diverged { seq, .. } => verify_failure(
+                            VerifyError::Invalid(AuditFailure {
+                                seq,
+                                reason: error.to_string(),
+                            }),
+                            args.json,
+                        ),
+                        other => other.into(),
+                    });
+                }
+            };
+            let outcome = verify_live(&store, ledger_id, progress_printer()).await;
+            store.close().await;
+            verified.close().await;
             let summary = outcome.map_err(|e| verify_failure(e, args.json))?;
             print_summary(&summary, "live database", None, args.json);
         }
@@ -419,7 +442,7 @@ async fn check_against_pin(path: &Path, summary: &AuditSummary) -> Result<String
     };
     let pinned = to_hex(&pin.head_hash);
     let invalid = |reason: String| {
-        Err(VerifyError::Invalid(crate::audit::auditor::AuditFailure {
+        Err(VerifyError::Invalid(AuditFailure {
             seq: pin.seq,
             reason,
         }))

@@ -67,7 +67,15 @@ async fn check_decision_inputs(
     id: Uuid,
 ) -> Result<ProposalState, CliError> {
     verified.stream(&ledger.store, LEDGER_STREAM).await?;
-    verified_proposal(ledger, verified, id).await
+    let state = verified_proposal(ledger, verified, id).await?;
+    // A motion's commit expires the pending proposals the database lists: they must be the
+    // verified ones.
+    if state.recorded.terms.kind != ProposalKind::Roll {
+        verified
+            .proposals(&ledger.store, Some(Status::Pending.as_str()))
+            .await?;
+    }
+    Ok(state)
 }
 
 fn parse_id(text: &str) -> Result<Uuid, CliError> {
