@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
