@@ -161,6 +161,11 @@ impl Verified {
         let mut auditor = match &pin {
             Some(pin) => {
                 self.check_extends(store, &mut write, pin, head).await?;
+                if (pin.seq, pin.head_hash) == head {
+                    // Nothing new: the saved auditor state is not even read.
+                    (self.seq, self.head_hash, self.verified_now) = (pin.seq, pin.head_hash, 0);
+                    return Ok(());
+                }
                 Auditor::restore(&pin.auditor).map_err(|reason| {
                     PinError::State(StoreError::CorruptRow {
                         seq: pin.seq as i64,
@@ -170,37 +175,20 @@ impl Verified {
             }
             None => Auditor::new(),
         };
-        let from = pin.as_ref().map_or(0, |pin| pin.seq);
-        let pinned = |auditor: &Auditor| (auditor.events(), auditor.head_hash());
         let invalid = |failure: AuditFailure| PinError::Invalid {
             ledger_id,
-            pinned_seq: from,
+            pinned_seq: pin.as_ref().map_or(0, |pin| pin.seq),
             failure,
         };
-        let ledger = ledger_id.to_string();
-        let mut pushed = 0u64;
-        loop {
-            let page = store
-                .read_page(ledger_id, auditor.events(), PAGE_ROWS)
+        let pushed =
+            self.walk(store, &mut write, &mut auditor)
                 .await
-                .map_err(|error| match altered(&error) {
-                    Some(failure) => invalid(failure),
-                    None => PinError::Store(error),
+                .map_err(|error| match error {
+                    Ok(failure) => invalid(failure),
+                    Err(error) => error,
                 })?;
-            if page.is_empty() {
-                break;
-            }
-            for event in &page {
-                auditor.push(event).map_err(invalid)?;
-                write
-                    .record(&ledger, event)
-                    .await
-                    .map_err(PinError::State)?;
-                pushed += 1;
-            }
-        }
         auditor.check_complete().map_err(invalid)?;
-        let reached = pinned(&auditor);
+        let reached = (auditor.events(), auditor.head_hash());
         // Honest writers may have appended since the head was read, never removed anything.
         if reached.0 < head.0 || (reached.0 == head.0 && reached.1 != head.1) {
             return Err(invalid(AuditFailure {
@@ -214,15 +202,46 @@ impl Verified {
                 ),
             }));
         }
-        if pushed > 0 {
-            write
-                .save_pin(ledger_id, reached, &auditor.snapshot(), pushed)
-                .await
-                .map_err(PinError::State)?;
-            write.commit().await.map_err(PinError::State)?;
-        }
+        write
+            .save_pin(ledger_id, reached, &auditor.snapshot(), pushed)
+            .await
+            .map_err(PinError::State)?;
+        write.commit().await.map_err(PinError::State)?;
         (self.seq, self.head_hash, self.verified_now) = (reached.0, reached.1, pushed);
         Ok(())
+    }
+
+    /// Pushes every event after the auditor's last through it, page by page, recording each
+    /// one it accepts; how many. `Err(Ok(failure))` is the first event that failed (a rule, or a
+    /// row altered after it was written), `Err(Err(_))` a database or state file error.
+    async fn walk(
+        &self,
+        store: &Store,
+        write: &mut StateWrite,
+        auditor: &mut Auditor,
+    ) -> Result<u64, Result<AuditFailure, PinError>> {
+        let ledger = self.ledger_id.to_string();
+        let mut pushed = 0u64;
+        loop {
+            let page = store
+                .read_page(self.ledger_id, auditor.events(), PAGE_ROWS)
+                .await
+                .map_err(|error| match altered(&error) {
+                    Some(failure) => Ok(failure),
+                    None => Err(PinError::Store(error)),
+                })?;
+            if page.is_empty() {
+                return Ok(pushed);
+            }
+            for event in &page {
+                auditor.push(event).map_err(Ok)?;
+                write
+                    .record(&ledger, event)
+                    .await
+                    .map_err(|error| Err(PinError::State(error)))?;
+                pushed += 1;
+            }
+        }
     }
 
     /// Refuses a database whose history does not contain the pinned head at the pinned seq,
