@@ -6,6 +6,7 @@ pub mod audit;
 pub mod cli;
 pub mod crypto;
 pub mod domain;
+pub mod pin;
 pub mod service;
 pub mod sizing;
 pub mod store;

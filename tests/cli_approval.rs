@@ -22,9 +22,8 @@ fn text(bytes: &[u8]) -> String {
 
 impl<'a> Desk<'a> {
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rollbook"))
-            .arg("--db")
-            .arg(&self.db.url)
+        self.db
+            .rollbook(&self.db.state_dir())
             .args(args)
             .output()
             .expect("run rollbook")
@@ -114,7 +113,7 @@ fn desk<'a>(db: &'a TestDb, threshold: u32, policy: Option<&str>) -> Desk<'a> {
     };
     let p = |name: &str| desk.path(name);
     for name in ["alice", "dave", "erin"] {
-        let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+        let out = common::rollbook_command()
             .args(["keygen", "--out", &p(&format!("{name}.key"))])
             .output()
             .unwrap();
@@ -447,7 +446,7 @@ async fn offline_signing_and_replayed_or_malleated_signatures(db: &TestDb) {
                 .replace("contracts = 9", "contracts = 90"),
         )
     });
-    let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+    let out = common::rollbook_command()
         .args([
             "sign",
             &a,
@@ -469,7 +468,7 @@ async fn offline_signing_and_replayed_or_malleated_signatures(db: &TestDb) {
     );
     // Sign offline (no --db needed), then attach.
     let sig = desk.path("alice.sig.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+    let out = common::rollbook_command()
         .args([
             "sign",
             &a,
@@ -687,7 +686,7 @@ async fn two_concurrent_signers_commit_exactly_once(db: &TestDb) {
     for round in 0..3 {
         let id = desk.propose("bob.key", 9);
         let spawn = |key: &str| {
-            Command::new(env!("CARGO_BIN_EXE_rollbook"))
+            common::rollbook_command()
                 .args([
                     "--db",
                     &db.url,
@@ -748,7 +747,7 @@ async fn init_is_refused_on_an_existing_ledger_and_bad_signer_files_are_named(db
     let bad = |name: &str, body: &str, needle: &str| {
         std::fs::write(desk.path(name), body).unwrap();
         let fresh = TestDb::sqlite();
-        let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+        let out = common::rollbook_command()
             .args([
                 "--db",
                 &fresh.url,
@@ -818,7 +817,7 @@ async fn init_is_refused_on_an_existing_ledger_and_bad_signer_files_are_named(db
     )
     .unwrap();
     let fresh = TestDb::sqlite();
-    let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+    let out = common::rollbook_command()
         .args([
             "--db",
             &fresh.url,
@@ -842,7 +841,7 @@ async fn init_is_refused_on_an_existing_ledger_and_bad_signer_files_are_named(db
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+    let out = common::rollbook_command()
         .args([
             "--db",
             &TestDb::sqlite().url,

@@ -2,12 +2,12 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use chrono::{Duration, TimeZone, Utc};
 
 fn rollbook(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rollbook"))
+    common::rollbook_command()
         .args(args)
         .env_remove("ROLLBOOK_DB")
         .output()

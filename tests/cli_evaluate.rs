@@ -1,6 +1,8 @@
 //! `rollbook evaluate` through the real binary: the worked example and bad input.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 
 const EXAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -9,7 +11,7 @@ const EXAMPLE: &str = concat!(
 const NOW: &str = "2026-05-07T14:40:00Z";
 
 fn rollbook(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rollbook"))
+    common::rollbook_command()
         .args(args)
         .output()
         .expect("run rollbook")

@@ -5,7 +5,7 @@ mod common;
 use std::process::{Command, Output};
 
 fn rollbook(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rollbook"))
+    common::rollbook_command()
         .args(args)
         .env_remove("ROLLBOOK_DB")
         .output()
@@ -106,7 +106,7 @@ fn rebuild_runs_on_the_demo_ledger() {
 fn the_database_comes_from_rollbook_db_when_no_flag_is_given() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/env.db", dir.path().display());
-    let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+    let out = common::rollbook_command()
         .args(["demo"])
         .env("ROLLBOOK_DB", &url)
         .output()
@@ -118,7 +118,7 @@ fn the_database_comes_from_rollbook_db_when_no_flag_is_given() {
 #[test]
 fn the_default_database_is_rollbook_db_in_the_current_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+    let out = common::rollbook_command()
         .arg("demo")
         .env_remove("ROLLBOOK_DB")
         .current_dir(dir.path())

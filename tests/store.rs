@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use chrono::Utc;
-use common::TestDb;
+use common::{event_row_sql, sql_bytes, sql_text, TestDb};
 use rollbook::audit::{verify_live_chain, LiveVerifyError};
 use rollbook::domain::envelope::{ChainError, ChainVerifier, NewEvent, StoredEvent};
 use rollbook::domain::events::{
@@ -1939,41 +1939,6 @@ async fn postgres_ledgers_from_before_the_trigger_replacement_keep_appending() {
     assert_eq!(&events[..4], &written[..]);
     assert_chain(&events);
     verify_live_chain(&store, ledger).await.unwrap();
-}
-
-/// A byte string as a SQL literal of the backend.
-fn sql_bytes(db: &TestDb, bytes: &[u8]) -> String {
-    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-    if db.backend == "sqlite" {
-        format!("X'{hex}'")
-    } else {
-        format!("'\\x{hex}'::bytea")
-    }
-}
-
-fn sql_text(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-/// `verb INTO events (...) VALUES (...) tail` for a whole event row, as an attacker writes it.
-fn event_row_sql(db: &TestDb, verb: &str, event: &StoredEvent, tail: &str) -> String {
-    format!(
-        "{verb} INTO events (ledger_id, seq, stream_id, stream_version, event_id, event_type, \
-         schema_version, recorded_at, actor, payload, prev_hash, hash) \
-         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) {tail}",
-        sql_text(&event.ledger_id.to_string()),
-        event.seq,
-        sql_text(&event.stream_id),
-        event.stream_version,
-        sql_text(&event.event_id.to_string()),
-        sql_text(&event.event_type),
-        event.schema_version,
-        sql_text(&event.recorded_at),
-        event.actor.as_deref().map_or("NULL".into(), sql_text),
-        sql_bytes(db, &event.payload),
-        sql_bytes(db, &event.prev_hash),
-        sql_bytes(db, &event.hash),
-    )
 }
 
 /// On PostgreSQL, the UPSERT that rewrites every column of the row it collides with on `target`.

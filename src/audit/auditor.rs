@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::crypto::merkle::MerkleBuilder;
 use crate::crypto::to_hex;
@@ -61,7 +62,7 @@ const EXPIRED_EVICTION_GRACE_HOURS: i64 = 24;
 /// once chain time passes an id's time by more than that window no valid event can carry it
 /// again: it is forgotten, and a later copy is refused for its time alone. Memory is the ids of
 /// about two windows of chain time, whatever the ledger's length.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct RecentIds {
     ids: HashSet<u128>,
     /// In the order seen: chain time never decreases, so the times the ids carry are in order
@@ -97,6 +98,9 @@ impl RecentIds {
     }
 }
 
+/// Serializable, so a client can save where it stopped and resume there (`snapshot`, `restore`;
+/// `pin.rs`): the state is exactly what the next event's checks need.
+#[derive(Serialize, Deserialize)]
 pub struct Auditor {
     chain: ChainVerifier,
     merkle: MerkleBuilder,
@@ -106,6 +110,7 @@ pub struct Auditor {
     /// adoption after a governance commit).
     due: VecDeque<Event>,
     /// After an adoption: pending proposals bound to the old governance may be expired.
+    #[serde(with = "expiry_reason")]
     expiring: Option<(&'static str, u64)>,
     /// The actor (key id) of the last signature that decided a commit: the actor every event
     /// it made due, and the expiries after its adoption, must carry (check C13).
@@ -216,6 +221,16 @@ impl Auditor {
 
     pub fn events(&self) -> u64 {
         self.chain.events_verified()
+    }
+
+    /// The state as bytes (JSON), to resume from with `restore`.
+    pub fn snapshot(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("the auditor's state is plain data and serializes")
+    }
+
+    /// An auditor resumed from a `snapshot`.
+    pub fn restore(bytes: &[u8]) -> Result<Auditor, String> {
+        serde_json::from_slice(bytes).map_err(|error| error.to_string())
     }
 
     pub fn merkle_root(&self) -> [u8; 32] {
@@ -619,18 +634,24 @@ impl Auditor {
         *self.closed.entry("expired".into()).or_default() += (before - self.open.len()) as u64;
     }
 
-    /// Ends the walk: nothing may still be due, and the summary of what was verified.
-    pub fn finish(self) -> Result<AuditSummary, AuditFailure> {
-        let last_seq = self.chain.events_verified();
-        if let Some(due) = self.due.front() {
-            return Err(AuditFailure {
-                seq: last_seq,
+    /// Whether the history so far may end here: nothing its last event decided is still due.
+    pub fn check_complete(&self) -> Result<(), AuditFailure> {
+        match self.due.front() {
+            Some(due) => Err(AuditFailure {
+                seq: self.chain.events_verified(),
                 reason: format!(
                     "the ledger ends before the {} its last signature decided (A10)",
                     due.event_type()
                 ),
-            });
+            }),
+            None => Ok(()),
         }
+    }
+
+    /// Ends the walk: nothing may still be due, and the summary of what was verified.
+    pub fn finish(self) -> Result<AuditSummary, AuditFailure> {
+        self.check_complete()?;
+        let last_seq = self.chain.events_verified();
         let governance = self.governance.ok_or(AuditFailure {
             seq: 0,
             reason: "the ledger is empty".into(),
@@ -662,6 +683,37 @@ impl Auditor {
             policy_hash: governance.policy_hash,
             genesis_hash: self.genesis_hash.map(|h| to_hex(&h)).unwrap_or_default(),
         })
+    }
+}
+
+/// `expiring`'s reason is one of two static texts: saved as the text, restored as the same one.
+mod expiry_reason {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    const REASONS: [&str; 2] = ["signer_set_changed", "policy_changed"];
+
+    pub fn serialize<S: Serializer>(
+        value: &Option<(&'static str, u64)>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<(&'static str, u64)>, D::Error> {
+        let value: Option<(String, u64)> = Option::deserialize(deserializer)?;
+        value
+            .map(|(reason, version)| {
+                REASONS
+                    .into_iter()
+                    .find(|known| *known == reason)
+                    .map(|known| (known, version))
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(format!("unknown expiry reason {reason:?}"))
+                    })
+            })
+            .transpose()
     }
 }
 

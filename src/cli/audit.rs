@@ -7,7 +7,7 @@ use chrono::Utc;
 use clap::{Args, ValueEnum};
 
 use super::display::{say, shown};
-use super::proposals::{open, service_error};
+use super::proposals::{close, open, service_error, verified_states};
 use super::views::name_of;
 use super::{CliError, CliResult, EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_IO, EXIT_OK};
 use crate::audit::auditor::{AuditFailure, AuditSummary};
@@ -23,6 +23,7 @@ use crate::crypto::merkle::{
 use crate::crypto::{from_hex32, to_hex};
 use crate::domain::approval::Status;
 use crate::domain::envelope::format_timestamp;
+use crate::pin::PinError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -151,7 +152,7 @@ impl From<ExportError> for CliError {
 }
 
 pub async fn export(db: &str, args: &ExportArgs) -> CliResult {
-    let ledger = open(db).await?;
+    let (ledger, mut verified) = open(db).await?;
     let mut out = WholeOutput::create(&args.out)?;
     match args.format {
         Format::Jsonl => {
@@ -179,11 +180,11 @@ pub async fn export(db: &str, args: &ExportArgs) -> CliResult {
                     "--from-seq applies to jsonl exports only",
                 ));
             }
-            write_csv(&ledger, &mut out).await?;
+            write_csv(&ledger, &mut verified, &mut out).await?;
             out.finish()?;
         }
     }
-    ledger.store.close().await;
+    close(&ledger, &verified).await;
     Ok(EXIT_OK)
 }
 
@@ -196,17 +197,19 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-async fn write_csv(ledger: &crate::service::Ledger, out: &mut dyn Write) -> Result<(), CliError> {
+async fn write_csv(
+    ledger: &crate::service::Ledger,
+    verified: &mut crate::pin::Verified,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let states = verified_states(ledger, verified, None).await?;
     let sets = ledger.signer_sets().await.map_err(service_error)?;
     let governance = ledger.governance().await.map_err(service_error)?;
     let io = |e: std::io::Error| CliError::new(EXIT_IO, format!("cannot write the CSV: {e}"));
     let header = "proposal_id,kind,created_at,proposer,contracts_requested,contracts_max,verdict,failed_checks,status,signers,committed_at,policy_hash,first_seq,last_seq";
     write!(out, "{header}\r\n").map_err(io)?;
     let now = Utc::now();
-    for row in ledger.store.proposals(ledger.ledger_id, None).await? {
-        let id = uuid::Uuid::parse_str(&row.proposal_id)
-            .map_err(|_| CliError::new(EXIT_CHECK_FAILED, "a corrupt proposal id"))?;
-        let state = ledger.proposal(id).await.map_err(service_error)?;
+    for state in states {
         let report = super::views::report_of(&state);
         let status = state.status_under(now, &governance);
         let signers: Vec<String> = state
@@ -448,6 +451,9 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
             let verified = verify_export(reader, progress_printer())
                 .and_then(|verified| anchors.check(&verified.summary).map(|()| verified))
                 .map_err(|e| verify_failure(e, args.json))?;
+            let anchor = check_against_pin(path, &verified.summary)
+                .await
+                .map_err(|e| verify_failure(e, args.json))?;
             print_summary(
                 &verified.summary,
                 &path.display().to_string(),
@@ -455,11 +461,39 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
                 &anchors,
                 args.json,
             );
+            // Text after the summary; beside JSON, on stderr (the object's keys are a contract).
+            if args.json {
+                eprintln!("{anchor}");
+            } else {
+                println!("  pin           {anchor}");
+            }
         }
         None => {
-            let ledger = open(db).await?;
-            let outcome = verify_live(&ledger.store, ledger.ledger_id, progress_printer()).await;
-            ledger.store.close().await;
+            let (store, ledger_id) = super::open_ledger(db).await?;
+            let dir = crate::pin::state_dir()?;
+            // A refusal by the pin is a verification failure, reported as one (text or JSON).
+            let verified = match crate::pin::sync(&store, ledger_id, &dir).await {
+                Ok(verified) => verified,
+                Err(error) => {
+                    store.close().await;
+                    return Err(match error {
+                        PinError::Invalid { failure, .. } => {
+                            verify_failure(VerifyError::Invalid(failure), args.json)
+                        }
+                        PinError::Diverged { seq, .. } => verify_failure(
+                            VerifyError::Invalid(AuditFailure {
+                                seq,
+                                reason: error.to_string(),
+                            }),
+                            args.json,
+                        ),
+                        other => other.into(),
+                    });
+                }
+            };
+            let outcome = verify_live(&store, ledger_id, progress_printer()).await;
+            store.close().await;
+            verified.close().await;
             let summary = outcome
                 .and_then(|summary| anchors.check(&summary).map(|()| summary))
                 .map_err(|e| verify_failure(e, args.json))?;
@@ -467,6 +501,73 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// Checks a verified export against this client's pin of its ledger, if there is one: the file
+/// must hold the pinned head at the pinned seq. Never writes a pin (a crafted file must not
+/// move one). Returns what the file was checked against.
+async fn check_against_pin(path: &Path, summary: &AuditSummary) -> Result<String, VerifyError> {
+    let nothing = |why: String| Ok(format!("checked against nothing pinned: {why}"));
+    let Ok(ledger_id) = uuid::Uuid::parse_str(&summary.ledger_id) else {
+        return nothing("the ledger id is not a UUID".into());
+    };
+    let dir = match crate::pin::state_dir() {
+        Ok(dir) => dir,
+        Err(error) => return nothing(error.to_string()),
+    };
+    let pin = match crate::pin::pinned(&dir, ledger_id).await {
+        Ok(Some(pin)) => pin,
+        Ok(None) => {
+            return nothing(format!(
+                "this client holds no pin of ledger {ledger_id} (in {})",
+                dir.display()
+            ))
+        }
+        Err(error) => return Err(VerifyError::Unreadable(error.to_string())),
+    };
+    let pinned = to_hex(&pin.head_hash);
+    let invalid = |reason: String| {
+        Err(VerifyError::Invalid(AuditFailure {
+            seq: pin.seq,
+            reason,
+        }))
+    };
+    if summary.events < pin.seq {
+        return invalid(format!(
+            "the file ends at seq {}, before the head this client verified (seq {}, hash {pinned})",
+            summary.events, pin.seq
+        ));
+    }
+    let found = event_hash_at(path, pin.seq).map_err(VerifyError::Unreadable)?;
+    if found.as_deref() != Some(pinned.as_str()) {
+        return invalid(format!(
+            "the file's event at seq {} has hash {}, but this client verified hash {pinned} there: the file's history is not the one this client verified",
+            pin.seq,
+            found.as_deref().unwrap_or("(none)")
+        ));
+    }
+    Ok(format!(
+        "extends the head this client verified (seq {}, hash {pinned})",
+        pin.seq
+    ))
+}
+
+/// The hash of the event line at `seq` of an export, streaming.
+fn event_hash_at(path: &Path, seq: u64) -> Result<Option<String>, String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut reader = LineReader::new(BufReader::new(file));
+    while let Some(text) = reader
+        .next_line()
+        .map_err(|e| format!("{}: {e}", path.display()))?
+    {
+        if let Ok(Line::Event(line)) = Line::parse(&text) {
+            if line.seq == seq {
+                return Ok(Some(line.hash));
+            }
+        }
+    }
+    Ok(None)
 }
 
 #[derive(Debug, Args)]
@@ -485,7 +586,7 @@ pub struct ProveArgs {
 pub async fn prove(db: &str, args: &ProveArgs) -> CliResult {
     let id = uuid::Uuid::parse_str(&args.id)
         .map_err(|_| CliError::bad_input(format!("{:?} is not a proposal id", args.id)))?;
-    let ledger = open(db).await?;
+    let (ledger, verified) = open(db).await?;
     let events = ledger.stream(id).await.map_err(service_error)?;
     // Leaf hashes of the whole ledger: 32 bytes per event (32 MiB per million events).
     let mut leaves: Vec<Hash> = Vec::new();
@@ -496,7 +597,7 @@ pub async fn prove(db: &str, args: &ProveArgs) -> CliResult {
             Ok(())
         })
         .await?;
-    ledger.store.close().await;
+    close(&ledger, &verified).await;
     let head = leaves.len() as u64;
     let size = args.tree_size.unwrap_or(head);
     if size == 0 || size > head {

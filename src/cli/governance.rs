@@ -9,12 +9,14 @@ use uuid::Uuid;
 
 use super::display::{say, signer_lines, signers_json};
 use super::keys::{load_secret, load_signer_set};
-use super::proposals::{history, open, service_error};
+use super::proposals::{close, history, open, service_error};
 use super::views::summary;
 use super::{CliResult, EXIT_OK};
 use crate::crypto::keys::SecretKey;
 use crate::domain::approval::ProposalDraft;
+use crate::domain::events::LEDGER_STREAM;
 use crate::domain::governance::Governance;
+use crate::pin::Verified;
 use crate::service::Ledger;
 
 #[derive(Debug, Args)]
@@ -65,14 +67,15 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
     match &args.command {
         GovernanceCommand::ProposeSigners { signers, key, json } => {
             let key = load_secret(key)?;
-            let ledger = open(db).await?;
+            let (ledger, verified) = open(db).await?;
+            verified.stream(&ledger.store, LEDGER_STREAM).await?;
             let current = ledger.governance().await.map_err(service_error)?;
             let next = load_signer_set(signers, current.set.version + 1)?;
             for warning in next.threshold_warnings(current.policy.approval.proposer_counts) {
                 eprintln!("warning: {warning}");
             }
             record_motion(
-                ledger,
+                (ledger, verified),
                 |g, now| ProposalDraft::signer_set(g, Uuid::now_v7(), &next, now),
                 &key,
                 *json,
@@ -85,9 +88,10 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
                 eprintln!("warning: {warning}");
             }
             let key = load_secret(key)?;
-            let ledger = open(db).await?;
+            let (ledger, verified) = open(db).await?;
+            verified.stream(&ledger.store, LEDGER_STREAM).await?;
             record_motion(
-                ledger,
+                (ledger, verified),
                 |g, now| ProposalDraft::policy(g, Uuid::now_v7(), &policy, now),
                 &key,
                 *json,
@@ -95,10 +99,11 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             .await
         }
         GovernanceCommand::Show { json } => {
-            let ledger = open(db).await?;
+            let (ledger, verified) = open(db).await?;
+            verified.stream(&ledger.store, LEDGER_STREAM).await?;
             let governance = ledger.governance().await.map_err(service_error)?;
             let genesis_hash = history(&ledger).await?.genesis_hash;
-            ledger.store.close().await;
+            close(&ledger, &verified).await;
             let signers = signers_json(&governance.set);
             if *json {
                 let policy: serde_json::Value =
@@ -142,7 +147,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
 /// Records the motion `draft` makes from the governance in force, signed by its proposer's
 /// key, and tells what was recorded.
 async fn record_motion(
-    ledger: Ledger,
+    (ledger, verified): (Ledger, Verified),
     draft: impl Fn(&Governance, DateTime<Utc>) -> ProposalDraft,
     key: &SecretKey,
     json: bool,
@@ -152,7 +157,7 @@ async fn record_motion(
         .await
         .map_err(service_error)?;
     let history = history(&ledger).await?;
-    ledger.store.close().await;
+    close(&ledger, &verified).await;
     report(&history, &state, json)
 }
 

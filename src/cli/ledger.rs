@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use super::{open_ledger, CliResult, EXIT_OK};
+use super::{open_verified, CliResult, EXIT_OK};
 
 #[derive(Debug, Args)]
 pub struct RebuildArgs {
@@ -12,9 +12,12 @@ pub struct RebuildArgs {
 }
 
 pub async fn rebuild(db: &str, args: &RebuildArgs) -> CliResult {
-    let (store, ledger_id) = open_ledger(db).await?;
+    // The events are verified first: a projection is rebuilt only from events this client
+    // verified (a forged event is refused here as everywhere).
+    let (store, ledger_id, verified) = open_verified(db).await?;
     let replayed = store.rebuild_projections(ledger_id).await;
     store.close().await;
+    verified.close().await;
     let replayed = replayed?;
     if args.json {
         println!(

@@ -18,6 +18,7 @@ mod views;
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
+use crate::pin::PinError;
 use crate::store::{Store, StoreError, DEFAULT_DB_URL};
 
 pub const EXIT_OK: i32 = 0;
@@ -34,7 +35,7 @@ pub const EXIT_IO: i32 = 4;
     long_about = "rollbook records every roll proposal in an append-only, hash-chained ledger, checks it against \
 the guardrails of the methodology, commits it only with k of n ed25519 co-signatures, and exports an audit \
 trail that a reviewer verifies offline.",
-    after_help = "Examples:\n  rollbook demo                          # the whole story on a fresh SQLite ledger\n  rollbook --db postgres://root@127.0.0.1/test verify\n\nExit codes: 0 ok, 1 check failed, 2 bad input, 3 refused by the ledger's rules, 4 database or IO error."
+    after_help = "Examples:\n  rollbook demo                          # the whole story on a fresh SQLite ledger\n  rollbook --db postgres://root@127.0.0.1/test verify\n\nPins: every command that reads a ledger first verifies it from the last head this machine verified (its pin) to the current head, and refuses (exit 1) a ledger whose history no longer extends the pin, a new event that breaks a rule, or a database that disagrees with the verified events. Pins live in ROLLBOOK_STATE_DIR, else $XDG_STATE_HOME/rollbook, else ~/.local/state/rollbook (one file per ledger id).\n\nExit codes: 0 ok, 1 check failed, 2 bad input, 3 refused by the ledger's rules, 4 database or IO error."
 )]
 pub struct Cli {
     /// Database URL: sqlite://PATH (default, created on first use) or postgres://USER@HOST/DB.
@@ -163,13 +164,37 @@ impl CliError {
 
 impl From<StoreError> for CliError {
     fn from(error: StoreError) -> Self {
-        let code = match &error {
+        let message = error.to_string();
+        CliError::from_store_ref(&error, message)
+    }
+}
+
+impl CliError {
+    /// `message` with the exit code `error` means.
+    fn from_store_ref(error: &StoreError, message: String) -> CliError {
+        let code = match error {
             StoreError::Conflict { .. } | StoreError::LedgerExists(_) => EXIT_REFUSED,
             StoreError::UnsupportedUrl { .. }
             | StoreError::InvalidAppend(_)
             | StoreError::Missing { .. } => EXIT_BAD_INPUT,
             StoreError::CorruptRow { .. } | StoreError::HashMismatch { .. } => EXIT_CHECK_FAILED,
             _ => EXIT_IO,
+        };
+        CliError::new(code, message)
+    }
+}
+
+/// A ledger refused by this client's pin (it diverged, failed verification, or the database
+/// disagrees with the verified events) is a failed check; a state directory that cannot be used
+/// is an IO failure.
+impl From<PinError> for CliError {
+    fn from(error: PinError) -> Self {
+        let code = match &error {
+            PinError::Store(store) => return CliError::from_store_ref(store, error.to_string()),
+            PinError::Diverged { .. } | PinError::Invalid { .. } | PinError::Disagrees { .. } => {
+                EXIT_CHECK_FAILED
+            }
+            PinError::NoStateDir | PinError::StateDir { .. } | PinError::State(_) => EXIT_IO,
         };
         CliError::new(code, error.to_string())
     }
@@ -222,6 +247,23 @@ async fn run(cli: Cli) -> CliResult {
         Command::VerifyProof(args) => audit::verify_proof(args),
         Command::Consistency(args) => audit::consistency(args),
         Command::Rebuild(args) => ledger::rebuild(&cli.db, args).await,
+    }
+}
+
+/// Opens the store, finds its one ledger and verifies it from this client's pin to its head
+/// (`pin::sync`): every command that reads a ledger starts here, so none decides or shows
+/// anything it has not verified.
+pub(crate) async fn open_verified(
+    db: &str,
+) -> Result<(Store, Uuid, crate::pin::Verified), CliError> {
+    let (store, ledger_id) = open_ledger(db).await?;
+    let dir = crate::pin::state_dir()?;
+    match crate::pin::sync(&store, ledger_id, &dir).await {
+        Ok(verified) => Ok((store, ledger_id, verified)),
+        Err(error) => {
+            store.close().await;
+            Err(error.into())
+        }
     }
 }
 

@@ -20,6 +20,7 @@ use crate::crypto::to_hex;
 use crate::domain::approval::{cosign_purpose, subject_digest_of, ProposalState, Status};
 use crate::domain::events::{Event, ProposalKind, ProposalTerms, SignatureEnvelope, LEDGER_STREAM};
 use crate::domain::governance::{seal_signature, ActiveSet};
+use crate::pin::Verified;
 use crate::service::{self, Ledger, ServiceError};
 use crate::store::Store;
 
@@ -34,9 +35,42 @@ pub(crate) fn service_error(error: ServiceError) -> CliError {
     }
 }
 
-pub(crate) async fn open(db: &str) -> Result<Ledger, CliError> {
-    let store = Store::open_existing(db).await?;
-    Ledger::open(store).await.map_err(service_error)
+/// The ledger of `db`, verified from this client's pin to its head, and the verified state
+/// to read it through (`pin::Verified`).
+pub(crate) async fn open(db: &str) -> Result<(Ledger, Verified), CliError> {
+    let (store, ledger_id, verified) = super::open_verified(db).await?;
+    Ok((Ledger { store, ledger_id }, verified))
+}
+
+/// Closes the ledger's store and the state file.
+pub(crate) async fn close(ledger: &Ledger, verified: &Verified) {
+    ledger.store.close().await;
+    verified.close().await;
+}
+
+/// A proposal as verified (`pin::Verified::proposal`); unknown ids are bad input, as before.
+pub(crate) async fn verified_proposal(
+    ledger: &Ledger,
+    verified: &mut Verified,
+    id: Uuid,
+) -> Result<ProposalState, CliError> {
+    verified.proposal(&ledger.store, id).await?.ok_or_else(|| {
+        CliError::bad_input(format!(
+            "no proposal {id} in ledger {}; `rollbook list` shows them",
+            ledger.ledger_id
+        ))
+    })
+}
+
+/// Before a decision: the governance stream and the proposal it acts on are the verified
+/// ones (a row deleted or edited before the pin would otherwise decide it).
+async fn check_decision_inputs(
+    ledger: &Ledger,
+    verified: &mut Verified,
+    id: Uuid,
+) -> Result<ProposalState, CliError> {
+    verified.stream(&ledger.store, LEDGER_STREAM).await?;
+    verified_proposal(ledger, verified, id).await
 }
 
 /// The hash of seq 1, the first event of the `ledger` stream `events`.
@@ -161,7 +195,8 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
     let body = super::evaluate::read_input_file(&args.file, crate::sizing::FILE_BYTES_MAX)?;
     super::evaluate::proposal_from_input(&args.file, &body)?;
     let key = load_secret(&args.key)?;
-    let ledger = open(db).await?;
+    let (ledger, verified) = open(db).await?;
+    verified.stream(&ledger.store, LEDGER_STREAM).await?;
     let (state, report) = ledger
         .propose_roll(body, &key, Utc::now())
         .await
@@ -171,7 +206,7 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
             }
             other => service_error(other),
         })?;
-    ledger.store.close().await;
+    close(&ledger, &verified).await;
     let status = state.status;
     if args.json {
         println!(
@@ -309,8 +344,8 @@ pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
     if args.offline {
         return sign_offline(id, &key, args);
     }
-    let ledger = open(db).await?;
-    let state = ledger.proposal(id).await.map_err(service_error)?;
+    let (ledger, mut verified) = open(db).await?;
+    let state = check_decision_inputs(&ledger, &mut verified, id).await?;
     let before = history(&ledger).await?;
     show_what_is_signed(&before, &state);
     let outcome = ledger
@@ -321,7 +356,7 @@ pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
     let sets = ledger.signer_sets().await.map_err(service_error)?;
     let motion = before.motion(&state).and_then(Result::ok);
     print_outcome(&ledger, &sets, &outcome, id, motion.as_ref(), args.json);
-    ledger.store.close().await;
+    close(&ledger, &verified).await;
     Ok(EXIT_OK)
 }
 
@@ -340,13 +375,13 @@ pub struct RejectArgs {
 }
 
 pub async fn reject(db: &str, args: &RejectArgs) -> CliResult {
-    let (id, key, ledger) = id_key_and_ledger(db, &args.id, &args.key).await?;
+    let (id, key, ledger, verified) = id_key_and_ledger(db, &args.id, &args.key).await?;
     ledger
         .reject(id, &key, &args.reason, Utc::now())
         .await
         .map_err(service_error)?;
     closed(
-        ledger,
+        (ledger, verified),
         id,
         Status::Rejected,
         format!("rejected proposal {id}: {}", shown(&args.reason)),
@@ -356,21 +391,30 @@ pub async fn reject(db: &str, args: &RejectArgs) -> CliResult {
 }
 
 /// What a veto or a withdrawal acts with: the proposal id, the signer's key, the open ledger
-/// (checked in that order, so a typo fails before the database is opened).
+/// verified from the pin (checked in that order, so a typo fails before the database is
+/// opened), the proposal and the governance checked against the verified events.
 async fn id_key_and_ledger(
     db: &str,
     id: &str,
     key: &std::path::Path,
-) -> Result<(Uuid, crate::crypto::keys::SecretKey, Ledger), CliError> {
+) -> Result<(Uuid, crate::crypto::keys::SecretKey, Ledger, Verified), CliError> {
     let id = parse_id(id)?;
     let key = load_secret(key)?;
-    Ok((id, key, open(db).await?))
+    let (ledger, mut verified) = open(db).await?;
+    check_decision_inputs(&ledger, &mut verified, id).await?;
+    Ok((id, key, ledger, verified))
 }
 
 /// After a veto or a withdrawal: closes the store and tells the proposal's new status, as one
 /// JSON object or as `text`.
-async fn closed(ledger: Ledger, id: Uuid, status: Status, text: String, json: bool) -> CliResult {
-    ledger.store.close().await;
+async fn closed(
+    (ledger, verified): (Ledger, Verified),
+    id: Uuid,
+    status: Status,
+    text: String,
+    json: bool,
+) -> CliResult {
+    close(&ledger, &verified).await;
     if json {
         println!(
             "{}",
@@ -395,13 +439,13 @@ pub struct WithdrawArgs {
 }
 
 pub async fn withdraw(db: &str, args: &WithdrawArgs) -> CliResult {
-    let (id, key, ledger) = id_key_and_ledger(db, &args.id, &args.key).await?;
+    let (id, key, ledger, verified) = id_key_and_ledger(db, &args.id, &args.key).await?;
     ledger
         .withdraw(id, &key, Utc::now())
         .await
         .map_err(service_error)?;
     closed(
-        ledger,
+        (ledger, verified),
         id,
         Status::Withdrawn,
         format!("withdrew proposal {id}"),
@@ -421,11 +465,12 @@ pub struct ShowArgs {
 
 pub async fn show(db: &str, args: &ShowArgs) -> CliResult {
     let id = parse_id(&args.id)?;
-    let ledger = open(db).await?;
+    let (ledger, mut verified) = open(db).await?;
+    verified.stream(&ledger.store, LEDGER_STREAM).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
     let history = history(&ledger).await?;
-    let state = ledger.proposal(id).await.map_err(service_error)?;
-    ledger.store.close().await;
+    let state = verified_proposal(&ledger, &mut verified, id).await?;
+    close(&ledger, &verified).await;
     if args.json {
         println!(
             "{}",
@@ -453,18 +498,16 @@ pub struct ListArgs {
     pub json: bool,
 }
 
-async fn load_states(ledger: &Ledger) -> Result<Vec<ProposalState>, CliError> {
-    let rows = ledger.store.proposals(ledger.ledger_id, None).await?;
-    let mut states = Vec::with_capacity(rows.len());
-    for row in rows {
-        states.push(
-            ledger
-                .proposal(parse_id(&row.proposal_id)?)
-                .await
-                .map_err(service_error)?,
-        );
-    }
-    Ok(states)
+/// The proposals (of one stored status, or all) as verified: the database's projection rows
+/// must be exactly the verified ones, and each stream the verified events.
+pub(crate) async fn verified_states(
+    ledger: &Ledger,
+    verified: &mut Verified,
+    status: Option<&str>,
+) -> Result<Vec<ProposalState>, CliError> {
+    verified.stream(&ledger.store, LEDGER_STREAM).await?;
+    let rows = verified.proposals(&ledger.store, status).await?;
+    Ok(verified.states(&ledger.store, &rows).await?)
 }
 
 pub async fn list(db: &str, args: &ListArgs) -> CliResult {
@@ -476,17 +519,17 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
             ))
         })?),
     };
-    let ledger = open(db).await?;
+    let (ledger, mut verified) = open(db).await?;
+    let all = verified_states(&ledger, &mut verified, None).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
     let history = history(&ledger).await?;
     let now = Utc::now();
-    let states: Vec<ProposalState> = load_states(&ledger)
-        .await?
+    let states: Vec<ProposalState> = all
         .into_iter()
         .filter(|state| wanted.is_none_or(|status| state.status_under(now, &governance) == status))
         .take(args.limit.unwrap_or(usize::MAX))
         .collect();
-    ledger.store.close().await;
+    close(&ledger, &verified).await;
     if args.json {
         let array: Vec<serde_json::Value> = states
             .iter()
@@ -529,20 +572,13 @@ pub struct InboxArgs {
 pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
     let key = load_secret(&args.key)?;
     let key_id = key.public().key_id().to_string();
-    let ledger = open(db).await?;
+    let (ledger, mut verified) = open(db).await?;
+    let pending = verified_states(&ledger, &mut verified, Some("pending")).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
     let history = history(&ledger).await?;
     let now = Utc::now();
-    let rows = ledger
-        .store
-        .proposals(ledger.ledger_id, Some("pending"))
-        .await?;
     let mut mine = Vec::new();
-    for row in rows {
-        let state = ledger
-            .proposal(parse_id(&row.proposal_id)?)
-            .await
-            .map_err(service_error)?;
+    for state in pending {
         if state.status_under(now, &governance) != Status::Pending || state.has_signed(&key_id) {
             continue;
         }
@@ -555,7 +591,7 @@ pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
             mine.push(state);
         }
     }
-    ledger.store.close().await;
+    close(&ledger, &verified).await;
     if args.json {
         let array: Vec<serde_json::Value> = mine
             .iter()
@@ -655,10 +691,10 @@ pub struct RequestArgs {
 
 pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
     let id = parse_id(&args.id)?;
-    let ledger = open(db).await?;
-    let state = ledger.proposal(id).await.map_err(service_error)?;
+    let (ledger, mut verified) = open(db).await?;
+    let state = check_decision_inputs(&ledger, &mut verified, id).await?;
     let history = history(&ledger).await?;
-    ledger.store.close().await;
+    close(&ledger, &verified).await;
     if state.effective_status(Utc::now()) != Status::Pending {
         return Err(CliError::refused(format!(
             "proposal {id} is {}; there is nothing to sign",
@@ -869,14 +905,15 @@ pub async fn attach(db: &str, args: &AttachArgs) -> CliResult {
         )));
     }
     let id = parse_id(&file.proposal_id)?;
-    let ledger = open(db).await?;
+    let (ledger, mut verified) = open(db).await?;
+    check_decision_inputs(&ledger, &mut verified, id).await?;
     let outcome = ledger
         .attach(id, file.signature, Utc::now())
         .await
         .map_err(service_error)?;
     let sets = ledger.signer_sets().await.map_err(service_error)?;
     print_outcome(&ledger, &sets, &outcome, id, None, args.json);
-    ledger.store.close().await;
+    close(&ledger, &verified).await;
     Ok(EXIT_OK)
 }
 

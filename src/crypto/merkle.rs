@@ -88,7 +88,7 @@ pub fn root_from_leaf_hashes(leaf_hashes: &[Hash]) -> Hash {
 /// set bit of `leaf_count` (largest, leftmost first), so at most 64 hashes for any `u64` count.
 /// `root()` folds them right to left, which is exactly RFC 9162's MTH split at the largest power
 /// of two below n.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct MerkleBuilder {
     subtree_roots: Vec<Hash>,
     leaf_count: u64,

@@ -227,7 +227,7 @@ pub enum ChainError {
 /// only the previous hash and the version of each stream seen, never the events themselves.
 /// Stream versions are checked by the store's unique index and by replay, so this verifier only
 /// needs O(1) memory per event.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ChainVerifier {
     ledger_id: Option<Uuid>,
     next_seq: u64,

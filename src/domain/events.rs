@@ -170,8 +170,9 @@ pub struct PolicyAdopted {
     pub policy_hash: String,
 }
 
-/// Every event payload rollbook writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Every event payload rollbook writes. (Its serde form is for saved verifier state only; a
+/// payload's bytes are its variant's own serialization, `to_payload`.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     LedgerCreated(LedgerCreated),
     ProposalRecorded(ProposalRecorded),

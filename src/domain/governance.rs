@@ -269,7 +269,9 @@ pub fn seal_signature(
 }
 
 /// The governance state in force: signer set, policy, and the `ledger` stream's version.
-#[derive(Debug, Clone)]
+/// Saved (serde) as the texts it was parsed from, and parsed and checked again when restored.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(into = "GovernanceRecord", try_from = "GovernanceRecord")]
 pub struct Governance {
     pub ledger_id: Uuid,
     pub set: ActiveSet,
@@ -280,6 +282,52 @@ pub struct Governance {
     pub policy_version: u64,
     /// Events in the `ledger` stream so far (for optimistic concurrency).
     pub stream_version: u64,
+}
+
+/// `Governance` as saved: the signer set and policy as their exact JSON texts.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct GovernanceRecord {
+    ledger_id: Uuid,
+    set_json: String,
+    policy_json: String,
+    policy_hash: String,
+    policy_version: u64,
+    stream_version: u64,
+}
+
+impl From<Governance> for GovernanceRecord {
+    fn from(governance: Governance) -> Self {
+        GovernanceRecord {
+            ledger_id: governance.ledger_id,
+            set_json: governance.set_json,
+            policy_json: governance.policy_json,
+            policy_hash: governance.policy_hash,
+            policy_version: governance.policy_version,
+            stream_version: governance.stream_version,
+        }
+    }
+}
+
+impl TryFrom<GovernanceRecord> for Governance {
+    type Error = String;
+
+    fn try_from(record: GovernanceRecord) -> Result<Self, Self::Error> {
+        let set = ActiveSet::parse(&record.set_json).map_err(|r| r.to_string())?;
+        let policy = Policy::from_canonical_json(&record.policy_json).map_err(|e| e.to_string())?;
+        if policy.hash_hex() != record.policy_hash {
+            return Err("the saved policy does not match its hash".into());
+        }
+        Ok(Governance {
+            ledger_id: record.ledger_id,
+            set,
+            set_json: record.set_json,
+            policy,
+            policy_json: record.policy_json,
+            policy_hash: record.policy_hash,
+            policy_version: record.policy_version,
+            stream_version: record.stream_version,
+        })
+    }
 }
 
 impl Governance {

@@ -15,7 +15,7 @@ use crate::sizing::{self, Policy, Proposal, SizingReport};
 /// The longest time to live a policy may set (one year); `Policy::validate` enforces it.
 pub const TTL_SECONDS_MAX: u64 = crate::sizing::PROPOSAL_TTL_SECONDS_MAX;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Status {
     Pending,
     Committed,
@@ -70,7 +70,7 @@ impl std::fmt::Display for Status {
 }
 
 /// A co-signature as recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CoSignature {
     pub key_id: String,
     pub recorded_at: String,
@@ -78,7 +78,7 @@ pub struct CoSignature {
 }
 
 /// A proposal folded from its stream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ProposalState {
     pub id: Uuid,
     pub recorded: ProposalRecorded,

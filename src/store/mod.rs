@@ -13,6 +13,7 @@ mod shared;
 mod postgres;
 mod queries;
 mod sqlite;
+pub mod state;
 
 use std::time::Duration;
 

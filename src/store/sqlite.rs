@@ -145,7 +145,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(open_failed(url))?;
-        migrate(&pool)
+        migrate(&pool, &sqlx::migrate!("migrations/sqlite"))
             .await
             .map_err(|reason| StoreError::Migrate { url: shown, reason })?;
         let turn = TURNS.of(url);
@@ -458,14 +458,16 @@ impl Drop for OpenWrite<'_> {
     }
 }
 
-/// Applies the carried migrations. Several processes may open a fresh file at once and
-/// SQLite's migrator takes no lock, so a loser of that race sees the winner's tables: it
-/// retries once the winner has committed.
-async fn migrate(pool: &SqlitePool) -> Result<(), String> {
-    let migrator = sqlx::migrate!("migrations/sqlite");
+/// Applies the carried migrations (the ledger's, or a client state file's). Several processes
+/// may open a fresh file at once and SQLite's migrator takes no lock, so a loser of that race
+/// sees the winner's tables: it retries once the winner has committed.
+pub(super) async fn migrate(
+    pool: &SqlitePool,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<(), String> {
     let mut attempt = 0;
     loop {
-        if migrations_current(pool, &migrator).await {
+        if migrations_current(pool, migrator).await {
             return Ok(());
         }
         match migrator.run(pool).await {

@@ -6,7 +6,21 @@
 //! so a CI run can never pass by silently skipping PostgreSQL.
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
 use sqlx::Connection;
+
+/// The rollbook binary, its pins in a state directory of this test process (never the real
+/// home): one temp dir per test binary, which the ledgers' distinct ids keep apart.
+pub fn rollbook_command() -> Command {
+    static STATE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let state = STATE.get_or_init(|| tempfile::tempdir().expect("temp dir"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rollbook"));
+    command.env("ROLLBOOK_STATE_DIR", state.path());
+    command
+}
 
 pub struct TestDb {
     pub backend: &'static str,
@@ -60,6 +74,22 @@ impl TestDb {
             dir,
             schema: Some(schema),
         })
+    }
+
+    /// The state directory (pins) of this test's clients: inside its temp dir.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The rollbook binary on this database, its pins in `state_dir`.
+    pub fn rollbook(&self, state_dir: &Path) -> Command {
+        let mut command = rollbook_command();
+        command
+            .env("ROLLBOOK_STATE_DIR", state_dir)
+            .env_remove("ROLLBOOK_DB")
+            .arg("--db")
+            .arg(&self.url);
+        command
     }
 
     /// Runs raw SQL as an attacker with database access would (bypassing rollbook).
@@ -179,6 +209,46 @@ impl Drop for TestDb {
         })
         .join();
     }
+}
+
+/// A byte string as a SQL literal of the backend.
+pub fn sql_bytes(db: &TestDb, bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    if db.backend == "sqlite" {
+        format!("X'{hex}'")
+    } else {
+        format!("'\\x{hex}'::bytea")
+    }
+}
+
+pub fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// `verb INTO events (...) VALUES (...) tail` for a whole event row, as an attacker writes it.
+pub fn event_row_sql(
+    db: &TestDb,
+    verb: &str,
+    event: &rollbook::domain::envelope::StoredEvent,
+    tail: &str,
+) -> String {
+    format!(
+        "{verb} INTO events (ledger_id, seq, stream_id, stream_version, event_id, event_type, \
+         schema_version, recorded_at, actor, payload, prev_hash, hash) \
+         VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) {tail}",
+        sql_text(&event.ledger_id.to_string()),
+        event.seq,
+        sql_text(&event.stream_id),
+        event.stream_version,
+        sql_text(&event.event_id.to_string()),
+        sql_text(&event.event_type),
+        event.schema_version,
+        sql_text(&event.recorded_at),
+        event.actor.as_deref().map_or("NULL".into(), sql_text),
+        sql_bytes(db, &event.payload),
+        sql_bytes(db, &event.prev_hash),
+        sql_bytes(db, &event.hash),
+    )
 }
 
 /// Defines `<name>_sqlite` and `<name>_postgres` tests that run the same async body.

@@ -1,0 +1,537 @@
+//! Client pins: every command that reads a ledger first verifies it from the last head this
+//! client verified (its pin) to the database's current head, with the streaming auditor resumed
+//! from its saved state, and reads through what it verified. A database whose history no longer
+//! extends the pin, or whose new events fail a rule, is refused before anything is decided or
+//! shown. The state lives in one file per ledger in the state directory (`store::state`).
+
+use std::path::{Path, PathBuf};
+
+use uuid::Uuid;
+
+use crate::audit::auditor::{AuditFailure, Auditor};
+use crate::crypto::to_hex;
+use crate::domain::approval::ProposalState;
+use crate::domain::envelope::StoredEvent;
+use crate::domain::projection::ProposalRow;
+use crate::store::state::{PinRow, StateFile, StateWrite};
+use crate::store::{Store, StoreError, PAGE_ROWS};
+
+/// Where pins live unless `ROLLBOOK_STATE_DIR` says otherwise: `$XDG_STATE_HOME/rollbook`, else
+/// `~/.local/state/rollbook`.
+pub const STATE_DIR_ENV: &str = "ROLLBOOK_STATE_DIR";
+
+/// A head moved by honest writers while a view compared the database with its pin: sync and
+/// compare again, at most this many times, before calling the difference a tamper.
+const RESYNCS_MAX: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// The database's history no longer extends the pinned head.
+    #[error("ledger {ledger_id} no longer extends the head this client verified (seq {pinned_seq}, hash {pinned_hash}): it diverges at seq {seq}: {detail}. The database was rewritten or restored from a backup: do not trust it and do not sign on it. Once you know why, start over by removing {state_file}; the next command verifies the ledger from genesis")]
+    Diverged {
+        ledger_id: Uuid,
+        pinned_seq: u64,
+        pinned_hash: String,
+        seq: u64,
+        detail: String,
+        state_file: PathBuf,
+    },
+    /// An event after the pin breaks a rule: nothing was verified past it, nothing is written.
+    #[error("ledger {ledger_id} fails verification at seq {}: {}; this client verified it up to seq {pinned_seq} and stops there: nothing was written. Run `rollbook verify` and find out who wrote that event", failure.seq, failure.reason)]
+    Invalid {
+        ledger_id: Uuid,
+        pinned_seq: u64,
+        failure: AuditFailure,
+    },
+    /// The database's projection or a stream read from it differs from the verified events.
+    #[error("{what}; the database disagrees with the events this client verified (up to seq {pinned_seq}). If only the `proposals` table differs, `rollbook rebuild` recomputes it from the events")]
+    Disagrees { what: String, pinned_seq: u64 },
+    #[error("no state directory for pins: set {STATE_DIR_ENV} (or XDG_STATE_HOME or HOME)")]
+    NoStateDir,
+    #[error("cannot use the state directory {path}: {reason}")]
+    StateDir { path: PathBuf, reason: String },
+    #[error("state file: {0}")]
+    State(StoreError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The state directory: `ROLLBOOK_STATE_DIR`, else `$XDG_STATE_HOME/rollbook`, else
+/// `$HOME/.local/state/rollbook` (XDG Base Directory: state that should persist but is not
+/// worth backing up with documents; it is rebuilt from genesis when missing).
+pub fn state_dir() -> Result<PathBuf, PinError> {
+    let set = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+    if let Some(dir) = set(STATE_DIR_ENV) {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = set("XDG_STATE_HOME") {
+        return Ok(PathBuf::from(dir).join("rollbook"));
+    }
+    set("HOME")
+        .map(|home| PathBuf::from(home).join(".local/state/rollbook"))
+        .ok_or(PinError::NoStateDir)
+}
+
+/// The state file of `ledger_id` in `dir`.
+pub fn state_file(dir: &Path, ledger_id: Uuid) -> PathBuf {
+    dir.join(format!("ledger-{ledger_id}.db"))
+}
+
+/// A pin as tests and `verify FILE` see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    pub seq: u64,
+    pub head_hash: [u8; 32],
+    pub events_verified: u64,
+    pub syncs: u64,
+}
+
+/// The pin of `ledger_id` in `dir`, read only (no file is created).
+pub async fn pinned(dir: &Path, ledger_id: Uuid) -> Result<Option<Pin>, PinError> {
+    let Some(state) = StateFile::open(&state_file(dir, ledger_id), false)
+        .await
+        .map_err(PinError::State)?
+    else {
+        return Ok(None);
+    };
+    let pin = state.pin(ledger_id).await.map_err(PinError::State)?;
+    state.close().await;
+    Ok(pin.map(|pin| Pin {
+        seq: pin.seq,
+        head_hash: pin.head_hash,
+        events_verified: pin.events_verified,
+        syncs: pin.syncs,
+    }))
+}
+
+/// A ledger verified up to its pin, and the way to read it through what was verified.
+pub struct Verified {
+    pub ledger_id: Uuid,
+    /// The pinned head: seq and hash.
+    pub seq: u64,
+    pub head_hash: [u8; 32],
+    /// Events this command verified (0 when the pin was already at the head).
+    pub verified_now: u64,
+    state: StateFile,
+}
+
+/// Verifies `ledger_id` in `store` from this client's pin (from genesis without one) to its
+/// head and moves the pin there.
+pub async fn sync(store: &Store, ledger_id: Uuid, dir: &Path) -> Result<Verified, PinError> {
+    std::fs::create_dir_all(dir).map_err(|error| PinError::StateDir {
+        path: dir.to_path_buf(),
+        reason: error.to_string(),
+    })?;
+    restrict_to_owner(dir);
+    let state = StateFile::open(&state_file(dir, ledger_id), true)
+        .await
+        .map_err(PinError::State)?
+        .expect("created when missing");
+    let mut verified = Verified {
+        ledger_id,
+        seq: 0,
+        head_hash: [0; 32],
+        verified_now: 0,
+        state,
+    };
+    verified.sync(store).await?;
+    Ok(verified)
+}
+
+/// Pins say what this user verified: nobody else on the machine needs to read them.
+fn restrict_to_owner(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+}
+
+impl Verified {
+    /// Verifies what the database added since the pin and moves the pin, in one transaction of
+    /// the state file (under its write lock, so concurrent syncs follow each other).
+    async fn sync(&mut self, store: &Store) -> Result<(), PinError> {
+        let ledger_id = self.ledger_id;
+        let mut write = self.state.begin().await.map_err(PinError::State)?;
+        let pin = write.pin(ledger_id).await.map_err(PinError::State)?;
+        let head = store
+            .head(ledger_id)
+            .await?
+            .ok_or(StoreError::NoSuchLedger(ledger_id))?;
+        let mut auditor = match &pin {
+            Some(pin) => {
+                self.check_extends(store, &mut write, pin, head).await?;
+                if (pin.seq, pin.head_hash) == head {
+                    // Nothing new: the saved auditor state is not even read.
+                    (self.seq, self.head_hash, self.verified_now) = (pin.seq, pin.head_hash, 0);
+                    return Ok(());
+                }
+                Auditor::restore(&pin.auditor).map_err(|reason| {
+                    PinError::State(StoreError::CorruptRow {
+                        seq: pin.seq as i64,
+                        reason: format!("the saved auditor state does not read back: {reason}"),
+                    })
+                })?
+            }
+            None => Auditor::new(),
+        };
+        let invalid = |failure: AuditFailure| PinError::Invalid {
+            ledger_id,
+            pinned_seq: pin.as_ref().map_or(0, |pin| pin.seq),
+            failure,
+        };
+        let pushed =
+            self.walk(store, &mut write, &mut auditor)
+                .await
+                .map_err(|error| match error {
+                    Ok(failure) => invalid(failure),
+                    Err(error) => error,
+                })?;
+        auditor.check_complete().map_err(invalid)?;
+        let reached = (auditor.events(), auditor.head_hash());
+        // Honest writers may have appended since the head was read, never removed anything.
+        if reached.0 < head.0 || (reached.0 == head.0 && reached.1 != head.1) {
+            return Err(invalid(AuditFailure {
+                seq: reached.0,
+                reason: format!(
+                    "the ledger head says seq {} with hash {}, but the events end at seq {} with hash {}",
+                    head.0,
+                    to_hex(&head.1),
+                    reached.0,
+                    to_hex(&reached.1)
+                ),
+            }));
+        }
+        write
+            .save_pin(ledger_id, reached, &auditor.snapshot(), pushed)
+            .await
+            .map_err(PinError::State)?;
+        write.commit().await.map_err(PinError::State)?;
+        (self.seq, self.head_hash, self.verified_now) = (reached.0, reached.1, pushed);
+        Ok(())
+    }
+
+    /// Pushes every event after the auditor's last through it, page by page, recording each
+    /// one it accepts; how many. `Err(Ok(failure))` is the first event that failed (a rule, or a
+    /// row altered after it was written), `Err(Err(_))` a database or state file error.
+    async fn walk(
+        &self,
+        store: &Store,
+        write: &mut StateWrite,
+        auditor: &mut Auditor,
+    ) -> Result<u64, Result<AuditFailure, PinError>> {
+        let ledger = self.ledger_id.to_string();
+        let mut pushed = 0u64;
+        loop {
+            let page = store
+                .read_page(self.ledger_id, auditor.events(), PAGE_ROWS)
+                .await
+                .map_err(|error| match altered(&error) {
+                    Some(failure) => Ok(failure),
+                    None => Err(PinError::Store(error)),
+                })?;
+            if page.is_empty() {
+                return Ok(pushed);
+            }
+            for event in &page {
+                auditor.push(event).map_err(Ok)?;
+                write
+                    .record(&ledger, event)
+                    .await
+                    .map_err(|error| Err(PinError::State(error)))?;
+                pushed += 1;
+            }
+        }
+    }
+
+    /// Refuses a database whose history does not contain the pinned head at the pinned seq,
+    /// naming the first seq where it differs from what this client verified.
+    async fn check_extends(
+        &self,
+        store: &Store,
+        write: &mut StateWrite,
+        pin: &PinRow,
+        head: (u64, [u8; 32]),
+    ) -> Result<(), PinError> {
+        let diverged = |seq: u64, detail: String| PinError::Diverged {
+            ledger_id: self.ledger_id,
+            pinned_seq: pin.seq,
+            pinned_hash: to_hex(&pin.head_hash),
+            seq,
+            detail,
+            state_file: self.state.path().to_path_buf(),
+        };
+        let end = head.0.min(pin.seq);
+        if end == pin.seq && self.store_hash(store, pin.seq).await == Some(pin.head_hash) {
+            return Ok(());
+        }
+        // The first seq at or before `end` whose event differs from the one verified. A history
+        // rewritten from seq d on differs at every seq from d (each hash covers the one before),
+        // so a bisection finds d.
+        let (mut same, mut differs) = (0u64, end + 1);
+        if end > 0 && self.matches(store, write, end).await? {
+            same = end;
+        }
+        while differs - same > 1 {
+            let middle = same + (differs - same) / 2;
+            if self.matches(store, write, middle).await? {
+                same = middle;
+            } else {
+                differs = middle;
+            }
+        }
+        let seq = differs;
+        if seq > head.0 {
+            return Err(diverged(
+                seq,
+                format!(
+                    "the ledger now ends at seq {}, before the pinned seq {}: events were removed",
+                    head.0, pin.seq
+                ),
+            ));
+        }
+        let found = match self.store_hash(store, seq).await {
+            Some(hash) => format!("hash {}", to_hex(&hash)),
+            None => "no readable event".into(),
+        };
+        let verified = write
+            .hash_at(seq)
+            .await
+            .map_err(PinError::State)?
+            .map_or_else(|| "?".into(), |hash| to_hex(&hash));
+        Err(diverged(
+            seq,
+            format!("this client verified the event with hash {verified} there; the database now holds {found}"),
+        ))
+    }
+
+    /// Whether the database's event at `seq` is the one this client verified.
+    async fn matches(
+        &self,
+        store: &Store,
+        write: &mut StateWrite,
+        seq: u64,
+    ) -> Result<bool, PinError> {
+        let verified = write.hash_at(seq).await.map_err(PinError::State)?;
+        Ok(verified.is_some() && self.store_hash(store, seq).await == verified)
+    }
+
+    /// The hash of the database's event at `seq`, `None` when absent or unreadable (a row that
+    /// fails its seal check is not the event that was verified either).
+    async fn store_hash(&self, store: &Store, seq: u64) -> Option<[u8; 32]> {
+        let page = store.read_page(self.ledger_id, seq - 1, 1).await.ok()?;
+        page.first()
+            .filter(|event| event.seq == seq)
+            .map(|event| event.hash)
+    }
+
+    fn disagrees(&self, what: String) -> PinError {
+        PinError::Disagrees {
+            what,
+            pinned_seq: self.seq,
+        }
+    }
+
+    /// The events of `stream_id` up to the pin, read from the database and checked against
+    /// what was verified: the same versions, each event's hash the verified one.
+    pub async fn stream(
+        &self,
+        store: &Store,
+        stream_id: &str,
+    ) -> Result<Vec<StoredEvent>, PinError> {
+        let mut events = store.read_stream(self.ledger_id, stream_id).await?;
+        events.retain(|event| event.seq <= self.seq);
+        let verified = self
+            .state
+            .stream(stream_id)
+            .await
+            .map_err(PinError::State)?;
+        let (version, last_seq) = verified.unwrap_or((0, 0));
+        let last = events.last().map(|e| (e.stream_version, e.seq));
+        if last.unwrap_or((0, 0)) != (version, last_seq) || events.len() as u64 != version {
+            return Err(self.disagrees(format!(
+                "stream {stream_id}: the database holds {} events up to seq {}, the verified events are {version} up to seq {last_seq} (event rows were deleted or added)",
+                events.len(),
+                last.map_or(0, |(_, seq)| seq)
+            )));
+        }
+        for (index, event) in events.iter().enumerate() {
+            let verified = self
+                .state
+                .hash_at(event.seq)
+                .await
+                .map_err(PinError::State)?;
+            if event.stream_version != index as u64 + 1 || verified != Some(event.hash) {
+                return Err(self.disagrees(format!(
+                    "stream {stream_id}: the event at seq {} is not the one verified (an event row was edited or replaced)",
+                    event.seq
+                )));
+            }
+        }
+        Ok(events)
+    }
+
+    /// A proposal as verified: its stream checked, its database row the verified row (compared
+    /// again after a sync while the head moves, as `proposals` does).
+    pub async fn proposal(
+        &mut self,
+        store: &Store,
+        proposal_id: Uuid,
+    ) -> Result<Option<ProposalState>, PinError> {
+        let id = proposal_id.to_string();
+        let mut attempt = 0;
+        let verified = loop {
+            let verified = self
+                .state
+                .proposal(self.ledger_id, &id)
+                .await
+                .map_err(PinError::State)?;
+            let stored = store.proposal(self.ledger_id, &id).await?;
+            match self.compare_row(&id, stored.as_ref(), verified.as_ref()) {
+                Ok(()) => break verified,
+                Err(error) => self.resync_or(store, &mut attempt, error).await?,
+            }
+        };
+        if verified.is_none() {
+            return Ok(None);
+        }
+        let events = self.stream(store, &id).await?;
+        ProposalState::from_stream(&events)
+            .map(Some)
+            .map_err(|refusal| self.disagrees(format!("proposal {id}: {refusal}")))
+    }
+
+    /// The verified projection rows (optionally of one status), after checking that the
+    /// database's rows are exactly these. A difference seen while the database's head moves on
+    /// is synced and compared again; one that stays is a tamper.
+    pub async fn proposals(
+        &mut self,
+        store: &Store,
+        status: Option<&str>,
+    ) -> Result<Vec<ProposalRow>, PinError> {
+        let mut attempt = 0;
+        loop {
+            let verified = self
+                .state
+                .proposals(self.ledger_id, status)
+                .await
+                .map_err(PinError::State)?;
+            let stored = store.proposals(self.ledger_id, status).await?;
+            match self.compare_rows(&stored, &verified) {
+                Ok(()) => return Ok(verified),
+                Err(error) => self.resync_or(store, &mut attempt, error).await?,
+            }
+        }
+    }
+
+    /// After a difference: when the database's head moved past the pin (an honest writer
+    /// appended meanwhile), syncs to compare again; when it did not, or after `RESYNCS_MAX`
+    /// syncs, the difference is the answer.
+    async fn resync_or(
+        &mut self,
+        store: &Store,
+        attempt: &mut usize,
+        difference: PinError,
+    ) -> Result<(), PinError> {
+        let head = store.head(self.ledger_id).await?;
+        if *attempt == RESYNCS_MAX || head == Some((self.seq, self.head_hash)) {
+            return Err(difference);
+        }
+        *attempt += 1;
+        self.sync(store).await
+    }
+
+    /// The states of proposals given by their verified rows, each stream checked.
+    pub async fn states(
+        &self,
+        store: &Store,
+        rows: &[ProposalRow],
+    ) -> Result<Vec<ProposalState>, PinError> {
+        let mut states = Vec::with_capacity(rows.len());
+        for row in rows {
+            let events = self.stream(store, &row.proposal_id).await?;
+            states.push(ProposalState::from_stream(&events).map_err(|refusal| {
+                self.disagrees(format!("proposal {}: {refusal}", row.proposal_id))
+            })?);
+        }
+        Ok(states)
+    }
+
+    fn compare_rows(
+        &self,
+        stored: &[ProposalRow],
+        verified: &[ProposalRow],
+    ) -> Result<(), PinError> {
+        let by_id = |rows: &[ProposalRow]| -> std::collections::BTreeMap<String, ProposalRow> {
+            rows.iter()
+                .map(|row| (row.proposal_id.clone(), row.clone()))
+                .collect()
+        };
+        let (stored, verified) = (by_id(stored), by_id(verified));
+        for id in stored.keys().chain(verified.keys()) {
+            self.compare_row(id, stored.get(id), verified.get(id))?;
+        }
+        Ok(())
+    }
+
+    /// A database row against the verified row of the same proposal: named and explained
+    /// when they differ.
+    fn compare_row(
+        &self,
+        id: &str,
+        stored: Option<&ProposalRow>,
+        verified: Option<&ProposalRow>,
+    ) -> Result<(), PinError> {
+        let what = match (stored, verified) {
+            (None, None) => return Ok(()),
+            (Some(stored), Some(verified)) if stored == verified => return Ok(()),
+            (None, Some(verified)) => format!(
+                "proposal {id} ({}, verified at seq {}) is missing from the database's proposals table",
+                verified.status, verified.last_seq
+            ),
+            (Some(stored), None) => format!(
+                "the database's proposals table lists proposal {id} ({}), which no verified event records",
+                stored.status
+            ),
+            (Some(stored), Some(verified)) => format!(
+                "proposal {id}: the database's proposals table says {}, the verified events say {}",
+                row_text(stored),
+                row_text(verified)
+            ),
+        };
+        Err(self.disagrees(what))
+    }
+
+    pub async fn close(&self) {
+        self.state.close().await
+    }
+}
+
+/// The columns of a row that say what happened to it, for messages.
+fn row_text(row: &ProposalRow) -> String {
+    format!(
+        "status {}, {} signatures ({}), seqs {}..{}, verdict {}",
+        row.status,
+        row.signature_count,
+        row.signers,
+        row.first_seq,
+        row.last_seq,
+        row.verdict.as_deref().unwrap_or("-")
+    )
+}
+
+/// A row the database could not hand back as stored (altered after it was written), as a
+/// verification failure at its seq.
+fn altered(error: &StoreError) -> Option<AuditFailure> {
+    match error {
+        StoreError::HashMismatch { seq, .. } => Some(AuditFailure {
+            seq: *seq,
+            reason: "the event does not match its recorded hash: its contents were altered".into(),
+        }),
+        StoreError::CorruptRow { seq, reason } => Some(AuditFailure {
+            seq: (*seq).max(0) as u64,
+            reason: format!("unreadable row: {reason}"),
+        }),
+        _ => None,
+    }
+}

@@ -1,0 +1,259 @@
+//! A client's state file: one local SQLite file per ledger holding the pin (the last head this
+//! client verified and the auditor's state there), the hash of every event it verified, each
+//! stream's verified version, and the projection of the verified events (the ledger's own
+//! `proposals` table, made by the same statements). `pin.rs` decides what goes in; this file
+//! only stores it.
+
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use uuid::Uuid;
+
+use super::queries::Queries;
+use super::shared::hash32;
+use super::{db_err, StoreError, LOCK_TIMEOUT};
+use crate::domain::envelope::{format_timestamp, StoredEvent};
+use crate::domain::projection::ProposalRow;
+
+const PIN: &str =
+    "SELECT seq, head_hash, auditor, events_verified, syncs FROM pin WHERE ledger_id = $1";
+const PIN_SAVE: &str = "INSERT INTO pin (ledger_id, seq, head_hash, auditor, events_verified, syncs, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6) \
+    ON CONFLICT (ledger_id) DO UPDATE SET seq = excluded.seq, head_hash = excluded.head_hash, auditor = excluded.auditor, \
+    events_verified = pin.events_verified + excluded.events_verified, syncs = pin.syncs + 1, updated_at = excluded.updated_at";
+const CHAIN_INSERT: &str = "INSERT INTO chain (seq, hash) VALUES ($1, $2)";
+const CHAIN_HASH: &str = "SELECT hash FROM chain WHERE seq = $1";
+const STREAM_SAVE: &str = "INSERT INTO streams (stream_id, version, last_seq) VALUES ($1, $2, $3) \
+    ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_seq = excluded.last_seq";
+const STREAM: &str = "SELECT version, last_seq FROM streams WHERE stream_id = $1";
+
+/// The pin: how far this client verified the ledger.
+#[derive(Debug, Clone)]
+pub struct PinRow {
+    pub seq: u64,
+    pub head_hash: [u8; 32],
+    /// The auditor's state after `seq` (`Auditor::snapshot`).
+    pub auditor: Vec<u8>,
+    /// Events pushed through the auditor by every sync so far.
+    pub events_verified: u64,
+    /// Syncs that verified at least one event.
+    pub syncs: u64,
+}
+
+/// An open state file.
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl StateFile {
+    /// Opens the state file at `path`, creating it when `create` (else `Ok(None)` when absent).
+    pub async fn open(path: &Path, create: bool) -> Result<Option<StateFile>, StoreError> {
+        if !create && !path.exists() {
+            return Ok(None);
+        }
+        let failed = |error: sqlx::Error| StoreError::Open {
+            url: path.display().to_string(),
+            reason: error.to_string(),
+        };
+        // WAL + NORMAL: a commit lost to a power cut leaves an older pin, which is still a
+        // head this client verified (the next sync verifies a little more); readers never
+        // wait for a sync.
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(LOCK_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(LOCK_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(failed)?;
+        super::sqlite::migrate(&pool, &sqlx::migrate!("migrations/state"))
+            .await
+            .map_err(|reason| StoreError::Migrate {
+                url: path.display().to_string(),
+                reason,
+            })?;
+        Ok(Some(StateFile {
+            pool,
+            path: path.to_path_buf(),
+        }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The pin of `ledger_id`, read without a lock.
+    pub async fn pin(&self, ledger_id: Uuid) -> Result<Option<PinRow>, StoreError> {
+        let row = sqlx::query(PIN)
+            .bind(ledger_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err("reading the pin"))?;
+        row.map(|row| pin_row(&row)).transpose()
+    }
+
+    /// Starts a sync: takes the file's write lock (`BEGIN IMMEDIATE`), so two clients on this
+    /// machine sync one after the other and each starts from the pin the other left.
+    pub async fn begin(&self) -> Result<StateWrite, StoreError> {
+        let tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err("locking the state file"))?;
+        Ok(StateWrite {
+            tx,
+            pool: self.pool.clone(),
+        })
+    }
+
+    /// The verified hash of the event at `seq`, if this client verified it.
+    pub async fn hash_at(&self, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        hash_at(&self.pool, seq).await
+    }
+
+    /// A verified stream's last version and the seq of that version.
+    pub async fn stream(&self, stream_id: &str) -> Result<Option<(u64, u64)>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(STREAM)
+            .bind(stream_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err("reading a verified stream"))?;
+        Ok(row.map(|(version, seq)| (version.max(0) as u64, seq.max(0) as u64)))
+    }
+
+    /// Verified projection rows, oldest first, optionally of one status.
+    pub async fn proposals(
+        &self,
+        ledger_id: Uuid,
+        status: Option<&str>,
+    ) -> Result<Vec<ProposalRow>, StoreError> {
+        Queries { pool: &self.pool }
+            .proposals(ledger_id, status)
+            .await
+    }
+
+    pub async fn proposal(
+        &self,
+        ledger_id: Uuid,
+        proposal_id: &str,
+    ) -> Result<Option<ProposalRow>, StoreError> {
+        Queries { pool: &self.pool }
+            .proposal(ledger_id, proposal_id)
+            .await
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await
+    }
+}
+
+async fn hash_at<'e>(
+    executor: impl sqlx::Executor<'e, Database = Sqlite>,
+    seq: u64,
+) -> Result<Option<[u8; 32]>, StoreError> {
+    let row: Option<(Vec<u8>,)> = sqlx::query_as(CHAIN_HASH)
+        .bind(seq as i64)
+        .fetch_optional(executor)
+        .await
+        .map_err(db_err("reading a verified hash"))?;
+    row.map(|(hash,)| hash32(seq as i64, "verified hash", hash))
+        .transpose()
+}
+
+fn pin_row(row: &sqlx::sqlite::SqliteRow) -> Result<PinRow, StoreError> {
+    let read = |source| StoreError::Database {
+        doing: "reading the pin",
+        source,
+    };
+    let seq: i64 = row.try_get("seq").map_err(read)?;
+    Ok(PinRow {
+        seq: seq.max(0) as u64,
+        head_hash: hash32(seq, "pinned hash", row.try_get("head_hash").map_err(read)?)?,
+        auditor: row.try_get("auditor").map_err(read)?,
+        events_verified: row
+            .try_get::<i64, _>("events_verified")
+            .map_err(read)?
+            .max(0) as u64,
+        syncs: row.try_get::<i64, _>("syncs").map_err(read)?.max(0) as u64,
+    })
+}
+
+/// A sync in progress: nothing it records is seen by anyone until `commit`; dropped, it rolls
+/// back.
+pub struct StateWrite {
+    tx: Transaction<'static, Sqlite>,
+    /// The file's pool, for the projection statements shared with the ledger's store.
+    pool: SqlitePool,
+}
+
+impl StateWrite {
+    /// The pin, read under the write lock.
+    pub async fn pin(&mut self, ledger_id: Uuid) -> Result<Option<PinRow>, StoreError> {
+        let row = sqlx::query(PIN)
+            .bind(ledger_id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err("reading the pin"))?;
+        row.map(|row| pin_row(&row)).transpose()
+    }
+
+    pub async fn hash_at(&mut self, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        hash_at(&mut *self.tx, seq).await
+    }
+
+    /// Records an event the auditor accepted: its hash, its stream's version, its projection.
+    pub async fn record(&mut self, ledger: &str, event: &StoredEvent) -> Result<(), StoreError> {
+        sqlx::query(CHAIN_INSERT)
+            .bind(event.seq as i64)
+            .bind(&event.hash[..])
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err("recording a verified hash"))?;
+        sqlx::query(STREAM_SAVE)
+            .bind(event.stream_id.as_str())
+            .bind(event.stream_version as i64)
+            .bind(event.seq as i64)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err("recording a verified stream"))?;
+        Queries { pool: &self.pool }
+            .apply_projection(&mut self.tx, ledger, event)
+            .await
+    }
+
+    /// Moves the pin to `(seq, head_hash)` with the auditor's state there; `pushed` events
+    /// were verified to get there.
+    pub async fn save_pin(
+        &mut self,
+        ledger_id: Uuid,
+        (seq, head_hash): (u64, [u8; 32]),
+        auditor: &[u8],
+        pushed: u64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(PIN_SAVE)
+            .bind(ledger_id.to_string())
+            .bind(seq as i64)
+            .bind(&head_hash[..])
+            .bind(auditor)
+            .bind(pushed as i64)
+            .bind(format_timestamp(Utc::now()))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err("moving the pin"))?;
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx
+            .commit()
+            .await
+            .map_err(db_err("committing the state file"))
+    }
+}

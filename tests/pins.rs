@@ -1,0 +1,528 @@
+//! Client pins (issue 19, case 3 and "clients pin what they saw"), through the real binary on
+//! both backends: each client verifies the ledger from its pin to the head before it decides or
+//! shows anything, so a forged event, an edited projection, a rewritten or truncated history is
+//! refused, and a crafted export never moves a pin.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use chrono::{Duration, TimeZone, Utc};
+use common::{event_row_sql, sql_bytes, sql_text, TestDb};
+use rollbook::domain::envelope::{NewEvent, StoredEvent};
+use rollbook::domain::events::{Event, ProposalCommitted, SCHEMA_VERSION};
+use rollbook::pin::{pinned, Pin};
+use rollbook::store::Store;
+use uuid::Uuid;
+
+const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A 2-of-3 desk (alice, bob, carol), each signer a client with a state directory of its own.
+struct Desk<'a> {
+    db: &'a TestDb,
+}
+
+impl Desk<'_> {
+    fn new(db: &TestDb) -> Desk<'_> {
+        let desk = Desk { db };
+        for name in ["alice", "bob", "carol"] {
+            let out = common::rollbook_command()
+                .args(["keygen", "--out", &desk.path(&format!("{name}.key"))])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+        }
+        let signers: String = ["alice", "bob", "carol"]
+            .iter()
+            .map(|n| format!("[[signers]]\nname = \"{n}\"\npublic_key_file = \"{n}.key.pub\"\n"))
+            .collect();
+        std::fs::write(
+            desk.path("signers.toml"),
+            format!("threshold = 2\n{signers}"),
+        )
+        .unwrap();
+        desk.ok(
+            "alice",
+            &[
+                "init",
+                "--signers",
+                &desk.path("signers.toml"),
+                "--key",
+                &desk.path("alice.key"),
+            ],
+        );
+        desk
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.db.dir.path().join(name).display().to_string()
+    }
+
+    /// The state directory of `client`'s machine.
+    fn state(&self, client: &str) -> PathBuf {
+        self.db.state_dir().join(client)
+    }
+
+    fn run(&self, client: &str, args: &[&str]) -> Output {
+        self.db
+            .rollbook(&self.state(client))
+            .args(args)
+            .output()
+            .expect("run rollbook")
+    }
+
+    fn ok(&self, client: &str, args: &[&str]) -> String {
+        let out = self.run(client, args);
+        assert!(
+            out.status.success(),
+            "{client} {args:?} failed ({:?}): {}",
+            out.status.code(),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// `client` runs `args`, which must fail its check (exit 1) naming every one of `needles`.
+    fn refused(&self, client: &str, args: &[&str], needles: &[&str]) -> String {
+        let out = self.run(client, args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{client} {args:?}: {stderr}");
+        for needle in needles {
+            assert!(
+                stderr.contains(needle),
+                "{client} {args:?}: {stderr:?} does not name {needle:?}"
+            );
+        }
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        stderr
+    }
+
+    /// bob proposes a 9-contract roll dated now; its id.
+    fn propose(&self) -> String {
+        let mut proposal = rollbook::sizing::Proposal::from_toml_str(EXAMPLE).unwrap();
+        let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
+        proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
+        proposal.set_contracts_requested(9);
+        let file = self.path(&format!("roll-{}.toml", Uuid::now_v7().simple()));
+        std::fs::write(&file, proposal.to_toml_string()).unwrap();
+        let out = self.ok(
+            "bob",
+            &["propose", &file, "--key", &self.path("bob.key"), "--json"],
+        );
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["proposal_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn sign(&self, client: &str, id: &str) {
+        self.ok(
+            client,
+            &["sign", id, "--key", &self.path(&format!("{client}.key"))],
+        );
+    }
+
+    async fn events(&self) -> Vec<StoredEvent> {
+        let store = Store::open(&self.db.url).await.unwrap();
+        let ledger = store.ledger_ids().await.unwrap()[0];
+        let mut events = Vec::new();
+        store
+            .for_each_event::<rollbook::store::StoreError>(ledger, 1, |event| {
+                events.push(event);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        events
+    }
+
+    async fn pin(&self, client: &str) -> Option<Pin> {
+        let ledger = self.events().await[0].ledger_id;
+        pinned(&self.state(client), ledger).await.unwrap()
+    }
+}
+
+/// `event` re-sealed at `seq` on `prev_hash`, its hash recomputed as a careful attacker would.
+fn resealed(event: &StoredEvent, seq: u64, prev_hash: [u8; 32]) -> StoredEvent {
+    let mut forged = event.clone();
+    forged.seq = seq;
+    forged.prev_hash = prev_hash;
+    forged.hash = forged.computed_hash();
+    forged
+}
+
+/// SQL that sets the head row to `event` (or to nothing, seq 0, when `None`).
+fn head_sql(db: &TestDb, event: &StoredEvent) -> String {
+    format!(
+        "UPDATE ledgers SET head_seq = {}, head_hash = {}, head_recorded_at = {}",
+        event.seq,
+        sql_bytes(db, &event.hash),
+        sql_text(&event.recorded_at)
+    )
+}
+
+/// Rewrites history as an attacker with the database and every hash recomputed would: the
+/// events from `from` on are replaced by `replacement` (each re-sealed onto the one before),
+/// the head row follows, and the projection is rebuilt from the new events.
+async fn rewrite(desk: &Desk<'_>, from: u64, replacement: &[StoredEvent]) -> Vec<StoredEvent> {
+    let events = desk.events().await;
+    let kept = &events[..from as usize - 1];
+    let mut sql = vec![
+        format!("DELETE FROM events WHERE seq >= {from}"),
+        head_sql(desk.db, kept.last().unwrap()),
+    ];
+    let mut prev = kept.last().unwrap().hash;
+    let mut written = Vec::new();
+    for (offset, event) in replacement.iter().enumerate() {
+        let moved = resealed(event, from + offset as u64, prev);
+        prev = moved.hash;
+        sql.push(event_row_sql(desk.db, "INSERT", &moved, ""));
+        written.push(moved);
+    }
+    if let Some(last) = written.last() {
+        sql.push(head_sql(desk.db, last));
+    }
+    desk.db.tamper(&sql.join(";\n")).await.unwrap();
+    // The attacker's own client (a fresh state dir) rebuilds the projection: the rewritten
+    // history is valid on its own.
+    desk.ok("attacker", &["rebuild"]);
+    written
+}
+
+both_backends!(
+    a_forged_commit_is_refused_by_every_view_and_every_honest_signer,
+    deleted_added_or_edited_projection_rows_are_named,
+    a_history_rewritten_with_every_hash_recomputed_is_refused_by_a_pin,
+    a_truncated_ledger_is_refused_by_a_pin,
+    a_fresh_client_verifies_from_genesis_once_then_only_what_is_new,
+    concurrent_syncs_leave_one_consistent_pin,
+);
+
+/// Case 3: a chain-correct `proposal.committed` with no signatures, written straight into the
+/// database with its projection row: no view shows it and no honest client appends after it.
+async fn a_forged_commit_is_refused_by_every_view_and_every_honest_signer(db: &TestDb) {
+    let desk = Desk::new(db);
+    let forged_roll = desk.propose();
+    let other = desk.propose();
+    desk.ok("alice", &["list"]);
+    desk.ok("carol", &["inbox", "--key", &desk.path("carol.key")]);
+    let events = desk.events().await;
+    let head = events.last().unwrap();
+    let commit = Event::ProposalCommitted(ProposalCommitted {
+        proposal_id: forged_roll.clone(),
+        counted_signers: Vec::new(),
+        signer_set_version: 1,
+        threshold: 2,
+    });
+    let forged = StoredEvent::seal(
+        head.ledger_id,
+        head.seq + 1,
+        2,
+        Uuid::now_v7(),
+        Utc::now(),
+        head.hash,
+        NewEvent {
+            stream_id: forged_roll.clone(),
+            event_type: commit.event_type().into(),
+            schema_version: SCHEMA_VERSION,
+            actor: head.actor.clone(),
+            payload: commit.to_payload(),
+        },
+    );
+    db.raw_execute(&event_row_sql(db, "INSERT", &forged, ""))
+        .await
+        .unwrap();
+    db.raw_execute(&format!(
+        "UPDATE proposals SET status = 'committed', last_seq = {} WHERE proposal_id = '{forged_roll}'",
+        forged.seq
+    ))
+    .await
+    .unwrap();
+    let seq = format!("seq {}", forged.seq);
+    let rule = "without the K valid signatures";
+    for client in ["alice", "a-fresh-machine"] {
+        desk.refused(client, &["show", &forged_roll], &[&seq, rule]);
+        desk.refused(client, &["list"], &[&seq, rule]);
+        let csv = desk.path(&format!("{client}.csv"));
+        desk.refused(
+            client,
+            &["export", "--format", "csv", "--out", &csv],
+            &[&seq, rule],
+        );
+        assert!(!Path::new(&csv).exists(), "no CSV of a forged ledger");
+    }
+    // An honest signer of another proposal stops: nothing is appended after the forgery.
+    desk.refused(
+        "carol",
+        &["sign", &other, "--key", &desk.path("carol.key")],
+        &[&seq, rule, "nothing was written"],
+    );
+    assert_eq!(desk.events().await.len() as u64, forged.seq);
+    // The pins stay at the last head their clients verified.
+    assert_eq!(desk.pin("alice").await.unwrap().seq, head.seq);
+    assert_eq!(desk.pin("carol").await.unwrap().seq, head.seq);
+}
+
+/// A projection row deleted, added or edited (status, signatures) is named by `list`, `inbox`
+/// and the CSV; `rebuild` puts the verified rows back.
+async fn deleted_added_or_edited_projection_rows_are_named(db: &TestDb) {
+    let desk = Desk::new(db);
+    let committed = desk.propose();
+    desk.sign("alice", &committed);
+    desk.sign("carol", &committed);
+    let pending = desk.propose();
+    let csv = desk.path("p.csv");
+    let inbox = ["inbox", "--key", &desk.path("alice.key")];
+    let views: [&[&str]; 3] = [
+        &["list"],
+        &inbox,
+        &["export", "--format", "csv", "--out", &csv],
+    ];
+    for view in views {
+        desk.ok("alice", view);
+    }
+
+    // Deleted: the committed roll vanishes from `list` and the CSV.
+    db.raw_execute(&format!(
+        "DELETE FROM proposals WHERE proposal_id = '{committed}'"
+    ))
+    .await
+    .unwrap();
+    desk.refused("alice", &["list"], &[&committed, "missing"]);
+    desk.refused(
+        "alice",
+        &["export", "--format", "csv", "--out", &csv],
+        &[&committed, "missing"],
+    );
+    desk.ok("alice", &["rebuild"]);
+    desk.ok("alice", &["list"]);
+
+    // Edited: the pending roll disappears from every inbox.
+    db.raw_execute(&format!(
+        "UPDATE proposals SET status = 'rejected' WHERE proposal_id = '{pending}'"
+    ))
+    .await
+    .unwrap();
+    for view in views {
+        desk.refused("alice", view, &[&pending, "pending"]);
+    }
+    desk.ok("alice", &["rebuild"]);
+    assert!(desk.ok("alice", &inbox).contains(&pending));
+
+    // Edited: a signature count raised.
+    db.raw_execute(&format!(
+        "UPDATE proposals SET signature_count = 2 WHERE proposal_id = '{pending}'"
+    ))
+    .await
+    .unwrap();
+    desk.refused("bob", &["show", &pending], &[&pending, "2 signatures"]);
+    desk.ok("alice", &["rebuild"]);
+
+    // Added: a row no verified event records.
+    let ghost = Uuid::now_v7();
+    db.raw_execute(&format!(
+        "INSERT INTO proposals SELECT ledger_id, '{ghost}', kind, status, verdict, proposer, contracts_requested, created_at, expires_at, signer_set_version, policy_version, signature_count, signers, first_seq, last_seq FROM proposals WHERE proposal_id = '{pending}'"
+    ))
+    .await
+    .unwrap();
+    desk.refused(
+        "carol",
+        &["list"],
+        &[&ghost.to_string(), "no verified event records"],
+    );
+    desk.ok("alice", &["rebuild"]);
+    for view in views {
+        desk.ok("alice", view);
+    }
+}
+
+/// Case 1 seen by a client: the veto deleted and every later event re-chained with its hash
+/// recomputed. The rewritten ledger is valid on its own, so only a pin can tell: the client
+/// refuses it naming the first rewritten seq, appends nothing, and a crafted export of it
+/// neither verifies against the pin nor moves it; a genuine longer export does not move it either.
+async fn a_history_rewritten_with_every_hash_recomputed_is_refused_by_a_pin(db: &TestDb) {
+    let desk = Desk::new(db);
+    let vetoed = desk.propose();
+    desk.ok(
+        "carol",
+        &[
+            "reject",
+            &vetoed,
+            "--key",
+            &desk.path("carol.key"),
+            "--reason",
+            "stale quotes",
+        ],
+    );
+    let later = desk.propose();
+    desk.ok("alice", &["list"]);
+    let pinned_before = desk.pin("alice").await.unwrap();
+
+    // A genuine export that extends alice's pin verifies against it and leaves it where it was.
+    desk.propose();
+    let genuine = desk.path("genuine.jsonl");
+    desk.ok("bob", &["export", "--out", &genuine]);
+    let out = desk.ok("alice", &["verify", &genuine]);
+    assert!(
+        out.contains("extends the head this client verified"),
+        "{out}"
+    );
+    assert_eq!(desk.pin("alice").await.unwrap(), pinned_before);
+
+    let events = desk.events().await;
+    let veto = events
+        .iter()
+        .find(|e| e.event_type == "proposal.rejected")
+        .unwrap();
+    let after_veto: Vec<StoredEvent> = events[veto.seq as usize..].to_vec();
+    rewrite(&desk, veto.seq, &after_veto).await;
+    let seq = format!("diverges at seq {}", veto.seq);
+    desk.refused("alice", &["list"], &[&seq, "do not trust it"]);
+    desk.refused("alice", &["show", &vetoed], &[&seq]);
+    desk.refused(
+        "alice",
+        &["sign", &later, "--key", &desk.path("alice.key")],
+        &[&seq],
+    );
+    assert_eq!(
+        desk.events().await.len(),
+        events.len() - 1,
+        "nothing appended"
+    );
+
+    // The attacker's export of the rewritten ledger is VALID alone, INVALID against the pin.
+    let crafted = desk.path("crafted.jsonl");
+    desk.ok("attacker", &["export", "--out", &crafted]);
+    let out = desk.ok("someone-new", &["verify", &crafted]);
+    assert!(out.contains("checked against nothing pinned"), "{out}");
+    let out = desk.run("alice", &["verify", &crafted]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("INVALID at seq {}", pinned_before.seq)),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(desk.pin("alice").await.unwrap(), pinned_before);
+}
+
+/// A ledger cut back before the pinned head is refused, naming the first missing seq.
+async fn a_truncated_ledger_is_refused_by_a_pin(db: &TestDb) {
+    let desk = Desk::new(db);
+    let id = desk.propose();
+    desk.sign("alice", &id);
+    desk.sign("carol", &id);
+    desk.ok("bob", &["show", &id]);
+    let events = desk.events().await;
+    let keep = events.len() - 3;
+    db.tamper(&format!(
+        "DELETE FROM events WHERE seq > {keep};\n{}",
+        head_sql(db, &events[keep - 1])
+    ))
+    .await
+    .unwrap();
+    desk.ok("attacker", &["rebuild"]);
+    desk.refused(
+        "bob",
+        &["show", &id],
+        &[
+            &format!("diverges at seq {}", keep + 1),
+            &format!("ends at seq {keep}"),
+        ],
+    );
+    desk.refused("bob", &["verify"], &[&format!("seq {}", keep + 1)]);
+}
+
+/// A client without a pin verifies the ledger from genesis once; afterwards each command
+/// verifies only the events added since (counted by the pin, not timed).
+async fn a_fresh_client_verifies_from_genesis_once_then_only_what_is_new(db: &TestDb) {
+    let desk = Desk::new(db);
+    for _ in 0..3 {
+        let id = desk.propose();
+        desk.sign("alice", &id);
+    }
+    let head = desk.events().await.len() as u64;
+    assert_eq!(desk.pin("dave").await, None);
+    desk.ok("dave", &["list"]);
+    let first = desk.pin("dave").await.unwrap();
+    assert_eq!(
+        (first.seq, first.events_verified, first.syncs),
+        (head, head, 1)
+    );
+    let id = desk.propose();
+    desk.ok("dave", &["show", &id]);
+    let second = desk.pin("dave").await.unwrap();
+    assert_eq!(
+        (second.seq, second.events_verified, second.syncs),
+        (head + 1, head + 1, 2)
+    );
+    desk.ok("dave", &["list"]);
+    assert_eq!(
+        desk.pin("dave").await.unwrap(),
+        second,
+        "nothing new, nothing verified"
+    );
+    // A pin only moves forward, and only commands on the live ledger move it.
+    let export = desk.path("e.jsonl");
+    desk.ok("dave", &["export", "--out", &export]);
+    desk.ok("dave", &["verify", &export]);
+    assert_eq!(desk.pin("dave").await.unwrap(), second);
+}
+
+/// Several clients of one machine sync at once while signers append: each event is verified
+/// exactly once into the shared state, and the pin ends at the head.
+async fn concurrent_syncs_leave_one_consistent_pin(db: &TestDb) {
+    let desk = Desk::new(db);
+    for _ in 0..2 {
+        desk.propose();
+    }
+    let spawn = |client: &str, args: &[&str]| {
+        db.rollbook(&desk.state(client))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut children = Vec::new();
+    for round in 0..3 {
+        for _ in 0..3 {
+            children.push(spawn("shared", &["list"]));
+        }
+        let file = desk.path("concurrent.toml");
+        if round == 0 {
+            let mut proposal = rollbook::sizing::Proposal::from_toml_str(EXAMPLE).unwrap();
+            let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
+            proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
+            proposal.set_contracts_requested(9);
+            std::fs::write(&file, proposal.to_toml_string()).unwrap();
+        }
+        children.push(spawn(
+            &format!("bob-{round}"),
+            &["propose", &file, "--key", &desk.path("bob.key")],
+        ));
+    }
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{:?}: {}",
+            out.status.code(),
+            text(&out.stderr)
+        );
+    }
+    desk.ok("shared", &["list"]);
+    let head = desk.events().await.len() as u64;
+    let pin = desk.pin("shared").await.unwrap();
+    assert_eq!(pin.seq, head);
+    assert_eq!(
+        pin.events_verified, head,
+        "every event verified exactly once"
+    );
+    desk.ok("shared", &["inbox", "--key", &desk.path("carol.key")]);
+}
