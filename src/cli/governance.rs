@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
+use crate::domain::envelope::uuid_v7_at;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use uuid::Uuid;
 
 use super::display::{say, signer_lines, signers_json};
 use super::keys::{load_secret, load_signer_set};
@@ -76,7 +76,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             }
             record_motion(
                 (ledger, verified),
-                |g, now| ProposalDraft::signer_set(g, Uuid::now_v7(), &next, now),
+                |g, now| ProposalDraft::signer_set(g, uuid_v7_at(now), &next, now),
                 &key,
                 *json,
             )
@@ -92,7 +92,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             verified.stream(&ledger.store, LEDGER_STREAM).await?;
             record_motion(
                 (ledger, verified),
-                |g, now| ProposalDraft::policy(g, Uuid::now_v7(), &policy, now),
+                |g, now| ProposalDraft::policy(g, uuid_v7_at(now), &policy, now),
                 &key,
                 *json,
             )
