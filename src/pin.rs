@@ -166,7 +166,8 @@ impl Verified {
                     (self.seq, self.head_hash, self.verified_now) = (pin.seq, pin.head_hash, 0);
                     return Ok(());
                 }
-                Auditor::restore(&pin.auditor).map_err(|reason| {
+                let saved = write.auditor(ledger_id).await.map_err(PinError::State)?;
+                Auditor::restore(&saved).map_err(|reason| {
                     PinError::State(StoreError::CorruptRow {
                         seq: pin.seq as i64,
                         reason: format!("the saved auditor state does not read back: {reason}"),

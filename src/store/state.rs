@@ -17,8 +17,10 @@ use super::{db_err, StoreError, LOCK_TIMEOUT};
 use crate::domain::envelope::{format_timestamp, StoredEvent};
 use crate::domain::projection::ProposalRow;
 
-const PIN: &str =
-    "SELECT seq, head_hash, auditor, events_verified, syncs FROM pin WHERE ledger_id = $1";
+/// The pin without the auditor's state (hundreds of KiB with many open proposals), which a
+/// sync reads only when there is something new to verify (`StateWrite::auditor`).
+const PIN: &str = "SELECT seq, head_hash, events_verified, syncs FROM pin WHERE ledger_id = $1";
+const PIN_AUDITOR: &str = "SELECT auditor FROM pin WHERE ledger_id = $1";
 const PIN_SAVE: &str = "INSERT INTO pin (ledger_id, seq, head_hash, auditor, events_verified, syncs, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6) \
     ON CONFLICT (ledger_id) DO UPDATE SET seq = excluded.seq, head_hash = excluded.head_hash, auditor = excluded.auditor, \
     events_verified = pin.events_verified + excluded.events_verified, syncs = pin.syncs + 1, updated_at = excluded.updated_at";
@@ -33,8 +35,6 @@ const STREAM: &str = "SELECT version, last_seq FROM streams WHERE stream_id = $1
 pub struct PinRow {
     pub seq: u64,
     pub head_hash: [u8; 32],
-    /// The auditor's state after `seq` (`Auditor::snapshot`).
-    pub auditor: Vec<u8>,
     /// Events pushed through the auditor by every sync so far.
     pub events_verified: u64,
     /// Syncs that verified at least one event.
@@ -176,7 +176,6 @@ fn pin_row(row: &sqlx::sqlite::SqliteRow) -> Result<PinRow, StoreError> {
     Ok(PinRow {
         seq: seq.max(0) as u64,
         head_hash: hash32(seq, "pinned hash", row.try_get("head_hash").map_err(read)?)?,
-        auditor: row.try_get("auditor").map_err(read)?,
         events_verified: row
             .try_get::<i64, _>("events_verified")
             .map_err(read)?
@@ -206,6 +205,16 @@ impl StateWrite {
 
     pub async fn hash_at(&mut self, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
         hash_at(&mut *self.tx, seq).await
+    }
+
+    /// The auditor's state saved with the pin (`Auditor::snapshot`).
+    pub async fn auditor(&mut self, ledger_id: Uuid) -> Result<Vec<u8>, StoreError> {
+        let (auditor,): (Vec<u8>,) = sqlx::query_as(PIN_AUDITOR)
+            .bind(ledger_id.to_string())
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(db_err("reading the saved auditor state"))?;
+        Ok(auditor)
     }
 
     /// Records an event the auditor accepted: its hash, its stream's version, its projection.
