@@ -333,20 +333,44 @@ impl Verified {
         }
     }
 
-    /// The events of `stream_id` up to the pin, read from the database and checked against
-    /// what was verified: the same versions, each event's hash the verified one.
+    /// The events of `stream_id` up to the state file's pin, read from the database and checked
+    /// against what was verified: the same versions, each event's hash the verified one.
+    /// Another client on this machine may move the shared pin between the reads: a difference
+    /// is read again (at most `RESYNCS_MAX` times) before it is called a tamper.
     pub async fn stream(
         &self,
         store: &Store,
         stream_id: &str,
     ) -> Result<Vec<StoredEvent>, PinError> {
-        let mut events = store.read_stream(self.ledger_id, stream_id).await?;
-        events.retain(|event| event.seq <= self.seq);
+        let mut attempt = 0;
+        loop {
+            match self.stream_once(store, stream_id).await {
+                Err(PinError::Disagrees { .. }) if attempt < RESYNCS_MAX => attempt += 1,
+                done => return done,
+            }
+        }
+    }
+
+    async fn stream_once(
+        &self,
+        store: &Store,
+        stream_id: &str,
+    ) -> Result<Vec<StoredEvent>, PinError> {
+        // The stream and the pin of the state file are written in one transaction: read the
+        // stream first, so that a pin read after it is never behind it.
         let verified = self
             .state
             .stream(stream_id)
             .await
             .map_err(PinError::State)?;
+        let pinned_seq = self
+            .state
+            .pin(self.ledger_id)
+            .await
+            .map_err(PinError::State)?
+            .map_or(self.seq, |pin| pin.seq.max(self.seq));
+        let mut events = store.read_stream(self.ledger_id, stream_id).await?;
+        events.retain(|event| event.seq <= pinned_seq);
         let (version, last_seq) = verified.unwrap_or((0, 0));
         let last = events.last().map(|e| (e.stream_version, e.seq));
         if last.unwrap_or((0, 0)) != (version, last_seq) || events.len() as u64 != version {
