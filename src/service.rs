@@ -11,7 +11,10 @@ use crate::domain::approval::{
     self, cosign_purpose, decide_propose, decide_reject, decide_sign, decide_withdraw, message_for,
     ProposalDraft, ProposalState, SignOutcome, Status,
 };
-use crate::domain::envelope::{parse_timestamp, uuid_v7_at, NewEvent, StoredEvent};
+use crate::domain::envelope::{
+    format_timestamp, parse_timestamp, uuid_v7_at, uuid_v7_time, NewEvent, StoredEvent,
+    ID_TIME_WINDOW_SECONDS,
+};
 use crate::domain::events::{
     Event, LedgerCreated, SignatureEnvelope, LEDGER_FORMAT, LEDGER_STREAM, SCHEMA_VERSION,
 };
@@ -222,15 +225,10 @@ impl Ledger {
             .iter()
             .map(|event| new_event(event, Some(actor)))
             .collect();
-        self.store
+        Ok(self
+            .store
             .append_before(self.ledger_id, false, &expected, new, now, deadline)
-            .await
-            .map_err(|error| match error {
-                StoreError::DeadlinePassed { deadline, .. } => {
-                    ServiceError::Refused(Refusal::ExpiredBeforeRecorded { deadline })
-                }
-                other => ServiceError::Store(other),
-            })
+            .await?)
     }
 
     /// Records a roll: evaluated under the policy in force at `now`, signed by the proposer.
@@ -279,23 +277,42 @@ impl Ledger {
             ),
             (draft.terms.proposal_id.clone(), ExpectedVersion::NoStream),
         ];
-        // A recording after its own expiry is invalid (docs/audit-format.md): the chain time
-        // may have moved past it onto another writer's head.
+        // The chain time the store assigns is the later of `now` and the head's, which another
+        // writer's clock may have moved ahead. Two rules bound it: a recording after its own
+        // expiry is invalid (A2), and so is one more than W after the time its proposal id
+        // carries (A9). Whichever comes first is the append's deadline, so that an honest
+        // proposer with a slower clock is refused here instead of writing an invalid event.
         let expires_at = parse_timestamp(&draft.terms.expires_at);
+        let id_deadline = Uuid::parse_str(&draft.terms.proposal_id)
+            .ok()
+            .and_then(|id| uuid_v7_time(&id))
+            .map(|time| time + chrono::Duration::seconds(ID_TIME_WINDOW_SECONDS));
+        let id_binds = match (id_deadline, expires_at) {
+            (Some(id), Some(expiry)) => id < expiry,
+            (id, _) => id.is_some(),
+        };
+        let deadline = if id_binds { id_deadline } else { expires_at };
         let written = self
             .append(
                 expected,
                 std::slice::from_ref(&event),
                 &actor,
                 now,
-                expires_at,
+                deadline,
             )
             .await
             .map_err(|error| match error {
                 ServiceError::Store(StoreError::Conflict { .. }) => {
                     ServiceError::Refused(Refusal::GovernanceChanged)
                 }
-                other => other,
+                ServiceError::Store(StoreError::DeadlinePassed { recorded_at, .. }) if id_binds => {
+                    ServiceError::Refused(Refusal::ChainClockAhead {
+                        ledger_time: recorded_at,
+                        local_time: format_timestamp(now),
+                        window_seconds: ID_TIME_WINDOW_SECONDS,
+                    })
+                }
+                other => expired_before_recorded(other),
             })?;
         ProposalState::from_stream(&written).map_err(|r| ServiceError::Corrupt(r.to_string()))
     }
@@ -359,7 +376,8 @@ impl Ledger {
                 now,
                 Some(state.expires_at),
             )
-            .await?;
+            .await
+            .map_err(expired_before_recorded)?;
             Ok(outcome)
         })
         .await
@@ -425,10 +443,22 @@ impl Ledger {
                 now,
                 Some(state.expires_at),
             )
-            .await?;
+            .await
+            .map_err(expired_before_recorded)?;
             Ok(())
         })
         .await
+    }
+}
+
+/// A decision appended with the proposal's expiry as its deadline: the chain time passing it is
+/// the proposal expiring before the decision could be recorded.
+fn expired_before_recorded(error: ServiceError) -> ServiceError {
+    match error {
+        ServiceError::Store(StoreError::DeadlinePassed { deadline, .. }) => {
+            ServiceError::Refused(Refusal::ExpiredBeforeRecorded { deadline })
+        }
+        other => other,
     }
 }
 

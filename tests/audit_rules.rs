@@ -21,7 +21,8 @@ use rollbook::domain::envelope::{
 };
 use rollbook::domain::events::{Event, ProposalExpired, ProposalRecorded, SignerEntry, SignerSet};
 use rollbook::domain::governance::{seal_signature, ActiveSet};
-use rollbook::service::{self, Ledger};
+use rollbook::domain::refusal::Refusal;
+use rollbook::service::{self, Ledger, ServiceError};
 use rollbook::sizing::{Policy, Proposal};
 use rollbook::store::Store;
 use uuid::Uuid;
@@ -302,6 +303,46 @@ async fn a_replayed_roll_is_refused_a9() {
     assert_invalid_at(&appended(&lines, copies), LAST + 1, "A9");
 }
 
+/// A signer whose clock runs 11 minutes fast moves the chain time ahead (the store records the
+/// later of the writer's clock and the head's). A proposer with a correct clock then makes a
+/// proposal id of its own time, more than W before the chain time its recording would get
+/// (A9): the append is refused naming both clocks, nothing is written, and the ledger stays
+/// valid. (Found by review: the recording used to be written, and every client then refused the
+/// ledger at it for good.)
+async fn a_fast_clock_cannot_make_an_honest_recording_invalid(db: &TestDb) {
+    let (ledger, k) = story(db).await;
+    let at = |seconds: i64| t0() + Duration::seconds(seconds);
+    let (roll, _) = ledger.propose_roll(body(5), &k.bob, at(20)).await.unwrap();
+    ledger
+        .sign(roll.id, &k.carol, at(21) + Duration::minutes(11))
+        .await
+        .unwrap();
+    let head = ledger.store.head(ledger.ledger_id).await.unwrap();
+    match ledger.propose_roll(body(4), &k.bob, at(22)).await {
+        Err(ServiceError::Refused(Refusal::ChainClockAhead {
+            ledger_time,
+            local_time,
+            ..
+        })) => {
+            assert_eq!(local_time, format_timestamp(at(22)));
+            assert!(ledger_time > local_time, "{ledger_time} {local_time}");
+        }
+        other => panic!("expected ChainClockAhead, got {other:?}"),
+    }
+    assert_eq!(ledger.store.head(ledger.ledger_id).await.unwrap(), head);
+    verify_live(&ledger.store, ledger.ledger_id, |_| {})
+        .await
+        .expect("the ledger stays valid");
+    // Once this machine's clock is within W of the chain's again, proposing works.
+    ledger
+        .propose_roll(body(4), &k.bob, at(21) + Duration::minutes(2))
+        .await
+        .unwrap();
+    verify_live(&ledger.store, ledger.ledger_id, |_| {})
+        .await
+        .expect("still valid");
+}
+
 /// The same replay written straight into the live store, every hash recomputed, by an
 /// administrator who first removes the store's own guard (each stream version once): `verify`
 /// of the live ledger refuses it.
@@ -406,6 +447,7 @@ async fn insert_raw(db: &TestDb, event: &StoredEvent) {
 }
 
 both_backends!(a_replay_in_the_store_is_refused_live);
+both_backends!(a_fast_clock_cannot_make_an_honest_recording_invalid);
 
 // ---------------------------------------------------------------------------------------------
 // Envelope and chain: C1 to C10.

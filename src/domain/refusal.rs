@@ -232,6 +232,12 @@ pub enum Refusal {
     LedgerExists { ledger_id: Uuid },
     #[error("the proposal expired at {deadline} before this could be recorded")]
     ExpiredBeforeRecorded { deadline: String },
+    #[error("the ledger's clock ({ledger_time}) is more than {window_seconds} s ahead of this machine's ({local_time}): a proposal id carries its maker's time and must lie within {window_seconds} s of its recording's (check A9), so nothing was written; check this machine's clock (and the clock of whoever wrote the last event)")]
+    ChainClockAhead {
+        ledger_time: String,
+        local_time: String,
+        window_seconds: i64,
+    },
     #[error("the signer set or policy changed while proposing; run the command again")]
     GovernanceChanged,
     #[error("proposal {proposal_id} kept changing under {attempts} attempts; try again")]
