@@ -57,6 +57,13 @@ pub struct AuditSummary {
 /// nothing valid can refer to them any more (the grace covers writers' clock skew).
 const EXPIRED_EVICTION_GRACE_HOURS: i64 = 24;
 
+/// Below this many open proposals no sweep runs: it would not pay for itself.
+const SWEEP_OPEN_MIN: usize = 4096;
+
+fn sweep_open_min() -> usize {
+    SWEEP_OPEN_MIN
+}
+
 /// UUIDv7 ids seen whose time is recent. An id is valid only on an event within
 /// `ID_TIME_WINDOW_SECONDS` of the time it carries (checked before an id is remembered), so
 /// once chain time passes an id's time by more than that window no valid event can carry it
@@ -117,6 +124,11 @@ pub struct Auditor {
     deciding_actor: Option<String>,
     closed: BTreeMap<String, u64>,
     signatures: u64,
+    /// The number of open proposals at which the next sweep of long-expired ones runs: twice
+    /// what the last sweep left (at least `SWEEP_OPEN_MIN`), so sweeps cost O(1) per event
+    /// however many proposals a proposer keeps open.
+    #[serde(default = "sweep_open_min")]
+    sweep_at_open: usize,
     last_time: Option<DateTime<Utc>>,
     ledger_id: Option<uuid::Uuid>,
     genesis_hash: Option<[u8; 32]>,
@@ -211,6 +223,7 @@ impl Auditor {
             deciding_actor: None,
             closed: BTreeMap::new(),
             signatures: 0,
+            sweep_at_open: SWEEP_OPEN_MIN,
             last_time: None,
             ledger_id: None,
             genesis_hash: None,
@@ -624,14 +637,15 @@ impl Auditor {
     }
 
     fn evict(&mut self, at: DateTime<Utc>) {
-        // Bounded work: only when the map is large does a sweep pay for itself.
-        if self.open.len() < 4096 || !self.due.is_empty() {
+        // Bounded work: a sweep runs only when the map has doubled since the last one left it.
+        if self.open.len() < self.sweep_at_open || !self.due.is_empty() {
             return;
         }
         let cutoff = at - Duration::hours(EXPIRED_EVICTION_GRACE_HOURS);
         let before = self.open.len();
         self.open.retain(|_, state| state.expires_at >= cutoff);
         *self.closed.entry("expired".into()).or_default() += (before - self.open.len()) as u64;
+        self.sweep_at_open = (2 * self.open.len()).max(SWEEP_OPEN_MIN);
     }
 
     /// Whether the history so far may end here: nothing its last event decided is still due.
