@@ -13,12 +13,22 @@ use serde_json::Value;
 use crate::domain::events::ProposalKind;
 use crate::domain::governance::ActiveSet;
 
-/// Characters a terminal acts on instead of showing: every Unicode control character (C0, DEL,
-/// C1: carriage return, escape sequences, line breaks) and the bidirectional overrides and
-/// isolates, which reorder what follows them on screen.
+/// Characters a terminal acts on, or shows as nothing, instead of showing: every Unicode
+/// control character (C0, DEL, C1: carriage return, escape sequences, line breaks), the line
+/// and paragraph separators, the bidirectional marks, overrides and isolates (which reorder
+/// what follows them on screen), and the zero-width characters and byte order mark (which make
+/// `alice` and a look-alike name print the same).
 fn acts_on_terminal(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{feff}'
+        )
 }
 
 /// `text` as a terminal may show it: each character a terminal would act on is written as a
@@ -356,6 +366,10 @@ mod tests {
         assert_eq!(
             shown("9 contracts\r\u{1b}[2Kroll 2\n\t\u{202e}x\u{7f}"),
             "9 contracts\\r\\u{1b}[2Kroll 2\\n\\t\\u{202e}x\\u{7f}"
+        );
+        assert_eq!(
+            shown("ali\u{200b}ce\u{2028}\u{feff}\u{061c}\u{2060}"),
+            "ali\\u{200b}ce\\u{2028}\\u{feff}\\u{61c}\\u{2060}"
         );
         assert_eq!(shown("Zürich, 東京 - ok"), "Zürich, 東京 - ok");
     }
