@@ -202,7 +202,36 @@ both_backends!(
     a_truncated_ledger_is_refused_by_a_pin,
     a_fresh_client_verifies_from_genesis_once_then_only_what_is_new,
     concurrent_syncs_leave_one_consistent_pin,
+    a_file_that_cannot_be_read_twice_is_not_compared_with_the_pin,
 );
+
+/// `verify FILE` reads the file once to verify it and again to find the pinned seq's event: a
+/// pipe (or a path swapped between the two reads) could show the pin another file than the one
+/// verified. Through a pipe the comparison is refused, never reported as extending the pin.
+async fn a_file_that_cannot_be_read_twice_is_not_compared_with_the_pin(db: &TestDb) {
+    let desk = Desk::new(db);
+    desk.propose();
+    desk.ok("alice", &["list"]);
+    let genuine = desk.path("genuine.jsonl");
+    desk.ok("alice", &["export", "--out", &genuine]);
+    let fifo = desk.path("pipe.jsonl");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (bytes, target) = (std::fs::read(&genuine).unwrap(), fifo.clone());
+    // Detached: if verify never opens the pipe, the writer blocks until the test process ends.
+    std::thread::spawn(move || std::fs::write(target, bytes));
+    let out = desk.run("alice", &["verify", &fifo]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "{stdout}{stderr}");
+    assert!(!stdout.contains("extends the head"), "{stdout}");
+    assert!(
+        stderr.contains("second time") || stderr.contains("changed while"),
+        "{stderr}"
+    );
+}
 
 /// Case 3: a chain-correct `proposal.committed` with no signatures, written straight into the
 /// database with its projection row: no view shows it and no honest client appends after it.

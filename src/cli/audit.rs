@@ -447,11 +447,14 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
         Some(path) => {
             let file = std::fs::File::open(path)
                 .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", path.display())))?;
-            let reader = BufReader::with_capacity(1 << 16, file);
+            // One open file for both passes (the verification and the pin's look-up), so that
+            // a path swapped or a pipe refilled between them cannot show the pin another file.
+            let before = file.metadata().ok();
+            let reader = BufReader::with_capacity(1 << 16, &file);
             let verified = verify_export(reader, progress_printer())
                 .and_then(|verified| anchors.check(&verified.summary).map(|()| verified))
                 .map_err(|e| verify_failure(e, args.json))?;
-            let anchor = check_against_pin(path, &verified.summary)
+            let anchor = check_against_pin(&file, before, path, &verified.summary)
                 .await
                 .map_err(|e| verify_failure(e, args.json))?;
             print_summary(
@@ -506,7 +509,12 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
 /// Checks a verified export against this client's pin of its ledger, if there is one: the file
 /// must hold the pinned head at the pinned seq. Never writes a pin (a crafted file must not
 /// move one). Returns what the file was checked against.
-async fn check_against_pin(path: &Path, summary: &AuditSummary) -> Result<String, VerifyError> {
+async fn check_against_pin(
+    file: &std::fs::File,
+    before: Option<std::fs::Metadata>,
+    path: &Path,
+    summary: &AuditSummary,
+) -> Result<String, VerifyError> {
     let nothing = |why: String| Ok(format!("checked against nothing pinned: {why}"));
     let Ok(ledger_id) = uuid::Uuid::parse_str(&summary.ledger_id) else {
         return nothing("the ledger id is not a UUID".into());
@@ -538,7 +546,7 @@ async fn check_against_pin(path: &Path, summary: &AuditSummary) -> Result<String
             summary.events, pin.seq
         ));
     }
-    let found = event_hash_at(path, pin.seq).map_err(VerifyError::Unreadable)?;
+    let found = event_hash_at(file, before, path, pin.seq).map_err(VerifyError::Unreadable)?;
     if found.as_deref() != Some(pinned.as_str()) {
         return invalid(format!(
             "the file's event at seq {} has hash {}, but this client verified hash {pinned} there: the file's history is not the one this client verified",
@@ -553,9 +561,34 @@ async fn check_against_pin(path: &Path, summary: &AuditSummary) -> Result<String
 }
 
 /// The hash of the event line at `seq` of an export, streaming.
-fn event_hash_at(path: &Path, seq: u64) -> Result<Option<String>, String> {
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+/// The hash of the event at `seq` in the export `file` just verified, read again from its
+/// start. Refused when the file cannot be read twice (a pipe) or changed since the verification
+/// began (its length or modification time differs).
+fn event_hash_at(
+    mut file: &std::fs::File,
+    before: Option<std::fs::Metadata>,
+    path: &Path,
+    seq: u64,
+) -> Result<Option<String>, String> {
+    use std::io::{Seek, SeekFrom};
+    let unchanged = |now: &std::fs::Metadata| {
+        before.as_ref().is_some_and(|before| {
+            before.len() == now.len() && before.modified().ok() == now.modified().ok()
+        })
+    };
+    let now = file.metadata().ok();
+    if !now.as_ref().is_some_and(unchanged) {
+        return Err(format!(
+            "{} changed while it was verified: cannot compare it with this client's pin",
+            path.display()
+        ));
+    }
+    file.seek(SeekFrom::Start(0)).map_err(|e| {
+        format!(
+            "{}: cannot read it a second time to compare with this client's pin ({e}); save it to a regular file first",
+            path.display()
+        )
+    })?;
     let mut reader = LineReader::new(BufReader::new(file));
     while let Some(text) = reader
         .next_line()
