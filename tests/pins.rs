@@ -203,7 +203,51 @@ both_backends!(
     a_fresh_client_verifies_from_genesis_once_then_only_what_is_new,
     concurrent_syncs_leave_one_consistent_pin,
     a_file_that_cannot_be_read_twice_is_not_compared_with_the_pin,
+    an_edited_row_with_its_own_hash_recomputed_is_neither_exported_nor_proven,
 );
+
+/// A commit edited in place (its threshold lowered) with only its own hash recomputed: the
+/// pinned head is untouched, so a sync has nothing new to check, but `export` and `prove` of a
+/// client holding the pin refuse the broken link instead of writing a file around the forged
+/// row (review finding: both wrote one, and `verify-proof` called the proof VALID).
+async fn an_edited_row_with_its_own_hash_recomputed_is_neither_exported_nor_proven(db: &TestDb) {
+    let desk = Desk::new(db);
+    let id = desk.propose();
+    desk.sign("alice", &id);
+    desk.sign("carol", &id);
+    desk.propose();
+    desk.ok("alice", &["list"]);
+    let events = desk.events().await;
+    let commit = events
+        .iter()
+        .find(|e| e.event_type == "proposal.committed")
+        .unwrap();
+    let mut edited = commit.clone();
+    let payload = String::from_utf8(edited.payload.clone()).unwrap();
+    assert!(payload.contains("\"threshold\":2"), "{payload}");
+    edited.payload = payload
+        .replace("\"threshold\":2", "\"threshold\":1")
+        .into_bytes();
+    let edited = resealed(&edited, commit.seq, commit.prev_hash);
+    db.tamper(&format!(
+        "UPDATE events SET payload = {}, hash = {} WHERE seq = {}",
+        sql_bytes(db, &edited.payload),
+        sql_bytes(db, &edited.hash),
+        commit.seq
+    ))
+    .await
+    .unwrap();
+    let out = desk.path("e.jsonl");
+    desk.refused(
+        "alice",
+        &["export", "--out", &out],
+        &[&format!("seq {}", commit.seq + 1)],
+    );
+    assert!(!std::path::Path::new(&out).exists(), "no export file");
+    let proof = desk.path("p.json");
+    desk.refused("alice", &["prove", &id, "--out", &proof], &[&id]);
+    assert!(!std::path::Path::new(&proof).exists(), "no proof file");
+}
 
 /// `verify FILE` reads the file once to verify it and again to find the pinned seq's event: a
 /// pipe (or a path swapped between the two reads) could show the pin another file than the one

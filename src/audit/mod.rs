@@ -161,6 +161,16 @@ pub async fn export_jsonl(
     let mut count = 0u64;
     store
         .for_each_event::<ExportError>(ledger_id, 1, |event| {
+            // Each row's seal is checked on read; the links between rows are checked here, so
+            // that a client whose pin confirmed the hash at its pinned seq exports exactly the
+            // rows it verified up to there (an edited row with its own hash recomputed breaks
+            // the next link).
+            if event.seq != count + 1 || event.prev_hash != head {
+                return Err(ExportError::AlteredRow(format!(
+                    "seq {}: does not follow seq {count} (its seq or previous hash differs); run `rollbook verify`",
+                    event.seq
+                )));
+            }
             merkle.push_leaf_data(&event.hash);
             head = event.hash;
             count = event.seq;

@@ -620,12 +620,33 @@ pub async fn prove(db: &str, args: &ProveArgs) -> CliResult {
     let id = uuid::Uuid::parse_str(&args.id)
         .map_err(|_| CliError::bad_input(format!("{:?} is not a proposal id", args.id)))?;
     let (ledger, verified) = open(db).await?;
-    let events = ledger.stream(id).await.map_err(service_error)?;
-    // Leaf hashes of the whole ledger: 32 bytes per event (32 MiB per million events).
+    // The proposal's events as verified (each hash the one this client's pin verified).
+    let events = verified.stream(&ledger.store, &id.to_string()).await?;
+    if events.is_empty() {
+        close(&ledger, &verified).await;
+        return Err(CliError::bad_input(format!(
+            "no proposal {id} in ledger {}; `rollbook list` shows them",
+            ledger.ledger_id
+        )));
+    }
+    // Leaf hashes of the whole ledger: 32 bytes per event (32 MiB per million events). Each
+    // row links to the one before, so with the pin's hash confirmed at its seq every leaf up
+    // to there is the verified one (an edited row with its own hash recomputed breaks a link).
     let mut leaves: Vec<Hash> = Vec::new();
+    let mut previous = [0u8; 32];
     ledger
         .store
-        .for_each_event::<crate::store::StoreError>(ledger.ledger_id, 1, |event| {
+        .for_each_event::<CliError>(ledger.ledger_id, 1, |event| {
+            if event.seq != leaves.len() as u64 + 1 || event.prev_hash != previous {
+                return Err(CliError::new(
+                    EXIT_CHECK_FAILED,
+                    format!(
+                        "seq {}: does not follow the event before it (its seq or previous hash differs); run `rollbook verify`",
+                        event.seq
+                    ),
+                ));
+            }
+            previous = event.hash;
             leaves.push(leaf_hash(&event.hash));
             Ok(())
         })
