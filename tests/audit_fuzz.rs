@@ -120,6 +120,113 @@ fn an_early_failure_in_a_long_export_ends_the_walk() {
     assert!(error.contains("line 2:"), "{error}");
 }
 
+/// An export made on the fly, never held whole: `HEADER`, then `line_2`, then `count` event
+/// lines of `size` bytes each (refused: no fields but a seq and a payload); counts the bytes
+/// the verifier pulled from it.
+struct Crafted {
+    pending: Vec<u8>,
+    at: usize,
+    line_2: Option<String>,
+    count: usize,
+    size: usize,
+    pulled: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Crafted {
+    fn new(line_2: &str, count: usize, size: usize) -> Crafted {
+        Crafted {
+            pending: format!("{HEADER}\n").into_bytes(),
+            at: 0,
+            line_2: Some(line_2.to_string()),
+            count,
+            size,
+            pulled: Default::default(),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        (HEADER.len()
+            + 1
+            + self.line_2.as_ref().map_or(0, |l| l.len() + 1)
+            + self.count * self.size) as u64
+    }
+}
+
+impl std::io::Read for Crafted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.pending.len() {
+            self.at = 0;
+            self.pending.clear();
+            if let Some(line) = self.line_2.take() {
+                self.pending.extend_from_slice(line.as_bytes());
+                self.pending.push(b'\n');
+            } else if self.count > 0 {
+                self.count -= 1;
+                let start = b"{\"type\":\"event\",\"seq\":1,\"payload\":\"";
+                self.pending.extend_from_slice(start);
+                self.pending.resize(self.size - 3, b'a');
+                self.pending.extend_from_slice(b"\"}\n");
+            } else {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.pending.len() - self.at);
+        buf[..n].copy_from_slice(&self.pending[self.at..self.at + n]);
+        self.at += n;
+        self.pulled
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Lines just under the 10 MiB a line may hold (X3).
+const LARGE_LINE: usize = rollbook::audit::export::LINE_BYTES_MAX - 16;
+
+/// Many lines of nearly 10 MiB, refused from line 2 (X3): refused with that line, and never read
+/// 48 batches of 64 of them ahead (30 GiB), only `PIPELINE_BYTES_IN_FLIGHT`.
+#[test]
+fn an_export_of_large_bad_lines_is_refused_at_line_2() {
+    let crafted = Crafted::new(&"a".repeat(LARGE_LINE), 100, LARGE_LINE);
+    let (size, pulled) = (crafted.len(), std::sync::Arc::clone(&crafted.pulled));
+    let error = verify_export(std::io::BufReader::new(crafted), |_| {})
+        .expect_err("a broken export is refused")
+        .to_string();
+    assert!(
+        error.contains("line 2:") && error.contains("(X3)"),
+        "{error}"
+    );
+    let pulled = pulled.load(std::sync::atomic::Ordering::Relaxed);
+    let bound =
+        (HEADER.len() + 1 + LARGE_LINE + 64 * 1024 + rollbook::audit::PIPELINE_BYTES_IN_FLIGHT)
+            as u64;
+    assert!(
+        pulled <= bound,
+        "read {pulled} bytes of {size} ahead, more than {bound}"
+    );
+}
+
+/// A valid header, a bad line 2, then 1 GiB of large lines: the reader stops once the auditor
+/// failed, so it pulls at most the bytes in flight from the file, not the file.
+#[test]
+fn the_reader_stops_once_the_auditor_failed() {
+    let crafted = Crafted::new("{\"type\":\"event\",\"seq\":1}", 100, LARGE_LINE);
+    let (size, pulled) = (crafted.len(), std::sync::Arc::clone(&crafted.pulled));
+    let error = verify_export(std::io::BufReader::new(crafted), |_| {})
+        .expect_err("a broken export is refused")
+        .to_string();
+    assert!(error.contains("line 2:"), "{error}");
+    let pulled = pulled.load(std::sync::atomic::Ordering::Relaxed);
+    let bound = (HEADER.len() + 1 + 64 * 1024 + rollbook::audit::PIPELINE_BYTES_IN_FLIGHT) as u64;
+    assert!(
+        size > 8 * bound,
+        "the file ({size} bytes) is far larger than the bound"
+    );
+    assert!(
+        pulled <= bound,
+        "read {pulled} bytes of {size}, more than {bound}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Mutations of a valid export.
 

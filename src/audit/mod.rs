@@ -17,7 +17,7 @@ use auditor::{AuditFailure, AuditSummary, Auditor};
 use export::{
     write_line, CheckpointLine, EventLine, HeaderLine, Line, EXPORT_FORMAT, EXPORT_VERSION,
 };
-pub use pipeline::{verify_export, FileVerification};
+pub use pipeline::{verify_export, FileVerification, PIPELINE_BYTES_IN_FLIGHT};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainSummary {

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::io::BufRead;
 
 use super::auditor::{AuditFailure, AuditSummary, Auditor, Prepared};
-use super::export::{CheckpointLine, Line, LineReader, EXPORT_FORMAT, EXPORT_VERSION};
+use super::export::{
+    CheckpointLine, Line, LineReader, EXPORT_FORMAT, EXPORT_VERSION, LINE_BYTES_MAX,
+};
 use super::VerifyError;
 use crate::crypto::keys::PublicKey;
 use crate::crypto::to_hex;
@@ -22,6 +24,99 @@ pub struct FileVerification {
 /// Batches read but not yet audited, at most: bounds the pipeline's memory (3,072 events)
 /// while keeping every worker busy.
 const PIPELINE_BATCHES_IN_FLIGHT: usize = 48;
+
+/// Bytes of lines read but not yet audited, at most (counted as the capacity of each line's
+/// buffer, reserved before a batch is read): the verifier's memory bound for lines, whatever
+/// their size. A line may be 10 MiB (X3), so 48 batches of 64 lines alone would allow 30 GiB.
+/// Normal exports (lines of a few KB: 48 batches hold about 10 MiB) never reach it, so the
+/// batch count stays the bound that paces them.
+pub const PIPELINE_BYTES_IN_FLIGHT: usize = 64 * 1024 * 1024;
+
+/// A batch closes at `PIPELINE_BATCH_LINES` lines or once its lines hold this many bytes.
+const PIPELINE_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// What the reader reserves before reading a batch, and settles to the batch's actual size once
+/// read: a batch closes at `PIPELINE_BATCH_BYTES` plus the line that reached it, whose buffer
+/// may have grown (by doubling) to twice `LINE_BYTES_MAX`.
+const PIPELINE_BATCH_RESERVE: usize = PIPELINE_BATCH_BYTES + 2 * LINE_BYTES_MAX;
+
+/// What is in flight (batches and their bytes, read and not yet audited), and whether the
+/// auditing thread stopped: the reader waits here for room, the auditor gives room back, and
+/// stops everyone at its first failure.
+#[derive(Default)]
+struct Budget {
+    state: std::sync::Mutex<InFlight>,
+    room: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct InFlight {
+    batches: usize,
+    bytes: usize,
+    stopped: bool,
+}
+
+impl Budget {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlight> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits for room for one more batch of at most `bytes`, and takes it; false once the
+    /// auditor stopped (read nothing more).
+    fn reserve(&self, bytes: usize) -> bool {
+        let mut state = self.lock();
+        while !state.stopped
+            && (state.batches >= PIPELINE_BATCHES_IN_FLIGHT
+                || state.bytes + bytes > PIPELINE_BYTES_IN_FLIGHT)
+        {
+            state = self
+                .room
+                .wait(state)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        if state.stopped {
+            return false;
+        }
+        state.batches += 1;
+        state.bytes += bytes;
+        true
+    }
+
+    /// The reader read a batch within its reservation: keep only what it holds.
+    fn settle(&self, reserved: usize, actual: usize) {
+        let mut state = self.lock();
+        state.bytes = state.bytes - reserved + actual;
+    }
+
+    /// A batch of `bytes` was audited (or never sent): its room is free again.
+    fn release(&self, bytes: usize) {
+        let mut state = self.lock();
+        state.batches -= 1;
+        state.bytes -= bytes;
+        self.room.notify_one();
+    }
+
+    /// The auditor stopped: the reader reads no further line and the workers drop what they get.
+    fn stop(&self) {
+        self.lock().stopped = true;
+        self.room.notify_all();
+    }
+
+    fn stopped(&self) -> bool {
+        self.lock().stopped
+    }
+}
+
+/// Stops the pipeline when the auditing thread ends, however it ends (a failure, a panic).
+struct StopOnDrop<'a>(&'a Budget);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
 
 /// Worker threads per pipeline phase: every core, within reason.
 const PIPELINE_WORKERS_MAX: usize = 16;
@@ -148,9 +243,9 @@ fn prepare_line(
 /// each) until the batch's signatures are checked.
 const PIPELINE_BATCH_LINES: usize = 64;
 
-/// One batch after a worker prepared it: its index, items in order, and the signatures in it
-/// that `verify_strict` accepted.
-type PreparedBatch = (u64, Vec<Item>, VerifiedSignatures);
+/// One batch after a worker prepared it: its index, items in order, the signatures in it that
+/// `verify_strict` accepted, and the bytes it holds in the budget.
+type PreparedBatch = (u64, Vec<Item>, VerifiedSignatures, usize);
 
 /// Prepares one batch of lines with the keys known so far: `local`, this worker's copy of
 /// the shared book, refreshed when the shared book changed. The sets a line carries are
@@ -213,20 +308,30 @@ fn prepare_batch_or_refuse(
     })
 }
 
-/// Reads the next batch of lines; empty at the end of the file (or after an unreadable line).
-fn read_batch<R: BufRead>(reader: &mut LineReader<R>, finished: &mut bool) -> Vec<RawLine> {
+/// Reads the next batch of lines, closed at `PIPELINE_BATCH_LINES` lines or once it holds
+/// `PIPELINE_BATCH_BYTES`, with the bytes its lines hold (their buffers' capacity); empty at
+/// the end of the file (or after an unreadable line).
+fn read_batch<R: BufRead>(
+    reader: &mut LineReader<R>,
+    finished: &mut bool,
+) -> (Vec<RawLine>, usize) {
     let mut lines = Vec::with_capacity(PIPELINE_BATCH_LINES);
-    while !*finished && lines.len() < PIPELINE_BATCH_LINES {
+    let mut bytes = 0;
+    while !*finished && lines.len() < PIPELINE_BATCH_LINES && bytes < PIPELINE_BATCH_BYTES {
         match reader.next_line() {
-            Ok(Some(text)) => lines.push(RawLine::Text(reader.line_number, text)),
+            Ok(Some(text)) => {
+                bytes += text.capacity();
+                lines.push(RawLine::Text(reader.line_number, text));
+            }
             Ok(None) => *finished = true,
             Err(reason) => {
+                bytes += reason.capacity();
                 lines.push(RawLine::Unreadable(reader.line_number, reason));
                 *finished = true;
             }
         }
     }
-    lines
+    (lines, bytes)
 }
 
 /// Verifies an export file, streaming: header, every event through the auditor, the checkpoint.
@@ -237,7 +342,9 @@ fn read_batch<R: BufRead>(reader: &mut LineReader<R>, finished: &mut bool) -> Ve
 /// the batch's signatures (one `verify_strict` each), handing over the triples that passed so
 /// the auditor skips re-checking exactly those; the auditing thread takes the prepared
 /// batches back in order and runs every rule on them. Nothing prepared depends on an earlier
-/// event. At most `PIPELINE_BATCHES_IN_FLIGHT` batches are read and not yet audited.
+/// event. At most `PIPELINE_BATCHES_IN_FLIGHT` batches, holding at most
+/// `PIPELINE_BYTES_IN_FLIGHT` bytes of lines, are read and not yet audited; at the auditor's
+/// first failure the reader reads no further line.
 pub fn verify_export(
     input: impl BufRead,
     mut progress: impl FnMut(u64) + Send,
@@ -339,21 +446,17 @@ pub fn verify_export(
     use std::sync::mpsc;
     // The keys of every signer set seen so far, and the batches read and not yet taken.
     let keys = std::sync::RwLock::new(KeyBook::default());
-    let (batch_tx, batch_rx) = mpsc::sync_channel::<(u64, Vec<RawLine>)>(workers * 2);
+    // The reader reserves room for each batch before reading it, the auditor gives it back once
+    // the batch is audited, and stops everyone when it stops.
+    let budget = Budget::default();
+    let (batch_tx, batch_rx) = mpsc::sync_channel::<(u64, Vec<RawLine>, usize)>(workers * 2);
     // Held by the workers only: when the last one stops (the auditor stopped at a failure), the
     // reader's next send fails instead of waiting for a taker.
     let batch_rx = std::sync::Arc::new(std::sync::Mutex::new(batch_rx));
     let outcome = std::thread::scope(
         |scope| -> Result<(Auditor, Option<CheckpointLine>), VerifyError> {
             let (done_tx, done_rx) = mpsc::channel::<PreparedBatch>();
-            // One token per batch in flight: the reader takes one per batch, the auditor gives it
-            // back once the batch is audited (and drops them all when it stops).
-            let (token_tx, token_rx) = mpsc::sync_channel::<()>(PIPELINE_BATCHES_IN_FLIGHT);
-            for _ in 0..PIPELINE_BATCHES_IN_FLIGHT {
-                token_tx
-                    .send(())
-                    .expect("the token channel holds every token");
-            }
+            let budget = &budget;
             let keys = &keys;
             for _ in 0..workers {
                 let (done_tx, batch_rx) = (done_tx.clone(), std::sync::Arc::clone(&batch_rx));
@@ -361,11 +464,14 @@ pub fn verify_export(
                     let mut local = KeyBook::default();
                     loop {
                         let next = batch_rx.lock().ok().and_then(|rx| rx.recv().ok());
-                        let Some((index, lines)) = next else {
+                        let Some((index, lines, bytes)) = next else {
                             return;
                         };
+                        if budget.stopped() {
+                            return; // the auditor stopped: drain, prepare nothing more
+                        }
                         let (items, verified) = prepare_batch_or_refuse(lines, keys, &mut local);
-                        if done_tx.send((index, items, verified)).is_err() {
+                        if done_tx.send((index, items, verified, bytes)).is_err() {
                             return;
                         }
                     }
@@ -374,17 +480,17 @@ pub fn verify_export(
             drop((done_tx, batch_rx));
             type Audited = Result<(Auditor, Option<CheckpointLine>), VerifyError>;
             let auditing = scope.spawn(move || -> Audited {
-                let mut waiting: std::collections::BTreeMap<u64, (Vec<Item>, VerifiedSignatures)> =
-                    Default::default();
+                let _stop = StopOnDrop(budget);
+                type Waiting = (Vec<Item>, VerifiedSignatures, usize);
+                let mut waiting: std::collections::BTreeMap<u64, Waiting> = Default::default();
                 let mut next = 0u64;
                 let outcome = (|| -> Result<(), VerifyError> {
-                    for (index, items, verified) in done_rx.iter() {
-                        waiting.insert(index, (items, verified));
-                        while let Some((items, verified)) = waiting.remove(&next) {
+                    for (index, items, verified, bytes) in done_rx.iter() {
+                        waiting.insert(index, (items, verified, bytes));
+                        while let Some((items, verified, bytes)) = waiting.remove(&next) {
                             audit_chunk(items, &verified, &mut auditor, &mut checkpoint)?;
                             next += 1;
-                            // The reader may be gone already (it read the whole file).
-                            let _ = token_tx.send(());
+                            budget.release(bytes);
                         }
                     }
                     Ok(())
@@ -394,11 +500,16 @@ pub fn verify_export(
             let mut finished = false;
             let mut index = 0u64;
             while !finished {
-                if token_rx.recv().is_err() {
+                if !budget.reserve(PIPELINE_BATCH_RESERVE) {
                     break; // the auditor stopped at a failure
                 }
-                let lines = read_batch(&mut reader, &mut finished);
-                if lines.is_empty() || batch_tx.send((index, lines)).is_err() {
+                let (lines, bytes) = read_batch(&mut reader, &mut finished);
+                budget.settle(PIPELINE_BATCH_RESERVE, bytes);
+                if lines.is_empty() {
+                    budget.release(bytes);
+                    break;
+                }
+                if batch_tx.send((index, lines, bytes)).is_err() {
                     break;
                 }
                 index += 1;
