@@ -75,6 +75,7 @@ impl StateFile {
             .busy_timeout(LOCK_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(LOCK_TIMEOUT)
             .connect_with(options)
             .await
