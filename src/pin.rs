@@ -239,9 +239,6 @@ impl Verified {
                     Some(failure) => Ok(failure),
                     None => Err(PinError::Store(error)),
                 })?;
-            if page.is_empty() {
-                return Ok(pushed);
-            }
             for event in &page {
                 auditor.push(event).map_err(Ok)?;
                 write
@@ -252,6 +249,11 @@ impl Verified {
                     touched.insert(event.stream_id.clone());
                 }
                 pushed += 1;
+            }
+            // A short page is the end of the events when it was read, which is after the head
+            // this sync must reach was read: no need to ask again.
+            if (page.len() as i64) < PAGE_ROWS {
+                return Ok(pushed);
             }
         }
     }
