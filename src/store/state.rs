@@ -73,13 +73,26 @@ impl StateFile {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(LOCK_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(LOCK_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(failed)?;
+        // Clients starting at once may create the file together: switching a new file to WAL
+        // takes a lock that SQLite's busy timeout does not wait for, so the loser of that race
+        // is told `SQLITE_BUSY` at once. It tries again once the winner is through.
+        let mut attempt = 0;
+        let pool = loop {
+            match SqlitePoolOptions::new()
+                .max_connections(1)
+                .test_before_acquire(false)
+                .acquire_timeout(LOCK_TIMEOUT)
+                .connect_with(options.clone())
+                .await
+            {
+                Ok(pool) => break pool,
+                Err(error) if attempt < 5 && busy(&error) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(error) => return Err(failed(error)),
+            }
+        };
         super::sqlite::migrate(&pool, &sqlx::migrate!("migrations/state"))
             .await
             .map_err(|reason| StoreError::Migrate {
@@ -158,6 +171,17 @@ impl StateFile {
 
     pub async fn close(&self) {
         self.pool.close().await
+    }
+}
+
+/// `SQLITE_BUSY`, with or without an extended code.
+fn busy(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(error) => error
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == 5),
+        _ => false,
     }
 }
 
