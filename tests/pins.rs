@@ -599,7 +599,7 @@ async fn open_proposals_are_rows_and_a_state_saved_whole_still_resumes(db: &Test
     desk.sign("carol", &first);
     let out = desk.ok("carol", &["list"]);
     assert!(out.contains("committed"), "{out}");
-    assert_eq!(open_rows(&file).await, [second.clone()]);
+    assert_eq!(open_rows(&file).await, [second.as_str()]);
 
     // The proposal that kept its row resumes from it.
     desk.sign("alice", &second);
