@@ -4,6 +4,7 @@
 //! extends the pin, or whose new events fail a rule, is refused before anything is decided or
 //! shown. The state lives in one file per ledger in the state directory (`store::state`).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
@@ -12,6 +13,7 @@ use crate::audit::auditor::{AuditFailure, Auditor};
 use crate::crypto::to_hex;
 use crate::domain::approval::ProposalState;
 use crate::domain::envelope::StoredEvent;
+use crate::domain::events::LEDGER_STREAM;
 use crate::domain::projection::ProposalRow;
 use crate::store::state::{PinRow, StateFile, StateWrite};
 use crate::store::{Store, StoreError, PAGE_ROWS};
@@ -166,8 +168,8 @@ impl Verified {
                     (self.seq, self.head_hash, self.verified_now) = (pin.seq, pin.head_hash, 0);
                     return Ok(());
                 }
-                let saved = write.auditor(ledger_id).await.map_err(PinError::State)?;
-                Auditor::restore(&saved).map_err(|reason| {
+                let (saved, open) = write.auditor(ledger_id).await.map_err(PinError::State)?;
+                Auditor::restore(&saved, open).map_err(|reason| {
                     PinError::State(StoreError::CorruptRow {
                         seq: pin.seq as i64,
                         reason: format!("the saved auditor state does not read back: {reason}"),
@@ -181,13 +183,14 @@ impl Verified {
             pinned_seq: pin.as_ref().map_or(0, |pin| pin.seq),
             failure,
         };
-        let pushed =
-            self.walk(store, &mut write, &mut auditor)
-                .await
-                .map_err(|error| match error {
-                    Ok(failure) => invalid(failure),
-                    Err(error) => error,
-                })?;
+        let mut touched = BTreeSet::new();
+        let pushed = self
+            .walk(store, &mut write, &mut auditor, &mut touched)
+            .await
+            .map_err(|error| match error {
+                Ok(failure) => invalid(failure),
+                Err(error) => error,
+            })?;
         auditor.check_complete().map_err(invalid)?;
         let reached = (auditor.events(), auditor.head_hash());
         // Honest writers may have appended since the head was read, never removed anything.
@@ -203,6 +206,9 @@ impl Verified {
                 ),
             }));
         }
+        save_open(&mut write, &auditor, &touched)
+            .await
+            .map_err(PinError::State)?;
         write
             .save_pin(ledger_id, reached, &auditor.snapshot(), pushed)
             .await
@@ -213,13 +219,15 @@ impl Verified {
     }
 
     /// Pushes every event after the auditor's last through it, page by page, recording each
-    /// one it accepts; how many. `Err(Ok(failure))` is the first event that failed (a rule, or a
-    /// row altered after it was written), `Err(Err(_))` a database or state file error.
+    /// one it accepts and adding its stream to `touched`; how many. `Err(Ok(failure))` is the
+    /// first event that failed (a rule, or a row altered after it was written), `Err(Err(_))` a
+    /// database or state file error.
     async fn walk(
         &self,
         store: &Store,
         write: &mut StateWrite,
         auditor: &mut Auditor,
+        touched: &mut BTreeSet<String>,
     ) -> Result<u64, Result<AuditFailure, PinError>> {
         let ledger = self.ledger_id.to_string();
         let mut pushed = 0u64;
@@ -231,16 +239,21 @@ impl Verified {
                     Some(failure) => Ok(failure),
                     None => Err(PinError::Store(error)),
                 })?;
-            if page.is_empty() {
-                return Ok(pushed);
-            }
             for event in &page {
                 auditor.push(event).map_err(Ok)?;
                 write
                     .record(&ledger, event)
                     .await
                     .map_err(|error| Err(PinError::State(error)))?;
+                if event.stream_id != LEDGER_STREAM && !touched.contains(&event.stream_id) {
+                    touched.insert(event.stream_id.clone());
+                }
                 pushed += 1;
+            }
+            // A short page is the end of the events when it was read, which is after the head
+            // this sync must reach was read: no need to ask again.
+            if (page.len() as i64) < PAGE_ROWS {
+                return Ok(pushed);
             }
         }
     }
@@ -530,6 +543,33 @@ impl Verified {
     pub async fn close(&self) {
         self.state.close().await
     }
+}
+
+/// Saves the open proposals whose streams the new events touched, each as the auditor now
+/// holds it (removed when it closed): an event changes only its own stream's proposal (check
+/// C9), so the saved rows are then the auditor's open proposals plus any it dropped without an
+/// event (it forgets long-expired ones when many are open), and a count tells whether there
+/// were any. Then, or when the state was saved whole before (its open proposals inside the
+/// auditor's state, no rows yet), every open proposal is written again.
+async fn save_open(
+    write: &mut StateWrite,
+    auditor: &Auditor,
+    touched: &BTreeSet<String>,
+) -> Result<(), StoreError> {
+    for id in touched {
+        write
+            .save_open(id, auditor.open_proposal(id).as_deref())
+            .await?;
+    }
+    if write.open_count().await? != auditor.open_ids().count() as u64 {
+        write.clear_open().await?;
+        for id in auditor.open_ids() {
+            write
+                .save_open(id, auditor.open_proposal(id).as_deref())
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// The columns of a row that say what happened to it, for messages.

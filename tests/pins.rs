@@ -204,6 +204,7 @@ both_backends!(
     concurrent_syncs_leave_one_consistent_pin,
     a_file_that_cannot_be_read_twice_is_not_compared_with_the_pin,
     an_edited_row_with_its_own_hash_recomputed_is_neither_exported_nor_proven,
+    open_proposals_are_rows_and_a_state_saved_whole_still_resumes,
 );
 
 /// A commit edited in place (its threshold lowered) with only its own hash recomputed: the
@@ -598,4 +599,86 @@ async fn concurrent_syncs_leave_one_consistent_pin(db: &TestDb) {
         "every event verified exactly once"
     );
     desk.ok("shared", &["inbox", "--key", &desk.path("carol.key")]);
+}
+
+/// The ids of the open proposals saved one row each in `client`'s state file.
+async fn open_rows(file: &Path) -> Vec<String> {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let ids: Vec<(String,)> =
+        sqlx::query_as("SELECT proposal_id FROM open_proposals ORDER BY proposal_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    ids.into_iter().map(|(id,)| id).collect()
+}
+
+/// Puts a state file back as it was saved before open proposals had rows: inside the auditor's
+/// state, under "open" (text surgery: the state holds u128 ids that `serde_json::Value` would
+/// not keep).
+async fn save_open_proposals_whole(file: &Path) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let rows: Vec<(String, Vec<u8>)> =
+        sqlx::query_as("SELECT proposal_id, state FROM open_proposals")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let (auditor,): (Vec<u8>,) = sqlx::query_as("SELECT auditor FROM pin")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let open: Vec<String> = rows
+        .iter()
+        .map(|(id, state)| format!("\"{id}\":{}", text(state)))
+        .collect();
+    let auditor = text(&auditor);
+    let whole = format!(
+        "{},\"open\":{{{}}}}}",
+        auditor.strip_suffix('}').unwrap(),
+        open.join(",")
+    );
+    sqlx::query("UPDATE pin SET auditor = $1")
+        .bind(whole.into_bytes())
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM open_proposals")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+/// Each open proposal is a row of the state file, removed when it closes; a state saved whole
+/// (its open proposals inside the auditor's state, as before they had rows) still resumes, and
+/// its next sync gives them rows again.
+async fn open_proposals_are_rows_and_a_state_saved_whole_still_resumes(db: &TestDb) {
+    let desk = Desk::new(db);
+    let (first, second) = (desk.propose(), desk.propose());
+    desk.ok("carol", &["list"]);
+    let ledger = desk.events().await[0].ledger_id;
+    let file = rollbook::pin::state_file(&desk.state("carol"), ledger);
+    let mut both = vec![first.clone(), second.clone()];
+    both.sort();
+    assert_eq!(open_rows(&file).await, both);
+
+    save_open_proposals_whole(&file).await;
+    assert_eq!(open_rows(&file).await, Vec::<String>::new());
+    desk.sign("alice", &first);
+    desk.sign("carol", &first);
+    let out = desk.ok("carol", &["list"]);
+    assert!(out.contains("committed"), "{out}");
+    assert_eq!(open_rows(&file).await, [second.as_str()]);
+
+    // The proposal that kept its row resumes from it.
+    desk.sign("alice", &second);
+    desk.sign("carol", &second);
+    desk.ok("carol", &["show", &second]);
+    assert_eq!(open_rows(&file).await, Vec::<String>::new());
+    let pin = desk.pin("carol").await.unwrap();
+    assert_eq!(pin.seq, desk.events().await.len() as u64);
 }

@@ -141,6 +141,7 @@ impl SqliteStore {
         // Tasks sharing a store wait for the connection (acquire timeout below).
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(LOCK_TIMEOUT)
             .connect_with(options)
             .await

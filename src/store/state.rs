@@ -24,6 +24,12 @@ const PIN_AUDITOR: &str = "SELECT auditor FROM pin WHERE ledger_id = $1";
 const PIN_SAVE: &str = "INSERT INTO pin (ledger_id, seq, head_hash, auditor, events_verified, syncs, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6) \
     ON CONFLICT (ledger_id) DO UPDATE SET seq = excluded.seq, head_hash = excluded.head_hash, auditor = excluded.auditor, \
     events_verified = pin.events_verified + excluded.events_verified, syncs = pin.syncs + 1, updated_at = excluded.updated_at";
+const OPEN_ALL: &str = "SELECT proposal_id, state FROM open_proposals";
+const OPEN_SAVE: &str = "INSERT INTO open_proposals (proposal_id, state) VALUES ($1, $2) \
+    ON CONFLICT (proposal_id) DO UPDATE SET state = excluded.state";
+const OPEN_DELETE: &str = "DELETE FROM open_proposals WHERE proposal_id = $1";
+const OPEN_COUNT: &str = "SELECT count(*) FROM open_proposals";
+const OPEN_CLEAR: &str = "DELETE FROM open_proposals";
 const CHAIN_INSERT: &str = "INSERT INTO chain (seq, hash) VALUES ($1, $2)";
 const CHAIN_HASH: &str = "SELECT hash FROM chain WHERE seq = $1";
 const STREAM_SAVE: &str = "INSERT INTO streams (stream_id, version, last_seq) VALUES ($1, $2, $3) \
@@ -67,12 +73,26 @@ impl StateFile {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(LOCK_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(LOCK_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(failed)?;
+        // Clients starting at once may create the file together: switching a new file to WAL
+        // takes a lock that SQLite's busy timeout does not wait for, so the loser of that race
+        // is told `SQLITE_BUSY` at once. It tries again once the winner is through.
+        let mut attempt = 0;
+        let pool = loop {
+            match SqlitePoolOptions::new()
+                .max_connections(1)
+                .test_before_acquire(false)
+                .acquire_timeout(LOCK_TIMEOUT)
+                .connect_with(options.clone())
+                .await
+            {
+                Ok(pool) => break pool,
+                Err(error) if attempt < 5 && busy(&error) => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+                }
+                Err(error) => return Err(failed(error)),
+            }
+        };
         super::sqlite::migrate(&pool, &sqlx::migrate!("migrations/state"))
             .await
             .map_err(|reason| StoreError::Migrate {
@@ -154,6 +174,17 @@ impl StateFile {
     }
 }
 
+/// `SQLITE_BUSY`, with or without an extended code.
+fn busy(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(error) => error
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == 5),
+        _ => false,
+    }
+}
+
 async fn hash_at<'e>(
     executor: impl sqlx::Executor<'e, Database = Sqlite>,
     seq: u64,
@@ -207,14 +238,53 @@ impl StateWrite {
         hash_at(&mut *self.tx, seq).await
     }
 
-    /// The auditor's state saved with the pin (`Auditor::snapshot`).
-    pub async fn auditor(&mut self, ledger_id: Uuid) -> Result<Vec<u8>, StoreError> {
+    /// The auditor's state saved with the pin (`Auditor::snapshot`) and its open proposals
+    /// (`Auditor::open_proposal`), by id.
+    pub async fn auditor(
+        &mut self,
+        ledger_id: Uuid,
+    ) -> Result<(Vec<u8>, Vec<(String, Vec<u8>)>), StoreError> {
         let (auditor,): (Vec<u8>,) = sqlx::query_as(PIN_AUDITOR)
             .bind(ledger_id.to_string())
             .fetch_one(&mut *self.tx)
             .await
             .map_err(db_err("reading the saved auditor state"))?;
-        Ok(auditor)
+        let open = sqlx::query_as(OPEN_ALL)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(db_err("reading the saved open proposals"))?;
+        Ok((auditor, open))
+    }
+
+    /// Saves the state of the open proposal `id`, or removes it (`None`: it closed).
+    pub async fn save_open(&mut self, id: &str, state: Option<&[u8]>) -> Result<(), StoreError> {
+        let query = match state {
+            Some(state) => sqlx::query(OPEN_SAVE).bind(id).bind(state),
+            None => sqlx::query(OPEN_DELETE).bind(id),
+        };
+        query
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err("saving an open proposal"))?;
+        Ok(())
+    }
+
+    /// How many open proposals are saved.
+    pub async fn open_count(&mut self) -> Result<u64, StoreError> {
+        let (count,): (i64,) = sqlx::query_as(OPEN_COUNT)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(db_err("counting the saved open proposals"))?;
+        Ok(count.max(0) as u64)
+    }
+
+    /// Removes every saved open proposal.
+    pub async fn clear_open(&mut self) -> Result<(), StoreError> {
+        sqlx::query(OPEN_CLEAR)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err("clearing the saved open proposals"))?;
+        Ok(())
     }
 
     /// Records an event the auditor accepted: its hash, its stream's version, its projection.
