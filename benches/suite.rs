@@ -8,12 +8,13 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rollbook::audit::export_jsonl;
-use rollbook::crypto::canonical::Purpose;
+use rollbook::crypto::canonical::ChainHead;
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::{from_hex, to_hex};
 use rollbook::domain::approval::{
     cosign_purpose, decide_propose, decide_sign, message_for, ProposalDraft, ProposalState,
 };
+use rollbook::domain::chain::AtHead;
 use rollbook::domain::envelope::{uuid_v7_at, NewEvent, StoredEvent};
 use rollbook::domain::events::{Event, SignerEntry, SignerSet};
 use rollbook::domain::governance::{seal_signature, ActiveSet, Governance};
@@ -216,48 +217,78 @@ fn new_event(event: &Event, actor: Option<&str>) -> NewEvent {
 
 /// One committed roll: recorded by bob, co-signed until it commits. Valid by construction: made
 /// by the same decide functions as the CLI.
-fn committed_roll(
+/// Records `draft` alone, its proposer signing the head it follows (a recording binds exactly
+/// that head); returns its state.
+async fn record_alone(
+    ledger: &Ledger,
+    gov: &Governance,
+    draft: &ProposalDraft,
+    proposer: &SecretKey,
+    at: DateTime<Utc>,
+) -> ProposalState {
+    let head = ledger.head().await.unwrap();
+    let recorded = decide_propose(
+        gov,
+        draft,
+        seal_signature(proposer, draft.message(&head)),
+        &mut AtHead::new(head),
+    )
+    .unwrap();
+    let key_id = proposer.public().key_id().to_string();
+    let stored = ledger
+        .store
+        .append(
+            ledger.ledger_id,
+            false,
+            &[],
+            vec![new_event(&recorded, Some(&key_id))],
+            at,
+        )
+        .await
+        .unwrap();
+    ProposalState::from_stream(&stored).unwrap()
+}
+
+/// The co-signatures (and the commit they decide) of a recorded proposal, each binding `head`:
+/// a head at or after its recording, as an offline signature does, so that many proposals'
+/// signatures go in one append.
+fn cosign_until_committed(
     gov: &Governance,
     desk: &Desk,
+    mut state: ProposalState,
     cosigners: &[&str],
+    head: ChainHead,
     at: DateTime<Utc>,
-    body: &str,
-) -> Vec<NewEvent> {
-    let (draft, _) = ProposalDraft::roll(gov, uuid_v7_at(at), body.to_string(), at).unwrap();
-    let bob = desk.key("bob");
-    let recorded = decide_propose(gov, &draft, seal_signature(bob, draft.message())).unwrap();
-    let Event::ProposalRecorded(payload) = &recorded else {
-        unreachable!()
-    };
-    let mut state =
-        ProposalState::from_recorded(payload.clone(), &dummy(&recorded, 1, 1, at)).unwrap();
-    let mut out = vec![new_event(
-        &recorded,
-        Some(&bob.public().key_id().to_string()),
-    )];
+) -> (Vec<NewEvent>, Option<Event>) {
+    let mut out = Vec::new();
     for name in cosigners {
         let key = desk.key(name);
-        let signature = seal_signature(
-            key,
-            message_for(
-                gov.ledger_id,
-                &state,
-                cosign_purpose(state.recorded.terms.kind),
-                None,
-            ),
-        );
-        let outcome = decide_sign(gov, &state, signature, at).unwrap();
+        let purpose = cosign_purpose(state.recorded.terms.kind);
+        let message = message_for(gov.ledger_id, &state, purpose, &head, None);
+        let mut chain = AtHead {
+            head: ChainHead {
+                seq: head.seq + 1,
+                hash: [0; 32],
+            },
+            earlier: Some(head),
+        };
+        let outcome =
+            decide_sign(gov, &state, seal_signature(key, message), at, &mut chain).unwrap();
         for event in &outcome.events {
             out.push(new_event(event, Some(&key.public().key_id().to_string())));
             let version = state.stream_version + 1;
             state.evolve(event, &dummy(event, state.last_seq + 1, version, at));
         }
         if outcome.committed {
-            break;
+            return (out, outcome.events.last().cloned());
         }
     }
-    out
+    (out, None)
 }
+
+/// Rolls recorded per append round: each recorded alone, then all their co-signatures in one
+/// append binding the head after the last recording.
+const ROLLS_PER_ROUND: usize = 225;
 
 /// A realistic ledger of about `target` events on `url`: 4 signers (2 of 4), committed rolls,
 /// one governance change at 10% (erin joins, 3 of 5), then `pending` proposals dated now.
@@ -286,54 +317,30 @@ async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<
     let ledger = Ledger { store, ledger_id };
     let mut written = 1u64;
     let mut clock = t0;
-    let mut batch: Vec<NewEvent> = Vec::new();
     let mut body = roll_body(clock, 9);
     let mut body_at = clock;
     let mut changed = false;
-    while written + (batch.len() as u64) < target.saturating_sub(pending as u64) {
-        clock += Duration::milliseconds(250);
-        // One body per simulated 10 minutes keeps every snapshot fresh (staleness <= 30 min).
-        if clock - body_at > Duration::minutes(10) {
-            body = roll_body(clock, 9);
-            body_at = clock;
-        }
-        if !changed && written + batch.len() as u64 >= target / 10 {
+    while written < target.saturating_sub(pending as u64) {
+        if !changed && written >= target / 10 {
             changed = true;
+            clock += Duration::milliseconds(250);
             let mut next = set.to_signer_set();
             next.version = 2;
             next.threshold = 3;
             next.signers.push(entry("erin", desk.key("erin")));
             let next = ActiveSet::validate(&next).unwrap();
             let draft = ProposalDraft::signer_set(&gov, uuid_v7_at(clock), &next, clock);
-            let alice = desk.key("alice");
-            let recorded =
-                decide_propose(&gov, &draft, seal_signature(alice, draft.message())).unwrap();
-            let Event::ProposalRecorded(payload) = &recorded else {
-                unreachable!()
-            };
-            let mut state =
-                ProposalState::from_recorded(payload.clone(), &dummy(&recorded, 1, 1, clock))
-                    .unwrap();
-            batch.push(new_event(
-                &recorded,
-                Some(&alice.public().key_id().to_string()),
-            ));
-            for name in ["bob", "carol", "erin"] {
-                let key = desk.key(name);
-                let signature = seal_signature(
-                    key,
-                    message_for(ledger_id, &state, Purpose::Governance, None),
-                );
-                let outcome = decide_sign(&gov, &state, signature, clock).unwrap();
-                for event in &outcome.events {
-                    batch.push(new_event(event, Some(&key.public().key_id().to_string())));
-                    let version = state.stream_version + 1;
-                    state.evolve(event, &dummy(event, state.last_seq + 1, version, clock));
-                }
-                if outcome.committed {
-                    gov.apply(outcome.events.last().unwrap()).unwrap();
-                }
-            }
+            let state = record_alone(&ledger, &gov, &draft, desk.key("alice"), clock).await;
+            let head = ledger.head().await.unwrap();
+            let (batch, adoption) =
+                cosign_until_committed(&gov, &desk, state, &["bob", "carol", "erin"], head, clock);
+            written += 1 + batch.len() as u64;
+            ledger
+                .store
+                .append(ledger_id, false, &[], batch, clock)
+                .await
+                .unwrap();
+            gov.apply(&adoption.unwrap()).unwrap();
             assert_eq!(gov.set.version, 2);
             continue;
         }
@@ -342,21 +349,28 @@ async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<
         } else {
             &["alice", "carol", "dave"]
         };
-        batch.extend(committed_roll(&gov, &desk, cosigners, clock, &body));
-        if batch.len() >= 900 {
-            written += batch.len() as u64;
-            ledger
-                .store
-                .append(ledger_id, false, &[], std::mem::take(&mut batch), clock)
-                .await
-                .unwrap();
+        let mut states = Vec::new();
+        for _ in 0..ROLLS_PER_ROUND {
+            clock += Duration::milliseconds(250);
+            // One body per simulated 10 minutes keeps every snapshot fresh (staleness <= 30 min).
+            if clock - body_at > Duration::minutes(10) {
+                body = roll_body(clock, 9);
+                body_at = clock;
+            }
+            let (draft, _) =
+                ProposalDraft::roll(&gov, uuid_v7_at(clock), body.clone(), clock).unwrap();
+            states.push(record_alone(&ledger, &gov, &draft, desk.key("bob"), clock).await);
+            written += 1;
         }
-    }
-    // The last committed rolls carry the synthetic clock, like the rest.
-    if !batch.is_empty() {
+        let head = ledger.head().await.unwrap();
+        let mut batch = Vec::new();
+        for state in states {
+            batch.extend(cosign_until_committed(&gov, &desk, state, cosigners, head, clock).0);
+        }
+        written += batch.len() as u64;
         ledger
             .store
-            .append(ledger_id, false, &[], std::mem::take(&mut batch), clock)
+            .append(ledger_id, false, &[], batch, clock)
             .await
             .unwrap();
     }
@@ -366,20 +380,8 @@ async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<
     let mut ids = Vec::new();
     for _ in 0..pending {
         let (draft, _) = ProposalDraft::roll(&gov, uuid_v7_at(now), fresh.clone(), now).unwrap();
-        let bob = desk.key("bob");
-        let recorded = decide_propose(&gov, &draft, seal_signature(bob, draft.message())).unwrap();
+        record_alone(&ledger, &gov, &draft, desk.key("bob"), now).await;
         ids.push(draft.proposal_id());
-        batch.push(new_event(
-            &recorded,
-            Some(&bob.public().key_id().to_string()),
-        ));
-    }
-    if !batch.is_empty() {
-        ledger
-            .store
-            .append(ledger_id, false, &[], batch, now)
-            .await
-            .unwrap();
     }
     (ledger, desk, ids)
 }

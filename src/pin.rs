@@ -140,6 +140,32 @@ pub async fn sync(store: &Store, ledger_id: Uuid, dir: &Path) -> Result<Verified
     Ok(verified)
 }
 
+/// Check A11 for heads bound before the pin: a resumed auditor holds no hashes from before it
+/// resumed, so the heads its signatures bind there are checked against the hashes this client
+/// verified then.
+async fn check_deferred_heads(
+    write: &mut StateWrite,
+    auditor: &mut Auditor,
+) -> Result<(), Result<AuditFailure, PinError>> {
+    for (seq, bound) in auditor.take_deferred_heads() {
+        let verified = write
+            .hash_at(bound.seq)
+            .await
+            .map_err(|error| Err(PinError::State(error)))?;
+        if verified != Some(bound.hash) {
+            return Err(Ok(AuditFailure {
+                seq,
+                reason: format!(
+                    "its signature binds the head at seq {} with hash {}, which is not the event this client verified there (A11)",
+                    bound.seq,
+                    to_hex(&bound.hash)
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
+
 /// Pins say what this user verified: nobody else on the machine needs to read them.
 fn restrict_to_owner(dir: &Path) {
     #[cfg(unix)]
@@ -241,6 +267,7 @@ impl Verified {
                 })?;
             for event in &page {
                 auditor.push(event).map_err(Ok)?;
+                check_deferred_heads(write, auditor).await?;
                 write
                     .record(&ledger, event)
                     .await

@@ -5,12 +5,13 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::crypto::canonical::{genesis_message, Purpose};
+use crate::crypto::canonical::{genesis_message, ChainHead, Purpose};
 use crate::crypto::keys::SecretKey;
 use crate::domain::approval::{
     self, cosign_purpose, decide_propose, decide_reject, decide_sign, decide_withdraw, message_for,
     ProposalDraft, ProposalState, SignOutcome, Status,
 };
+use crate::domain::chain::AtHead;
 use crate::domain::envelope::{
     format_timestamp, parse_timestamp, uuid_v7_at, uuid_v7_time, NewEvent, StoredEvent,
     ID_TIME_WINDOW_SECONDS,
@@ -20,7 +21,7 @@ use crate::domain::events::{
 };
 use crate::domain::governance::{seal_signature, ActiveSet, Governance, Refusal};
 use crate::sizing::{Policy, SizingReport};
-use crate::store::{ExpectedVersion, Store, StoreError};
+use crate::store::{ExpectedVersion, Landing, Store, StoreError};
 
 /// Attempts per command when another writer moved a stream first (each attempt re-reads).
 pub const CONFLICT_RETRIES: usize = 16;
@@ -219,7 +220,7 @@ impl Ledger {
         events: &[Event],
         actor: &str,
         now: DateTime<Utc>,
-        deadline: Option<DateTime<Utc>>,
+        landing: Landing,
     ) -> Result<Vec<StoredEvent>, ServiceError> {
         let new: Vec<NewEvent> = events
             .iter()
@@ -227,8 +228,38 @@ impl Ledger {
             .collect();
         Ok(self
             .store
-            .append_before(self.ledger_id, false, &expected, new, now, deadline)
+            .append_before(self.ledger_id, false, &expected, new, now, landing)
             .await?)
+    }
+
+    /// The ledger's head: what an online signature binds (its event must land right after it).
+    pub async fn head(&self) -> Result<ChainHead, ServiceError> {
+        let (seq, hash) = self
+            .store
+            .head(self.ledger_id)
+            .await?
+            .ok_or(StoreError::NoSuchLedger(self.ledger_id))?;
+        Ok(ChainHead { seq, hash })
+    }
+
+    /// The chain as a decision sees it: the head, and the earlier point an offline signature
+    /// binds (`bound`, when it lies before the head), read from the store.
+    async fn chain_for(&self, bound: Option<ChainHead>) -> Result<AtHead, ServiceError> {
+        let head = self.head().await?;
+        let earlier = match bound.filter(|bound| bound.seq >= 1 && bound.seq < head.seq) {
+            Some(bound) => self
+                .store
+                .read_page(self.ledger_id, bound.seq - 1, 1)
+                .await?
+                .first()
+                .filter(|event| event.seq == bound.seq)
+                .map(|event| ChainHead {
+                    seq: event.seq,
+                    hash: event.hash,
+                }),
+            None => None,
+        };
+        Ok(AtHead { head, earlier })
     }
 
     /// Records a roll: evaluated under the policy in force at `now`, signed by the proposer.
@@ -266,9 +297,6 @@ impl Ledger {
         key: &SecretKey,
         now: DateTime<Utc>,
     ) -> Result<ProposalState, ServiceError> {
-        let signature = seal_signature(key, draft.message());
-        let actor = signature.key_id.clone();
-        let event = decide_propose(governance, draft, signature)?;
         // Bound to the governance read above: a concurrent adoption makes this a conflict.
         let expected = vec![
             (
@@ -292,28 +320,45 @@ impl Ledger {
             (id, _) => id.is_some(),
         };
         let deadline = if id_binds { id_deadline } else { expires_at };
-        let written = self
-            .append(
-                expected,
+        let proposal_id = draft.proposal_id();
+        // The proposer signs the head the recording follows; when another event lands first,
+        // it signs again on the new head.
+        let written = retry_on_conflict(proposal_id, async || {
+            let head = self.head().await?;
+            let signature = seal_signature(key, draft.message(&head));
+            let actor = signature.key_id.clone();
+            let event = decide_propose(governance, draft, signature, &mut AtHead::new(head))?;
+            let landing = Landing {
+                deadline,
+                after_head: Some(head),
+            };
+            self.append(
+                expected.clone(),
                 std::slice::from_ref(&event),
                 &actor,
                 now,
-                deadline,
+                landing,
             )
             .await
             .map_err(|error| match error {
+                // Another adoption since the governance was read: not retried, refused.
                 ServiceError::Store(StoreError::Conflict { .. }) => {
                     ServiceError::Refused(Refusal::GovernanceChanged)
                 }
-                ServiceError::Store(StoreError::DeadlinePassed { recorded_at, .. }) if id_binds => {
-                    ServiceError::Refused(Refusal::ChainClockAhead {
-                        ledger_time: recorded_at,
-                        local_time: format_timestamp(now),
-                        window_seconds: ID_TIME_WINDOW_SECONDS,
-                    })
-                }
-                other => expired_before_recorded(other),
-            })?;
+                other => other,
+            })
+        })
+        .await
+        .map_err(|error| match error {
+            ServiceError::Store(StoreError::DeadlinePassed { recorded_at, .. }) if id_binds => {
+                ServiceError::Refused(Refusal::ChainClockAhead {
+                    ledger_time: recorded_at,
+                    local_time: format_timestamp(now),
+                    window_seconds: ID_TIME_WINDOW_SECONDS,
+                })
+            }
+            other => expired_before_recorded(other),
+        })?;
         ProposalState::from_stream(&written).map_err(|r| ServiceError::Corrupt(r.to_string()))
     }
 
@@ -324,60 +369,67 @@ impl Ledger {
         key: &SecretKey,
         now: DateTime<Utc>,
     ) -> Result<SignOutcome, ServiceError> {
-        self.cosign_with(proposal_id, now, |state| {
-            Ok(seal_signature(
+        self.cosign_with(proposal_id, now, None, |state, head| {
+            seal_signature(
                 key,
                 message_for(
                     self.ledger_id,
                     state,
                     cosign_purpose(state.recorded.terms.kind),
+                    head,
                     None,
                 ),
-            ))
+            )
         })
         .await
     }
 
-    /// Records a co-signature made elsewhere (offline signing), after the same checks.
+    /// Records a co-signature made elsewhere (offline signing), after the same checks. It binds
+    /// the head its request was written at, which must be the chain's and no older than the
+    /// proposal's recording.
     pub async fn attach(
         &self,
         proposal_id: Uuid,
         signature: SignatureEnvelope,
         now: DateTime<Utc>,
     ) -> Result<SignOutcome, ServiceError> {
-        self.cosign_with(proposal_id, now, |_| Ok(signature.clone()))
+        let bound = bound_head_of(&signature);
+        self.cosign_with(proposal_id, now, bound, |_, _| signature.clone())
             .await
     }
 
+    /// Reads, decides and appends a co-signature. `offline_head` is the head an offline
+    /// signature binds (its event may land anywhere after it); without one the signature is
+    /// made here on the head just read, and its event must land right after that head.
     async fn cosign_with(
         &self,
         proposal_id: Uuid,
         now: DateTime<Utc>,
-        make_signature: impl Fn(&ProposalState) -> Result<SignatureEnvelope, ServiceError>,
+        offline_head: Option<ChainHead>,
+        make_signature: impl Fn(&ProposalState, &ChainHead) -> SignatureEnvelope,
     ) -> Result<SignOutcome, ServiceError> {
         retry_on_conflict(proposal_id, async || {
+            let mut chain = self.chain_for(offline_head).await?;
             let governance = self.governance().await?;
             let state = self
                 .proposal_for_decision(&governance, proposal_id, now)
                 .await?;
-            let signature = make_signature(&state)?;
+            let signature = make_signature(&state, &chain.head);
             let actor = signature.key_id.clone();
-            let outcome = decide_sign(&governance, &state, signature, now)?;
+            let outcome = decide_sign(&governance, &state, signature, now, &mut chain)?;
             // The ledger stream's version and the proposal's only, for rolls and motions alike:
             // a governance commit names no other proposal, so decisions on other proposals
             // (signatures, vetoes, new proposals, withdrawals) never conflict with it, and a
             // decision on another proposal made under the replaced governance conflicts on
             // the ledger stream and is decided again under the new one, which refuses it.
             let expected = versions_decided_on(&governance, &state, proposal_id);
-            self.append(
-                expected,
-                &outcome.events,
-                &actor,
-                now,
-                Some(state.expires_at),
-            )
-            .await
-            .map_err(expired_before_recorded)?;
+            let landing = Landing {
+                deadline: Some(state.expires_at),
+                after_head: offline_head.is_none().then_some(chain.head),
+            };
+            self.append(expected, &outcome.events, &actor, now, landing)
+                .await
+                .map_err(expired_before_recorded)?;
             Ok(outcome)
         })
         .await
@@ -394,7 +446,9 @@ impl Ledger {
             proposal_id,
             key,
             now,
-            |governance, state, signature| decide_reject(governance, state, signature, reason, now),
+            |governance, state, signature, chain| {
+                decide_reject(governance, state, signature, reason, now, chain)
+            },
             Purpose::Veto,
             Some(reason),
         )
@@ -411,7 +465,9 @@ impl Ledger {
             proposal_id,
             key,
             now,
-            |governance, state, signature| decide_withdraw(governance, state, signature, now),
+            |governance, state, signature, chain| {
+                decide_withdraw(governance, state, signature, now, chain)
+            },
             Purpose::Withdraw,
             None,
         )
@@ -423,25 +479,35 @@ impl Ledger {
         proposal_id: Uuid,
         key: &SecretKey,
         now: DateTime<Utc>,
-        decide: impl Fn(&Governance, &ProposalState, SignatureEnvelope) -> Result<Event, Refusal>,
+        decide: impl Fn(
+            &Governance,
+            &ProposalState,
+            SignatureEnvelope,
+            &mut AtHead,
+        ) -> Result<Event, Refusal>,
         purpose: Purpose,
         reason: Option<&str>,
     ) -> Result<(), ServiceError> {
         retry_on_conflict(proposal_id, async || {
+            let mut chain = self.chain_for(None).await?;
             let governance = self.governance().await?;
             let state = self
                 .proposal_for_decision(&governance, proposal_id, now)
                 .await?;
-            let signature =
-                seal_signature(key, message_for(self.ledger_id, &state, purpose, reason));
+            let message = message_for(self.ledger_id, &state, purpose, &chain.head, reason);
+            let signature = seal_signature(key, message);
             let actor = signature.key_id.clone();
-            let event = decide(&governance, &state, signature)?;
+            let event = decide(&governance, &state, signature, &mut chain)?;
+            let landing = Landing {
+                deadline: Some(state.expires_at),
+                after_head: Some(chain.head),
+            };
             self.append(
                 versions_decided_on(&governance, &state, proposal_id),
                 std::slice::from_ref(&event),
                 &actor,
                 now,
-                Some(state.expires_at),
+                landing,
             )
             .await
             .map_err(expired_before_recorded)?;
@@ -482,16 +548,27 @@ fn versions_decided_on(
     ]
 }
 
+/// The head an offline signature binds, when its message decodes (`decide_sign` refuses it
+/// otherwise, naming why).
+fn bound_head_of(signature: &SignatureEnvelope) -> Option<ChainHead> {
+    let message = crate::crypto::from_hex(&signature.message).ok()?;
+    crate::crypto::canonical::decode_signed_message(&message)
+        .ok()
+        .map(|decoded| decoded.head)
+}
+
 /// Runs `attempt` (read, decide, append) again while its append is refused as a conflict:
-/// another writer moved the ledger or the proposal first, so the next attempt re-reads and
-/// decides again. Gives up after `CONFLICT_RETRIES` attempts.
+/// another writer moved the ledger head or the proposal first, so the next attempt re-reads,
+/// signs on the new head and decides again. Gives up after `CONFLICT_RETRIES` attempts.
 async fn retry_on_conflict<T>(
     proposal_id: Uuid,
     mut attempt: impl AsyncFnMut() -> Result<T, ServiceError>,
 ) -> Result<T, ServiceError> {
     for _ in 0..CONFLICT_RETRIES {
         match attempt().await {
-            Err(ServiceError::Store(StoreError::Conflict { .. })) => continue,
+            Err(ServiceError::Store(
+                StoreError::Conflict { .. } | StoreError::HeadMoved { .. },
+            )) => continue,
             done => return done,
         }
     }

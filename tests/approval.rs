@@ -2,6 +2,7 @@
 //! events, when a command, then the events it decides or the refusal. Pure: no database.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use rollbook::crypto::canonical::ChainHead;
 use rollbook::crypto::canonical::{genesis_message, Purpose};
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::to_hex;
@@ -9,6 +10,7 @@ use rollbook::domain::approval::{
     decide_propose, decide_reject, decide_sign, decide_withdraw, message_for, tally, ProposalDraft,
     ProposalState, Status,
 };
+use rollbook::domain::chain::AtHead;
 use rollbook::domain::envelope::{NewEvent, StoredEvent};
 use rollbook::domain::events::{
     Event, LedgerCreated, SignatureEnvelope, SignerEntry, SignerSet, LEDGER_FORMAT,
@@ -125,8 +127,14 @@ fn given_roll(desk: &Desk, proposer: &str, contracts: u32) -> ProposalState {
         t0(),
     )
     .unwrap();
-    let signature = seal_signature(desk.key(proposer), draft.message());
-    let event = decide_propose(&desk.governance, &draft, signature).expect("proposal accepted");
+    let signature = seal_signature(desk.key(proposer), draft.message(&first_head()));
+    let event = decide_propose(
+        &desk.governance,
+        &draft,
+        signature,
+        &mut AtHead::new(first_head()),
+    )
+    .expect("proposal accepted");
     let Event::ProposalRecorded(recorded) = &event else {
         panic!("not a recording")
     };
@@ -140,6 +148,7 @@ fn cosign(desk: &Desk, state: &ProposalState, signer: &str) -> SignatureEnvelope
             desk.ledger_id,
             state,
             rollbook::domain::approval::cosign_purpose(state.recorded.terms.kind),
+            &head_after(&state),
             None,
         ),
     )
@@ -152,7 +161,13 @@ fn when_signed(
     signer: &str,
     at: DateTime<Utc>,
 ) -> Result<Vec<Event>, Refusal> {
-    let outcome = decide_sign(&desk.governance, state, cosign(desk, state, signer), at)?;
+    let outcome = decide_sign(
+        &desk.governance,
+        state,
+        cosign(desk, state, signer),
+        at,
+        &mut at_head(&state),
+    )?;
     for event in &outcome.events {
         let version = state.stream_version + 1;
         state.evolve(event, &stored(desk, state.last_seq + 1, version, event, at));
@@ -317,10 +332,23 @@ fn a_failing_roll_is_recorded_as_failed_and_can_never_be_signed() {
     );
     let veto = seal_signature(
         desk.key("alice"),
-        message_for(desk.ledger_id, &state, Purpose::Veto, Some("no")),
+        message_for(
+            desk.ledger_id,
+            &state,
+            Purpose::Veto,
+            &head_after(&state),
+            Some("no"),
+        ),
     );
     assert_refused!(
-        decide_reject(&desk.governance, &state, veto, "no", t0()),
+        decide_reject(
+            &desk.governance,
+            &state,
+            veto,
+            "no",
+            t0(),
+            &mut at_head(&state)
+        ),
         Refusal::Closed {
             action: "reject",
             status: Status::Failed,
@@ -342,8 +370,13 @@ fn a_stored_report_in_other_bytes_is_compared_by_value() {
     let propose = |report: String| {
         let mut draft = draft.clone();
         draft.terms.report_json = Some(report);
-        let signature = seal_signature(desk.key("bob"), draft.message());
-        decide_propose(&desk.governance, &draft, signature)
+        let signature = seal_signature(desk.key("bob"), draft.message(&first_head()));
+        decide_propose(
+            &desk.governance,
+            &draft,
+            signature,
+            &mut AtHead::new(first_head()),
+        )
     };
     let stored = draft.terms.report_json.clone().unwrap();
     assert!(propose(stored.clone()).is_ok());
@@ -370,16 +403,26 @@ fn a_stored_report_in_other_bytes_is_compared_by_value() {
     let mut broken = draft.clone();
     broken.terms.body = "not toml".into();
     broken.terms.report_json = Some("[]".into());
-    let signature = seal_signature(desk.key("bob"), broken.message());
+    let signature = seal_signature(desk.key("bob"), broken.message(&first_head()));
     assert_refused!(
-        decide_propose(&desk.governance, &broken, signature),
+        decide_propose(
+            &desk.governance,
+            &broken,
+            signature,
+            &mut AtHead::new(first_head())
+        ),
         Refusal::ReportUnparsable { .. }
     );
     let mut broken = draft.clone();
     broken.terms.body = "not toml".into();
-    let signature = seal_signature(desk.key("bob"), broken.message());
+    let signature = seal_signature(desk.key("bob"), broken.message(&first_head()));
     assert_refused!(
-        decide_propose(&desk.governance, &broken, signature),
+        decide_propose(
+            &desk.governance,
+            &broken,
+            signature,
+            &mut AtHead::new(first_head())
+        ),
         Refusal::BodyInvalid { .. }
     );
 }
@@ -394,15 +437,21 @@ fn an_outsider_cannot_propose_and_forged_proposals_are_refused() {
         decide_propose(
             &desk.governance,
             &draft,
-            seal_signature(&outsider, draft.message()),
+            seal_signature(&outsider, draft.message(&first_head())),
+            &mut AtHead::new(first_head())
         ),
         Refusal::ProposerNotInSet { set_version: 1, .. }
     );
     // Bob's key id on a message signed by alice.
-    let mut forged = seal_signature(desk.key("alice"), draft.message());
+    let mut forged = seal_signature(desk.key("alice"), draft.message(&first_head()));
     forged.key_id = desk.key("bob").public().key_id().to_string();
     assert_refused!(
-        decide_propose(&desk.governance, &draft, forged),
+        decide_propose(
+            &desk.governance,
+            &draft,
+            forged,
+            &mut AtHead::new(first_head())
+        ),
         Refusal::SignatureInvalid { .. }
     );
     // A report that does not match the proposal.
@@ -418,7 +467,8 @@ fn an_outsider_cannot_propose_and_forged_proposals_are_refused() {
         decide_propose(
             &desk.governance,
             &doctored,
-            seal_signature(desk.key("bob"), doctored.message()),
+            seal_signature(desk.key("bob"), doctored.message(&first_head())),
+            &mut AtHead::new(first_head())
         ),
         Refusal::ReportDiffers { .. }
     );
@@ -429,7 +479,8 @@ fn an_outsider_cannot_propose_and_forged_proposals_are_refused() {
         decide_propose(
             &desk.governance,
             &other,
-            seal_signature(desk.key("bob"), draft.message()),
+            seal_signature(desk.key("bob"), draft.message(&first_head())),
+            &mut AtHead::new(first_head())
         ),
         Refusal::Misbound {
             mismatch: Mismatch::Proposal { .. },
@@ -504,10 +555,22 @@ fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
     let outsider = SecretKey::generate().unwrap();
     let signature = seal_signature(
         &outsider,
-        message_for(desk.ledger_id, &state, Purpose::Cosign, None),
+        message_for(
+            desk.ledger_id,
+            &state,
+            Purpose::Cosign,
+            &head_after(&state),
+            None,
+        ),
     );
     assert_refused!(
-        decide_sign(&desk.governance, &state, signature, t0()),
+        decide_sign(
+            &desk.governance,
+            &state,
+            signature,
+            t0(),
+            &mut at_head(&state)
+        ),
         Refusal::NotASigner {
             set_version: 1,
             action: "sign",
@@ -527,10 +590,22 @@ fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
     let carol = desk.key("carol");
     let for_other = seal_signature(
         carol,
-        message_for(desk.ledger_id, &other, Purpose::Cosign, None),
+        message_for(
+            desk.ledger_id,
+            &other,
+            Purpose::Cosign,
+            &head_after(&other),
+            None,
+        ),
     );
     assert_refused!(
-        decide_sign(&desk.governance, &state, for_other, t0()),
+        decide_sign(
+            &desk.governance,
+            &state,
+            for_other,
+            t0(),
+            &mut at_head(&state)
+        ),
         Refusal::Misbound {
             mismatch: Mismatch::Proposal { .. },
             ..
@@ -538,10 +613,22 @@ fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
     );
     let foreign_ledger = seal_signature(
         carol,
-        message_for(Uuid::now_v7(), &state, Purpose::Cosign, None),
+        message_for(
+            Uuid::now_v7(),
+            &state,
+            Purpose::Cosign,
+            &head_after(&state),
+            None,
+        ),
     );
     assert_refused!(
-        decide_sign(&desk.governance, &state, foreign_ledger, t0()),
+        decide_sign(
+            &desk.governance,
+            &state,
+            foreign_ledger,
+            t0(),
+            &mut at_head(&state)
+        ),
         Refusal::Misbound {
             mismatch: Mismatch::Ledger { .. },
             ..
@@ -555,11 +642,18 @@ fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
             &state.id,
             2,
             &state.digest,
+            &head_after(&state),
             None,
         ),
     );
     assert_refused!(
-        decide_sign(&desk.governance, &state, wrong_version, t0()),
+        decide_sign(
+            &desk.governance,
+            &state,
+            wrong_version,
+            t0(),
+            &mut at_head(&state)
+        ),
         Refusal::Misbound {
             mismatch: Mismatch::SignerSetVersion {
                 found: 2,
@@ -570,10 +664,22 @@ fn outsiders_duplicates_and_replays_are_refused_and_not_counted() {
     );
     let wrong_purpose = seal_signature(
         carol,
-        message_for(desk.ledger_id, &state, Purpose::Withdraw, None),
+        message_for(
+            desk.ledger_id,
+            &state,
+            Purpose::Withdraw,
+            &head_after(&state),
+            None,
+        ),
     );
     assert_refused!(
-        decide_sign(&desk.governance, &state, wrong_purpose, t0()),
+        decide_sign(
+            &desk.governance,
+            &state,
+            wrong_purpose,
+            t0(),
+            &mut at_head(&state)
+        ),
         Refusal::Misbound {
             mismatch: Mismatch::Purpose {
                 found: Purpose::Withdraw,
@@ -603,7 +709,13 @@ fn a_malleated_signature_is_refused() {
     }
     signature.signature = to_hex(&bytes);
     assert_refused!(
-        decide_sign(&desk.governance, &state, signature, t0()),
+        decide_sign(
+            &desk.governance,
+            &state,
+            signature,
+            t0(),
+            &mut at_head(&state)
+        ),
         Refusal::SignatureInvalid { .. }
     );
 }
@@ -627,18 +739,43 @@ fn nothing_can_be_done_to_an_expired_proposal() {
     );
     let veto = seal_signature(
         desk.key("alice"),
-        message_for(desk.ledger_id, &state, Purpose::Veto, Some("late")),
+        message_for(
+            desk.ledger_id,
+            &state,
+            Purpose::Veto,
+            &head_after(&state),
+            Some("late"),
+        ),
     );
     assert_refused!(
-        decide_reject(&desk.governance, &state, veto, "late", late),
+        decide_reject(
+            &desk.governance,
+            &state,
+            veto,
+            "late",
+            late,
+            &mut at_head(&state)
+        ),
         Refusal::Expired { .. }
     );
     let withdrawal = seal_signature(
         desk.key("bob"),
-        message_for(desk.ledger_id, &state, Purpose::Withdraw, None),
+        message_for(
+            desk.ledger_id,
+            &state,
+            Purpose::Withdraw,
+            &head_after(&state),
+            None,
+        ),
     );
     assert_refused!(
-        decide_withdraw(&desk.governance, &state, withdrawal, late),
+        decide_withdraw(
+            &desk.governance,
+            &state,
+            withdrawal,
+            late,
+            &mut at_head(&state)
+        ),
         Refusal::Expired { .. }
     );
 }
@@ -650,7 +787,13 @@ fn any_signer_can_veto_with_a_reason_and_a_veto_is_final() {
     let reason = "quotes are stale";
     let veto = seal_signature(
         desk.key("carol"),
-        message_for(desk.ledger_id, &state, Purpose::Veto, Some(reason)),
+        message_for(
+            desk.ledger_id,
+            &state,
+            Purpose::Veto,
+            &head_after(&state),
+            Some(reason),
+        ),
     );
     assert_refused!(
         decide_reject(
@@ -659,6 +802,7 @@ fn any_signer_can_veto_with_a_reason_and_a_veto_is_final() {
             veto.clone(),
             "another reason",
             t0(),
+            &mut at_head(&state)
         ),
         Refusal::Misbound {
             mismatch: Mismatch::VetoReason,
@@ -666,10 +810,25 @@ fn any_signer_can_veto_with_a_reason_and_a_veto_is_final() {
         }
     );
     assert_refused!(
-        decide_reject(&desk.governance, &state, veto.clone(), " ", t0()),
+        decide_reject(
+            &desk.governance,
+            &state,
+            veto.clone(),
+            " ",
+            t0(),
+            &mut at_head(&state)
+        ),
         Refusal::VetoReasonLength
     );
-    let event = decide_reject(&desk.governance, &state, veto, reason, t0()).unwrap();
+    let event = decide_reject(
+        &desk.governance,
+        &state,
+        veto,
+        reason,
+        t0(),
+        &mut at_head(&state),
+    )
+    .unwrap();
     state.evolve(&event, &stored(&desk, 3, 2, &event, t0()));
     assert_eq!(state.status, Status::Rejected);
     assert_refused!(
@@ -683,10 +842,23 @@ fn any_signer_can_veto_with_a_reason_and_a_veto_is_final() {
     let fresh = given_roll(&desk, "bob", 9);
     let veto = seal_signature(
         &outsider,
-        message_for(desk.ledger_id, &fresh, Purpose::Veto, Some("x")),
+        message_for(
+            desk.ledger_id,
+            &fresh,
+            Purpose::Veto,
+            &head_after(&fresh),
+            Some("x"),
+        ),
     );
     assert_refused!(
-        decide_reject(&desk.governance, &fresh, veto, "x", t0()),
+        decide_reject(
+            &desk.governance,
+            &fresh,
+            veto,
+            "x",
+            t0(),
+            &mut at_head(&fresh)
+        ),
         Refusal::NotASigner { action: "veto", .. }
     );
 }
@@ -697,14 +869,27 @@ fn only_the_proposer_can_withdraw() {
     let mut state = given_roll(&desk, "bob", 9);
     let by_alice = seal_signature(
         desk.key("alice"),
-        message_for(desk.ledger_id, &state, Purpose::Withdraw, None),
+        message_for(
+            desk.ledger_id,
+            &state,
+            Purpose::Withdraw,
+            &head_after(&state),
+            None,
+        ),
     );
-    assert_refused!(decide_withdraw(&desk.governance, &state, by_alice, t0()), Refusal::NotTheProposer { proposer, .. } if proposer == "bob");
+    assert_refused!(decide_withdraw(&desk.governance, &state, by_alice, t0(), &mut at_head(&state)), Refusal::NotTheProposer { proposer, .. } if proposer == "bob");
     let by_bob = seal_signature(
         desk.key("bob"),
-        message_for(desk.ledger_id, &state, Purpose::Withdraw, None),
+        message_for(
+            desk.ledger_id,
+            &state,
+            Purpose::Withdraw,
+            &head_after(&state),
+            None,
+        ),
     );
-    let event = decide_withdraw(&desk.governance, &state, by_bob, t0()).unwrap();
+    let event =
+        decide_withdraw(&desk.governance, &state, by_bob, t0(), &mut at_head(&state)).unwrap();
     state.evolve(&event, &stored(&desk, 3, 2, &event, t0()));
     assert_eq!(state.status, Status::Withdrawn);
     assert_refused!(
@@ -722,7 +907,8 @@ fn given_motion(desk: &Desk, proposer: &str, draft: ProposalDraft) -> ProposalSt
     let event = decide_propose(
         &desk.governance,
         &draft,
-        seal_signature(desk.key(proposer), draft.message()),
+        seal_signature(desk.key(proposer), draft.message(&first_head())),
+        &mut AtHead::new(first_head()),
     )
     .expect("motion accepted");
     let Event::ProposalRecorded(recorded) = &event else {
@@ -757,7 +943,14 @@ fn adding_a_signer_needs_both_sets_and_the_new_key_and_pending_rolls_count_as_ex
     assert!(!still.satisfied, "the new key has not signed");
     assert!(still.pending_requirement.unwrap().contains("dave"));
     let signature = cosign(&desk, &motion, "dave");
-    let outcome = decide_sign(&desk.governance, &motion, signature, t0()).unwrap();
+    let outcome = decide_sign(
+        &desk.governance,
+        &motion,
+        signature,
+        t0(),
+        &mut at_head(&motion),
+    )
+    .unwrap();
     // No expiry event: the pending roll counts as expired once its set is replaced.
     assert_eq!(
         types(&outcome.events),
@@ -785,18 +978,43 @@ fn adding_a_signer_needs_both_sets_and_the_new_key_and_pending_rolls_count_as_ex
     );
     let veto = seal_signature(
         desk.key("alice"),
-        message_for(desk.ledger_id, &pending, Purpose::Veto, Some("stale")),
+        message_for(
+            desk.ledger_id,
+            &pending,
+            Purpose::Veto,
+            &head_after(&pending),
+            Some("stale"),
+        ),
     );
     assert_refused!(
-        decide_reject(&desk.governance, &pending, veto, "stale", t0()),
+        decide_reject(
+            &desk.governance,
+            &pending,
+            veto,
+            "stale",
+            t0(),
+            &mut at_head(&pending)
+        ),
         Refusal::GovernanceNotInForce { .. }
     );
     let withdrawal = seal_signature(
         desk.key("bob"),
-        message_for(desk.ledger_id, &pending, Purpose::Withdraw, None),
+        message_for(
+            desk.ledger_id,
+            &pending,
+            Purpose::Withdraw,
+            &head_after(&pending),
+            None,
+        ),
     );
     assert_refused!(
-        decide_withdraw(&desk.governance, &pending, withdrawal, t0()),
+        decide_withdraw(
+            &desk.governance,
+            &pending,
+            withdrawal,
+            t0(),
+            &mut at_head(&pending)
+        ),
         Refusal::GovernanceNotInForce { .. }
     );
 }
@@ -1032,7 +1250,8 @@ fn a_motion_leaving_too_few_signers_is_refused() {
         decide_propose(
             &desk.governance,
             &draft,
-            seal_signature(desk.key("alice"), draft.message()),
+            seal_signature(desk.key("alice"), draft.message(&first_head())),
+            &mut AtHead::new(first_head())
         ),
         Refusal::TooFewSignersStay {
             staying: 0,
@@ -1051,7 +1270,8 @@ fn a_motion_leaving_too_few_signers_is_refused() {
         decide_propose(
             &pair.governance,
             &draft,
-            seal_signature(pair.key("alice"), draft.message()),
+            seal_signature(pair.key("alice"), draft.message(&first_head())),
+            &mut AtHead::new(first_head())
         ),
         Refusal::TooFewSignersStay {
             staying: 0,
@@ -1102,7 +1322,8 @@ fn a_policy_motion_commits_with_k_signatures_and_changes_the_policy() {
         decide_propose(
             &desk.governance,
             &same,
-            seal_signature(desk.key("alice"), same.message()),
+            seal_signature(desk.key("alice"), same.message(&first_head())),
+            &mut AtHead::new(first_head())
         ),
         Refusal::SamePolicy
     );
@@ -1187,10 +1408,25 @@ fn verified_signatures_hold_only_what_verify_strict_accepted() {
     };
     let verified = VerifiedSignatures::verify(&[triple(&good), triple(&forged)]);
     assert_refused!(
-        decide_sign_trusting(&desk.governance, &state, forged, t0(), &verified),
+        decide_sign_trusting(
+            &desk.governance,
+            &state,
+            forged,
+            t0(),
+            &mut at_head(&state),
+            &verified
+        ),
         Refusal::SignatureInvalid { .. }
     );
-    let outcome = decide_sign_trusting(&desk.governance, &state, good, t0(), &verified).unwrap();
+    let outcome = decide_sign_trusting(
+        &desk.governance,
+        &state,
+        good,
+        t0(),
+        &mut at_head(&state),
+        &verified,
+    )
+    .unwrap();
     assert_eq!(types(&outcome.events), vec!["proposal.signed"]);
 }
 
@@ -1211,14 +1447,41 @@ fn a_proposal_id_in_another_spelling_is_refused() {
         let (mut draft, _) =
             ProposalDraft::roll(&desk.governance, id, roll_body(9, t0()), t0()).unwrap();
         draft.terms.proposal_id = spelling.clone();
-        let signature = seal_signature(desk.key("bob"), draft.message());
+        let signature = seal_signature(desk.key("bob"), draft.message(&first_head()));
         assert_refused!(
-            decide_propose(&desk.governance, &draft, signature),
+            decide_propose(&desk.governance, &draft, signature, &mut AtHead::new(first_head())),
             Refusal::ProposalIdNotCanonical { proposal_id } if proposal_id == spelling
         );
     }
     // The canonical spelling of the same id is accepted.
     let (draft, _) = ProposalDraft::roll(&desk.governance, id, roll_body(9, t0()), t0()).unwrap();
-    let signature = seal_signature(desk.key("bob"), draft.message());
-    decide_propose(&desk.governance, &draft, signature).expect("canonical id accepted");
+    let signature = seal_signature(desk.key("bob"), draft.message(&first_head()));
+    decide_propose(
+        &desk.governance,
+        &draft,
+        signature,
+        &mut AtHead::new(first_head()),
+    )
+    .expect("canonical id accepted");
+}
+
+/// The head the recordings of these tests follow: the genesis (hashes are not the point here;
+/// tests/audit_rules.rs breaks bound heads against a real chain).
+fn first_head() -> ChainHead {
+    ChainHead {
+        seq: 1,
+        hash: [0xab; 32],
+    }
+}
+
+/// The head a decision on `state` follows in these tests: its last event.
+fn head_after(state: &ProposalState) -> ChainHead {
+    ChainHead {
+        seq: state.last_seq,
+        hash: [0xcd; 32],
+    }
+}
+
+fn at_head(state: &ProposalState) -> AtHead {
+    AtHead::new(head_after(state))
 }

@@ -510,6 +510,7 @@ async fn database_tampering_is_caught_live(db: &TestDb) {
             ledger.ledger_id,
             &pending,
             rollbook::crypto::canonical::Purpose::Cosign,
+            &ledger.head().await.unwrap(),
             None,
         ),
     );

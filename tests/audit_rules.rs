@@ -12,6 +12,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::TestDb;
 use rollbook::audit::export::{CheckpointLine, EventLine, Line};
 use rollbook::audit::{export_jsonl, verify_export, verify_live, VerifyError};
+use rollbook::crypto::canonical::ChainHead;
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::merkle::MerkleBuilder;
 use rollbook::crypto::to_hex;
@@ -260,11 +261,13 @@ fn restamped(event: &StoredEvent, at: DateTime<Utc>) -> StoredEvent {
     copy
 }
 
-/// The valid export with the `proposal.expired` an earlier rollbook wrote right after the
-/// adoption for the roll of seq 11 (bound to the replaced set), everything recomputed: still
-/// valid (rule 6). The expiry is seq `ADOPTION + 1`.
+/// The valid export cut after the adoption, with the `proposal.expired` an earlier rollbook
+/// wrote right after it for the roll of seq 11 (bound to the replaced set), everything
+/// recomputed: still valid (rule 6). The expiry is seq `ADOPTION + 1`, the last. (Inserted
+/// before later events it would break their signatures' bound heads, check A11.)
 fn with_legacy_expiry(lines: &[String]) -> Vec<String> {
     let mut all = events(lines);
+    all.truncate(ADOPTION as usize);
     let adoption = &all[ADOPTION as usize - 1];
     let roll = all[EXPIRED_ROLL as usize - 1].stream_id.clone();
     let payload = Event::ProposalExpired(ProposalExpired {
@@ -645,7 +648,13 @@ fn recording(
     key: &SecretKey,
     at: DateTime<Utc>,
 ) -> StoredEvent {
-    let signature = seal_signature(key, draft.message());
+    // Appended after the last event of `lines`: the head it follows.
+    let last = events(lines).pop().unwrap();
+    let head = ChainHead {
+        seq: last.seq,
+        hash: last.hash,
+    };
+    let signature = seal_signature(key, draft.message(&head));
     let payload = Event::ProposalRecorded(ProposalRecorded {
         terms: draft.terms.clone(),
         subject_digest: to_hex(&draft.subject_digest()),
@@ -781,18 +790,18 @@ async fn a5_a_withdrawal_is_the_proposers_own() {
 
 #[tokio::test]
 async fn a6_an_expiry_only_follows_an_adoption() {
-    let lines = with_legacy_expiry(&valid_export().await);
-    verify(&lines).expect("an expiry written by an earlier rollbook verifies");
-    let all = events(&lines);
-    let expiry_at = all[ADOPTION as usize].clone();
-    let pending = all[PENDING_ROLL as usize].stream_id.clone();
+    let lines = valid_export().await;
+    let legacy = with_legacy_expiry(&lines);
+    verify(&legacy).expect("an expiry written by an earlier rollbook verifies");
+    let expiry_at = events(&legacy)[ADOPTION as usize].clone();
+    let pending = events(&lines)[PENDING_ROLL as usize - 1].stream_id.clone();
     let mut expiry = restamped(&expiry_at, last_time(&lines));
     let text = String::from_utf8(expiry.payload.clone()).unwrap();
     expiry.payload = text.replace(&expiry_at.stream_id, &pending).into_bytes();
     expiry.stream_id = pending;
     expiry.stream_version = 3;
     let broken = appended(&lines, vec![expiry]);
-    assert_invalid_at(&broken, LAST + 2, "outside a governance change (A6)");
+    assert_invalid_at(&broken, LAST + 1, "outside a governance change (A6)");
 }
 
 #[tokio::test]

@@ -542,7 +542,13 @@ async fn a_veto_reason_with_control_characters_is_refused_at_input_and_by_every_
         reason: reason.into(),
         signature: seal_signature(
             &carol,
-            message_for(ledger.ledger_id, &state, Purpose::Veto, Some(reason)),
+            message_for(
+                ledger.ledger_id,
+                &state,
+                Purpose::Veto,
+                &ledger.head().await.unwrap(),
+                Some(reason),
+            ),
         ),
     });
     ledger

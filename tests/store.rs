@@ -16,7 +16,7 @@ use rollbook::domain::events::{
     Event, ProposalCommitted, ProposalExpired, ProposalKind, ProposalRecorded, ProposalRejected,
     ProposalSigned, ProposalTerms, SignatureEnvelope,
 };
-use rollbook::store::{ExpectedVersion, Store, StoreError};
+use rollbook::store::{ExpectedVersion, Landing, Store, StoreError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -1535,7 +1535,7 @@ async fn sqlite_two_command_appends_cut_at_every_await_leave_no_open_transaction
             &expected,
             vec![note(&stream, serde_json::json!({ "i": i }))],
             Utc::now(),
-            None,
+            Landing::default(),
         ));
         let stop_at = i % 8;
         let outcome = cut_at_wait(append, stop_at).await;

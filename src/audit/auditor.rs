@@ -10,18 +10,22 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::bound_heads::{AuditedChain, RecentHashes};
 use crate::crypto::merkle::MerkleBuilder;
 use crate::crypto::to_hex;
 use crate::domain::approval::{
     check_recorded_parsed, decide_reject_trusting, decide_sign_trusting, decide_withdraw_trusting,
     ParsedRoll, ProposalState, Status,
 };
+use crate::domain::chain::ChainHead;
 use crate::domain::envelope::{
     uuid_v7_near, uuid_v7_time, ChainVerifier, StoredEvent, ID_TIME_WINDOW_SECONDS,
     PAYLOAD_BYTES_MAX,
 };
-use crate::domain::events::{Event, ProposalRecorded, SignatureEnvelope, LEDGER_STREAM};
-use crate::domain::governance::{Governance, VerifiedSignatures};
+use crate::domain::events::{
+    Event, ProposalRecorded, SignatureEnvelope, LEDGER_FORMAT, LEDGER_STREAM,
+};
+use crate::domain::governance::{Governance, Mismatch, Refusal, VerifiedSignatures};
 
 /// The first failure: its seq and a plain reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -141,6 +145,14 @@ pub struct Auditor {
     /// Ids of proposals that a later recording could still carry (check A9); older ones that
     /// are still open are in `open`.
     recent_proposal_ids: RecentIds,
+    /// The hashes a later signature may bind (check A11). Not saved: a resumed auditor holds
+    /// the hashes since it resumed and defers older bound heads to its caller.
+    #[serde(skip)]
+    recent_hashes: RecentHashes,
+    /// Heads bound at or before the seq a resumed auditor started after, with the seq of the
+    /// event whose signature binds each: the caller checks them (`take_deferred_heads`).
+    #[serde(skip)]
+    deferred_heads: Vec<(u64, ChainHead)>,
 }
 
 impl Default for Auditor {
@@ -233,6 +245,27 @@ impl Auditor {
             genesis_hash: None,
             recent_event_ids: RecentIds::default(),
             recent_proposal_ids: RecentIds::default(),
+            recent_hashes: RecentHashes::default(),
+            deferred_heads: Vec::new(),
+        }
+    }
+
+    /// The heads bound by the signatures pushed since the last call that lie at or before the
+    /// seq this auditor was resumed after, each with the seq of the event that binds it. The
+    /// caller must check each against the hash it verified at that seq (check A11).
+    pub fn take_deferred_heads(&mut self) -> Vec<(u64, ChainHead)> {
+        std::mem::take(&mut self.deferred_heads)
+    }
+
+    /// The chain as the decision on `event` sees it (check A11).
+    fn chain_at(&self, event: &StoredEvent) -> AuditedChain<'_> {
+        AuditedChain {
+            head: ChainHead {
+                seq: event.seq - 1,
+                hash: event.prev_hash,
+            },
+            recent: &self.recent_hashes,
+            deferred: Vec::new(),
         }
     }
 
@@ -270,6 +303,12 @@ impl Auditor {
                 .map_err(|error| format!("open proposal {id}: {error}"))?;
             auditor.open.insert(id, state);
         }
+        for state in auditor.open.values() {
+            auditor
+                .recent_hashes
+                .opened(state.first_seq, state.expires_at);
+        }
+        auditor.recent_hashes.resumed_after = Some(auditor.events());
         Ok(auditor)
     }
 
@@ -304,6 +343,16 @@ impl Auditor {
             seq: event.seq,
             reason,
         };
+        // Another format hashes and signs other bytes: say so before any hash is compared
+        // (docs/audit-format.md, "Format versions").
+        if let Ok(Event::LedgerCreated(genesis)) = &payload {
+            if genesis.format != LEDGER_FORMAT {
+                let refusal = Refusal::GenesisFormat {
+                    format: genesis.format.clone(),
+                };
+                return Err(fail(format!("{refusal} (A1)")));
+            }
+        }
         self.chain
             .push_hashed(event, computed_hash)
             .map_err(|error| {
@@ -339,7 +388,11 @@ impl Auditor {
                 payload.stream_id()
             )));
         }
-        self.apply(event, payload, roll, at, verified).map_err(fail)
+        self.apply(event, payload, roll, at, verified)
+            .map_err(fail)?;
+        self.recent_hashes.push(event.seq, event.hash);
+        self.recent_hashes.forget_unneeded(at, event.seq + 1);
+        Ok(())
     }
 
     /// Checks C7 and C8: the event id is a UUIDv7 of the event's own time, seen only once.
@@ -463,11 +516,23 @@ impl Auditor {
                     event,
                     "the actor is not the signer (C13)",
                 )?;
-                let outcome =
-                    decide_sign_trusting(governance, state, signed.signature.clone(), at, verified)
-                        .map_err(|r| {
-                            format!("signature of proposal {}: {r} (A3)", signed.proposal_id)
-                        })?;
+                let mut chain = self.chain_at(event);
+                let outcome = decide_sign_trusting(
+                    governance,
+                    state,
+                    signed.signature.clone(),
+                    at,
+                    &mut chain,
+                    verified,
+                )
+                .map_err(|r| {
+                    format!(
+                        "signature of proposal {}: {r} ({})",
+                        signed.proposal_id,
+                        check_of(&r, "A3")
+                    )
+                })?;
+                self.defer(event, chain.deferred);
                 // What the writer had to append after this signature, in the same transaction,
                 // with this signature's actor.
                 if outcome.events.len() > 1 {
@@ -488,15 +553,24 @@ impl Auditor {
                     event,
                     "the actor is not the signer of the veto (C13)",
                 )?;
+                let mut chain = self.chain_at(event);
                 let expected = decide_reject_trusting(
                     governance,
                     state,
                     rejected.signature.clone(),
                     &rejected.reason,
                     at,
+                    &mut chain,
                     verified,
                 )
-                .map_err(|r| format!("veto of proposal {}: {r} (A4)", rejected.proposal_id))?;
+                .map_err(|r| {
+                    format!(
+                        "veto of proposal {}: {r} ({})",
+                        rejected.proposal_id,
+                        check_of(&r, "A4")
+                    )
+                })?;
+                self.defer(event, chain.deferred);
                 if expected != payload {
                     return Err("the veto differs from what its signature decides (A4)".into());
                 }
@@ -509,16 +583,23 @@ impl Auditor {
                     event,
                     "the actor is not the signer of the withdrawal (C13)",
                 )?;
+                let mut chain = self.chain_at(event);
                 decide_withdraw_trusting(
                     governance,
                     state,
                     withdrawn.signature.clone(),
                     at,
+                    &mut chain,
                     verified,
                 )
                 .map_err(|r| {
-                    format!("withdrawal of proposal {}: {r} (A5)", withdrawn.proposal_id)
+                    format!(
+                        "withdrawal of proposal {}: {r} ({})",
+                        withdrawn.proposal_id,
+                        check_of(&r, "A5")
+                    )
                 })?;
+                self.defer(event, chain.deferred);
                 self.evolve(&payload, event);
             }
             Event::ProposalExpired(expired) => {
@@ -582,8 +663,14 @@ impl Auditor {
         if event.actor.as_deref() != Some(&recorded.signature.key_id) {
             return Err("the actor is not the proposer who signed (C13)".into());
         }
-        check_recorded_parsed(governance, &recorded, roll, verified)
-            .map_err(|r| format!("proposal {}: {r} (A2)", recorded.terms.proposal_id))?;
+        let mut chain = self.chain_at(event);
+        check_recorded_parsed(governance, &recorded, &mut chain, roll, verified).map_err(|r| {
+            format!(
+                "proposal {}: {r} ({})",
+                recorded.terms.proposal_id,
+                check_of(&r, "A2")
+            )
+        })?;
         let state = ProposalState::from_recorded(recorded, event).map_err(|r| r.to_string())?;
         if state.created_at > at {
             return Err(format!(
@@ -600,10 +687,17 @@ impl Auditor {
         if state.status == Status::Failed {
             *self.closed.entry("failed".into()).or_default() += 1;
         } else {
+            self.recent_hashes.opened(event.seq, state.expires_at);
             self.open
                 .insert(state.recorded.terms.proposal_id.clone(), state);
         }
         Ok(())
+    }
+
+    /// Keeps the heads `event`'s signature binds that only the caller can check.
+    fn defer(&mut self, event: &StoredEvent, heads: Vec<ChainHead>) {
+        self.deferred_heads
+            .extend(heads.into_iter().map(|head| (event.seq, head)));
     }
 
     /// Check C13: a commit, an adoption or an expiry after it carries the actor of the
@@ -658,6 +752,7 @@ impl Auditor {
             state.evolve(payload, event);
             if state.status != Status::Pending {
                 *self.closed.entry(state.status.as_str().into()).or_default() += 1;
+                self.recent_hashes.closed(state.first_seq);
                 self.open.remove(&id);
             }
         }
@@ -670,7 +765,14 @@ impl Auditor {
         }
         let cutoff = at - Duration::hours(EXPIRED_EVICTION_GRACE_HOURS);
         let before = self.open.len();
-        self.open.retain(|_, state| state.expires_at >= cutoff);
+        let recent_hashes = &mut self.recent_hashes;
+        self.open.retain(|_, state| {
+            let keep = state.expires_at >= cutoff;
+            if !keep {
+                recent_hashes.closed(state.first_seq);
+            }
+            keep
+        });
         *self.closed.entry("expired".into()).or_default() += (before - self.open.len()) as u64;
         self.sweep_at_open = (2 * self.open.len()).max(SWEEP_OPEN_MIN);
     }
@@ -724,6 +826,18 @@ impl Auditor {
             policy_hash: governance.policy_hash,
             genesis_hash: self.genesis_hash.map(|h| to_hex(&h)).unwrap_or_default(),
         })
+    }
+}
+
+/// The check a refusal of a signed event breaks: A11 when the signature binds a head that is
+/// not the chain's, else the rule of its event type (`default`).
+fn check_of(refusal: &Refusal, default: &'static str) -> &'static str {
+    match refusal {
+        Refusal::Misbound {
+            mismatch: Mismatch::HeadOutOfRange { .. } | Mismatch::HeadHash { .. },
+            ..
+        } => "A11",
+        _ => default,
     }
 }
 

@@ -2,6 +2,7 @@
 //! the live ledger, both through the same streaming `auditor`, in bounded memory.
 
 pub mod auditor;
+mod bound_heads;
 pub mod export;
 mod pipeline;
 pub mod proofs;

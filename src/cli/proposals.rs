@@ -15,8 +15,8 @@ use super::display::{
 use super::keys::{load_secret, load_signer_set};
 use super::views::{name_of, proposal_json, proposal_text, summary, History};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
-use crate::crypto::canonical::signed_message;
-use crate::crypto::to_hex;
+use crate::crypto::canonical::{signed_message, ChainHead};
+use crate::crypto::{from_hex32, to_hex};
 use crate::domain::approval::{cosign_purpose, subject_digest_of, ProposalState, Status};
 use crate::domain::events::{Event, ProposalKind, ProposalTerms, SignatureEnvelope, LEDGER_STREAM};
 use crate::domain::governance::{seal_signature, ActiveSet};
@@ -633,6 +633,13 @@ pub struct SignRequest {
     pub created_at: String,
     pub expires_at: String,
     pub subject_digest: String,
+    /// The head this client verified when it wrote the request: the signature binds it, so it
+    /// covers every event up to it (the signer set in force included).
+    pub head_seq: u64,
+    pub head_hash: String,
+    /// The hash of the signer set the proposal is bound to (`signer_set_hash` in
+    /// docs/audit-format.md), to compare with `rollbook governance show` elsewhere.
+    pub signer_set_hash: String,
     pub summary: String,
     /// For a motion: the signer set (its JSON) or the policy (its canonical JSON) in force that
     /// the motion replaces, so the offline signer sees what changes. The digest does not cover
@@ -675,8 +682,8 @@ impl SignRequest {
     }
 }
 
-const REQUEST_FORMAT: &str = "rollbook-sign-request/v1";
-const SIGNATURE_FORMAT: &str = "rollbook-signature/v1";
+const REQUEST_FORMAT: &str = "rollbook-sign-request/v2";
+const SIGNATURE_FORMAT: &str = "rollbook-signature/v2";
 /// Limit on request and signature files (a proposal is at most 1 MiB).
 const OFFLINE_FILE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
@@ -702,6 +709,15 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
         )));
     }
     let r = &state.recorded.terms;
+    let set_json = history
+        .set_version(r.signer_set_version)
+        .map(ActiveSet::to_json)
+        .ok_or_else(|| {
+            service_error(ServiceError::Corrupt(format!(
+                "signer set v{} is not in the ledger stream",
+                r.signer_set_version
+            )))
+        })?;
     let request = SignRequest {
         format: REQUEST_FORMAT.into(),
         ledger_id: ledger.ledger_id.to_string(),
@@ -715,6 +731,9 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
         created_at: r.created_at.clone(),
         expires_at: r.expires_at.clone(),
         subject_digest: state.recorded.subject_digest.clone(),
+        head_seq: verified.seq,
+        head_hash: to_hex(&verified.head_hash),
+        signer_set_hash: to_hex(&crate::crypto::canonical::signer_set_hash(&set_json)),
         summary: summary(&state),
         in_force: history.in_force(&state),
         changes: history.motion_lines(&state),
@@ -788,12 +807,30 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
         );
     }
     esay!("  subject digest {}", request.subject_digest);
+    let head = ChainHead {
+        seq: request.head_seq,
+        hash: from_hex32(&request.head_hash)
+            .map_err(|_| bad("head_hash is not 64 lowercase hex digits".into()))?,
+    };
+    if head.seq == 0 {
+        return Err(bad(
+            "head_seq is 0: a request binds a head after the proposal's recording".into(),
+        ));
+    }
+    esay!(
+        "  binds the ledger up to seq {} (hash {}); signer set v{} hash {}",
+        head.seq,
+        request.head_hash,
+        request.signer_set_version,
+        request.signer_set_hash
+    );
     let message = signed_message(
         cosign_purpose(request.kind),
         &ledger_id,
         &proposal_id,
         request.signer_set_version,
         &digest,
+        &head,
         None,
     );
     let file = SignatureFile {
@@ -867,7 +904,14 @@ fn show_offline_changes(request: &SignRequest) -> Result<Option<MotionView>, Str
                     set.version, request.signer_set_version
                 ));
             }
-            esay!("    against signer set v{} as the request file states it (the signature does not cover that set: compare the next set's key ids with the keys you know)", set.version);
+            let hash = to_hex(&crate::crypto::canonical::signer_set_hash(json));
+            if hash != request.signer_set_hash {
+                return Err(format!(
+                    "in_force hashes to {hash}, not the request's signer_set_hash {}: it was altered",
+                    request.signer_set_hash
+                ));
+            }
+            esay!("    against signer set v{} (hash {hash}); the signature binds the ledger's head, which covers that set, so a request showing another set than the ledger's is refused when attached", set.version);
             motion_view(request.kind, &request.body, Some(&set), None)
         }
     };

@@ -23,7 +23,11 @@ pub struct History {
 impl History {
     /// The signer set `state` is bound to (the set in force when it was recorded).
     fn bound_set(&self, state: &ProposalState) -> Option<&ActiveSet> {
-        let version = state.recorded.terms.signer_set_version;
+        self.set_version(state.recorded.terms.signer_set_version)
+    }
+
+    /// The signer set of `version`, when the ledger has had it.
+    pub fn set_version(&self, version: u64) -> Option<&ActiveSet> {
         self.sets.iter().find(|set| set.version == version)
     }
 

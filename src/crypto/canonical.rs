@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// Domain tag of the event hash. The trailing NUL ends the tag so that no tag is a prefix of another.
-pub const EVENT_TAG: &[u8] = b"rollbook/v1/event\0";
+pub const EVENT_TAG: &[u8] = b"rollbook/v2/event\0";
 
 /// The first event of a ledger chains to 32 zero bytes.
 pub const GENESIS_PREV_HASH: [u8; 32] = [0u8; 32];
@@ -178,11 +178,11 @@ impl Purpose {
 
     pub fn tag(self) -> &'static [u8] {
         match self {
-            Purpose::Propose => b"rollbook/v1/propose\0",
-            Purpose::Cosign => b"rollbook/v1/cosign\0",
-            Purpose::Governance => b"rollbook/v1/governance\0",
-            Purpose::Veto => b"rollbook/v1/veto\0",
-            Purpose::Withdraw => b"rollbook/v1/withdraw\0",
+            Purpose::Propose => b"rollbook/v2/propose\0",
+            Purpose::Cosign => b"rollbook/v2/cosign\0",
+            Purpose::Governance => b"rollbook/v2/governance\0",
+            Purpose::Veto => b"rollbook/v2/veto\0",
+            Purpose::Withdraw => b"rollbook/v2/withdraw\0",
         }
     }
 
@@ -198,11 +198,13 @@ impl Purpose {
 }
 
 /// Domain tag of the genesis signature.
-pub const GENESIS_TAG: &[u8] = b"rollbook/v1/genesis\0";
+pub const GENESIS_TAG: &[u8] = b"rollbook/v2/genesis\0";
 /// Domain tag of a proposal's subject digest.
-pub const SUBJECT_TAG: &[u8] = b"rollbook/v1/subject\0";
+pub const SUBJECT_TAG: &[u8] = b"rollbook/v2/subject\0";
+/// Domain tag of a signer set's hash.
+pub const SIGNER_SET_TAG: &[u8] = b"rollbook/v2/signer-set\0";
 /// Domain tag of the policy hash.
-pub const POLICY_TAG: &[u8] = b"rollbook/v1/policy\0";
+pub const POLICY_TAG: &[u8] = b"rollbook/v2/policy\0";
 /// Limit on a veto reason, in bytes.
 pub const REASON_BYTES_MAX: usize = 1024;
 
@@ -245,20 +247,42 @@ pub fn policy_hash(policy_json: &str) -> [u8; 32] {
     enc.digest()
 }
 
-/// The message signed for `purpose` on one proposal. `reason` is present for a veto only.
+/// A point of the chain a signature binds: an event's seq and hash. Binding it binds the whole
+/// history up to it (each hash covers the one before).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainHead {
+    pub seq: u64,
+    pub hash: [u8; 32],
+}
+
+/// A signer set's hash: SHA-256 over the tag and its exact JSON text. Shown to signers (a
+/// request file carries the one in force) so they can compare sets by one value; never signed
+/// itself (a signature binds the head, which covers the set in force).
+pub fn signer_set_hash(signer_set_json: &str) -> [u8; 32] {
+    let mut enc = Encoder::hashing(SIGNER_SET_TAG);
+    enc.fixed(signer_set_json.as_bytes());
+    enc.digest()
+}
+
+/// The message signed for `purpose` on one proposal, binding `head`: the event the signature's
+/// event follows (online), or the head when a request was written (offline). `reason` is
+/// present for a veto only.
 pub fn signed_message(
     purpose: Purpose,
     ledger_id: &Uuid,
     proposal_id: &Uuid,
     signer_set_version: u64,
     subject_digest: &[u8; 32],
+    head: &ChainHead,
     reason: Option<&str>,
 ) -> Vec<u8> {
     let mut enc = Encoder::with_tag(purpose.tag());
     enc.uuid(ledger_id)
         .uuid(proposal_id)
         .u64(signer_set_version)
-        .fixed(subject_digest);
+        .fixed(subject_digest)
+        .u64(head.seq)
+        .fixed(&head.hash);
     if purpose == Purpose::Veto {
         enc.str(reason.unwrap_or(""));
     }
@@ -288,6 +312,7 @@ pub struct SignedMessage {
     pub proposal_id: Uuid,
     pub signer_set_version: u64,
     pub subject_digest: [u8; 32],
+    pub head: ChainHead,
     pub reason: Option<String>,
 }
 
@@ -297,9 +322,9 @@ pub fn decode_signed_message(bytes: &[u8]) -> Result<SignedMessage, String> {
     let purpose = Purpose::ALL
         .into_iter()
         .find(|purpose| bytes.starts_with(purpose.tag()))
-        .ok_or_else(|| "the message starts with no known rollbook/v1 signing tag".to_string())?;
+        .ok_or_else(|| "the message starts with no known rollbook/v2 signing tag".to_string())?;
     let rest = &bytes[purpose.tag().len()..];
-    let fixed_len = 16 + 16 + 8 + 32;
+    let fixed_len = 16 + 16 + 8 + 32 + 8 + 32;
     if rest.len() < fixed_len {
         return Err(format!(
             "the {} message is {} bytes, too short",
@@ -311,6 +336,10 @@ pub fn decode_signed_message(bytes: &[u8]) -> Result<SignedMessage, String> {
     let proposal_id = Uuid::from_slice(&rest[16..32]).expect("16 bytes");
     let signer_set_version = u64::from_be_bytes(rest[32..40].try_into().expect("8 bytes"));
     let subject_digest: [u8; 32] = rest[40..72].try_into().expect("32 bytes");
+    let head = ChainHead {
+        seq: u64::from_be_bytes(rest[72..80].try_into().expect("8 bytes")),
+        hash: rest[80..112].try_into().expect("32 bytes"),
+    };
     let tail = &rest[fixed_len..];
     let reason = if purpose == Purpose::Veto {
         if tail.len() < 4 {
@@ -340,6 +369,7 @@ pub fn decode_signed_message(bytes: &[u8]) -> Result<SignedMessage, String> {
         proposal_id,
         signer_set_version,
         subject_digest,
+        head,
         reason,
     })
 }
@@ -347,7 +377,7 @@ pub fn decode_signed_message(bytes: &[u8]) -> Result<SignedMessage, String> {
 /// Key of the verification memo (never stored, signed or exported): SHA-256 over the public key,
 /// the signature and the message. Fixed-size fields first, so no two triples share an encoding.
 pub fn signature_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> [u8; 32] {
-    let mut enc = Encoder::hashing(b"rollbook/v1/memo\0");
+    let mut enc = Encoder::hashing(b"rollbook/v2/memo\0");
     enc.fixed(key).fixed(signature).fixed(message);
     enc.digest()
 }
@@ -378,7 +408,7 @@ mod tests {
         let event = Uuid::from_bytes([0x22; 16]);
         let bytes = event_hash_bytes(&sample(&ledger, &event, &GENESIS_PREV_HASH));
         let mut expected = Vec::new();
-        expected.extend_from_slice(b"rollbook/v1/event\0");
+        expected.extend_from_slice(b"rollbook/v2/event\0");
         expected.extend_from_slice(&[0x11; 16]);
         expected.extend_from_slice(&1u64.to_be_bytes());
         expected.extend_from_slice(&6u32.to_be_bytes());
@@ -421,7 +451,7 @@ mod tests {
         let hash = event_hash(&sample(&ledger, &event, &GENESIS_PREV_HASH));
         assert_eq!(
             crate::crypto::to_hex(&hash),
-            "67782d2e7379a3f522d06505ec9760dda5d7d3cf807e3627908e4d009779961e"
+            "bf1c54b84ee6720057b2821023e235c2bc2366fb281085f85f021aceb7f9c5fd"
         );
     }
 
@@ -445,12 +475,16 @@ mod tests {
         });
         assert_eq!(
             crate::crypto::to_hex(&digest),
-            "7aad64fcb25570f266d2be7d139a7234f2a44692651e20d201aad042ef63ba96"
+            "adb099e815f939be67eb238eaa82278b0fd6894a92af0b2db53670891e45e4f1"
         );
-        let message = signed_message(Purpose::Cosign, &ledger, &proposal, 1, &digest, None);
+        let head = ChainHead {
+            seq: 41,
+            hash: [0x44; 32],
+        };
+        let message = signed_message(Purpose::Cosign, &ledger, &proposal, 1, &digest, &head, None);
         assert_eq!(
             crate::crypto::to_hex(&message),
-            "726f6c6c626f6f6b2f76312f636f7369676e00111111111111111111111111111111113333333333333333333333333333333300000000000000017aad64fcb25570f266d2be7d139a7234f2a44692651e20d201aad042ef63ba96"
+            "726f6c6c626f6f6b2f76322f636f7369676e0011111111111111111111111111111111333333333333333333333333333333330000000000000001adb099e815f939be67eb238eaa82278b0fd6894a92af0b2db53670891e45e4f100000000000000294444444444444444444444444444444444444444444444444444444444444444"
         );
     }
 
@@ -462,7 +496,11 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for purpose in Purpose::ALL {
             let reason = (purpose == Purpose::Veto).then_some("stale quotes");
-            let bytes = signed_message(purpose, &ledger, &proposal, 7, &digest, reason);
+            let head = ChainHead {
+                seq: 9,
+                hash: [4; 32],
+            };
+            let bytes = signed_message(purpose, &ledger, &proposal, 7, &digest, &head, reason);
             assert!(seen.insert(bytes.clone()), "two purposes share a message");
             let decoded = decode_signed_message(&bytes).unwrap();
             assert_eq!(decoded.purpose, purpose);
@@ -475,6 +513,7 @@ mod tests {
                 (ledger, proposal, 7)
             );
             assert_eq!(decoded.subject_digest, digest);
+            assert_eq!(decoded.head, head);
             assert_eq!(decoded.reason.as_deref(), reason);
             assert!(decode_signed_message(&bytes[..bytes.len() - 1]).is_err());
             let mut longer = bytes.clone();

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::chain::{check_bound_head, Chain, Stored};
 use super::envelope::{parse_timestamp, StoredEvent};
 use super::events::{
     Event, PolicyAdopted, ProposalCommitted, ProposalKind, ProposalRecorded, ProposalRejected,
@@ -37,6 +38,9 @@ struct Binding<'a> {
     proposal_id: Uuid,
     set_version: u64,
     digest: &'a [u8; 32],
+    /// The earliest seq its bound head may have: the proposal's recording (the head the
+    /// recording itself follows, for the proposer's signature).
+    earliest_head: u64,
 }
 
 impl<'a> Binding<'a> {
@@ -46,15 +50,17 @@ impl<'a> Binding<'a> {
             proposal_id: state.id,
             set_version: state.recorded.terms.signer_set_version,
             digest: &state.digest,
+            earliest_head: state.first_seq,
         }
     }
 }
 
 /// Checks a signature envelope on a proposal: the key is the signer's, the signature is strict-
 /// valid over the stored message, and the message binds this ledger, proposal, set version,
-/// subject digest, purpose (and veto reason).
+/// subject digest, purpose (and veto reason), and a head of `chain` (`check_bound_head`).
 fn check_proposal_signature(
     binding: &Binding<'_>,
+    chain: &mut dyn Chain,
     envelope: &SignatureEnvelope,
     key: &crate::crypto::keys::PublicKey,
     purpose: Purpose,
@@ -94,7 +100,7 @@ fn check_proposal_signature(
     } else if decoded.reason.as_deref() != reason {
         Some(Mismatch::VetoReason)
     } else {
-        None
+        check_bound_head(chain, &decoded.head, binding.earliest_head).err()
     };
     match mismatch {
         Some(mismatch) => Err(Refusal::Misbound {
@@ -108,8 +114,18 @@ fn check_proposal_signature(
 /// Recomputes what a recorded proposal must be: bound to the governance in force, digest and
 /// proposer signature valid, body valid for its kind, and for a roll, a report equal to a fresh
 /// evaluation at the recorded creation time. Used before recording and on replay.
-pub fn check_recorded(governance: &Governance, recorded: &ProposalRecorded) -> Result<(), Refusal> {
-    check_recorded_parsed(governance, recorded, None, &VerifiedSignatures::default())
+pub fn check_recorded(
+    governance: &Governance,
+    recorded: &ProposalRecorded,
+    chain: &mut dyn Chain,
+) -> Result<(), Refusal> {
+    check_recorded_parsed(
+        governance,
+        recorded,
+        chain,
+        None,
+        &VerifiedSignatures::default(),
+    )
 }
 
 /// The part of a roll's recording that costs real work to read (its TOML body) and depends on
@@ -144,6 +160,7 @@ impl ParsedRoll {
 pub fn check_recorded_parsed(
     governance: &Governance,
     recorded: &ProposalRecorded,
+    chain: &mut dyn Chain,
     parsed: Option<ParsedRoll>,
     verified: &VerifiedSignatures,
 ) -> Result<(), Refusal> {
@@ -189,13 +206,17 @@ pub fn check_recorded_parsed(
             set_version: governance.set.version,
             names: governance.set.names(),
         })?;
+    // The proposer binds exactly the head the recording follows.
+    let earliest_head = chain.head().seq;
     check_proposal_signature(
         &Binding {
             ledger_id: governance.ledger_id,
             proposal_id,
             set_version: draft.signer_set_version,
             digest: &digest,
+            earliest_head,
         },
+        chain,
         &recorded.signature,
         &proposer.key,
         Purpose::Propose,
@@ -324,13 +345,14 @@ pub fn decide_propose(
     governance: &Governance,
     draft: &ProposalDraft,
     signature: SignatureEnvelope,
+    chain: &mut dyn Chain,
 ) -> Result<Event, Refusal> {
     let recorded = ProposalRecorded {
         terms: draft.terms.clone(),
         subject_digest: to_hex(&draft.subject_digest()),
         signature,
     };
-    check_recorded(governance, &recorded)?;
+    check_recorded(governance, &recorded, chain)?;
     Ok(Event::ProposalRecorded(recorded))
 }
 
@@ -573,9 +595,10 @@ pub fn decide_sign(
     state: &ProposalState,
     signature: SignatureEnvelope,
     now: DateTime<Utc>,
+    chain: &mut dyn Chain,
 ) -> Result<SignOutcome, Refusal> {
     let strict = VerifiedSignatures::default();
-    decide_sign_trusting(governance, state, signature, now, &strict)
+    decide_sign_trusting(governance, state, signature, now, chain, &strict)
 }
 
 /// `decide_sign` that does not check again a signature `verified` holds (the auditor's).
@@ -584,6 +607,7 @@ pub fn decide_sign_trusting(
     state: &ProposalState,
     signature: SignatureEnvelope,
     now: DateTime<Utc>,
+    chain: &mut dyn Chain,
     verified: &VerifiedSignatures,
 ) -> Result<SignOutcome, Refusal> {
     require_open(governance, state, now, "sign")?;
@@ -615,6 +639,7 @@ pub fn decide_sign_trusting(
     }
     check_proposal_signature(
         &Binding::of(governance.ledger_id, state),
+        chain,
         &signature,
         &member.key,
         cosign_purpose(state.recorded.terms.kind),
@@ -672,9 +697,10 @@ pub fn decide_reject(
     signature: SignatureEnvelope,
     reason: &str,
     now: DateTime<Utc>,
+    chain: &mut dyn Chain,
 ) -> Result<Event, Refusal> {
     let strict = VerifiedSignatures::default();
-    decide_reject_trusting(governance, state, signature, reason, now, &strict)
+    decide_reject_trusting(governance, state, signature, reason, now, chain, &strict)
 }
 
 /// `decide_reject` that does not check again a signature `verified` holds (the auditor's).
@@ -684,6 +710,7 @@ pub fn decide_reject_trusting(
     signature: SignatureEnvelope,
     reason: &str,
     now: DateTime<Utc>,
+    chain: &mut dyn Chain,
     verified: &VerifiedSignatures,
 ) -> Result<Event, Refusal> {
     require_open(governance, state, now, "reject")?;
@@ -714,6 +741,7 @@ pub fn decide_reject_trusting(
     }
     check_proposal_signature(
         &Binding::of(governance.ledger_id, state),
+        chain,
         &signature,
         &member.key,
         Purpose::Veto,
@@ -733,9 +761,10 @@ pub fn decide_withdraw(
     state: &ProposalState,
     signature: SignatureEnvelope,
     now: DateTime<Utc>,
+    chain: &mut dyn Chain,
 ) -> Result<Event, Refusal> {
     let strict = VerifiedSignatures::default();
-    decide_withdraw_trusting(governance, state, signature, now, &strict)
+    decide_withdraw_trusting(governance, state, signature, now, chain, &strict)
 }
 
 /// `decide_withdraw` that does not check again a signature `verified` holds (the auditor's).
@@ -744,6 +773,7 @@ pub fn decide_withdraw_trusting(
     state: &ProposalState,
     signature: SignatureEnvelope,
     now: DateTime<Utc>,
+    chain: &mut dyn Chain,
     verified: &VerifiedSignatures,
 ) -> Result<Event, Refusal> {
     require_open(governance, state, now, "withdraw")?;
@@ -768,6 +798,7 @@ pub fn decide_withdraw_trusting(
         })?;
     check_proposal_signature(
         &Binding::of(governance.ledger_id, state),
+        chain,
         &signature,
         &key,
         Purpose::Withdraw,
@@ -795,9 +826,11 @@ pub fn validate_history(
             stream_id: first.stream_id.clone(),
         });
     };
-    check_recorded(governance, &recorded).map_err(|source| Refusal::StoredProposalInvalid {
-        seq: first.seq,
-        source: Box::new(source),
+    check_recorded(governance, &recorded, &mut Stored::before(first)).map_err(|source| {
+        Refusal::StoredProposalInvalid {
+            seq: first.seq,
+            source: Box::new(source),
+        }
     })?;
     let mut state = ProposalState::from_recorded(recorded, first)?;
     for event in iter {
@@ -812,13 +845,17 @@ pub fn validate_history(
             seq: event.seq,
             source: Box::new(Refusal::BadTimestamp),
         })?;
-        let outcome =
-            decide_sign(governance, &state, signed.signature.clone(), at).map_err(|source| {
-                Refusal::StoredSignatureInvalid {
-                    seq: event.seq,
-                    source: Box::new(source),
-                }
-            })?;
+        let outcome = decide_sign(
+            governance,
+            &state,
+            signed.signature.clone(),
+            at,
+            &mut Stored::before(event),
+        )
+        .map_err(|source| Refusal::StoredSignatureInvalid {
+            seq: event.seq,
+            source: Box::new(source),
+        })?;
         if outcome.committed {
             return Err(Refusal::CommitMissing { seq: event.seq });
         }
@@ -845,7 +882,13 @@ pub fn validate_motion(
     };
     let committed = parse_event(&tail[1])?;
     let at = tail[0].recorded_at_utc().ok_or(Refusal::BadTimestamp)?;
-    let outcome = decide_sign(before, &state, signed.signature, at)?;
+    let outcome = decide_sign(
+        before,
+        &state,
+        signed.signature,
+        at,
+        &mut Stored::before(&tail[0]),
+    )?;
     if !outcome.committed
         || outcome.events.get(1) != Some(&committed)
         || outcome.events.get(2) != Some(adoption)

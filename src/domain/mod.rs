@@ -2,6 +2,7 @@
 //! governance, proposals and the approval state machine, and the refusals its rules give.
 //! Nothing here does IO or reads the clock.
 pub mod approval;
+pub mod chain;
 pub mod envelope;
 pub mod events;
 pub mod governance;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::envelope::{format_timestamp, parse_timestamp, StoredEvent};
 use super::events::{Event, ProposalKind, ProposalRecorded, ProposalTerms};
 use super::governance::{ActiveSet, Governance, Refusal};
-use crate::crypto::canonical::{signed_message, subject_digest, Purpose, SubjectInput};
+use crate::crypto::canonical::{signed_message, subject_digest, ChainHead, Purpose, SubjectInput};
 use crate::crypto::from_hex32;
 use crate::sizing::{self, Policy, Proposal, SizingReport};
 
@@ -313,14 +313,15 @@ impl ProposalDraft {
         subject_digest_of(&self.ledger_id, &self.proposal_id(), &self.terms)
     }
 
-    /// The bytes the proposer signs.
-    pub fn message(&self) -> Vec<u8> {
+    /// The bytes the proposer signs to record it right after `head`.
+    pub fn message(&self, head: &ChainHead) -> Vec<u8> {
         signed_message(
             Purpose::Propose,
             &self.ledger_id,
             &self.proposal_id(),
             self.terms.signer_set_version,
             &self.subject_digest(),
+            head,
             None,
         )
     }
@@ -344,11 +345,14 @@ pub fn subject_digest_of(ledger_id: &Uuid, proposal_id: &Uuid, terms: &ProposalT
     })
 }
 
-/// The message a signer signs for `purpose` on a recorded proposal (reason: vetoes only).
+/// The message a signer signs for `purpose` on a recorded proposal, binding `head` (the event
+/// the signature's event follows, or for an offline signature the head when the request was
+/// written); `reason`: vetoes only.
 pub fn message_for(
     ledger_id: Uuid,
     state: &ProposalState,
     purpose: Purpose,
+    head: &ChainHead,
     reason: Option<&str>,
 ) -> Vec<u8> {
     signed_message(
@@ -357,6 +361,7 @@ pub fn message_for(
         &state.id,
         state.recorded.terms.signer_set_version,
         &state.digest,
+        head,
         reason,
     )
 }

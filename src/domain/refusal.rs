@@ -54,7 +54,7 @@ pub enum Refusal {
     Misbound { key_id: String, mismatch: Mismatch },
 
     // ---- genesis and the ledger stream ----
-    #[error("genesis format {format:?} is not {LEDGER_FORMAT:?}")]
+    #[error("the ledger is format {format:?}; this build of rollbook reads {LEDGER_FORMAT:?} only (verify it with the release that wrote it: docs/audit-format.md, \"Format versions\")")]
     GenesisFormat { format: String },
     #[error("the genesis signer set must be version 1, got {version}")]
     GenesisSetVersion { version: u64 },
@@ -259,4 +259,12 @@ pub enum Mismatch {
     SubjectDigest,
     #[error("a veto signature over a different reason")]
     VetoReason,
+    #[error("a signature binding the head at seq {found}, outside seq {earliest}..={head} (from the proposal's recording to the head it follows)")]
+    HeadOutOfRange {
+        found: u64,
+        earliest: u64,
+        head: u64,
+    },
+    #[error("a signature binding a head at seq {seq} whose hash is not the chain's: the history before it changed, or it was made on another ledger's")]
+    HeadHash { seq: u64 },
 }

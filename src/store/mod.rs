@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::crypto::canonical::ChainHead;
 use crate::domain::envelope::{NewEvent, StoredEvent};
 use crate::domain::projection::ProposalRow;
 
@@ -32,6 +33,32 @@ pub const DEFAULT_DB_URL: &str = "sqlite://rollbook.db";
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Rows fetched per page when walking the ledger: bounds memory whatever the ledger size.
 pub const PAGE_ROWS: i64 = 512;
+
+/// Where an append may land, judged under the write lock besides the stream versions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Landing {
+    /// Refused with `DeadlinePassed` when the chain time would be later (nothing commits after
+    /// its proposal's expiry).
+    pub deadline: Option<DateTime<Utc>>,
+    /// Refused with `HeadMoved` unless the first event follows exactly this head: an event
+    /// whose signature binds the head it follows (docs/audit-format.md, "Bound heads").
+    pub after_head: Option<ChainHead>,
+}
+
+impl Landing {
+    /// Whether an event on `head_seq`/`head_hash` at `recorded_at` would be refused.
+    pub(crate) fn refuses(
+        &self,
+        head_seq: u64,
+        head_hash: &[u8; 32],
+        recorded_at: DateTime<Utc>,
+    ) -> bool {
+        self.deadline.is_some_and(|deadline| recorded_at > deadline)
+            || self
+                .after_head
+                .is_some_and(|head| head.seq != head_seq || &head.hash != head_hash)
+    }
+}
 
 /// What the caller expects of a stream before its append (optimistic concurrency).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +87,10 @@ pub enum StoreError {
         expected: String,
         actual: u64,
     },
+    /// The head moved since the caller read it: a signature binding the old head must be made
+    /// again on the new one.
+    #[error("the ledger head moved from seq {expected} to seq {actual} since it was read; sign again on the new head")]
+    HeadMoved { expected: u64, actual: u64 },
     #[error("ledger {0} does not exist in this database")]
     NoSuchLedger(Uuid),
     #[error("a ledger can only be created by its first event; ledger {0} already exists")]
@@ -199,7 +230,7 @@ impl Store {
         events: Vec<NewEvent>,
         now: DateTime<Utc>,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.append_before(ledger_id, create, expected, events, now, None)
+        self.append_before(ledger_id, create, expected, events, now, Landing::default())
             .await
     }
 
@@ -218,7 +249,7 @@ impl Store {
         expected: &[(String, ExpectedVersion)],
         events: Vec<NewEvent>,
         now: DateTime<Utc>,
-        deadline: Option<DateTime<Utc>>,
+        landing: Landing,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         shared::validate_append(expected, &events)?;
         let postgres = match self {
@@ -228,7 +259,7 @@ impl Store {
             // A task per append cost 8 writers a tenth of their rate (BENCHMARKS.md).
             Store::Sqlite(store) => {
                 return store
-                    .append(ledger_id, create, expected, events, now, deadline)
+                    .append(ledger_id, create, expected, events, now, landing)
                     .await
             }
             Store::Postgres(store) => store.clone(),
@@ -242,7 +273,7 @@ impl Store {
         let expected = expected.to_vec();
         let appending = tokio::spawn(async move {
             postgres
-                .append(ledger_id, create, &expected, events, now, deadline)
+                .append(ledger_id, create, &expected, events, now, landing)
                 .await
         });
         match appending.await {

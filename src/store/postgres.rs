@@ -21,7 +21,7 @@ use super::shared::{
     projection_ops, seal_checked, take_turn, Counters, ProjectionSql, Query, ReadRow, TurnLock,
     Turns,
 };
-use super::{db_err, open_failed, redact_url, AppendCounts, ExpectedVersion, StoreError};
+use super::{db_err, open_failed, redact_url, AppendCounts, ExpectedVersion, Landing, StoreError};
 use crate::domain::envelope::{parse_timestamp, NewEvent, StoredEvent};
 use crate::domain::projection::ProjectionOp;
 
@@ -242,7 +242,7 @@ impl PostgresStore {
         expected: &[(String, ExpectedVersion)],
         events: Vec<NewEvent>,
         now: DateTime<Utc>,
-        deadline: Option<DateTime<Utc>>,
+        landing: Landing,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut turn = take_turn(&self.turn).await?;
         let remembered = turn
@@ -252,14 +252,14 @@ impl PostgresStore {
         if let Some(append) = OneAppend::of(expected, &events).filter(|_| !create) {
             let appended = self
                 .append_autocommit(
-                    &mut turn, remembered, ledger_id, append, &events[0], now, deadline,
+                    &mut turn, remembered, ledger_id, append, &events[0], now, landing,
                 )
                 .await?;
             if let Some(event) = appended {
                 return Ok(vec![event]);
             }
         }
-        self.append_locked(ledger_id, create, expected, events, now, deadline)
+        self.append_locked(ledger_id, create, expected, events, now, landing)
             .await
     }
 
@@ -275,19 +275,19 @@ impl PostgresStore {
         append: OneAppend<'_>,
         new: &NewEvent,
         now: DateTime<Utc>,
-        deadline: Option<DateTime<Utc>>,
+        landing: Landing,
     ) -> Result<Option<StoredEvent>, StoreError> {
         let mut kept = self.kept_conn(turn).await?;
         let mut sealed_on = remembered;
         let mut attempt = self
-            .insert_one(&mut kept, ledger_id, append, new, now, deadline, sealed_on)
+            .insert_one(&mut kept, ledger_id, append, new, now, landing, sealed_on)
             .await;
         // A head this process committed that another process has moved since: once more on a
         // head read now, before the locked path.
         if matches!(attempt, Ok(None)) && sealed_on.is_some() {
             sealed_on = None;
             attempt = self
-                .insert_one(&mut kept, ledger_id, append, new, now, deadline, None)
+                .insert_one(&mut kept, ledger_id, append, new, now, landing, None)
                 .await;
         }
         // The kept connection goes back unless the database failed on it (a refusal leaves an
@@ -350,7 +350,7 @@ impl PostgresStore {
         append: OneAppend<'_>,
         new: &NewEvent,
         now: DateTime<Utc>,
-        deadline: Option<DateTime<Utc>>,
+        landing: Landing,
         head: Option<RememberedHead>,
     ) -> Result<Option<StoredEvent>, StoreError> {
         let ledger = ledger_id.to_string();
@@ -370,7 +370,7 @@ impl PostgresStore {
             }
         };
         let recorded_at = now.max(head.recorded_at);
-        if deadline.is_some_and(|deadline| recorded_at > deadline) {
+        if landing.refuses(head.seq, &head.hash, recorded_at) {
             return Ok(None);
         }
         let event = seal_checked(
@@ -419,7 +419,7 @@ impl PostgresStore {
         expected: &[(String, ExpectedVersion)],
         events: Vec<NewEvent>,
         now: DateTime<Utc>,
-        deadline: Option<DateTime<Utc>>,
+        landing: Landing,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let ledger = ledger_id.to_string();
         let mut tx = self
@@ -436,7 +436,7 @@ impl PostgresStore {
             .await
             .map_err(db_err("locking the ledger head"))?
             .ok_or(StoreError::NoSuchLedger(ledger_id))?;
-        let next = next_on_head(&head, now, deadline)?;
+        let next = next_on_head(&head, now, landing)?;
 
         // The CLI's shape: the version checks ride in the insert, no separate reads.
         if let Some(append) = OneAppend::of(expected, &events) {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
 use uuid::Uuid;
 
-use super::{AppendCounts, ExpectedVersion, StoreError};
+use super::{AppendCounts, ExpectedVersion, Landing, StoreError};
 use crate::domain::envelope::{
     format_timestamp, parse_timestamp, NewEvent, StoredEvent, EVENTS_PER_APPEND_MAX,
     IDENT_BYTES_MAX, PAYLOAD_BYTES_MAX,
@@ -174,11 +174,11 @@ pub(super) fn check_expected(
 
 /// The head read under the write lock: its seq, its hash, and the time the next event records
 /// (`now`, or the head's time if that is later: clock skew between machines must not make time
-/// run backwards on the chain), refused after `deadline`.
+/// run backwards on the chain), refused after the landing's deadline or off its head.
 pub(super) fn next_on_head<R: ReadRow>(
     head: &R,
     now: DateTime<Utc>,
-    deadline: Option<DateTime<Utc>>,
+    landing: Landing,
 ) -> Result<(u64, [u8; 32], DateTime<Utc>), StoreError> {
     let read = |source| StoreError::Database {
         doing: "reading the ledger head",
@@ -196,13 +196,23 @@ pub(super) fn next_on_head<R: ReadRow>(
         reason: format!("head_recorded_at {head_time:?} is not canonical"),
     })?;
     let recorded_at = now.max(floor);
-    if let Some(deadline) = deadline.filter(|deadline| recorded_at > *deadline) {
+    let head_seq = head_seq.max(0) as u64;
+    if let Some(expected) = landing
+        .after_head
+        .filter(|expected| expected.seq != head_seq || expected.hash != prev_hash)
+    {
+        return Err(StoreError::HeadMoved {
+            expected: expected.seq,
+            actual: head_seq,
+        });
+    }
+    if let Some(deadline) = landing.deadline.filter(|deadline| recorded_at > *deadline) {
         return Err(StoreError::DeadlinePassed {
             deadline: format_timestamp(deadline),
             recorded_at: format_timestamp(recorded_at),
         });
     }
-    Ok((head_seq.max(0) as u64, prev_hash, recorded_at))
+    Ok((head_seq, prev_hash, recorded_at))
 }
 
 pub(super) fn hash32(seq: i64, what: &str, bytes: Vec<u8>) -> Result<[u8; 32], StoreError> {

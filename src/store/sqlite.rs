@@ -22,7 +22,8 @@ use super::shared::{
     seal_checked, take_turn, Counters, ProjectionSql, ReadRow, TurnLock, Turns,
 };
 use super::{
-    db_err, open_failed, redact_url, AppendCounts, ExpectedVersion, StoreError, LOCK_TIMEOUT,
+    db_err, open_failed, redact_url, AppendCounts, ExpectedVersion, Landing, StoreError,
+    LOCK_TIMEOUT,
 };
 use crate::domain::envelope::{NewEvent, StoredEvent};
 
@@ -171,7 +172,7 @@ impl SqliteStore {
         expected: &[(String, ExpectedVersion)],
         events: Vec<NewEvent>,
         now: DateTime<Utc>,
-        deadline: Option<DateTime<Utc>>,
+        landing: Landing,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let mut turn = take_turn(&self.turn).await?;
         match two_trip_shape(expected, &events) {
@@ -179,7 +180,7 @@ impl SqliteStore {
                 let new = events.into_iter().next().expect("one event");
                 let mut slot = Some(self.append_conn(&mut turn).await?);
                 let appended = self
-                    .append_two_trips(&mut slot, ledger_id, expected, other, new, now, deadline)
+                    .append_two_trips(&mut slot, ledger_id, expected, other, new, now, landing)
                     .await;
                 // A kept connection goes back to the turn unless the append left it closed (the
                 // slot is then empty and the next append opens one).
@@ -189,7 +190,7 @@ impl SqliteStore {
                 appended.map(|event| vec![event])
             }
             _ => {
-                self.append_locked(ledger_id, create, expected, events, now, deadline)
+                self.append_locked(ledger_id, create, expected, events, now, landing)
                     .await
             }
         }
@@ -234,7 +235,7 @@ impl SqliteStore {
         other: Option<&str>,
         new: NewEvent,
         now: DateTime<Utc>,
-        deadline: Option<DateTime<Utc>>,
+        landing: Landing,
     ) -> Result<StoredEvent, StoreError> {
         let ledger = ledger_id.to_string();
         let mut write = OpenWrite { slot, open: true };
@@ -247,7 +248,7 @@ impl SqliteStore {
                 .await
                 .map_err(db_err("taking the write lock and reading the ledger head"))?;
             let head = rows.first().ok_or(StoreError::NoSuchLedger(ledger_id))?;
-            let (head_seq, prev_hash, recorded_at) = next_on_head(head, now, deadline)?;
+            let (head_seq, prev_hash, recorded_at) = next_on_head(head, now, landing)?;
             let own = stream_version_column(head, "stream_version")?;
             let second = stream_version_column(head, "stream_version_2")?;
             for (stream_id, expectation) in expected {
@@ -309,7 +310,7 @@ impl SqliteStore {
         expected: &[(String, ExpectedVersion)],
         events: Vec<NewEvent>,
         now: DateTime<Utc>,
-        deadline: Option<DateTime<Utc>>,
+        landing: Landing,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let ledger = ledger_id.to_string();
         let mut tx = self.begin_write().await?;
@@ -330,7 +331,7 @@ impl SqliteStore {
             .await
             .map_err(db_err("locking the ledger head"))?
             .ok_or(StoreError::NoSuchLedger(ledger_id))?;
-        let next = next_on_head(&head, now, deadline)?;
+        let next = next_on_head(&head, now, landing)?;
         let mut versions: HashMap<String, u64> = HashMap::new();
         for (index, (stream_id, expectation)) in expected.iter().enumerate() {
             let actual = match index {
