@@ -941,3 +941,164 @@ impl ReplaceBytes for Vec<u8> {
             .into_bytes()
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bound heads: A11 (format rollbook/v2). Every signature binds a head; the attacker who
+// recomputes every hash cannot recompute the signatures.
+
+/// The seq of the first event after `seq` whose payload carries a signature.
+fn next_signed(lines: &[String], seq: u64) -> u64 {
+    events(lines)
+        .iter()
+        .find(|event| {
+            event.seq > seq
+                && matches!(
+                    event.event_type.as_str(),
+                    "proposal.recorded"
+                        | "proposal.signed"
+                        | "proposal.rejected"
+                        | "proposal.withdrawn"
+                )
+        })
+        .map(|event| event.seq)
+        .unwrap()
+}
+
+/// A change that every other check accepts (a fresh event id of the same time) at any event
+/// before the last breaks the next signature: A11 at that signature.
+#[tokio::test]
+async fn a11_changing_any_event_before_a_signature_breaks_it() {
+    let lines = valid_export().await;
+    for seq in 1..LAST {
+        let broken = with_event(&lines, seq, |event| {
+            event.event_id = uuid_v7_at(parse_timestamp(&event.recorded_at).unwrap());
+        });
+        assert_invalid_at(&broken, next_signed(&lines, seq), "(A11)");
+    }
+}
+
+/// Removing any event but the last, the attacker renumbering and rehashing the rest, is
+/// refused; removing a veto or a withdrawal (the erasures of issue 19, case 1) is refused at
+/// the next signature by A11 alone. (Removing the last events is a truncation: no later
+/// signature binds them, and only an anchor taken later shows it: a pin, `rollbook
+/// consistency`, signed checkpoints.)
+#[tokio::test]
+async fn a11_removing_any_event_is_refused() {
+    let lines = valid_export().await;
+    for seq in 2..LAST {
+        let mut all = events(&lines);
+        let removed = all.remove(seq as usize - 1);
+        let broken = rewrite(&lines[0], all);
+        let failure = match verify(&broken) {
+            Err(VerifyError::Invalid(failure)) => failure,
+            other => panic!("removing seq {seq} ({}) gave {other:?}", removed.event_type),
+        };
+        if matches!(
+            removed.event_type.as_str(),
+            "proposal.rejected" | "proposal.withdrawn"
+        ) {
+            // The next signed event moved down to `seq`.
+            assert_eq!(failure.seq, next_signed(&lines, seq) - 1, "{failure}");
+            assert!(failure.reason.contains("(A11)"), "{failure}");
+        }
+    }
+}
+
+/// A signature binding a head outside its proposal's lifetime, or with another hash, is A11.
+#[tokio::test]
+async fn a11_a_bound_head_must_be_the_chains_and_within_the_lifetime() {
+    let db = TestDb::sqlite();
+    let (ledger, k) = story(&db).await;
+    let state = ledger
+        .proposal(
+            Uuid::parse_str(
+                &events(&export_lines(&ledger).await)[PENDING_ROLL as usize - 1].stream_id,
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let head = ledger.head().await.unwrap();
+    let before_recording = ChainHead {
+        seq: PENDING_ROLL - 1,
+        hash: events(&export_lines(&ledger).await)[PENDING_ROLL as usize - 2].hash,
+    };
+    let wrong_hash = ChainHead {
+        seq: PENDING_ROLL,
+        hash: [7; 32],
+    };
+    for (bound, needle) in [
+        (before_recording, "outside seq"),
+        (wrong_hash, "whose hash is not the chain's"),
+        (
+            ChainHead {
+                seq: head.seq + 1,
+                hash: head.hash,
+            },
+            "outside seq",
+        ),
+    ] {
+        let signature = seal_signature(
+            &k.carol,
+            rollbook::domain::approval::message_for(
+                ledger.ledger_id,
+                &state,
+                rollbook::crypto::canonical::Purpose::Cosign,
+                &bound,
+                None,
+            ),
+        );
+        let refused = ledger
+            .attach(state.id, signature, t0() + Duration::seconds(17))
+            .await
+            .expect_err("a misbound head is refused");
+        assert!(refused.to_string().contains(needle), "{refused}");
+    }
+    // An offline signature binding the head at its request, after the recording, is valid even
+    // though other events landed since.
+    let at_request = ChainHead {
+        seq: PENDING_ROLL,
+        hash: events(&export_lines(&ledger).await)[PENDING_ROLL as usize - 1].hash,
+    };
+    let signature = seal_signature(
+        &k.carol,
+        rollbook::domain::approval::message_for(
+            ledger.ledger_id,
+            &state,
+            rollbook::crypto::canonical::Purpose::Cosign,
+            &at_request,
+            None,
+        ),
+    );
+    let outcome = ledger
+        .attach(state.id, signature, t0() + Duration::seconds(17))
+        .await
+        .unwrap();
+    assert!(outcome.committed);
+    let mut out = Vec::new();
+    export_jsonl(
+        &ledger.store,
+        ledger.ledger_id,
+        1,
+        &mut out,
+        "2026-05-07T15:00:00.000000Z",
+    )
+    .await
+    .unwrap();
+    verify_export(Cursor::new(out), |_| {})
+        .expect("an offline signature on an older head verifies");
+}
+
+/// A ledger of another format is named as such before any hash is compared.
+#[tokio::test]
+async fn a1_a_genesis_of_another_format_is_named() {
+    let lines = valid_export().await;
+    let broken = with_payload_text(&lines, 1, |text| {
+        text.replace("\"format\":\"rollbook/v2\"", "\"format\":\"rollbook/v1\"")
+    });
+    assert_invalid_at(
+        &broken,
+        1,
+        "this build of rollbook reads \"rollbook/v2\" only",
+    );
+}

@@ -475,7 +475,11 @@ async fn a_history_rewritten_with_every_hash_recomputed_is_refused_by_a_pin(db: 
         .unwrap();
     let at = format!("seq {}", first_signed_after.seq - 1);
     desk.refused("someone-new", &["list"], &[&at, "(A11)"]);
-    desk.refused("attacker", &["export", "--out", &desk.path("crafted.jsonl")], &["(A11)"]);
+    desk.refused(
+        "attacker",
+        &["export", "--out", &desk.path("crafted.jsonl")],
+        &["(A11)"],
+    );
     assert_eq!(desk.pin("alice").await.unwrap(), pinned_before);
 }
 
