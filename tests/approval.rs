@@ -148,7 +148,7 @@ fn cosign(desk: &Desk, state: &ProposalState, signer: &str) -> SignatureEnvelope
             desk.ledger_id,
             state,
             rollbook::domain::approval::cosign_purpose(state.recorded.terms.kind),
-            &head_after(&state),
+            &head_after(state),
             None,
         ),
     )
@@ -166,7 +166,7 @@ fn when_signed(
         state,
         cosign(desk, state, signer),
         at,
-        &mut at_head(&state),
+        &mut at_head(state),
     )?;
     for event in &outcome.events {
         let version = state.stream_version + 1;
