@@ -510,6 +510,33 @@ async fn offline_signing_and_replayed_or_malleated_signatures(db: &TestDb) {
         v["signature"]["signature"] = serde_json::Value::String(rollbook::crypto::to_hex(&bytes));
     });
     desk.refused(&["attach", &malleated], 3, "does not verify");
+    // The request names the head its client verified and the hash of the set in force, the
+    // one `governance show` prints.
+    let req: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&request).unwrap()).unwrap();
+    assert!(req["head_seq"].as_u64().unwrap() >= 3, "{req}");
+    let shown = desk.json(&["governance", "show"]);
+    assert_eq!(req["signer_set_hash"], shown["signer_set_hash"]);
+    // A request whose head was altered makes a signature on a head the chain never had:
+    // attach refuses it (A11).
+    let forged_head = desk.path("forged-head.json");
+    std::fs::copy(&request, &forged_head).unwrap();
+    edit_json(&forged_head, |v| {
+        v["head_hash"] = serde_json::Value::String("ab".repeat(32))
+    });
+    let forged_sig = desk.path("forged-head.sig.json");
+    desk.ok(&[
+        "sign",
+        &a,
+        "--key",
+        &desk.path("carol.key"),
+        "--offline",
+        "--request",
+        &forged_head,
+        "--out",
+        &forged_sig,
+    ]);
+    desk.refused(&["attach", &forged_sig], 3, "not the chain's");
     // The genuine signature attaches once, and only once.
     assert_eq!(desk.json(&["attach", &sig])["status"], "pending");
     desk.refused(&["attach", &sig], 3, "already signed");

@@ -105,6 +105,10 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             let genesis_hash = history(&ledger).await?.genesis_hash;
             close(&ledger, &verified).await;
             let signers = signers_json(&governance.set);
+            // What a request file names (`signer_set_hash`), to compare with it.
+            let set_hash = crate::crypto::to_hex(&crate::crypto::canonical::signer_set_hash(
+                &governance.set_json,
+            ));
             if *json {
                 let policy: serde_json::Value =
                     serde_json::from_str(&governance.policy_json).expect("canonical policy JSON");
@@ -114,6 +118,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
                         "ledger_id": ledger.ledger_id.to_string(),
                         "genesis_hash": genesis_hash,
                         "signer_set_version": governance.set.version,
+                        "signer_set_hash": set_hash,
                         "threshold": governance.set.threshold,
                         "signers": signers,
                         "policy_version": governance.policy_version,
@@ -125,7 +130,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
                 println!("ledger {}", ledger.ledger_id);
                 println!("genesis hash {genesis_hash}");
                 println!(
-                    "signer set v{}: {} of {}",
+                    "signer set v{}: {} of {} (hash {set_hash})",
                     governance.set.version,
                     governance.set.threshold,
                     governance.set.signers.len()
