@@ -419,6 +419,50 @@ fn defaults_applied() {
 }
 
 #[test]
+fn closed_layer_id_is_optional_and_well_formed() {
+    let p = Proposal::from_toml_str(EXAMPLE).unwrap();
+    assert_eq!(p.closed_layer.id.as_deref(), Some("VIX-C22-2026-11-L3"));
+    // Optional in the file (`propose` is what requires it); the TOML round trip keeps it.
+    let without = edited("id = \"VIX-C22-2026-11-L3\"\n", "");
+    let q = Proposal::from_toml_str(&without).unwrap();
+    assert_eq!(q.closed_layer.id, None);
+    assert!(!q.to_toml_string().contains("id ="));
+    assert_eq!(Proposal::from_toml_str(&p.to_toml_string()).unwrap(), p);
+    for ok in ["a", "L3", "desk/VIX:C22_2026.11-L3", &"x".repeat(64)] {
+        let text = edited("\"VIX-C22-2026-11-L3\"", &format!("{ok:?}"));
+        let p = Proposal::from_toml_str(&text).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        assert_eq!(p.closed_layer.id.as_deref(), Some(ok));
+    }
+    let cases = [
+        ("\"\"", "must be 1 to 64 characters, got 0"),
+        (
+            &format!("{:?}", "x".repeat(65)),
+            "must be 1 to 64 characters, got 65",
+        ),
+        ("\"L 3\"", "got ' ' (U+0020)"),
+        // A Cyrillic a that looks like the Latin one.
+        ("\"L\u{430}yer\"", "got 'а' (U+0430)"),
+        ("\"L3\\u200b\"", "(U+200B)"),
+        ("\"L3\\n\"", "(U+000A)"),
+        ("3", "must be a string, got 3"),
+    ];
+    for (value, rule) in cases {
+        let err = proposal_error(&edited("\"VIX-C22-2026-11-L3\"", value));
+        assert_names(&err, "closed_layer.id", rule);
+    }
+    let err = proposal_error(&edited("\"VIX-C22-2026-11-L3\"", "\"L\u{430}yer\""));
+    assert!(
+        err.rule.contains("ASCII letters, digits and -_.:/"),
+        "{err}"
+    );
+    // Structs built in code are checked by evaluate too.
+    let mut p = Proposal::from_toml_str(EXAMPLE).unwrap();
+    p.closed_layer.id = Some(String::new());
+    let err = evaluate(&p, &Policy::default(), now()).unwrap_err();
+    assert_names(&err, "closed_layer.id", "1 to 64");
+}
+
+#[test]
 fn unknown_keys() {
     let err = proposal_error(&edited("strike = 25.0", "strke = 25.0"));
     assert_names(&err, "next_layer.strke", "is not a known field");

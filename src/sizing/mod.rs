@@ -47,6 +47,8 @@ pub const SERIES_VALUES_MAX: usize = 10_000;
 pub const CASH_FLOWS_MAX: usize = 1_000;
 /// Most blackout windows accepted in `calendar.blackouts`.
 pub const BLACKOUTS_MAX: usize = 1_000;
+/// Longest identifier (`closed_layer.id`, the ids of the proposals drawn on), in characters.
+pub const IDENTIFIER_CHARS_MAX: usize = 64;
 
 /// Bad input: a proposal or policy that breaks a rule of the methodology. It names the field
 /// (a TOML path such as `next_layer.implied_vol`) and the rule, so the user knows what to fix.
