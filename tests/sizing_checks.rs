@@ -2,7 +2,7 @@
 //! fail just outside it. "Just" is 1e-6 of the checked quantity unless the quantity is whole.
 
 use chrono::{DateTime, Duration, Utc};
-use rollbook::sizing::{evaluate, Blackout, Policy, Proposal, SizingReport};
+use rollbook::sizing::{evaluate, Blackout, Draws, Policy, Proposal, SizingReport};
 
 const EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -21,7 +21,7 @@ fn passing() -> Proposal {
 }
 
 fn run(p: &Proposal, policy: &Policy) -> SizingReport {
-    evaluate(p, policy, now()).expect("valid input")
+    evaluate(p, policy, &Draws::none(), now()).expect("valid input")
 }
 
 fn check<'a>(report: &'a SizingReport, id: &str) -> &'a rollbook::sizing::Check {
@@ -289,7 +289,7 @@ fn timing_boundary_touching_is_no_overlap() {
 fn staleness_boundary_both_sides() {
     let p = passing(); // as_of 14:30
     let policy = Policy::default(); // 30 minutes
-    let at = |t: &str| evaluate(&p, &policy, t.parse().unwrap()).unwrap();
+    let at = |t: &str| evaluate(&p, &policy, &Draws::none(), t.parse().unwrap()).unwrap();
     let inside = at("2026-05-07T15:00:00Z");
     assert!(check(&inside, "staleness").passed);
     assert_eq!(check(&inside, "staleness").value, 30.0);

@@ -2,7 +2,7 @@
 //! file that is not TOML, the line), and that evaluate is never reached with bad data.
 
 use chrono::{DateTime, Utc};
-use rollbook::sizing::{evaluate, InputError, Policy, Proposal};
+use rollbook::sizing::{evaluate, Draws, InputError, Policy, Proposal};
 
 const EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -225,22 +225,22 @@ fn net_credit_not_below_the_wider_wing() {
 fn short_series_are_refused_by_evaluate() {
     let mut p = Proposal::from_toml_str(EXAMPLE).unwrap();
     p.signals.advance_decline_line.truncate(14); // RSI(14) needs 15
-    let err = evaluate(&p, &Policy::default(), now()).unwrap_err();
+    let err = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap_err();
     assert_names(&err, "signals.advance_decline_line", "at least 15 values");
     let mut p = Proposal::from_toml_str(EXAMPLE).unwrap();
     p.signals.advance_decline_line.truncate(15);
-    assert!(evaluate(&p, &Policy::default(), now()).is_ok());
+    assert!(evaluate(&p, &Policy::default(), &Draws::none(), now()).is_ok());
 
     let mut p = Proposal::from_toml_str(EXAMPLE).unwrap();
     p.signals.vix_term_spread.truncate(33); // MACD(12, 26, 9) needs 34
-    let err = evaluate(&p, &Policy::default(), now()).unwrap_err();
+    let err = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap_err();
     assert_names(&err, "signals.vix_term_spread", "at least 34 values");
     p.signals.vix_term_spread = Proposal::from_toml_str(EXAMPLE)
         .unwrap()
         .signals
         .vix_term_spread[..34]
         .to_vec();
-    assert!(evaluate(&p, &Policy::default(), now()).is_ok());
+    assert!(evaluate(&p, &Policy::default(), &Draws::none(), now()).is_ok());
 }
 
 #[test]
@@ -255,7 +255,7 @@ fn series_longer_than_ten_thousand() {
     // Built in code, evaluate refuses it the same way.
     let mut p = Proposal::from_toml_str(EXAMPLE).unwrap();
     p.signals.advance_decline_line = vec![1.0; 10_001];
-    let err = evaluate(&p, &Policy::default(), now()).unwrap_err();
+    let err = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap_err();
     assert_names(&err, "signals.advance_decline_line", "at most 10000");
 }
 
@@ -458,7 +458,7 @@ fn closed_layer_id_is_optional_and_well_formed() {
     // Structs built in code are checked by evaluate too.
     let mut p = Proposal::from_toml_str(EXAMPLE).unwrap();
     p.closed_layer.id = Some(String::new());
-    let err = evaluate(&p, &Policy::default(), now()).unwrap_err();
+    let err = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap_err();
     assert_names(&err, "closed_layer.id", "1 to 64");
 }
 
@@ -558,11 +558,11 @@ fn policy_bad_inputs() {
 fn evaluate_revalidates_structs_built_in_code() {
     let mut p = Proposal::from_toml_str(EXAMPLE).unwrap();
     p.next_layer.implied_vol = 0.0;
-    let err = evaluate(&p, &Policy::default(), now()).unwrap_err();
+    let err = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap_err();
     assert_eq!(err.to_string(), "next_layer.implied_vol must be > 0, got 0");
     let mut policy = Policy::default();
     policy.coefficient.floor = f64::NAN;
     let p = Proposal::from_toml_str(EXAMPLE).unwrap();
-    let err = evaluate(&p, &policy, now()).unwrap_err();
+    let err = evaluate(&p, &policy, &Draws::none(), now()).unwrap_err();
     assert_names(&err, "coefficient.floor", "finite");
 }
