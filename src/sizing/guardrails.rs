@@ -1,6 +1,6 @@
 //! `evaluate`: the methodology's computation, steps 1 to 12, as one pure function.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 
 use super::finance::{
     capm_cost_of_equity, cost_of_equity, gordon_growth_cost_of_equity, realized_profit_usd,
@@ -282,6 +282,8 @@ pub fn evaluate_hashed(
     });
     let r = &p.roll;
     let window_ordered = r.execute_after < r.execute_before;
+    // A roll cannot be executed in a window that has ended (at `execute_before` it has).
+    let window_ended = now >= r.execute_before;
     let pad = Duration::minutes(i64::from(policy.timing.blackout_padding_minutes));
     let blackouts_hit: Vec<&str> = p
         .calendar
@@ -447,11 +449,18 @@ pub fn evaluate_hashed(
     }
     checks.push(Check {
         id: "timing".into(),
-        passed: window_ordered && blackouts_hit.is_empty(),
+        passed: window_ordered && !window_ended && blackouts_hit.is_empty(),
         value: blackouts_hit.len() as f64,
         limit: 0.0,
         message: if !window_ordered {
             "execute_after must be before execute_before".to_string()
+        } else if window_ended {
+            message!(
+                "the execution window ended at {} (execute_before); now is {}",
+                r.execute_before
+                    .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                now.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            )
         } else if blackouts_hit.is_empty() {
             message!(
                 "window clear of blackouts (padded {} min)",
