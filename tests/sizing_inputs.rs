@@ -544,6 +544,26 @@ fn policy_bad_inputs() {
             "timing.snapshot_max_age_minutes",
             ">= 0",
         ),
+        (
+            "[timing]\nclock_skew_max_seconds = 0\n",
+            "timing.clock_skew_max_seconds",
+            "must be between 1 and 86400 (one day), got 0",
+        ),
+        (
+            "[timing]\nclock_skew_max_seconds = 86401\n",
+            "timing.clock_skew_max_seconds",
+            "must be between 1 and 86400 (one day), got 86401",
+        ),
+        (
+            "[timing]\nclock_skew_max_seconds = -1\n",
+            "timing.clock_skew_max_seconds",
+            ">= 0, got -1",
+        ),
+        (
+            "[timing]\nclock_skew_max_seconds = 1.5\n",
+            "timing.clock_skew_max_seconds",
+            "whole number",
+        ),
         ("coefficient = 3\n", "coefficient", "must be a table"),
     ];
     for (text, field, rule) in cases {

@@ -19,9 +19,10 @@ fn example() -> Proposal {
 
 /// The hash of the default policy. It changes only when the policy's canonical JSON changes
 /// (a default, a field name, the field order or a field's type): that is a governance event,
-/// so this constant is updated deliberately, never to make a test pass.
+/// so this constant is updated deliberately, never to make a test pass. Last change: the key
+/// `timing.clock_skew_max_seconds` (issue 20), recomputed by hand from the JSON below.
 const DEFAULT_POLICY_HASH: &str =
-    "097e65cf3c2566c21c0583f2ce0ff3beffb3d61300f8f82842ca126db01ae5aa";
+    "fa5d4e52d72191c9444e9726cb3a3e6335d34abeec089d2e6d12dc04d376c51f";
 
 #[test]
 fn defaults_match_the_methodology_table() {
@@ -59,6 +60,7 @@ fn defaults_match_the_methodology_table() {
     assert!(p.structure.require_layer_cost_within_irr);
     assert_eq!(p.timing.blackout_padding_minutes, 30);
     assert_eq!(p.timing.snapshot_max_age_minutes, 30);
+    assert_eq!(p.timing.clock_skew_max_seconds, 60);
     assert_eq!(p.approval.proposal_ttl_seconds, 14_400);
     assert!(!p.approval.proposer_counts);
     assert_eq!(Policy::from_toml_str("").unwrap(), p);
@@ -80,6 +82,13 @@ fn hash_is_stable_and_sensitive() {
         "{json}"
     );
     assert!(!json.contains(' ') && !json.contains('\n'));
+    // The methodology's table order; an integer, not a float.
+    assert!(
+        json.contains(
+            ",\"timing\":{\"blackout_padding_minutes\":30,\"snapshot_max_age_minutes\":30,\"clock_skew_max_seconds\":60},\"approval\":"
+        ),
+        "{json}"
+    );
     let mut changed = p.clone();
     changed.wacc.incremental_bps_max = 18.5;
     assert_ne!(changed.hash_hex(), DEFAULT_POLICY_HASH);

@@ -43,6 +43,10 @@ pub const FILE_BYTES_MAX: usize = 1024 * 1024;
 /// Longest proposal time to live a policy may set: one year. Longer makes no sense for a roll,
 /// and the bound keeps every expiry time far from chrono's limits.
 pub const PROPOSAL_TTL_SECONDS_MAX: u64 = 365 * 24 * 3600;
+/// Largest `timing.clock_skew_max_seconds` a policy may set: one day. With clocks further
+/// apart "one clock per ledger" means nothing, and staleness is counted in minutes. The least
+/// is 1 second: 0 would refuse every command whose clock is not exact.
+pub const CLOCK_SKEW_SECONDS_MAX: u32 = 86_400;
 /// Longest indicator series accepted (`advance_decline_line`, `vix_term_spread`).
 pub const SERIES_VALUES_MAX: usize = 10_000;
 /// Most dated cash flows accepted in `book.structure_cash_flows`.
