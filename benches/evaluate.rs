@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use rollbook::sizing::{evaluate, Policy, Proposal};
+use rollbook::sizing::{evaluate, Draws, Policy, Proposal};
 
 const EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -26,7 +26,9 @@ fn main() {
             .parse()
             .expect("ROLLBOOK_BENCH_EVALUATIONS is a count");
         for _ in 0..count {
-            black_box(evaluate(black_box(&proposal), &policy, now).expect("evaluates"));
+            black_box(
+                evaluate(black_box(&proposal), &policy, &Draws::none(), now).expect("evaluates"),
+            );
         }
         println!("evaluate(worked example): {count} evaluations (fixed count, untimed)");
         return;
@@ -34,14 +36,16 @@ fn main() {
 
     // Warm up caches and the branch predictor before timing.
     for _ in 0..1_000 {
-        black_box(evaluate(black_box(&proposal), &policy, now).expect("evaluates"));
+        black_box(evaluate(black_box(&proposal), &policy, &Draws::none(), now).expect("evaluates"));
     }
     let budget = Duration::from_secs(2);
     let start = Instant::now();
     let mut evaluations: u64 = 0;
     while start.elapsed() < budget {
         for _ in 0..1_000 {
-            black_box(evaluate(black_box(&proposal), &policy, now).expect("evaluates"));
+            black_box(
+                evaluate(black_box(&proposal), &policy, &Draws::none(), now).expect("evaluates"),
+            );
         }
         evaluations += 1_000;
     }

@@ -19,7 +19,7 @@ use rollbook::domain::envelope::{uuid_v7_at, NewEvent, StoredEvent};
 use rollbook::domain::events::{Event, SignerEntry, SignerSet};
 use rollbook::domain::governance::{seal_signature, ActiveSet, Governance};
 use rollbook::service::{self, Ledger};
-use rollbook::sizing::{Policy, Proposal};
+use rollbook::sizing::{Draws, Policy, Proposal};
 use rollbook::store::{ExpectedVersion, Store};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -157,7 +157,9 @@ fn evaluate() -> Value {
     let mut count = 0u64;
     while start.elapsed() < StdDuration::from_secs(2) {
         for _ in 0..100 {
-            std::hint::black_box(rollbook::sizing::evaluate(&proposal, &policy, now).unwrap());
+            std::hint::black_box(
+                rollbook::sizing::evaluate(&proposal, &policy, &Draws::none(), now).unwrap(),
+            );
         }
         count += 100;
     }

@@ -2,7 +2,7 @@
 //! fail just outside it. "Just" is 1e-6 of the checked quantity unless the quantity is whole.
 
 use chrono::{DateTime, Duration, Utc};
-use rollbook::sizing::{evaluate, Blackout, Policy, Proposal, SizingReport};
+use rollbook::sizing::{evaluate, Blackout, Draws, Policy, Proposal, SizingReport};
 
 const EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -21,7 +21,7 @@ fn passing() -> Proposal {
 }
 
 fn run(p: &Proposal, policy: &Policy) -> SizingReport {
-    evaluate(p, policy, now()).expect("valid input")
+    evaluate(p, policy, &Draws::none(), now()).expect("valid input")
 }
 
 fn check<'a>(report: &'a SizingReport, id: &str) -> &'a rollbook::sizing::Check {
@@ -286,10 +286,61 @@ fn timing_boundary_touching_is_no_overlap() {
 }
 
 #[test]
+fn timing_fails_once_the_window_has_ended() {
+    let p = passing(); // window 14:45 to 15:15, snapshot 14:30
+                       // A snapshot fresh enough for the whole window, so that only the window decides.
+    let mut policy = Policy::default();
+    policy.timing.snapshot_max_age_minutes = 120;
+    let at = |t: &str| evaluate(&p, &policy, &Draws::none(), t.parse().unwrap()).unwrap();
+    // The worked example's clock (14:40) is before the window opens: that is fine.
+    assert!(check(&at("2026-05-07T14:40:00Z"), "timing").passed);
+    let inside = at("2026-05-07T15:14:59.999Z");
+    assert!(
+        inside.failed_check_ids().is_empty(),
+        "{:?}",
+        inside.failed_check_ids()
+    );
+    for now in [
+        "2026-05-07T15:15:00Z",
+        "2026-05-07T15:15:00.001Z",
+        "2026-05-07T16:29:00Z",
+    ] {
+        let ended = at(now);
+        assert_eq!(ended.failed_check_ids(), vec!["timing"], "{now}");
+        assert_eq!(ended.resize_to, None, "a gate: no size passes");
+        let timing = check(&ended, "timing");
+        assert_eq!((timing.value, timing.limit), (0.0, 0.0), "no blackout hit");
+        assert_eq!(
+            timing.message,
+            format!(
+                "the execution window ended at 2026-05-07T15:15:00Z (execute_before); now is {now}"
+            )
+        );
+    }
+    // A window that is not ordered says so first, ended or not.
+    let mut reversed = passing();
+    std::mem::swap(
+        &mut reversed.roll.execute_after,
+        &mut reversed.roll.execute_before,
+    );
+    let report = evaluate(
+        &reversed,
+        &policy,
+        &Draws::none(),
+        "2026-05-07T16:00:00Z".parse().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        check(&report, "timing").message,
+        "execute_after must be before execute_before"
+    );
+}
+
+#[test]
 fn staleness_boundary_both_sides() {
     let p = passing(); // as_of 14:30
     let policy = Policy::default(); // 30 minutes
-    let at = |t: &str| evaluate(&p, &policy, t.parse().unwrap()).unwrap();
+    let at = |t: &str| evaluate(&p, &policy, &Draws::none(), t.parse().unwrap()).unwrap();
     let inside = at("2026-05-07T15:00:00Z");
     assert!(check(&inside, "staleness").passed);
     assert_eq!(check(&inside, "staleness").value, 30.0);

@@ -1,7 +1,7 @@
 //! The worked example of methodology.md, with the default policy at 2026-05-07T14:40:00Z.
 
 use chrono::{DateTime, Utc};
-use rollbook::sizing::{evaluate, render, Policy, Proposal, Verdict};
+use rollbook::sizing::{evaluate, render, Draws, Policy, Proposal, Verdict};
 
 const EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -28,7 +28,7 @@ fn assert_rounds_to(what: &str, got: f64, shown: f64, decimals: i32) {
 
 #[test]
 fn worked_example_numbers() {
-    let report = evaluate(&example(), &Policy::default(), now()).unwrap();
+    let report = evaluate(&example(), &Policy::default(), &Draws::none(), now()).unwrap();
     assert_rounds_to("realized profit", report.realized_profit_usd, 10574.00, 2);
     assert_rounds_to("RSI", report.coefficient.rsi, 54.7376, 4);
     assert_rounds_to("coefficient", report.coefficient.final_value, 0.556738, 6);
@@ -49,7 +49,7 @@ fn worked_example_numbers() {
 
 #[test]
 fn twelve_contracts_fail_only_irr_and_resize_to_nine() {
-    let report = evaluate(&example(), &Policy::default(), now()).unwrap();
+    let report = evaluate(&example(), &Policy::default(), &Draws::none(), now()).unwrap();
     assert_eq!(report.contracts_requested, 12);
     assert_eq!(report.verdict, Verdict::Fail);
     assert_eq!(report.failed_check_ids(), vec!["irr"]);
@@ -64,7 +64,7 @@ fn nine_or_fewer_contracts_pass_and_ten_fail() {
     for n in 1..=9 {
         let mut proposal = example();
         proposal.set_contracts_requested(n);
-        let report = evaluate(&proposal, &Policy::default(), now()).unwrap();
+        let report = evaluate(&proposal, &Policy::default(), &Draws::none(), now()).unwrap();
         assert_eq!(
             report.verdict,
             Verdict::Pass,
@@ -76,14 +76,14 @@ fn nine_or_fewer_contracts_pass_and_ten_fail() {
     }
     let mut proposal = example();
     proposal.set_contracts_requested(10);
-    let report = evaluate(&proposal, &Policy::default(), now()).unwrap();
+    let report = evaluate(&proposal, &Policy::default(), &Draws::none(), now()).unwrap();
     assert_eq!(report.failed_check_ids(), vec!["irr"]);
     assert_eq!(report.resize_to, Some(9));
 }
 
 #[test]
 fn every_check_id_is_reported_in_order() {
-    let report = evaluate(&example(), &Policy::default(), now()).unwrap();
+    let report = evaluate(&example(), &Policy::default(), &Draws::none(), now()).unwrap();
     let ids: Vec<&str> = report.checks.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -106,7 +106,7 @@ fn every_check_id_is_reported_in_order() {
 
 #[test]
 fn report_json_has_the_methodology_fields() {
-    let report = evaluate(&example(), &Policy::default(), now()).unwrap();
+    let report = evaluate(&example(), &Policy::default(), &Draws::none(), now()).unwrap();
     let json: serde_json::Value = serde_json::to_value(&report).unwrap();
     for key in [
         "verdict",
@@ -115,6 +115,7 @@ fn report_json_has_the_methodology_fields() {
         "resize_to",
         "realized_profit_usd",
         "policy_hash",
+        "drawn",
         "coefficient",
         "caps",
         "metrics",
@@ -122,6 +123,21 @@ fn report_json_has_the_methodology_fields() {
     ] {
         assert!(json.get(key).is_some(), "missing {key}");
     }
+    // Nothing drawn on the example's layer: the caps are the layer's totals.
+    assert_eq!(
+        json["drawn"],
+        serde_json::json!({
+            "closed_layer_id": "VIX-C22-2026-11-L3",
+            "outlay_usd": 0.0,
+            "contracts": 0,
+            "proposal_ids": [],
+        })
+    );
+    assert_eq!(
+        json["metrics"]["budget_total_usd"],
+        json["caps"]["budget_usd"]
+    );
+    assert_eq!(json["metrics"]["growth_total_contracts"], 25);
     assert_eq!(json["verdict"], "fail");
     assert_eq!(json["coefficient"]["final"], json["coefficient"]["base"]);
     for key in [
@@ -149,6 +165,8 @@ fn report_json_has_the_methodology_fields() {
     }
     for key in [
         "outlay_usd",
+        "budget_total_usd",
+        "growth_total_contracts",
         "cost_of_equity",
         "wacc",
         "wacc_delta_bps",
@@ -180,7 +198,7 @@ fn report_json_has_the_methodology_fields() {
 
 #[test]
 fn signer_figures() {
-    let report = evaluate(&example(), &Policy::default(), now()).unwrap();
+    let report = evaluate(&example(), &Policy::default(), &Draws::none(), now()).unwrap();
     let m = &report.metrics;
     assert_rounds_to("breakeven put", m.breakeven_put_usd, 5587.60, 2);
     assert_rounds_to("breakeven call", m.breakeven_call_usd, 6162.40, 2);
@@ -195,7 +213,7 @@ fn signer_figures() {
 #[test]
 fn print_human_view() {
     // Not an assertion: `cargo test print_human_view -- --nocapture` shows the table.
-    let report = evaluate(&example(), &Policy::default(), now()).unwrap();
+    let report = evaluate(&example(), &Policy::default(), &Draws::none(), now()).unwrap();
     let text = render::human(&report);
     assert!(text.lines().count() < 25, "fits on one screen:\n{text}");
     println!("{text}");

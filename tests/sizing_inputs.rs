@@ -2,7 +2,7 @@
 //! file that is not TOML, the line), and that evaluate is never reached with bad data.
 
 use chrono::{DateTime, Utc};
-use rollbook::sizing::{evaluate, InputError, Policy, Proposal};
+use rollbook::sizing::{evaluate, Draws, InputError, Policy, Proposal};
 
 const EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -225,22 +225,22 @@ fn net_credit_not_below_the_wider_wing() {
 fn short_series_are_refused_by_evaluate() {
     let mut p = Proposal::from_toml_str(EXAMPLE).unwrap();
     p.signals.advance_decline_line.truncate(14); // RSI(14) needs 15
-    let err = evaluate(&p, &Policy::default(), now()).unwrap_err();
+    let err = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap_err();
     assert_names(&err, "signals.advance_decline_line", "at least 15 values");
     let mut p = Proposal::from_toml_str(EXAMPLE).unwrap();
     p.signals.advance_decline_line.truncate(15);
-    assert!(evaluate(&p, &Policy::default(), now()).is_ok());
+    assert!(evaluate(&p, &Policy::default(), &Draws::none(), now()).is_ok());
 
     let mut p = Proposal::from_toml_str(EXAMPLE).unwrap();
     p.signals.vix_term_spread.truncate(33); // MACD(12, 26, 9) needs 34
-    let err = evaluate(&p, &Policy::default(), now()).unwrap_err();
+    let err = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap_err();
     assert_names(&err, "signals.vix_term_spread", "at least 34 values");
     p.signals.vix_term_spread = Proposal::from_toml_str(EXAMPLE)
         .unwrap()
         .signals
         .vix_term_spread[..34]
         .to_vec();
-    assert!(evaluate(&p, &Policy::default(), now()).is_ok());
+    assert!(evaluate(&p, &Policy::default(), &Draws::none(), now()).is_ok());
 }
 
 #[test]
@@ -255,7 +255,7 @@ fn series_longer_than_ten_thousand() {
     // Built in code, evaluate refuses it the same way.
     let mut p = Proposal::from_toml_str(EXAMPLE).unwrap();
     p.signals.advance_decline_line = vec![1.0; 10_001];
-    let err = evaluate(&p, &Policy::default(), now()).unwrap_err();
+    let err = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap_err();
     assert_names(&err, "signals.advance_decline_line", "at most 10000");
 }
 
@@ -419,6 +419,50 @@ fn defaults_applied() {
 }
 
 #[test]
+fn closed_layer_id_is_optional_and_well_formed() {
+    let p = Proposal::from_toml_str(EXAMPLE).unwrap();
+    assert_eq!(p.closed_layer.id.as_deref(), Some("VIX-C22-2026-11-L3"));
+    // Optional in the file (`propose` is what requires it); the TOML round trip keeps it.
+    let without = edited("id = \"VIX-C22-2026-11-L3\"\n", "");
+    let q = Proposal::from_toml_str(&without).unwrap();
+    assert_eq!(q.closed_layer.id, None);
+    assert!(!q.to_toml_string().contains("id ="));
+    assert_eq!(Proposal::from_toml_str(&p.to_toml_string()).unwrap(), p);
+    for ok in ["a", "L3", "desk/VIX:C22_2026.11-L3", &"x".repeat(64)] {
+        let text = edited("\"VIX-C22-2026-11-L3\"", &format!("{ok:?}"));
+        let p = Proposal::from_toml_str(&text).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        assert_eq!(p.closed_layer.id.as_deref(), Some(ok));
+    }
+    let cases = [
+        ("\"\"", "must be 1 to 64 characters, got 0"),
+        (
+            &format!("{:?}", "x".repeat(65)),
+            "must be 1 to 64 characters, got 65",
+        ),
+        ("\"L 3\"", "got ' ' (U+0020)"),
+        // A Cyrillic a that looks like the Latin one.
+        ("\"L\u{430}yer\"", "got 'а' (U+0430)"),
+        ("\"L3\\u200b\"", "(U+200B)"),
+        ("\"L3\\n\"", "(U+000A)"),
+        ("3", "must be a string, got 3"),
+    ];
+    for (value, rule) in cases {
+        let err = proposal_error(&edited("\"VIX-C22-2026-11-L3\"", value));
+        assert_names(&err, "closed_layer.id", rule);
+    }
+    let err = proposal_error(&edited("\"VIX-C22-2026-11-L3\"", "\"L\u{430}yer\""));
+    assert!(
+        err.rule.contains("ASCII letters, digits and -_.:/"),
+        "{err}"
+    );
+    // Structs built in code are checked by evaluate too.
+    let mut p = Proposal::from_toml_str(EXAMPLE).unwrap();
+    p.closed_layer.id = Some(String::new());
+    let err = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap_err();
+    assert_names(&err, "closed_layer.id", "1 to 64");
+}
+
+#[test]
 fn unknown_keys() {
     let err = proposal_error(&edited("strike = 25.0", "strke = 25.0"));
     assert_names(&err, "next_layer.strke", "is not a known field");
@@ -500,6 +544,26 @@ fn policy_bad_inputs() {
             "timing.snapshot_max_age_minutes",
             ">= 0",
         ),
+        (
+            "[timing]\nclock_skew_max_seconds = 0\n",
+            "timing.clock_skew_max_seconds",
+            "must be between 1 and 86400 (one day), got 0",
+        ),
+        (
+            "[timing]\nclock_skew_max_seconds = 86401\n",
+            "timing.clock_skew_max_seconds",
+            "must be between 1 and 86400 (one day), got 86401",
+        ),
+        (
+            "[timing]\nclock_skew_max_seconds = -1\n",
+            "timing.clock_skew_max_seconds",
+            ">= 0, got -1",
+        ),
+        (
+            "[timing]\nclock_skew_max_seconds = 1.5\n",
+            "timing.clock_skew_max_seconds",
+            "whole number",
+        ),
         ("coefficient = 3\n", "coefficient", "must be a table"),
     ];
     for (text, field, rule) in cases {
@@ -514,11 +578,11 @@ fn policy_bad_inputs() {
 fn evaluate_revalidates_structs_built_in_code() {
     let mut p = Proposal::from_toml_str(EXAMPLE).unwrap();
     p.next_layer.implied_vol = 0.0;
-    let err = evaluate(&p, &Policy::default(), now()).unwrap_err();
+    let err = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap_err();
     assert_eq!(err.to_string(), "next_layer.implied_vol must be > 0, got 0");
     let mut policy = Policy::default();
     policy.coefficient.floor = f64::NAN;
     let p = Proposal::from_toml_str(EXAMPLE).unwrap();
-    let err = evaluate(&p, &policy, now()).unwrap_err();
+    let err = evaluate(&p, &policy, &Draws::none(), now()).unwrap_err();
     assert_names(&err, "coefficient.floor", "finite");
 }

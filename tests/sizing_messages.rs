@@ -2,7 +2,7 @@
 //! report, and print their numbers as `format!("{x:.N}")` does.
 
 use chrono::{DateTime, Utc};
-use rollbook::sizing::{evaluate, Policy, Proposal};
+use rollbook::sizing::{evaluate, Draws, Policy, Proposal};
 
 const EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -14,7 +14,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn messages(proposal: &Proposal, policy: &Policy) -> Vec<(String, String)> {
-    evaluate(proposal, policy, now())
+    evaluate(proposal, policy, &Draws::none(), now())
         .unwrap()
         .checks
         .into_iter()
@@ -73,7 +73,7 @@ fn messages_restate_the_numbers_with_format_precision() {
     let mut policy = Policy::default();
     policy.signals.require_macd_support = false;
     policy.structure.require_layer_cost_within_irr = false;
-    let report = evaluate(&proposal, &policy, now()).unwrap();
+    let report = evaluate(&proposal, &policy, &Draws::none(), now()).unwrap();
     let m = &report.metrics;
     let by_id = |id: &str| {
         report

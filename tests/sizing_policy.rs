@@ -2,7 +2,7 @@
 //! the auditor's comparison and the human view.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use rollbook::sizing::{evaluate, render, Policy, Proposal, Verdict};
+use rollbook::sizing::{evaluate, render, Draws, Policy, Proposal, Verdict};
 
 const EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -19,10 +19,10 @@ fn example() -> Proposal {
 
 /// The hash of the default policy. It changes only when the policy's canonical JSON changes
 /// (a default, a field name, the field order or a field's type): that is a governance event,
-/// so this constant is updated deliberately, never to make a test pass. (Format rollbook/v2
-/// changed the hash's domain tag.)
+/// so this constant is updated deliberately, never to make a test pass. Last changes: the domain
+/// tag `rollbook/v2/policy` and the key `timing.clock_skew_max_seconds` (issue 20).
 const DEFAULT_POLICY_HASH: &str =
-    "61128425da866f1903c6b2f7080eb9da311f2a7466f3bcdfd53203526083316b";
+    "758896d6e528587202e69f9970e90ad1377cfae25c5375ea022290a722448bdb";
 
 #[test]
 fn defaults_match_the_methodology_table() {
@@ -60,6 +60,7 @@ fn defaults_match_the_methodology_table() {
     assert!(p.structure.require_layer_cost_within_irr);
     assert_eq!(p.timing.blackout_padding_minutes, 30);
     assert_eq!(p.timing.snapshot_max_age_minutes, 30);
+    assert_eq!(p.timing.clock_skew_max_seconds, 60);
     assert_eq!(p.approval.proposal_ttl_seconds, 14_400);
     assert!(!p.approval.proposer_counts);
     assert_eq!(Policy::from_toml_str("").unwrap(), p);
@@ -81,6 +82,13 @@ fn hash_is_stable_and_sensitive() {
         "{json}"
     );
     assert!(!json.contains(' ') && !json.contains('\n'));
+    // The methodology's table order; an integer, not a float.
+    assert!(
+        json.contains(
+            ",\"timing\":{\"blackout_padding_minutes\":30,\"snapshot_max_age_minutes\":30,\"clock_skew_max_seconds\":60},\"approval\":"
+        ),
+        "{json}"
+    );
     let mut changed = p.clone();
     changed.wacc.incremental_bps_max = 18.5;
     assert_ne!(changed.hash_hex(), DEFAULT_POLICY_HASH);
@@ -88,7 +96,7 @@ fn hash_is_stable_and_sensitive() {
     changed.approval.proposer_counts = true;
     assert_ne!(changed.hash_hex(), DEFAULT_POLICY_HASH);
     // The report records the hash of the policy it used.
-    let report = evaluate(&example(), &p, now()).unwrap();
+    let report = evaluate(&example(), &p, &Draws::none(), now()).unwrap();
     assert_eq!(report.policy_hash, DEFAULT_POLICY_HASH);
 }
 
@@ -199,8 +207,8 @@ fn shift_times_moves_everything_consistently() {
         {
             assert_eq!((a.start, a.end), (b.start + delta, b.end + delta));
         }
-        let before = evaluate(&original, &Policy::default(), now()).unwrap();
-        let after = evaluate(&shifted, &Policy::default(), now() + delta).unwrap();
+        let before = evaluate(&original, &Policy::default(), &Draws::none(), now()).unwrap();
+        let after = evaluate(&shifted, &Policy::default(), &Draws::none(), now() + delta).unwrap();
         assert_eq!(after.contracts_max, before.contracts_max, "delta {delta}");
         assert_eq!(after.verdict, before.verdict);
         assert_eq!(after.failed_check_ids(), before.failed_check_ids());
@@ -215,7 +223,7 @@ fn shift_times_moves_everything_consistently() {
 
 #[test]
 fn agrees_with_tolerates_noise_and_names_the_first_difference() {
-    let recorded = evaluate(&example(), &Policy::default(), now()).unwrap();
+    let recorded = evaluate(&example(), &Policy::default(), &Draws::none(), now()).unwrap();
     assert_eq!(recorded.agrees_with(&recorded.clone()), Ok(()));
 
     let mut noisy = recorded.clone();
@@ -302,7 +310,7 @@ fn agrees_with_tolerates_noise_and_names_the_first_difference() {
 
 #[test]
 fn human_view_reads_in_ten_seconds() {
-    let report = evaluate(&example(), &Policy::default(), now()).unwrap();
+    let report = evaluate(&example(), &Policy::default(), &Draws::none(), now()).unwrap();
     let text = render::human(&report);
     assert!(text.starts_with("verdict: FAIL"), "{text}");
     assert!(text.contains("resize to at most 9 contracts"), "{text}");
@@ -325,13 +333,13 @@ fn human_view_reads_in_ten_seconds() {
 
     let mut nine = example();
     nine.set_contracts_requested(9);
-    let text = render::human(&evaluate(&nine, &Policy::default(), now()).unwrap());
+    let text = render::human(&evaluate(&nine, &Policy::default(), &Draws::none(), now()).unwrap());
     assert!(text.starts_with("verdict: PASS"), "{text}");
     assert!(!text.contains("resize"), "{text}");
 
     let mut gate = nine.clone();
     gate.calendar.blackouts[0].start = "2026-05-07T14:00:00Z".parse().unwrap();
-    let text = render::human(&evaluate(&gate, &Policy::default(), now()).unwrap());
+    let text = render::human(&evaluate(&gate, &Policy::default(), &Draws::none(), now()).unwrap());
     assert!(
         text.contains("failed gates") && text.contains("timing"),
         "{text}"
@@ -353,7 +361,7 @@ fn cash_flows_without_an_irr_in_the_bracket() {
             amount_usd: 1.0,
         },
     ];
-    let err = evaluate(&p, &Policy::default(), now()).unwrap_err();
+    let err = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap_err();
     assert_eq!(err.field, "book.structure_cash_flows", "{err}");
     assert!(err.rule.contains("no IRR"), "{err}");
 }
@@ -362,7 +370,7 @@ fn cash_flows_without_an_irr_in_the_bracket() {
 fn theta_press_lowers_the_coefficient() {
     let mut policy = Policy::default();
     policy.coefficient.theta_press_decay_per_day_min = 0.02; // the example decays 0.0287/day
-    let report = evaluate(&example(), &policy, now()).unwrap();
+    let report = evaluate(&example(), &policy, &Draws::none(), now()).unwrap();
     assert!(report.coefficient.theta_press);
     assert!((report.coefficient.final_value - report.coefficient.base * 0.8).abs() < 1e-15);
     assert!(report.coefficient.final_value < policy.coefficient.floor); // intended by the spec

@@ -1,10 +1,10 @@
 //! Properties of the sizing core over perturbations of the worked example: outputs are
-//! finite, caps are never exceeded, more profit never lowers the budget, and a stricter policy
-//! never allows more contracts.
+//! finite, caps are never exceeded, more profit never lowers the budget, a stricter policy
+//! never allows more contracts, and neither does more drawn on the layer.
 
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
-use rollbook::sizing::{evaluate, Policy, Proposal, SizingReport};
+use rollbook::sizing::{evaluate, Draws, Policy, Proposal, SizingReport, Verdict};
 
 const EXAMPLE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -110,6 +110,7 @@ fn numbers(r: &SizingReport) -> Vec<f64> {
     let m = &r.metrics;
     let mut v = vec![
         r.realized_profit_usd,
+        r.drawn.outlay_usd,
         c.rsi,
         c.pcf_score,
         c.score,
@@ -119,6 +120,7 @@ fn numbers(r: &SizingReport) -> Vec<f64> {
         r.caps.budget_usd,
         r.caps.liquidity_usd,
         m.outlay_usd,
+        m.budget_total_usd,
         m.cost_of_equity,
         m.wacc,
         m.wacc_delta_bps,
@@ -159,13 +161,27 @@ fn stricter(base: &Policy, s: (f64, f64, f64, f64)) -> Policy {
     p
 }
 
+/// Draws on the example's layer: up to twice its budget (5,886.94 USD) and its growth cap (25).
+fn draws() -> impl Strategy<Value = Draws> {
+    (0.0..12_000.0f64, 0u64..50).prop_map(|(outlay_usd, contracts)| Draws {
+        closed_layer_id: None,
+        outlay_usd,
+        contracts,
+        proposal_ids: Vec::new(),
+    })
+}
+
+fn passed(r: &SizingReport, id: &str) -> bool {
+    r.checks.iter().any(|c| c.id == id && c.passed)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
     fn outputs_are_finite_and_caps_hold(t in tweak()) {
         let p = apply(&t);
-        let r = evaluate(&p, &Policy::default(), now()).unwrap();
+        let r = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap();
         for x in numbers(&r) {
             prop_assert!(x.is_finite(), "{x} in {r:?}");
         }
@@ -186,7 +202,7 @@ proptest! {
         if r.contracts_max >= 1 {
             let mut at_max = p.clone();
             at_max.set_contracts_requested(r.contracts_max);
-            let r_max = evaluate(&at_max, &Policy::default(), now()).unwrap();
+            let r_max = evaluate(&at_max, &Policy::default(), &Draws::none(), now()).unwrap();
             for id in r_max.failed_check_ids() {
                 prop_assert!(!["budget", "growth", "wacc", "liquidity", "irr"].contains(&id), "{id}");
             }
@@ -203,8 +219,8 @@ proptest! {
         let p = apply(&t);
         let mut richer = p.clone();
         richer.closed_layer.exit_premium_usd += extra;
-        let a = evaluate(&p, &Policy::default(), now()).unwrap();
-        let b = evaluate(&richer, &Policy::default(), now()).unwrap();
+        let a = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap();
+        let b = evaluate(&richer, &Policy::default(), &Draws::none(), now()).unwrap();
         prop_assert!(b.realized_profit_usd >= a.realized_profit_usd);
         prop_assert!(b.caps.budget_usd >= a.caps.budget_usd);
         prop_assert!(b.contracts_max >= a.contracts_max);
@@ -220,14 +236,14 @@ proptest! {
         let mut base = Policy::default();
         base.structure.require_layer_cost_within_irr = irr_required;
         let strict = stricter(&base, s);
-        let loose = evaluate(&p, &base, now()).unwrap();
-        let tight = evaluate(&p, &strict, now()).unwrap();
+        let loose = evaluate(&p, &base, &Draws::none(), now()).unwrap();
+        let tight = evaluate(&p, &strict, &Draws::none(), now()).unwrap();
         prop_assert!(tight.contracts_max <= loose.contracts_max, "{} > {}", tight.contracts_max, loose.contracts_max);
         prop_assert!(tight.caps.budget_usd <= loose.caps.budget_usd);
         prop_assert!(tight.caps.growth_contracts <= loose.caps.growth_contracts);
         // Each strictness on its own, too.
         for one in [(s.0, 0.0, 0.0, 0.0), (0.0, s.1, 0.0, 0.0), (0.0, 0.0, s.2, 0.0), (0.0, 0.0, 0.0, s.3)] {
-            let r = evaluate(&p, &stricter(&base, one), now()).unwrap();
+            let r = evaluate(&p, &stricter(&base, one), &Draws::none(), now()).unwrap();
             prop_assert!(r.contracts_max <= loose.contracts_max);
         }
     }
@@ -238,8 +254,70 @@ proptest! {
         let delta = chrono::Duration::minutes(minutes);
         let mut shifted = p.clone();
         shifted.shift_times(delta);
-        let a = evaluate(&p, &Policy::default(), now()).unwrap();
-        let b = evaluate(&shifted, &Policy::default(), now() + delta).unwrap();
+        let a = evaluate(&p, &Policy::default(), &Draws::none(), now()).unwrap();
+        let b = evaluate(&shifted, &Policy::default(), &Draws::none(), now() + delta).unwrap();
         prop_assert_eq!(a.agrees_with(&b), Ok(()));
+    }
+
+    #[test]
+    fn more_drawn_never_allows_more(
+        t in tweak(),
+        less in draws(),
+        extra_usd in 0.0..6_000.0f64,
+        extra_contracts in 0u64..30,
+    ) {
+        let p = apply(&t);
+        let more = Draws {
+            outlay_usd: less.outlay_usd + extra_usd,
+            contracts: less.contracts + extra_contracts,
+            ..less.clone()
+        };
+        let a = evaluate(&p, &Policy::default(), &less, now()).unwrap();
+        let b = evaluate(&p, &Policy::default(), &more, now()).unwrap();
+        prop_assert!(b.contracts_max <= a.contracts_max, "{} > {}", b.contracts_max, a.contracts_max);
+        prop_assert!(b.caps.budget_usd <= a.caps.budget_usd);
+        prop_assert!(b.caps.growth_contracts <= a.caps.growth_contracts);
+        // The layer's totals do not depend on what was drawn.
+        prop_assert_eq!(b.metrics.budget_total_usd, a.metrics.budget_total_usd);
+        prop_assert_eq!(b.metrics.growth_total_contracts, a.metrics.growth_total_contracts);
+        // Whatever passes with more drawn passes with less.
+        for id in ["budget", "growth"] {
+            prop_assert!(!passed(&b, id) || passed(&a, id), "{id}");
+        }
+        prop_assert!(b.verdict == Verdict::Fail || a.verdict == Verdict::Pass);
+    }
+
+    #[test]
+    fn draws_never_let_the_layer_be_overdrawn(t in tweak(), d in draws()) {
+        let p = apply(&t);
+        let r = evaluate(&p, &Policy::default(), &d, now()).unwrap();
+        let total_usd = r.metrics.budget_total_usd;
+        let growth_total = u64::from(r.metrics.growth_total_contracts);
+        // The caps are what the draws leave of the totals, never negative.
+        prop_assert_eq!(r.caps.budget_usd, (total_usd - d.outlay_usd).max(0.0));
+        prop_assert_eq!(u64::from(r.caps.growth_contracts), growth_total.saturating_sub(d.contracts));
+        // The floor's slack (1e-9 of a contract) and the subtraction's rounding.
+        let contract_usd = p.next_layer.premium_usd * f64::from(p.next_layer.multiplier);
+        let slack_usd = 1e-9 * (contract_usd + total_usd);
+        let max_usd = f64::from(r.contracts_max) * contract_usd;
+        prop_assert!(r.contracts_max == 0 || max_usd + d.outlay_usd <= total_usd + slack_usd,
+            "{max_usd} + {} > {total_usd}", d.outlay_usd);
+        prop_assert!(u64::from(r.contracts_max) + d.contracts <= growth_total.max(d.contracts));
+        // A passing check means the request and the draws fit in the layer's totals.
+        if passed(&r, "budget") {
+            prop_assert!(r.metrics.outlay_usd + d.outlay_usd <= total_usd + slack_usd);
+        }
+        if passed(&r, "growth") {
+            prop_assert!(u64::from(r.contracts_requested) + d.contracts <= growth_total);
+        }
+        // At contracts_max (>= 1) with the same draws, every size check passes.
+        if r.contracts_max >= 1 {
+            let mut at_max = p.clone();
+            at_max.set_contracts_requested(r.contracts_max);
+            let r_max = evaluate(&at_max, &Policy::default(), &d, now()).unwrap();
+            for id in r_max.failed_check_ids() {
+                prop_assert!(!["budget", "growth", "wacc", "liquidity", "irr"].contains(&id), "{id}");
+            }
+        }
     }
 }

@@ -80,7 +80,7 @@ pub fn run(args: &EvaluateArgs) -> CliResult {
     let proposal = load_proposal(&args.file)?;
     let policy = load_policy(args.policy.as_deref())?;
     let now = parse_now(args.now.as_deref())?;
-    let report = sizing::evaluate(&proposal, &policy, now)
+    let report = sizing::evaluate(&proposal, &policy, &sizing::Draws::none(), now)
         .map_err(|error| CliError::bad_input(format!("{}: {error}", args.file.display())))?;
     if args.json {
         println!(

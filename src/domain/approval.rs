@@ -246,6 +246,7 @@ pub fn check_recorded_parsed(
                     proposal,
                     &governance.policy,
                     &governance.policy_hash,
+                    &sizing::Draws::none(),
                     created_at,
                 )
             });

@@ -264,7 +264,12 @@ impl ProposalDraft {
         let mut draft = Self::bound(governance, proposal_id, ProposalKind::Roll, body, now);
         // The report is evaluated at the recorded creation time, so an auditor can re-run it.
         let created_at = parse_timestamp(&draft.terms.created_at).expect("canonical");
-        let report = sizing::evaluate(&proposal, &governance.policy, created_at)?;
+        let report = sizing::evaluate(
+            &proposal,
+            &governance.policy,
+            &sizing::Draws::none(),
+            created_at,
+        )?;
         let terms = &mut draft.terms;
         terms.report_json = Some(serde_json::to_string(&report).expect("reports serialize"));
         terms.verdict = Some(report.verdict.as_str().to_string());

@@ -1,6 +1,6 @@
 //! `evaluate`: the methodology's computation, steps 1 to 12, as one pure function.
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
 
 use super::finance::{
     capm_cost_of_equity, cost_of_equity, gordon_growth_cost_of_equity, realized_profit_usd,
@@ -9,7 +9,7 @@ use super::finance::{
 use super::indicators::{macd, wilder_rsi};
 use super::options::{black76_price, bsm_price, bsm_theta_per_year, OptionKind};
 use super::report::{Caps, Check, CoefficientReport, Metrics, SizingReport, Verdict};
-use super::{InputError, Policy, Proposal};
+use super::{Draws, InputError, Policy, Proposal};
 
 /// `floor(x)` of the methodology: `floor(x + 1e-9)`, so that `100 * 1.13 = 112.99999999999999`
 /// counts as 113.
@@ -48,15 +48,18 @@ fn days(a: NaiveDate, b: NaiveDate) -> i64 {
     (b - a).num_days()
 }
 
-/// Evaluates a roll proposal against a policy at time `now`. Input errors (including series
-/// too short for the policy's indicator periods, and flows without an IRR in the bracket)
-/// are returned as `InputError`; failed guardrails are reported in the `SizingReport`.
+/// Evaluates a roll proposal against a policy at time `now`, with what other proposals already
+/// drew on the same closed layer (`Draws::none()` when nothing is drawn or there is no ledger).
+/// Input errors (including series too short for the policy's indicator periods, flows without
+/// an IRR in the bracket, and draws out of bounds) are returned as `InputError`; failed
+/// guardrails are reported in the `SizingReport`.
 pub fn evaluate(
     proposal: &Proposal,
     policy: &Policy,
+    draws: &Draws,
     now: DateTime<Utc>,
 ) -> Result<SizingReport, InputError> {
-    evaluate_hashed(proposal, policy, &policy.hash_hex(), now)
+    evaluate_hashed(proposal, policy, &policy.hash_hex(), draws, now)
 }
 
 /// `evaluate` with the policy's hash already known: `policy_hash` must be `policy.hash_hex()`
@@ -66,11 +69,16 @@ pub fn evaluate_hashed(
     proposal: &Proposal,
     policy: &Policy,
     policy_hash: &str,
+    draws: &Draws,
     now: DateTime<Utc>,
 ) -> Result<SizingReport, InputError> {
     debug_assert_eq!(policy_hash, policy.hash_hex(), "the hash of this policy");
     proposal.validate()?;
     policy.validate()?;
+    draws.validate_for(proposal.closed_layer.id.as_deref())?;
+    // `-0.0 + 0.0` is `0.0`: a report never shows a negative zero drawn.
+    let drawn_outlay_usd = draws.outlay_usd + 0.0;
+    let drawn_contracts = draws.contracts;
     let p = proposal;
     let cp = &policy.coefficient;
     let valuation = p.valuation_date();
@@ -151,15 +159,19 @@ pub fn evaluate_hashed(
         base
     };
 
-    // 4-5. Budget cap and the outlay of the request.
+    // 4-5. Budget: the layer's total, what the draws leave of it, and the outlay of the request.
     let n = &p.next_layer;
     let requested = n.contracts;
     let contract_usd = n.premium_usd * f64::from(n.multiplier);
     let outlay_usd = f64::from(requested) * contract_usd;
-    let budget_usd = coefficient * profit_usd.max(0.0);
+    let budget_total_usd = coefficient * profit_usd.max(0.0);
+    let budget_usd = (budget_total_usd - drawn_outlay_usd).max(0.0);
 
-    // 6. Growth cap.
-    let growth_contracts = floor_contracts(f64::from(c.contracts) * policy.growth.layer_growth_max);
+    // 6. Growth cap: the layer's total and what the draws leave of it.
+    let growth_total_contracts =
+        floor_contracts(f64::from(c.contracts) * policy.growth.layer_growth_max);
+    // At most the total, so it fits in u32.
+    let growth_contracts = u64::from(growth_total_contracts).saturating_sub(drawn_contracts) as u32;
 
     // 7. WACC cap.
     let b = &p.book;
@@ -225,7 +237,8 @@ pub fn evaluate_hashed(
     let irr_required = policy.structure.require_layer_cost_within_irr;
     let irr_usd = irr_required.then(|| (irr * capital_usd * layer_t_years).max(0.0));
 
-    // 10. Contracts max: the tightest cap in USD, in whole contracts, and the growth cap.
+    // 10. Contracts max: the tightest cap in USD, in whole contracts, and the growth cap; the
+    // budget and growth caps are what the draws leave.
     let cap_contracts = |cap_usd: f64| floor_contracts(cap_usd / contract_usd);
     let usd_caps = [Some(budget_usd), wacc_usd, Some(liquidity_usd), irr_usd];
     let tightest_usd = usd_caps
@@ -269,6 +282,8 @@ pub fn evaluate_hashed(
     });
     let r = &p.roll;
     let window_ordered = r.execute_after < r.execute_before;
+    // A roll cannot be executed in a window that has ended (at `execute_before` it has).
+    let window_ended = now >= r.execute_before;
     let pad = Duration::minutes(i64::from(policy.timing.blackout_padding_minutes));
     let blackouts_hit: Vec<&str> = p
         .calendar
@@ -293,28 +308,48 @@ pub fn evaluate_hashed(
             limit: 0.0,
             message: message!("realized profit {:.2} USD must be > 0", profit_usd),
         },
+        // Passes exactly when the request fits in what the draws leave: `X + drawn <= total`.
         Check {
             id: "budget".into(),
             passed: fits(Some(budget_usd)),
-            value: outlay_usd,
-            limit: budget_usd,
-            message: message!(
-                "outlay {:.2} USD vs budget {:.2} USD ({:.4} x profit)",
-                outlay_usd,
-                budget_usd,
-                coefficient
-            ),
+            value: outlay_usd + drawn_outlay_usd,
+            limit: budget_total_usd,
+            message: if drawn_outlay_usd == 0.0 {
+                message!(
+                    "outlay {:.2} USD vs budget {:.2} USD ({:.4} x profit)",
+                    outlay_usd,
+                    budget_total_usd,
+                    coefficient
+                )
+            } else {
+                message!(
+                    "outlay {:.2} USD + {:.2} USD drawn vs budget {:.2} USD ({:.4} x profit)",
+                    outlay_usd,
+                    drawn_outlay_usd,
+                    budget_total_usd,
+                    coefficient
+                )
+            },
         },
         Check {
             id: "growth".into(),
             passed: requested <= growth_contracts,
-            value: f64::from(requested),
-            limit: f64::from(growth_contracts),
-            message: message!(
-                "{requested} contracts vs growth cap {growth_contracts} ({} closed x {})",
-                c.contracts,
-                policy.growth.layer_growth_max
-            ),
+            // Exact: at most 2^32 + 10^12, far below 2^53.
+            value: (u64::from(requested) + drawn_contracts) as f64,
+            limit: f64::from(growth_total_contracts),
+            message: if drawn_contracts == 0 {
+                message!(
+                    "{requested} contracts vs growth cap {growth_total_contracts} ({} closed x {})",
+                    c.contracts,
+                    policy.growth.layer_growth_max
+                )
+            } else {
+                message!(
+                    "{requested} contracts + {drawn_contracts} drawn vs growth cap {growth_total_contracts} ({} closed x {})",
+                    c.contracts,
+                    policy.growth.layer_growth_max
+                )
+            },
         },
         Check {
             id: "wacc".into(),
@@ -414,11 +449,18 @@ pub fn evaluate_hashed(
     }
     checks.push(Check {
         id: "timing".into(),
-        passed: window_ordered && blackouts_hit.is_empty(),
+        passed: window_ordered && !window_ended && blackouts_hit.is_empty(),
         value: blackouts_hit.len() as f64,
         limit: 0.0,
         message: if !window_ordered {
             "execute_after must be before execute_before".to_string()
+        } else if window_ended {
+            message!(
+                "the execution window ended at {} (execute_before); now is {}",
+                r.execute_before
+                    .to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                now.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+            )
         } else if blackouts_hit.is_empty() {
             message!(
                 "window clear of blackouts (padded {} min)",
@@ -464,6 +506,12 @@ pub fn evaluate_hashed(
         resize_to,
         realized_profit_usd: profit_usd,
         policy_hash: policy_hash.to_string(),
+        drawn: Draws {
+            closed_layer_id: p.closed_layer.id.clone(),
+            outlay_usd: drawn_outlay_usd,
+            contracts: drawn_contracts,
+            proposal_ids: draws.proposal_ids.clone(),
+        },
         coefficient: CoefficientReport {
             rsi,
             pcf_score,
@@ -482,6 +530,8 @@ pub fn evaluate_hashed(
         },
         metrics: Metrics {
             outlay_usd,
+            budget_total_usd,
+            growth_total_contracts,
             cost_of_equity: r_e,
             wacc: wacc_now,
             wacc_delta_bps,

@@ -292,6 +292,10 @@ pub(crate) fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> 
     }
 }
 
+pub(crate) fn text_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    text(d).map(Some)
+}
+
 /// A calendar date: a TOML local date (`2026-07-22`) or the string `"2026-07-22"`.
 pub(crate) fn date<'de, D: Deserializer<'de>>(d: D) -> Result<NaiveDate, D::Error> {
     let value = Value::deserialize(d)?;

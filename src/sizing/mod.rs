@@ -5,6 +5,7 @@
 //! clock, and never prints; `now` and every market and book figure come in as arguments, so the
 //! same inputs always give the same report (the auditor re-runs `evaluate` and compares).
 
+mod draws;
 mod finance;
 mod guardrails;
 mod indicators;
@@ -16,6 +17,7 @@ pub mod render;
 mod report;
 mod validation;
 
+pub use draws::Draws;
 pub use finance::{
     capm_cost_of_equity, cost_of_equity, gordon_growth_cost_of_equity, realized_profit_usd,
     stress_loss_usd, wacc, xirr,
@@ -41,12 +43,27 @@ pub const FILE_BYTES_MAX: usize = 1024 * 1024;
 /// Longest proposal time to live a policy may set: one year. Longer makes no sense for a roll,
 /// and the bound keeps every expiry time far from chrono's limits.
 pub const PROPOSAL_TTL_SECONDS_MAX: u64 = 365 * 24 * 3600;
+/// Largest `timing.clock_skew_max_seconds` a policy may set: one day. With clocks further
+/// apart "one clock per ledger" means nothing, and staleness is counted in minutes. The least
+/// is 1 second: 0 would refuse every command whose clock is not exact.
+pub const CLOCK_SKEW_SECONDS_MAX: u32 = 86_400;
 /// Longest indicator series accepted (`advance_decline_line`, `vix_term_spread`).
 pub const SERIES_VALUES_MAX: usize = 10_000;
 /// Most dated cash flows accepted in `book.structure_cash_flows`.
 pub const CASH_FLOWS_MAX: usize = 1_000;
 /// Most blackout windows accepted in `calendar.blackouts`.
 pub const BLACKOUTS_MAX: usize = 1_000;
+/// Longest identifier (`closed_layer.id`, the ids of the proposals drawn on), in characters.
+pub const IDENTIFIER_CHARS_MAX: usize = 64;
+/// Largest outlay drawn on one closed layer: a trillion USD, beyond any desk's layer, and small
+/// enough that `X + drawn` keeps a hundredth of a cent. Beyond it is an input error, not a cap.
+pub const DRAWN_OUTLAY_USD_MAX: f64 = 1e12;
+/// Most contracts drawn on one closed layer (10^12): a sum of requests, each at most
+/// `u32::MAX`, and exact as a check's `f64` value.
+pub const DRAWN_CONTRACTS_MAX: u64 = 1_000_000_000_000;
+/// Most proposals drawn on one closed layer whose ids a report carries: a layer is rolled by a
+/// handful of proposals, and the bound keeps a report small.
+pub const DRAWN_PROPOSALS_MAX: usize = 1_000;
 
 /// Bad input: a proposal or policy that breaks a rule of the methodology. It names the field
 /// (a TOML path such as `next_layer.implied_vol`) and the rule, so the user knows what to fix.

@@ -108,6 +108,10 @@ pub struct TimingPolicy {
     pub blackout_padding_minutes: u32,
     #[serde(deserialize_with = "input::count")]
     pub snapshot_max_age_minutes: u32,
+    /// Used by the ledger's commands, not by `evaluate`: how far a client's clock may be from
+    /// the ledger's before a command is refused (`docs/methodology.md`, "Clocks").
+    #[serde(deserialize_with = "input::count")]
+    pub clock_skew_max_seconds: u32,
 }
 
 /// Used by the approval workflow, not by `evaluate`; part of the policy so that it is hashed
@@ -160,6 +164,7 @@ impl Default for Policy {
             timing: TimingPolicy {
                 blackout_padding_minutes: 30,
                 snapshot_max_age_minutes: 30,
+                clock_skew_max_seconds: 60,
             },
             approval: ApprovalPolicy {
                 proposal_ttl_seconds: 14_400,
@@ -221,6 +226,16 @@ impl Policy {
                 format!(
                     "must be between 1 and {} (one year), got {ttl}",
                     super::PROPOSAL_TTL_SECONDS_MAX
+                ),
+            ));
+        }
+        let skew = self.timing.clock_skew_max_seconds;
+        if !(1..=super::CLOCK_SKEW_SECONDS_MAX).contains(&skew) {
+            return Err(InputError::new(
+                "timing.clock_skew_max_seconds",
+                format!(
+                    "must be between 1 and {} (one day), got {skew}",
+                    super::CLOCK_SKEW_SECONDS_MAX
                 ),
             ));
         }

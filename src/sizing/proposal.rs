@@ -45,6 +45,15 @@ pub struct Roll {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClosedLayer {
+    /// The desk's identifier of the closed layer (1 to 64 ASCII letters, digits and `-_.:/`):
+    /// every proposal that draws on this layer's profit names it. Optional in the file; the
+    /// ledger's `propose` requires it.
+    #[serde(
+        default,
+        deserialize_with = "input::text_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub id: Option<String>,
     #[serde(deserialize_with = "input::count")]
     pub contracts: u32,
     #[serde(deserialize_with = "input::number")]

@@ -67,6 +67,7 @@ pub fn human(report: &SizingReport) -> String {
         optional(caps.irr_usd),
         caps.growth_contracts
     );
+    let _ = writeln!(out, "{}", drawn(report));
     let c = &report.coefficient;
     let _ = writeln!(
         out,
@@ -80,6 +81,41 @@ pub fn human(report: &SizingReport) -> String {
     );
     let _ = writeln!(out, "policy {}", report.policy_hash);
     out
+}
+
+/// What other proposals drew on the closed layer, against the layer's totals; the caps line
+/// above shows what they leave. At most `IDS_SHOWN` ids: a report may carry a thousand.
+fn drawn(report: &SizingReport) -> String {
+    const IDS_SHOWN: usize = 3;
+    let d = &report.drawn;
+    // Ids are ASCII letters, digits and `-_.:/` (validated), so they print as they are.
+    let layer = match &d.closed_layer_id {
+        Some(id) => format!("closed layer {id}"),
+        None => "the closed layer (no id)".to_string(),
+    };
+    if d.is_nothing() {
+        return format!("drawn on {layer}: nothing");
+    }
+    let mut text = format!(
+        "drawn on {layer}: {:.2} USD of budget {:.2} USD, {} of growth cap {} contracts",
+        d.outlay_usd,
+        report.metrics.budget_total_usd,
+        d.contracts,
+        report.metrics.growth_total_contracts
+    );
+    let ids = &d.proposal_ids;
+    if !ids.is_empty() {
+        let shown: Vec<&str> = ids.iter().take(IDS_SHOWN).map(String::as_str).collect();
+        let _ = write!(
+            text,
+            ", by {} proposal{}: {}{}",
+            ids.len(),
+            if ids.len() == 1 { "" } else { "s" },
+            shown.join(", "),
+            if ids.len() > IDS_SHOWN { ", ..." } else { "" }
+        );
+    }
+    text
 }
 
 /// Up to 6 significant decimals, without noise for integers (counts, days).

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Draws;
+
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
@@ -30,6 +32,8 @@ pub struct SizingReport {
     pub resize_to: Option<u32>,
     pub realized_profit_usd: f64,
     pub policy_hash: String,
+    /// What other proposals drew on this closed layer, on the proposal's `closed_layer.id`.
+    pub drawn: Draws,
     pub coefficient: CoefficientReport,
     pub caps: Caps,
     pub metrics: Metrics,
@@ -50,6 +54,7 @@ pub struct CoefficientReport {
 }
 
 /// The caps in USD of outlay (and the growth cap in contracts); null where there is no cap.
+/// `budget_usd` and `growth_contracts` are what the draws leave of the layer's totals.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Caps {
@@ -64,6 +69,10 @@ pub struct Caps {
 #[serde(deny_unknown_fields)]
 pub struct Metrics {
     pub outlay_usd: f64,
+    /// The layer's whole budget, `coefficient * max(P, 0)`, before draws.
+    pub budget_total_usd: f64,
+    /// The layer's whole growth cap in contracts, before draws.
+    pub growth_total_contracts: u32,
     pub cost_of_equity: f64,
     pub wacc: f64,
     pub wacc_delta_bps: f64,
@@ -115,9 +124,10 @@ impl SizingReport {
     }
 
     /// Compares a recorded report (`self`) with a fresh evaluation. Exact: verdict, contracts
-    /// requested and max, resize_to, policy hash, the set of check ids and the set of failed
-    /// check ids, the theta-press flag and the growth cap. Within `AGREEMENT_TOLERANCE`: every
-    /// other number. Nulls must match. Messages are not compared (they only restate numbers).
+    /// requested and max, resize_to, policy hash, the draws' layer id, contracts and proposal
+    /// ids (in order), the set of check ids and the set of failed check ids, the theta-press
+    /// flag and the growth caps. Within `AGREEMENT_TOLERANCE`: every other number (the outlay
+    /// drawn included). Nulls must match. Messages are not compared (they only restate numbers).
     /// Returns a plain-language description of the first difference.
     pub fn agrees_with(&self, fresh: &SizingReport) -> Result<(), String> {
         // Compared as values; the texts are built only to describe a difference (a verifier
@@ -164,6 +174,24 @@ impl SizingReport {
             &|| self.policy_hash.clone(),
             &|| fresh.policy_hash.clone(),
         )?;
+        exact(
+            "drawn.closed_layer_id",
+            self.drawn.closed_layer_id == fresh.drawn.closed_layer_id,
+            &|| format!("{:?}", self.drawn.closed_layer_id),
+            &|| format!("{:?}", fresh.drawn.closed_layer_id),
+        )?;
+        exact(
+            "drawn.contracts",
+            self.drawn.contracts == fresh.drawn.contracts,
+            &|| self.drawn.contracts.to_string(),
+            &|| fresh.drawn.contracts.to_string(),
+        )?;
+        exact(
+            "drawn.proposal_ids",
+            self.drawn.proposal_ids == fresh.drawn.proposal_ids,
+            &|| format!("[{}]", self.drawn.proposal_ids.join(", ")),
+            &|| format!("[{}]", fresh.drawn.proposal_ids.join(", ")),
+        )?;
         fn ids(r: &SizingReport) -> Vec<&str> {
             let mut v: Vec<&str> = r.checks.iter().map(|c| c.id.as_str()).collect();
             v.sort_unstable();
@@ -201,6 +229,12 @@ impl SizingReport {
             &|| fresh.caps.growth_contracts.to_string(),
         )?;
         exact(
+            "metrics.growth_total_contracts",
+            self.metrics.growth_total_contracts == fresh.metrics.growth_total_contracts,
+            &|| self.metrics.growth_total_contracts.to_string(),
+            &|| fresh.metrics.growth_total_contracts.to_string(),
+        )?;
+        exact(
             "metrics.time_shift_days",
             self.metrics.time_shift_days == fresh.metrics.time_shift_days,
             &|| self.metrics.time_shift_days.to_string(),
@@ -233,6 +267,7 @@ impl SizingReport {
         let m = &self.metrics;
         let fixed = [
             self.realized_profit_usd,
+            self.drawn.outlay_usd,
             c.rsi,
             c.pcf_score,
             c.score,
@@ -244,6 +279,7 @@ impl SizingReport {
             k.liquidity_usd,
             k.irr_usd.unwrap_or(0.0),
             m.outlay_usd,
+            m.budget_total_usd,
             m.cost_of_equity,
             m.wacc,
             m.wacc_delta_bps,
@@ -280,6 +316,7 @@ impl SizingReport {
         let field = NumberPath::Field;
         let mut out: Vec<(NumberPath<'_>, Option<f64>)> = vec![
             (field("realized_profit_usd"), Some(self.realized_profit_usd)),
+            (field("drawn.outlay_usd"), Some(self.drawn.outlay_usd)),
             (field("coefficient.rsi"), Some(c.rsi)),
             (field("coefficient.pcf_score"), Some(c.pcf_score)),
             (field("coefficient.score"), Some(c.score)),
@@ -291,6 +328,7 @@ impl SizingReport {
             (field("caps.liquidity_usd"), Some(k.liquidity_usd)),
             (field("caps.irr_usd"), k.irr_usd),
             (field("metrics.outlay_usd"), Some(m.outlay_usd)),
+            (field("metrics.budget_total_usd"), Some(m.budget_total_usd)),
             (field("metrics.cost_of_equity"), Some(m.cost_of_equity)),
             (field("metrics.wacc"), Some(m.wacc)),
             (field("metrics.wacc_delta_bps"), Some(m.wacc_delta_bps)),

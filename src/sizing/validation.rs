@@ -2,12 +2,15 @@
 //! and limits. A violation is an input error naming the field and the rule, not a failed check.
 
 use super::proposal::Proposal;
-use super::{InputError, BLACKOUTS_MAX, CASH_FLOWS_MAX, SERIES_VALUES_MAX};
+use super::{InputError, BLACKOUTS_MAX, CASH_FLOWS_MAX, IDENTIFIER_CHARS_MAX, SERIES_VALUES_MAX};
 
 impl Proposal {
     /// Every rule of the methodology's validation list that does not depend on the policy.
     pub fn validate(&self) -> Result<(), InputError> {
         let c = &self.closed_layer;
+        if let Some(id) = &c.id {
+            identifier("closed_layer.id", id)?;
+        }
         at_least_one("closed_layer.contracts", c.contracts)?;
         at_least_one("closed_layer.multiplier", c.multiplier)?;
         positive("closed_layer.entry_premium_usd", c.entry_premium_usd)?;
@@ -242,6 +245,33 @@ fn at_least_one(field: &str, n: u32) -> Result<(), InputError> {
     } else {
         Err(InputError::new(field, format!("must be >= 1, got {n}")))
     }
+}
+
+/// An identifier that ledgers group by (`closed_layer.id`, a proposal id): 1 to
+/// `IDENTIFIER_CHARS_MAX` ASCII letters, digits and `-_.:/`. ASCII only, so that two ids that
+/// look alike are alike (no Cyrillic `а` beside a Latin `a`, no invisible characters).
+pub(crate) fn identifier(field: &str, text: &str) -> Result<(), InputError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.:/".contains(c);
+    if let Some(c) = text.chars().find(|&c| !allowed(c)) {
+        return Err(InputError::new(
+            field,
+            format!(
+                "may hold only ASCII letters, digits and -_.:/, got {c:?} (U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
+    // ASCII from here on: bytes are characters.
+    if text.is_empty() || text.len() > IDENTIFIER_CHARS_MAX {
+        return Err(InputError::new(
+            field,
+            format!(
+                "must be 1 to {IDENTIFIER_CHARS_MAX} characters, got {}",
+                text.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn series(field: &str, values: &[f64]) -> Result<(), InputError> {
