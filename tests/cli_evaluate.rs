@@ -149,6 +149,132 @@ fn bad_input_exits_2_naming_the_field_and_prints_nothing() {
 }
 
 #[test]
+fn drawn_flags_count_against_the_layer_and_show_in_both_views() {
+    let args = [
+        "evaluate",
+        EXAMPLE,
+        "--now",
+        NOW,
+        "--drawn-usd",
+        "5310",
+        "--drawn-contracts",
+        "18",
+    ];
+    let out = rollbook(&[&args[..], &["--json"]].concat());
+    assert_eq!(out.status.code(), Some(1), "fail verdict exits 1");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["drawn"],
+        serde_json::json!({
+            "closed_layer_id": "VIX-C22-2026-11-L3",
+            "outlay_usd": 5310.0,
+            "contracts": 18,
+            "proposal_ids": [],
+        })
+    );
+    // 5,886.94 - 5,310 = 576.94 USD left: one contract of 295; growth leaves 25 - 18 = 7.
+    assert!((report["caps"]["budget_usd"].as_f64().unwrap() - 576.94).abs() < 0.005);
+    assert!((report["metrics"]["budget_total_usd"].as_f64().unwrap() - 5886.94).abs() < 0.005);
+    assert_eq!(report["caps"]["growth_contracts"], 7);
+    assert_eq!(report["metrics"]["growth_total_contracts"], 25);
+    assert_eq!(report["contracts_max"], 1);
+    assert_eq!(report["resize_to"], 1);
+    let human = rollbook(&args);
+    assert_eq!(human.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("drawn on closed layer VIX-C22-2026-11-L3: 5310.00 USD of budget 5886.94 USD, 18 of growth cap 25 contracts"),
+        "{text}"
+    );
+    assert!(text.contains("caps: budget 576.94 USD"), "{text}");
+
+    // Without the flags nothing is drawn, and the human view says so.
+    let out = rollbook(&["evaluate", EXAMPLE, "--now", NOW, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["drawn"]["outlay_usd"], 0.0);
+    assert_eq!(report["drawn"]["contracts"], 0);
+    let text = String::from_utf8_lossy(&rollbook(&["evaluate", EXAMPLE, "--now", NOW]).stdout)
+        .into_owned();
+    assert!(
+        text.contains("drawn on closed layer VIX-C22-2026-11-L3: nothing"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_drawn_flags_exit_2_naming_the_flag() {
+    let with = |flag: &str, value: &str| {
+        // `--flag=value`, so that clap never reads a negative value as another flag.
+        let arg = format!("{flag}={value}");
+        vec![
+            "evaluate".to_string(),
+            EXAMPLE.to_string(),
+            "--now".to_string(),
+            NOW.to_string(),
+            arg,
+        ]
+    };
+    let cases = [
+        (
+            "--drawn-usd",
+            "NaN",
+            "--drawn-usd must be a finite number, got NaN",
+        ),
+        (
+            "--drawn-usd",
+            "inf",
+            "--drawn-usd must be a finite number, got inf",
+        ),
+        (
+            "--drawn-usd",
+            "1e400",
+            "--drawn-usd must be a finite number, got inf",
+        ),
+        (
+            "--drawn-usd",
+            "-1",
+            "--drawn-usd must be in [0, 1e12] USD, got -1",
+        ),
+        (
+            "--drawn-usd",
+            "2e12",
+            "--drawn-usd must be in [0, 1e12] USD, got 2000000000000",
+        ),
+        ("--drawn-usd", "lots", "--drawn-usd"),
+        (
+            "--drawn-contracts",
+            "-5",
+            "must be a whole number of contracts >= 0",
+        ),
+        (
+            "--drawn-contracts",
+            "2.5",
+            "must be a whole number of contracts",
+        ),
+        (
+            "--drawn-contracts",
+            "99999999999999999999",
+            "at most 1000000000000",
+        ),
+        (
+            "--drawn-contracts",
+            "1000000000001",
+            "--drawn-contracts must be at most 1000000000000, got 1000000000001",
+        ),
+    ];
+    for (flag, value, needle) in cases {
+        let args = with(flag, value);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_bad_input(&args, needle);
+    }
+    // A negative value without `=` reaches the rule too, instead of being read as a flag.
+    assert_bad_input(
+        &["evaluate", EXAMPLE, "--now", NOW, "--drawn-usd", "-1"],
+        "--drawn-usd must be in [0, 1e12] USD, got -1",
+    );
+}
+
+#[test]
 fn template_writes_the_example_dated_now() {
     let dir = tempfile::tempdir().unwrap();
     let nine = dir.path().join("nine.toml").display().to_string();

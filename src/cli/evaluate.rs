@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
-use crate::sizing::{self, Policy, Proposal, Verdict};
+use crate::sizing::{self, Draws, InputError, Policy, Proposal, Verdict};
 
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
@@ -21,6 +21,59 @@ pub struct EvaluateArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Outlay in USD that other proposals already drew on this closed layer: it counts against
+    /// the layer's budget (a what-if here; on a ledger the ledger supplies it).
+    #[arg(
+        long,
+        value_name = "USD",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub drawn_usd: f64,
+    /// Contracts that other proposals already drew on this closed layer: they count against the
+    /// growth cap.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_parser = whole_contracts
+    )]
+    pub drawn_contracts: u64,
+}
+
+/// `--drawn-contracts`: a whole number; its bound is the sizing core's (`Draws::validate`).
+fn whole_contracts(text: &str) -> Result<u64, String> {
+    text.parse::<u64>().map_err(|_| {
+        if text.starts_with('-') {
+            "must be a whole number of contracts >= 0".to_string()
+        } else {
+            format!(
+                "must be a whole number of contracts, at most {}",
+                sizing::DRAWN_CONTRACTS_MAX
+            )
+        }
+    })
+}
+
+/// The draws of the command line, on the file's closed layer, checked by the sizing core's
+/// rules; an error names the flag.
+fn draws_given(args: &EvaluateArgs, proposal: &Proposal) -> Result<Draws, CliError> {
+    let draws = Draws {
+        closed_layer_id: proposal.closed_layer.id.clone(),
+        outlay_usd: args.drawn_usd,
+        contracts: args.drawn_contracts,
+        proposal_ids: Vec::new(),
+    };
+    draws.validate().map_err(|InputError { field, rule }| {
+        let flag = match field.as_str() {
+            "drawn.outlay_usd" => "--drawn-usd",
+            "drawn.contracts" => "--drawn-contracts",
+            other => other,
+        };
+        CliError::bad_input(format!("{flag} {rule}"))
+    })?;
+    Ok(draws)
 }
 
 /// Reads a UTF-8 input file of at most `limit_bytes`, with errors that name the file.
@@ -80,7 +133,8 @@ pub fn run(args: &EvaluateArgs) -> CliResult {
     let proposal = load_proposal(&args.file)?;
     let policy = load_policy(args.policy.as_deref())?;
     let now = parse_now(args.now.as_deref())?;
-    let report = sizing::evaluate(&proposal, &policy, &sizing::Draws::none(), now)
+    let draws = draws_given(args, &proposal)?;
+    let report = sizing::evaluate(&proposal, &policy, &draws, now)
         .map_err(|error| CliError::bad_input(format!("{}: {error}", args.file.display())))?;
     if args.json {
         println!(

@@ -53,7 +53,7 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Dry-run the sizing core on a proposal file: every guardrail, the largest size, the verdict.
     #[command(
-        after_help = "Example:\n  rollbook evaluate keys-example/proposal.toml --now 2026-05-07T14:40:00Z --json\n\nExit 0 for a pass verdict, 1 for fail (the report is still printed), 2 for bad input (nothing on stdout)."
+        after_help = "Examples:\n  rollbook evaluate keys-example/proposal.toml --now 2026-05-07T14:40:00Z --json\n  rollbook evaluate keys-example/proposal.toml --now 2026-05-07T14:40:00Z --drawn-usd 5310 --drawn-contracts 18\n      # what is left after two proposals of 9 contracts on the same closed layer\n\nExit 0 for a pass verdict, 1 for fail (the report is still printed), 2 for bad input (nothing on stdout)."
     )]
     Evaluate(evaluate::EvaluateArgs),
     /// Write the methodology's example proposal dated now, as a starting point.
