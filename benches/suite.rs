@@ -12,7 +12,8 @@ use rollbook::crypto::canonical::ChainHead;
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::{from_hex, to_hex};
 use rollbook::domain::approval::{
-    cosign_purpose, decide_propose, decide_sign, message_for, ProposalDraft, ProposalState,
+    cosign_purpose, decide_propose, decide_sign, message_for, LayerBook, ProposalDraft,
+    ProposalState,
 };
 use rollbook::domain::chain::AtHead;
 use rollbook::domain::envelope::{uuid_v7_at, NewEvent, StoredEvent};
@@ -234,6 +235,7 @@ async fn record_alone(
         draft,
         seal_signature(proposer, draft.message(&head)),
         &mut AtHead::new(head),
+        &LayerBook::default(),
     )
     .unwrap();
     let key_id = proposer.public().key_id().to_string();
@@ -360,7 +362,8 @@ async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<
                 body_at = clock;
             }
             let (draft, _) =
-                ProposalDraft::roll(&gov, uuid_v7_at(clock), body.clone(), clock).unwrap();
+                ProposalDraft::roll(&gov, uuid_v7_at(clock), body.clone(), &Draws::none(), clock)
+                    .unwrap();
             states.push(record_alone(&ledger, &gov, &draft, desk.key("bob"), clock).await);
             written += 1;
         }
@@ -381,7 +384,8 @@ async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<
     let fresh = roll_body(now, 9);
     let mut ids = Vec::new();
     for _ in 0..pending {
-        let (draft, _) = ProposalDraft::roll(&gov, uuid_v7_at(now), fresh.clone(), now).unwrap();
+        let (draft, _) =
+            ProposalDraft::roll(&gov, uuid_v7_at(now), fresh.clone(), &Draws::none(), now).unwrap();
         record_alone(&ledger, &gov, &draft, desk.key("bob"), now).await;
         ids.push(draft.proposal_id());
     }

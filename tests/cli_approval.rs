@@ -74,6 +74,7 @@ impl<'a> Desk<'a> {
         let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
         proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
         proposal.set_contracts_requested(contracts);
+        common::own_layer(&mut proposal);
         let path = self.path(name);
         std::fs::write(&path, proposal.to_toml_string()).unwrap();
         path

@@ -15,7 +15,7 @@ use crate::crypto::merkle::MerkleBuilder;
 use crate::crypto::to_hex;
 use crate::domain::approval::{
     check_recorded_parsed, decide_reject_trusting, decide_sign_trusting, decide_withdraw_trusting,
-    ParsedRoll, ProposalState, Status,
+    DrawsFrom, LayerBook, ParsedRoll, ProposalState, Status,
 };
 use crate::domain::chain::ChainHead;
 use crate::domain::envelope::{
@@ -142,6 +142,9 @@ pub struct Auditor {
     genesis_hash: Option<[u8; 32]>,
     /// Event ids that a later event could still carry (check C8).
     recent_event_ids: RecentIds,
+    /// The closed layers drawn on (check A12): every layer's numbers, the committed rolls on
+    /// it and the open ones that may still draw.
+    layers: LayerBook,
     /// Ids of proposals that a later recording could still carry (check A9); older ones that
     /// are still open are in `open`.
     recent_proposal_ids: RecentIds,
@@ -244,6 +247,7 @@ impl Auditor {
             ledger_id: None,
             genesis_hash: None,
             recent_event_ids: RecentIds::default(),
+            layers: LayerBook::default(),
             recent_proposal_ids: RecentIds::default(),
             recent_hashes: RecentHashes::default(),
             deferred_heads: Vec::new(),
@@ -277,6 +281,30 @@ impl Auditor {
     /// (`open_proposal`); `restore` resumes from both.
     pub fn snapshot(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("the auditor's state is plain data and serializes")
+    }
+
+    /// The closed layers drawn on (check A12) as the events so far leave them.
+    pub fn layers(&self) -> &LayerBook {
+        &self.layers
+    }
+
+    /// The head the auditor has reached: the last event's seq and hash.
+    pub fn head(&self) -> ChainHead {
+        ChainHead {
+            seq: self.events(),
+            hash: self.head_hash(),
+        }
+    }
+
+    /// The closed layers of a saved `snapshot`, without restoring the rest.
+    pub fn layers_in_snapshot(snapshot: &[u8]) -> Result<LayerBook, String> {
+        #[derive(Deserialize)]
+        struct Layers {
+            layers: LayerBook,
+        }
+        serde_json::from_slice::<Layers>(snapshot)
+            .map(|saved| saved.layers)
+            .map_err(|error| error.to_string())
     }
 
     /// The state of the open proposal `id` as bytes (JSON); `None` when it is not open.
@@ -664,7 +692,15 @@ impl Auditor {
             return Err("the actor is not the proposer who signed (C13)".into());
         }
         let mut chain = self.chain_at(event);
-        check_recorded_parsed(governance, &recorded, &mut chain, roll, verified).map_err(|r| {
+        let rolled = check_recorded_parsed(
+            governance,
+            &recorded,
+            &mut chain,
+            DrawsFrom::Book(&self.layers),
+            roll,
+            verified,
+        )
+        .map_err(|r| {
             format!(
                 "proposal {}: {r} ({})",
                 recorded.terms.proposal_id,
@@ -683,6 +719,9 @@ impl Auditor {
                 "proposal {} was recorded after its own expiry {} (A2)",
                 state.recorded.terms.proposal_id, state.recorded.terms.expires_at
             ));
+        }
+        if let Some(proposal) = &rolled {
+            self.layers.record(&state, proposal, governance, at);
         }
         if state.status == Status::Failed {
             *self.closed.entry("failed".into()).or_default() += 1;
@@ -751,6 +790,11 @@ impl Auditor {
         if let Some(state) = self.open.get_mut(&id) {
             state.evolve(payload, event);
             if state.status != Status::Pending {
+                if state.status == Status::Committed {
+                    self.layers.committed(&id);
+                } else {
+                    self.layers.closed(&id);
+                }
                 *self.closed.entry(state.status.as_str().into()).or_default() += 1;
                 self.recent_hashes.closed(state.first_seq);
                 self.open.remove(&id);
@@ -766,10 +810,12 @@ impl Auditor {
         let cutoff = at - Duration::hours(EXPIRED_EVICTION_GRACE_HOURS);
         let before = self.open.len();
         let recent_hashes = &mut self.recent_hashes;
-        self.open.retain(|_, state| {
+        let layers = &mut self.layers;
+        self.open.retain(|id, state| {
             let keep = state.expires_at >= cutoff;
             if !keep {
                 recent_hashes.closed(state.first_seq);
+                layers.closed(id);
             }
             keep
         });
@@ -837,6 +883,7 @@ fn check_of(refusal: &Refusal, default: &'static str) -> &'static str {
             mismatch: Mismatch::HeadOutOfRange { .. } | Mismatch::HeadHash { .. },
             ..
         } => "A11",
+        Refusal::Layer(_) => "A12",
         _ => default,
     }
 }

@@ -28,6 +28,7 @@ pub(crate) fn service_error(error: ServiceError) -> CliError {
     match error {
         ServiceError::Refused(refusal) => CliError::refused(refusal.to_string()),
         ServiceError::Store(store) => store.into(),
+        ServiceError::Pin(pin) => pin.into(),
         ServiceError::BadInput(message) | ServiceError::NotFound(message) => {
             CliError::bad_input(message)
         }
@@ -195,10 +196,10 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
     let body = super::evaluate::read_input_file(&args.file, crate::sizing::FILE_BYTES_MAX)?;
     super::evaluate::proposal_from_input(&args.file, &body)?;
     let key = load_secret(&args.key)?;
-    let (ledger, verified) = open(db).await?;
+    let (ledger, mut verified) = open(db).await?;
     verified.stream(&ledger.store, LEDGER_STREAM).await?;
     let (state, report) = ledger
-        .propose_roll(body, &key, Utc::now())
+        .propose_roll_pinned(body, &key, Utc::now(), &mut verified)
         .await
         .map_err(|error| match error {
             ServiceError::BadInput(message) => {

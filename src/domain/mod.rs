@@ -6,6 +6,7 @@ pub mod chain;
 pub mod envelope;
 pub mod events;
 pub mod governance;
+pub mod layers;
 pub mod projection;
 pub mod proposal;
 pub mod refusal;
