@@ -220,12 +220,21 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
                 "contracts_max": report.contracts_max,
                 "resize_to": report.resize_to,
                 "failed_checks": report.failed_check_ids(),
+                "drawn": report.drawn,
                 "expires_at": state.recorded.terms.expires_at,
             })
         );
     } else {
         println!("recorded proposal {} [{}]", state.id, status);
         say!("  {}", summary(&state));
+        let drawn = &report.drawn;
+        say!(
+            "  closed layer {}: {:.2} USD and {} contracts already drawn by {} other proposals",
+            drawn.closed_layer_id.as_deref().unwrap_or("-"),
+            drawn.outlay_usd,
+            drawn.contracts,
+            drawn.proposal_ids.len()
+        );
         if status == Status::Failed {
             println!(
                 "  verdict fail ({}); it can never be signed. The largest size that passes the caps: {} contracts",
