@@ -195,14 +195,14 @@ impl Verified {
                     return Ok(());
                 }
                 let (saved, open) = write.auditor(ledger_id).await.map_err(PinError::State)?;
-                Auditor::restore(&saved, open).map_err(|reason| {
+                Auditor::restore(&saved, open, chrono::Utc::now()).map_err(|reason| {
                     PinError::State(StoreError::CorruptRow {
                         seq: pin.seq as i64,
                         reason: format!("the saved auditor state does not read back: {reason}"),
                     })
                 })?
             }
-            None => Auditor::new(),
+            None => Auditor::new(chrono::Utc::now()),
         };
         let invalid = |failure: AuditFailure| PinError::Invalid {
             ledger_id,

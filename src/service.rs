@@ -12,6 +12,7 @@ use crate::domain::approval::{
     ProposalDraft, ProposalState, SignOutcome, Status,
 };
 use crate::domain::chain::AtHead;
+use crate::domain::clock::check_clocks;
 use crate::domain::envelope::{
     format_timestamp, parse_timestamp, uuid_v7_at, uuid_v7_time, NewEvent, StoredEvent,
     ID_TIME_WINDOW_SECONDS,
@@ -21,7 +22,7 @@ use crate::domain::events::{
 };
 use crate::domain::governance::{seal_signature, ActiveSet, Governance, Refusal};
 use crate::sizing::{Policy, SizingReport};
-use crate::store::{ExpectedVersion, Landing, Store, StoreError};
+use crate::store::{ChainNow, ExpectedVersion, Landing, Store, StoreError};
 
 /// Attempts per command when another writer moved a stream first (each attempt re-reads).
 pub const CONFLICT_RETRIES: usize = 16;
@@ -58,7 +59,7 @@ pub async fn init(
     set: &ActiveSet,
     policy: &Policy,
     creator: &SecretKey,
-    now: DateTime<Utc>,
+    local: DateTime<Utc>,
 ) -> Result<(Uuid, Governance), ServiceError> {
     if let Some(existing) = store.ledger_ids().await?.first() {
         return Err(Refusal::LedgerExists {
@@ -66,6 +67,8 @@ pub async fn init(
         }
         .into());
     }
+    let now = store.clock(local).await?;
+    check_clocks(local, now, None, policy.timing.clock_skew_max_seconds)?;
     let ledger_id = Uuid::now_v7();
     let set_json = set.to_json();
     let policy_json = policy.canonical_json();
@@ -242,10 +245,32 @@ impl Ledger {
         Ok(ChainHead { seq, hash })
     }
 
+    /// The ledger's head and clock for a command whose own clock reads `local`, with the
+    /// governance in force: refused, before anything is signed, when the two clocks disagree
+    /// by more than the policy's `timing.clock_skew_max_seconds` (`check_clocks`). The
+    /// command then decides (expiry, staleness, `created_at`) and appends on the ledger's clock.
+    async fn on_ledger_clock(
+        &self,
+        local: DateTime<Utc>,
+    ) -> Result<(ChainNow, Governance), ServiceError> {
+        let chain_now = self.store.chain_now(self.ledger_id, local).await?;
+        let governance = self.governance().await?;
+        check_clocks(
+            local,
+            chain_now.clock,
+            Some(chain_now.head_time),
+            governance.policy.timing.clock_skew_max_seconds,
+        )?;
+        Ok((chain_now, governance))
+    }
+
     /// The chain as a decision sees it: the head, and the earlier point an offline signature
     /// binds (`bound`, when it lies before the head), read from the store.
-    async fn chain_for(&self, bound: Option<ChainHead>) -> Result<AtHead, ServiceError> {
-        let head = self.head().await?;
+    async fn chain_for(
+        &self,
+        head: ChainHead,
+        bound: Option<ChainHead>,
+    ) -> Result<AtHead, ServiceError> {
         let earlier = match bound.filter(|bound| bound.seq >= 1 && bound.seq < head.seq) {
             Some(bound) => self
                 .store
@@ -262,15 +287,17 @@ impl Ledger {
         Ok(AtHead { head, earlier })
     }
 
-    /// Records a roll: evaluated under the policy in force at `now`, signed by the proposer.
-    /// A `fail` verdict is recorded too, with status `failed`.
+    /// Records a roll: evaluated under the policy in force on the ledger's clock, read just
+    /// before (its `created_at`), signed by the proposer. A `fail` verdict is recorded too,
+    /// with status `failed`. `local` is this machine's clock.
     pub async fn propose_roll(
         &self,
         body: String,
         key: &SecretKey,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
     ) -> Result<(ProposalState, SizingReport), ServiceError> {
-        let governance = self.governance().await?;
+        let (chain_now, governance) = self.on_ledger_clock(local).await?;
+        let now = chain_now.clock;
         let (draft, report) = ProposalDraft::roll(&governance, uuid_v7_at(now), body, now)
             .map_err(|error| ServiceError::BadInput(error.to_string()))?;
         let state = self.record(&governance, &draft, key, now).await?;
@@ -282,10 +309,12 @@ impl Ledger {
         &self,
         make: impl Fn(&Governance, DateTime<Utc>) -> Result<ProposalDraft, ServiceError>,
         key: &SecretKey,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
     ) -> Result<ProposalState, ServiceError> {
-        let governance = self.governance().await?;
-        // One clock reading per command: the draft's created_at is the time it is appended with.
+        let (chain_now, governance) = self.on_ledger_clock(local).await?;
+        // One ledger clock reading per command: the draft's created_at is the time it is
+        // appended with (or the head's, if later).
+        let now = chain_now.clock;
         let draft = make(&governance, now)?;
         self.record(&governance, &draft, key, now).await
     }
@@ -367,9 +396,9 @@ impl Ledger {
         &self,
         proposal_id: Uuid,
         key: &SecretKey,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
     ) -> Result<SignOutcome, ServiceError> {
-        self.cosign_with(proposal_id, now, None, |state, head| {
+        self.cosign_with(proposal_id, local, None, |state, head| {
             seal_signature(
                 key,
                 message_for(
@@ -391,10 +420,10 @@ impl Ledger {
         &self,
         proposal_id: Uuid,
         signature: SignatureEnvelope,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
     ) -> Result<SignOutcome, ServiceError> {
         let bound = bound_head_of(&signature);
-        self.cosign_with(proposal_id, now, bound, |_, _| signature.clone())
+        self.cosign_with(proposal_id, local, bound, |_, _| signature.clone())
             .await
     }
 
@@ -404,13 +433,14 @@ impl Ledger {
     async fn cosign_with(
         &self,
         proposal_id: Uuid,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
         offline_head: Option<ChainHead>,
         make_signature: impl Fn(&ProposalState, &ChainHead) -> SignatureEnvelope,
     ) -> Result<SignOutcome, ServiceError> {
         retry_on_conflict(proposal_id, async || {
-            let mut chain = self.chain_for(offline_head).await?;
-            let governance = self.governance().await?;
+            let (chain_now, governance) = self.on_ledger_clock(local).await?;
+            let now = chain_now.clock;
+            let mut chain = self.chain_for(chain_now.head, offline_head).await?;
             let state = self
                 .proposal_for_decision(&governance, proposal_id, now)
                 .await?;
@@ -440,13 +470,13 @@ impl Ledger {
         proposal_id: Uuid,
         key: &SecretKey,
         reason: &str,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
         self.close_with(
             proposal_id,
             key,
-            now,
-            |governance, state, signature, chain| {
+            local,
+            |governance, state, signature, now, chain| {
                 decide_reject(governance, state, signature, reason, now, chain)
             },
             Purpose::Veto,
@@ -459,13 +489,13 @@ impl Ledger {
         &self,
         proposal_id: Uuid,
         key: &SecretKey,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
         self.close_with(
             proposal_id,
             key,
-            now,
-            |governance, state, signature, chain| {
+            local,
+            |governance, state, signature, now, chain| {
                 decide_withdraw(governance, state, signature, now, chain)
             },
             Purpose::Withdraw,
@@ -478,26 +508,28 @@ impl Ledger {
         &self,
         proposal_id: Uuid,
         key: &SecretKey,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
         decide: impl Fn(
             &Governance,
             &ProposalState,
             SignatureEnvelope,
+            DateTime<Utc>,
             &mut AtHead,
         ) -> Result<Event, Refusal>,
         purpose: Purpose,
         reason: Option<&str>,
     ) -> Result<(), ServiceError> {
         retry_on_conflict(proposal_id, async || {
-            let mut chain = self.chain_for(None).await?;
-            let governance = self.governance().await?;
+            let (chain_now, governance) = self.on_ledger_clock(local).await?;
+            let now = chain_now.clock;
+            let mut chain = self.chain_for(chain_now.head, None).await?;
             let state = self
                 .proposal_for_decision(&governance, proposal_id, now)
                 .await?;
             let message = message_for(self.ledger_id, &state, purpose, &chain.head, reason);
             let signature = seal_signature(key, message);
             let actor = signature.key_id.clone();
-            let event = decide(&governance, &state, signature, &mut chain)?;
+            let event = decide(&governance, &state, signature, now, &mut chain)?;
             let landing = Landing {
                 deadline: Some(state.expires_at),
                 after_head: Some(chain.head),

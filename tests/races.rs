@@ -147,7 +147,7 @@ struct Verifier {
 impl Verifier {
     fn new() -> Verifier {
         Verifier {
-            auditor: Auditor::new(),
+            auditor: Auditor::new(chrono::Utc::now()),
             verified_seq: 0,
         }
     }

@@ -153,12 +153,10 @@ pub struct Auditor {
     /// event whose signature binds each: the caller checks them (`take_deferred_heads`).
     #[serde(skip)]
     deferred_heads: Vec<(u64, ChainHead)>,
-}
-
-impl Default for Auditor {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// The verifying machine's clock, given for each run (never saved): an event recorded more
+    /// than the policy's skew after it is refused (check C14).
+    #[serde(skip)]
+    verifier_clock: DateTime<Utc>,
 }
 
 /// The approval check that makes a commit (A3) or an adoption (A7) due right after the
@@ -228,8 +226,10 @@ impl Prepared {
 }
 
 impl Auditor {
-    pub fn new() -> Self {
+    /// An auditor run on a machine whose clock reads `verifier_clock` (check C14).
+    pub fn new(verifier_clock: DateTime<Utc>) -> Self {
         Auditor {
+            verifier_clock,
             chain: ChainVerifier::new(),
             merkle: MerkleBuilder::new(),
             governance: None,
@@ -292,12 +292,15 @@ impl Auditor {
     }
 
     /// An auditor resumed from a `snapshot` and the `open_proposal` of each open proposal.
+    /// It runs on a machine whose clock reads `verifier_clock` (check C14).
     pub fn restore(
         snapshot: &[u8],
         open: impl IntoIterator<Item = (String, Vec<u8>)>,
+        verifier_clock: DateTime<Utc>,
     ) -> Result<Auditor, String> {
         let mut auditor: Auditor =
             serde_json::from_slice(snapshot).map_err(|error| error.to_string())?;
+        auditor.verifier_clock = verifier_clock;
         for (id, state) in open {
             let state = serde_json::from_slice(&state)
                 .map_err(|error| format!("open proposal {id}: {error}"))?;
@@ -390,8 +393,37 @@ impl Auditor {
         }
         self.apply(event, payload, roll, at, verified)
             .map_err(fail)?;
+        self.check_not_future(at).map_err(fail)?;
         self.recent_hashes.push(event.seq, event.hash);
         self.recent_hashes.forget_unneeded(at, event.seq + 1);
+        Ok(())
+    }
+
+    /// The policy's `timing.clock_skew_max_seconds` in force (after the genesis: the first
+    /// event is checked after it set the governance).
+    fn clock_skew(&self) -> Duration {
+        let seconds = self.governance.as_ref().map_or(
+            crate::sizing::Policy::default()
+                .timing
+                .clock_skew_max_seconds,
+            |governance| governance.policy.timing.clock_skew_max_seconds,
+        );
+        Duration::seconds(i64::from(seconds))
+    }
+
+    /// Checks C14: no event lies in the verifying machine's future by more than the skew (a
+    /// writer's fast clock; on PostgreSQL the ledger's clock is the server's, so one means a
+    /// server clock set wrong or a row written around rollbook).
+    fn check_not_future(&self, at: DateTime<Utc>) -> Result<(), String> {
+        let skew = self.clock_skew();
+        if at > self.verifier_clock + skew {
+            return Err(format!(
+                "recorded_at {} is more than {} s after this machine's clock ({}) (C14)",
+                crate::domain::envelope::format_timestamp(at),
+                skew.num_seconds(),
+                crate::domain::envelope::format_timestamp(self.verifier_clock)
+            ));
+        }
         Ok(())
     }
 
@@ -682,6 +714,15 @@ impl Auditor {
             return Err(format!(
                 "proposal {} was recorded after its own expiry {} (A2)",
                 state.recorded.terms.proposal_id, state.recorded.terms.expires_at
+            ));
+        }
+        let skew = Duration::seconds(i64::from(governance.policy.timing.clock_skew_max_seconds));
+        if at - state.created_at > skew {
+            return Err(format!(
+                "proposal {} was created at {}, more than {} s before it was recorded (A12)",
+                state.recorded.terms.proposal_id,
+                state.recorded.terms.created_at,
+                skew.num_seconds()
             ));
         }
         if state.status == Status::Failed {

@@ -204,7 +204,7 @@ pub async fn verify_live(
         .head(ledger_id)
         .await?
         .ok_or(StoreError::NoSuchLedger(ledger_id))?;
-    let mut auditor = Auditor::new();
+    let mut auditor = Auditor::new(chrono::Utc::now());
     store
         .for_each_event(ledger_id, 1, |event| {
             auditor.push(&event).map_err(VerifyError::Invalid)?;
