@@ -182,10 +182,11 @@ impl Verified {
         let ledger_id = self.ledger_id;
         let mut write = self.state.begin().await.map_err(PinError::State)?;
         let pin = write.pin(ledger_id).await.map_err(PinError::State)?;
-        let head = store
-            .head(ledger_id)
-            .await?
-            .ok_or(StoreError::NoSuchLedger(ledger_id))?;
+        // The ledger's clock, read with the head, is the one new events are checked against
+        // (C14): on PostgreSQL the server's, so a client whose own clock is off learns it from
+        // its command's clock check, not as an invalid ledger.
+        let chain_now = store.chain_now(ledger_id, chrono::Utc::now()).await?;
+        let head = (chain_now.head.seq, chain_now.head.hash);
         let mut auditor = match &pin {
             Some(pin) => {
                 self.check_extends(store, &mut write, pin, head).await?;
@@ -195,14 +196,14 @@ impl Verified {
                     return Ok(());
                 }
                 let (saved, open) = write.auditor(ledger_id).await.map_err(PinError::State)?;
-                Auditor::restore(&saved, open, chrono::Utc::now()).map_err(|reason| {
+                Auditor::restore(&saved, open, chain_now.clock).map_err(|reason| {
                     PinError::State(StoreError::CorruptRow {
                         seq: pin.seq as i64,
                         reason: format!("the saved auditor state does not read back: {reason}"),
                     })
                 })?
             }
-            None => Auditor::new(chrono::Utc::now()),
+            None => Auditor::new(chain_now.clock),
         };
         let invalid = |failure: AuditFailure| PinError::Invalid {
             ledger_id,

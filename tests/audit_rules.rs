@@ -754,6 +754,34 @@ async fn a2_a_recording_lies_between_creation_and_expiry(db: &TestDb) {
     assert_invalid_at(&broken, LAST + 1, "created after it was recorded (A2)");
 }
 
+/// A motion created more than the policy's skew (60 s) before its recording, yet before its
+/// expiry, signed over that: refused (A12). Created exactly the skew before, it verifies.
+async fn a12_a_recording_follows_its_creation_within_the_skew(db: &TestDb) {
+    let (ledger, k) = story(db).await;
+    let lines = export_lines(&ledger).await;
+    let governance = ledger.governance().await.unwrap();
+    let at = last_time(&lines) + Duration::seconds(1);
+    let mut next = governance.set.to_signer_set();
+    next.version += 1;
+    next.threshold = 3;
+    let next = ActiveSet::validate(&next).unwrap();
+    let draft =
+        |created_at| ProposalDraft::signer_set(&governance, uuid_v7_at(at), &next, created_at);
+    let late = draft(at - Duration::seconds(61));
+    let broken = appended(&lines, vec![recording(&lines, &late, &k.alice, at)]);
+    assert_invalid_at(
+        &broken,
+        LAST + 1,
+        "more than 60 s before it was recorded (A12)",
+    );
+    let in_time = draft(at - Duration::seconds(60));
+    verify(&appended(
+        &lines,
+        vec![recording(&lines, &in_time, &k.alice, at)],
+    ))
+    .expect("within the skew");
+}
+
 #[tokio::test]
 async fn a3_a_signer_signs_once() {
     let lines = valid_export().await;
@@ -856,6 +884,7 @@ async fn a10_nothing_is_left_due() {
 both_backends!(
     c12_reports_are_canonical,
     a2_a_recording_lies_between_creation_and_expiry,
+    a12_a_recording_follows_its_creation_within_the_skew,
     a9_proposal_ids_are_uuidv7_of_their_recording
 );
 

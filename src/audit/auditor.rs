@@ -153,8 +153,9 @@ pub struct Auditor {
     /// event whose signature binds each: the caller checks them (`take_deferred_heads`).
     #[serde(skip)]
     deferred_heads: Vec<(u64, ChainHead)>,
-    /// The verifying machine's clock, given for each run (never saved): an event recorded more
-    /// than the policy's skew after it is refused (check C14).
+    /// The clock this run verifies on, given for each run (never saved): the verifying
+    /// machine's for `verify`, the ledger's for a client's sync. An event recorded more than
+    /// the policy's skew after it is refused (check C14).
     #[serde(skip)]
     verifier_clock: DateTime<Utc>,
 }
@@ -418,7 +419,7 @@ impl Auditor {
         let skew = self.clock_skew();
         if at > self.verifier_clock + skew {
             return Err(format!(
-                "recorded_at {} is more than {} s after this machine's clock ({}) (C14)",
+                "recorded_at {} is more than {} s ahead of the clock it is verified on ({}): a writer's clock ran fast, or the verifying one is slow (C14)",
                 crate::domain::envelope::format_timestamp(at),
                 skew.num_seconds(),
                 crate::domain::envelope::format_timestamp(self.verifier_clock)
