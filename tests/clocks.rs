@@ -8,14 +8,16 @@ mod common;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::TestDb;
 use rollbook::audit::{verify_live, VerifyError};
+use rollbook::crypto::canonical::{decode_signed_message, offline_signed_message, Purpose};
 use rollbook::crypto::keys::SecretKey;
-use rollbook::crypto::to_hex;
+use rollbook::crypto::{from_hex, to_hex};
 use rollbook::domain::approval::{ProposalState, Status};
-use rollbook::domain::events::{SignerEntry, SignerSet};
-use rollbook::domain::governance::{ActiveSet, Refusal};
+use rollbook::domain::envelope::{format_timestamp, NewEvent};
+use rollbook::domain::events::{Event, ProposalSigned, SignatureEnvelope, SignerEntry, SignerSet};
+use rollbook::domain::governance::{seal_signature, ActiveSet, Refusal};
 use rollbook::service::{self, Ledger, ServiceError};
 use rollbook::sizing::{Policy, Proposal};
-use rollbook::store::Store;
+use rollbook::store::{ExpectedVersion, Store};
 
 const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
 
@@ -232,7 +234,140 @@ async fn a_clock_within_the_skew_is_accepted(db: &TestDb) {
         .unwrap();
 }
 
+/// A ledger built at chosen times (the caller's clock trusted) with a roll proposed at `t0`.
+async fn ledger_with_a_roll_at(
+    db: &TestDb,
+    t0: DateTime<Utc>,
+) -> (Ledger, [SecretKey; 3], ProposalState) {
+    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock();
+    let (ledger, keys) = ledger_on(store, t0 - Duration::seconds(1)).await;
+    let (roll, _) = ledger
+        .propose_roll(body(9, t0), &keys[1], t0)
+        .await
+        .unwrap();
+    (ledger, keys, roll)
+}
+
+/// An offline co-signature of `roll` by `key`, bound to the head now, made at `signed_at`.
+async fn offline(
+    ledger: &Ledger,
+    roll: &ProposalState,
+    key: &SecretKey,
+    signed_at: DateTime<Utc>,
+) -> SignatureEnvelope {
+    let head = ledger.head().await.unwrap();
+    seal_signature(
+        key,
+        offline_signed_message(
+            Purpose::Cosign,
+            &ledger.ledger_id,
+            &roll.id,
+            roll.recorded.terms.signer_set_version,
+            &roll.digest,
+            &head,
+            &format_timestamp(signed_at),
+        ),
+    )
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
+}
+
+/// An offline signature records when it was made (A13): `attach` refuses one made after the
+/// expiry (even attached before it), or off the proposal's life by more than the skew, and an
+/// attach after the expiry; one made in time is recorded, its time kept in the signed bytes.
+async fn an_offline_signature_records_when_it_was_made(db: &TestDb) {
+    let (ledger, keys, roll) = ledger_with_a_roll_at(db, t0()).await;
+    let before = head(&ledger).await;
+    let attach_at = t0() + Duration::minutes(1);
+    let late = offline(
+        &ledger,
+        &roll,
+        &keys[0],
+        roll.expires_at + Duration::seconds(1),
+    )
+    .await;
+    match ledger.attach(roll.id, late, attach_at).await {
+        Err(ServiceError::Refused(Refusal::SignedAfterExpiry { .. })) => {}
+        other => panic!("expected SignedAfterExpiry, got {other:?}"),
+    }
+    for off in [attach_at + Duration::minutes(2), t0() - Duration::hours(1)] {
+        let signature = offline(&ledger, &roll, &keys[0], off).await;
+        match ledger.attach(roll.id, signature, attach_at).await {
+            Err(ServiceError::Refused(Refusal::SigningTimeOutsideLife { .. })) => {}
+            other => panic!("expected SigningTimeOutsideLife at {off}, got {other:?}"),
+        }
+    }
+    let in_time = offline(&ledger, &roll, &keys[0], attach_at).await;
+    let after_expiry = roll.expires_at + Duration::seconds(1);
+    match ledger.attach(roll.id, in_time.clone(), after_expiry).await {
+        Err(ServiceError::Refused(refusal)) => {
+            assert!(refusal.to_string().contains("expired"), "{refusal}")
+        }
+        other => panic!("attached after the expiry: {other:?}"),
+    }
+    assert_eq!(head(&ledger).await, before);
+    ledger.attach(roll.id, in_time, attach_at).await.unwrap();
+    let stored = ledger.stream(roll.id).await.unwrap().pop().unwrap();
+    let Event::ProposalSigned(signed) =
+        Event::from_payload(&stored.event_type, stored.schema_version, &stored.payload).unwrap()
+    else {
+        panic!("not a signature: {}", stored.event_type);
+    };
+    let message = decode_signed_message(&from_hex(&signed.signature.message).unwrap()).unwrap();
+    assert_eq!(message.signed_at, Some(format_timestamp(attach_at)));
+    verify_live(&ledger.store, ledger.ledger_id, |_| {})
+        .await
+        .expect("valid");
+}
+
+/// The same late signature written around the service (its event appended as it is): `verify`
+/// refuses it (A13).
+async fn verify_refuses_a_signature_made_after_the_expiry(db: &TestDb) {
+    let (ledger, keys, roll) = ledger_with_a_roll_at(db, t0()).await;
+    let late = offline(
+        &ledger,
+        &roll,
+        &keys[0],
+        roll.expires_at + Duration::seconds(1),
+    )
+    .await;
+    let event = Event::ProposalSigned(ProposalSigned {
+        proposal_id: roll.id.to_string(),
+        signature: late,
+    });
+    let new = NewEvent {
+        stream_id: event.stream_id().to_string(),
+        event_type: event.event_type().into(),
+        schema_version: 1,
+        actor: Some(keys[0].public().key_id().to_string()),
+        payload: event.to_payload(),
+    };
+    let expected = [(roll.id.to_string(), ExpectedVersion::Exact(1))];
+    let written = ledger
+        .store
+        .append(
+            ledger.ledger_id,
+            false,
+            &expected,
+            vec![new],
+            t0() + Duration::minutes(1),
+        )
+        .await
+        .unwrap();
+    match verify_live(&ledger.store, ledger.ledger_id, |_| {}).await {
+        Err(VerifyError::Invalid(failure)) => {
+            assert_eq!(failure.seq, written[0].seq, "{failure}");
+            assert!(failure.reason.contains("(A13)"), "{failure}");
+        }
+        other => panic!("a late signature verified: {other:?}"),
+    }
+}
+
 both_backends!(
+    an_offline_signature_records_when_it_was_made,
+    verify_refuses_a_signature_made_after_the_expiry,
     signers_with_a_slow_clock_are_refused,
     a_stale_snapshot_cannot_pass_on_a_slow_clock,
     created_at_is_the_ledgers_clock,

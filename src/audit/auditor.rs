@@ -879,6 +879,9 @@ fn check_of(refusal: &Refusal, default: &'static str) -> &'static str {
             mismatch: Mismatch::HeadOutOfRange { .. } | Mismatch::HeadHash { .. },
             ..
         } => "A11",
+        Refusal::SigningTimeMalformed { .. }
+        | Refusal::SignedAfterExpiry { .. }
+        | Refusal::SigningTimeOutsideLife { .. } => "A13",
         _ => default,
     }
 }

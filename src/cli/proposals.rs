@@ -15,9 +15,10 @@ use super::display::{
 use super::keys::{load_secret, load_signer_set};
 use super::views::{name_of, proposal_json, proposal_text, summary, History};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
-use crate::crypto::canonical::{signed_message, ChainHead};
+use crate::crypto::canonical::{offline_signed_message, ChainHead};
 use crate::crypto::{from_hex32, to_hex};
 use crate::domain::approval::{cosign_purpose, subject_digest_of, ProposalState, Status};
+use crate::domain::envelope::{format_timestamp, parse_timestamp};
 use crate::domain::events::{Event, ProposalKind, ProposalTerms, SignatureEnvelope, LEDGER_STREAM};
 use crate::domain::governance::{seal_signature, ActiveSet};
 use crate::pin::Verified;
@@ -824,14 +825,24 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
         request.signer_set_version,
         request.signer_set_hash
     );
-    let message = signed_message(
+    // The signature records when it was made (check A13): refused at `attach` if that is after
+    // the expiry, or off the proposal's life on the ledger's clock by more than the skew.
+    let signed_at = Utc::now();
+    if parse_timestamp(&request.expires_at).is_some_and(|expires_at| signed_at > expires_at) {
+        return Err(CliError::refused(format!(
+            "proposal {proposal_id} expired at {} by this machine's clock ({}); there is nothing to sign",
+            request.expires_at,
+            format_timestamp(signed_at)
+        )));
+    }
+    let message = offline_signed_message(
         cosign_purpose(request.kind),
         &ledger_id,
         &proposal_id,
         request.signer_set_version,
         &digest,
         &head,
-        None,
+        &format_timestamp(signed_at),
     );
     let file = SignatureFile {
         format: SIGNATURE_FORMAT.into(),
