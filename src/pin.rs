@@ -114,6 +114,9 @@ pub struct Verified {
     pub head_hash: [u8; 32],
     /// Events this command verified (0 when the pin was already at the head).
     pub verified_now: u64,
+    /// The ledger's clock, read with the head this sync verified to (`Store::chain_now`): the
+    /// time views judge expiry on.
+    pub ledger_clock: chrono::DateTime<chrono::Utc>,
     state: StateFile,
 }
 
@@ -134,6 +137,7 @@ pub async fn sync(store: &Store, ledger_id: Uuid, dir: &Path) -> Result<Verified
         seq: 0,
         head_hash: [0; 32],
         verified_now: 0,
+        ledger_clock: chrono::Utc::now(),
         state,
     };
     verified.sync(store).await?;
@@ -187,6 +191,7 @@ impl Verified {
         // its command's clock check, not as an invalid ledger.
         let chain_now = store.chain_now(ledger_id, chrono::Utc::now()).await?;
         let head = (chain_now.head.seq, chain_now.head.hash);
+        self.ledger_clock = chain_now.clock;
         let mut auditor = match &pin {
             Some(pin) => {
                 self.check_extends(store, &mut write, pin, head).await?;

@@ -300,7 +300,7 @@ impl Ledger {
         let now = chain_now.clock;
         let (draft, report) = ProposalDraft::roll(&governance, uuid_v7_at(now), body, now)
             .map_err(|error| ServiceError::BadInput(error.to_string()))?;
-        let state = self.record(&governance, &draft, key, now).await?;
+        let state = self.record(&governance, &draft, key, chain_now).await?;
         Ok((state, report))
     }
 
@@ -316,7 +316,7 @@ impl Ledger {
         // appended with (or the head's, if later).
         let now = chain_now.clock;
         let draft = make(&governance, now)?;
-        self.record(&governance, &draft, key, now).await
+        self.record(&governance, &draft, key, chain_now).await
     }
 
     async fn record(
@@ -324,8 +324,9 @@ impl Ledger {
         governance: &Governance,
         draft: &ProposalDraft,
         key: &SecretKey,
-        now: DateTime<Utc>,
+        chain_now: ChainNow,
     ) -> Result<ProposalState, ServiceError> {
+        let now = chain_now.clock;
         // Bound to the governance read above: a concurrent adoption makes this a conflict.
         let expected = vec![
             (
@@ -334,31 +335,23 @@ impl Ledger {
             ),
             (draft.terms.proposal_id.clone(), ExpectedVersion::NoStream),
         ];
-        // The chain time the store assigns is the later of `now` and the head's, which another
-        // writer's clock may have moved ahead. Two rules bound it: a recording after its own
-        // expiry is invalid (A2), and so is one more than W after the time its proposal id
-        // carries (A9). Whichever comes first is the append's deadline, so that an honest
-        // proposer with a slower clock is refused here instead of writing an invalid event.
-        let expires_at = parse_timestamp(&draft.terms.expires_at);
-        let id_deadline = Uuid::parse_str(&draft.terms.proposal_id)
-            .ok()
-            .and_then(|id| uuid_v7_time(&id))
-            .map(|time| time + chrono::Duration::seconds(ID_TIME_WINDOW_SECONDS));
-        let id_binds = match (id_deadline, expires_at) {
-            (Some(id), Some(expiry)) => id < expiry,
-            (id, _) => id.is_some(),
-        };
-        let deadline = if id_binds { id_deadline } else { expires_at };
+        let skew_seconds = governance.policy.timing.clock_skew_max_seconds;
+        let (deadline, bound) = recording_deadline(draft, now, skew_seconds);
         let proposal_id = draft.proposal_id();
         // The proposer signs the head the recording follows; when another event lands first,
-        // it signs again on the new head.
+        // it signs again on the new head. The first attempt signs on the head read with the
+        // clock; a retry reads it again.
+        let first_head = std::cell::Cell::new(Some(chain_now.head));
         let written = retry_on_conflict(proposal_id, async || {
-            let head = self.head().await?;
+            let head = match first_head.take() {
+                Some(head) => head,
+                None => self.head().await?,
+            };
             let signature = seal_signature(key, draft.message(&head));
             let actor = signature.key_id.clone();
             let event = decide_propose(governance, draft, signature, &mut AtHead::new(head))?;
             let landing = Landing {
-                deadline,
+                deadline: Some(deadline),
                 after_head: Some(head),
             };
             self.append(
@@ -378,15 +371,24 @@ impl Ledger {
             })
         })
         .await
-        .map_err(|error| match error {
-            ServiceError::Store(StoreError::DeadlinePassed { recorded_at, .. }) if id_binds => {
-                ServiceError::Refused(Refusal::ChainClockAhead {
-                    ledger_time: recorded_at,
-                    local_time: format_timestamp(now),
-                    window_seconds: ID_TIME_WINDOW_SECONDS,
-                })
-            }
-            other => expired_before_recorded(other),
+        .map_err(|error| match (error, bound) {
+            (
+                ServiceError::Store(StoreError::DeadlinePassed { recorded_at, .. }),
+                RecordingBound::IdWindow,
+            ) => ServiceError::Refused(Refusal::ChainClockAhead {
+                ledger_time: recorded_at,
+                local_time: format_timestamp(now),
+                window_seconds: ID_TIME_WINDOW_SECONDS,
+            }),
+            (
+                ServiceError::Store(StoreError::DeadlinePassed { recorded_at, .. }),
+                RecordingBound::Skew,
+            ) => ServiceError::Refused(Refusal::ClockBehindChain {
+                local_time: format_timestamp(now),
+                head_time: recorded_at,
+                max_seconds: skew_seconds,
+            }),
+            (other, _) => expired_before_recorded(other),
         })?;
         ProposalState::from_stream(&written).map_err(|r| ServiceError::Corrupt(r.to_string()))
     }
@@ -547,6 +549,43 @@ impl Ledger {
         })
         .await
     }
+}
+
+/// Which rule bounds a recording's chain time first (`recording_deadline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecordingBound {
+    /// A2: not after its own expiry.
+    Expiry,
+    /// A9: not more than W after the time its proposal id carries.
+    IdWindow,
+    /// A12: not more than the skew after its `created_at`.
+    Skew,
+}
+
+/// The latest chain time a recording of `draft` (created at `created_at`) may get, and the
+/// rule that sets it. The store records the later of the ledger's clock and the head's time,
+/// which a writer with a fast clock may have moved ahead (on SQLite, or in a ledger written
+/// before one clock per ledger); past any of these bounds the recording would be invalid, so
+/// the append is refused instead of writing it.
+fn recording_deadline(
+    draft: &ProposalDraft,
+    created_at: DateTime<Utc>,
+    skew_seconds: u32,
+) -> (DateTime<Utc>, RecordingBound) {
+    let id_deadline = Uuid::parse_str(&draft.terms.proposal_id)
+        .ok()
+        .and_then(|id| uuid_v7_time(&id))
+        .map(|time| time + chrono::Duration::seconds(ID_TIME_WINDOW_SECONDS));
+    let skew_deadline = created_at + chrono::Duration::seconds(i64::from(skew_seconds));
+    [
+        parse_timestamp(&draft.terms.expires_at).map(|at| (at, RecordingBound::Expiry)),
+        id_deadline.map(|at| (at, RecordingBound::IdWindow)),
+        Some((skew_deadline, RecordingBound::Skew)),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by_key(|(at, _)| *at)
+    .expect("the skew's deadline is always there")
 }
 
 /// A decision appended with the proposal's expiry as its deadline: the chain time passing it is

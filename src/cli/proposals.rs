@@ -475,12 +475,12 @@ pub async fn show(db: &str, args: &ShowArgs) -> CliResult {
     if args.json {
         println!(
             "{}",
-            proposal_json(&governance, &history, &state, Utc::now(), true)
+            proposal_json(&governance, &history, &state, verified.ledger_clock, true)
         );
     } else {
         print!(
             "{}",
-            proposal_text(&governance, &history, &state, Utc::now())
+            proposal_text(&governance, &history, &state, verified.ledger_clock)
         );
     }
     Ok(EXIT_OK)
@@ -524,7 +524,8 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
     let all = verified_states(&ledger, &mut verified, None).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
     let history = history(&ledger).await?;
-    let now = Utc::now();
+    // Expiry on the ledger's clock, read by the sync.
+    let now = verified.ledger_clock;
     let states: Vec<ProposalState> = all
         .into_iter()
         .filter(|state| wanted.is_none_or(|status| state.status_under(now, &governance) == status))
@@ -577,7 +578,8 @@ pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
     let pending = verified_states(&ledger, &mut verified, Some("pending")).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
     let history = history(&ledger).await?;
-    let now = Utc::now();
+    // Expiry on the ledger's clock, read by the sync.
+    let now = verified.ledger_clock;
     let mut mine = Vec::new();
     for state in pending {
         if state.status_under(now, &governance) != Status::Pending || state.has_signed(&key_id) {
@@ -703,10 +705,10 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
     let state = check_decision_inputs(&ledger, &mut verified, id).await?;
     let history = history(&ledger).await?;
     close(&ledger, &verified).await;
-    if state.effective_status(Utc::now()) != Status::Pending {
+    let status = state.effective_status(verified.ledger_clock);
+    if status != Status::Pending {
         return Err(CliError::refused(format!(
-            "proposal {id} is {}; there is nothing to sign",
-            state.effective_status(Utc::now())
+            "proposal {id} is {status}; there is nothing to sign"
         )));
     }
     let r = &state.recorded.terms;
