@@ -187,7 +187,7 @@ impl Verified {
         let mut write = self.state.begin().await.map_err(PinError::State)?;
         let pin = write.pin(ledger_id).await.map_err(PinError::State)?;
         // The ledger's clock, read with the head, is the one new events are checked against
-        // (C14): on PostgreSQL the server's, so a client whose own clock is off learns it from
+        // (T1): on PostgreSQL the server's, so a client whose own clock is off learns it from
         // its command's clock check, not as an invalid ledger.
         let chain_now = store.chain_now(ledger_id, chrono::Utc::now()).await?;
         let head = (chain_now.head.seq, chain_now.head.hash);

@@ -558,7 +558,7 @@ enum RecordingBound {
     Expiry,
     /// A9: not more than W after the time its proposal id carries.
     IdWindow,
-    /// A12: not more than the skew after its `created_at`.
+    /// T2: not more than the skew after its `created_at`.
     Skew,
 }
 

@@ -755,8 +755,8 @@ async fn a2_a_recording_lies_between_creation_and_expiry(db: &TestDb) {
 }
 
 /// A motion created more than the policy's skew (60 s) before its recording, yet before its
-/// expiry, signed over that: refused (A12). Created exactly the skew before, it verifies.
-async fn a12_a_recording_follows_its_creation_within_the_skew(db: &TestDb) {
+/// expiry, signed over that: refused (T2). Created exactly the skew before, it verifies.
+async fn t2_a_recording_follows_its_creation_within_the_skew(db: &TestDb) {
     let (ledger, k) = story(db).await;
     let lines = export_lines(&ledger).await;
     let governance = ledger.governance().await.unwrap();
@@ -772,7 +772,7 @@ async fn a12_a_recording_follows_its_creation_within_the_skew(db: &TestDb) {
     assert_invalid_at(
         &broken,
         LAST + 1,
-        "more than 60 s before it was recorded (A12)",
+        "more than 60 s before it was recorded (T2)",
     );
     let in_time = draft(at - Duration::seconds(60));
     verify(&appended(
@@ -884,7 +884,7 @@ async fn a10_nothing_is_left_due() {
 both_backends!(
     c12_reports_are_canonical,
     a2_a_recording_lies_between_creation_and_expiry,
-    a12_a_recording_follows_its_creation_within_the_skew,
+    t2_a_recording_follows_its_creation_within_the_skew,
     a9_proposal_ids_are_uuidv7_of_their_recording
 );
 

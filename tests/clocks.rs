@@ -169,7 +169,7 @@ async fn a_clock_in_2099_cannot_freeze_the_ledger(db: &TestDb) {
 
 /// On PostgreSQL the fast client is refused and honest clients carry on; on SQLite (one
 /// machine, one clock) what it writes is detected: `verify` on a machine whose clock is right
-/// refuses the event (C14), and an honest client is told why instead of an expiry it cannot
+/// refuses the event (T1), and an honest client is told why instead of an expiry it cannot
 /// meet.
 async fn a_fast_clock_cannot_freeze_the_ledger(db: &TestDb, fast: DateTime<Utc>) {
     let (ledger, keys) = ledger(db).await;
@@ -197,13 +197,13 @@ async fn assert_future_detected(ledger: &Ledger, seq: u64) {
     match verify_live(&ledger.store, ledger.ledger_id, |_| {}).await {
         Err(VerifyError::Invalid(failure)) => {
             assert_eq!(failure.seq, seq, "{failure}");
-            assert!(failure.reason.contains("(C14)"), "{failure}");
+            assert!(failure.reason.contains("(T1)"), "{failure}");
         }
         other => panic!("a future event verified: {other:?}"),
     }
 }
 
-/// Check C14 on a ledger written with the writer's clock trusted (as a row written around
+/// Check T1 on a ledger written with the writer's clock trusted (as a row written around
 /// rollbook would be): an event more than the skew ahead of the verifying machine is refused,
 /// one within it is not.
 async fn verify_refuses_an_event_in_its_future(db: &TestDb) {
@@ -274,7 +274,7 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
 }
 
-/// An offline signature records when it was made (A13): `attach` refuses one made after the
+/// An offline signature records when it was made (T3): `attach` refuses one made after the
 /// expiry (even attached before it), or off the proposal's life by more than the skew, and an
 /// attach after the expiry; one made in time is recorded, its time kept in the signed bytes.
 async fn an_offline_signature_records_when_it_was_made(db: &TestDb) {
@@ -323,7 +323,7 @@ async fn an_offline_signature_records_when_it_was_made(db: &TestDb) {
 }
 
 /// The same late signature written around the service (its event appended as it is): `verify`
-/// refuses it (A13).
+/// refuses it (T3).
 async fn verify_refuses_a_signature_made_after_the_expiry(db: &TestDb) {
     let (ledger, keys, roll) = ledger_with_a_roll_at(db, t0()).await;
     let late = offline(
@@ -359,7 +359,7 @@ async fn verify_refuses_a_signature_made_after_the_expiry(db: &TestDb) {
     match verify_live(&ledger.store, ledger.ledger_id, |_| {}).await {
         Err(VerifyError::Invalid(failure)) => {
             assert_eq!(failure.seq, written[0].seq, "{failure}");
-            assert!(failure.reason.contains("(A13)"), "{failure}");
+            assert!(failure.reason.contains("(T3)"), "{failure}");
         }
         other => panic!("a late signature verified: {other:?}"),
     }

@@ -155,7 +155,7 @@ pub struct Auditor {
     deferred_heads: Vec<(u64, ChainHead)>,
     /// The clock this run verifies on, given for each run (never saved): the verifying
     /// machine's for `verify`, the ledger's for a client's sync. An event recorded more than
-    /// the policy's skew after it is refused (check C14).
+    /// the policy's skew after it is refused (check T1).
     #[serde(skip)]
     verifier_clock: DateTime<Utc>,
 }
@@ -227,7 +227,7 @@ impl Prepared {
 }
 
 impl Auditor {
-    /// An auditor run on a machine whose clock reads `verifier_clock` (check C14).
+    /// An auditor run on a machine whose clock reads `verifier_clock` (check T1).
     pub fn new(verifier_clock: DateTime<Utc>) -> Self {
         Auditor {
             verifier_clock,
@@ -293,7 +293,7 @@ impl Auditor {
     }
 
     /// An auditor resumed from a `snapshot` and the `open_proposal` of each open proposal.
-    /// It runs on a machine whose clock reads `verifier_clock` (check C14).
+    /// It runs on a machine whose clock reads `verifier_clock` (check T1).
     pub fn restore(
         snapshot: &[u8],
         open: impl IntoIterator<Item = (String, Vec<u8>)>,
@@ -412,14 +412,14 @@ impl Auditor {
         Duration::seconds(i64::from(seconds))
     }
 
-    /// Checks C14: no event lies in the verifying machine's future by more than the skew (a
+    /// Checks T1: no event lies in the verifying machine's future by more than the skew (a
     /// writer's fast clock; on PostgreSQL the ledger's clock is the server's, so one means a
     /// server clock set wrong or a row written around rollbook).
     fn check_not_future(&self, at: DateTime<Utc>) -> Result<(), String> {
         let skew = self.clock_skew();
         if at > self.verifier_clock + skew {
             return Err(format!(
-                "recorded_at {} is more than {} s ahead of the clock it is verified on ({}): a writer's clock ran fast, or the verifying one is slow (C14)",
+                "recorded_at {} is more than {} s ahead of the clock it is verified on ({}): a writer's clock ran fast, or the verifying one is slow (T1)",
                 crate::domain::envelope::format_timestamp(at),
                 skew.num_seconds(),
                 crate::domain::envelope::format_timestamp(self.verifier_clock)
@@ -720,7 +720,7 @@ impl Auditor {
         let skew = Duration::seconds(i64::from(governance.policy.timing.clock_skew_max_seconds));
         if at - state.created_at > skew {
             return Err(format!(
-                "proposal {} was created at {}, more than {} s before it was recorded (A12)",
+                "proposal {} was created at {}, more than {} s before it was recorded (T2)",
                 state.recorded.terms.proposal_id,
                 state.recorded.terms.created_at,
                 skew.num_seconds()
@@ -881,7 +881,7 @@ fn check_of(refusal: &Refusal, default: &'static str) -> &'static str {
         } => "A11",
         Refusal::SigningTimeMalformed { .. }
         | Refusal::SignedAfterExpiry { .. }
-        | Refusal::SigningTimeOutsideLife { .. } => "A13",
+        | Refusal::SigningTimeOutsideLife { .. } => "T3",
         _ => default,
     }
 }

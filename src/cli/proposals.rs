@@ -827,7 +827,7 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
         request.signer_set_version,
         request.signer_set_hash
     );
-    // The signature records when it was made (check A13): refused at `attach` if that is after
+    // The signature records when it was made (check T3): refused at `attach` if that is after
     // the expiry, or off the proposal's life on the ledger's clock by more than the skew.
     let signed_at = Utc::now();
     if parse_timestamp(&request.expires_at).is_some_and(|expires_at| signed_at > expires_at) {

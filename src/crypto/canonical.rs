@@ -291,7 +291,7 @@ pub fn signed_message(
 
 /// The message of a co-signature made offline (`cosign` or `governance`): `signed_message`
 /// followed by `str(signed_at)`, the canonical time the signer's machine read when it signed,
-/// so that the ledger can refuse a signature made after its proposal's expiry (check A13).
+/// so that the ledger can refuse a signature made after its proposal's expiry (check T3).
 pub fn offline_signed_message(
     purpose: Purpose,
     ledger_id: &Uuid,

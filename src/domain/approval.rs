@@ -111,7 +111,7 @@ fn check_proposal_signature(
     }
 }
 
-/// Check A13: an offline co-signature's `signed_at` (the signer's clock when it signed) is a
+/// Check T3: an offline co-signature's `signed_at` (the signer's clock when it signed) is a
 /// canonical timestamp no later than the proposal's expiry, and within the policy's skew of
 /// the proposal's life as the ledger's clock saw it: not before its creation, not after `now`
 /// (the time its event records).
