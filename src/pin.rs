@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use crate::audit::auditor::{AuditFailure, Auditor};
 use crate::crypto::to_hex;
-use crate::domain::approval::ProposalState;
+use crate::domain::approval::{LayerBook, ProposalState};
+use crate::domain::chain::ChainHead;
 use crate::domain::envelope::StoredEvent;
 use crate::domain::events::LEDGER_STREAM;
 use crate::domain::projection::ProposalRow;
@@ -180,6 +181,31 @@ fn restrict_to_owner(dir: &Path) {
 }
 
 impl Verified {
+    /// The closed layers drawn on at the database's head (what a roll proposed there may
+    /// draw), as the auditor folded them: syncs to the head first, then reads the layers from
+    /// the auditor state saved with the pin, and the head they are at.
+    pub async fn layers(&mut self, store: &Store) -> Result<(ChainHead, LayerBook), PinError> {
+        self.sync(store).await?;
+        let saved = self
+            .state
+            .pinned_auditor(self.ledger_id)
+            .await
+            .map_err(PinError::State)?;
+        let Some((seq, hash, auditor)) = saved else {
+            return Err(PinError::State(StoreError::CorruptRow {
+                seq: 0,
+                reason: "the pin vanished after a sync".into(),
+            }));
+        };
+        let layers = Auditor::layers_in_snapshot(&auditor).map_err(|reason| {
+            PinError::State(StoreError::CorruptRow {
+                seq: seq as i64,
+                reason: format!("the saved auditor state does not read back: {reason}"),
+            })
+        })?;
+        Ok((ChainHead { seq, hash }, layers))
+    }
+
     /// Verifies what the database added since the pin and moves the pin, in one transaction of
     /// the state file (under its write lock, so concurrent syncs follow each other).
     async fn sync(&mut self, store: &Store) -> Result<(), PinError> {
@@ -190,6 +216,7 @@ impl Verified {
         // (T1): on PostgreSQL the server's, so a client whose own clock is off learns it from
         // its command's clock check, not as an invalid ledger.
         let chain_now = store.chain_now(ledger_id, chrono::Utc::now()).await?;
+        let clock_read = std::time::Instant::now();
         let head = (chain_now.head.seq, chain_now.head.hash);
         self.ledger_clock = chain_now.clock;
         let mut auditor = match &pin {
@@ -217,7 +244,11 @@ impl Verified {
         };
         let mut touched = BTreeSet::new();
         let pushed = self
-            .walk(store, &mut write, &mut auditor, &mut touched)
+            .walk(store, &mut write, &mut auditor, &mut touched, |auditor| {
+                // The ledger's clock as read, moved on by the time the walk has taken (T1).
+                let elapsed = chrono::Duration::from_std(clock_read.elapsed()).unwrap_or_default();
+                auditor.set_verifier_clock(chain_now.clock + elapsed);
+            })
             .await
             .map_err(|error| match error {
                 Ok(failure) => invalid(failure),
@@ -260,6 +291,7 @@ impl Verified {
         write: &mut StateWrite,
         auditor: &mut Auditor,
         touched: &mut BTreeSet<String>,
+        advance_clock: impl Fn(&mut Auditor),
     ) -> Result<u64, Result<AuditFailure, PinError>> {
         let ledger = self.ledger_id.to_string();
         let mut pushed = 0u64;
@@ -271,6 +303,7 @@ impl Verified {
                     Some(failure) => Ok(failure),
                     None => Err(PinError::Store(error)),
                 })?;
+            advance_clock(auditor);
             for event in &page {
                 auditor.push(event).map_err(Ok)?;
                 check_deferred_heads(write, auditor).await?;

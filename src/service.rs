@@ -21,7 +21,9 @@ use crate::domain::events::{
     Event, LedgerCreated, SignatureEnvelope, LEDGER_FORMAT, LEDGER_STREAM, SCHEMA_VERSION,
 };
 use crate::domain::governance::{seal_signature, ActiveSet, Governance, Refusal};
-use crate::sizing::{Policy, SizingReport};
+use crate::domain::layers::{LayerBook, LayerConflict};
+use crate::pin::{PinError, Verified};
+use crate::sizing::{Policy, Proposal, SizingReport};
 use crate::store::{ChainNow, ExpectedVersion, Landing, Store, StoreError};
 
 /// Attempts per command when another writer moved a stream first (each attempt re-reads).
@@ -33,6 +35,8 @@ pub enum ServiceError {
     Refused(#[from] Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Pin(#[from] PinError),
     #[error("{0}")]
     BadInput(String),
     #[error("{0}")]
@@ -288,20 +292,81 @@ impl Ledger {
     }
 
     /// Records a roll: evaluated under the policy in force on the ledger's clock, read just
-    /// before (its `created_at`), signed by the proposer. A `fail` verdict is recorded too,
-    /// with status `failed`. `local` is this machine's clock.
+    /// before (its `created_at`), with what the history draws on its closed layer, signed by
+    /// the proposer. A `fail` verdict is recorded too, with status `failed`. `local` is this
+    /// machine's clock. The draws are folded by the auditor from genesis; a client with a pin
+    /// uses `propose_roll_pinned`.
     pub async fn propose_roll(
         &self,
         body: String,
         key: &SecretKey,
         local: DateTime<Utc>,
     ) -> Result<(ProposalState, SizingReport), ServiceError> {
+        self.propose_roll_from(body, key, local, LayerSource::Genesis)
+            .await
+    }
+
+    /// `propose_roll` with the draws this client's pin verified (synced to the head first).
+    pub async fn propose_roll_pinned(
+        &self,
+        body: String,
+        key: &SecretKey,
+        local: DateTime<Utc>,
+        pin: &mut Verified,
+    ) -> Result<(ProposalState, SizingReport), ServiceError> {
+        self.propose_roll_from(body, key, local, LayerSource::Pinned(pin))
+            .await
+    }
+
+    async fn propose_roll_from(
+        &self,
+        body: String,
+        key: &SecretKey,
+        local: DateTime<Utc>,
+        mut source: LayerSource<'_>,
+    ) -> Result<(ProposalState, SizingReport), ServiceError> {
         let (chain_now, governance) = self.on_ledger_clock(local).await?;
         let now = chain_now.clock;
-        let (draft, report) = ProposalDraft::roll(&governance, uuid_v7_at(now), body, now)
+        let proposal = Proposal::from_toml_str(&body)
             .map_err(|error| ServiceError::BadInput(error.to_string()))?;
-        let state = self.record(&governance, &draft, key, chain_now).await?;
-        Ok((state, report))
+        let proposal_id = uuid_v7_at(now);
+        // The time the draft records (canonical, to the millisecond): the draws are those at it.
+        let created_at = parse_timestamp(&format_timestamp(now)).expect("canonical");
+        // Drafted again on every attempt: another event landing first may change the draws.
+        let (state, drafted) = self
+            .record(&governance, proposal_id, key, now, async || {
+                let (head, layers) = self.layers_at_head(&mut source).await?;
+                let draws = layers
+                    .draws_for(&proposal, &body, &governance, created_at)
+                    .map_err(layer_conflict)?;
+                let (draft, report) =
+                    ProposalDraft::roll(&governance, proposal_id, body.clone(), &draws, now)
+                        .map_err(|error| ServiceError::BadInput(error.to_string()))?;
+                Ok(Drafted {
+                    draft,
+                    report: Some(report),
+                    head,
+                    layers,
+                })
+            })
+            .await?;
+        Ok((
+            state,
+            drafted.report.expect("a roll is drafted with its report"),
+        ))
+    }
+
+    /// The closed layers drawn on at the head, and that head.
+    async fn layers_at_head(
+        &self,
+        source: &mut LayerSource<'_>,
+    ) -> Result<(ChainHead, LayerBook), ServiceError> {
+        match source {
+            LayerSource::Pinned(pin) => Ok(pin.layers(&self.store).await?),
+            LayerSource::Genesis => crate::audit::layers_live(&self.store, self.ledger_id)
+                .await
+                .map_err(|error| ServiceError::Corrupt(error.to_string())),
+        }
     }
 
     /// Records a governance motion (next signer set or next policy).
@@ -316,81 +381,95 @@ impl Ledger {
         // appended with (or the head's, if later).
         let now = chain_now.clock;
         let draft = make(&governance, now)?;
-        self.record(&governance, &draft, key, chain_now).await
+        let (state, _) = self
+            .record(&governance, draft.proposal_id(), key, now, async || {
+                Ok(Drafted {
+                    draft: draft.clone(),
+                    report: None,
+                    head: self.head().await?,
+                    // A motion draws on no layer.
+                    layers: LayerBook::default(),
+                })
+            })
+            .await?;
+        Ok(state)
     }
 
+    /// Drafts (on every attempt), signs on the head the draft was made at, and appends the
+    /// recording right after that head; the state recorded and the draft it was made from.
     async fn record(
         &self,
         governance: &Governance,
-        draft: &ProposalDraft,
+        proposal_id: Uuid,
         key: &SecretKey,
-        chain_now: ChainNow,
-    ) -> Result<ProposalState, ServiceError> {
-        let now = chain_now.clock;
-        // Bound to the governance read above: a concurrent adoption makes this a conflict.
-        let expected = vec![
-            (
-                LEDGER_STREAM.to_string(),
-                ExpectedVersion::Exact(governance.stream_version),
-            ),
-            (draft.terms.proposal_id.clone(), ExpectedVersion::NoStream),
-        ];
-        let skew_seconds = governance.policy.timing.clock_skew_max_seconds;
-        let (deadline, bound) = recording_deadline(draft, now, skew_seconds);
-        let proposal_id = draft.proposal_id();
-        // The proposer signs the head the recording follows; when another event lands first,
-        // it signs again on the new head. The first attempt signs on the head read with the
-        // clock; a retry reads it again.
-        let first_head = std::cell::Cell::new(Some(chain_now.head));
+        now: DateTime<Utc>,
+        mut drafted: impl AsyncFnMut() -> Result<Drafted, ServiceError>,
+    ) -> Result<(ProposalState, Drafted), ServiceError> {
         let written = retry_on_conflict(proposal_id, async || {
-            let head = match first_head.take() {
-                Some(head) => head,
-                None => self.head().await?,
-            };
-            let signature = seal_signature(key, draft.message(&head));
+            let drafted = drafted().await?;
+            let draft = &drafted.draft;
+            // Bound to the governance read above: a concurrent adoption makes this a conflict.
+            let expected = vec![
+                (
+                    LEDGER_STREAM.to_string(),
+                    ExpectedVersion::Exact(governance.stream_version),
+                ),
+                (draft.terms.proposal_id.clone(), ExpectedVersion::NoStream),
+            ];
+            let skew_seconds = governance.policy.timing.clock_skew_max_seconds;
+            let (deadline, bound) = recording_deadline(draft, now, skew_seconds);
+            // The proposer signs the head the draft was made at; when another event lands
+            // first, the append is refused and the next attempt drafts again on the new head.
+            let signature = seal_signature(key, draft.message(&drafted.head));
             let actor = signature.key_id.clone();
-            let event = decide_propose(governance, draft, signature, &mut AtHead::new(head))?;
+            let event = decide_propose(
+                governance,
+                draft,
+                signature,
+                &mut AtHead::new(drafted.head),
+                &drafted.layers,
+            )?;
             let landing = Landing {
                 deadline: Some(deadline),
-                after_head: Some(head),
+                after_head: Some(drafted.head),
             };
-            self.append(
-                expected.clone(),
-                std::slice::from_ref(&event),
-                &actor,
-                now,
-                landing,
-            )
-            .await
-            .map_err(|error| match error {
-                // Another adoption since the governance was read: not retried, refused.
-                ServiceError::Store(StoreError::Conflict { .. }) => {
-                    ServiceError::Refused(Refusal::GovernanceChanged)
-                }
-                other => other,
-            })
+            let written = self
+                .append(expected, std::slice::from_ref(&event), &actor, now, landing)
+                .await
+                .map_err(|error| match error {
+                    // Another adoption since the governance was read: not retried, refused.
+                    ServiceError::Store(StoreError::Conflict { .. }) => {
+                        ServiceError::Refused(Refusal::GovernanceChanged)
+                    }
+                    ServiceError::Store(StoreError::DeadlinePassed {
+                        recorded_at,
+                        deadline,
+                    }) => match bound {
+                        RecordingBound::IdWindow => {
+                            ServiceError::Refused(Refusal::ChainClockAhead {
+                                ledger_time: recorded_at,
+                                local_time: format_timestamp(now),
+                                window_seconds: ID_TIME_WINDOW_SECONDS,
+                            })
+                        }
+                        RecordingBound::Skew => ServiceError::Refused(Refusal::ClockBehindChain {
+                            local_time: format_timestamp(now),
+                            head_time: recorded_at,
+                            max_seconds: skew_seconds,
+                        }),
+                        RecordingBound::Expiry => {
+                            ServiceError::Refused(Refusal::ExpiredBeforeRecorded { deadline })
+                        }
+                    },
+                    other => expired_before_recorded(other),
+                })?;
+            Ok((written, drafted))
         })
-        .await
-        .map_err(|error| match (error, bound) {
-            (
-                ServiceError::Store(StoreError::DeadlinePassed { recorded_at, .. }),
-                RecordingBound::IdWindow,
-            ) => ServiceError::Refused(Refusal::ChainClockAhead {
-                ledger_time: recorded_at,
-                local_time: format_timestamp(now),
-                window_seconds: ID_TIME_WINDOW_SECONDS,
-            }),
-            (
-                ServiceError::Store(StoreError::DeadlinePassed { recorded_at, .. }),
-                RecordingBound::Skew,
-            ) => ServiceError::Refused(Refusal::ClockBehindChain {
-                local_time: format_timestamp(now),
-                head_time: recorded_at,
-                max_seconds: skew_seconds,
-            }),
-            (other, _) => expired_before_recorded(other),
-        })?;
-        ProposalState::from_stream(&written).map_err(|r| ServiceError::Corrupt(r.to_string()))
+        .await?;
+        let (written, drafted) = written;
+        let state = ProposalState::from_stream(&written)
+            .map_err(|r| ServiceError::Corrupt(r.to_string()))?;
+        Ok((state, drafted))
     }
 
     /// Co-signs with a key held here.
@@ -548,6 +627,32 @@ impl Ledger {
             Ok(())
         })
         .await
+    }
+}
+
+/// Where a proposer learns what the history draws on each closed layer.
+enum LayerSource<'a> {
+    /// This client's pin, synced to the head: the layers its auditor folded.
+    Pinned(&'a mut Verified),
+    /// No pin: the auditor folds the ledger from genesis.
+    Genesis,
+}
+
+/// A proposal drafted for one attempt: the draft, a roll's report, and the head and layers it
+/// was made at.
+struct Drafted {
+    draft: ProposalDraft,
+    report: Option<SizingReport>,
+    head: ChainHead,
+    layers: LayerBook,
+}
+
+/// A roll that may not draw on the layer it names: conflicting numbers or a missing id are
+/// input errors (the file must change); a body equal to a pending proposal is refused.
+fn layer_conflict(conflict: LayerConflict) -> ServiceError {
+    match conflict {
+        LayerConflict::SameAsPending { .. } => ServiceError::Refused(Refusal::Layer(conflict)),
+        other => ServiceError::BadInput(other.to_string()),
     }
 }
 

@@ -80,6 +80,7 @@ fn roll_body(now: DateTime<Utc>) -> String {
     let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
     proposal.shift_times(now - Duration::minutes(10) - as_of);
     proposal.set_contracts_requested(9);
+    common::own_layer(&mut proposal);
     proposal.to_toml_string()
 }
 
@@ -155,6 +156,7 @@ impl Verifier {
     /// Checks every event appended since the last call, and that they end at the head.
     async fn catch_up(&mut self, ledger: &Ledger, round: usize) {
         let auditor = &mut self.auditor;
+        auditor.set_verifier_clock(Utc::now());
         let walked = ledger
             .store
             .for_each_event(ledger.ledger_id, self.verified_seq + 1, |event| {

@@ -15,7 +15,7 @@ use crate::crypto::merkle::MerkleBuilder;
 use crate::crypto::to_hex;
 use crate::domain::approval::{
     check_recorded_parsed, decide_reject_trusting, decide_sign_trusting, decide_withdraw_trusting,
-    ParsedRoll, ProposalState, Status,
+    DrawsFrom, LayerBook, ParsedRoll, ProposalState, Status,
 };
 use crate::domain::chain::ChainHead;
 use crate::domain::envelope::{
@@ -142,6 +142,9 @@ pub struct Auditor {
     genesis_hash: Option<[u8; 32]>,
     /// Event ids that a later event could still carry (check C8).
     recent_event_ids: RecentIds,
+    /// The closed layers drawn on (check A12): every layer's numbers, the committed rolls on
+    /// it and the open ones that may still draw.
+    layers: LayerBook,
     /// Ids of proposals that a later recording could still carry (check A9); older ones that
     /// are still open are in `open`.
     recent_proposal_ids: RecentIds,
@@ -153,8 +156,9 @@ pub struct Auditor {
     /// event whose signature binds each: the caller checks them (`take_deferred_heads`).
     #[serde(skip)]
     deferred_heads: Vec<(u64, ChainHead)>,
-    /// The clock this run verifies on, given for each run (never saved): the verifying
-    /// machine's for `verify`, the ledger's for a client's sync. An event recorded more than
+    /// The clock this run verifies on, given for each run and moved on by a live walk
+    /// (`set_verifier_clock`; never saved): the verifying machine's for `verify`, the ledger's
+    /// for a client's sync. An event recorded more than
     /// the policy's skew after it is refused (check T1).
     #[serde(skip)]
     verifier_clock: DateTime<Utc>,
@@ -245,10 +249,17 @@ impl Auditor {
             ledger_id: None,
             genesis_hash: None,
             recent_event_ids: RecentIds::default(),
+            layers: LayerBook::default(),
             recent_proposal_ids: RecentIds::default(),
             recent_hashes: RecentHashes::default(),
             deferred_heads: Vec::new(),
         }
+    }
+
+    /// Moves the clock this run verifies on (check T1) forward: a walk of a live ledger meets
+    /// events written after it started, and a long one must not refuse them for that.
+    pub fn set_verifier_clock(&mut self, verifier_clock: DateTime<Utc>) {
+        self.verifier_clock = verifier_clock;
     }
 
     /// The heads bound by the signatures pushed since the last call that lie at or before the
@@ -278,6 +289,30 @@ impl Auditor {
     /// (`open_proposal`); `restore` resumes from both.
     pub fn snapshot(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("the auditor's state is plain data and serializes")
+    }
+
+    /// The closed layers drawn on (check A12) as the events so far leave them.
+    pub fn layers(&self) -> &LayerBook {
+        &self.layers
+    }
+
+    /// The head the auditor has reached: the last event's seq and hash.
+    pub fn head(&self) -> ChainHead {
+        ChainHead {
+            seq: self.events(),
+            hash: self.head_hash(),
+        }
+    }
+
+    /// The closed layers of a saved `snapshot`, without restoring the rest.
+    pub fn layers_in_snapshot(snapshot: &[u8]) -> Result<LayerBook, String> {
+        #[derive(Deserialize)]
+        struct Layers {
+            layers: LayerBook,
+        }
+        serde_json::from_slice::<Layers>(snapshot)
+            .map(|saved| saved.layers)
+            .map_err(|error| error.to_string())
     }
 
     /// The state of the open proposal `id` as bytes (JSON); `None` when it is not open.
@@ -697,7 +732,15 @@ impl Auditor {
             return Err("the actor is not the proposer who signed (C13)".into());
         }
         let mut chain = self.chain_at(event);
-        check_recorded_parsed(governance, &recorded, &mut chain, roll, verified).map_err(|r| {
+        let rolled = check_recorded_parsed(
+            governance,
+            &recorded,
+            &mut chain,
+            DrawsFrom::Book(&self.layers),
+            roll,
+            verified,
+        )
+        .map_err(|r| {
             format!(
                 "proposal {}: {r} ({})",
                 recorded.terms.proposal_id,
@@ -725,6 +768,9 @@ impl Auditor {
                 state.recorded.terms.created_at,
                 skew.num_seconds()
             ));
+        }
+        if let Some(proposal) = &rolled {
+            self.layers.record(&state, proposal, governance, at);
         }
         if state.status == Status::Failed {
             *self.closed.entry("failed".into()).or_default() += 1;
@@ -793,6 +839,11 @@ impl Auditor {
         if let Some(state) = self.open.get_mut(&id) {
             state.evolve(payload, event);
             if state.status != Status::Pending {
+                if state.status == Status::Committed {
+                    self.layers.committed(&id);
+                } else {
+                    self.layers.closed(&id);
+                }
                 *self.closed.entry(state.status.as_str().into()).or_default() += 1;
                 self.recent_hashes.closed(state.first_seq);
                 self.open.remove(&id);
@@ -808,10 +859,12 @@ impl Auditor {
         let cutoff = at - Duration::hours(EXPIRED_EVICTION_GRACE_HOURS);
         let before = self.open.len();
         let recent_hashes = &mut self.recent_hashes;
-        self.open.retain(|_, state| {
+        let layers = &mut self.layers;
+        self.open.retain(|id, state| {
             let keep = state.expires_at >= cutoff;
             if !keep {
                 recent_hashes.closed(state.first_seq);
+                layers.closed(id);
             }
             keep
         });
@@ -882,6 +935,7 @@ fn check_of(refusal: &Refusal, default: &'static str) -> &'static str {
         Refusal::SigningTimeMalformed { .. }
         | Refusal::SignedAfterExpiry { .. }
         | Refusal::SigningTimeOutsideLife { .. } => "T3",
+        Refusal::Layer(_) => "A12",
         _ => default,
     }
 }

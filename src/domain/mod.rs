@@ -7,6 +7,7 @@ pub mod clock;
 pub mod envelope;
 pub mod events;
 pub mod governance;
+pub mod layers;
 pub mod projection;
 pub mod proposal;
 pub mod refusal;
