@@ -441,27 +441,7 @@ impl Ledger {
                     ServiceError::Store(StoreError::Conflict { .. }) => {
                         ServiceError::Refused(Refusal::GovernanceChanged)
                     }
-                    ServiceError::Store(StoreError::DeadlinePassed {
-                        recorded_at,
-                        deadline,
-                    }) => match bound {
-                        RecordingBound::IdWindow => {
-                            ServiceError::Refused(Refusal::ChainClockAhead {
-                                ledger_time: recorded_at,
-                                local_time: format_timestamp(now),
-                                window_seconds: ID_TIME_WINDOW_SECONDS,
-                            })
-                        }
-                        RecordingBound::Skew => ServiceError::Refused(Refusal::ClockBehindChain {
-                            local_time: format_timestamp(now),
-                            head_time: recorded_at,
-                            max_seconds: skew_seconds,
-                        }),
-                        RecordingBound::Expiry => {
-                            ServiceError::Refused(Refusal::ExpiredBeforeRecorded { deadline })
-                        }
-                    },
-                    other => expired_before_recorded(other),
+                    other => recording_refused(other, bound, now, skew_seconds),
                 })?;
             Ok((written, drafted))
         })
@@ -691,6 +671,33 @@ fn recording_deadline(
     .flatten()
     .min_by_key(|(at, _)| *at)
     .expect("the skew's deadline is always there")
+}
+
+/// A recording's append refused past its deadline, as the refusal of the rule that set it
+/// (`recording_deadline`; `created_at` is the ledger's clock it was drafted on).
+fn recording_refused(
+    error: ServiceError,
+    bound: RecordingBound,
+    created_at: DateTime<Utc>,
+    skew_seconds: u32,
+) -> ServiceError {
+    let ServiceError::Store(StoreError::DeadlinePassed { recorded_at, .. }) = &error else {
+        return error;
+    };
+    let recorded_at = recorded_at.clone();
+    match bound {
+        RecordingBound::IdWindow => ServiceError::Refused(Refusal::ChainClockAhead {
+            ledger_time: recorded_at,
+            local_time: format_timestamp(created_at),
+            window_seconds: ID_TIME_WINDOW_SECONDS,
+        }),
+        RecordingBound::Skew => ServiceError::Refused(Refusal::ClockBehindChain {
+            local_time: format_timestamp(created_at),
+            head_time: recorded_at,
+            max_seconds: skew_seconds,
+        }),
+        RecordingBound::Expiry => expired_before_recorded(error),
+    }
 }
 
 /// A decision appended with the proposal's expiry as its deadline: the chain time passing it is
