@@ -228,9 +228,10 @@ impl Store {
     }
 
     /// Appends `events` atomically after checking each stream's expected version. Writers of one
-    /// ledger are serialized on its head; `now` is clamped so time never goes backwards along the
-    /// chain (signers on several machines have several clocks). `create` must be true exactly
-    /// for the first append of a ledger.
+    /// ledger are serialized on its head. `now` is a reading of the ledger's clock (`clock`,
+    /// `chain_now`; the service never passes a client's), clamped onto the head's time so time
+    /// never goes backwards along the chain. `create` must be true exactly for the first append
+    /// of a ledger.
     // Its parameters are `append_before`'s, as are each backend's `append` and `append_locked`:
     // one append's arguments passed on, not logic written twice (duplicates lists them).
     pub async fn append(
