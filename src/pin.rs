@@ -116,6 +116,9 @@ pub struct Verified {
     pub head_hash: [u8; 32],
     /// Events this command verified (0 when the pin was already at the head).
     pub verified_now: u64,
+    /// The ledger's clock, read with the head this sync verified to (`Store::chain_now`): the
+    /// time views judge expiry on.
+    pub ledger_clock: chrono::DateTime<chrono::Utc>,
     state: StateFile,
 }
 
@@ -136,6 +139,7 @@ pub async fn sync(store: &Store, ledger_id: Uuid, dir: &Path) -> Result<Verified
         seq: 0,
         head_hash: [0; 32],
         verified_now: 0,
+        ledger_clock: chrono::Utc::now(),
         state,
     };
     verified.sync(store).await?;
@@ -210,10 +214,13 @@ impl Verified {
         let ledger_id = self.ledger_id;
         let mut write = self.state.begin().await.map_err(PinError::State)?;
         let pin = write.pin(ledger_id).await.map_err(PinError::State)?;
-        let head = store
-            .head(ledger_id)
-            .await?
-            .ok_or(StoreError::NoSuchLedger(ledger_id))?;
+        // The ledger's clock, read with the head, is the one new events are checked against
+        // (T1): on PostgreSQL the server's, so a client whose own clock is off learns it from
+        // its command's clock check, not as an invalid ledger.
+        let chain_now = store.chain_now(ledger_id, chrono::Utc::now()).await?;
+        let clock_read = std::time::Instant::now();
+        let head = (chain_now.head.seq, chain_now.head.hash);
+        self.ledger_clock = chain_now.clock;
         let mut auditor = match &pin {
             Some(pin) => {
                 self.check_extends(store, &mut write, pin, head).await?;
@@ -223,14 +230,14 @@ impl Verified {
                     return Ok(());
                 }
                 let (saved, open) = write.auditor(ledger_id).await.map_err(PinError::State)?;
-                Auditor::restore(&saved, open).map_err(|reason| {
+                Auditor::restore(&saved, open, chain_now.clock).map_err(|reason| {
                     PinError::State(StoreError::CorruptRow {
                         seq: pin.seq as i64,
                         reason: format!("the saved auditor state does not read back: {reason}"),
                     })
                 })?
             }
-            None => Auditor::new(),
+            None => Auditor::new(chain_now.clock),
         };
         let invalid = |failure: AuditFailure| PinError::Invalid {
             ledger_id,
@@ -239,7 +246,11 @@ impl Verified {
         };
         let mut touched = BTreeSet::new();
         let pushed = self
-            .walk(store, &mut write, &mut auditor, &mut touched)
+            .walk(store, &mut write, &mut auditor, &mut touched, |auditor| {
+                // The ledger's clock as read, moved on by the time the walk has taken (T1).
+                let elapsed = chrono::Duration::from_std(clock_read.elapsed()).unwrap_or_default();
+                auditor.set_verifier_clock(chain_now.clock + elapsed);
+            })
             .await
             .map_err(|error| match error {
                 Ok(failure) => invalid(failure),
@@ -282,6 +293,7 @@ impl Verified {
         write: &mut StateWrite,
         auditor: &mut Auditor,
         touched: &mut BTreeSet<String>,
+        advance_clock: impl Fn(&mut Auditor),
     ) -> Result<u64, Result<AuditFailure, PinError>> {
         let ledger = self.ledger_id.to_string();
         let mut pushed = 0u64;
@@ -293,6 +305,7 @@ impl Verified {
                     Some(failure) => Ok(failure),
                     None => Err(PinError::Store(error)),
                 })?;
+            advance_clock(auditor);
             for event in &page {
                 load_layers(write, auditor, event)
                     .await

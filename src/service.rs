@@ -12,6 +12,7 @@ use crate::domain::approval::{
     ProposalDraft, ProposalState, SignOutcome, Status,
 };
 use crate::domain::chain::AtHead;
+use crate::domain::clock::check_clocks;
 use crate::domain::envelope::{
     format_timestamp, parse_timestamp, uuid_v7_at, uuid_v7_time, NewEvent, StoredEvent,
     ID_TIME_WINDOW_SECONDS,
@@ -23,7 +24,7 @@ use crate::domain::governance::{seal_signature, ActiveSet, Governance, Refusal};
 use crate::domain::layers::{LayerBook, LayerConflict};
 use crate::pin::{PinError, Verified};
 use crate::sizing::{Policy, Proposal, SizingReport};
-use crate::store::{ExpectedVersion, Landing, Store, StoreError};
+use crate::store::{ChainNow, ExpectedVersion, Landing, Store, StoreError};
 
 /// Attempts per command when another writer moved a stream first (each attempt re-reads).
 pub const CONFLICT_RETRIES: usize = 16;
@@ -62,7 +63,7 @@ pub async fn init(
     set: &ActiveSet,
     policy: &Policy,
     creator: &SecretKey,
-    now: DateTime<Utc>,
+    local: DateTime<Utc>,
 ) -> Result<(Uuid, Governance), ServiceError> {
     if let Some(existing) = store.ledger_ids().await?.first() {
         return Err(Refusal::LedgerExists {
@@ -70,6 +71,8 @@ pub async fn init(
         }
         .into());
     }
+    let now = store.clock(local).await?;
+    check_clocks(local, now, None, policy.timing.clock_skew_max_seconds)?;
     let ledger_id = Uuid::now_v7();
     let set_json = set.to_json();
     let policy_json = policy.canonical_json();
@@ -246,10 +249,32 @@ impl Ledger {
         Ok(ChainHead { seq, hash })
     }
 
+    /// The ledger's head and clock for a command whose own clock reads `local`, with the
+    /// governance in force: refused, before anything is signed, when the two clocks disagree
+    /// by more than the policy's `timing.clock_skew_max_seconds` (`check_clocks`). The
+    /// command then decides (expiry, staleness, `created_at`) and appends on the ledger's clock.
+    async fn on_ledger_clock(
+        &self,
+        local: DateTime<Utc>,
+    ) -> Result<(ChainNow, Governance), ServiceError> {
+        let chain_now = self.store.chain_now(self.ledger_id, local).await?;
+        let governance = self.governance().await?;
+        check_clocks(
+            local,
+            chain_now.clock,
+            Some(chain_now.head_time),
+            governance.policy.timing.clock_skew_max_seconds,
+        )?;
+        Ok((chain_now, governance))
+    }
+
     /// The chain as a decision sees it: the head, and the earlier point an offline signature
     /// binds (`bound`, when it lies before the head), read from the store.
-    async fn chain_for(&self, bound: Option<ChainHead>) -> Result<AtHead, ServiceError> {
-        let head = self.head().await?;
+    async fn chain_for(
+        &self,
+        head: ChainHead,
+        bound: Option<ChainHead>,
+    ) -> Result<AtHead, ServiceError> {
         let earlier = match bound.filter(|bound| bound.seq >= 1 && bound.seq < head.seq) {
             Some(bound) => self
                 .store
@@ -266,17 +291,18 @@ impl Ledger {
         Ok(AtHead { head, earlier })
     }
 
-    /// Records a roll: evaluated under the policy in force at `now` with what the history
-    /// draws on its closed layer, signed by the proposer. A `fail` verdict is recorded too, with
-    /// status `failed`. The draws are folded by the auditor from genesis; a client with a pin
+    /// Records a roll: evaluated under the policy in force on the ledger's clock, read just
+    /// before (its `created_at`), with what the history draws on its closed layer, signed by
+    /// the proposer. A `fail` verdict is recorded too, with status `failed`. `local` is this
+    /// machine's clock. The draws are folded by the auditor from genesis; a client with a pin
     /// uses `propose_roll_pinned`.
     pub async fn propose_roll(
         &self,
         body: String,
         key: &SecretKey,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
     ) -> Result<(ProposalState, SizingReport), ServiceError> {
-        self.propose_roll_from(body, key, now, LayerSource::Genesis)
+        self.propose_roll_from(body, key, local, LayerSource::Genesis)
             .await
     }
 
@@ -285,10 +311,10 @@ impl Ledger {
         &self,
         body: String,
         key: &SecretKey,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
         pin: &mut Verified,
     ) -> Result<(ProposalState, SizingReport), ServiceError> {
-        self.propose_roll_from(body, key, now, LayerSource::Pinned(pin))
+        self.propose_roll_from(body, key, local, LayerSource::Pinned(pin))
             .await
     }
 
@@ -296,10 +322,11 @@ impl Ledger {
         &self,
         body: String,
         key: &SecretKey,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
         mut source: LayerSource<'_>,
     ) -> Result<(ProposalState, SizingReport), ServiceError> {
-        let governance = self.governance().await?;
+        let (chain_now, governance) = self.on_ledger_clock(local).await?;
+        let now = chain_now.clock;
         let proposal = Proposal::from_toml_str(&body)
             .map_err(|error| ServiceError::BadInput(error.to_string()))?;
         let proposal_id = uuid_v7_at(now);
@@ -348,10 +375,12 @@ impl Ledger {
         &self,
         make: impl Fn(&Governance, DateTime<Utc>) -> Result<ProposalDraft, ServiceError>,
         key: &SecretKey,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
     ) -> Result<ProposalState, ServiceError> {
-        let governance = self.governance().await?;
-        // One clock reading per command: the draft's created_at is the time it is appended with.
+        let (chain_now, governance) = self.on_ledger_clock(local).await?;
+        // One ledger clock reading per command: the draft's created_at is the time it is
+        // appended with (or the head's, if later).
+        let now = chain_now.clock;
         let draft = make(&governance, now)?;
         let (state, _) = self
             .record(&governance, draft.proposal_id(), key, now, async || {
@@ -377,54 +406,47 @@ impl Ledger {
         now: DateTime<Utc>,
         mut drafted: impl AsyncFnMut() -> Result<Drafted, ServiceError>,
     ) -> Result<(ProposalState, Drafted), ServiceError> {
-        let written =
-            retry_on_conflict(proposal_id, async || {
-                let drafted = drafted().await?;
-                let draft = &drafted.draft;
-                // Bound to the governance read above: a concurrent adoption makes this a conflict.
-                let expected = vec![
-                    (
-                        LEDGER_STREAM.to_string(),
-                        ExpectedVersion::Exact(governance.stream_version),
-                    ),
-                    (draft.terms.proposal_id.clone(), ExpectedVersion::NoStream),
-                ];
-                let (deadline, id_binds) = recording_deadline(draft);
-                // The proposer signs the head the draft was made at; when another event lands
-                // first, the append is refused and the next attempt drafts again on the new head.
-                let signature = seal_signature(key, draft.message(&drafted.head));
-                let actor = signature.key_id.clone();
-                let event = decide_propose(
-                    governance,
-                    draft,
-                    signature,
-                    &mut AtHead::new(drafted.head),
-                    &drafted.layers,
-                )?;
-                let landing = Landing {
-                    deadline,
-                    after_head: Some(drafted.head),
-                };
-                let written =
-                    self.append(expected, std::slice::from_ref(&event), &actor, now, landing)
-                        .await
-                        .map_err(|error| match error {
-                            // Another adoption since the governance was read: not retried, refused.
-                            ServiceError::Store(StoreError::Conflict { .. }) => {
-                                ServiceError::Refused(Refusal::GovernanceChanged)
-                            }
-                            ServiceError::Store(StoreError::DeadlinePassed {
-                                recorded_at, ..
-                            }) if id_binds => ServiceError::Refused(Refusal::ChainClockAhead {
-                                ledger_time: recorded_at,
-                                local_time: format_timestamp(now),
-                                window_seconds: ID_TIME_WINDOW_SECONDS,
-                            }),
-                            other => expired_before_recorded(other),
-                        })?;
-                Ok((written, drafted))
-            })
-            .await?;
+        let written = retry_on_conflict(proposal_id, async || {
+            let drafted = drafted().await?;
+            let draft = &drafted.draft;
+            // Bound to the governance read above: a concurrent adoption makes this a conflict.
+            let expected = vec![
+                (
+                    LEDGER_STREAM.to_string(),
+                    ExpectedVersion::Exact(governance.stream_version),
+                ),
+                (draft.terms.proposal_id.clone(), ExpectedVersion::NoStream),
+            ];
+            let skew_seconds = governance.policy.timing.clock_skew_max_seconds;
+            let (deadline, bound) = recording_deadline(draft, now, skew_seconds);
+            // The proposer signs the head the draft was made at; when another event lands
+            // first, the append is refused and the next attempt drafts again on the new head.
+            let signature = seal_signature(key, draft.message(&drafted.head));
+            let actor = signature.key_id.clone();
+            let event = decide_propose(
+                governance,
+                draft,
+                signature,
+                &mut AtHead::new(drafted.head),
+                &drafted.layers,
+            )?;
+            let landing = Landing {
+                deadline: Some(deadline),
+                after_head: Some(drafted.head),
+            };
+            let written = self
+                .append(expected, std::slice::from_ref(&event), &actor, now, landing)
+                .await
+                .map_err(|error| match error {
+                    // Another adoption since the governance was read: not retried, refused.
+                    ServiceError::Store(StoreError::Conflict { .. }) => {
+                        ServiceError::Refused(Refusal::GovernanceChanged)
+                    }
+                    other => recording_refused(other, bound, now, skew_seconds),
+                })?;
+            Ok((written, drafted))
+        })
+        .await?;
         let (written, drafted) = written;
         let state = ProposalState::from_stream(&written)
             .map_err(|r| ServiceError::Corrupt(r.to_string()))?;
@@ -436,9 +458,9 @@ impl Ledger {
         &self,
         proposal_id: Uuid,
         key: &SecretKey,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
     ) -> Result<SignOutcome, ServiceError> {
-        self.cosign_with(proposal_id, now, None, |state, head| {
+        self.cosign_with(proposal_id, local, None, |state, head| {
             seal_signature(
                 key,
                 message_for(
@@ -460,10 +482,10 @@ impl Ledger {
         &self,
         proposal_id: Uuid,
         signature: SignatureEnvelope,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
     ) -> Result<SignOutcome, ServiceError> {
         let bound = bound_head_of(&signature);
-        self.cosign_with(proposal_id, now, bound, |_, _| signature.clone())
+        self.cosign_with(proposal_id, local, bound, |_, _| signature.clone())
             .await
     }
 
@@ -473,13 +495,14 @@ impl Ledger {
     async fn cosign_with(
         &self,
         proposal_id: Uuid,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
         offline_head: Option<ChainHead>,
         make_signature: impl Fn(&ProposalState, &ChainHead) -> SignatureEnvelope,
     ) -> Result<SignOutcome, ServiceError> {
         retry_on_conflict(proposal_id, async || {
-            let mut chain = self.chain_for(offline_head).await?;
-            let governance = self.governance().await?;
+            let (chain_now, governance) = self.on_ledger_clock(local).await?;
+            let now = chain_now.clock;
+            let mut chain = self.chain_for(chain_now.head, offline_head).await?;
             let state = self
                 .proposal_for_decision(&governance, proposal_id, now)
                 .await?;
@@ -509,13 +532,13 @@ impl Ledger {
         proposal_id: Uuid,
         key: &SecretKey,
         reason: &str,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
         self.close_with(
             proposal_id,
             key,
-            now,
-            |governance, state, signature, chain| {
+            local,
+            |governance, state, signature, now, chain| {
                 decide_reject(governance, state, signature, reason, now, chain)
             },
             Purpose::Veto,
@@ -528,13 +551,13 @@ impl Ledger {
         &self,
         proposal_id: Uuid,
         key: &SecretKey,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
         self.close_with(
             proposal_id,
             key,
-            now,
-            |governance, state, signature, chain| {
+            local,
+            |governance, state, signature, now, chain| {
                 decide_withdraw(governance, state, signature, now, chain)
             },
             Purpose::Withdraw,
@@ -547,26 +570,28 @@ impl Ledger {
         &self,
         proposal_id: Uuid,
         key: &SecretKey,
-        now: DateTime<Utc>,
+        local: DateTime<Utc>,
         decide: impl Fn(
             &Governance,
             &ProposalState,
             SignatureEnvelope,
+            DateTime<Utc>,
             &mut AtHead,
         ) -> Result<Event, Refusal>,
         purpose: Purpose,
         reason: Option<&str>,
     ) -> Result<(), ServiceError> {
         retry_on_conflict(proposal_id, async || {
-            let mut chain = self.chain_for(None).await?;
-            let governance = self.governance().await?;
+            let (chain_now, governance) = self.on_ledger_clock(local).await?;
+            let now = chain_now.clock;
+            let mut chain = self.chain_for(chain_now.head, None).await?;
             let state = self
                 .proposal_for_decision(&governance, proposal_id, now)
                 .await?;
             let message = message_for(self.ledger_id, &state, purpose, &chain.head, reason);
             let signature = seal_signature(key, message);
             let actor = signature.key_id.clone();
-            let event = decide(&governance, &state, signature, &mut chain)?;
+            let event = decide(&governance, &state, signature, now, &mut chain)?;
             let landing = Landing {
                 deadline: Some(state.expires_at),
                 after_head: Some(chain.head),
@@ -612,24 +637,68 @@ fn layer_conflict(conflict: LayerConflict) -> ServiceError {
     }
 }
 
-/// The deadline of a recording's append, and whether it is the id's (rather than expiry's).
-///
-/// The chain time the store assigns is the later of `now` and the head's, which another
-/// writer's clock may have moved ahead. Two rules bound it: a recording after its own expiry is
-/// invalid (A2), and so is one more than W after the time its proposal id carries (A9).
-/// Whichever comes first is the append's deadline, so that an honest proposer with a slower
-/// clock is refused here instead of writing an invalid event.
-fn recording_deadline(draft: &ProposalDraft) -> (Option<DateTime<Utc>>, bool) {
-    let expires_at = parse_timestamp(&draft.terms.expires_at);
+/// Which rule bounds a recording's chain time first (`recording_deadline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecordingBound {
+    /// A2: not after its own expiry.
+    Expiry,
+    /// A9: not more than W after the time its proposal id carries.
+    IdWindow,
+    /// T2: not more than the skew after its `created_at`.
+    Skew,
+}
+
+/// The latest chain time a recording of `draft` (created at `created_at`) may get, and the
+/// rule that sets it. The store records the later of the ledger's clock and the head's time,
+/// which a writer with a fast clock may have moved ahead (on SQLite, or in a ledger written
+/// before one clock per ledger); past any of these bounds the recording would be invalid, so
+/// the append is refused instead of writing it.
+fn recording_deadline(
+    draft: &ProposalDraft,
+    created_at: DateTime<Utc>,
+    skew_seconds: u32,
+) -> (DateTime<Utc>, RecordingBound) {
     let id_deadline = Uuid::parse_str(&draft.terms.proposal_id)
         .ok()
         .and_then(|id| uuid_v7_time(&id))
         .map(|time| time + chrono::Duration::seconds(ID_TIME_WINDOW_SECONDS));
-    let id_binds = match (id_deadline, expires_at) {
-        (Some(id), Some(expiry)) => id < expiry,
-        (id, _) => id.is_some(),
+    let skew_deadline = created_at + chrono::Duration::seconds(i64::from(skew_seconds));
+    [
+        parse_timestamp(&draft.terms.expires_at).map(|at| (at, RecordingBound::Expiry)),
+        id_deadline.map(|at| (at, RecordingBound::IdWindow)),
+        Some((skew_deadline, RecordingBound::Skew)),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by_key(|(at, _)| *at)
+    .expect("the skew's deadline is always there")
+}
+
+/// A recording's append refused past its deadline, as the refusal of the rule that set it
+/// (`recording_deadline`; `created_at` is the ledger's clock it was drafted on).
+fn recording_refused(
+    error: ServiceError,
+    bound: RecordingBound,
+    created_at: DateTime<Utc>,
+    skew_seconds: u32,
+) -> ServiceError {
+    let ServiceError::Store(StoreError::DeadlinePassed { recorded_at, .. }) = &error else {
+        return error;
     };
-    (if id_binds { id_deadline } else { expires_at }, id_binds)
+    let recorded_at = recorded_at.clone();
+    match bound {
+        RecordingBound::IdWindow => ServiceError::Refused(Refusal::ChainClockAhead {
+            ledger_time: recorded_at,
+            local_time: format_timestamp(created_at),
+            window_seconds: ID_TIME_WINDOW_SECONDS,
+        }),
+        RecordingBound::Skew => ServiceError::Refused(Refusal::ClockBehindChain {
+            local_time: format_timestamp(created_at),
+            head_time: recorded_at,
+            max_seconds: skew_seconds,
+        }),
+        RecordingBound::Expiry => expired_before_recorded(error),
+    }
 }
 
 /// A decision appended with the proposal's expiry as its deadline: the chain time passing it is

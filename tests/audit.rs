@@ -66,7 +66,7 @@ fn keys() -> Keys {
 
 /// Builds the story ledger; returns the ledger and the id of its committed roll.
 async fn story(db: &TestDb, k: &Keys) -> (Ledger, Uuid) {
-    let store = Store::open(&db.url).await.unwrap();
+    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
     let set = ActiveSet::validate(&SignerSet {
         version: 1,
         threshold: 2,

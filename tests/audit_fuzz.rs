@@ -249,7 +249,7 @@ fn valid_export() -> &'static [String] {
         runtime.block_on(async {
             let dir = tempfile::tempdir().unwrap();
             let url = format!("sqlite://{}/ledger.db", dir.path().display());
-            let store = Store::open(&url).await.unwrap();
+            let store = Store::open(&url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
             let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::generate().unwrap()).collect();
             let signers = ["alice", "bob", "carol"]
                 .iter()

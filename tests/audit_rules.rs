@@ -70,7 +70,7 @@ async fn story(db: &TestDb) -> (Ledger, Keys) {
         carol: SecretKey::generate().unwrap(),
         dave: SecretKey::generate().unwrap(),
     };
-    let store = Store::open(&db.url).await.unwrap();
+    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
     let set = ActiveSet::validate(&SignerSet {
         version: 1,
         threshold: 2,
@@ -306,12 +306,12 @@ async fn a_replayed_roll_is_refused_a9() {
     assert_invalid_at(&appended(&lines, copies), LAST + 1, "A9");
 }
 
-/// A signer whose clock runs 11 minutes fast moves the chain time ahead (the store records the
-/// later of the writer's clock and the head's). A proposer with a correct clock then makes a
-/// proposal id of its own time, more than W before the chain time its recording would get
-/// (A9): the append is refused naming both clocks, nothing is written, and the ledger stays
-/// valid. (Found by review: the recording used to be written, and every client then refused the
-/// ledger at it for good.)
+/// A signer whose clock runs 11 minutes fast moves the chain time ahead (a ledger whose clock
+/// is the caller's records the later of the writer's clock and the head's). A proposer with a
+/// correct clock is then more than the policy's skew behind the head: refused naming both
+/// clocks before anything is signed, nothing is written, and the ledger stays valid. (Found by
+/// review: the recording used to be written, invalid under A9, and every client then refused
+/// the ledger at it for good.)
 async fn a_fast_clock_cannot_make_an_honest_recording_invalid(db: &TestDb) {
     let (ledger, k) = story(db).await;
     let at = |seconds: i64| t0() + Duration::seconds(seconds);
@@ -322,23 +322,23 @@ async fn a_fast_clock_cannot_make_an_honest_recording_invalid(db: &TestDb) {
         .unwrap();
     let head = ledger.store.head(ledger.ledger_id).await.unwrap();
     match ledger.propose_roll(body(4), &k.bob, at(22)).await {
-        Err(ServiceError::Refused(Refusal::ChainClockAhead {
-            ledger_time,
+        Err(ServiceError::Refused(Refusal::ClockBehindChain {
+            head_time,
             local_time,
             ..
         })) => {
             assert_eq!(local_time, format_timestamp(at(22)));
-            assert!(ledger_time > local_time, "{ledger_time} {local_time}");
+            assert!(head_time > local_time, "{head_time} {local_time}");
         }
-        other => panic!("expected ChainClockAhead, got {other:?}"),
+        other => panic!("expected ClockBehindChain, got {other:?}"),
     }
     assert_eq!(ledger.store.head(ledger.ledger_id).await.unwrap(), head);
     verify_live(&ledger.store, ledger.ledger_id, |_| {})
         .await
         .expect("the ledger stays valid");
-    // Once this machine's clock is within W of the chain's again, proposing works.
+    // Once this machine's clock is within the skew of the chain's again, proposing works.
     ledger
-        .propose_roll(body(4), &k.bob, at(21) + Duration::minutes(2))
+        .propose_roll(body(4), &k.bob, at(21) + Duration::minutes(11))
         .await
         .unwrap();
     verify_live(&ledger.store, ledger.ledger_id, |_| {})
@@ -755,6 +755,34 @@ async fn a2_a_recording_lies_between_creation_and_expiry(db: &TestDb) {
     assert_invalid_at(&broken, LAST + 1, "created after it was recorded (A2)");
 }
 
+/// A motion created more than the policy's skew (60 s) before its recording, yet before its
+/// expiry, signed over that: refused (T2). Created exactly the skew before, it verifies.
+async fn t2_a_recording_follows_its_creation_within_the_skew(db: &TestDb) {
+    let (ledger, k) = story(db).await;
+    let lines = export_lines(&ledger).await;
+    let governance = ledger.governance().await.unwrap();
+    let at = last_time(&lines) + Duration::seconds(1);
+    let mut next = governance.set.to_signer_set();
+    next.version += 1;
+    next.threshold = 3;
+    let next = ActiveSet::validate(&next).unwrap();
+    let draft =
+        |created_at| ProposalDraft::signer_set(&governance, uuid_v7_at(at), &next, created_at);
+    let late = draft(at - Duration::seconds(61));
+    let broken = appended(&lines, vec![recording(&lines, &late, &k.alice, at)]);
+    assert_invalid_at(
+        &broken,
+        LAST + 1,
+        "more than 60 s before it was recorded (T2)",
+    );
+    let in_time = draft(at - Duration::seconds(60));
+    verify(&appended(
+        &lines,
+        vec![recording(&lines, &in_time, &k.alice, at)],
+    ))
+    .expect("within the skew");
+}
+
 #[tokio::test]
 async fn a3_a_signer_signs_once() {
     let lines = valid_export().await;
@@ -857,6 +885,7 @@ async fn a10_nothing_is_left_due() {
 both_backends!(
     c12_reports_are_canonical,
     a2_a_recording_lies_between_creation_and_expiry,
+    t2_a_recording_follows_its_creation_within_the_skew,
     a9_proposal_ids_are_uuidv7_of_their_recording
 );
 

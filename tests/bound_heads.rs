@@ -42,7 +42,7 @@ fn body(contracts: u32) -> String {
 /// A 2-of-3 ledger (alice, bob, carol) with a roll bob proposed at t0 + 1 s; the keys.
 async fn ledger_with_a_roll(db: &TestDb) -> (Ledger, [SecretKey; 3], ProposalState) {
     let keys = [(); 3].map(|_| SecretKey::generate().unwrap());
-    let store = Store::open(&db.url).await.unwrap();
+    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
     let set = ActiveSet::validate(&SignerSet {
         version: 1,
         threshold: 2,

@@ -179,6 +179,7 @@ both_backends!(
     keys_from_three_tools_commit_a_roll,
     refusals_change_nothing,
     expired_proposals_cannot_be_signed,
+    an_hour_slow_signer_is_refused_under_faketime,
     offline_signing_and_replayed_or_malleated_signatures,
     a_removed_signer_is_refused,
     two_concurrent_signers_commit_exactly_once,
@@ -422,6 +423,38 @@ async fn expired_proposals_cannot_be_signed(db: &TestDb) {
             .len(),
         0
     );
+}
+
+/// Issue 20, as reproduced: a proposal that expired was committed by signers running
+/// `faketime -f '-1h' rollbook sign`. Each is now refused, naming the clocks, and nothing is
+/// written (PostgreSQL: the server's clock disagrees; SQLite: the ledger's last event lies in
+/// the slow clock's future). `faketime` (Debian's package) is installed by `.ci/run`.
+async fn an_hour_slow_signer_is_refused_under_faketime(db: &TestDb) {
+    let desk = desk(db, 2, Some("[approval]\nproposal_ttl_seconds = 1\n"));
+    let id = desk.propose("bob.key", 9);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let before = desk.events();
+    for signer in ["alice.key", "carol.key"] {
+        let out = Command::new("faketime")
+            .args(["-f", "-1h", env!("CARGO_BIN_EXE_rollbook")])
+            .env("ROLLBOOK_STATE_DIR", db.state_dir())
+            .env_remove("ROLLBOOK_DB")
+            .args(["--db", &db.url, "sign", &id, "--key", &desk.path(signer)])
+            .output()
+            .expect("faketime is installed (Debian package faketime)");
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{signer} signed: {stderr}");
+        assert!(stderr.contains("clock"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        if db.backend == "postgres" {
+            assert!(
+                stderr.contains("differs from the ledger's clock"),
+                "{stderr}"
+            );
+        }
+    }
+    assert_eq!(desk.events(), before);
+    assert_eq!(desk.json(&["show", &id])["status"], "expired");
 }
 
 fn edit_json(path: &str, edit: impl FnOnce(&mut serde_json::Value)) {

@@ -74,7 +74,7 @@ async fn desk(db: &TestDb) -> Desk {
         ],
     })
     .unwrap();
-    let store = Store::open(&db.url).await.unwrap();
+    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
     let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &keys[0], t0())
         .await
         .unwrap();
@@ -320,7 +320,7 @@ async fn two_concurrent_proposals_never_overdraw_one_layer(db: &TestDb) {
         .await
         .unwrap();
     let other = Ledger {
-        store: Store::open(&db.url).await.unwrap(),
+        store: Store::open(&db.url).await.unwrap().trusting_caller_clock(),
         ledger_id: desk.ledger.ledger_id,
     };
     for round in 0..3 {

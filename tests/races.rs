@@ -148,7 +148,7 @@ struct Verifier {
 impl Verifier {
     fn new() -> Verifier {
         Verifier {
-            auditor: Auditor::new(),
+            auditor: Auditor::new(chrono::Utc::now()),
             verified_seq: 0,
         }
     }
@@ -156,6 +156,7 @@ impl Verifier {
     /// Checks every event appended since the last call, and that they end at the head.
     async fn catch_up(&mut self, ledger: &Ledger, round: usize) {
         let auditor = &mut self.auditor;
+        auditor.set_verifier_clock(Utc::now());
         let walked = ledger
             .store
             .for_each_event(ledger.ledger_id, self.verified_seq + 1, |event| {

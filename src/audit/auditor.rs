@@ -160,12 +160,12 @@ pub struct Auditor {
     /// event whose signature binds each: the caller checks them (`take_deferred_heads`).
     #[serde(skip)]
     deferred_heads: Vec<(u64, ChainHead)>,
-}
-
-impl Default for Auditor {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// The clock this run verifies on, given for each run and moved on by a live walk
+    /// (`set_verifier_clock`; never saved): the verifying machine's for `verify`, the ledger's
+    /// for a client's sync. An event recorded more than
+    /// the policy's skew after it is refused (check T1).
+    #[serde(skip)]
+    verifier_clock: DateTime<Utc>,
 }
 
 /// The approval check that makes a commit (A3) or an adoption (A7) due right after the
@@ -235,8 +235,10 @@ impl Prepared {
 }
 
 impl Auditor {
-    pub fn new() -> Self {
+    /// An auditor run on a machine whose clock reads `verifier_clock` (check T1).
+    pub fn new(verifier_clock: DateTime<Utc>) -> Self {
         Auditor {
+            verifier_clock,
             chain: ChainVerifier::new(),
             merkle: MerkleBuilder::new(),
             governance: None,
@@ -256,6 +258,12 @@ impl Auditor {
             recent_hashes: RecentHashes::default(),
             deferred_heads: Vec::new(),
         }
+    }
+
+    /// Moves the clock this run verifies on (check T1) forward: a walk of a live ledger meets
+    /// events written after it started, and a long one must not refuse them for that.
+    pub fn set_verifier_clock(&mut self, verifier_clock: DateTime<Utc>) {
+        self.verifier_clock = verifier_clock;
     }
 
     /// The heads bound by the signatures pushed since the last call that lie at or before the
@@ -349,12 +357,15 @@ impl Auditor {
     }
 
     /// An auditor resumed from a `snapshot` and the `open_proposal` of each open proposal.
+    /// It runs on a machine whose clock reads `verifier_clock` (check T1).
     pub fn restore(
         snapshot: &[u8],
         open: impl IntoIterator<Item = (String, Vec<u8>)>,
+        verifier_clock: DateTime<Utc>,
     ) -> Result<Auditor, String> {
         let mut auditor: Auditor =
             serde_json::from_slice(snapshot).map_err(|error| error.to_string())?;
+        auditor.verifier_clock = verifier_clock;
         for (id, state) in open {
             let state = serde_json::from_slice(&state)
                 .map_err(|error| format!("open proposal {id}: {error}"))?;
@@ -447,8 +458,37 @@ impl Auditor {
         }
         self.apply(event, payload, roll, at, verified)
             .map_err(fail)?;
+        self.check_not_future(at).map_err(fail)?;
         self.recent_hashes.push(event.seq, event.hash);
         self.recent_hashes.forget_unneeded(at, event.seq + 1);
+        Ok(())
+    }
+
+    /// The policy's `timing.clock_skew_max_seconds` in force (after the genesis: the first
+    /// event is checked after it set the governance).
+    fn clock_skew(&self) -> Duration {
+        let seconds = self.governance.as_ref().map_or(
+            crate::sizing::Policy::default()
+                .timing
+                .clock_skew_max_seconds,
+            |governance| governance.policy.timing.clock_skew_max_seconds,
+        );
+        Duration::seconds(i64::from(seconds))
+    }
+
+    /// Checks T1: no event lies in the verifying machine's future by more than the skew (a
+    /// writer's fast clock; on PostgreSQL the ledger's clock is the server's, so one means a
+    /// server clock set wrong or a row written around rollbook).
+    fn check_not_future(&self, at: DateTime<Utc>) -> Result<(), String> {
+        let skew = self.clock_skew();
+        if at > self.verifier_clock + skew {
+            return Err(format!(
+                "recorded_at {} is more than {} s ahead of the clock it is verified on ({}): a writer's clock ran fast, or the verifying one is slow (T1)",
+                crate::domain::envelope::format_timestamp(at),
+                skew.num_seconds(),
+                crate::domain::envelope::format_timestamp(self.verifier_clock)
+            ));
+        }
         Ok(())
     }
 
@@ -749,6 +789,15 @@ impl Auditor {
                 state.recorded.terms.proposal_id, state.recorded.terms.expires_at
             ));
         }
+        let skew = Duration::seconds(i64::from(governance.policy.timing.clock_skew_max_seconds));
+        if at - state.created_at > skew {
+            return Err(format!(
+                "proposal {} was created at {}, more than {} s before it was recorded (T2)",
+                state.recorded.terms.proposal_id,
+                state.recorded.terms.created_at,
+                skew.num_seconds()
+            ));
+        }
         if let Some(proposal) = &rolled {
             self.layers.record(&state, proposal, governance, at);
         }
@@ -912,6 +961,9 @@ fn check_of(refusal: &Refusal, default: &'static str) -> &'static str {
             mismatch: Mismatch::HeadOutOfRange { .. } | Mismatch::HeadHash { .. },
             ..
         } => "A11",
+        Refusal::SigningTimeMalformed { .. }
+        | Refusal::SignedAfterExpiry { .. }
+        | Refusal::SigningTimeOutsideLife { .. } => "T3",
         Refusal::Layer(_) => "A12",
         _ => default,
     }

@@ -226,9 +226,11 @@ async fn audit_live(
         .head(ledger_id)
         .await?
         .ok_or(StoreError::NoSuchLedger(ledger_id))?;
-    let mut auditor = Auditor::new();
+    let mut auditor = Auditor::new(chrono::Utc::now());
     store
         .for_each_event(ledger_id, 1, |event| {
+            // This machine's clock as the walk meets the event (check T1).
+            auditor.set_verifier_clock(chrono::Utc::now());
             auditor.push(&event).map_err(VerifyError::Invalid)?;
             if auditor.events() % 4096 == 0 {
                 progress(auditor.events());

@@ -385,7 +385,7 @@ pub fn verify_export(
             ),
         ));
     }
-    let mut auditor = Auditor::new();
+    let mut auditor = Auditor::new(chrono::Utc::now());
     let mut checkpoint: Option<CheckpointLine> = None;
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())

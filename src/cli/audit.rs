@@ -208,7 +208,7 @@ async fn write_csv(
     let io = |e: std::io::Error| CliError::new(EXIT_IO, format!("cannot write the CSV: {e}"));
     let header = "proposal_id,kind,created_at,proposer,contracts_requested,contracts_max,verdict,failed_checks,status,signers,committed_at,policy_hash,first_seq,last_seq";
     write!(out, "{header}\r\n").map_err(io)?;
-    let now = Utc::now();
+    let now = verified.ledger_clock;
     for state in states {
         let report = super::views::report_of(&state);
         let status = state.status_under(now, &governance);

@@ -73,12 +73,12 @@ pub enum Command {
     Init(proposals::InitArgs),
     /// Evaluate and record a roll proposal, signed by its proposer.
     #[command(
-        after_help = "Example:\n  rollbook template --out roll.toml\n  rollbook propose roll.toml --key keys-example/bob.key --json\n\nA failing proposal is recorded as failed (exit 1) and tells the largest size that would pass."
+        after_help = "Example:\n  rollbook template --out roll.toml\n  rollbook propose roll.toml --key keys-example/bob.key --json\n\nA failing proposal is recorded as failed (exit 1) and tells the largest size that would pass. It is evaluated, dated (created_at) and recorded on the ledger's clock (PostgreSQL: the database server's; SQLite: this machine's), and refused when this machine's clock differs from it by more than timing.clock_skew_max_seconds."
     )]
     Propose(proposals::ProposeArgs),
     /// Co-sign a pending proposal or motion; commits when K distinct signers have signed.
     #[command(
-        after_help = "Examples:\n  rollbook sign 01a2... --key alice.key\n  rollbook sign 01a2... --key alice.key --offline --request req.json --out alice.sig.json\n\nBefore signing it shows what is signed: the summary, the subject digest and, for a motion, every change against what is in force (keys added, removed or rotated with their key ids, roles, threshold, each policy value old -> new)."
+        after_help = "Examples:\n  rollbook sign 01a2... --key alice.key\n  rollbook sign 01a2... --key alice.key --offline --request req.json --out alice.sig.json\n\nBefore signing it shows what is signed: the summary, the subject digest and, for a motion, every change against what is in force (keys added, removed or rotated with their key ids, roles, threshold, each policy value old -> new).\n\nTimes are the ledger's clock (PostgreSQL: the database server's; SQLite: this machine's): refused before signing when this machine's clock differs from it by more than timing.clock_skew_max_seconds (default 60 s). `--offline` records this machine's time in the signature; `attach` refuses it if that time or the attach is past the expiry."
     )]
     Sign(proposals::SignArgs),
     /// Veto a pending proposal or motion (any signer); the reason is signed and recorded.
@@ -104,7 +104,9 @@ pub enum Command {
     )]
     Request(proposals::RequestArgs),
     /// Record a signature file made with `sign --offline` (same checks as `sign`).
-    #[command(after_help = "Example:\n  rollbook attach alice.sig.json")]
+    #[command(
+        after_help = "Example:\n  rollbook attach alice.sig.json\n\nRefused when the signature was made (its recorded time) or is attached (the ledger's clock) after the proposal's expiry."
+    )]
     Attach(proposals::AttachArgs),
     /// Governance motions: the next signer set or policy; and what is in force.
     #[command(

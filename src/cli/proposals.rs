@@ -15,9 +15,10 @@ use super::display::{
 use super::keys::{load_secret, load_signer_set};
 use super::views::{name_of, proposal_json, proposal_text, summary, History};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
-use crate::crypto::canonical::{signed_message, ChainHead};
+use crate::crypto::canonical::{offline_signed_message, ChainHead};
 use crate::crypto::{from_hex32, to_hex};
 use crate::domain::approval::{cosign_purpose, subject_digest_of, ProposalState, Status};
+use crate::domain::envelope::{format_timestamp, parse_timestamp};
 use crate::domain::events::{Event, ProposalKind, ProposalTerms, SignatureEnvelope, LEDGER_STREAM};
 use crate::domain::governance::{seal_signature, ActiveSet};
 use crate::pin::Verified;
@@ -484,12 +485,12 @@ pub async fn show(db: &str, args: &ShowArgs) -> CliResult {
     if args.json {
         println!(
             "{}",
-            proposal_json(&governance, &history, &state, Utc::now(), true)
+            proposal_json(&governance, &history, &state, verified.ledger_clock, true)
         );
     } else {
         print!(
             "{}",
-            proposal_text(&governance, &history, &state, Utc::now())
+            proposal_text(&governance, &history, &state, verified.ledger_clock)
         );
     }
     Ok(EXIT_OK)
@@ -533,7 +534,8 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
     let all = verified_states(&ledger, &mut verified, None).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
     let history = history(&ledger).await?;
-    let now = Utc::now();
+    // Expiry on the ledger's clock, read by the sync.
+    let now = verified.ledger_clock;
     let states: Vec<ProposalState> = all
         .into_iter()
         .filter(|state| wanted.is_none_or(|status| state.status_under(now, &governance) == status))
@@ -586,7 +588,8 @@ pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
     let pending = verified_states(&ledger, &mut verified, Some("pending")).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
     let history = history(&ledger).await?;
-    let now = Utc::now();
+    // Expiry on the ledger's clock, read by the sync.
+    let now = verified.ledger_clock;
     let mut mine = Vec::new();
     for state in pending {
         if state.status_under(now, &governance) != Status::Pending || state.has_signed(&key_id) {
@@ -712,10 +715,10 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
     let state = check_decision_inputs(&ledger, &mut verified, id).await?;
     let history = history(&ledger).await?;
     close(&ledger, &verified).await;
-    if state.effective_status(Utc::now()) != Status::Pending {
+    let status = state.effective_status(verified.ledger_clock);
+    if status != Status::Pending {
         return Err(CliError::refused(format!(
-            "proposal {id} is {}; there is nothing to sign",
-            state.effective_status(Utc::now())
+            "proposal {id} is {status}; there is nothing to sign"
         )));
     }
     let r = &state.recorded.terms;
@@ -834,14 +837,24 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
         request.signer_set_version,
         request.signer_set_hash
     );
-    let message = signed_message(
+    // The signature records when it was made (check T3): refused at `attach` if that is after
+    // the expiry, or off the proposal's life on the ledger's clock by more than the skew.
+    let signed_at = Utc::now();
+    if parse_timestamp(&request.expires_at).is_some_and(|expires_at| signed_at > expires_at) {
+        return Err(CliError::refused(format!(
+            "proposal {proposal_id} expired at {} by this machine's clock ({}); there is nothing to sign",
+            request.expires_at,
+            format_timestamp(signed_at)
+        )));
+    }
+    let message = offline_signed_message(
         cosign_purpose(request.kind),
         &ledger_id,
         &proposal_id,
         request.signer_set_version,
         &digest,
         &head,
-        None,
+        &format_timestamp(signed_at),
     );
     let file = SignatureFile {
         format: SIGNATURE_FORMAT.into(),

@@ -289,6 +289,30 @@ pub fn signed_message(
     enc.finish()
 }
 
+/// The message of a co-signature made offline (`cosign` or `governance`): `signed_message`
+/// followed by `str(signed_at)`, the canonical time the signer's machine read when it signed,
+/// so that the ledger can refuse a signature made after its proposal's expiry (check T3).
+pub fn offline_signed_message(
+    purpose: Purpose,
+    ledger_id: &Uuid,
+    proposal_id: &Uuid,
+    signer_set_version: u64,
+    subject_digest: &[u8; 32],
+    head: &ChainHead,
+    signed_at: &str,
+) -> Vec<u8> {
+    debug_assert!(matches!(purpose, Purpose::Cosign | Purpose::Governance));
+    let mut enc = Encoder::with_tag(purpose.tag());
+    enc.uuid(ledger_id)
+        .uuid(proposal_id)
+        .u64(signer_set_version)
+        .fixed(subject_digest)
+        .u64(head.seq)
+        .fixed(&head.hash)
+        .str(signed_at);
+    enc.finish()
+}
+
 /// The genesis message: binds the ledger id and the exact signer-set and policy texts.
 pub fn genesis_message(
     ledger_id: &Uuid,
@@ -314,6 +338,8 @@ pub struct SignedMessage {
     pub subject_digest: [u8; 32],
     pub head: ChainHead,
     pub reason: Option<String>,
+    /// When an offline co-signature was made (its text, not yet checked as a timestamp).
+    pub signed_at: Option<String>,
 }
 
 /// Decodes a proposal signature's message. Call only after the signature over these exact
@@ -341,18 +367,12 @@ pub fn decode_signed_message(bytes: &[u8]) -> Result<SignedMessage, String> {
         hash: rest[80..112].try_into().expect("32 bytes"),
     };
     let tail = &rest[fixed_len..];
+    let mut signed_at = None;
     let reason = if purpose == Purpose::Veto {
-        if tail.len() < 4 {
-            return Err("the veto message has no reason field".into());
-        }
-        let len = u32::from_be_bytes(tail[0..4].try_into().expect("4 bytes")) as usize;
-        if len > REASON_BYTES_MAX || tail.len() != 4 + len {
-            return Err("the veto reason's length does not match the message".into());
-        }
-        Some(
-            String::from_utf8(tail[4..].to_vec())
-                .map_err(|_| "the veto reason is not UTF-8".to_string())?,
-        )
+        Some(trailing_str(tail, REASON_BYTES_MAX, "veto reason")?)
+    } else if matches!(purpose, Purpose::Cosign | Purpose::Governance) && !tail.is_empty() {
+        signed_at = Some(trailing_str(tail, SIGNED_AT_BYTES_MAX, "signing time")?);
+        None
     } else {
         if !tail.is_empty() {
             return Err(format!(
@@ -371,7 +391,23 @@ pub fn decode_signed_message(bytes: &[u8]) -> Result<SignedMessage, String> {
         subject_digest,
         head,
         reason,
+        signed_at,
     })
+}
+
+/// The longest `signed_at` a message may carry (a canonical timestamp is 27 bytes).
+const SIGNED_AT_BYTES_MAX: usize = 64;
+
+/// The `str` field that must make up the whole `tail`: its text.
+fn trailing_str(tail: &[u8], bytes_max: usize, what: &str) -> Result<String, String> {
+    if tail.len() < 4 {
+        return Err(format!("the message has no {what} field"));
+    }
+    let len = u32::from_be_bytes(tail[0..4].try_into().expect("4 bytes")) as usize;
+    if len > bytes_max || tail.len() != 4 + len {
+        return Err(format!("the {what}'s length does not match the message"));
+    }
+    String::from_utf8(tail[4..].to_vec()).map_err(|_| format!("the {what} is not UTF-8"))
 }
 
 /// Key of the verification memo (never stored, signed or exported): SHA-256 over the public key,
@@ -486,6 +522,42 @@ mod tests {
             crate::crypto::to_hex(&message),
             "726f6c6c626f6f6b2f76322f636f7369676e0011111111111111111111111111111111333333333333333333333333333333330000000000000001adb099e815f939be67eb238eaa82278b0fd6894a92af0b2db53670891e45e4f100000000000000294444444444444444444444444444444444444444444444444444444444444444"
         );
+        // The same signature made offline at 15:10 (docs/audit-format.md): the message above
+        // and `str(signed_at)`.
+        let signed_at = "2026-05-07T15:10:00.000000Z";
+        let offline = offline_signed_message(
+            Purpose::Cosign,
+            &ledger,
+            &proposal,
+            1,
+            &digest,
+            &head,
+            signed_at,
+        );
+        assert_eq!(
+            crate::crypto::to_hex(&offline[message.len()..]),
+            "0000001b323032362d30352d30375431353a31303a30302e3030303030305a"
+        );
+        assert_eq!(&offline[..message.len()], &message[..]);
+        assert_eq!(
+            crate::crypto::to_hex(&sha256(&offline)),
+            "0f5e8ef15a1969ed27d17a7085142a5b4e7ae68a0bbf797a8014a513081acd5f"
+        );
+        let decoded = decode_signed_message(&offline).unwrap();
+        assert_eq!(decoded.signed_at.as_deref(), Some(signed_at));
+        assert_eq!(decode_signed_message(&message).unwrap().signed_at, None);
+        // Only co-signatures carry a time: the same tail on a proposer's message is refused.
+        let mut propose = signed_message(
+            Purpose::Propose,
+            &ledger,
+            &proposal,
+            1,
+            &digest,
+            &head,
+            None,
+        );
+        propose.extend_from_slice(&offline[message.len()..]);
+        assert!(decode_signed_message(&propose).is_err());
     }
 
     #[test]

@@ -67,7 +67,7 @@ fn check_proposal_signature(
     purpose: Purpose,
     reason: Option<&str>,
     verified: &VerifiedSignatures,
-) -> Result<(), Refusal> {
+) -> Result<Option<String>, Refusal> {
     let message = verify_envelope(envelope, key, verified)?;
     let decoded = decode(&message)?;
     let (ledger_id, state_id, set_version, digest) = (
@@ -108,8 +108,40 @@ fn check_proposal_signature(
             key_id: envelope.key_id.clone(),
             mismatch,
         }),
-        None => Ok(()),
+        None => Ok(decoded.signed_at),
     }
+}
+
+/// Check T3: an offline co-signature's `signed_at` (the signer's clock when it signed) is a
+/// canonical timestamp no later than the proposal's expiry, and within the policy's skew of
+/// the proposal's life as the ledger's clock saw it: not before its creation, not after `now`
+/// (the time its event records).
+fn check_signing_time(
+    governance: &Governance,
+    state: &ProposalState,
+    signed_at: &str,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    let at = parse_timestamp(signed_at).ok_or_else(|| Refusal::SigningTimeMalformed {
+        text: signed_at.to_string(),
+    })?;
+    if at > state.expires_at {
+        return Err(Refusal::SignedAfterExpiry {
+            signed_at: signed_at.to_string(),
+            expires_at: state.recorded.terms.expires_at.clone(),
+        });
+    }
+    let skew =
+        chrono::Duration::seconds(i64::from(governance.policy.timing.clock_skew_max_seconds));
+    if at < state.created_at - skew || at > now + skew {
+        return Err(Refusal::SigningTimeOutsideLife {
+            signed_at: signed_at.to_string(),
+            created_at: state.recorded.terms.created_at.clone(),
+            recorded_at: crate::domain::envelope::format_timestamp(now),
+            max_seconds: governance.policy.timing.clock_skew_max_seconds,
+        });
+    }
+    Ok(())
 }
 
 /// Recomputes what a recorded proposal must be: bound to the governance in force, digest and
@@ -671,7 +703,7 @@ pub fn decide_sign_trusting(
             proposal_id: state.id,
         });
     }
-    check_proposal_signature(
+    let signed_at = check_proposal_signature(
         &Binding::of(governance.ledger_id, state),
         chain,
         &signature,
@@ -680,6 +712,9 @@ pub fn decide_sign_trusting(
         None,
         verified,
     )?;
+    if let Some(signed_at) = signed_at {
+        check_signing_time(governance, state, &signed_at, now)?;
+    }
     let tally = tally_with(governance, state, Some(&key_id))?;
     let mut events = vec![Event::ProposalSigned(ProposalSigned {
         proposal_id: state.id.to_string(),

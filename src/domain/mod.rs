@@ -3,6 +3,7 @@
 //! Nothing here does IO or reads the clock.
 pub mod approval;
 pub mod chain;
+pub mod clock;
 pub mod envelope;
 pub mod events;
 pub mod governance;

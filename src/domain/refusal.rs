@@ -241,6 +241,34 @@ pub enum Refusal {
         local_time: String,
         window_seconds: i64,
     },
+    #[error("this machine's clock ({local_time}) differs from the ledger's clock ({ledger_time}) by more than timing.clock_skew_max_seconds ({max_seconds} s): nothing was signed or written; set this machine's clock right (the ledger's is the database server's on PostgreSQL)")]
+    ClockSkew {
+        local_time: String,
+        ledger_time: String,
+        max_seconds: u32,
+    },
+    #[error("this machine's clock ({local_time}) is more than timing.clock_skew_max_seconds ({max_seconds} s) behind the ledger's last event ({head_time}): nothing was signed or written; set this machine's clock right, and if that event lies in the future, run `rollbook verify`")]
+    ClockBehindChain {
+        local_time: String,
+        head_time: String,
+        max_seconds: u32,
+    },
+    #[error("the offline signature's time {text:?} is not a canonical UTC timestamp")]
+    SigningTimeMalformed { text: String },
+    #[error(
+        "the offline signature was made at {signed_at}, after the proposal expired at {expires_at}"
+    )]
+    SignedAfterExpiry {
+        signed_at: String,
+        expires_at: String,
+    },
+    #[error("the offline signature's time {signed_at} lies outside the proposal's life on the ledger's clock (created {created_at}, recorded at {recorded_at}) by more than timing.clock_skew_max_seconds ({max_seconds} s): the signing machine's clock is wrong")]
+    SigningTimeOutsideLife {
+        signed_at: String,
+        created_at: String,
+        recorded_at: String,
+        max_seconds: u32,
+    },
     #[error("the signer set or policy changed while proposing; run the command again")]
     GovernanceChanged,
     #[error("proposal {proposal_id} kept changing under {attempts} attempts; try again")]

@@ -60,6 +60,17 @@ impl Landing {
     }
 }
 
+/// The ledger's head and clock, read together: what a command decides on and appends with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainNow {
+    pub head: ChainHead,
+    /// The time the head event recorded.
+    pub head_time: DateTime<Utc>,
+    /// The ledger's clock: on PostgreSQL the server's, read in the statement that read the
+    /// head; on SQLite the machine's (the time the caller passes).
+    pub clock: DateTime<Utc>,
+}
+
 /// What the caller expects of a stream before its append (optimistic concurrency).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExpectedVersion {
@@ -217,9 +228,10 @@ impl Store {
     }
 
     /// Appends `events` atomically after checking each stream's expected version. Writers of one
-    /// ledger are serialized on its head; `now` is clamped so time never goes backwards along the
-    /// chain (signers on several machines have several clocks). `create` must be true exactly
-    /// for the first append of a ledger.
+    /// ledger are serialized on its head. `now` is a reading of the ledger's clock (`clock`,
+    /// `chain_now`; the service never passes a client's), clamped onto the head's time so time
+    /// never goes backwards along the chain. `create` must be true exactly for the first append
+    /// of a ledger.
     // Its parameters are `append_before`'s, as are each backend's `append` and `append_locked`:
     // one append's arguments passed on, not logic written twice (duplicates lists them).
     pub async fn append(
@@ -281,6 +293,50 @@ impl Store {
             // A bug, not an outcome: it surfaces as the panic it is.
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
             Err(error) => Err(StoreError::WriteAborted(error.to_string())),
+        }
+    }
+
+    /// The ledger's clock, for a command whose own clock reads `local`: PostgreSQL's server
+    /// clock (`clock_timestamp()`), SQLite's `local` (the machine's clock, whose process
+    /// passes it).
+    pub async fn clock(&self, local: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(local),
+            Store::Postgres(store) => store.clock(local).await,
+        }
+    }
+
+    /// The head, its time and the ledger's clock (`clock`), in one round trip.
+    pub async fn chain_now(
+        &self,
+        ledger_id: Uuid,
+        local: DateTime<Utc>,
+    ) -> Result<ChainNow, StoreError> {
+        let found =
+            match self {
+                Store::Sqlite(store) => store.queries().head_with_time(ledger_id).await?.map(
+                    |(seq, hash, head_time)| ChainNow {
+                        head: ChainHead { seq, hash },
+                        head_time,
+                        clock: local,
+                    },
+                ),
+                Store::Postgres(store) => store.chain_now(ledger_id, local).await?,
+            };
+        found.ok_or(StoreError::NoSuchLedger(ledger_id))
+    }
+
+    /// This store with the caller's clock as the ledger's (`clock`, `chain_now`) on PostgreSQL
+    /// too, as on SQLite: for tests and fixtures that build a ledger at times they choose. A
+    /// command never opens a store this way.
+    #[doc(hidden)]
+    pub fn trusting_caller_clock(self) -> Store {
+        match self {
+            Store::Postgres(mut store) => {
+                store.caller_clock = true;
+                Store::Postgres(store)
+            }
+            sqlite => sqlite,
         }
     }
 

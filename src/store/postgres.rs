@@ -17,11 +17,14 @@ use uuid::Uuid;
 
 use super::queries::{holds_kept_writer, KeptWriter, Queries};
 use super::shared::{
-    bind_event, bind_projection, check_expected, known_version, next_on_head, open_kept_writer,
-    projection_ops, seal_checked, take_turn, Counters, ProjectionSql, Query, ReadRow, TurnLock,
-    Turns,
+    bind_event, bind_projection, check_expected, head_with_time_of, known_version, next_on_head,
+    open_kept_writer, projection_ops, seal_checked, take_turn, Counters, ProjectionSql, Query,
+    ReadRow, TurnLock, Turns,
 };
-use super::{db_err, open_failed, redact_url, AppendCounts, ExpectedVersion, Landing, StoreError};
+use super::{
+    db_err, open_failed, redact_url, AppendCounts, ChainNow, ExpectedVersion, Landing, StoreError,
+};
+use crate::crypto::canonical::ChainHead;
 use crate::domain::envelope::{parse_timestamp, NewEvent, StoredEvent};
 use crate::domain::projection::ProjectionOp;
 
@@ -84,6 +87,23 @@ const ONE_STATEMENT_WITH: ProjectionSql = ProjectionSql {
     ),
 };
 
+/// The server's clock in microseconds since the Unix epoch (`EXTRACT` gives an exact numeric:
+/// no float rounding). `clock_timestamp()`, not `now()`: the time of the reading, not of the
+/// transaction's start.
+macro_rules! server_clock_micros {
+    () => {
+        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8"
+    };
+}
+/// The head, its time and the server's clock, read in one statement: what a command decides on.
+const HEAD_AND_CLOCK: &str = concat!(
+    "SELECT head_seq, head_hash, head_recorded_at, ",
+    server_clock_micros!(),
+    " AS clock_micros FROM ledgers WHERE ledger_id = $1"
+);
+/// The server's clock alone (before a ledger exists).
+const CLOCK: &str = concat!("SELECT ", server_clock_micros!());
+
 /// Blocks concurrent creators (appends' row locks do not conflict with it for long: creation
 /// happens once).
 const LOCK_LEDGERS: &str = "LOCK TABLE ledgers IN SHARE ROW EXCLUSIVE MODE";
@@ -129,6 +149,9 @@ static TURNS: Turns<WriterTurn> = Turns::new();
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Whether the ledger's clock is the caller's instead of the server's (`Store::trusting_caller_clock`:
+    /// tests and fixtures that build a ledger at given times).
+    pub(super) caller_clock: bool,
     /// This process's queue of appends to this database.
     turn: Arc<TurnLock<WriterTurn>>,
     counts: Arc<Counters>,
@@ -228,6 +251,7 @@ impl PostgresStore {
             })?;
         Ok(Self {
             pool,
+            caller_clock: false,
             turn: TURNS.of(url),
             counts: Arc::default(),
         })
@@ -491,6 +515,49 @@ impl PostgresStore {
             .await
     }
 
+    /// The server's clock (`clock_timestamp()`), or `local` when this store trusts the caller's.
+    pub(super) async fn clock(&self, local: DateTime<Utc>) -> Result<DateTime<Utc>, StoreError> {
+        if self.caller_clock {
+            return Ok(local);
+        }
+        let micros: i64 = sqlx::query_scalar(CLOCK)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err("reading the server's clock"))?;
+        micros_to_time(micros)
+    }
+
+    /// The head and the ledger's clock read in one statement (the server's, unless this store
+    /// trusts the caller's): no round trip besides the head's read.
+    pub(super) async fn chain_now(
+        &self,
+        ledger_id: Uuid,
+        local: DateTime<Utc>,
+    ) -> Result<Option<ChainNow>, StoreError> {
+        let Some(row) = sqlx::query(HEAD_AND_CLOCK)
+            .bind(ledger_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err("reading the ledger head and the server's clock"))?
+        else {
+            return Ok(None);
+        };
+        let (seq, hash, head_time) = head_with_time_of(&row)?;
+        let clock = if self.caller_clock {
+            local
+        } else {
+            micros_to_time(
+                row.int64("clock_micros")
+                    .map_err(db_err("reading the server's clock"))?,
+            )?
+        };
+        Ok(Some(ChainNow {
+            head: ChainHead { seq, hash },
+            head_time,
+            clock,
+        }))
+    }
+
     /// The statements both backends run alike, on this store's pool.
     pub(super) fn queries(&self) -> Queries<'_, Postgres> {
         Queries { pool: &self.pool }
@@ -528,6 +595,14 @@ impl PostgresStore {
     pub(super) fn append_counts(&self) -> AppendCounts {
         self.counts.snapshot()
     }
+}
+
+/// A server clock reading in microseconds as a time (refused if out of chrono's range).
+fn micros_to_time(micros: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(micros).ok_or_else(|| StoreError::CorruptRow {
+        seq: 0,
+        reason: format!("the server's clock reads {micros} microseconds since 1970"),
+    })
 }
 
 /// The head as read without a lock, if it decodes (the locked path reports one that does not).

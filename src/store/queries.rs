@@ -13,8 +13,8 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction
 use uuid::Uuid;
 
 use super::shared::{
-    bind_event, bind_projection, head_of, parse_ledger_ids, projection_ops, row_to_event,
-    row_to_proposal, rows_to_events, seal_checked, ProjectionSql, ReadRow, TurnLock,
+    bind_event, bind_projection, head_of, head_with_time_of, parse_ledger_ids, projection_ops,
+    row_to_event, row_to_proposal, rows_to_events, seal_checked, ProjectionSql, ReadRow, TurnLock,
 };
 use super::{db_err, StoreError, PAGE_ROWS};
 use crate::domain::envelope::{format_timestamp, NewEvent, StoredEvent};
@@ -24,6 +24,8 @@ use crate::domain::projection::ProposalRow;
 // driver reads `$N` as argument N, as PostgreSQL does.
 const LEDGER_IDS: &str = "SELECT ledger_id FROM ledgers ORDER BY created_at, ledger_id";
 const HEAD: &str = "SELECT head_seq, head_hash FROM ledgers WHERE ledger_id = $1";
+const HEAD_WITH_TIME: &str =
+    "SELECT head_seq, head_hash, head_recorded_at FROM ledgers WHERE ledger_id = $1";
 const INSERT_EVENT: &str = concat!(
     "INSERT INTO events (",
     event_columns!(),
@@ -111,6 +113,19 @@ where
             .await
             .map_err(db_err("reading the ledger head"))?;
         row.as_ref().map(head_of).transpose()
+    }
+
+    /// The head with its time; `None` when the ledger does not exist.
+    pub async fn head_with_time(
+        &self,
+        ledger_id: Uuid,
+    ) -> Result<Option<(u64, [u8; 32], DateTime<Utc>)>, StoreError> {
+        let row = sqlx::query(HEAD_WITH_TIME)
+            .bind(ledger_id.to_string())
+            .fetch_optional(self.pool)
+            .await
+            .map_err(db_err("reading the ledger head"))?;
+        row.as_ref().map(head_with_time_of).transpose()
     }
 
     pub async fn read_stream(

@@ -527,6 +527,21 @@ pub(super) fn head_of(row: &impl ReadRow) -> Result<(u64, [u8; 32]), StoreError>
     Ok((seq.max(0) as u64, hash))
 }
 
+/// The head row's seq, hash and time (`head_recorded_at`).
+pub(super) fn head_with_time_of(
+    row: &impl ReadRow,
+) -> Result<(u64, [u8; 32], DateTime<Utc>), StoreError> {
+    let (seq, hash) = head_of(row)?;
+    let text = row
+        .text("head_recorded_at")
+        .map_err(super::db_err("reading the ledger head"))?;
+    let time = parse_timestamp(&text).ok_or_else(|| StoreError::CorruptRow {
+        seq: seq as i64,
+        reason: format!("head_recorded_at {text:?} is not canonical"),
+    })?;
+    Ok((seq, hash, time))
+}
+
 pub(super) fn parse_ledger_ids(ids: &[String]) -> Result<Vec<Uuid>, StoreError> {
     ids.iter()
         .map(|id| {
