@@ -515,9 +515,12 @@ impl Ledger {
             // decision on another proposal made under the replaced governance conflicts on
             // the ledger stream and is decided again under the new one, which refuses it.
             let expected = versions_decided_on(&governance, &state, proposal_id);
+            // It may land anywhere after the head it binds (A11), as an offline one does: the
+            // versions expected above guard the decision, and events of other proposals landing
+            // first cannot hold it back (a loop of them would otherwise starve a commit).
             let landing = Landing {
                 deadline: Some(state.expires_at),
-                after_head: offline_head.is_none().then_some(chain.head),
+                after_head: None,
             };
             self.append(expected, &outcome.events, &actor, now, landing)
                 .await
@@ -592,9 +595,10 @@ impl Ledger {
             let signature = seal_signature(key, message);
             let actor = signature.key_id.clone();
             let event = decide(&governance, &state, signature, now, &mut chain)?;
+            // Anywhere after the head it binds, as a co-signature (`cosign_with`).
             let landing = Landing {
                 deadline: Some(state.expires_at),
-                after_head: Some(chain.head),
+                after_head: None,
             };
             self.append(
                 versions_decided_on(&governance, &state, proposal_id),
