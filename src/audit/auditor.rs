@@ -5,7 +5,7 @@
 //! dropped) and the ids of the last minutes (`RecentIds`), so memory does not grow with the
 //! ledger's length.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,8 +23,10 @@ use crate::domain::envelope::{
     PAYLOAD_BYTES_MAX,
 };
 use crate::domain::events::{
-    Event, ProposalRecorded, SignatureEnvelope, LEDGER_FORMAT, LEDGER_STREAM,
+    Event, ProposalKind, ProposalRecorded, RollExecuted, SignatureEnvelope, LEDGER_FORMAT,
+    LEDGER_STREAM,
 };
+use crate::domain::execution::{decide_execute_trusting, ExecutableRoll, ExecutionRequest};
 use crate::domain::governance::{Governance, Mismatch, Refusal, VerifiedSignatures};
 
 /// The first failure: its seq and a plain reason.
@@ -46,6 +48,9 @@ pub struct AuditSummary {
     /// governance in force then (one bound to a replaced set or policy counts as expired).
     pub proposals: BTreeMap<String, u64>,
     pub signatures: u64,
+    /// `roll.executed` events, and those of them that recorded an execution breach.
+    pub executions: u64,
+    pub execution_breaches: u64,
     pub signer_set_version: u64,
     pub signers: Vec<String>,
     /// The key id of each of `signers`, in the same order.
@@ -56,6 +61,8 @@ pub struct AuditSummary {
     /// The hash of seq 1: the ledger's identity, which a reviewer pins (`verify --genesis`).
     pub genesis_hash: String,
 }
+
+const EXECUTION_GRACE_DAYS: i64 = crate::domain::execution::EXECUTION_RECORDING_GRACE_DAYS;
 
 /// Proposals whose expiry passed this long before the current event are dropped from memory:
 /// nothing valid can refer to them any more (the grace covers writers' clock skew).
@@ -132,6 +139,17 @@ pub struct Auditor {
     deciding_actor: Option<String>,
     closed: BTreeMap<String, u64>,
     signatures: u64,
+    /// Committed rolls whose executions may still be recorded (check A12), by proposal id:
+    /// compact records, each kept until its recording deadline (`execution_deadlines`).
+    #[serde(default)]
+    committed: HashMap<String, ExecutableRoll>,
+    /// The committed rolls by recording deadline, so the passed ones are forgotten in order.
+    #[serde(default)]
+    execution_deadlines: BTreeSet<(DateTime<Utc>, String)>,
+    #[serde(default)]
+    executions: u64,
+    #[serde(default)]
+    execution_breaches: u64,
     /// The number of open proposals at which the next sweep of long-expired ones runs: twice
     /// what the last sweep left (at least `SWEEP_OPEN_MIN`), so sweeps cost O(1) per event
     /// however many proposals a proposer keeps open.
@@ -239,6 +257,10 @@ impl Auditor {
             deciding_actor: None,
             closed: BTreeMap::new(),
             signatures: 0,
+            committed: HashMap::new(),
+            execution_deadlines: BTreeSet::new(),
+            executions: 0,
+            execution_breaches: 0,
             sweep_at_open: SWEEP_OPEN_MIN,
             last_time: None,
             ledger_id: None,
@@ -468,6 +490,7 @@ impl Auditor {
         self.governance = Some(governance);
         result?;
         self.evict(at);
+        self.forget_closed_executions(at);
         Ok(())
     }
 
@@ -544,7 +567,20 @@ impl Auditor {
             }
             Event::ProposalCommitted(committed) => {
                 self.check_version(&committed.proposal_id, event)?;
-                self.evolve(&payload, event);
+                if let Some(state) = self.evolve(&payload, event) {
+                    if state.recorded.terms.kind == ProposalKind::Roll {
+                        // The policy in force is the one the roll was recorded under (A3).
+                        let deviation_max = governance.policy.structure.quote_deviation_max;
+                        let roll = ExecutableRoll::committed(&state, deviation_max)
+                            .map_err(|r| format!("{r} (A12)"))?;
+                        self.execution_deadlines
+                            .insert((roll.recording_deadline(), committed.proposal_id.clone()));
+                        self.committed.insert(committed.proposal_id.clone(), roll);
+                    }
+                }
+            }
+            Event::RollExecuted(executed) => {
+                self.execute(governance, event, executed, &payload, at, verified)?;
             }
             Event::ProposalRejected(rejected) => {
                 let state = self.open_state_signed_by_actor(
@@ -746,15 +782,90 @@ impl Auditor {
         Ok(())
     }
 
-    fn evolve(&mut self, payload: &Event, event: &StoredEvent) {
+    /// Applies `payload` to its open proposal; returns the proposal's state when it closed.
+    fn evolve(&mut self, payload: &Event, event: &StoredEvent) -> Option<ProposalState> {
         let id = payload.stream_id().to_string();
-        if let Some(state) = self.open.get_mut(&id) {
-            state.evolve(payload, event);
-            if state.status != Status::Pending {
-                *self.closed.entry(state.status.as_str().into()).or_default() += 1;
-                self.recent_hashes.closed(state.first_seq);
-                self.open.remove(&id);
+        let state = self.open.get_mut(&id)?;
+        state.evolve(payload, event);
+        if state.status == Status::Pending {
+            return None;
+        }
+        *self.closed.entry(state.status.as_str().into()).or_default() += 1;
+        self.recent_hashes.closed(state.first_seq);
+        self.open.remove(&id)
+    }
+
+    /// `roll.executed`: checked as `execute` checked it (A12), and its amounts and status
+    /// exactly those its fills decide (A13).
+    fn execute(
+        &mut self,
+        governance: &Governance,
+        event: &StoredEvent,
+        executed: &RollExecuted,
+        payload: &Event,
+        at: DateTime<Utc>,
+        verified: &VerifiedSignatures,
+    ) -> Result<(), String> {
+        let id = &executed.proposal_id;
+        let roll = self.committed.get(id).ok_or_else(|| {
+            format!("execution of proposal {id}, which is not a committed roll, or whose executions closed {EXECUTION_GRACE_DAYS} days after its window (A12)")
+        })?;
+        if event.stream_version != roll.stream_version + 1 {
+            return Err(format!(
+                "stream version {}, expected {} (C10)",
+                event.stream_version,
+                roll.stream_version + 1
+            ));
+        }
+        if event.actor.as_deref() != Some(&executed.signature.key_id) {
+            return Err("the actor is not the signer of the execution (C13)".into());
+        }
+        let mut chain = self.chain_at(event);
+        let request = ExecutionRequest {
+            fills: executed.fills.clone(),
+            corrects: executed.corrects.clone(),
+        };
+        let expected = decide_execute_trusting(
+            governance,
+            roll,
+            request,
+            executed.signature.clone(),
+            at,
+            &mut chain,
+            verified,
+        )
+        .map_err(|r| format!("execution of proposal {id}: {r} ({})", check_of(&r, "A12")))?;
+        let deferred = chain.deferred;
+        if &expected != payload {
+            return Err(format!(
+                "the execution of proposal {id} records other amounts, status or breaches than its fills decide (A13)"
+            ));
+        }
+        self.defer(event, deferred);
+        let roll = self.committed.get_mut(id).expect("found above");
+        let before = roll.status;
+        roll.evolve(executed, event);
+        let after = roll.status;
+        if before != after {
+            if let Some(count) = self.closed.get_mut(before.as_str()) {
+                *count = count.saturating_sub(1);
             }
+            *self.closed.entry(after.as_str().into()).or_default() += 1;
+        }
+        self.executions += 1;
+        self.execution_breaches += u64::from(!executed.breaches.is_empty());
+        Ok(())
+    }
+
+    /// Forgets the committed rolls whose recording deadline passed: no valid execution of them
+    /// can follow (A12), so memory holds only the rolls whose executions may still come.
+    fn forget_closed_executions(&mut self, at: DateTime<Utc>) {
+        while let Some((deadline, id)) = self.execution_deadlines.first().cloned() {
+            if deadline >= at {
+                break;
+            }
+            self.execution_deadlines.pop_first();
+            self.committed.remove(&id);
         }
     }
 
@@ -813,6 +924,8 @@ impl Auditor {
             merkle_root: to_hex(&self.merkle.root()),
             proposals,
             signatures: self.signatures,
+            executions: self.executions,
+            execution_breaches: self.execution_breaches,
             signer_set_version: governance.set.version,
             signers: governance.set.names(),
             signer_key_ids: governance

@@ -5,6 +5,8 @@ pub mod approval;
 pub mod chain;
 pub mod envelope;
 pub mod events;
+pub mod execution;
+pub mod fills_file;
 pub mod governance;
 pub mod projection;
 pub mod proposal;
