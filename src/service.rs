@@ -16,10 +16,10 @@ use crate::domain::envelope::{
     format_timestamp, parse_timestamp, uuid_v7_at, uuid_v7_time, NewEvent, StoredEvent,
     ID_TIME_WINDOW_SECONDS,
 };
+use crate::domain::events::RollExecuted;
 use crate::domain::events::{
     Event, LedgerCreated, SignatureEnvelope, LEDGER_FORMAT, LEDGER_STREAM, SCHEMA_VERSION,
 };
-use crate::domain::events::RollExecuted;
 use crate::domain::execution::{
     decide_execute, execute_message, validate_request, ExecutableRoll, ExecutionRequest,
     EXECUTION_RECORDING_GRACE_DAYS,
@@ -566,9 +566,10 @@ impl Ledger {
             let events = self.stream(proposal_id).await?;
             let state = ProposalState::from_stream(&events)
                 .map_err(|r| ServiceError::Corrupt(r.to_string()))?;
-            let policy = self.policy_with_hash(&state.recorded.terms.policy_hash).await?;
-            let roll =
-                ExecutableRoll::from_stream(&events, policy.structure.quote_deviation_max)?;
+            let policy = self
+                .policy_with_hash(&state.recorded.terms.policy_hash)
+                .await?;
+            let roll = ExecutableRoll::from_stream(&events, policy.structure.quote_deviation_max)?;
             let corrected = validate_request(&request.fills, &request.corrects)?;
             let message =
                 execute_message(&governance, &roll, &request.fills, &corrected, &chain.head);
@@ -609,9 +610,10 @@ impl Ledger {
             let Event::RollExecuted(executed) = event else {
                 unreachable!("decide_execute decides a roll.executed event")
             };
-            let stored = written.into_iter().next().ok_or_else(|| {
-                ServiceError::Corrupt("the append returned no event".into())
-            })?;
+            let stored = written
+                .into_iter()
+                .next()
+                .ok_or_else(|| ServiceError::Corrupt("the append returned no event".into()))?;
             Ok((executed, stored))
         })
         .await

@@ -849,6 +849,9 @@ impl Auditor {
         if before != after {
             if let Some(count) = self.closed.get_mut(before.as_str()) {
                 *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.closed.remove(before.as_str());
+                }
             }
             *self.closed.entry(after.as_str().into()).or_default() += 1;
         }

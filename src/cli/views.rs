@@ -317,7 +317,10 @@ pub fn execution_label(status: Status, filled_contracts: u64) -> &'static str {
 
 /// The lines of `show` listing a roll's executions, oldest first: each with its seq, event id,
 /// fills, the executions it corrects, and its breaches.
-pub fn execution_lines(executions: &[(u64, String, String, RollExecuted)], sets: &[ActiveSet]) -> Vec<String> {
+pub fn execution_lines(
+    executions: &[(u64, String, String, RollExecuted)],
+    sets: &[ActiveSet],
+) -> Vec<String> {
     let mut lines = Vec::new();
     for (seq, event_id, at, executed) in executions {
         lines.push(format!(

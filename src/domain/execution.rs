@@ -193,7 +193,9 @@ pub fn validate_request(fills: &[Fill], corrects: &[String]) -> Result<Vec<Uuid>
             ));
         }
         let chars = fill.broker_ref.chars().count();
-        if chars == 0 || chars > BROKER_REF_CHARS_MAX || fill.broker_ref.chars().any(char::is_control)
+        if chars == 0
+            || chars > BROKER_REF_CHARS_MAX
+            || fill.broker_ref.chars().any(char::is_control)
         {
             return Err(invalid(
                 field("broker_ref"),
@@ -205,7 +207,10 @@ pub fn validate_request(fills: &[Fill], corrects: &[String]) -> Result<Vec<Uuid>
     if corrects.len() > FILLS_MAX {
         return Err(invalid(
             "corrects".into(),
-            format!("must name at most {FILLS_MAX} executions, got {}", corrects.len()),
+            format!(
+                "must name at most {FILLS_MAX} executions, got {}",
+                corrects.len()
+            ),
         ));
     }
     let mut ids = Vec::with_capacity(corrects.len());
@@ -316,15 +321,16 @@ pub fn decide_execute_trusting(
             grace_days: EXECUTION_RECORDING_GRACE_DAYS,
         });
     }
-    let member = governance
-        .set
-        .by_key_id(&signature.key_id)
-        .ok_or_else(|| Refusal::NotASigner {
-            key_id: signature.key_id.clone(),
-            set_version: governance.set.version,
-            names: governance.set.names(),
-            action: "record an execution",
-        })?;
+    let member =
+        governance
+            .set
+            .by_key_id(&signature.key_id)
+            .ok_or_else(|| Refusal::NotASigner {
+                key_id: signature.key_id.clone(),
+                set_version: governance.set.version,
+                names: governance.set.names(),
+                action: "record an execution",
+            })?;
     let ExecutionRequest { fills, corrects } = request;
     let corrected = validate_request(&fills, &corrects)?;
     for (text, id) in corrects.iter().zip(&corrected) {
@@ -347,7 +353,16 @@ pub fn decide_execute_trusting(
             Some(_) => {}
         }
     }
-    check_execute_signature(governance, roll, &fills, &corrected, &signature, &member.key, chain, verified)?;
+    check_execute_signature(
+        governance,
+        roll,
+        &fills,
+        &corrected,
+        &signature,
+        &member.key,
+        chain,
+        verified,
+    )?;
     let (filled_contracts, breaches) = judge(roll, &fills, &corrected);
     let status = if roll.status == Status::ExecutionBreach || !breaches.is_empty() {
         Status::ExecutionBreach
@@ -381,8 +396,8 @@ fn check_execute_signature(
     verified: &VerifiedSignatures,
 ) -> Result<(), Refusal> {
     let message = verify_envelope(signature, key, verified)?;
-    let decoded =
-        decode_execution_message(&message).map_err(|reason| Refusal::MessageMalformed { reason })?;
+    let decoded = decode_execution_message(&message)
+        .map_err(|reason| Refusal::MessageMalformed { reason })?;
     let mismatch = if decoded.ledger_id != governance.ledger_id {
         Some(Mismatch::Ledger {
             found: decoded.ledger_id,
@@ -481,7 +496,10 @@ mod tests {
         };
         assert_eq!(refused(&[], &[]), "fills");
         assert_eq!(refused(&[fill(0, 3.0)], &[]), "fills[0].contracts");
-        assert_eq!(refused(&[fill(1, 3.0), fill(1, f64::NAN)], &[]), "fills[1].price_usd");
+        assert_eq!(
+            refused(&[fill(1, 3.0), fill(1, f64::NAN)], &[]),
+            "fills[1].price_usd"
+        );
         assert_eq!(refused(&[fill(1, -1.0)], &[]), "fills[0].price_usd");
         let mut late = fill(1, 3.0);
         late.at = "2026-05-08T15:00:00Z".into();

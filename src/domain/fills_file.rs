@@ -75,7 +75,9 @@ mod tests {
         assert!(error(&good.replace("4", "0")).contains("fills[0].contracts"));
         assert!(error(&good.replace("3.15", "\"x\"")).contains("fills[0].price_usd"));
         assert!(error(&good.replace("3.15", "nan")).contains("fills[0].price_usd"));
-        assert!(error(&good.replace("2026-05-08T15:00:00Z", "\"yesterday\"")).contains("fills[0].at"));
+        assert!(
+            error(&good.replace("2026-05-08T15:00:00Z", "\"yesterday\"")).contains("fills[0].at")
+        );
         assert!(error(&good.replace("\"IB-1\"", "\"\"")).contains("fills[0].broker_ref"));
         assert!(error(&format!("{good}venue = \"x\"\n")).contains("fills[0].venue"));
         assert!(error("").contains("fills"));
