@@ -68,7 +68,7 @@ pub struct ExecutionRecord {
     pub corrected: bool,
 }
 
-/// A committed roll as an execution needs it: a few hundred bytes and 25 per execution, not
+/// A committed roll as an execution needs it: a few hundred bytes and 32 per execution, not
 /// its proposal's body and report (a verifier keeps one per roll whose recording window is
 /// open).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
