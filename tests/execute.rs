@@ -145,6 +145,7 @@ both_backends!(
     a_correction_references_earlier_fills_and_replaces_them,
     a_tampered_execution_is_invalid_with_every_hash_recomputed,
     an_execution_after_the_recording_window_is_invalid,
+    concurrent_executions_are_both_recorded_and_counted_together,
     the_cli_records_fills_with_exit_codes_and_json,
 );
 
@@ -496,6 +497,31 @@ async fn a_tampered_execution_is_invalid_with_every_hash_recomputed(db: &TestDb)
     })
     .await;
     expect_invalid(&fresh, &desk, stored.seq, "execution digest").await;
+}
+
+/// Two desks record fills at once from two connections: each execution is decided on the
+/// totals the other left (the roll's stream version orders them), so the second is the breach.
+async fn concurrent_executions_are_both_recorded_and_counted_together(db: &TestDb) {
+    let (desk, roll) = committed_roll(db).await;
+    let other = Ledger::open(Store::open(&db.url).await.unwrap())
+        .await
+        .unwrap();
+    let five = fills(vec![fill(5, 2.95, in_window(1), "IB-1")]);
+    let six = fills(vec![fill(6, 2.95, in_window(2), "IB-2")]);
+    let (first, second) = tokio::join!(
+        desk.ledger.execute(roll.id, &five, &desk.keys[0], now()),
+        other.execute(roll.id, &six, &desk.keys[1], now()),
+    );
+    let (first, second) = (first.unwrap().0, second.unwrap().0);
+    let mut totals = [first.filled_contracts, second.filled_contracts];
+    totals.sort();
+    assert!(totals == [5, 11] || totals == [6, 11], "{totals:?}");
+    let state = desk.ledger.proposal(roll.id).await.unwrap();
+    assert_eq!(
+        (state.status, state.filled_contracts),
+        (Status::ExecutionBreach, 11)
+    );
+    assert_eq!(summary_of(&desk).await.execution_breaches, 1);
 }
 
 /// A signer who bypasses `execute` and appends a well-signed execution 31 days after the

@@ -570,7 +570,7 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
         println!("no proposals");
     } else {
         println!(
-            "{:<36}  {:<10}  {:<16}  {:<7}  {:<9}  summary",
+            "{:<36}  {:<10}  {:<18}  {:<7}  {:<9}  summary",
             "proposal", "kind", "status", "verdict", "signed"
         );
         for state in &states {
@@ -582,7 +582,7 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
                 _ => view["status"].as_str().unwrap_or("?").to_string(),
             };
             say!(
-                "{:<36}  {:<10}  {:<16}  {:<7}  {:<9}  {}",
+                "{:<36}  {:<10}  {:<18}  {:<7}  {:<9}  {}",
                 state.id,
                 state.recorded.terms.kind.as_str(),
                 status,
