@@ -575,11 +575,14 @@ impl Ledger {
                 execute_message(&governance, &roll, &request.fills, &corrected, &chain.head);
             let signature = seal_signature(key, message);
             let actor = signature.key_id.clone();
-            let request = ExecutionRequest {
-                fills: request.fills.clone(),
-                corrects: request.corrects.clone(),
-            };
-            let event = decide_execute(&governance, &roll, request, signature, now, &mut chain)?;
+            let event = decide_execute(
+                &governance,
+                &roll,
+                request.clone(),
+                signature,
+                now,
+                &mut chain,
+            )?;
             let landing = Landing {
                 deadline: Some(roll.recording_deadline()),
                 after_head: Some(chain.head),

@@ -119,9 +119,10 @@ async fn committed_roll(db: &TestDb) -> (Desk, ProposalState) {
     (desk, state)
 }
 
-/// When an execution is recorded: twenty minutes after t0, inside the window.
+/// When an execution is recorded: forty minutes after t0, five minutes after the window ended
+/// (fills are recorded after they happen).
 fn now() -> DateTime<Utc> {
-    t0() + Duration::minutes(20)
+    t0() + Duration::minutes(40)
 }
 
 async fn summary_of(desk: &Desk) -> rollbook::audit::auditor::AuditSummary {
@@ -365,6 +366,23 @@ async fn only_a_signer_in_force_records_an_execution(db: &TestDb) {
     {
         Err(ServiceError::Refused(Refusal::NotASigner { action, .. })) => {
             assert_eq!(action, "record an execution")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A fill later than its recording (plus the 60 s skew) has not happened yet.
+    let early = in_window(10);
+    let future = fills(vec![fill(1, 2.95, early + Duration::seconds(61), "IB-1")]);
+    match desk
+        .ledger
+        .execute(roll.id, &future, &desk.keys[0], early)
+        .await
+    {
+        Err(ServiceError::Refused(Refusal::FillInvalid { field, rule })) => {
+            assert_eq!(field, "fills[0].at");
+            assert!(
+                rule.contains("a fill is recorded after it happened"),
+                "{rule}"
+            );
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -726,6 +744,8 @@ async fn the_cli_records_fills_with_exit_codes_and_json(db: &TestDb) {
     let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
     proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
     proposal.set_contracts_requested(APPROVED);
+    // The window opened two minutes ago, so fills a minute old lie inside it.
+    proposal.roll.execute_after = Utc::now() - Duration::minutes(2);
     let window_opens = proposal.roll.execute_after;
     let roll_file = cli.write("roll.toml", &proposal.to_toml_string());
     let id = cli.ok_json(&[
@@ -741,7 +761,7 @@ async fn the_cli_records_fills_with_exit_codes_and_json(db: &TestDb) {
     let key = |name: &str| cli.path(&format!("{name}.key"));
     let good = cli.write(
         "fills.toml",
-        &fills_toml(&[(4, 2.95, window_opens + Duration::minutes(1), "IB-1")]),
+        &fills_toml(&[(4, 2.95, window_opens + Duration::seconds(30), "IB-1")]),
     );
 
     // Not committed yet: refused (3), nothing recorded.
@@ -835,7 +855,7 @@ async fn the_cli_records_fills_with_exit_codes_and_json(db: &TestDb) {
     // Out of bounds: recorded (one more event), exit 1, named everywhere.
     let over = cli.write(
         "over.toml",
-        &fills_toml(&[(6, 2.95, window_opens + Duration::minutes(2), "IB-2")]),
+        &fills_toml(&[(6, 2.95, window_opens + Duration::seconds(60), "IB-2")]),
     );
     let out = cli.run(&[
         "execute",

@@ -279,6 +279,7 @@ fn digest_of(fills: &[Fill], corrects: &[Uuid]) -> [u8; 32] {
 }
 
 /// What recording `fills` (and `corrects`) on a committed roll amounts to.
+#[derive(Debug, Clone)]
 pub struct ExecutionRequest {
     pub fills: Vec<Fill>,
     pub corrects: Vec<String>,
@@ -333,6 +334,7 @@ pub fn decide_execute_trusting(
             })?;
     let ExecutionRequest { fills, corrects } = request;
     let corrected = validate_request(&fills, &corrects)?;
+    check_fills_happened(governance, &fills, now)?;
     for (text, id) in corrects.iter().zip(&corrected) {
         match roll.executions.iter().find(|record| record.event_id == *id) {
             None => {
@@ -380,6 +382,32 @@ pub fn decide_execute_trusting(
         breaches,
         signature,
     }))
+}
+
+/// A fill is recorded after it happened: none lies later than the recording's time plus the
+/// policy's `timing.clock_skew_max_seconds` (the clocks of a desk and the ledger differ by that
+/// much at most).
+fn check_fills_happened(
+    governance: &Governance,
+    fills: &[Fill],
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    let skew_seconds = governance.policy.timing.clock_skew_max_seconds;
+    let latest = now + Duration::seconds(i64::from(skew_seconds));
+    match fills
+        .iter()
+        .position(|fill| parse_timestamp(&fill.at).is_some_and(|at| at > latest))
+    {
+        None => Ok(()),
+        Some(index) => Err(Refusal::FillInvalid {
+            field: format!("fills[{index}].at"),
+            rule: format!(
+                "is {}, later than the time it is recorded ({}) plus timing.clock_skew_max_seconds ({skew_seconds} s): a fill is recorded after it happened",
+                fills[index].at,
+                format_timestamp(now)
+            ),
+        }),
+    }
 }
 
 /// The signature binds this ledger, roll, the set in force, the roll's subject digest, these
