@@ -994,6 +994,48 @@ mod tests {
     use crate::domain::envelope::uuid_v7_at;
     use chrono::TimeZone;
 
+    /// A committed roll's record is kept until its recording deadline and forgotten after it,
+    /// in deadline order: memory follows the rolls whose executions may still come.
+    #[test]
+    fn committed_rolls_are_forgotten_after_their_recording_deadline() {
+        use crate::domain::execution::{ApprovedTerms, EXECUTION_RECORDING_GRACE_DAYS};
+        let window_end = |day: u32| Utc.with_ymd_and_hms(2026, 5, day, 15, 15, 0).unwrap();
+        let mut auditor = Auditor::new();
+        for day in [7, 9, 8] {
+            let roll = ExecutableRoll {
+                proposal_id: uuid::Uuid::now_v7(),
+                subject_digest: [0; 32],
+                approved: ApprovedTerms {
+                    contracts: 9,
+                    premium_usd: 2.95,
+                    execute_after: window_end(day) - Duration::minutes(30),
+                    execute_before: window_end(day),
+                    quote_deviation_max: 0.25,
+                },
+                status: Status::Committed,
+                stream_version: 3,
+                executions: Vec::new(),
+            };
+            let id = format!("roll-{day}");
+            auditor
+                .execution_deadlines
+                .insert((roll.recording_deadline(), id.clone()));
+            auditor.committed.insert(id, roll);
+        }
+        let grace = Duration::days(EXECUTION_RECORDING_GRACE_DAYS);
+        auditor.forget_closed_executions(window_end(7) + grace);
+        assert_eq!(
+            auditor.committed.len(),
+            3,
+            "a deadline reached is not passed"
+        );
+        auditor.forget_closed_executions(window_end(8) + grace + Duration::seconds(1));
+        let mut left: Vec<&String> = auditor.committed.keys().collect();
+        left.sort();
+        assert_eq!(left, ["roll-9"]);
+        assert_eq!(auditor.execution_deadlines.len(), 1);
+    }
+
     /// Ids are remembered while an event could still carry them, and only that long: memory
     /// follows the window, not the number of ids ever seen.
     #[test]

@@ -380,7 +380,7 @@ fn print_summary(
         "  executions    {} recorded, {}",
         summary.executions,
         match summary.execution_breaches {
-            0 => "none an execution breach".to_string(),
+            0 => "none in breach".to_string(),
             n => format!("{n} EXECUTION BREACH(ES): `rollbook list --status execution_breach`"),
         }
     );
