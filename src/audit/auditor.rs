@@ -140,11 +140,11 @@ pub struct Auditor {
     closed: BTreeMap<String, u64>,
     signatures: u64,
     /// Committed rolls whose executions may still be recorded (check A12), by proposal id:
-    /// compact records, each kept until its recording deadline (`execution_deadlines`).
-    #[serde(default)]
+    /// compact records, each kept until its recording deadline (`execution_deadlines`). No
+    /// serde default: a state saved before executions existed lacks the rolls it committed, and
+    /// resuming from it would refuse their executions; it fails to restore instead.
     committed: HashMap<String, ExecutableRoll>,
     /// The committed rolls by recording deadline, so the passed ones are forgotten in order.
-    #[serde(default)]
     execution_deadlines: BTreeSet<(DateTime<Utc>, String)>,
     #[serde(default)]
     executions: u64,
