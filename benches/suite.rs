@@ -12,7 +12,8 @@ use rollbook::crypto::canonical::ChainHead;
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::{from_hex, to_hex};
 use rollbook::domain::approval::{
-    cosign_purpose, decide_propose, decide_sign, message_for, ProposalDraft, ProposalState,
+    cosign_purpose, decide_propose, decide_sign, message_for, LayerBook, ProposalDraft,
+    ProposalState,
 };
 use rollbook::domain::chain::AtHead;
 use rollbook::domain::envelope::{uuid_v7_at, NewEvent, StoredEvent};
@@ -187,11 +188,15 @@ fn entry(name: &str, key: &SecretKey) -> SignerEntry {
     }
 }
 
-fn roll_body(now: DateTime<Utc>, contracts: u32) -> String {
+/// The example dated `now`, for `contracts`, on closed layer `layer` of its own: its own id and
+/// numbers (fees 0.1 cent more per layer), so that it draws on no other roll's budget and an
+/// empty `LayerBook` is the book its recording is judged on.
+fn roll_body(now: DateTime<Utc>, contracts: u32, layer: u32) -> String {
     let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
     let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
     proposal.shift_times(now - Duration::minutes(10) - as_of);
     proposal.set_contracts_requested(contracts);
+    proposal.set_closed_layer(&format!("BENCH-L{layer}"), 26.0 + f64::from(layer) * 0.001);
     proposal.to_toml_string()
 }
 
@@ -234,6 +239,8 @@ async fn record_alone(
         draft,
         seal_signature(proposer, draft.message(&head)),
         &mut AtHead::new(head),
+        // Every roll of the generated ledger is on a closed layer of its own (`roll_body`).
+        &LayerBook::default(),
     )
     .unwrap();
     let key_id = proposer.public().key_id().to_string();
@@ -319,8 +326,7 @@ async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<
     let ledger = Ledger { store, ledger_id };
     let mut written = 1u64;
     let mut clock = t0;
-    let mut body = roll_body(clock, 9);
-    let mut body_at = clock;
+    let mut layers = 0u32;
     let mut changed = false;
     while written < target.saturating_sub(pending as u64) {
         if !changed && written >= target / 10 {
@@ -354,13 +360,10 @@ async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<
         let mut states = Vec::new();
         for _ in 0..ROLLS_PER_ROUND {
             clock += Duration::milliseconds(250);
-            // One body per simulated 10 minutes keeps every snapshot fresh (staleness <= 30 min).
-            if clock - body_at > Duration::minutes(10) {
-                body = roll_body(clock, 9);
-                body_at = clock;
-            }
+            layers += 1;
+            let body = roll_body(clock, 9, layers);
             let (draft, _) =
-                ProposalDraft::roll(&gov, uuid_v7_at(clock), body.clone(), clock).unwrap();
+                ProposalDraft::roll(&gov, uuid_v7_at(clock), body, &Draws::none(), clock).unwrap();
             states.push(record_alone(&ledger, &gov, &draft, desk.key("bob"), clock).await);
             written += 1;
         }
@@ -378,10 +381,12 @@ async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<
     }
     // Pending proposals dated now, for `sign` (bob proposed; nobody has co-signed yet).
     let now = Utc::now();
-    let fresh = roll_body(now, 9);
     let mut ids = Vec::new();
     for _ in 0..pending {
-        let (draft, _) = ProposalDraft::roll(&gov, uuid_v7_at(now), fresh.clone(), now).unwrap();
+        layers += 1;
+        let fresh = roll_body(now, 9, layers);
+        let (draft, _) =
+            ProposalDraft::roll(&gov, uuid_v7_at(now), fresh, &Draws::none(), now).unwrap();
         record_alone(&ledger, &gov, &draft, desk.key("bob"), now).await;
         ids.push(draft.proposal_id());
     }

@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use crate::audit::auditor::{AuditFailure, Auditor};
 use crate::crypto::to_hex;
-use crate::domain::approval::ProposalState;
+use crate::domain::approval::{LayerBook, ProposalState};
+use crate::domain::chain::ChainHead;
 use crate::domain::envelope::StoredEvent;
 use crate::domain::events::LEDGER_STREAM;
 use crate::domain::projection::ProposalRow;
@@ -176,6 +177,31 @@ fn restrict_to_owner(dir: &Path) {
 }
 
 impl Verified {
+    /// The closed layers drawn on at the database's head (what a roll proposed there may
+    /// draw), as the auditor folded them: syncs to the head first, then reads the layers from
+    /// the auditor state saved with the pin, and the head they are at.
+    pub async fn layers(&mut self, store: &Store) -> Result<(ChainHead, LayerBook), PinError> {
+        self.sync(store).await?;
+        let saved = self
+            .state
+            .pinned_auditor(self.ledger_id)
+            .await
+            .map_err(PinError::State)?;
+        let Some((seq, hash, auditor)) = saved else {
+            return Err(PinError::State(StoreError::CorruptRow {
+                seq: 0,
+                reason: "the pin vanished after a sync".into(),
+            }));
+        };
+        let layers = Auditor::layers_in_snapshot(&auditor).map_err(|reason| {
+            PinError::State(StoreError::CorruptRow {
+                seq: seq as i64,
+                reason: format!("the saved auditor state does not read back: {reason}"),
+            })
+        })?;
+        Ok((ChainHead { seq, hash }, layers))
+    }
+
     /// Verifies what the database added since the pin and moves the pin, in one transaction of
     /// the state file (under its write lock, so concurrent syncs follow each other).
     async fn sync(&mut self, store: &Store) -> Result<(), PinError> {

@@ -25,7 +25,9 @@ use crate::domain::execution::{
     EXECUTION_RECORDING_GRACE_DAYS,
 };
 use crate::domain::governance::{seal_signature, ActiveSet, Governance, Refusal};
-use crate::sizing::{Policy, SizingReport};
+use crate::domain::layers::{LayerBook, LayerConflict};
+use crate::pin::{PinError, Verified};
+use crate::sizing::{Policy, Proposal, SizingReport};
 use crate::store::{ExpectedVersion, Landing, Store, StoreError};
 
 /// Attempts per command when another writer moved a stream first (each attempt re-reads).
@@ -37,6 +39,8 @@ pub enum ServiceError {
     Refused(#[from] Refusal),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Pin(#[from] PinError),
     #[error("{0}")]
     BadInput(String),
     #[error("{0}")]
@@ -267,19 +271,80 @@ impl Ledger {
         Ok(AtHead { head, earlier })
     }
 
-    /// Records a roll: evaluated under the policy in force at `now`, signed by the proposer.
-    /// A `fail` verdict is recorded too, with status `failed`.
+    /// Records a roll: evaluated under the policy in force at `now` with what the history
+    /// draws on its closed layer, signed by the proposer. A `fail` verdict is recorded too, with
+    /// status `failed`. The draws are folded by the auditor from genesis; a client with a pin
+    /// uses `propose_roll_pinned`.
     pub async fn propose_roll(
         &self,
         body: String,
         key: &SecretKey,
         now: DateTime<Utc>,
     ) -> Result<(ProposalState, SizingReport), ServiceError> {
+        self.propose_roll_from(body, key, now, LayerSource::Genesis)
+            .await
+    }
+
+    /// `propose_roll` with the draws this client's pin verified (synced to the head first).
+    pub async fn propose_roll_pinned(
+        &self,
+        body: String,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+        pin: &mut Verified,
+    ) -> Result<(ProposalState, SizingReport), ServiceError> {
+        self.propose_roll_from(body, key, now, LayerSource::Pinned(pin))
+            .await
+    }
+
+    async fn propose_roll_from(
+        &self,
+        body: String,
+        key: &SecretKey,
+        now: DateTime<Utc>,
+        mut source: LayerSource<'_>,
+    ) -> Result<(ProposalState, SizingReport), ServiceError> {
         let governance = self.governance().await?;
-        let (draft, report) = ProposalDraft::roll(&governance, uuid_v7_at(now), body, now)
+        let proposal = Proposal::from_toml_str(&body)
             .map_err(|error| ServiceError::BadInput(error.to_string()))?;
-        let state = self.record(&governance, &draft, key, now).await?;
-        Ok((state, report))
+        let proposal_id = uuid_v7_at(now);
+        // The time the draft records (canonical, to the millisecond): the draws are those at it.
+        let created_at = parse_timestamp(&format_timestamp(now)).expect("canonical");
+        // Drafted again on every attempt: another event landing first may change the draws.
+        let (state, drafted) = self
+            .record(&governance, proposal_id, key, now, async || {
+                let (head, layers) = self.layers_at_head(&mut source).await?;
+                let draws = layers
+                    .draws_for(&proposal, &body, &governance, created_at)
+                    .map_err(layer_conflict)?;
+                let (draft, report) =
+                    ProposalDraft::roll(&governance, proposal_id, body.clone(), &draws, now)
+                        .map_err(|error| ServiceError::BadInput(error.to_string()))?;
+                Ok(Drafted {
+                    draft,
+                    report: Some(report),
+                    head,
+                    layers,
+                })
+            })
+            .await?;
+        Ok((
+            state,
+            drafted.report.expect("a roll is drafted with its report"),
+        ))
+    }
+
+    /// The closed layers drawn on at the head, and that head.
+    async fn layers_at_head(
+        &self,
+        source: &mut LayerSource<'_>,
+    ) -> Result<(ChainHead, LayerBook), ServiceError> {
+        match source {
+            LayerSource::Pinned(pin) => Ok(pin.layers(&self.store).await?),
+            LayerSource::Genesis => crate::audit::layers_live(&self.store, self.ledger_id)
+                .await
+                .map_err(|error| ServiceError::Corrupt(error.to_string())),
+        }
     }
 
     /// Records a governance motion (next signer set or next policy).
@@ -292,79 +357,82 @@ impl Ledger {
         let governance = self.governance().await?;
         // One clock reading per command: the draft's created_at is the time it is appended with.
         let draft = make(&governance, now)?;
-        self.record(&governance, &draft, key, now).await
+        let (state, _) = self
+            .record(&governance, draft.proposal_id(), key, now, async || {
+                Ok(Drafted {
+                    draft: draft.clone(),
+                    report: None,
+                    head: self.head().await?,
+                    // A motion draws on no layer.
+                    layers: LayerBook::default(),
+                })
+            })
+            .await?;
+        Ok(state)
     }
 
+    /// Drafts (on every attempt), signs on the head the draft was made at, and appends the
+    /// recording right after that head; the state recorded and the draft it was made from.
     async fn record(
         &self,
         governance: &Governance,
-        draft: &ProposalDraft,
+        proposal_id: Uuid,
         key: &SecretKey,
         now: DateTime<Utc>,
-    ) -> Result<ProposalState, ServiceError> {
-        // Bound to the governance read above: a concurrent adoption makes this a conflict.
-        let expected = vec![
-            (
-                LEDGER_STREAM.to_string(),
-                ExpectedVersion::Exact(governance.stream_version),
-            ),
-            (draft.terms.proposal_id.clone(), ExpectedVersion::NoStream),
-        ];
-        // The chain time the store assigns is the later of `now` and the head's, which another
-        // writer's clock may have moved ahead. Two rules bound it: a recording after its own
-        // expiry is invalid (A2), and so is one more than W after the time its proposal id
-        // carries (A9). Whichever comes first is the append's deadline, so that an honest
-        // proposer with a slower clock is refused here instead of writing an invalid event.
-        let expires_at = parse_timestamp(&draft.terms.expires_at);
-        let id_deadline = Uuid::parse_str(&draft.terms.proposal_id)
-            .ok()
-            .and_then(|id| uuid_v7_time(&id))
-            .map(|time| time + chrono::Duration::seconds(ID_TIME_WINDOW_SECONDS));
-        let id_binds = match (id_deadline, expires_at) {
-            (Some(id), Some(expiry)) => id < expiry,
-            (id, _) => id.is_some(),
-        };
-        let deadline = if id_binds { id_deadline } else { expires_at };
-        let proposal_id = draft.proposal_id();
-        // The proposer signs the head the recording follows; when another event lands first,
-        // it signs again on the new head.
-        let written = retry_on_conflict(proposal_id, async || {
-            let head = self.head().await?;
-            let signature = seal_signature(key, draft.message(&head));
-            let actor = signature.key_id.clone();
-            let event = decide_propose(governance, draft, signature, &mut AtHead::new(head))?;
-            let landing = Landing {
-                deadline,
-                after_head: Some(head),
-            };
-            self.append(
-                expected.clone(),
-                std::slice::from_ref(&event),
-                &actor,
-                now,
-                landing,
-            )
-            .await
-            .map_err(|error| match error {
-                // Another adoption since the governance was read: not retried, refused.
-                ServiceError::Store(StoreError::Conflict { .. }) => {
-                    ServiceError::Refused(Refusal::GovernanceChanged)
-                }
-                other => other,
+        mut drafted: impl AsyncFnMut() -> Result<Drafted, ServiceError>,
+    ) -> Result<(ProposalState, Drafted), ServiceError> {
+        let written =
+            retry_on_conflict(proposal_id, async || {
+                let drafted = drafted().await?;
+                let draft = &drafted.draft;
+                // Bound to the governance read above: a concurrent adoption makes this a conflict.
+                let expected = vec![
+                    (
+                        LEDGER_STREAM.to_string(),
+                        ExpectedVersion::Exact(governance.stream_version),
+                    ),
+                    (draft.terms.proposal_id.clone(), ExpectedVersion::NoStream),
+                ];
+                let (deadline, id_binds) = recording_deadline(draft);
+                // The proposer signs the head the draft was made at; when another event lands
+                // first, the append is refused and the next attempt drafts again on the new head.
+                let signature = seal_signature(key, draft.message(&drafted.head));
+                let actor = signature.key_id.clone();
+                let event = decide_propose(
+                    governance,
+                    draft,
+                    signature,
+                    &mut AtHead::new(drafted.head),
+                    &drafted.layers,
+                )?;
+                let landing = Landing {
+                    deadline,
+                    after_head: Some(drafted.head),
+                };
+                let written =
+                    self.append(expected, std::slice::from_ref(&event), &actor, now, landing)
+                        .await
+                        .map_err(|error| match error {
+                            // Another adoption since the governance was read: not retried, refused.
+                            ServiceError::Store(StoreError::Conflict { .. }) => {
+                                ServiceError::Refused(Refusal::GovernanceChanged)
+                            }
+                            ServiceError::Store(StoreError::DeadlinePassed {
+                                recorded_at, ..
+                            }) if id_binds => ServiceError::Refused(Refusal::ChainClockAhead {
+                                ledger_time: recorded_at,
+                                local_time: format_timestamp(now),
+                                window_seconds: ID_TIME_WINDOW_SECONDS,
+                            }),
+                            other => expired_before_recorded(other),
+                        })?;
+                Ok((written, drafted))
             })
-        })
-        .await
-        .map_err(|error| match error {
-            ServiceError::Store(StoreError::DeadlinePassed { recorded_at, .. }) if id_binds => {
-                ServiceError::Refused(Refusal::ChainClockAhead {
-                    ledger_time: recorded_at,
-                    local_time: format_timestamp(now),
-                    window_seconds: ID_TIME_WINDOW_SECONDS,
-                })
-            }
-            other => expired_before_recorded(other),
-        })?;
-        ProposalState::from_stream(&written).map_err(|r| ServiceError::Corrupt(r.to_string()))
+            .await?;
+        let (written, drafted) = written;
+        let state = ProposalState::from_stream(&written)
+            .map_err(|r| ServiceError::Corrupt(r.to_string()))?;
+        Ok((state, drafted))
     }
 
     /// Co-signs with a key held here.
@@ -621,6 +689,52 @@ impl Ledger {
         })
         .await
     }
+}
+
+/// Where a proposer learns what the history draws on each closed layer.
+enum LayerSource<'a> {
+    /// This client's pin, synced to the head: the layers its auditor folded.
+    Pinned(&'a mut Verified),
+    /// No pin: the auditor folds the ledger from genesis.
+    Genesis,
+}
+
+/// A proposal drafted for one attempt: the draft, a roll's report, and the head and layers it
+/// was made at.
+struct Drafted {
+    draft: ProposalDraft,
+    report: Option<SizingReport>,
+    head: ChainHead,
+    layers: LayerBook,
+}
+
+/// A roll that may not draw on the layer it names: conflicting numbers or a missing id are
+/// input errors (the file must change); a body equal to a pending proposal is refused.
+fn layer_conflict(conflict: LayerConflict) -> ServiceError {
+    match conflict {
+        LayerConflict::SameAsPending { .. } => ServiceError::Refused(Refusal::Layer(conflict)),
+        other => ServiceError::BadInput(other.to_string()),
+    }
+}
+
+/// The deadline of a recording's append, and whether it is the id's (rather than expiry's).
+///
+/// The chain time the store assigns is the later of `now` and the head's, which another
+/// writer's clock may have moved ahead. Two rules bound it: a recording after its own expiry is
+/// invalid (A2), and so is one more than W after the time its proposal id carries (A9).
+/// Whichever comes first is the append's deadline, so that an honest proposer with a slower
+/// clock is refused here instead of writing an invalid event.
+fn recording_deadline(draft: &ProposalDraft) -> (Option<DateTime<Utc>>, bool) {
+    let expires_at = parse_timestamp(&draft.terms.expires_at);
+    let id_deadline = Uuid::parse_str(&draft.terms.proposal_id)
+        .ok()
+        .and_then(|id| uuid_v7_time(&id))
+        .map(|time| time + chrono::Duration::seconds(ID_TIME_WINDOW_SECONDS));
+    let id_binds = match (id_deadline, expires_at) {
+        (Some(id), Some(expiry)) => id < expiry,
+        (id, _) => id.is_some(),
+    };
+    (if id_binds { id_deadline } else { expires_at }, id_binds)
 }
 
 /// A decision appended with the proposal's expiry as its deadline: the chain time passing it is

@@ -7,8 +7,8 @@ use rollbook::crypto::canonical::{genesis_message, Purpose};
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::to_hex;
 use rollbook::domain::approval::{
-    decide_propose, decide_reject, decide_sign, decide_withdraw, message_for, tally, ProposalDraft,
-    ProposalState, Status,
+    decide_propose, decide_reject, decide_sign, decide_withdraw, message_for, tally, LayerBook,
+    ProposalDraft, ProposalState, Status,
 };
 use rollbook::domain::chain::AtHead;
 use rollbook::domain::envelope::{NewEvent, StoredEvent};
@@ -16,7 +16,7 @@ use rollbook::domain::events::{
     Event, LedgerCreated, SignatureEnvelope, SignerEntry, SignerSet, LEDGER_FORMAT,
 };
 use rollbook::domain::governance::{seal_signature, ActiveSet, Governance, Mismatch, Refusal};
-use rollbook::sizing::{Policy, Proposal};
+use rollbook::sizing::{Draws, Policy, Proposal};
 use uuid::Uuid;
 
 const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
@@ -124,6 +124,7 @@ fn given_roll(desk: &Desk, proposer: &str, contracts: u32) -> ProposalState {
         &desk.governance,
         Uuid::now_v7(),
         roll_body(contracts, t0()),
+        &Draws::none(),
         t0(),
     )
     .unwrap();
@@ -133,6 +134,7 @@ fn given_roll(desk: &Desk, proposer: &str, contracts: u32) -> ProposalState {
         &draft,
         signature,
         &mut AtHead::new(first_head()),
+        &LayerBook::default(),
     )
     .expect("proposal accepted");
     let Event::ProposalRecorded(recorded) = &event else {
@@ -365,8 +367,14 @@ fn a_failing_roll_is_recorded_as_failed_and_can_never_be_signed() {
 #[test]
 fn a_stored_report_in_other_bytes_is_compared_by_value() {
     let desk = desk();
-    let (draft, _) =
-        ProposalDraft::roll(&desk.governance, Uuid::now_v7(), roll_body(9, t0()), t0()).unwrap();
+    let (draft, _) = ProposalDraft::roll(
+        &desk.governance,
+        Uuid::now_v7(),
+        roll_body(9, t0()),
+        &Draws::none(),
+        t0(),
+    )
+    .unwrap();
     let propose = |report: String| {
         let mut draft = draft.clone();
         draft.terms.report_json = Some(report);
@@ -376,6 +384,7 @@ fn a_stored_report_in_other_bytes_is_compared_by_value() {
             &draft,
             signature,
             &mut AtHead::new(first_head()),
+            &LayerBook::default(),
         )
     };
     let stored = draft.terms.report_json.clone().unwrap();
@@ -409,7 +418,8 @@ fn a_stored_report_in_other_bytes_is_compared_by_value() {
             &desk.governance,
             &broken,
             signature,
-            &mut AtHead::new(first_head())
+            &mut AtHead::new(first_head()),
+            &LayerBook::default()
         ),
         Refusal::ReportUnparsable { .. }
     );
@@ -421,7 +431,8 @@ fn a_stored_report_in_other_bytes_is_compared_by_value() {
             &desk.governance,
             &broken,
             signature,
-            &mut AtHead::new(first_head())
+            &mut AtHead::new(first_head()),
+            &LayerBook::default()
         ),
         Refusal::BodyInvalid { .. }
     );
@@ -430,15 +441,22 @@ fn a_stored_report_in_other_bytes_is_compared_by_value() {
 #[test]
 fn an_outsider_cannot_propose_and_forged_proposals_are_refused() {
     let desk = desk();
-    let (draft, _) =
-        ProposalDraft::roll(&desk.governance, Uuid::now_v7(), roll_body(9, t0()), t0()).unwrap();
+    let (draft, _) = ProposalDraft::roll(
+        &desk.governance,
+        Uuid::now_v7(),
+        roll_body(9, t0()),
+        &Draws::none(),
+        t0(),
+    )
+    .unwrap();
     let outsider = SecretKey::generate().unwrap();
     assert_refused!(
         decide_propose(
             &desk.governance,
             &draft,
             seal_signature(&outsider, draft.message(&first_head())),
-            &mut AtHead::new(first_head())
+            &mut AtHead::new(first_head()),
+            &LayerBook::default()
         ),
         Refusal::ProposerNotInSet { set_version: 1, .. }
     );
@@ -450,7 +468,8 @@ fn an_outsider_cannot_propose_and_forged_proposals_are_refused() {
             &desk.governance,
             &draft,
             forged,
-            &mut AtHead::new(first_head())
+            &mut AtHead::new(first_head()),
+            &LayerBook::default()
         ),
         Refusal::SignatureInvalid { .. }
     );
@@ -468,7 +487,8 @@ fn an_outsider_cannot_propose_and_forged_proposals_are_refused() {
             &desk.governance,
             &doctored,
             seal_signature(desk.key("bob"), doctored.message(&first_head())),
-            &mut AtHead::new(first_head())
+            &mut AtHead::new(first_head()),
+            &LayerBook::default()
         ),
         Refusal::ReportDiffers { .. }
     );
@@ -480,7 +500,8 @@ fn an_outsider_cannot_propose_and_forged_proposals_are_refused() {
             &desk.governance,
             &other,
             seal_signature(desk.key("bob"), draft.message(&first_head())),
-            &mut AtHead::new(first_head())
+            &mut AtHead::new(first_head()),
+            &LayerBook::default()
         ),
         Refusal::Misbound {
             mismatch: Mismatch::Proposal { .. },
@@ -909,6 +930,7 @@ fn given_motion(desk: &Desk, proposer: &str, draft: ProposalDraft) -> ProposalSt
         &draft,
         seal_signature(desk.key(proposer), draft.message(&first_head())),
         &mut AtHead::new(first_head()),
+        &LayerBook::default(),
     )
     .expect("motion accepted");
     let Event::ProposalRecorded(recorded) = &event else {
@@ -1251,7 +1273,8 @@ fn a_motion_leaving_too_few_signers_is_refused() {
             &desk.governance,
             &draft,
             seal_signature(desk.key("alice"), draft.message(&first_head())),
-            &mut AtHead::new(first_head())
+            &mut AtHead::new(first_head()),
+            &LayerBook::default()
         ),
         Refusal::TooFewSignersStay {
             staying: 0,
@@ -1271,7 +1294,8 @@ fn a_motion_leaving_too_few_signers_is_refused() {
             &pair.governance,
             &draft,
             seal_signature(pair.key("alice"), draft.message(&first_head())),
-            &mut AtHead::new(first_head())
+            &mut AtHead::new(first_head()),
+            &LayerBook::default()
         ),
         Refusal::TooFewSignersStay {
             staying: 0,
@@ -1323,7 +1347,8 @@ fn a_policy_motion_commits_with_k_signatures_and_changes_the_policy() {
             &desk.governance,
             &same,
             seal_signature(desk.key("alice"), same.message(&first_head())),
-            &mut AtHead::new(first_head())
+            &mut AtHead::new(first_head()),
+            &LayerBook::default()
         ),
         Refusal::SamePolicy
     );
@@ -1444,23 +1469,37 @@ fn a_proposal_id_in_another_spelling_is_refused() {
         id.urn().to_string(),
     ];
     for spelling in spellings {
-        let (mut draft, _) =
-            ProposalDraft::roll(&desk.governance, id, roll_body(9, t0()), t0()).unwrap();
+        let (mut draft, _) = ProposalDraft::roll(
+            &desk.governance,
+            id,
+            roll_body(9, t0()),
+            &Draws::none(),
+            t0(),
+        )
+        .unwrap();
         draft.terms.proposal_id = spelling.clone();
         let signature = seal_signature(desk.key("bob"), draft.message(&first_head()));
         assert_refused!(
-            decide_propose(&desk.governance, &draft, signature, &mut AtHead::new(first_head())),
+            decide_propose(&desk.governance, &draft, signature, &mut AtHead::new(first_head()), &LayerBook::default()),
             Refusal::ProposalIdNotCanonical { proposal_id } if proposal_id == spelling
         );
     }
     // The canonical spelling of the same id is accepted.
-    let (draft, _) = ProposalDraft::roll(&desk.governance, id, roll_body(9, t0()), t0()).unwrap();
+    let (draft, _) = ProposalDraft::roll(
+        &desk.governance,
+        id,
+        roll_body(9, t0()),
+        &Draws::none(),
+        t0(),
+    )
+    .unwrap();
     let signature = seal_signature(desk.key("bob"), draft.message(&first_head()));
     decide_propose(
         &desk.governance,
         &draft,
         signature,
         &mut AtHead::new(first_head()),
+        &LayerBook::default(),
     )
     .expect("canonical id accepted");
 }

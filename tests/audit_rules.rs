@@ -24,7 +24,7 @@ use rollbook::domain::events::{Event, ProposalExpired, ProposalRecorded, SignerE
 use rollbook::domain::governance::{seal_signature, ActiveSet};
 use rollbook::domain::refusal::Refusal;
 use rollbook::service::{self, Ledger, ServiceError};
-use rollbook::sizing::{Policy, Proposal};
+use rollbook::sizing::{Draws, Policy, Proposal};
 use rollbook::store::Store;
 use uuid::Uuid;
 
@@ -315,7 +315,7 @@ async fn a_replayed_roll_is_refused_a9() {
 async fn a_fast_clock_cannot_make_an_honest_recording_invalid(db: &TestDb) {
     let (ledger, k) = story(db).await;
     let at = |seconds: i64| t0() + Duration::seconds(seconds);
-    let (roll, _) = ledger.propose_roll(body(5), &k.bob, at(20)).await.unwrap();
+    let (roll, _) = ledger.propose_roll(body(3), &k.bob, at(20)).await.unwrap();
     ledger
         .sign(roll.id, &k.carol, at(21) + Duration::minutes(11))
         .await
@@ -618,7 +618,8 @@ async fn c12_reports_are_canonical(db: &TestDb) {
     let lines = export_lines(&ledger).await;
     let governance = ledger.governance().await.unwrap();
     let at = last_time(&lines) + Duration::seconds(1);
-    let (draft, _) = ProposalDraft::roll(&governance, uuid_v7_at(at), body(4), at).unwrap();
+    let (draft, _) =
+        ProposalDraft::roll(&governance, uuid_v7_at(at), body(4), &Draws::none(), at).unwrap();
     let report = draft.terms.report_json.clone().unwrap();
     let (verdict, rest) = report.split_once(',').unwrap();
     let (requested, rest) = rest.split_once(',').unwrap();
@@ -837,7 +838,7 @@ async fn a9_proposal_ids_are_uuidv7_of_their_recording(db: &TestDb) {
     let v4 = Uuid::from_u128(0x0196_a4f2_0000_4000_8000_0000_0000_0001);
     let old = uuid_v7_at(at - Duration::seconds(ID_TIME_WINDOW_SECONDS + 1));
     for id in [v4, old] {
-        let (draft, _) = ProposalDraft::roll(&governance, id, body(4), at).unwrap();
+        let (draft, _) = ProposalDraft::roll(&governance, id, body(4), &Draws::none(), at).unwrap();
         let broken = appended(&lines, vec![recording(&lines, &draft, &k.bob, at)]);
         assert_invalid_at(&broken, LAST + 1, "A9");
     }

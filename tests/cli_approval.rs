@@ -74,6 +74,7 @@ impl<'a> Desk<'a> {
         let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
         proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
         proposal.set_contracts_requested(contracts);
+        common::own_layer(&mut proposal);
         let path = self.path(name);
         std::fs::write(&path, proposal.to_toml_string()).unwrap();
         path
@@ -183,6 +184,7 @@ both_backends!(
     two_concurrent_signers_commit_exactly_once,
     two_signers_of_the_shipped_example_remove_the_third,
     init_is_refused_on_an_existing_ledger_and_bad_signer_files_are_named,
+    evaluate_on_the_ledger_and_propose_count_what_the_layer_already_draws,
 );
 
 async fn keys_from_three_tools_commit_a_roll(db: &TestDb) {
@@ -885,5 +887,78 @@ async fn init_is_refused_on_an_existing_ledger_and_bad_signer_files_are_named(db
         text(&out.stderr).contains("one lost key freezes the ledger"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// `evaluate --ledger` judges a file as `propose` would now: with the ledger's policy in force
+/// (here a growth cap of 10 contracts, where the default allows 25) and what its history
+/// already draws on the file's closed layer; plain `evaluate` keeps the defaults. `propose`
+/// reports the draws, refuses the identical file while it is pending, and refuses other
+/// numbers under the same layer id.
+async fn evaluate_on_the_ledger_and_propose_count_what_the_layer_already_draws(db: &TestDb) {
+    let desk = desk(db, 2, Some("[growth]\nlayer_growth_max = 0.5\n"));
+    let write = |name: &str, contracts: u32, fees_usd: f64| {
+        let mut proposal = rollbook::sizing::Proposal::from_toml_str(EXAMPLE).unwrap();
+        let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
+        proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
+        proposal.set_contracts_requested(contracts);
+        proposal.set_closed_layer("VIX-C22-2026-11-L3", fees_usd);
+        proposal.roll.note = name.to_string();
+        let path = desk.path(&format!("{name}.toml"));
+        std::fs::write(&path, proposal.to_toml_string()).unwrap();
+        path
+    };
+    let first = write("first", 9, 26.0);
+    let second = write("second", 2, 26.0);
+    let first_id = desk.json(&["propose", &first, "--key", &desk.path("bob.key")])["proposal_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Alone, the second roll passes the default growth cap of 25.
+    let out = desk.run(&["evaluate", &second]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // On the ledger: 2 + 9 drawn > 10.
+    let out = desk.run(&["evaluate", &second, "--ledger", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["drawn"]["contracts"], 9);
+    assert_eq!(report["drawn"]["proposal_ids"][0], first_id.as_str());
+    assert_eq!(report["metrics"]["growth_total_contracts"], 10);
+    assert!(
+        text(&out.stderr).contains("on ledger") && text(&out.stderr).contains("policy v1"),
+        "{}",
+        text(&out.stderr)
+    );
+    let human = desk.run(&["evaluate", &second, "--ledger"]);
+    assert!(text(&human.stdout).contains("9 contracts drawn by 1 proposals"));
+    // The ledger's policy is not mixed with another.
+    let out = desk.run(&["evaluate", &second, "--ledger", "--drawn-usd", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // propose says what it drew on, as evaluate did.
+    let out = desk.run(&[
+        "propose",
+        &second,
+        "--key",
+        &desk.path("carol.key"),
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed verdict is recorded, exit 1"
+    );
+    let recorded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(recorded["status"], "failed");
+    assert_eq!(recorded["drawn"]["contracts"], 9);
+    desk.refused(
+        &["propose", &first, "--key", &desk.path("carol.key")],
+        3,
+        &format!("identical to pending proposal {first_id}"),
+    );
+    let other_fees = write("other-fees", 1, 27.0);
+    desk.refused(
+        &["propose", &other_fees, "--key", &desk.path("bob.key")],
+        2,
+        &first_id,
     );
 }

@@ -1,4 +1,4 @@
-//! The roll as executed (`roll.executed`, checks A12 and A13), live on both backends: fills in
+//! The roll as executed (`roll.executed`, checks A13 and A14), live on both backends: fills in
 //! and out of the approved bounds, corrections, refusals that leave the ledger unchanged, a
 //! tampered execution caught by `verify` with every hash recomputed, and the CLI.
 
@@ -492,7 +492,7 @@ async fn a_tampered_execution_is_invalid_with_every_hash_recomputed(db: &TestDb)
         executed.breaches.clear();
     })
     .await;
-    expect_invalid(db, &desk, stored.seq, "(A13)").await;
+    expect_invalid(db, &desk, stored.seq, "(A14)").await;
 
     // Fewer contracts than signed: the signature no longer covers the fills.
     let fresh = fresh_like(db).await;
@@ -543,7 +543,7 @@ async fn concurrent_executions_are_both_recorded_and_counted_together(db: &TestD
 }
 
 /// A signer who bypasses `execute` and appends a well-signed execution 31 days after the
-/// window: the store takes it (it checks no rule), the verifier refuses it (A12).
+/// window: the store takes it (it checks no rule), the verifier refuses it (A13).
 async fn an_execution_after_the_recording_window_is_invalid(db: &TestDb) {
     let (desk, roll) = committed_roll(db).await;
     let events = desk.ledger.stream(roll.id).await.unwrap();

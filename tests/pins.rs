@@ -108,6 +108,7 @@ impl Desk<'_> {
         let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
         proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
         proposal.set_contracts_requested(9);
+        common::own_layer(&mut proposal);
         let file = self.path(&format!("roll-{}.toml", Uuid::now_v7().simple()));
         std::fs::write(&file, proposal.to_toml_string()).unwrap();
         let out = self.ok(
@@ -566,14 +567,14 @@ async fn concurrent_syncs_leave_one_consistent_pin(db: &TestDb) {
         for _ in 0..3 {
             children.push(spawn("shared", &["list"]));
         }
-        let file = desk.path("concurrent.toml");
-        if round == 0 {
-            let mut proposal = rollbook::sizing::Proposal::from_toml_str(EXAMPLE).unwrap();
-            let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
-            proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
-            proposal.set_contracts_requested(9);
-            std::fs::write(&file, proposal.to_toml_string()).unwrap();
-        }
+        // A roll of its own each round: the same body twice would be refused as a duplicate.
+        let file = desk.path(&format!("concurrent-{round}.toml"));
+        let mut proposal = rollbook::sizing::Proposal::from_toml_str(EXAMPLE).unwrap();
+        let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
+        proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
+        proposal.set_contracts_requested(9);
+        common::own_layer(&mut proposal);
+        std::fs::write(&file, proposal.to_toml_string()).unwrap();
         children.push(spawn(
             &format!("bob-{round}"),
             &["propose", &file, "--key", &desk.path("bob.key")],

@@ -80,6 +80,7 @@ fn roll_body(now: DateTime<Utc>) -> String {
     let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
     proposal.shift_times(now - Duration::minutes(10) - as_of);
     proposal.set_contracts_requested(9);
+    common::own_layer(&mut proposal);
     proposal.to_toml_string()
 }
 

@@ -15,7 +15,7 @@ use crate::crypto::merkle::MerkleBuilder;
 use crate::crypto::to_hex;
 use crate::domain::approval::{
     check_recorded_parsed, decide_reject_trusting, decide_sign_trusting, decide_withdraw_trusting,
-    ParsedRoll, ProposalState, Status,
+    DrawsFrom, LayerBook, ParsedRoll, ProposalState, Status,
 };
 use crate::domain::chain::ChainHead;
 use crate::domain::envelope::{
@@ -139,7 +139,7 @@ pub struct Auditor {
     deciding_actor: Option<String>,
     closed: BTreeMap<String, u64>,
     signatures: u64,
-    /// Committed rolls whose executions may still be recorded (check A12), by proposal id:
+    /// Committed rolls whose executions may still be recorded (check A13), by proposal id:
     /// compact records, each kept until its recording deadline (`execution_deadlines`). No
     /// serde default: a state saved before executions existed lacks the rolls it committed, and
     /// resuming from it would refuse their executions; it fails to restore instead.
@@ -160,6 +160,9 @@ pub struct Auditor {
     genesis_hash: Option<[u8; 32]>,
     /// Event ids that a later event could still carry (check C8).
     recent_event_ids: RecentIds,
+    /// The closed layers drawn on (check A12): every layer's numbers, the committed rolls on
+    /// it and the open ones that may still draw.
+    layers: LayerBook,
     /// Ids of proposals that a later recording could still carry (check A9); older ones that
     /// are still open are in `open`.
     recent_proposal_ids: RecentIds,
@@ -266,6 +269,7 @@ impl Auditor {
             ledger_id: None,
             genesis_hash: None,
             recent_event_ids: RecentIds::default(),
+            layers: LayerBook::default(),
             recent_proposal_ids: RecentIds::default(),
             recent_hashes: RecentHashes::default(),
             deferred_heads: Vec::new(),
@@ -299,6 +303,30 @@ impl Auditor {
     /// (`open_proposal`); `restore` resumes from both.
     pub fn snapshot(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("the auditor's state is plain data and serializes")
+    }
+
+    /// The closed layers drawn on (check A12) as the events so far leave them.
+    pub fn layers(&self) -> &LayerBook {
+        &self.layers
+    }
+
+    /// The head the auditor has reached: the last event's seq and hash.
+    pub fn head(&self) -> ChainHead {
+        ChainHead {
+            seq: self.events(),
+            hash: self.head_hash(),
+        }
+    }
+
+    /// The closed layers of a saved `snapshot`, without restoring the rest.
+    pub fn layers_in_snapshot(snapshot: &[u8]) -> Result<LayerBook, String> {
+        #[derive(Deserialize)]
+        struct Layers {
+            layers: LayerBook,
+        }
+        serde_json::from_slice::<Layers>(snapshot)
+            .map(|saved| saved.layers)
+            .map_err(|error| error.to_string())
     }
 
     /// The state of the open proposal `id` as bytes (JSON); `None` when it is not open.
@@ -572,7 +600,7 @@ impl Auditor {
                         // The policy in force is the one the roll was recorded under (A3).
                         let deviation_max = governance.policy.structure.quote_deviation_max;
                         let roll = ExecutableRoll::committed(&state, deviation_max)
-                            .map_err(|r| format!("{r} (A12)"))?;
+                            .map_err(|r| format!("{r} (A13)"))?;
                         self.execution_deadlines
                             .insert((roll.recording_deadline(), committed.proposal_id.clone()));
                         self.committed.insert(committed.proposal_id.clone(), roll);
@@ -700,7 +728,15 @@ impl Auditor {
             return Err("the actor is not the proposer who signed (C13)".into());
         }
         let mut chain = self.chain_at(event);
-        check_recorded_parsed(governance, &recorded, &mut chain, roll, verified).map_err(|r| {
+        let rolled = check_recorded_parsed(
+            governance,
+            &recorded,
+            &mut chain,
+            DrawsFrom::Book(&self.layers),
+            roll,
+            verified,
+        )
+        .map_err(|r| {
             format!(
                 "proposal {}: {r} ({})",
                 recorded.terms.proposal_id,
@@ -719,6 +755,9 @@ impl Auditor {
                 "proposal {} was recorded after its own expiry {} (A2)",
                 state.recorded.terms.proposal_id, state.recorded.terms.expires_at
             ));
+        }
+        if let Some(proposal) = &rolled {
+            self.layers.record(&state, proposal, governance, at);
         }
         if state.status == Status::Failed {
             *self.closed.entry("failed".into()).or_default() += 1;
@@ -790,13 +829,18 @@ impl Auditor {
         if state.status == Status::Pending {
             return None;
         }
+        if state.status == Status::Committed {
+            self.layers.committed(&id);
+        } else {
+            self.layers.closed(&id);
+        }
         *self.closed.entry(state.status.as_str().into()).or_default() += 1;
         self.recent_hashes.closed(state.first_seq);
         self.open.remove(&id)
     }
 
-    /// `roll.executed`: checked as `execute` checked it (A12), and its amounts and status
-    /// exactly those its fills decide (A13).
+    /// `roll.executed`: checked as `execute` checked it (A13), and its amounts and status
+    /// exactly those its fills decide (A14).
     fn execute(
         &mut self,
         governance: &Governance,
@@ -808,7 +852,7 @@ impl Auditor {
     ) -> Result<(), String> {
         let id = &executed.proposal_id;
         let roll = self.committed.get(id).ok_or_else(|| {
-            format!("execution of proposal {id}, which is not a committed roll, or whose executions closed {EXECUTION_GRACE_DAYS} days after its window (A12)")
+            format!("execution of proposal {id}, which is not a committed roll, or whose executions closed {EXECUTION_GRACE_DAYS} days after its window (A13)")
         })?;
         if event.stream_version != roll.stream_version + 1 {
             return Err(format!(
@@ -834,11 +878,11 @@ impl Auditor {
             &mut chain,
             verified,
         )
-        .map_err(|r| format!("execution of proposal {id}: {r} ({})", check_of(&r, "A12")))?;
+        .map_err(|r| format!("execution of proposal {id}: {r} ({})", check_of(&r, "A13")))?;
         let deferred = chain.deferred;
         if &expected != payload {
             return Err(format!(
-                "the execution of proposal {id} records other amounts, status or breaches than its fills decide (A13)"
+                "the execution of proposal {id} records other amounts, status or breaches than its fills decide (A14)"
             ));
         }
         self.defer(event, deferred);
@@ -861,7 +905,7 @@ impl Auditor {
     }
 
     /// Forgets the committed rolls whose recording deadline passed: no valid execution of them
-    /// can follow (A12), so memory holds only the rolls whose executions may still come.
+    /// can follow (A13), so memory holds only the rolls whose executions may still come.
     fn forget_closed_executions(&mut self, at: DateTime<Utc>) {
         while let Some((deadline, id)) = self.execution_deadlines.first().cloned() {
             if deadline >= at {
@@ -880,10 +924,12 @@ impl Auditor {
         let cutoff = at - Duration::hours(EXPIRED_EVICTION_GRACE_HOURS);
         let before = self.open.len();
         let recent_hashes = &mut self.recent_hashes;
-        self.open.retain(|_, state| {
+        let layers = &mut self.layers;
+        self.open.retain(|id, state| {
             let keep = state.expires_at >= cutoff;
             if !keep {
                 recent_hashes.closed(state.first_seq);
+                layers.closed(id);
             }
             keep
         });
@@ -953,6 +999,7 @@ fn check_of(refusal: &Refusal, default: &'static str) -> &'static str {
             mismatch: Mismatch::HeadOutOfRange { .. } | Mismatch::HeadHash { .. },
             ..
         } => "A11",
+        Refusal::Layer(_) => "A12",
         _ => default,
     }
 }

@@ -1,4 +1,5 @@
-//! `rollbook evaluate`: a dry run of the sizing core on a proposal file. No database.
+//! `rollbook evaluate`: a dry run of the sizing core on a proposal file, with the default (or a
+//! given) policy, or with `--ledger` as `propose` would judge it on the ledger now.
 
 use std::path::{Path, PathBuf};
 
@@ -6,6 +7,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
+use crate::service::Ledger;
 use crate::sizing::{self, Draws, InputError, Policy, Proposal, Verdict};
 
 #[derive(Debug, Args)]
@@ -40,6 +42,10 @@ pub struct EvaluateArgs {
         value_parser = whole_contracts
     )]
     pub drawn_contracts: u64,
+    /// Evaluate against the ledger at --db, as `propose` would now: its policy in force and what
+    /// its history already draws on the file's closed layer (verified from this client's pin).
+    #[arg(long, conflicts_with_all = ["policy", "drawn_usd", "drawn_contracts"])]
+    pub ledger: bool,
 }
 
 /// `--drawn-contracts`: a whole number; its bound is the sizing core's (`Draws::validate`).
@@ -96,11 +102,6 @@ pub(crate) fn read_input_file(path: &Path, limit_bytes: usize) -> Result<String,
         .map_err(|_| CliError::bad_input(format!("{}: the file is not UTF-8 text", path.display())))
 }
 
-pub(crate) fn load_proposal(path: &Path) -> Result<Proposal, CliError> {
-    let text = read_input_file(path, sizing::FILE_BYTES_MAX)?;
-    proposal_from_input(path, &text)
-}
-
 /// A proposal file's text as a proposal, its free text printable (refused at input only:
 /// the ledger's rules still read what older versions recorded).
 pub(crate) fn proposal_from_input(path: &Path, text: &str) -> Result<Proposal, CliError> {
@@ -129,11 +130,26 @@ pub(crate) fn parse_now(now: Option<&str>) -> Result<DateTime<Utc>, CliError> {
     }
 }
 
-pub fn run(args: &EvaluateArgs) -> CliResult {
-    let proposal = load_proposal(&args.file)?;
-    let policy = load_policy(args.policy.as_deref())?;
+pub async fn run(db: &str, args: &EvaluateArgs) -> CliResult {
+    let text = read_input_file(&args.file, sizing::FILE_BYTES_MAX)?;
+    let proposal = proposal_from_input(&args.file, &text)?;
     let now = parse_now(args.now.as_deref())?;
-    let draws = draws_given(args, &proposal)?;
+    let (policy, draws) = if args.ledger {
+        let (policy, draws, context) = on_ledger(db, args, &proposal, &text, now).await?;
+        // Said first, so the report is read as the ledger's (on stderr with --json, whose
+        // stdout is the report alone).
+        if args.json {
+            eprintln!("{context}");
+        } else {
+            println!("{context}");
+        }
+        (policy, draws)
+    } else {
+        (
+            load_policy(args.policy.as_deref())?,
+            draws_given(args, &proposal)?,
+        )
+    };
     let report = sizing::evaluate(&proposal, &policy, &draws, now)
         .map_err(|error| CliError::bad_input(format!("{}: {error}", args.file.display())))?;
     if args.json {
@@ -149,6 +165,45 @@ pub fn run(args: &EvaluateArgs) -> CliResult {
     } else {
         EXIT_CHECK_FAILED
     })
+}
+
+/// The ledger's policy in force and what its history draws on the proposal's closed layer at
+/// its head, as `propose` would see them now, and a line saying so.
+async fn on_ledger(
+    db: &str,
+    args: &EvaluateArgs,
+    proposal: &Proposal,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<(Policy, Draws, String), CliError> {
+    let (store, ledger_id, mut verified) = super::open_verified(db).await?;
+    let ledger = Ledger { store, ledger_id };
+    let read = async {
+        let governance = ledger
+            .governance()
+            .await
+            .map_err(super::proposals::service_error)?;
+        let (head, layers) = verified.layers(&ledger.store).await?;
+        let draws = layers
+            .draws_for(proposal, text, &governance, now)
+            .map_err(|conflict| {
+                CliError::bad_input(format!("{}: {conflict}", args.file.display()))
+            })?;
+        let context = format!(
+            "on ledger {ledger_id} at seq {}: policy v{} ({}) in force; layer {} has {:.2} USD and {} contracts drawn by {} proposals",
+            head.seq,
+            governance.policy_version,
+            governance.policy_hash,
+            draws.closed_layer_id.as_deref().unwrap_or("-"),
+            draws.outlay_usd,
+            draws.contracts,
+            draws.proposal_ids.len()
+        );
+        Ok::<_, CliError>((governance.policy, draws, context))
+    }
+    .await;
+    super::proposals::close(&ledger, &verified).await;
+    read
 }
 
 #[derive(Debug, Args)]

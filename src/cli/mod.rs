@@ -54,7 +54,7 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Dry-run the sizing core on a proposal file: every guardrail, the largest size, the verdict.
     #[command(
-        after_help = "Examples:\n  rollbook evaluate keys-example/proposal.toml --now 2026-05-07T14:40:00Z --json\n  rollbook evaluate keys-example/proposal.toml --now 2026-05-07T14:40:00Z --drawn-usd 5310 --drawn-contracts 18\n      # what is left after two proposals of 9 contracts on the same closed layer\n\nExit 0 for a pass verdict, 1 for fail (the report is still printed), 2 for bad input (nothing on stdout)."
+        after_help = "Examples:\n  rollbook evaluate keys-example/proposal.toml --now 2026-05-07T14:40:00Z --json\n  rollbook evaluate keys-example/proposal.toml --now 2026-05-07T14:40:00Z --drawn-usd 5310 --drawn-contracts 18\n      # what is left after two proposals of 9 contracts on the same closed layer\n  rollbook --db sqlite://rollbook.db evaluate roll.toml --ledger\n      # as `propose` would judge it now: the ledger's policy in force and its draws on the layer\n\nExit 0 for a pass verdict, 1 for fail (the report is still printed), 2 for bad input (nothing on stdout)."
     )]
     Evaluate(evaluate::EvaluateArgs),
     /// Write the methodology's example proposal dated now, as a starting point.
@@ -233,7 +233,7 @@ pub fn main(cli: Cli) -> i32 {
 async fn run(cli: Cli) -> CliResult {
     match &cli.command {
         Command::Demo(args) => demo::run(&cli.db, args).await,
-        Command::Evaluate(args) => evaluate::run(args),
+        Command::Evaluate(args) => evaluate::run(&cli.db, args).await,
         Command::Keygen(args) => keys::keygen(args),
         Command::Template(args) => evaluate::template(args),
         Command::Init(args) => proposals::init(&cli.db, args).await,

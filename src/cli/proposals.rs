@@ -28,6 +28,7 @@ pub(crate) fn service_error(error: ServiceError) -> CliError {
     match error {
         ServiceError::Refused(refusal) => CliError::refused(refusal.to_string()),
         ServiceError::Store(store) => store.into(),
+        ServiceError::Pin(pin) => pin.into(),
         ServiceError::BadInput(message) | ServiceError::NotFound(message) => {
             CliError::bad_input(message)
         }
@@ -195,10 +196,10 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
     let body = super::evaluate::read_input_file(&args.file, crate::sizing::FILE_BYTES_MAX)?;
     super::evaluate::proposal_from_input(&args.file, &body)?;
     let key = load_secret(&args.key)?;
-    let (ledger, verified) = open(db).await?;
+    let (ledger, mut verified) = open(db).await?;
     verified.stream(&ledger.store, LEDGER_STREAM).await?;
     let (state, report) = ledger
-        .propose_roll(body, &key, Utc::now())
+        .propose_roll_pinned(body, &key, Utc::now(), &mut verified)
         .await
         .map_err(|error| match error {
             ServiceError::BadInput(message) => {
@@ -219,12 +220,21 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
                 "contracts_max": report.contracts_max,
                 "resize_to": report.resize_to,
                 "failed_checks": report.failed_check_ids(),
+                "drawn": report.drawn,
                 "expires_at": state.recorded.terms.expires_at,
             })
         );
     } else {
         println!("recorded proposal {} [{}]", state.id, status);
         say!("  {}", summary(&state));
+        let drawn = &report.drawn;
+        say!(
+            "  closed layer {}: {:.2} USD and {} contracts already drawn by {} other proposals",
+            drawn.closed_layer_id.as_deref().unwrap_or("-"),
+            drawn.outlay_usd,
+            drawn.contracts,
+            drawn.proposal_ids.len()
+        );
         if status == Status::Failed {
             println!(
                 "  verdict fail ({}); it can never be signed. The largest size that passes the caps: {} contracts",

@@ -15,6 +15,7 @@ use super::governance::{
     decode, verify_envelope, ActiveSet, ActiveSigner, Governance, Mismatch, Refusal,
     VerifiedSignatures,
 };
+pub use super::layers::{DrawsFrom, LayerBook};
 use super::proposal::{parse_event, parse_proposal_id};
 // The proposal and its fold live in `proposal`; they are part of this state machine's API.
 pub use super::proposal::{
@@ -118,14 +119,17 @@ pub fn check_recorded(
     governance: &Governance,
     recorded: &ProposalRecorded,
     chain: &mut dyn Chain,
+    draws_from: DrawsFrom<'_>,
 ) -> Result<(), Refusal> {
     check_recorded_parsed(
         governance,
         recorded,
         chain,
+        draws_from,
         None,
         &VerifiedSignatures::default(),
     )
+    .map(drop)
 }
 
 /// The part of a roll's recording that costs real work to read (its TOML body) and depends on
@@ -156,14 +160,16 @@ impl ParsedRoll {
 
 /// `check_recorded` with the roll's body and report already parsed (`ParsedRoll::parse` of
 /// this same `recorded`; `None` parses them here) and the proposer's signature not checked
-/// again when `verified` holds it. Same rules, same order, same messages.
+/// again when `verified` holds it. Same rules, same order, same messages. A roll's parsed body
+/// is handed back (the auditor folds it into its `LayerBook`).
 pub fn check_recorded_parsed(
     governance: &Governance,
     recorded: &ProposalRecorded,
     chain: &mut dyn Chain,
+    draws_from: DrawsFrom<'_>,
     parsed: Option<ParsedRoll>,
     verified: &VerifiedSignatures,
-) -> Result<(), Refusal> {
+) -> Result<Option<Proposal>, Refusal> {
     // Read in place: the recording's body and report are kilobytes, and a verifier checks
     // every recording.
     let draft = &recorded.terms;
@@ -241,12 +247,21 @@ pub fn check_recorded_parsed(
                 "a ParsedRoll is checked against the recording it was parsed from"
             );
             let report_json = recorded.terms.report_json.as_deref().unwrap_or_default();
+            // The draws at the head the recording follows (A12); a body that does not parse
+            // draws nothing: it is refused below for its body.
+            let draws = match (&parsed.proposal, draws_from) {
+                (Ok(proposal), DrawsFrom::Book(book)) => book
+                    .draws_for(proposal, &recorded.terms.body, governance, created_at)
+                    .map_err(Refusal::Layer)?,
+                (Ok(_), DrawsFrom::Stated) => stated_draws(report_json)?,
+                (Err(_), _) => sizing::Draws::none(),
+            };
             let fresh = parsed.proposal.as_ref().ok().map(|proposal| {
                 sizing::evaluate_hashed(
                     proposal,
                     &governance.policy,
                     &governance.policy_hash,
-                    &sizing::Draws::none(),
+                    &draws,
                     created_at,
                 )
             });
@@ -274,7 +289,9 @@ pub fn check_recorded_parsed(
                     });
                 }
                 let invalid = |reason: String| Refusal::BodyInvalid { reason };
-                parsed.proposal.map_err(invalid)?;
+                if let Err(reason) = &parsed.proposal {
+                    return Err(invalid(reason.clone()));
+                }
                 let fresh = fresh
                     .expect("evaluated when the body parsed")
                     .map_err(|error| invalid(error.to_string()))?;
@@ -288,6 +305,7 @@ pub fn check_recorded_parsed(
             {
                 return Err(Refusal::VerdictDiffers);
             }
+            return Ok(parsed.proposal.ok());
         }
         ProposalKind::SignerSet => {
             if draft.report_json.is_some()
@@ -338,7 +356,21 @@ pub fn check_recorded_parsed(
             }
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// The draws a stored report states (`drawn`), for a recording whose draws were derived
+/// when it was verified.
+fn stated_draws(report_json: &str) -> Result<sizing::Draws, Refusal> {
+    #[derive(serde::Deserialize)]
+    struct Stated {
+        drawn: sizing::Draws,
+    }
+    serde_json::from_str::<Stated>(report_json)
+        .map(|stated| stated.drawn)
+        .map_err(|error| Refusal::ReportUnparsable {
+            reason: error.to_string(),
+        })
 }
 
 /// When `propose`: the `proposal.recorded` event, or why not.
@@ -347,13 +379,14 @@ pub fn decide_propose(
     draft: &ProposalDraft,
     signature: SignatureEnvelope,
     chain: &mut dyn Chain,
+    layers: &LayerBook,
 ) -> Result<Event, Refusal> {
     let recorded = ProposalRecorded {
         terms: draft.terms.clone(),
         subject_digest: to_hex(&draft.subject_digest()),
         signature,
     };
-    check_recorded(governance, &recorded, chain)?;
+    check_recorded(governance, &recorded, chain, DrawsFrom::Book(layers))?;
     Ok(Event::ProposalRecorded(recorded))
 }
 
@@ -827,11 +860,16 @@ pub fn validate_history(
             stream_id: first.stream_id.clone(),
         });
     };
-    check_recorded(governance, &recorded, &mut Stored::before(first)).map_err(|source| {
-        Refusal::StoredProposalInvalid {
-            seq: first.seq,
-            source: Box::new(source),
-        }
+    // A stored recording's draws were derived when this client's pin verified it (A12).
+    check_recorded(
+        governance,
+        &recorded,
+        &mut Stored::before(first),
+        DrawsFrom::Stated,
+    )
+    .map_err(|source| Refusal::StoredProposalInvalid {
+        seq: first.seq,
+        source: Box::new(source),
     })?;
     let mut state = ProposalState::from_recorded(recorded, first)?;
     for event in iter {

@@ -8,6 +8,7 @@ pub mod events;
 pub mod execution;
 pub mod fills_file;
 pub mod governance;
+pub mod layers;
 pub mod projection;
 pub mod proposal;
 pub mod refusal;

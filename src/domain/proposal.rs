@@ -295,22 +295,19 @@ impl ProposalDraft {
     }
 
     /// A roll: evaluates `body` (the proposal TOML) under the policy in force at `now`.
+    /// `draws`: what other proposals draw on its closed layer at `now` (`LayerBook::draws_for`).
     pub fn roll(
         governance: &Governance,
         proposal_id: Uuid,
         body: String,
+        draws: &sizing::Draws,
         now: DateTime<Utc>,
     ) -> Result<(ProposalDraft, SizingReport), sizing::InputError> {
         let proposal = Proposal::from_toml_str(&body)?;
         let mut draft = Self::bound(governance, proposal_id, ProposalKind::Roll, body, now);
         // The report is evaluated at the recorded creation time, so an auditor can re-run it.
         let created_at = parse_timestamp(&draft.terms.created_at).expect("canonical");
-        let report = sizing::evaluate(
-            &proposal,
-            &governance.policy,
-            &sizing::Draws::none(),
-            created_at,
-        )?;
+        let report = sizing::evaluate(&proposal, &governance.policy, draws, created_at)?;
         let terms = &mut draft.terms;
         terms.report_json = Some(serde_json::to_string(&report).expect("reports serialize"));
         terms.verdict = Some(report.verdict.as_str().to_string());

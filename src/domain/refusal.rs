@@ -140,6 +140,9 @@ pub enum Refusal {
     BodyInvalid { reason: String },
     #[error("the stored sizing report differs from a fresh evaluation: {difference}")]
     ReportDiffers { difference: String },
+    /// A roll may not draw on the closed layer it names (A12).
+    #[error("{0} (A12)")]
+    Layer(crate::domain::layers::LayerConflict),
     #[error("the recorded verdict or contracts differ from the sizing report")]
     VerdictDiffers,
     #[error("a governance motion carries no sizing report")]

@@ -163,7 +163,7 @@ pub fn evaluate_hashed(
     let n = &p.next_layer;
     let requested = n.contracts;
     let contract_usd = n.premium_usd * f64::from(n.multiplier);
-    let outlay_usd = f64::from(requested) * contract_usd;
+    let outlay_usd = p.requested_outlay_usd();
     let budget_total_usd = coefficient * profit_usd.max(0.0);
     let budget_usd = (budget_total_usd - drawn_outlay_usd).max(0.0);
 

@@ -270,6 +270,20 @@ impl Proposal {
         self.next_layer.contracts
     }
 
+    /// The outlay `X` of the request in USD (methodology step 5): what the proposal draws on
+    /// its closed layer's budget.
+    pub fn requested_outlay_usd(&self) -> f64 {
+        let n = &self.next_layer;
+        f64::from(n.contracts) * (n.premium_usd * f64::from(n.multiplier))
+    }
+
+    /// Moves the proposal to closed layer `id` with fees `fees_usd`: the demo and tests give
+    /// each layer its own id and numbers (one layer, one set of numbers).
+    pub fn set_closed_layer(&mut self, id: &str, fees_usd: f64) {
+        self.closed_layer.id = Some(id.to_string());
+        self.closed_layer.fees_usd = fees_usd;
+    }
+
     pub fn set_contracts_requested(&mut self, n: u32) {
         self.next_layer.contracts = n;
     }

@@ -21,6 +21,7 @@ use crate::domain::projection::ProposalRow;
 /// sync reads only when there is something new to verify (`StateWrite::auditor`).
 const PIN: &str = "SELECT seq, head_hash, events_verified, syncs FROM pin WHERE ledger_id = $1";
 const PIN_AUDITOR: &str = "SELECT auditor FROM pin WHERE ledger_id = $1";
+const PIN_WITH_AUDITOR: &str = "SELECT seq, head_hash, auditor FROM pin WHERE ledger_id = $1";
 const PIN_SAVE: &str = "INSERT INTO pin (ledger_id, seq, head_hash, auditor, events_verified, syncs, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6) \
     ON CONFLICT (ledger_id) DO UPDATE SET seq = excluded.seq, head_hash = excluded.head_hash, auditor = excluded.auditor, \
     events_verified = pin.events_verified + excluded.events_verified, syncs = pin.syncs + 1, updated_at = excluded.updated_at";
@@ -117,6 +118,21 @@ impl StateFile {
             .await
             .map_err(db_err("reading the pin"))?;
         row.map(|row| pin_row(&row)).transpose()
+    }
+
+    /// The pinned head (seq, hash) and the auditor's state saved there, read together (a
+    /// concurrent sync moves both at once).
+    pub async fn pinned_auditor(
+        &self,
+        ledger_id: Uuid,
+    ) -> Result<Option<(u64, [u8; 32], Vec<u8>)>, StoreError> {
+        let row: Option<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(PIN_WITH_AUDITOR)
+            .bind(ledger_id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err("reading the pin"))?;
+        row.map(|(seq, hash, auditor)| Ok((seq as u64, hash32(seq, "pinned head", hash)?, auditor)))
+            .transpose()
     }
 
     /// Starts a sync: takes the file's write lock (`BEGIN IMMEDIATE`), so two clients on this

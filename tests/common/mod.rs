@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use sqlx::Connection;
@@ -270,4 +271,14 @@ macro_rules! both_backends {
             }
         )*
     };
+}
+
+/// Gives `proposal` a closed layer of its own, new on every call in this test process, so that
+/// the rolls a test proposes never draw on one another's budget (methodology, "Drawing on one
+/// closed layer") unless the test means them to. One layer has one set of numbers: each layer's
+/// fees are one cent more than the last's.
+pub fn own_layer(proposal: &mut rollbook::sizing::Proposal) {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    proposal.set_closed_layer(&format!("VIX-TEST-L{n}"), 26.0 + f64::from(n) * 0.01);
 }
