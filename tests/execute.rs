@@ -181,13 +181,27 @@ async fn in_bounds_the_roll_becomes_executed(db: &TestDb) {
     assert_eq!(summary.proposals.get("executed"), Some(&1));
     assert_eq!(summary.proposals.get("committed"), None);
     // The projection follows, and a rebuild from the events alone agrees.
-    let rows = desk
-        .ledger
-        .store
-        .proposals(desk.ledger.ledger_id, Some("executed"))
+    let store = &desk.ledger.store;
+    let before = store.proposals(desk.ledger.ledger_id, None).await.unwrap();
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].status, "executed");
+    store
+        .rebuild_projections(desk.ledger.ledger_id)
         .await
         .unwrap();
-    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        store.proposals(desk.ledger.ledger_id, None).await.unwrap(),
+        before
+    );
+    // An executed roll was committed: it still draws on its closed layer.
+    let (_, report) = desk
+        .ledger
+        .propose_roll(body(3), &desk.keys[1], now() + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(report.drawn.contracts, u64::from(APPROVED));
+    assert_eq!(report.drawn.proposal_ids, vec![roll.id.to_string()]);
+    summary_of(&desk).await;
 }
 
 async fn partial_fills_keep_the_roll_committed_until_the_size_is_filled(db: &TestDb) {
