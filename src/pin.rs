@@ -16,6 +16,7 @@ use crate::domain::chain::ChainHead;
 use crate::domain::envelope::StoredEvent;
 use crate::domain::events::LEDGER_STREAM;
 use crate::domain::projection::ProposalRow;
+use crate::sizing::Proposal;
 use crate::store::state::{PinRow, StateFile, StateWrite};
 use crate::store::{Store, StoreError, PAGE_ROWS};
 
@@ -177,29 +178,30 @@ fn restrict_to_owner(dir: &Path) {
 }
 
 impl Verified {
-    /// The closed layers drawn on at the database's head (what a roll proposed there may
-    /// draw), as the auditor folded them: syncs to the head first, then reads the layers from
-    /// the auditor state saved with the pin, and the head they are at.
-    pub async fn layers(&mut self, store: &Store) -> Result<(ChainHead, LayerBook), PinError> {
+    /// What a roll `proposal` recorded at the database's head would be judged on: syncs to
+    /// the head, then the closed layers it names or whose numbers it carries, as the auditor
+    /// saved them there; and that head. (A concurrent sync may have saved layers of a later
+    /// head: an append bound to this head is then refused, and drafted again.)
+    pub async fn layers(
+        &mut self,
+        store: &Store,
+        proposal: &Proposal,
+    ) -> Result<(ChainHead, LayerBook), PinError> {
         self.sync(store).await?;
-        let saved = self
-            .state
-            .pinned_auditor(self.ledger_id)
-            .await
-            .map_err(PinError::State)?;
-        let Some((seq, hash, auditor)) = saved else {
-            return Err(PinError::State(StoreError::CorruptRow {
-                seq: 0,
-                reason: "the pin vanished after a sync".into(),
-            }));
+        let mut layers = LayerBook::default();
+        for key in layers.wanted_for_recording(proposal) {
+            let saved = self.state.layer(&key).await.map_err(PinError::State)?;
+            if let Some((id, state)) = saved {
+                layers
+                    .load(&id, &state)
+                    .map_err(|reason| saved_state_error(self.seq, reason))?;
+            }
+        }
+        let head = ChainHead {
+            seq: self.seq,
+            hash: self.head_hash,
         };
-        let layers = Auditor::layers_in_snapshot(&auditor).map_err(|reason| {
-            PinError::State(StoreError::CorruptRow {
-                seq: seq as i64,
-                reason: format!("the saved auditor state does not read back: {reason}"),
-            })
-        })?;
-        Ok((ChainHead { seq, hash }, layers))
+        Ok((head, layers))
     }
 
     /// Verifies what the database added since the pin and moves the pin, in one transaction of
@@ -258,7 +260,7 @@ impl Verified {
                 ),
             }));
         }
-        save_open(&mut write, &auditor, &touched)
+        save_open(&mut write, &mut auditor, &touched)
             .await
             .map_err(PinError::State)?;
         write
@@ -292,6 +294,9 @@ impl Verified {
                     None => Err(PinError::Store(error)),
                 })?;
             for event in &page {
+                load_layers(write, auditor, event)
+                    .await
+                    .map_err(|error| Err(PinError::State(error)))?;
                 auditor.push(event).map_err(Ok)?;
                 check_deferred_heads(write, auditor).await?;
                 write
@@ -604,11 +609,42 @@ impl Verified {
 /// event (it forgets long-expired ones when many are open), and a count tells whether there
 /// were any. Then, or when the state was saved whole before (its open proposals inside the
 /// auditor's state, no rows yet), every open proposal is written again.
+/// Loads into a resumed auditor the saved layers `event` needs that it does not hold.
+async fn load_layers(
+    write: &mut StateWrite,
+    auditor: &mut Auditor,
+    event: &StoredEvent,
+) -> Result<(), StoreError> {
+    for key in auditor.layers_wanted(event) {
+        if let Some((id, state)) = write.layer(&key).await? {
+            auditor
+                .load_layer(&id, &state)
+                .map_err(|reason| StoreError::CorruptRow {
+                    seq: event.seq as i64,
+                    reason: format!("the saved auditor state does not read back: {reason}"),
+                })?;
+        }
+    }
+    Ok(())
+}
+
+/// A saved state that does not read back, found at the pinned `seq`.
+fn saved_state_error(seq: u64, reason: String) -> PinError {
+    PinError::State(StoreError::CorruptRow {
+        seq: seq as i64,
+        reason: format!("the saved auditor state does not read back: {reason}"),
+    })
+}
+
+/// Saves the layers the walk changed and the open proposals it touched.
 async fn save_open(
     write: &mut StateWrite,
-    auditor: &Auditor,
+    auditor: &mut Auditor,
     touched: &BTreeSet<String>,
 ) -> Result<(), StoreError> {
+    for (id, numbers_key, state) in auditor.take_touched_layers() {
+        write.save_layer(&id, &numbers_key, &state).await?;
+    }
     for id in touched {
         write
             .save_open(id, auditor.open_proposal(id).as_deref())

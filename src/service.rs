@@ -313,7 +313,7 @@ impl Ledger {
         // Drafted again on every attempt: another event landing first may change the draws.
         let (state, drafted) = self
             .record(&governance, proposal_id, key, now, async || {
-                let (head, layers) = self.layers_at_head(&mut source).await?;
+                let (head, layers) = self.layers_at_head(&mut source, &proposal).await?;
                 let draws = layers
                     .draws_for(&proposal, &body, &governance, created_at)
                     .map_err(layer_conflict)?;
@@ -338,9 +338,10 @@ impl Ledger {
     async fn layers_at_head(
         &self,
         source: &mut LayerSource<'_>,
+        proposal: &Proposal,
     ) -> Result<(ChainHead, LayerBook), ServiceError> {
         match source {
-            LayerSource::Pinned(pin) => Ok(pin.layers(&self.store).await?),
+            LayerSource::Pinned(pin) => Ok(pin.layers(&self.store, proposal).await?),
             LayerSource::Genesis => crate::audit::layers_live(&self.store, self.ledger_id)
                 .await
                 .map_err(|error| ServiceError::Corrupt(error.to_string())),

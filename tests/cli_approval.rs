@@ -914,6 +914,10 @@ async fn evaluate_on_the_ledger_and_propose_count_what_the_layer_already_draws(d
         .as_str()
         .unwrap()
         .to_string();
+    // Committed: it draws for good (each client's pin saves the layer and loads it again for
+    // the commit and for every later roll on it).
+    desk.ok(&["sign", &first_id, "--key", &desk.path("alice.key")]);
+    desk.ok(&["sign", &first_id, "--key", &desk.path("carol.key")]);
     // Alone, the second roll passes the default growth cap of 25.
     let out = desk.run(&["evaluate", &second]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -950,10 +954,23 @@ async fn evaluate_on_the_ledger_and_propose_count_what_the_layer_already_draws(d
     let recorded: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(recorded["status"], "failed");
     assert_eq!(recorded["drawn"]["contracts"], 9);
+    // The identical file is refused while the first is pending (here: a third roll).
+    let third = write("third", 1, 26.0);
+    let third_id = desk.json(&["propose", &third, "--key", &desk.path("bob.key")])["proposal_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     desk.refused(
-        &["propose", &first, "--key", &desk.path("carol.key")],
+        &["propose", &third, "--key", &desk.path("carol.key")],
         3,
-        &format!("identical to pending proposal {first_id}"),
+        &format!("identical to pending proposal {third_id}"),
+    );
+    desk.ok(&["withdraw", &third_id, "--key", &desk.path("bob.key")]);
+    let out = desk.run(&["evaluate", &second, "--ledger", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["drawn"]["contracts"], 9,
+        "the withdrawn roll draws nothing"
     );
     let other_fees = write("other-fees", 1, 27.0);
     desk.refused(

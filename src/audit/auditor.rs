@@ -28,6 +28,8 @@ use crate::domain::events::{
 };
 use crate::domain::execution::{decide_execute_trusting, ExecutableRoll, ExecutionRequest};
 use crate::domain::governance::{Governance, Mismatch, Refusal, VerifiedSignatures};
+use crate::domain::layers::LayerKey;
+use crate::sizing::Proposal;
 
 /// The first failure: its seq and a plain reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,7 +163,9 @@ pub struct Auditor {
     /// Event ids that a later event could still carry (check C8).
     recent_event_ids: RecentIds,
     /// The closed layers drawn on (check A12): every layer's numbers, the committed rolls on
-    /// it and the open ones that may still draw.
+    /// it and the open ones that may still draw. In `snapshot` only which layer each pending
+    /// roll draws on: a client saves each layer on its own (`take_touched_layers`) and loads
+    /// those the next events need (`layers_wanted`).
     layers: LayerBook,
     /// Ids of proposals that a later recording could still carry (check A9); older ones that
     /// are still open are in `open`.
@@ -318,15 +322,40 @@ impl Auditor {
         }
     }
 
-    /// The closed layers of a saved `snapshot`, without restoring the rest.
-    pub fn layers_in_snapshot(snapshot: &[u8]) -> Result<LayerBook, String> {
-        #[derive(Deserialize)]
-        struct Layers {
-            layers: LayerBook,
+    /// The saved layers `event` needs that a resumed auditor has not loaded (`load_layer`):
+    /// a roll's recording needs its layer and the one owning its numbers; a commit, veto,
+    /// withdrawal or expiry the layer its roll draws on. A payload that does not parse needs
+    /// none: the rules refuse it.
+    pub fn layers_wanted(&self, event: &StoredEvent) -> Vec<LayerKey> {
+        let Ok(payload) =
+            Event::from_payload(&event.event_type, event.schema_version, &event.payload)
+        else {
+            return Vec::new();
+        };
+        match &payload {
+            Event::ProposalRecorded(recorded) => Proposal::from_toml_str(&recorded.terms.body)
+                .map(|proposal| self.layers.wanted_for_recording(&proposal))
+                .unwrap_or_default(),
+            Event::ProposalCommitted(_)
+            | Event::ProposalRejected(_)
+            | Event::ProposalWithdrawn(_)
+            | Event::ProposalExpired(_) => self
+                .layers
+                .wanted_for_closing(payload.stream_id())
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
         }
-        serde_json::from_slice::<Layers>(snapshot)
-            .map(|saved| saved.layers)
-            .map_err(|error| error.to_string())
+    }
+
+    /// Adds a layer saved by `take_touched_layers`.
+    pub fn load_layer(&mut self, layer_id: &str, saved: &[u8]) -> Result<(), String> {
+        self.layers.load(layer_id, saved)
+    }
+
+    /// The layers the events since the last call changed, to save: (id, numbers key, bytes).
+    pub fn take_touched_layers(&mut self) -> Vec<(String, String, Vec<u8>)> {
+        self.layers.take_touched()
     }
 
     /// The state of the open proposal `id` as bytes (JSON); `None` when it is not open.

@@ -183,7 +183,7 @@ async fn on_ledger(
             .governance()
             .await
             .map_err(super::proposals::service_error)?;
-        let (head, layers) = verified.layers(&ledger.store).await?;
+        let (head, layers) = verified.layers(&ledger.store, proposal).await?;
         let draws = layers
             .draws_for(proposal, text, &governance, now)
             .map_err(|conflict| {

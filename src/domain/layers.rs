@@ -4,7 +4,7 @@
 //! one `LayerBook`; a writer builds one from the proposals the store indexes under the layer's
 //! id and numbers (`LayerBook::of_states`). Both then ask the same `draws_for`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,13 @@ use crate::domain::events::ProposalKind;
 use crate::domain::governance::Governance;
 use crate::domain::proposal::{ProposalState, Status};
 use crate::sizing::{Draws, Proposal};
+
+/// How a saved layer is looked up: by its id, or by its numbers (`numbers_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerKey {
+    Id(String),
+    Numbers(String),
+}
 
 /// Why a roll may not draw on the layer it names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -44,14 +51,25 @@ pub enum DrawsFrom<'a> {
 }
 
 /// Every closed layer drawn on, as the history so far leaves it.
+///
+/// Serialized (a client's saved auditor state) it holds only which layer each pending roll
+/// draws on: a layer itself is saved on its own (`take_touched`, `load`), so that a client's
+/// state grows by the layers its new events touch, not by every layer the ledger ever had, and a
+/// resumed book loads the layers the next events need (`wanted_for_*`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerBook {
-    /// By `closed_layer.id`.
+    /// By `closed_layer.id`: every layer (a book built from history), or those loaded.
+    #[serde(skip)]
     layers: BTreeMap<String, Layer>,
-    /// The layer id that owns each set of closed-layer numbers (`numbers_key`).
+    /// The layer id that owns each set of closed-layer numbers (`numbers_key`), for the layers
+    /// in `layers`.
+    #[serde(skip)]
     owner_of_numbers: BTreeMap<String, String>,
-    /// The layer each proposal still drawing draws on.
+    /// The layer each pending roll draws on (committed ones never change again).
     layer_of: BTreeMap<String, String>,
+    /// Layers changed since the last `take_touched`.
+    #[serde(skip)]
+    touched: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,7 +108,7 @@ impl Drawing {
 
 /// The closed layer's numbers as one exact key: equal keys are equal numbers (`{:?}` of an
 /// f64 is its shortest round-trip spelling; `+ 0.0` turns a negative zero into zero).
-fn numbers_key(proposal: &Proposal) -> String {
+pub fn numbers_key(proposal: &Proposal) -> String {
     let c = &proposal.closed_layer;
     format!(
         "{} {:?} {:?} {} {:?}",
@@ -193,6 +211,7 @@ impl LayerBook {
             }
             keep
         });
+        self.touched.insert(layer_id.clone());
         layer.drawings.push(Drawing {
             proposal_id: proposal_id.clone(),
             outlay_usd: proposal.requested_outlay_usd(),
@@ -206,29 +225,80 @@ impl LayerBook {
         layer_of.insert(proposal_id, layer_id);
     }
 
-    /// The proposal was committed: it draws for good.
+    /// The proposal was committed: it draws for good. (Its layer must be loaded.)
     pub fn committed(&mut self, proposal_id: &str) {
-        if let Some(drawing) = self.drawing_mut(proposal_id) {
-            drawing.committed = true;
+        let Some(layer_id) = self.layer_of.remove(proposal_id) else {
+            return;
+        };
+        if let Some(layer) = self.layers.get_mut(&layer_id) {
+            if let Some(drawing) = layer
+                .drawings
+                .iter_mut()
+                .find(|d| d.proposal_id == proposal_id)
+            {
+                drawing.committed = true;
+                // Only a pending body can be proposed twice.
+                drawing.body_sha256 = String::new();
+            }
+            self.touched.insert(layer_id);
         }
     }
 
-    /// The proposal was vetoed, withdrawn or expired: it draws nothing any more.
+    /// The proposal was vetoed, withdrawn or expired: it draws nothing any more. (When its
+    /// layer is not loaded, the roll has expired: the layer drops it at its next recording.)
     pub fn closed(&mut self, proposal_id: &str) {
         if let Some(layer_id) = self.layer_of.remove(proposal_id) {
             if let Some(layer) = self.layers.get_mut(&layer_id) {
                 layer.drawings.retain(|d| d.proposal_id != proposal_id);
+                self.touched.insert(layer_id);
             }
         }
     }
 
-    fn drawing_mut(&mut self, proposal_id: &str) -> Option<&mut Drawing> {
+    /// The layers a recording of `proposal` needs: its id's, and the one owning its numbers.
+    pub fn wanted_for_recording(&self, proposal: &Proposal) -> Vec<LayerKey> {
+        let mut wanted = Vec::new();
+        if let Some(id) = &proposal.closed_layer.id {
+            if !self.layers.contains_key(id) {
+                wanted.push(LayerKey::Id(id.clone()));
+            }
+        }
+        let numbers = numbers_key(proposal);
+        if !self.owner_of_numbers.contains_key(&numbers) {
+            wanted.push(LayerKey::Numbers(numbers));
+        }
+        wanted
+    }
+
+    /// The layer a commit, veto, withdrawal or expiry of `proposal_id` needs, unless loaded.
+    pub fn wanted_for_closing(&self, proposal_id: &str) -> Option<LayerKey> {
         let layer_id = self.layer_of.get(proposal_id)?;
-        self.layers
-            .get_mut(layer_id)?
-            .drawings
-            .iter_mut()
-            .find(|d| d.proposal_id == proposal_id)
+        (!self.layers.contains_key(layer_id)).then(|| LayerKey::Id(layer_id.clone()))
+    }
+
+    /// Adds a layer saved by `take_touched` (a no-op when it is loaded already).
+    pub fn load(&mut self, layer_id: &str, saved: &[u8]) -> Result<(), String> {
+        if self.layers.contains_key(layer_id) {
+            return Ok(());
+        }
+        let layer: Layer = serde_json::from_slice(saved)
+            .map_err(|error| format!("saved layer {layer_id}: {error}"))?;
+        self.owner_of_numbers
+            .insert(layer.numbers.clone(), layer_id.to_string());
+        self.layers.insert(layer_id.to_string(), layer);
+        Ok(())
+    }
+
+    /// The layers changed since the last call, each as (id, numbers key, saved bytes).
+    pub fn take_touched(&mut self) -> Vec<(String, String, Vec<u8>)> {
+        std::mem::take(&mut self.touched)
+            .into_iter()
+            .filter_map(|id| {
+                let layer = self.layers.get(&id)?;
+                let saved = serde_json::to_vec(layer).expect("layers serialize");
+                Some((id, layer.numbers.clone(), saved))
+            })
+            .collect()
     }
 
     /// The book a writer needs for one proposal: built from the states of every proposal on

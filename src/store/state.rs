@@ -15,13 +15,17 @@ use super::queries::Queries;
 use super::shared::hash32;
 use super::{db_err, StoreError, LOCK_TIMEOUT};
 use crate::domain::envelope::{format_timestamp, StoredEvent};
+use crate::domain::layers::LayerKey;
 use crate::domain::projection::ProposalRow;
 
 /// The pin without the auditor's state (hundreds of KiB with many open proposals), which a
 /// sync reads only when there is something new to verify (`StateWrite::auditor`).
 const PIN: &str = "SELECT seq, head_hash, events_verified, syncs FROM pin WHERE ledger_id = $1";
 const PIN_AUDITOR: &str = "SELECT auditor FROM pin WHERE ledger_id = $1";
-const PIN_WITH_AUDITOR: &str = "SELECT seq, head_hash, auditor FROM pin WHERE ledger_id = $1";
+const LAYER_BY_ID: &str = "SELECT layer_id, state FROM layers WHERE layer_id = $1";
+const LAYER_BY_NUMBERS: &str = "SELECT layer_id, state FROM layers WHERE numbers_key = $1";
+const LAYER_SAVE: &str = "INSERT INTO layers (layer_id, numbers_key, state) VALUES ($1, $2, $3) \
+    ON CONFLICT (layer_id) DO UPDATE SET state = excluded.state";
 const PIN_SAVE: &str = "INSERT INTO pin (ledger_id, seq, head_hash, auditor, events_verified, syncs, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6) \
     ON CONFLICT (ledger_id) DO UPDATE SET seq = excluded.seq, head_hash = excluded.head_hash, auditor = excluded.auditor, \
     events_verified = pin.events_verified + excluded.events_verified, syncs = pin.syncs + 1, updated_at = excluded.updated_at";
@@ -120,19 +124,9 @@ impl StateFile {
         row.map(|row| pin_row(&row)).transpose()
     }
 
-    /// The pinned head (seq, hash) and the auditor's state saved there, read together (a
-    /// concurrent sync moves both at once).
-    pub async fn pinned_auditor(
-        &self,
-        ledger_id: Uuid,
-    ) -> Result<Option<(u64, [u8; 32], Vec<u8>)>, StoreError> {
-        let row: Option<(i64, Vec<u8>, Vec<u8>)> = sqlx::query_as(PIN_WITH_AUDITOR)
-            .bind(ledger_id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err("reading the pin"))?;
-        row.map(|(seq, hash, auditor)| Ok((seq as u64, hash32(seq, "pinned head", hash)?, auditor)))
-            .transpose()
+    /// A saved closed layer (`Auditor::take_touched_layers`): its id and state.
+    pub async fn layer(&self, key: &LayerKey) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        layer(&self.pool, key).await
     }
 
     /// Starts a sync: takes the file's write lock (`BEGIN IMMEDIATE`), so two clients on this
@@ -272,6 +266,27 @@ impl StateWrite {
         Ok((auditor, open))
     }
 
+    pub async fn layer(&mut self, key: &LayerKey) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        layer(&mut *self.tx, key).await
+    }
+
+    /// Saves a closed layer's state (`Auditor::take_touched_layers`).
+    pub async fn save_layer(
+        &mut self,
+        layer_id: &str,
+        numbers_key: &str,
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(LAYER_SAVE)
+            .bind(layer_id)
+            .bind(numbers_key)
+            .bind(state)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err("saving a closed layer"))?;
+        Ok(())
+    }
+
     /// Saves the state of the open proposal `id`, or removes it (`None`: it closed).
     pub async fn save_open(&mut self, id: &str, state: Option<&[u8]>) -> Result<(), StoreError> {
         let query = match state {
@@ -351,4 +366,19 @@ impl StateWrite {
             .await
             .map_err(db_err("committing the state file"))
     }
+}
+
+async fn layer<'e>(
+    executor: impl sqlx::Executor<'e, Database = Sqlite>,
+    key: &LayerKey,
+) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    let (query, value) = match key {
+        LayerKey::Id(id) => (LAYER_BY_ID, id),
+        LayerKey::Numbers(numbers) => (LAYER_BY_NUMBERS, numbers),
+    };
+    sqlx::query_as(query)
+        .bind(value)
+        .fetch_optional(executor)
+        .await
+        .map_err(db_err("reading a saved closed layer"))
 }
