@@ -233,7 +233,7 @@ impl Verified {
                 Auditor::restore(&saved, open, chain_now.clock).map_err(|reason| {
                     PinError::State(StoreError::CorruptRow {
                         seq: pin.seq as i64,
-                        reason: format!("the saved auditor state does not read back: {reason}"),
+                        reason: format!("the saved auditor state does not read back: {reason} (a state saved by an earlier rollbook: remove this ledger's file from the state directory to verify the ledger again from genesis)"),
                     })
                 })?
             }

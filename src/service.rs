@@ -17,8 +17,13 @@ use crate::domain::envelope::{
     format_timestamp, parse_timestamp, uuid_v7_at, uuid_v7_time, NewEvent, StoredEvent,
     ID_TIME_WINDOW_SECONDS,
 };
+use crate::domain::events::RollExecuted;
 use crate::domain::events::{
     Event, LedgerCreated, SignatureEnvelope, LEDGER_FORMAT, LEDGER_STREAM, SCHEMA_VERSION,
+};
+use crate::domain::execution::{
+    decide_execute, execute_message, validate_request, ExecutableRoll, ExecutionRequest,
+    EXECUTION_RECORDING_GRACE_DAYS,
 };
 use crate::domain::governance::{seal_signature, ActiveSet, Governance, Refusal};
 use crate::domain::layers::{LayerBook, LayerConflict};
@@ -610,6 +615,109 @@ impl Ledger {
             .await
             .map_err(expired_before_recorded)?;
             Ok(())
+        })
+        .await
+    }
+}
+
+impl Ledger {
+    /// The policy a roll was recorded under, found by its hash in the ledger stream (the
+    /// genesis policy or an adopted one): its `structure.quote_deviation_max` bounds the
+    /// roll's fill prices even after a later policy replaced it.
+    async fn policy_with_hash(&self, policy_hash: &str) -> Result<Policy, ServiceError> {
+        let events = self
+            .store
+            .read_stream(self.ledger_id, LEDGER_STREAM)
+            .await?;
+        for event in &events {
+            let payload =
+                Event::from_payload(&event.event_type, event.schema_version, &event.payload)
+                    .map_err(|e| ServiceError::Corrupt(format!("seq {}: {e}", event.seq)))?;
+            let (json, hash) = match &payload {
+                Event::LedgerCreated(genesis) => (&genesis.policy_json, &genesis.policy_hash),
+                Event::PolicyAdopted(adopted) => (&adopted.policy_json, &adopted.policy_hash),
+                _ => continue,
+            };
+            if hash == policy_hash {
+                return Policy::from_canonical_json(json)
+                    .map_err(|e| ServiceError::Corrupt(format!("seq {}: {e}", event.seq)));
+            }
+        }
+        Err(ServiceError::Corrupt(format!(
+            "no policy with hash {policy_hash} in the ledger stream"
+        )))
+    }
+
+    /// Records fills (or a correction) on a committed roll, signed by `key`, a signer of the
+    /// set in force. Fills outside the approved bounds are recorded too, as an execution
+    /// breach: the returned event says which.
+    pub async fn execute(
+        &self,
+        proposal_id: Uuid,
+        request: &ExecutionRequest,
+        key: &SecretKey,
+        local: DateTime<Utc>,
+    ) -> Result<(RollExecuted, StoredEvent), ServiceError> {
+        retry_on_conflict(proposal_id, async || {
+            // Decided and appended on the ledger's clock, as every decision (`close_with`).
+            let (chain_now, governance) = self.on_ledger_clock(local).await?;
+            let now = chain_now.clock;
+            let mut chain = self.chain_for(chain_now.head, None).await?;
+            let events = self.stream(proposal_id).await?;
+            let state = ProposalState::from_stream(&events)
+                .map_err(|r| ServiceError::Corrupt(r.to_string()))?;
+            let policy = self
+                .policy_with_hash(&state.recorded.terms.policy_hash)
+                .await?;
+            let roll = ExecutableRoll::from_stream(&events, policy.structure.quote_deviation_max)?;
+            let corrected = validate_request(&request.fills, &request.corrects)?;
+            let message =
+                execute_message(&governance, &roll, &request.fills, &corrected, &chain.head);
+            let signature = seal_signature(key, message);
+            let actor = signature.key_id.clone();
+            let event = decide_execute(
+                &governance,
+                &roll,
+                request.clone(),
+                signature,
+                now,
+                &mut chain,
+            )?;
+            let landing = Landing {
+                deadline: Some(roll.recording_deadline()),
+                after_head: Some(chain.head),
+            };
+            let expected = vec![
+                (
+                    LEDGER_STREAM.to_string(),
+                    ExpectedVersion::Exact(governance.stream_version),
+                ),
+                (
+                    proposal_id.to_string(),
+                    ExpectedVersion::Exact(roll.stream_version),
+                ),
+            ];
+            let written = self
+                .append(expected, std::slice::from_ref(&event), &actor, now, landing)
+                .await
+                .map_err(|error| match error {
+                    ServiceError::Store(StoreError::DeadlinePassed { .. }) => {
+                        ServiceError::Refused(Refusal::ExecutionRecordingClosed {
+                            proposal_id,
+                            deadline: format_timestamp(roll.recording_deadline()),
+                            grace_days: EXECUTION_RECORDING_GRACE_DAYS,
+                        })
+                    }
+                    other => other,
+                })?;
+            let Event::RollExecuted(executed) = event else {
+                unreachable!("decide_execute decides a roll.executed event")
+            };
+            let stored = written
+                .into_iter()
+                .next()
+                .ok_or_else(|| ServiceError::Corrupt("the append returned no event".into()))?;
+            Ok((executed, stored))
         })
         .await
     }

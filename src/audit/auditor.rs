@@ -5,7 +5,7 @@
 //! dropped) and the ids of the last minutes (`RecentIds`), so memory does not grow with the
 //! ledger's length.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,8 +23,10 @@ use crate::domain::envelope::{
     PAYLOAD_BYTES_MAX,
 };
 use crate::domain::events::{
-    Event, ProposalRecorded, SignatureEnvelope, LEDGER_FORMAT, LEDGER_STREAM,
+    Event, ProposalKind, ProposalRecorded, RollExecuted, SignatureEnvelope, LEDGER_FORMAT,
+    LEDGER_STREAM,
 };
+use crate::domain::execution::{decide_execute_trusting, ExecutableRoll, ExecutionRequest};
 use crate::domain::governance::{Governance, Mismatch, Refusal, VerifiedSignatures};
 use crate::domain::layers::LayerKey;
 use crate::sizing::Proposal;
@@ -48,6 +50,9 @@ pub struct AuditSummary {
     /// governance in force then (one bound to a replaced set or policy counts as expired).
     pub proposals: BTreeMap<String, u64>,
     pub signatures: u64,
+    /// `roll.executed` events, and those of them that recorded an execution breach.
+    pub executions: u64,
+    pub execution_breaches: u64,
     pub signer_set_version: u64,
     pub signers: Vec<String>,
     /// The key id of each of `signers`, in the same order.
@@ -58,6 +63,8 @@ pub struct AuditSummary {
     /// The hash of seq 1: the ledger's identity, which a reviewer pins (`verify --genesis`).
     pub genesis_hash: String,
 }
+
+const EXECUTION_GRACE_DAYS: i64 = crate::domain::execution::EXECUTION_RECORDING_GRACE_DAYS;
 
 /// Proposals whose expiry passed this long before the current event are dropped from memory:
 /// nothing valid can refer to them any more (the grace covers writers' clock skew).
@@ -134,6 +141,17 @@ pub struct Auditor {
     deciding_actor: Option<String>,
     closed: BTreeMap<String, u64>,
     signatures: u64,
+    /// Committed rolls whose executions may still be recorded (check A13), by proposal id:
+    /// compact records, each kept until its recording deadline (`execution_deadlines`). No
+    /// serde default: a state saved before executions existed lacks the rolls it committed, and
+    /// resuming from it would refuse their executions; it fails to restore instead.
+    committed: HashMap<String, ExecutableRoll>,
+    /// The committed rolls by recording deadline, so the passed ones are forgotten in order.
+    execution_deadlines: BTreeSet<(DateTime<Utc>, String)>,
+    #[serde(default)]
+    executions: u64,
+    #[serde(default)]
+    execution_breaches: u64,
     /// The number of open proposals at which the next sweep of long-expired ones runs: twice
     /// what the last sweep left (at least `SWEEP_OPEN_MIN`), so sweeps cost O(1) per event
     /// however many proposals a proposer keeps open.
@@ -248,6 +266,10 @@ impl Auditor {
             deciding_actor: None,
             closed: BTreeMap::new(),
             signatures: 0,
+            committed: HashMap::new(),
+            execution_deadlines: BTreeSet::new(),
+            executions: 0,
+            execution_breaches: 0,
             sweep_at_open: SWEEP_OPEN_MIN,
             last_time: None,
             ledger_id: None,
@@ -565,6 +587,7 @@ impl Auditor {
         self.governance = Some(governance);
         result?;
         self.evict(at);
+        self.forget_closed_executions(at);
         Ok(())
     }
 
@@ -641,7 +664,20 @@ impl Auditor {
             }
             Event::ProposalCommitted(committed) => {
                 self.check_version(&committed.proposal_id, event)?;
-                self.evolve(&payload, event);
+                if let Some(state) = self.evolve(&payload, event) {
+                    if state.recorded.terms.kind == ProposalKind::Roll {
+                        // The policy in force is the one the roll was recorded under (A3).
+                        let deviation_max = governance.policy.structure.quote_deviation_max;
+                        let roll = ExecutableRoll::committed(&state, deviation_max)
+                            .map_err(|r| format!("{r} (A13)"))?;
+                        self.execution_deadlines
+                            .insert((roll.recording_deadline(), committed.proposal_id.clone()));
+                        self.committed.insert(committed.proposal_id.clone(), roll);
+                    }
+                }
+            }
+            Event::RollExecuted(executed) => {
+                self.execute(governance, event, executed, &payload, at, verified)?;
             }
             Event::ProposalRejected(rejected) => {
                 let state = self.open_state_signed_by_actor(
@@ -863,20 +899,98 @@ impl Auditor {
         Ok(())
     }
 
-    fn evolve(&mut self, payload: &Event, event: &StoredEvent) {
+    /// Applies `payload` to its open proposal; returns the proposal's state when it closed.
+    fn evolve(&mut self, payload: &Event, event: &StoredEvent) -> Option<ProposalState> {
         let id = payload.stream_id().to_string();
-        if let Some(state) = self.open.get_mut(&id) {
-            state.evolve(payload, event);
-            if state.status != Status::Pending {
-                if state.status == Status::Committed {
-                    self.layers.committed(&id);
-                } else {
-                    self.layers.closed(&id);
+        let state = self.open.get_mut(&id)?;
+        state.evolve(payload, event);
+        if state.status == Status::Pending {
+            return None;
+        }
+        if state.status == Status::Committed {
+            self.layers.committed(&id);
+        } else {
+            self.layers.closed(&id);
+        }
+        *self.closed.entry(state.status.as_str().into()).or_default() += 1;
+        self.recent_hashes.closed(state.first_seq);
+        self.open.remove(&id)
+    }
+
+    /// `roll.executed`: checked as `execute` checked it (A13), and its amounts and status
+    /// exactly those its fills decide (A14).
+    fn execute(
+        &mut self,
+        governance: &Governance,
+        event: &StoredEvent,
+        executed: &RollExecuted,
+        payload: &Event,
+        at: DateTime<Utc>,
+        verified: &VerifiedSignatures,
+    ) -> Result<(), String> {
+        let id = &executed.proposal_id;
+        let roll = self.committed.get(id).ok_or_else(|| {
+            format!("execution of proposal {id}, which is not a committed roll, or whose executions closed {EXECUTION_GRACE_DAYS} days after its window (A13)")
+        })?;
+        if event.stream_version != roll.stream_version + 1 {
+            return Err(format!(
+                "stream version {}, expected {} (C10)",
+                event.stream_version,
+                roll.stream_version + 1
+            ));
+        }
+        if event.actor.as_deref() != Some(&executed.signature.key_id) {
+            return Err("the actor is not the signer of the execution (C13)".into());
+        }
+        let mut chain = self.chain_at(event);
+        let request = ExecutionRequest {
+            fills: executed.fills.clone(),
+            corrects: executed.corrects.clone(),
+        };
+        let expected = decide_execute_trusting(
+            governance,
+            roll,
+            request,
+            executed.signature.clone(),
+            at,
+            &mut chain,
+            verified,
+        )
+        .map_err(|r| format!("execution of proposal {id}: {r} ({})", check_of(&r, "A13")))?;
+        let deferred = chain.deferred;
+        if &expected != payload {
+            return Err(format!(
+                "the execution of proposal {id} records other amounts, status or breaches than its fills decide (A14)"
+            ));
+        }
+        self.defer(event, deferred);
+        let roll = self.committed.get_mut(id).expect("found above");
+        let before = roll.status;
+        roll.evolve(executed, event);
+        let after = roll.status;
+        if before != after {
+            if let Some(count) = self.closed.get_mut(before.as_str()) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    self.closed.remove(before.as_str());
                 }
-                *self.closed.entry(state.status.as_str().into()).or_default() += 1;
-                self.recent_hashes.closed(state.first_seq);
-                self.open.remove(&id);
             }
+            *self.closed.entry(after.as_str().into()).or_default() += 1;
+        }
+        self.executions += 1;
+        self.execution_breaches += u64::from(!executed.breaches.is_empty());
+        Ok(())
+    }
+
+    /// Forgets the committed rolls whose recording deadline passed: no valid execution of them
+    /// can follow (A13), so memory holds only the rolls whose executions may still come.
+    fn forget_closed_executions(&mut self, at: DateTime<Utc>) {
+        while let Some((deadline, id)) = self.execution_deadlines.first().cloned() {
+            if deadline >= at {
+                break;
+            }
+            self.execution_deadlines.pop_first();
+            self.committed.remove(&id);
         }
     }
 
@@ -937,6 +1051,8 @@ impl Auditor {
             merkle_root: to_hex(&self.merkle.root()),
             proposals,
             signatures: self.signatures,
+            executions: self.executions,
+            execution_breaches: self.execution_breaches,
             signer_set_version: governance.set.version,
             signers: governance.set.names(),
             signer_key_ids: governance
@@ -1005,6 +1121,48 @@ mod tests {
     use super::*;
     use crate::domain::envelope::uuid_v7_at;
     use chrono::TimeZone;
+
+    /// A committed roll's record is kept until its recording deadline and forgotten after it,
+    /// in deadline order: memory follows the rolls whose executions may still come.
+    #[test]
+    fn committed_rolls_are_forgotten_after_their_recording_deadline() {
+        use crate::domain::execution::{ApprovedTerms, EXECUTION_RECORDING_GRACE_DAYS};
+        let window_end = |day: u32| Utc.with_ymd_and_hms(2026, 5, day, 15, 15, 0).unwrap();
+        let mut auditor = Auditor::new(Utc::now());
+        for day in [7, 9, 8] {
+            let roll = ExecutableRoll {
+                proposal_id: uuid::Uuid::now_v7(),
+                subject_digest: [0; 32],
+                approved: ApprovedTerms {
+                    contracts: 9,
+                    premium_usd: 2.95,
+                    execute_after: window_end(day) - Duration::minutes(30),
+                    execute_before: window_end(day),
+                    quote_deviation_max: 0.25,
+                },
+                status: Status::Committed,
+                stream_version: 3,
+                executions: Vec::new(),
+            };
+            let id = format!("roll-{day}");
+            auditor
+                .execution_deadlines
+                .insert((roll.recording_deadline(), id.clone()));
+            auditor.committed.insert(id, roll);
+        }
+        let grace = Duration::days(EXECUTION_RECORDING_GRACE_DAYS);
+        auditor.forget_closed_executions(window_end(7) + grace);
+        assert_eq!(
+            auditor.committed.len(),
+            3,
+            "a deadline reached is not passed"
+        );
+        auditor.forget_closed_executions(window_end(8) + grace + Duration::seconds(1));
+        let mut left: Vec<&String> = auditor.committed.keys().collect();
+        left.sort();
+        assert_eq!(left, ["roll-9"]);
+        assert_eq!(auditor.execution_deadlines.len(), 1);
+    }
 
     /// Ids are remembered while an event could still carry them, and only that long: memory
     /// follows the window, not the number of ids ever seen.

@@ -21,7 +21,6 @@ use crate::crypto::merkle::{
     consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes, Hash,
 };
 use crate::crypto::{from_hex32, to_hex};
-use crate::domain::approval::Status;
 use crate::domain::envelope::format_timestamp;
 use crate::pin::PinError;
 
@@ -206,7 +205,7 @@ async fn write_csv(
     let sets = ledger.signer_sets().await.map_err(service_error)?;
     let governance = ledger.governance().await.map_err(service_error)?;
     let io = |e: std::io::Error| CliError::new(EXIT_IO, format!("cannot write the CSV: {e}"));
-    let header = "proposal_id,kind,created_at,proposer,contracts_requested,contracts_max,verdict,failed_checks,status,signers,committed_at,policy_hash,first_seq,last_seq";
+    let header = "proposal_id,kind,created_at,proposer,contracts_requested,contracts_max,verdict,failed_checks,status,signers,committed_at,policy_hash,first_seq,last_seq,filled_contracts,execution_breaches";
     write!(out, "{header}\r\n").map_err(io)?;
     let now = verified.ledger_clock;
     for state in states {
@@ -239,7 +238,7 @@ async fn write_csv(
                 .unwrap_or_default(),
             status.as_str().to_string(),
             signers.join("; "),
-            if status == Status::Committed {
+            if status.is_committed() {
                 state.closed_at.clone().unwrap_or_default()
             } else {
                 String::new()
@@ -247,6 +246,8 @@ async fn write_csv(
             state.recorded.terms.policy_hash.clone(),
             state.first_seq.to_string(),
             state.last_seq.to_string(),
+            state.filled_contracts.to_string(),
+            state.execution_breaches.to_string(),
         ];
         let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
         write!(out, "{}\r\n", line.join(",")).map_err(io)?;
@@ -337,6 +338,8 @@ fn print_summary(
             "events": summary.events,
             "proposals": summary.proposals,
             "signatures": summary.signatures,
+            "executions": summary.executions,
+            "execution_breaches": summary.execution_breaches,
             "signer_set_version": summary.signer_set_version,
             "threshold": summary.threshold,
             "signers": summary.signers,
@@ -372,6 +375,14 @@ fn print_summary(
     println!(
         "  signatures    {} co-signatures, each strict-valid",
         summary.signatures
+    );
+    println!(
+        "  executions    {} recorded, {}",
+        summary.executions,
+        match summary.execution_breaches {
+            0 => "none in breach".to_string(),
+            n => format!("{n} EXECUTION BREACH(ES): `rollbook list --status execution_breach`"),
+        }
     );
     say!(
         "  signers       set v{}: {} of {} ({})",

@@ -9,6 +9,7 @@ mod audit;
 mod demo;
 mod display;
 pub(crate) mod evaluate;
+mod execute;
 mod governance;
 mod keys;
 mod ledger;
@@ -98,6 +99,11 @@ pub enum Command {
     /// All proposals, oldest first.
     #[command(after_help = "Example:\n  rollbook list --status pending --json")]
     List(proposals::ListArgs),
+    /// Record a committed roll's fills (or a correction), signed by a signer; checks them against the approved bounds.
+    #[command(
+        after_help = "Examples:\n  rollbook execute 01a2... --fills fills.toml --key alice.key\n  rollbook execute 01a2... --fills correction.toml --key alice.key --json\n\nfills.toml:\n  [[fills]]\n  contracts = 4\n  price_usd = 3.15\n  at = 2026-05-08T15:00:00Z\n  broker_ref = \"IB-7731\"\n\nA correction adds `corrects = [\"EVENT_ID\", ...]` (the event ids `show` lists): the fills of those executions no longer count, this file's do (it may hold no fills, to cancel them). Fills are final; a correction is a new event. A fill dated later than now plus the policy's timing.clock_skew_max_seconds is refused: fills are recorded after they happen.\n\nIn bounds: total contracts at most the approved size, every fill inside execute_after..execute_before, every price within structure.quote_deviation_max of the approved premium (policy of the roll's recording). The roll becomes `executed` when the approved size is filled, else stays `committed` (partially executed). Out of bounds the fills are recorded all the same as an execution breach, named by show, list, the CSV and verify; the status stays `execution_breach`.\n\nExit 0 recorded within bounds, 1 recorded as an execution breach, 2 bad input (nothing recorded), 3 refused (not a committed roll, not a signer, recording window closed)."
+    )]
+    Execute(execute::ExecuteArgs),
     /// Write a request file for signing a proposal on a machine without the database.
     #[command(
         after_help = "Example:\n  rollbook request 01a2... --out req.json\n\nFor a motion the file also carries what is in force and the lines of changes; `sign --offline` recomputes and shows them."
@@ -241,6 +247,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Show(args) => proposals::show(&cli.db, args).await,
         Command::List(args) => proposals::list(&cli.db, args).await,
         Command::Request(args) => proposals::request(&cli.db, args).await,
+        Command::Execute(args) => execute::execute(&cli.db, args).await,
         Command::Attach(args) => proposals::attach(&cli.db, args).await,
         Command::Governance(args) => governance::run(&cli.db, args).await,
         Command::Export(args) => audit::export(&cli.db, args).await,

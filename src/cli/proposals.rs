@@ -66,7 +66,7 @@ pub(crate) async fn verified_proposal(
 
 /// Before a decision: the governance stream and the proposal it acts on are the verified
 /// ones (a row deleted or edited before the pin would otherwise decide it).
-async fn check_decision_inputs(
+pub(crate) async fn check_decision_inputs(
     ledger: &Ledger,
     verified: &mut Verified,
     id: Uuid,
@@ -116,7 +116,7 @@ pub(crate) async fn history(ledger: &Ledger) -> Result<History, CliError> {
     })
 }
 
-fn parse_id(text: &str) -> Result<Uuid, CliError> {
+pub(crate) fn parse_id(text: &str) -> Result<Uuid, CliError> {
     Uuid::parse_str(text).map_err(|_| {
         CliError::bad_input(format!(
             "{text:?} is not a proposal id (a UUID, as `rollbook list` shows)"
@@ -481,24 +481,54 @@ pub async fn show(db: &str, args: &ShowArgs) -> CliResult {
     let governance = ledger.governance().await.map_err(service_error)?;
     let history = history(&ledger).await?;
     let state = verified_proposal(&ledger, &mut verified, id).await?;
+    let executions = if state.executions > 0 {
+        executions_of(&verified.stream(&ledger.store, &id.to_string()).await?)
+    } else {
+        Vec::new()
+    };
     close(&ledger, &verified).await;
     if args.json {
-        println!(
-            "{}",
-            proposal_json(&governance, &history, &state, verified.ledger_clock, true)
-        );
+        let mut object = proposal_json(&governance, &history, &state, verified.ledger_clock, true);
+        if !executions.is_empty() {
+            object["execution_events"] = super::views::execution_json(&executions);
+        }
+        println!("{object}");
     } else {
         print!(
             "{}",
             proposal_text(&governance, &history, &state, verified.ledger_clock)
         );
+        for line in super::views::execution_lines(&executions, &history.sets) {
+            say!("{line}");
+        }
     }
     Ok(EXIT_OK)
 }
 
+/// A roll's `roll.executed` events as verified: (seq, event id, recorded_at, payload).
+fn executions_of(
+    events: &[crate::domain::envelope::StoredEvent],
+) -> Vec<(u64, String, String, crate::domain::events::RollExecuted)> {
+    events
+        .iter()
+        .filter_map(|event| {
+            match Event::from_payload(&event.event_type, event.schema_version, &event.payload) {
+                Ok(Event::RollExecuted(executed)) => Some((
+                    event.seq,
+                    event.event_id.to_string(),
+                    event.recorded_at.clone(),
+                    executed,
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only proposals in this status: pending, committed, failed, rejected, withdrawn, expired.
+    /// Only proposals in this status: pending, committed, executed, execution_breach, failed,
+    /// rejected, withdrawn, expired.
     #[arg(long)]
     pub status: Option<String>,
     /// At most N proposals (oldest first).
@@ -526,7 +556,7 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
         None => None,
         Some(text) => Some(Status::parse(text).ok_or_else(|| {
             CliError::bad_input(format!(
-                "--status {text:?}: use pending, committed, failed, rejected, withdrawn or expired"
+                "--status {text:?}: use pending, committed, executed, execution_breach, failed, rejected, withdrawn or expired"
             ))
         })?),
     };
@@ -552,16 +582,22 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
         println!("no proposals");
     } else {
         println!(
-            "{:<36}  {:<10}  {:<9}  {:<7}  {:<9}  summary",
+            "{:<36}  {:<10}  {:<18}  {:<7}  {:<9}  summary",
             "proposal", "kind", "status", "verdict", "signed"
         );
         for state in &states {
             let view = proposal_json(&governance, &history, state, now, false);
+            // A partially executed roll stays `committed`; the list says so.
+            let status = match view["execution"].as_str() {
+                Some("partially executed") => "committed, partial".to_string(),
+                Some("execution breach") => "execution breach".to_string(),
+                _ => view["status"].as_str().unwrap_or("?").to_string(),
+            };
             say!(
-                "{:<36}  {:<10}  {:<9}  {:<7}  {:<9}  {}",
+                "{:<36}  {:<10}  {:<18}  {:<7}  {:<9}  {}",
                 state.id,
                 state.recorded.terms.kind.as_str(),
-                view["status"].as_str().unwrap_or("?"),
+                status,
                 state.recorded.terms.verdict.as_deref().unwrap_or("-"),
                 format!("{}/{}", state.cosignatures.len(), view["threshold"]),
                 summary(state)

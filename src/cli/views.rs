@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::display::{motion_json, motion_lines, motion_view, shown, MotionView};
 use crate::domain::approval::{tally, ProposalState, Status};
-use crate::domain::events::ProposalKind;
+use crate::domain::events::{ProposalKind, RollExecuted};
 use crate::domain::governance::{ActiveSet, Governance};
 use crate::sizing::{Proposal, SizingReport};
 
@@ -193,6 +193,12 @@ pub fn proposal_json(
         "first_seq": state.first_seq,
         "last_seq": state.last_seq,
     });
+    if state.recorded.terms.kind == ProposalKind::Roll && status.is_committed() {
+        object["execution"] = json!(execution_label(status, state.filled_contracts));
+        object["filled_contracts"] = json!(state.filled_contracts);
+        object["executions"] = json!(state.executions);
+        object["execution_breaches"] = json!(state.execution_breaches);
+    }
     match history.motion(state) {
         Some(Ok(view)) => motion_json(&view, &mut object),
         Some(Err(reason)) => object["changes_error"] = Value::String(reason),
@@ -274,6 +280,18 @@ pub fn proposal_text(
             view["rejected_by"].as_str().unwrap_or("?")
         ));
     }
+    if let Some(label) = view["execution"].as_str() {
+        lines.push(format!(
+            "  execution: {label}, {} of {} contracts filled in {} execution(s){}",
+            state.filled_contracts,
+            state.recorded.terms.contracts_requested.unwrap_or_default(),
+            state.executions,
+            match state.execution_breaches {
+                0 => String::new(),
+                n => format!("; {n} recorded an execution breach"),
+            }
+        ));
+    }
     lines.push(format!(
         "  subject digest {}",
         state.recorded.subject_digest
@@ -284,4 +302,67 @@ pub fn proposal_text(
         out.push('\n');
     }
     out
+}
+
+/// What a committed roll's execution amounts to, in words: `not executed`, `partially
+/// executed`, `executed`, or `execution breach`.
+pub fn execution_label(status: Status, filled_contracts: u64) -> &'static str {
+    match status {
+        Status::ExecutionBreach => "execution breach",
+        Status::Executed => "executed",
+        _ if filled_contracts > 0 => "partially executed",
+        _ => "not executed",
+    }
+}
+
+/// The lines of `show` listing a roll's executions, oldest first: each with its seq, event id,
+/// fills, the executions it corrects, and its breaches.
+pub fn execution_lines(
+    executions: &[(u64, String, String, RollExecuted)],
+    sets: &[ActiveSet],
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (seq, event_id, at, executed) in executions {
+        lines.push(format!(
+            "  execution at seq {seq} ({event_id}), recorded {at} by {}{}:",
+            name_of(sets, &executed.signature.key_id),
+            if executed.corrects.is_empty() {
+                String::new()
+            } else {
+                format!(", correcting {}", executed.corrects.join(", "))
+            }
+        ));
+        for fill in &executed.fills {
+            lines.push(format!(
+                "    {} contracts at {} USD, {} ({})",
+                fill.contracts, fill.price_usd, fill.at, fill.broker_ref
+            ));
+        }
+        for breach in &executed.breaches {
+            lines.push(format!("    execution breach: {breach}"));
+        }
+    }
+    lines
+}
+
+/// The JSON of a roll's executions (`show --json`, key `execution_events`).
+pub fn execution_json(executions: &[(u64, String, String, RollExecuted)]) -> Value {
+    Value::Array(
+        executions
+            .iter()
+            .map(|(seq, event_id, at, executed)| {
+                json!({
+                    "seq": seq,
+                    "event_id": event_id,
+                    "recorded_at": at,
+                    "key_id": executed.signature.key_id,
+                    "fills": executed.fills,
+                    "corrects": executed.corrects,
+                    "filled_contracts": executed.filled_contracts,
+                    "status": executed.status,
+                    "breaches": executed.breaches,
+                })
+            })
+            .collect(),
+    )
 }

@@ -165,6 +165,9 @@ pub enum Purpose {
     Veto,
     /// The proposer's withdrawal.
     Withdraw,
+    /// A roll's execution (fills) recorded by a signer; its message has its own layout
+    /// (`execution_message`), so it is not in `ALL`, the purposes of `signed_message`.
+    Execute,
 }
 
 impl Purpose {
@@ -183,6 +186,7 @@ impl Purpose {
             Purpose::Governance => b"rollbook/v2/governance\0",
             Purpose::Veto => b"rollbook/v2/veto\0",
             Purpose::Withdraw => b"rollbook/v2/withdraw\0",
+            Purpose::Execute => b"rollbook/v2/execute\0",
         }
     }
 
@@ -193,6 +197,7 @@ impl Purpose {
             Purpose::Governance => "governance",
             Purpose::Veto => "veto",
             Purpose::Withdraw => "withdraw",
+            Purpose::Execute => "execute",
         }
     }
 }
@@ -410,6 +415,98 @@ fn trailing_str(tail: &[u8], bytes_max: usize, what: &str) -> Result<String, Str
     String::from_utf8(tail[4..].to_vec()).map_err(|_| format!("the {what} is not UTF-8"))
 }
 
+/// Domain tag of an execution digest (the fills and corrections an execution records).
+pub const FILLS_TAG: &[u8] = b"rollbook/v2/fills\0";
+
+/// One fill as an execution digest binds it: the exact payload values.
+pub struct FillInput<'a> {
+    pub contracts: u32,
+    /// Hashed as its IEEE 754 binary64 bits, big-endian: one encoding per value, no text.
+    pub price_usd: f64,
+    /// Canonical timestamp text.
+    pub at: &'a str,
+    pub broker_ref: &'a str,
+}
+
+/// The execution digest: the fills an execution records, in order, and the ids of the earlier
+/// executions it corrects, in order.
+pub fn execution_digest(fills: &[FillInput<'_>], corrects: &[Uuid]) -> [u8; 32] {
+    let mut enc = Encoder::hashing(FILLS_TAG);
+    let count = |n: usize| u32::try_from(n).expect("fill and correction counts are bounded");
+    enc.u32(count(fills.len()));
+    for fill in fills {
+        enc.u32(fill.contracts)
+            .u64(fill.price_usd.to_bits())
+            .str(fill.at)
+            .str(fill.broker_ref);
+    }
+    enc.u32(count(corrects.len()));
+    for id in corrects {
+        enc.uuid(id);
+    }
+    enc.digest()
+}
+
+/// The message a signer signs to record a roll's execution: the proposal fields of
+/// `signed_message` under the `execute` tag (with the version of the signer set in force when
+/// the execution is recorded), then the execution digest. Always online: `head` is the event
+/// the execution's own event follows.
+pub fn execution_message(
+    ledger_id: &Uuid,
+    proposal_id: &Uuid,
+    signer_set_version: u64,
+    subject_digest: &[u8; 32],
+    head: &ChainHead,
+    execution_digest: &[u8; 32],
+) -> Vec<u8> {
+    let mut enc = Encoder::with_tag(Purpose::Execute.tag());
+    enc.uuid(ledger_id)
+        .uuid(proposal_id)
+        .u64(signer_set_version)
+        .fixed(subject_digest)
+        .u64(head.seq)
+        .fixed(&head.hash)
+        .fixed(execution_digest);
+    enc.finish()
+}
+
+/// An execution message, decoded after its signature verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutionMessage {
+    pub ledger_id: Uuid,
+    pub proposal_id: Uuid,
+    pub signer_set_version: u64,
+    pub subject_digest: [u8; 32],
+    pub head: ChainHead,
+    pub execution_digest: [u8; 32],
+}
+
+/// Decodes an execution message (exactly the tag and 144 bytes). Call only after the signature
+/// over these bytes verified.
+pub fn decode_execution_message(bytes: &[u8]) -> Result<ExecutionMessage, String> {
+    let rest = bytes
+        .strip_prefix(Purpose::Execute.tag())
+        .ok_or_else(|| "the message does not start with the rollbook/v2/execute tag".to_string())?;
+    if rest.len() != 16 + 16 + 8 + 32 + 8 + 32 + 32 {
+        return Err(format!(
+            "the execute message is {} bytes, not {}",
+            bytes.len(),
+            Purpose::Execute.tag().len() + 144
+        ));
+    }
+    Ok(ExecutionMessage {
+        ledger_id: Uuid::from_slice(&rest[0..16]).expect("16 bytes"),
+        proposal_id: Uuid::from_slice(&rest[16..32]).expect("16 bytes"),
+        signer_set_version: u64::from_be_bytes(rest[32..40].try_into().expect("8 bytes")),
+        subject_digest: rest[40..72].try_into().expect("32 bytes"),
+        head: ChainHead {
+            seq: u64::from_be_bytes(rest[72..80].try_into().expect("8 bytes")),
+            hash: rest[80..112].try_into().expect("32 bytes"),
+        },
+        execution_digest: rest[112..144].try_into().expect("32 bytes"),
+    })
+}
+
 /// Key of the verification memo (never stored, signed or exported): SHA-256 over the public key,
 /// the signature and the message. Fixed-size fields first, so no two triples share an encoding.
 pub fn signature_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> [u8; 32] {
@@ -558,6 +655,53 @@ mod tests {
         );
         propose.extend_from_slice(&offline[message.len()..]);
         assert!(decode_signed_message(&propose).is_err());
+    }
+
+    /// docs/audit-format.md, "Worked example: an execution" (values computed with Python's
+    /// `hashlib` and `struct` from that text alone).
+    #[test]
+    fn documented_execution_example() {
+        let fills = [
+            FillInput {
+                contracts: 4,
+                price_usd: 3.15,
+                at: "2026-05-08T15:00:00.000000Z",
+                broker_ref: "IB-1",
+            },
+            FillInput {
+                contracts: 5,
+                price_usd: 3.2,
+                at: "2026-05-08T15:05:00.000000Z",
+                broker_ref: "IB-2",
+            },
+        ];
+        let corrects = [Uuid::from_bytes([0x55; 16])];
+        let digest = execution_digest(&fills, &corrects);
+        assert_eq!(
+            crate::crypto::to_hex(&digest),
+            "df8e7bc30c9fdba0fd83f89513c55cbfafd3ac9349ab899371cc15fd222531b6"
+        );
+        let subject: [u8; 32] = crate::crypto::from_hex32(
+            "adb099e815f939be67eb238eaa82278b0fd6894a92af0b2db53670891e45e4f1",
+        )
+        .unwrap();
+        let head = ChainHead {
+            seq: 41,
+            hash: [0x44; 32],
+        };
+        let ledger = Uuid::from_bytes([0x11; 16]);
+        let proposal = Uuid::from_bytes([0x33; 16]);
+        let message = execution_message(&ledger, &proposal, 1, &subject, &head, &digest);
+        assert_eq!(
+            crate::crypto::to_hex(&message),
+            "726f6c6c626f6f6b2f76322f657865637574650011111111111111111111111111111111333333333333333333333333333333330000000000000001adb099e815f939be67eb238eaa82278b0fd6894a92af0b2db53670891e45e4f100000000000000294444444444444444444444444444444444444444444444444444444444444444df8e7bc30c9fdba0fd83f89513c55cbfafd3ac9349ab899371cc15fd222531b6"
+        );
+        let decoded = decode_execution_message(&message).unwrap();
+        assert_eq!(decoded.head, head);
+        assert_eq!(decoded.execution_digest, digest);
+        assert!(decode_execution_message(&message[..message.len() - 1]).is_err());
+        // An execute message is no proposal message, and the reverse.
+        assert!(decode_signed_message(&message).is_err());
     }
 
     #[test]

@@ -170,9 +170,40 @@ pub struct PolicyAdopted {
     pub policy_hash: String,
 }
 
+/// One fill of a roll's execution, as recorded: `at` in canonical form, the price in USD per
+/// contract unit, as the next layer's `premium_usd` is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fill {
+    pub contracts: u32,
+    pub price_usd: f64,
+    pub at: String,
+    pub broker_ref: String,
+}
+
+/// A committed roll's fills recorded by a signer (`rollbook execute`), with what they amount
+/// to: every field after `corrects` is re-derived by `decide_execute` (and by the verifier).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollExecuted {
+    pub proposal_id: String,
+    pub fills: Vec<Fill>,
+    /// Event ids of earlier executions of this roll that this one replaces (their fills no
+    /// longer count); empty for new fills.
+    pub corrects: Vec<String>,
+    /// Contracts filled in all, counting every execution not corrected, this one included.
+    pub filled_contracts: u64,
+    /// The roll's status after this execution: `committed` (partially executed), `executed`
+    /// or `execution_breach`.
+    pub status: String,
+    /// What this execution breaks (empty when it is within the approved bounds).
+    pub breaches: Vec<String>,
+    pub signature: SignatureEnvelope,
+}
+
 /// Every event payload rollbook writes. (Its serde form is for saved verifier state only; a
 /// payload's bytes are its variant's own serialization, `to_payload`.)
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     LedgerCreated(LedgerCreated),
     ProposalRecorded(ProposalRecorded),
@@ -183,6 +214,7 @@ pub enum Event {
     ProposalExpired(ProposalExpired),
     SignerSetAdopted(SignerSetAdopted),
     PolicyAdopted(PolicyAdopted),
+    RollExecuted(RollExecuted),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -207,6 +239,7 @@ impl Event {
             Event::ProposalExpired(_) => "proposal.expired",
             Event::SignerSetAdopted(_) => "ledger.signer_set_adopted",
             Event::PolicyAdopted(_) => "ledger.policy_adopted",
+            Event::RollExecuted(_) => "roll.executed",
         }
     }
 
@@ -222,6 +255,7 @@ impl Event {
             Event::ProposalExpired(p) => serde_json::to_vec(p),
             Event::SignerSetAdopted(p) => serde_json::to_vec(p),
             Event::PolicyAdopted(p) => serde_json::to_vec(p),
+            Event::RollExecuted(p) => serde_json::to_vec(p),
         };
         result.expect("event payloads are plain data and always serialize")
     }
@@ -250,6 +284,7 @@ impl Event {
             "proposal.expired",
             "ledger.signer_set_adopted",
             "ledger.policy_adopted",
+            "roll.executed",
         ];
         if !known.contains(&event_type) {
             return Err(PayloadError::UnknownType(event_type.to_string()));
@@ -269,6 +304,7 @@ impl Event {
             "proposal.withdrawn" => Event::ProposalWithdrawn(parse(event_type, payload)?),
             "proposal.expired" => Event::ProposalExpired(parse(event_type, payload)?),
             "ledger.signer_set_adopted" => Event::SignerSetAdopted(parse(event_type, payload)?),
+            "roll.executed" => Event::RollExecuted(parse(event_type, payload)?),
             _ => Event::PolicyAdopted(parse(event_type, payload)?),
         })
     }
@@ -281,6 +317,7 @@ impl Event {
             Event::ProposalSigned(p) => Some(&p.signature),
             Event::ProposalRejected(p) => Some(&p.signature),
             Event::ProposalWithdrawn(p) => Some(&p.signature),
+            Event::RollExecuted(p) => Some(&p.signature),
             Event::ProposalCommitted(_)
             | Event::ProposalExpired(_)
             | Event::SignerSetAdopted(_)
@@ -312,6 +349,7 @@ impl Event {
             Event::ProposalRejected(p) => &p.proposal_id,
             Event::ProposalWithdrawn(p) => &p.proposal_id,
             Event::ProposalExpired(p) => &p.proposal_id,
+            Event::RollExecuted(p) => &p.proposal_id,
         }
     }
 }

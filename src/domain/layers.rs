@@ -312,7 +312,10 @@ impl LayerBook {
         for (state, proposal) in states {
             book.record(state, proposal, governance, state.created_at);
             match state.status {
-                Status::Committed => book.committed(&state.id.to_string()),
+                // An executed roll (or one whose execution breached) was committed: it draws.
+                Status::Committed | Status::Executed | Status::ExecutionBreach => {
+                    book.committed(&state.id.to_string())
+                }
                 Status::Rejected | Status::Withdrawn | Status::Expired => {
                     book.closed(&state.id.to_string())
                 }

@@ -6,6 +6,8 @@ pub mod chain;
 pub mod clock;
 pub mod envelope;
 pub mod events;
+pub mod execution;
+pub mod fills_file;
 pub mod governance;
 pub mod layers;
 pub mod projection;

@@ -4,6 +4,7 @@
 
 use crate::domain::envelope::StoredEvent;
 use crate::domain::events::Event;
+use crate::domain::proposal::Status;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProposalRow {
@@ -104,6 +105,16 @@ pub fn ops_for(event: &StoredEvent, payload: &Event) -> Vec<ProjectionOp> {
                 seq,
             }]
         }
+        // The status after an execution (`committed` while partially executed, `executed`,
+        // `execution_breach`), as `decide_execute` decided it and the verifier re-derives it.
+        Event::RollExecuted(p) => Status::parse(&p.status)
+            .map(|status| ProjectionOp::Status {
+                proposal_id: p.proposal_id.clone(),
+                status: status.as_str(),
+                seq,
+            })
+            .into_iter()
+            .collect(),
     }
 }
 

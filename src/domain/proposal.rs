@@ -23,6 +23,12 @@ pub enum Status {
     Rejected,
     Withdrawn,
     Expired,
+    /// A committed roll whose recorded fills add up to the approved size, every one within the
+    /// approved bounds.
+    Executed,
+    /// A committed roll with fills recorded outside the approved bounds (final: a correction is
+    /// recorded under it, the breach stays named).
+    ExecutionBreach,
 }
 
 impl Status {
@@ -34,7 +40,18 @@ impl Status {
             Status::Rejected => "rejected",
             Status::Withdrawn => "withdrawn",
             Status::Expired => "expired",
+            Status::Executed => "executed",
+            Status::ExecutionBreach => "execution_breach",
         }
+    }
+
+    /// Whether a roll in this status was committed: it may be executed, and it draws on its
+    /// closed layer (an execution moves a committed roll to `Executed` or `ExecutionBreach`).
+    pub fn is_committed(self) -> bool {
+        matches!(
+            self,
+            Status::Committed | Status::Executed | Status::ExecutionBreach
+        )
     }
 
     pub fn parse(text: &str) -> Option<Status> {
@@ -45,6 +62,8 @@ impl Status {
             Status::Rejected,
             Status::Withdrawn,
             Status::Expired,
+            Status::Executed,
+            Status::ExecutionBreach,
         ]
         .into_iter()
         .find(|status| status.as_str() == text)
@@ -59,6 +78,8 @@ impl Status {
             Status::Rejected => "it was vetoed",
             Status::Withdrawn => "its proposer withdrew it",
             Status::Expired => "it expired; propose it again",
+            Status::Executed => "it is committed and executed",
+            Status::ExecutionBreach => "it is committed and its execution breached the approved bounds",
         }
     }
 }
@@ -94,6 +115,14 @@ pub struct ProposalState {
     pub closed_at: Option<String>,
     pub reject_reason: Option<String>,
     pub rejected_by: Option<String>,
+    /// A committed roll's contracts filled, as its last execution counted them.
+    #[serde(default)]
+    pub filled_contracts: u64,
+    /// A committed roll's executions recorded, and those of them that breached its bounds.
+    #[serde(default)]
+    pub executions: u64,
+    #[serde(default)]
+    pub execution_breaches: u64,
 }
 
 impl ProposalState {
@@ -164,6 +193,9 @@ impl ProposalState {
             closed_at: None,
             reject_reason: None,
             rejected_by: None,
+            filled_contracts: 0,
+            executions: 0,
+            execution_breaches: 0,
         })
     }
 
@@ -183,6 +215,15 @@ impl ProposalState {
             }
             Event::ProposalWithdrawn(_) => self.close(Status::Withdrawn, stored),
             Event::ProposalExpired(_) => self.close(Status::Expired, stored),
+            // Rules and amounts were decided by `decide_execute`; the fold takes its result.
+            Event::RollExecuted(executed) => {
+                if let Some(status) = Status::parse(&executed.status) {
+                    self.status = status;
+                }
+                self.filled_contracts = executed.filled_contracts;
+                self.executions += 1;
+                self.execution_breaches += u64::from(!executed.breaches.is_empty());
+            }
             _ => {}
         }
         self.stream_version = stored.stream_version;

@@ -273,6 +273,22 @@ pub enum Refusal {
     GovernanceChanged,
     #[error("proposal {proposal_id} kept changing under {attempts} attempts; try again")]
     KeptChanging { proposal_id: Uuid, attempts: usize },
+
+    // ---- executions ----
+    #[error("cannot record an execution of proposal {proposal_id}: it is {what}; only a committed roll is executed")]
+    NotExecutable { proposal_id: Uuid, what: String },
+    #[error("cannot record an execution of proposal {proposal_id} after {deadline}: executions are recorded until {grace_days} days after its window ended (execute_before)")]
+    ExecutionRecordingClosed {
+        proposal_id: Uuid,
+        deadline: String,
+        grace_days: i64,
+    },
+    #[error("{field} {rule}")]
+    FillInvalid { field: String, rule: String },
+    #[error("corrects {event_id}: {reason}")]
+    CorrectionTarget { event_id: String, reason: String },
+    #[error("the committed roll's proposal does not parse: {reason}")]
+    ApprovedTermsUnreadable { reason: String },
 }
 
 /// What a signature on a proposal binds that differs from what it must bind.
@@ -290,6 +306,8 @@ pub enum Mismatch {
     SubjectDigest,
     #[error("a veto signature over a different reason")]
     VetoReason,
+    #[error("an execute signature over other fills or corrections (execution digest)")]
+    ExecutionContent,
     #[error("a signature binding the head at seq {found}, outside seq {earliest}..={head} (from the proposal's recording to the head it follows)")]
     HeadOutOfRange {
         found: u64,

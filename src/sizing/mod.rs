@@ -9,7 +9,7 @@ mod draws;
 mod finance;
 mod guardrails;
 mod indicators;
-mod input;
+pub(crate) mod input;
 mod options;
 mod policy;
 mod proposal;
