@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use uuid::Uuid;
 
-use crate::audit::auditor::{AuditFailure, Auditor};
+use crate::audit::auditor::{AuditFailure, Auditor, Saved};
 use crate::crypto::to_hex;
 use crate::domain::approval::{LayerBook, ProposalState};
 use crate::domain::chain::ChainHead;
@@ -622,21 +622,27 @@ impl Verified {
 /// event (it forgets long-expired ones when many are open), and a count tells whether there
 /// were any. Then, or when the state was saved whole before (its open proposals inside the
 /// auditor's state, no rows yet), every open proposal is written again.
-/// Loads into a resumed auditor the saved layers `event` needs that it does not hold.
+/// Loads into a resumed auditor the saved layers and rolls `event` needs that it does not hold.
 async fn load_layers(
     write: &mut StateWrite,
     auditor: &mut Auditor,
     event: &StoredEvent,
 ) -> Result<(), StoreError> {
-    for key in auditor.layers_wanted(event) {
-        if let Some((id, state)) = write.layer(&key).await? {
-            auditor
-                .load_layer(&id, &state)
-                .map_err(|reason| StoreError::CorruptRow {
-                    seq: event.seq as i64,
-                    reason: format!("the saved auditor state does not read back: {reason}"),
-                })?;
-        }
+    for wanted in auditor.saved_wanted(event) {
+        let loaded = match wanted {
+            Saved::Layer(key) => match write.layer(&key).await? {
+                Some((id, state)) => auditor.load_layer(&id, &state),
+                None => Ok(()),
+            },
+            Saved::Roll(id) => match write.committed_roll(&id).await? {
+                Some(state) => auditor.load_roll(&id, &state),
+                None => Ok(()),
+            },
+        };
+        loaded.map_err(|reason| StoreError::CorruptRow {
+            seq: event.seq as i64,
+            reason: format!("the saved auditor state does not read back: {reason}"),
+        })?;
     }
     Ok(())
 }
@@ -649,7 +655,7 @@ fn saved_state_error(seq: u64, reason: String) -> PinError {
     })
 }
 
-/// Saves the layers the walk changed and the open proposals it touched.
+/// Saves the layers and committed rolls the walk changed and the open proposals it touched.
 async fn save_open(
     write: &mut StateWrite,
     auditor: &mut Auditor,
@@ -657,6 +663,9 @@ async fn save_open(
 ) -> Result<(), StoreError> {
     for (id, numbers_key, state) in auditor.take_touched_layers() {
         write.save_layer(&id, &numbers_key, &state).await?;
+    }
+    for (id, state) in auditor.take_touched_rolls() {
+        write.save_committed_roll(&id, &state).await?;
     }
     for id in touched {
         write

@@ -142,12 +142,18 @@ pub struct Auditor {
     closed: BTreeMap<String, u64>,
     signatures: u64,
     /// Committed rolls whose executions may still be recorded (check A13), by proposal id:
-    /// compact records, each kept until its recording deadline (`execution_deadlines`). No
-    /// serde default: a state saved before executions existed lacks the rolls it committed, and
-    /// resuming from it would refuse their executions; it fails to restore instead.
+    /// compact records, each kept until its recording deadline (`execution_deadlines`). Not in
+    /// `snapshot`: a client saves each roll on its own (`take_touched_rolls`) and loads those
+    /// the next events need (`saved_wanted`), as it does closed layers; a roll loaded after its
+    /// deadline is refused by that deadline (A13), not by its absence.
+    #[serde(skip)]
     committed: HashMap<String, ExecutableRoll>,
     /// The committed rolls by recording deadline, so the passed ones are forgotten in order.
+    #[serde(skip)]
     execution_deadlines: BTreeSet<(DateTime<Utc>, String)>,
+    /// Committed rolls changed since the last `take_touched_rolls`.
+    #[serde(skip)]
+    touched_rolls: BTreeSet<String>,
     #[serde(default)]
     executions: u64,
     #[serde(default)]
@@ -268,6 +274,7 @@ impl Auditor {
             signatures: 0,
             committed: HashMap::new(),
             execution_deadlines: BTreeSet::new(),
+            touched_rolls: BTreeSet::new(),
             executions: 0,
             execution_breaches: 0,
             sweep_at_open: SWEEP_OPEN_MIN,
@@ -330,11 +337,11 @@ impl Auditor {
         }
     }
 
-    /// The saved layers `event` needs that a resumed auditor has not loaded (`load_layer`):
-    /// a roll's recording needs its layer and the one owning its numbers; a commit, veto,
-    /// withdrawal or expiry the layer its roll draws on. A payload that does not parse needs
-    /// none: the rules refuse it.
-    pub fn layers_wanted(&self, event: &StoredEvent) -> Vec<LayerKey> {
+    /// The saved state `event` needs that a resumed auditor has not loaded (`load_layer`,
+    /// `load_roll`): a roll's recording needs its layer and the one owning its numbers; a
+    /// commit, veto, withdrawal or expiry the layer its roll draws on; an execution its
+    /// committed roll. A payload that does not parse needs none: the rules refuse it.
+    pub fn saved_wanted(&self, event: &StoredEvent) -> Vec<Saved> {
         let Ok(payload) =
             Event::from_payload(&event.event_type, event.schema_version, &event.payload)
         else {
@@ -343,7 +350,10 @@ impl Auditor {
         match &payload {
             Event::ProposalRecorded(recorded) => Proposal::from_toml_str(&recorded.terms.body)
                 .map(|proposal| self.layers.wanted_for_recording(&proposal))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into_iter()
+                .map(Saved::Layer)
+                .collect(),
             Event::ProposalCommitted(_)
             | Event::ProposalRejected(_)
             | Event::ProposalWithdrawn(_)
@@ -351,7 +361,13 @@ impl Auditor {
                 .layers
                 .wanted_for_closing(payload.stream_id())
                 .into_iter()
+                .map(Saved::Layer)
                 .collect(),
+            Event::RollExecuted(executed)
+                if !self.committed.contains_key(&executed.proposal_id) =>
+            {
+                vec![Saved::Roll(executed.proposal_id.clone())]
+            }
             _ => Vec::new(),
         }
     }
@@ -359,6 +375,31 @@ impl Auditor {
     /// Adds a layer saved by `take_touched_layers`.
     pub fn load_layer(&mut self, layer_id: &str, saved: &[u8]) -> Result<(), String> {
         self.layers.load(layer_id, saved)
+    }
+
+    /// Adds a committed roll saved by `take_touched_rolls` (a no-op when it is held).
+    pub fn load_roll(&mut self, proposal_id: &str, saved: &[u8]) -> Result<(), String> {
+        if self.committed.contains_key(proposal_id) {
+            return Ok(());
+        }
+        let roll: ExecutableRoll = serde_json::from_slice(saved)
+            .map_err(|error| format!("saved committed roll {proposal_id}: {error}"))?;
+        self.execution_deadlines
+            .insert((roll.recording_deadline(), proposal_id.to_string()));
+        self.committed.insert(proposal_id.to_string(), roll);
+        Ok(())
+    }
+
+    /// The committed rolls the events since the last call changed, to save: (id, bytes).
+    pub fn take_touched_rolls(&mut self) -> Vec<(String, Vec<u8>)> {
+        std::mem::take(&mut self.touched_rolls)
+            .into_iter()
+            .filter_map(|id| {
+                let roll = self.committed.get(&id)?;
+                let saved = serde_json::to_vec(roll).expect("rolls serialize");
+                Some((id, saved))
+            })
+            .collect()
     }
 
     /// The layers the events since the last call changed, to save: (id, numbers key, bytes).
@@ -672,6 +713,7 @@ impl Auditor {
                             .map_err(|r| format!("{r} (A13)"))?;
                         self.execution_deadlines
                             .insert((roll.recording_deadline(), committed.proposal_id.clone()));
+                        self.touched_rolls.insert(committed.proposal_id.clone());
                         self.committed.insert(committed.proposal_id.clone(), roll);
                     }
                 }
@@ -965,6 +1007,7 @@ impl Auditor {
         }
         self.defer(event, deferred);
         let roll = self.committed.get_mut(id).expect("found above");
+        self.touched_rolls.insert(id.clone());
         let before = roll.status;
         roll.evolve(executed, event);
         let after = roll.status;
@@ -1067,6 +1110,15 @@ impl Auditor {
             genesis_hash: self.genesis_hash.map(|h| to_hex(&h)).unwrap_or_default(),
         })
     }
+}
+
+/// Saved state a resumed auditor loads before an event that needs it (`saved_wanted`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Saved {
+    /// A closed layer (A12).
+    Layer(LayerKey),
+    /// A committed roll, by proposal id (A13, A14).
+    Roll(String),
 }
 
 /// The check a refusal of a signed event breaks: A11 when the signature binds a head that is

@@ -24,6 +24,9 @@ const PIN: &str = "SELECT seq, head_hash, events_verified, syncs FROM pin WHERE 
 const PIN_AUDITOR: &str = "SELECT auditor FROM pin WHERE ledger_id = $1";
 const LAYER_BY_ID: &str = "SELECT layer_id, state FROM layers WHERE layer_id = $1";
 const LAYER_BY_NUMBERS: &str = "SELECT layer_id, state FROM layers WHERE numbers_key = $1";
+const ROLL_BY_ID: &str = "SELECT state FROM committed_rolls WHERE proposal_id = $1";
+const ROLL_SAVE: &str = "INSERT INTO committed_rolls (proposal_id, state) VALUES ($1, $2) \
+    ON CONFLICT (proposal_id) DO UPDATE SET state = excluded.state";
 const LAYER_SAVE: &str = "INSERT INTO layers (layer_id, numbers_key, state) VALUES ($1, $2, $3) \
     ON CONFLICT (layer_id) DO UPDATE SET state = excluded.state";
 const PIN_SAVE: &str = "INSERT INTO pin (ledger_id, seq, head_hash, auditor, events_verified, syncs, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6) \
@@ -268,6 +271,34 @@ impl StateWrite {
 
     pub async fn layer(&mut self, key: &LayerKey) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         layer(&mut *self.tx, key).await
+    }
+
+    /// A saved committed roll (`Auditor::take_touched_rolls`).
+    pub async fn committed_roll(
+        &mut self,
+        proposal_id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(ROLL_BY_ID)
+            .bind(proposal_id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err("reading a saved committed roll"))?;
+        Ok(row.map(|(state,)| state))
+    }
+
+    /// Saves a committed roll's state (`Auditor::take_touched_rolls`).
+    pub async fn save_committed_roll(
+        &mut self,
+        proposal_id: &str,
+        state: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(ROLL_SAVE)
+            .bind(proposal_id)
+            .bind(state)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err("saving a committed roll"))?;
+        Ok(())
     }
 
     /// Saves a closed layer's state (`Auditor::take_touched_layers`).
