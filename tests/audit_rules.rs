@@ -973,7 +973,7 @@ impl ReplaceBytes for Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Bound heads: A11 (format rollbook/v2). Every signature binds a head; the attacker who
+// Bound heads: A11 (since format rollbook/v2). Every signature binds a head; the attacker who
 // recomputes every hash cannot recompute the signatures.
 
 /// The seq of the first event after `seq` whose payload carries a signature.
@@ -1119,16 +1119,27 @@ async fn a11_a_bound_head_must_be_the_chains_and_within_the_lifetime() {
         .expect("an offline signature on an older head verifies");
 }
 
-/// A ledger of another format is named as such before any hash is compared.
+/// A ledger of another format (every earlier one: v1 before bound heads, v2 before the
+/// ledger's clock, closed layers and executions) is named as such, beside the format this build
+/// reads, before any hash is compared.
 #[tokio::test]
 async fn a1_a_genesis_of_another_format_is_named() {
     let lines = valid_export().await;
-    let broken = with_payload_text(&lines, 1, |text| {
-        text.replace("\"format\":\"rollbook/v2\"", "\"format\":\"rollbook/v1\"")
-    });
-    assert_invalid_at(
-        &broken,
-        1,
-        "this build of rollbook reads \"rollbook/v2\" only",
-    );
+    for older in ["rollbook/v1", "rollbook/v2"] {
+        let broken = with_payload_text(&lines, 1, |text| {
+            let edited = text.replace(
+                "\"format\":\"rollbook/v3\"",
+                &format!("\"format\":\"{older}\""),
+            );
+            assert_ne!(edited, text, "the genesis names no rollbook/v3 format");
+            edited
+        });
+        assert_invalid_at(
+            &broken,
+            1,
+            &format!(
+                "the ledger is format {older:?}; this build of rollbook reads \"rollbook/v3\" only"
+            ),
+        );
+    }
 }

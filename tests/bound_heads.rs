@@ -1,4 +1,4 @@
-//! Signatures bind heads (format rollbook/v2, check A11), live on both backends: an append
+//! Signatures bind heads (since format rollbook/v2, check A11), live on both backends: an append
 //! lands only on the head its signature binds, and a client resumed from its pin checks a head
 //! bound before the pin against the hashes it verified then.
 

@@ -572,6 +572,19 @@ async fn offline_signing_and_replayed_or_malleated_signatures(db: &TestDb) {
         &forged_sig,
     ]);
     desk.refused(&["attach", &forged_sig], 3, "not the chain's");
+    // A signature file of the format before the signing time (v2) is bad input, naming both
+    // formats, even with the signature itself intact.
+    let older = desk.path("older-format.sig.json");
+    std::fs::copy(&sig, &older).unwrap();
+    edit_json(&older, |v| {
+        assert_eq!(v["format"], "rollbook-signature/v3");
+        v["format"] = serde_json::Value::String("rollbook-signature/v2".into())
+    });
+    desk.refused(
+        &["attach", &older],
+        2,
+        "format \"rollbook-signature/v2\" is not \"rollbook-signature/v3\"",
+    );
     // The genuine signature attaches once, and only once.
     assert_eq!(desk.json(&["attach", &sig])["status"], "pending");
     desk.refused(&["attach", &sig], 3, "already signed");

@@ -732,7 +732,7 @@ impl SignRequest {
 }
 
 const REQUEST_FORMAT: &str = "rollbook-sign-request/v2";
-const SIGNATURE_FORMAT: &str = "rollbook-signature/v2";
+const SIGNATURE_FORMAT: &str = "rollbook-signature/v3";
 /// Limit on request and signature files (a proposal is at most 1 MiB).
 const OFFLINE_FILE_BYTES_MAX: usize = 4 * 1024 * 1024;
 

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// Domain tag of the event hash. The trailing NUL ends the tag so that no tag is a prefix of another.
-pub const EVENT_TAG: &[u8] = b"rollbook/v2/event\0";
+pub const EVENT_TAG: &[u8] = b"rollbook/v3/event\0";
 
 /// The first event of a ledger chains to 32 zero bytes.
 pub const GENESIS_PREV_HASH: [u8; 32] = [0u8; 32];
@@ -181,12 +181,12 @@ impl Purpose {
 
     pub fn tag(self) -> &'static [u8] {
         match self {
-            Purpose::Propose => b"rollbook/v2/propose\0",
-            Purpose::Cosign => b"rollbook/v2/cosign\0",
-            Purpose::Governance => b"rollbook/v2/governance\0",
-            Purpose::Veto => b"rollbook/v2/veto\0",
-            Purpose::Withdraw => b"rollbook/v2/withdraw\0",
-            Purpose::Execute => b"rollbook/v2/execute\0",
+            Purpose::Propose => b"rollbook/v3/propose\0",
+            Purpose::Cosign => b"rollbook/v3/cosign\0",
+            Purpose::Governance => b"rollbook/v3/governance\0",
+            Purpose::Veto => b"rollbook/v3/veto\0",
+            Purpose::Withdraw => b"rollbook/v3/withdraw\0",
+            Purpose::Execute => b"rollbook/v3/execute\0",
         }
     }
 
@@ -203,13 +203,13 @@ impl Purpose {
 }
 
 /// Domain tag of the genesis signature.
-pub const GENESIS_TAG: &[u8] = b"rollbook/v2/genesis\0";
+pub const GENESIS_TAG: &[u8] = b"rollbook/v3/genesis\0";
 /// Domain tag of a proposal's subject digest.
-pub const SUBJECT_TAG: &[u8] = b"rollbook/v2/subject\0";
+pub const SUBJECT_TAG: &[u8] = b"rollbook/v3/subject\0";
 /// Domain tag of a signer set's hash.
-pub const SIGNER_SET_TAG: &[u8] = b"rollbook/v2/signer-set\0";
+pub const SIGNER_SET_TAG: &[u8] = b"rollbook/v3/signer-set\0";
 /// Domain tag of the policy hash.
-pub const POLICY_TAG: &[u8] = b"rollbook/v2/policy\0";
+pub const POLICY_TAG: &[u8] = b"rollbook/v3/policy\0";
 /// Limit on a veto reason, in bytes.
 pub const REASON_BYTES_MAX: usize = 1024;
 
@@ -353,7 +353,7 @@ pub fn decode_signed_message(bytes: &[u8]) -> Result<SignedMessage, String> {
     let purpose = Purpose::ALL
         .into_iter()
         .find(|purpose| bytes.starts_with(purpose.tag()))
-        .ok_or_else(|| "the message starts with no known rollbook/v2 signing tag".to_string())?;
+        .ok_or_else(|| "the message starts with no known rollbook/v3 signing tag".to_string())?;
     let rest = &bytes[purpose.tag().len()..];
     let fixed_len = 16 + 16 + 8 + 32 + 8 + 32;
     if rest.len() < fixed_len {
@@ -416,7 +416,7 @@ fn trailing_str(tail: &[u8], bytes_max: usize, what: &str) -> Result<String, Str
 }
 
 /// Domain tag of an execution digest (the fills and corrections an execution records).
-pub const FILLS_TAG: &[u8] = b"rollbook/v2/fills\0";
+pub const FILLS_TAG: &[u8] = b"rollbook/v3/fills\0";
 
 /// One fill as an execution digest binds it: the exact payload values.
 pub struct FillInput<'a> {
@@ -486,7 +486,7 @@ pub struct ExecutionMessage {
 pub fn decode_execution_message(bytes: &[u8]) -> Result<ExecutionMessage, String> {
     let rest = bytes
         .strip_prefix(Purpose::Execute.tag())
-        .ok_or_else(|| "the message does not start with the rollbook/v2/execute tag".to_string())?;
+        .ok_or_else(|| "the message does not start with the rollbook/v3/execute tag".to_string())?;
     if rest.len() != 16 + 16 + 8 + 32 + 8 + 32 + 32 {
         return Err(format!(
             "the execute message is {} bytes, not {}",
@@ -507,10 +507,13 @@ pub fn decode_execution_message(bytes: &[u8]) -> Result<ExecutionMessage, String
     })
 }
 
+/// Domain tag of the verification memo's key.
+const MEMO_TAG: &[u8] = b"rollbook/v3/memo\0";
+
 /// Key of the verification memo (never stored, signed or exported): SHA-256 over the public key,
 /// the signature and the message. Fixed-size fields first, so no two triples share an encoding.
 pub fn signature_memo_key(key: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> [u8; 32] {
-    let mut enc = Encoder::hashing(b"rollbook/v2/memo\0");
+    let mut enc = Encoder::hashing(MEMO_TAG);
     enc.fixed(key).fixed(signature).fixed(message);
     enc.digest()
 }
@@ -541,7 +544,7 @@ mod tests {
         let event = Uuid::from_bytes([0x22; 16]);
         let bytes = event_hash_bytes(&sample(&ledger, &event, &GENESIS_PREV_HASH));
         let mut expected = Vec::new();
-        expected.extend_from_slice(b"rollbook/v2/event\0");
+        expected.extend_from_slice(b"rollbook/v3/event\0");
         expected.extend_from_slice(&[0x11; 16]);
         expected.extend_from_slice(&1u64.to_be_bytes());
         expected.extend_from_slice(&6u32.to_be_bytes());
@@ -584,7 +587,7 @@ mod tests {
         let hash = event_hash(&sample(&ledger, &event, &GENESIS_PREV_HASH));
         assert_eq!(
             crate::crypto::to_hex(&hash),
-            "bf1c54b84ee6720057b2821023e235c2bc2366fb281085f85f021aceb7f9c5fd"
+            "19fc2f9ec232a7e8bdb460fb37fa61220bdf97f7e4eaa7ea29218c7ba869dbd4"
         );
     }
 
@@ -608,7 +611,7 @@ mod tests {
         });
         assert_eq!(
             crate::crypto::to_hex(&digest),
-            "adb099e815f939be67eb238eaa82278b0fd6894a92af0b2db53670891e45e4f1"
+            "6ff132310f011542d237ab3129a22bdeb7ab02a5d73830102bf355648fd3faf5"
         );
         let head = ChainHead {
             seq: 41,
@@ -617,7 +620,7 @@ mod tests {
         let message = signed_message(Purpose::Cosign, &ledger, &proposal, 1, &digest, &head, None);
         assert_eq!(
             crate::crypto::to_hex(&message),
-            "726f6c6c626f6f6b2f76322f636f7369676e0011111111111111111111111111111111333333333333333333333333333333330000000000000001adb099e815f939be67eb238eaa82278b0fd6894a92af0b2db53670891e45e4f100000000000000294444444444444444444444444444444444444444444444444444444444444444"
+            "726f6c6c626f6f6b2f76332f636f7369676e00111111111111111111111111111111113333333333333333333333333333333300000000000000016ff132310f011542d237ab3129a22bdeb7ab02a5d73830102bf355648fd3faf500000000000000294444444444444444444444444444444444444444444444444444444444444444"
         );
         // The same signature made offline at 15:10 (docs/audit-format.md): the message above
         // and `str(signed_at)`.
@@ -638,7 +641,7 @@ mod tests {
         assert_eq!(&offline[..message.len()], &message[..]);
         assert_eq!(
             crate::crypto::to_hex(&sha256(&offline)),
-            "0f5e8ef15a1969ed27d17a7085142a5b4e7ae68a0bbf797a8014a513081acd5f"
+            "8e7940b9c6469b7dcf1c4048ab709dc8cbaf72b549d266985b68b2c103ae74a5"
         );
         let decoded = decode_signed_message(&offline).unwrap();
         assert_eq!(decoded.signed_at.as_deref(), Some(signed_at));
@@ -679,10 +682,10 @@ mod tests {
         let digest = execution_digest(&fills, &corrects);
         assert_eq!(
             crate::crypto::to_hex(&digest),
-            "df8e7bc30c9fdba0fd83f89513c55cbfafd3ac9349ab899371cc15fd222531b6"
+            "86185c988deee963ffb76afb3937ee3f57e19ef7bb58004b8962b57997efbf64"
         );
         let subject: [u8; 32] = crate::crypto::from_hex32(
-            "adb099e815f939be67eb238eaa82278b0fd6894a92af0b2db53670891e45e4f1",
+            "6ff132310f011542d237ab3129a22bdeb7ab02a5d73830102bf355648fd3faf5",
         )
         .unwrap();
         let head = ChainHead {
@@ -694,7 +697,7 @@ mod tests {
         let message = execution_message(&ledger, &proposal, 1, &subject, &head, &digest);
         assert_eq!(
             crate::crypto::to_hex(&message),
-            "726f6c6c626f6f6b2f76322f657865637574650011111111111111111111111111111111333333333333333333333333333333330000000000000001adb099e815f939be67eb238eaa82278b0fd6894a92af0b2db53670891e45e4f100000000000000294444444444444444444444444444444444444444444444444444444444444444df8e7bc30c9fdba0fd83f89513c55cbfafd3ac9349ab899371cc15fd222531b6"
+            "726f6c6c626f6f6b2f76332f6578656375746500111111111111111111111111111111113333333333333333333333333333333300000000000000016ff132310f011542d237ab3129a22bdeb7ab02a5d73830102bf355648fd3faf50000000000000029444444444444444444444444444444444444444444444444444444444444444486185c988deee963ffb76afb3937ee3f57e19ef7bb58004b8962b57997efbf64"
         );
         let decoded = decode_execution_message(&message).unwrap();
         assert_eq!(decoded.head, head);
@@ -736,7 +739,33 @@ mod tests {
             longer.push(0);
             assert!(decode_signed_message(&longer).is_err());
         }
-        assert!(decode_signed_message(b"rollbook/v2/cosign\0").is_err());
+        assert!(decode_signed_message(b"rollbook/v3/cosign\0").is_err());
+    }
+
+    /// Every domain tag carries the ledger format's version ("Format versions" in
+    /// docs/audit-format.md), so a format bump that misses a tag fails here.
+    #[test]
+    fn every_domain_tag_carries_the_ledger_format() {
+        let mut tags = vec![
+            EVENT_TAG,
+            GENESIS_TAG,
+            SUBJECT_TAG,
+            SIGNER_SET_TAG,
+            POLICY_TAG,
+            FILLS_TAG,
+            Purpose::Execute.tag(),
+            MEMO_TAG,
+        ];
+        tags.extend(Purpose::ALL.map(Purpose::tag));
+        let prefix = format!("{}/", crate::domain::events::LEDGER_FORMAT);
+        for tag in tags {
+            let text = std::str::from_utf8(tag).unwrap();
+            assert!(
+                text.starts_with(&prefix),
+                "{text:?} is not under {prefix:?}"
+            );
+            assert!(text.ends_with('\0') && text.matches('\0').count() == 1);
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// The stream holding the genesis event.
 pub const LEDGER_STREAM: &str = "ledger";
 /// The `format` of a genesis event written by this version.
-pub const LEDGER_FORMAT: &str = "rollbook/v2";
+pub const LEDGER_FORMAT: &str = "rollbook/v3";
 
 /// One signer of a signer set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
