@@ -585,6 +585,31 @@ async fn offline_signing_and_replayed_or_malleated_signatures(db: &TestDb) {
         2,
         "format \"rollbook-signature/v2\" is not \"rollbook-signature/v3\"",
     );
+    // A request file of the format before v3 is refused naming both, not called "altered".
+    let older_request = desk.path("older-format.request.json");
+    std::fs::copy(&request, &older_request).unwrap();
+    edit_json(&older_request, |v| {
+        assert_eq!(v["format"], "rollbook-sign-request/v3");
+        v["format"] = serde_json::Value::String("rollbook-sign-request/v2".into())
+    });
+    let out = desk.run(&[
+        "sign",
+        &a,
+        "--key",
+        &desk.path("carol.key"),
+        "--offline",
+        "--request",
+        &older_request,
+        "--out",
+        &desk.path("never.sig.json"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("\"rollbook-sign-request/v2\" is not \"rollbook-sign-request/v3\""),
+        "{}",
+        text(&out.stderr)
+    );
     // The genuine signature attaches once, and only once.
     assert_eq!(desk.json(&["attach", &sig])["status"], "pending");
     desk.refused(&["attach", &sig], 3, "already signed");

@@ -731,7 +731,9 @@ impl SignRequest {
     }
 }
 
-const REQUEST_FORMAT: &str = "rollbook-sign-request/v2";
+// v3 with the ledger format: a v2 request's subject digest is over v2 tags, which a v3 signer
+// would otherwise report as "altered".
+const REQUEST_FORMAT: &str = "rollbook-sign-request/v3";
 const SIGNATURE_FORMAT: &str = "rollbook-signature/v3";
 /// Limit on request and signature files (a proposal is at most 1 MiB).
 const OFFLINE_FILE_BYTES_MAX: usize = 4 * 1024 * 1024;
