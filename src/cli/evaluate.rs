@@ -17,7 +17,7 @@ pub struct EvaluateArgs {
     /// A policy file overriding any subset of the default policy.
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// Valuation clock as RFC 3339 (default: now).
+    /// Valuation clock as RFC 3339 (default: now; with --ledger, the ledger's clock).
     #[arg(long)]
     pub now: Option<String>,
     /// Print the report as one JSON object.
@@ -133,9 +133,11 @@ pub(crate) fn parse_now(now: Option<&str>) -> Result<DateTime<Utc>, CliError> {
 pub async fn run(db: &str, args: &EvaluateArgs) -> CliResult {
     let text = read_input_file(&args.file, sizing::FILE_BYTES_MAX)?;
     let proposal = proposal_from_input(&args.file, &text)?;
-    let now = parse_now(args.now.as_deref())?;
+    let mut now = parse_now(args.now.as_deref())?;
     let (policy, draws) = if args.ledger {
-        let (policy, draws, context) = on_ledger(db, args, &proposal, &text, now).await?;
+        let (policy, draws, context, ledger_now) =
+            on_ledger(db, args, &proposal, &text, now).await?;
+        now = ledger_now;
         // Said first, so the report is read as the ledger's (on stderr with --json, whose
         // stdout is the report alone).
         if args.json {
@@ -168,14 +170,15 @@ pub async fn run(db: &str, args: &EvaluateArgs) -> CliResult {
 }
 
 /// The ledger's policy in force and what its history draws on the proposal's closed layer at
-/// its head, as `propose` would see them now, and a line saying so.
+/// its head, as `propose` would see them now, a line saying so, and the time to evaluate at:
+/// `--now` when given, else the ledger's clock (as `propose` evaluates).
 async fn on_ledger(
     db: &str,
     args: &EvaluateArgs,
     proposal: &Proposal,
     text: &str,
-    now: DateTime<Utc>,
-) -> Result<(Policy, Draws, String), CliError> {
+    local_now: DateTime<Utc>,
+) -> Result<(Policy, Draws, String, DateTime<Utc>), CliError> {
     let (store, ledger_id, mut verified) = super::open_verified(db).await?;
     let ledger = Ledger { store, ledger_id };
     let read = async {
@@ -184,14 +187,21 @@ async fn on_ledger(
             .await
             .map_err(super::proposals::service_error)?;
         let (head, layers) = verified.layers(&ledger.store, proposal).await?;
+        // Read by the sync just above.
+        let now = if args.now.is_some() {
+            local_now
+        } else {
+            verified.ledger_clock
+        };
         let draws = layers
             .draws_for(proposal, text, &governance, now)
             .map_err(|conflict| {
                 CliError::bad_input(format!("{}: {conflict}", args.file.display()))
             })?;
         let context = format!(
-            "on ledger {ledger_id} at seq {}: policy v{} ({}) in force; layer {} has {:.2} USD and {} contracts drawn by {} proposals",
+            "on ledger {ledger_id} at seq {}, at {}: policy v{} ({}) in force; layer {} has {:.2} USD and {} contracts drawn by {} proposals",
             head.seq,
+            crate::domain::envelope::format_timestamp(now),
             governance.policy_version,
             governance.policy_hash,
             draws.closed_layer_id.as_deref().unwrap_or("-"),
@@ -199,7 +209,7 @@ async fn on_ledger(
             draws.contracts,
             draws.proposal_ids.len()
         );
-        Ok::<_, CliError>((governance.policy, draws, context))
+        Ok::<_, CliError>((governance.policy, draws, context, now))
     }
     .await;
     super::proposals::close(&ledger, &verified).await;
