@@ -78,7 +78,7 @@ fn verify_exits_0_valid_1_invalid_2_unreadable() {
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
     let summary: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(summary["valid"], true);
-    assert_eq!(summary["proposals"]["committed"], 1);
+    assert_eq!(summary["proposals"]["executed"], 1);
     assert_eq!(summary["proposals"]["failed"], 1);
     for key in [
         "events",
@@ -138,7 +138,7 @@ fn csv_has_one_rfc4180_row_per_proposal() {
     assert_eq!(rows.len(), 3, "header + 2 proposals: {csv}");
     assert!(rows[0].starts_with("proposal_id,kind,created_at,proposer,contracts_requested,contracts_max,verdict,failed_checks,status,signers"));
     assert!(
-        rows.iter().any(|r| r.contains(",committed,alice; carol,")),
+        rows.iter().any(|r| r.contains(",executed,alice; carol,")),
         "{csv}"
     );
     assert!(
@@ -150,7 +150,7 @@ fn csv_has_one_rfc4180_row_per_proposal() {
 #[test]
 fn inclusion_proofs_verify_alone_and_fail_after_any_change() {
     let demo = Demo::new();
-    let list = demo.run(&["list", "--status", "committed", "--json"]);
+    let list = demo.run(&["list", "--status", "executed", "--json"]);
     let id = serde_json::from_slice::<serde_json::Value>(&list.stdout).unwrap()[0]["proposal_id"]
         .as_str()
         .unwrap()
@@ -163,8 +163,8 @@ fn inclusion_proofs_verify_alone_and_fail_after_any_change() {
     let value: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(
         value["events"].as_array().unwrap().len(),
-        4,
-        "recorded, two signatures, commit"
+        5,
+        "recorded, two signatures, commit, execution"
     );
     assert_eq!(value["anchored"], true);
     assert_eq!(rollbook(&["verify-proof", &proof]).status.code(), Some(0));

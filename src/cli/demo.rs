@@ -10,7 +10,9 @@ use super::views::summary;
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::crypto::keys::{PublicKey, SecretKey};
 use crate::domain::approval::Status;
-use crate::domain::events::{SignerEntry, SignerSet};
+use crate::domain::envelope::format_timestamp;
+use crate::domain::events::{Fill, SignerEntry, SignerSet};
+use crate::domain::execution::ExecutionRequest;
 use crate::domain::governance::ActiveSet;
 use crate::service::{self, Ledger};
 use crate::sizing::{Policy, Proposal};
@@ -134,14 +136,16 @@ pub async fn run(db: &str, args: &DemoArgs) -> CliResult {
     println!("ledger {ledger_id}, policy {}", governance.policy_hash);
     let ledger = Ledger { store, ledger_id };
 
-    // The worked example dates from May 2026; move it so its snapshot is ten minutes old.
+    // The worked example dates from May 2026; move it so its snapshot is twenty minutes old
+    // (fresh for ten more) and its execution window, 15 to 45 minutes after the snapshot, is
+    // open now: the story ends with the roll's fills.
     let mut proposal = Proposal::from_toml_str(&material(dir, "proposal.toml")?)
         .map_err(|e| CliError::bad_input(format!("proposal.toml: {e}")))?;
     let as_of = Utc
         .with_ymd_and_hms(2026, 5, 7, 14, 30, 0)
         .single()
         .expect("valid date");
-    proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
+    proposal.shift_times(Utc::now() - Duration::minutes(20) - as_of);
 
     step("bob proposes the example as written: 12 contracts");
     let (failed, report) = ledger
@@ -214,6 +218,30 @@ pub async fn run(db: &str, args: &DemoArgs) -> CliResult {
             "the demo proposal did not commit",
         ));
     }
+
+    step("alice records the fills from the broker: the roll as executed");
+    let fill = |contracts: u32, price_usd: f64, minutes_ago: i64, broker_ref: &str| Fill {
+        contracts,
+        price_usd,
+        at: format_timestamp(Utc::now() - Duration::minutes(minutes_ago)),
+        broker_ref: broker_ref.to_string(),
+    };
+    let half = state.recorded.terms.contracts_requested.unwrap_or(1) / 2;
+    let rest = state.recorded.terms.contracts_requested.unwrap_or(1) - half;
+    let request = ExecutionRequest {
+        fills: vec![fill(half, 2.95, 3, "DEMO-1"), fill(rest, 2.97, 1, "DEMO-2")],
+        corrects: Vec::new(),
+    };
+    let (executed, _) = ledger
+        .execute(pending.id, &request, &alice, Utc::now())
+        .await
+        .map_err(service_error)?;
+    println!(
+        "{} contracts filled of {} approved, inside the window and the quote bounds: {}",
+        executed.filled_contracts,
+        half + rest,
+        executed.status
+    );
 
     step("verify the live ledger: chain, every signature, governance, a fresh evaluation of each report");
     let live = crate::audit::verify_live(&ledger.store, ledger_id, |_| {})
