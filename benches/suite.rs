@@ -910,14 +910,15 @@ async fn sign_ledger(dir: &Path, events: u64, runs: usize) -> (String, PathBuf, 
     let url = format!("sqlite://{}/sign-{events}.db", dir.display());
     let (ledger, desk, pending) = generate(&url, events, runs + 2).await;
     ledger.store.close().await;
-    let key_path = dir.join(format!("carol-{events}.key"));
-    std::fs::write(&key_path, desk.key("carol").to_pkcs8_pem_v1().as_bytes()).unwrap();
-    std::fs::set_permissions(
-        &key_path,
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
-    (url, key_path, pending)
+    // Every signer's key, so that a kept ledger (ROLLBOOK_BENCH_DIR) can be given more
+    // proposals and signatures by hand when profiling; carol's signs here.
+    for (name, key) in &desk.keys {
+        let path = dir.join(format!("{name}-{events}.key"));
+        std::fs::write(&path, key.to_pkcs8_pem_v1().as_bytes()).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+    }
+    (url, dir.join(format!("carol-{events}.key")), pending)
 }
 
 /// One `rollbook sign` as a whole CLI process, in milliseconds, its pins in `state_dir`.

@@ -464,13 +464,12 @@ impl Verified {
                 last.map_or(0, |(_, seq)| seq)
             )));
         }
+        let seqs: Vec<u64> = events.iter().map(|event| event.seq).collect();
+        let verified = self.state.hashes_at(&seqs).await.map_err(PinError::State)?;
         for (index, event) in events.iter().enumerate() {
-            let verified = self
-                .state
-                .hash_at(event.seq)
-                .await
-                .map_err(PinError::State)?;
-            if event.stream_version != index as u64 + 1 || verified != Some(event.hash) {
+            if event.stream_version != index as u64 + 1
+                || verified.get(&event.seq) != Some(&event.hash)
+            {
                 return Err(self.disagrees(format!(
                     "stream {stream_id}: the event at seq {} is not the one verified (an event row was edited or replaced)",
                     event.seq

@@ -18,7 +18,7 @@ use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::crypto::canonical::{offline_signed_message, ChainHead};
 use crate::crypto::{from_hex32, to_hex};
 use crate::domain::approval::{cosign_purpose, subject_digest_of, ProposalState, Status};
-use crate::domain::envelope::{format_timestamp, parse_timestamp};
+use crate::domain::envelope::{format_timestamp, parse_timestamp, StoredEvent};
 use crate::domain::events::{Event, ProposalKind, ProposalTerms, SignatureEnvelope, LEDGER_STREAM};
 use crate::domain::governance::{seal_signature, ActiveSet};
 use crate::pin::Verified;
@@ -71,8 +71,21 @@ pub(crate) async fn check_decision_inputs(
     verified: &mut Verified,
     id: Uuid,
 ) -> Result<ProposalState, CliError> {
-    verified.stream(&ledger.store, LEDGER_STREAM).await?;
-    verified_proposal(ledger, verified, id).await
+    Ok(check_decision_inputs_with_history(ledger, verified, id)
+        .await?
+        .0)
+}
+
+/// `check_decision_inputs`, and the governance history of the verified `ledger` stream (what
+/// `sign` shows before signing, read once).
+pub(crate) async fn check_decision_inputs_with_history(
+    ledger: &Ledger,
+    verified: &mut Verified,
+    id: Uuid,
+) -> Result<(ProposalState, History), CliError> {
+    let events = verified.stream(&ledger.store, LEDGER_STREAM).await?;
+    let state = verified_proposal(ledger, verified, id).await?;
+    Ok((state, history_of(&events)?))
 }
 
 /// The hash of seq 1, the first event of the `ledger` stream `events`.
@@ -91,23 +104,37 @@ fn genesis_hash_of(events: &[crate::domain::envelope::StoredEvent]) -> Result<St
 /// The ledger's governance history for the views: its genesis hash, its signer sets and its
 /// policies by version (genesis first, then each adoption).
 pub(crate) async fn history(ledger: &Ledger) -> Result<History, CliError> {
-    let sets = ledger.signer_sets().await.map_err(service_error)?;
     let events = ledger
         .store
         .read_stream(ledger.ledger_id, LEDGER_STREAM)
         .await?;
-    let genesis_hash = genesis_hash_of(&events)?;
-    let mut policies = Vec::new();
-    for event in &events {
+    history_of(&events)
+}
+
+/// The governance history of the `ledger` stream `events` (as read, or as `check_decision_inputs`
+/// verified them): its genesis hash, signer sets and policies by version.
+pub(crate) fn history_of(events: &[StoredEvent]) -> Result<History, CliError> {
+    let genesis_hash = genesis_hash_of(events)?;
+    let corrupt = |reason: String| service_error(ServiceError::Corrupt(reason));
+    let (mut sets, mut policies) = (Vec::new(), Vec::new());
+    for event in events {
         let payload = Event::from_payload(&event.event_type, event.schema_version, &event.payload)
-            .map_err(|e| service_error(ServiceError::Corrupt(e.to_string())))?;
-        match payload {
-            Event::LedgerCreated(genesis) => policies.push((1, genesis.policy_json)),
+            .map_err(|e| corrupt(e.to_string()))?;
+        let (set_json, policy) = match payload {
+            Event::LedgerCreated(genesis) => (
+                Some(genesis.signer_set_json),
+                Some((1, genesis.policy_json)),
+            ),
+            Event::SignerSetAdopted(adopted) => (Some(adopted.signer_set_json), None),
             Event::PolicyAdopted(adopted) => {
-                policies.push((adopted.policy_version, adopted.policy_json))
+                (None, Some((adopted.policy_version, adopted.policy_json)))
             }
-            _ => {}
+            _ => (None, None),
+        };
+        if let Some(json) = set_json {
+            sets.push(ActiveSet::parse(&json).map_err(|r| corrupt(r.to_string()))?);
         }
+        policies.extend(policy);
     }
     Ok(History {
         sets,
@@ -356,15 +383,18 @@ pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
         return sign_offline(id, &key, args);
     }
     let (ledger, mut verified) = open(db).await?;
-    let state = check_decision_inputs(&ledger, &mut verified, id).await?;
-    let before = history(&ledger).await?;
+    let (state, before) = check_decision_inputs_with_history(&ledger, &mut verified, id).await?;
     show_what_is_signed(&before, &state);
     let outcome = ledger
         .sign(id, &key, Utc::now())
         .await
         .map_err(service_error)?;
-    // Read again: a committed signer-set motion adds its set, whose names the outcome uses.
-    let sets = ledger.signer_sets().await.map_err(service_error)?;
+    // A committed signer-set motion adds its set, whose names the outcome uses: read again.
+    let sets = if outcome.committed && state.recorded.terms.kind == ProposalKind::SignerSet {
+        ledger.signer_sets().await.map_err(service_error)?
+    } else {
+        before.sets.clone()
+    };
     let motion = before.motion(&state).and_then(Result::ok);
     print_outcome(&ledger, &sets, &outcome, id, motion.as_ref(), args.json);
     close(&ledger, &verified).await;

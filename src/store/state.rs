@@ -40,6 +40,9 @@ const OPEN_COUNT: &str = "SELECT count(*) FROM open_proposals";
 const OPEN_CLEAR: &str = "DELETE FROM open_proposals";
 const CHAIN_INSERT: &str = "INSERT INTO chain (seq, hash) VALUES ($1, $2)";
 const CHAIN_HASH: &str = "SELECT hash FROM chain WHERE seq = $1";
+/// The seqs arrive as one JSON array: a stream's events in one query, not one query each.
+const CHAIN_HASHES: &str =
+    "SELECT seq, hash FROM chain WHERE seq IN (SELECT value FROM json_each($1))";
 const STREAM_SAVE: &str = "INSERT INTO streams (stream_id, version, last_seq) VALUES ($1, $2, $3) \
     ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_seq = excluded.last_seq";
 const STREAM: &str = "SELECT version, last_seq FROM streams WHERE stream_id = $1";
@@ -149,6 +152,23 @@ impl StateFile {
     /// The verified hash of the event at `seq`, if this client verified it.
     pub async fn hash_at(&self, seq: u64) -> Result<Option<[u8; 32]>, StoreError> {
         hash_at(&self.pool, seq).await
+    }
+
+    /// The verified hashes of the events at `seqs`, by seq; a seq this client did not verify
+    /// is absent.
+    pub async fn hashes_at(
+        &self,
+        seqs: &[u64],
+    ) -> Result<std::collections::HashMap<u64, [u8; 32]>, StoreError> {
+        let seqs_json = serde_json::to_string(seqs).expect("a list of integers serializes");
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(CHAIN_HASHES)
+            .bind(seqs_json)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err("reading verified hashes"))?;
+        rows.into_iter()
+            .map(|(seq, hash)| Ok((seq as u64, hash32(seq, "verified hash", hash)?)))
+            .collect()
     }
 
     /// A verified stream's last version and the seq of that version.
