@@ -6,6 +6,7 @@
 //! IO failure.
 
 mod audit;
+mod checkpoint;
 mod demo;
 mod display;
 pub(crate) mod evaluate;
@@ -15,6 +16,7 @@ mod keys;
 mod ledger;
 mod proposals;
 mod views;
+mod witness_client;
 
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
@@ -143,6 +145,11 @@ pub enum Command {
         after_help = "Example:\n  rollbook consistency audit-october.jsonl audit-november.jsonl"
     )]
     Consistency(audit::ConsistencyArgs),
+    /// Sign the verified head as a C2SP tlog checkpoint (and have witnesses cosign it), or print a signed note.
+    #[command(
+        after_help = "Examples:\n  rollbook checkpoint --key alice.key --witness http://127.0.0.1:7380\n  rollbook checkpoint --note > head.note          # the latest, byte-exact\n  rollbook checkpoint --note --size 42\n\nCheckpoint after every commit and at the end of each day: a reviewer's `verify --witnesses POLICY` accepts an export only when a checkpoint of exactly its size is signed by a signer in force and cosigned by the policy's quorum.\n\nThe key must be a signer of the set in force at the head (exit 3 otherwise). A head that a checkpoint stored before contradicts is never signed (exit 1). Each witness gets a consistency proof from the size it last cosigned for this ledger (learned from its 409 when unknown); its cosignature is stored beside the checkpoint. Exit 0 when every witness cosigned, 3 when one refused, 4 when one was down: the checkpoint and the cosignatures received are kept either way."
+    )]
+    Checkpoint(checkpoint::CheckpointArgs),
     /// Rebuild the projections (proposal statuses) from the events alone.
     #[command(after_help = "Example:\n  rollbook rebuild")]
     Rebuild(ledger::RebuildArgs),
@@ -256,6 +263,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::VerifyProof(args) => audit::verify_proof(args),
         Command::Consistency(args) => audit::consistency(args),
         Command::Rebuild(args) => ledger::rebuild(&cli.db, args).await,
+        Command::Checkpoint(args) => checkpoint::run(&cli.db, args).await,
     }
 }
 

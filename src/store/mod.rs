@@ -106,6 +106,19 @@ pub struct StoredCheckpoint {
     pub added: Vec<AddedSignature>,
 }
 
+impl StoredCheckpoint {
+    /// The note with the signature lines added since it was stored, after its own: still a
+    /// signed note (signature lines end a note, in any order), byte for byte what was stored.
+    pub fn note_with_added(&self) -> String {
+        let mut note = self.note.clone();
+        for added in &self.added {
+            note.push_str(&added.line);
+            note.push('\n');
+        }
+        note
+    }
+}
+
 /// A signature line added to a stored checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddedSignature {
