@@ -10,3 +10,4 @@ pub mod pin;
 pub mod service;
 pub mod sizing;
 pub mod store;
+pub mod tlog;
