@@ -11,3 +11,4 @@ pub mod pin;
 pub mod service;
 pub mod sizing;
 pub mod store;
+pub mod tlog;
