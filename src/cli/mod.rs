@@ -15,6 +15,7 @@ mod keys;
 mod ledger;
 mod proposals;
 mod views;
+mod witness;
 
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
@@ -143,6 +144,16 @@ pub enum Command {
         after_help = "Example:\n  rollbook consistency audit-october.jsonl audit-november.jsonl"
     )]
     Consistency(audit::ConsistencyArgs),
+    /// A tlog-witness: cosign checkpoints of ledgers (serve over HTTP, or offline), print its vkey.
+    #[command(
+        after_help = "Examples:\n  rollbook witness vkey --key witness.key --name witness.example/w1\n  rollbook witness serve --key witness.key --name witness.example/w1 --state ./w1 --listen 127.0.0.1:7380 --log VKEY\n  rollbook witness cosign --key witness.key --name witness.example/w1 --state ./w1 --log VKEY request.txt"
+    )]
+    Witness(witness::WitnessArgs),
+    /// Print a signer's signed-note verifier key (type 0x01) under a key name.
+    #[command(
+        after_help = "Example:\n  rollbook vkey keys-example/alice.pub --name rollbook.0190aaaa-0000-7000-8000-000000000001\n\nA ledger's signer signs checkpoints under the ledger's origin, rollbook.<ledger id>: give that as --name, and the vkey to witnesses (--log) and reviewers (policy `log` lines)."
+    )]
+    Vkey(witness::VkeyArgs),
     /// Rebuild the projections (proposal statuses) from the events alone.
     #[command(after_help = "Example:\n  rollbook rebuild")]
     Rebuild(ledger::RebuildArgs),
@@ -256,6 +267,8 @@ async fn run(cli: Cli) -> CliResult {
         Command::VerifyProof(args) => audit::verify_proof(args),
         Command::Consistency(args) => audit::consistency(args),
         Command::Rebuild(args) => ledger::rebuild(&cli.db, args).await,
+        Command::Witness(args) => witness::run(args).await,
+        Command::Vkey(args) => witness::vkey(args),
     }
 }
 
