@@ -16,6 +16,7 @@ use crate::pin::{PinError, Verified};
 use crate::store::{NewCheckpoint, Store, StoreError, StoredCheckpoint};
 use crate::tlog::note::sign_ed25519;
 use crate::tlog::{ledger_checkpoint, ledger_origin, Checkpoint, Note};
+use crate::tlog_http::WitnessReply;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -252,18 +253,6 @@ pub async fn sign_head(
     })
 }
 
-/// What a witness's HTTP endpoint answered, as the transport saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WitnessReply {
-    Answered {
-        status: u16,
-        content_type: Option<String>,
-        body: String,
-    },
-    /// No answer: refused connection, timeout, a broken reply.
-    Down(String),
-}
-
 /// What happened at one witness.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WitnessOutcome {
@@ -281,11 +270,9 @@ pub enum WitnessOutcome {
     },
 }
 
-/// The largest witness answer rollbook reads: a few signature lines.
-pub const WITNESS_REPLY_BYTES_MAX: usize = 64 * 1024;
-
 /// Sends the stored checkpoint of `tree.size` to the witness at `url` (its submission prefix)
-/// through `post` (`POST {url}/add-checkpoint` with the body; the caller's transport), with a
+/// through `post` (`POST {url}/add-checkpoint` with the body, `tlog_http::submit_add_checkpoint`
+/// or a test's; `Err` when no answer came back: the witness is down), with a
 /// consistency proof from the size this ledger last stored a cosignature from `url` for (0 when
 /// none). A 409 names the size the witness holds: the request is made once more from there.
 /// The cosignature lines of a 200 are stored, tagged with `url`. Nothing is lost on a witness
@@ -299,7 +286,7 @@ pub async fn submit_to_witness<F, Fut>(
 ) -> Result<WitnessOutcome, CheckpointError>
 where
     F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = WitnessReply>,
+    Fut: std::future::Future<Output = Result<WitnessReply, String>>,
 {
     let stored = store
         .checkpoint(tree.ledger_id, Some(tree.size))
@@ -321,65 +308,41 @@ where
                     detail,
                 })?;
         let body = crate::tlog::witness::AddCheckpoint::format(old_size, &proof, &note);
-        let (status, content_type, answer) = match post(body).await {
-            WitnessReply::Down(reason) => return Ok(WitnessOutcome::Down(reason)),
-            WitnessReply::Answered {
-                status,
-                content_type,
-                body,
-            } => (status, content_type, body),
+        let reply = match post(body).await {
+            Err(reason) => return Ok(WitnessOutcome::Down(reason)),
+            Ok(reply) => reply,
         };
-        if answer.len() > WITNESS_REPLY_BYTES_MAX {
-            return Ok(WitnessOutcome::Refused {
-                status,
-                detail: format!("an answer of {} bytes", answer.len()),
-            });
-        }
-        match status {
-            200 => return store_cosignatures(store, tree, url, &answer, now).await,
-            409 if attempt == 0 => match witness_size(content_type.as_deref(), &answer) {
-                Some(held) if held <= tree.size => old_size = held,
-                Some(held) => {
-                    return Ok(WitnessOutcome::Refused {
-                        status,
-                        detail: format!(
-                            "the witness holds a checkpoint of size {held}, beyond this head (size {}): it has seen a longer history of this ledger",
-                            tree.size
-                        ),
-                    })
-                }
-                None => {
-                    return Ok(WitnessOutcome::Refused {
-                        status,
-                        detail: "a 409 without a text/x.tlog.size body".into(),
-                    })
-                }
-            },
-            _ => {
+        match (reply.status, reply.held_size()) {
+            (200, _) => return store_cosignatures(store, tree, url, &reply, now).await,
+            (409, Some(held)) if attempt == 0 && held <= tree.size => old_size = held,
+            (409, Some(held)) if held > tree.size => {
+                return Ok(WitnessOutcome::Refused {
+                    status: 409,
+                    detail: format!(
+                        "the witness holds a checkpoint of size {held}, beyond this head (size {}): it has seen a longer history of this ledger",
+                        tree.size
+                    ),
+                })
+            }
+            (409, Some(held)) => {
+                return Ok(WitnessOutcome::Refused {
+                    status: 409,
+                    detail: format!("the witness answered 409 again (it holds size {held}): its state changed under this client"),
+                })
+            }
+            (status, _) => {
                 return Ok(WitnessOutcome::Refused {
                     status,
-                    detail: answer.lines().next().unwrap_or("").chars().take(200).collect(),
+                    detail: reply.body.lines().next().unwrap_or("").chars().take(200).collect(),
                 })
             }
         }
     }
+    // Every second attempt returns above; kept so the loop needs no panic.
     Ok(WitnessOutcome::Refused {
         status: 409,
-        detail: "the witness answered 409 twice: its size changed under this client".into(),
+        detail: "the witness answered 409 twice".into(),
     })
-}
-
-/// The size a 409's `text/x.tlog.size` body names (`<size>\n`).
-fn witness_size(content_type: Option<&str>, body: &str) -> Option<u64> {
-    let media_type = content_type?.split(';').next()?.trim();
-    if !media_type.eq_ignore_ascii_case(crate::tlog::witness::CONTENT_TYPE_SIZE) {
-        return None;
-    }
-    let size = body.strip_suffix('\n')?;
-    let canonical = !size.is_empty()
-        && size.bytes().all(|b| b.is_ascii_digit())
-        && (size == "0" || !size.starts_with('0'));
-    canonical.then(|| size.parse().ok()).flatten()
 }
 
 /// Stores the signature lines of a witness's 200 answer beside the checkpoint.
@@ -387,10 +350,10 @@ async fn store_cosignatures(
     store: &Store,
     tree: &LedgerTree,
     url: &str,
-    answer: &str,
+    reply: &WitnessReply,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<WitnessOutcome, CheckpointError> {
-    let lines = match crate::tlog::note::parse_signature_lines(answer.as_bytes()) {
+    let lines = match reply.cosignatures() {
         Ok(lines) if !lines.is_empty() => lines,
         Ok(_) => {
             return Ok(WitnessOutcome::Refused {

@@ -12,3 +12,5 @@ pub mod service;
 pub mod sizing;
 pub mod store;
 pub mod tlog;
+pub mod tlog_http;
+pub mod witness_service;

@@ -110,7 +110,7 @@ async fn sign(db: &str, key: &std::path::Path, args: &CheckpointArgs) -> CliResu
         let signed = sign_head(&ledger.store, &verified, &tree, &key, now).await?;
         let mut witnesses = Vec::new();
         for url in &args.witnesses {
-            let post = |body: String| super::witness_client::post_add_checkpoint(url, body);
+            let post = |body: String| post_add_checkpoint(url, body);
             let now = ledger.store.clock(Utc::now()).await?;
             let outcome = submit_to_witness(&ledger.store, &tree, url, post, now).await?;
             witnesses.push((url.clone(), outcome));
@@ -127,6 +127,21 @@ async fn sign(db: &str, key: &std::path::Path, args: &CheckpointArgs) -> CliResu
     let (signed, checkpoint, witnesses) = outcome?;
     report(&signed, &checkpoint, &witnesses, args.json);
     Ok(exit_code(&witnesses))
+}
+
+/// `POST {url}/add-checkpoint` through `tlog_http`'s blocking client, off the async thread;
+/// `Err` (the witness is down) when no answer came back in `WITNESS_TIMEOUT`.
+pub(crate) async fn post_add_checkpoint(
+    url: &str,
+    body: String,
+) -> Result<crate::tlog_http::WitnessReply, String> {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        crate::tlog_http::submit_add_checkpoint(&url, &body, crate::tlog_http::WITNESS_TIMEOUT)
+    })
+    .await
+    .map_err(|error| error.to_string())?
+    .map_err(|error| error.reason)
 }
 
 /// A witness URL is an http(s) prefix: refused before anything is signed.

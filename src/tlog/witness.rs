@@ -154,6 +154,11 @@ impl Response {
         Response::text(400, error)
     }
 
+    /// A 500: the witness cannot read or write its state (never a reason to cosign).
+    pub fn internal(error: &dyn std::fmt::Display) -> Response {
+        Response::text(500, error)
+    }
+
     /// The spec's name of the status: `409 Conflict`.
     pub fn status_line(&self) -> String {
         let reason = match self.status {
@@ -247,6 +252,11 @@ impl Witness {
     /// The witness's cosigner vkey (type 0x04).
     pub fn vkey(&self) -> &VerifierKey {
         &self.vkey
+    }
+
+    /// Whether a `--log` key is named after `origin` (else every request for it is a 404).
+    pub fn knows_origin(&self, origin: &str) -> bool {
+        self.logs.iter().any(|key| key.key_name() == origin)
     }
 
     /// Decides a request given the state stored for its origin (`None`: never cosigned) and the
