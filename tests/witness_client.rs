@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 
 use chrono::{Duration, TimeZone, Utc};
 use common::TestDb;
