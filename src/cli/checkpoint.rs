@@ -11,7 +11,7 @@ use super::keys::load_secret;
 use super::proposals::{close, open};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_IO, EXIT_OK, EXIT_REFUSED};
 use crate::checkpoint::{
-    sign_head, submit_to_witness, verified_tree, CheckpointError, WitnessOutcome,
+    sign_head, submit_to_witness, verified_tree, CheckpointError, Signed, WitnessOutcome,
 };
 use crate::crypto::to_hex;
 use crate::store::StoredCheckpoint;
@@ -104,29 +104,37 @@ async fn sign(db: &str, key: &std::path::Path, args: &CheckpointArgs) -> CliResu
         check_witness_url(url)?;
     }
     let (ledger, verified) = open(db).await?;
-    let outcome = async {
-        let (tree, _) = verified_tree(&ledger.store, &verified).await?;
-        let now = ledger.store.clock(Utc::now()).await?;
-        let signed = sign_head(&ledger.store, &verified, &tree, &key, now).await?;
-        let mut witnesses = Vec::new();
-        for url in &args.witnesses {
-            let post = |body: String| post_add_checkpoint(url, body);
-            let now = ledger.store.clock(Utc::now()).await?;
-            let outcome = submit_to_witness(&ledger.store, &tree, url, post, now).await?;
-            witnesses.push((url.clone(), outcome));
-        }
-        let checkpoint = ledger
-            .store
-            .checkpoint(tree.ledger_id, Some(tree.size))
-            .await?
-            .unwrap_or(signed.checkpoint.clone());
-        Ok::<_, CheckpointError>((signed, checkpoint, witnesses))
-    }
-    .await;
+    let outcome = sign_and_witness(&ledger.store, &verified, &key, &args.witnesses).await;
     close(&ledger, &verified).await;
     let (signed, checkpoint, witnesses) = outcome?;
     report(&signed, &checkpoint, &witnesses, args.json);
     Ok(exit_code(&witnesses))
+}
+
+/// What `checkpoint --key KEY --witness URL...` does once the ledger is verified: signs the
+/// pinned head, sends it to each witness in turn; the checkpoint as stored after, and what
+/// each witness did.
+pub(crate) async fn sign_and_witness(
+    store: &crate::store::Store,
+    verified: &crate::pin::Verified,
+    key: &crate::crypto::SecretKey,
+    urls: &[String],
+) -> Result<(Signed, StoredCheckpoint, Vec<(String, WitnessOutcome)>), CheckpointError> {
+    let (tree, _) = verified_tree(store, verified).await?;
+    let now = store.clock(Utc::now()).await?;
+    let signed = sign_head(store, verified, &tree, key, now).await?;
+    let mut witnesses = Vec::new();
+    for url in urls {
+        let post = |body: String| post_add_checkpoint(url, body);
+        let now = store.clock(Utc::now()).await?;
+        let outcome = submit_to_witness(store, &tree, url, post, now).await?;
+        witnesses.push((url.clone(), outcome));
+    }
+    let checkpoint = store
+        .checkpoint(tree.ledger_id, Some(tree.size))
+        .await?
+        .unwrap_or_else(|| signed.checkpoint.clone());
+    Ok((signed, checkpoint, witnesses))
 }
 
 /// `POST {url}/add-checkpoint` through `tlog_http`'s blocking client, off the async thread;
@@ -187,7 +195,7 @@ fn outcome_json(url: &str, outcome: &WitnessOutcome) -> serde_json::Value {
 }
 
 fn report(
-    signed: &crate::checkpoint::Signed,
+    signed: &Signed,
     checkpoint: &StoredCheckpoint,
     witnesses: &[(String, WitnessOutcome)],
     json: bool,

@@ -8,6 +8,7 @@
 mod audit;
 mod checkpoint;
 mod demo;
+mod demo_witness;
 mod display;
 pub(crate) mod evaluate;
 mod execute;
