@@ -94,7 +94,15 @@ async fn print_note(db: &str, size: Option<u64>) -> CliResult {
             ),
         )
     })?;
-    print!("{text}");
+    // Byte-exact into a file or a pipe; on a terminal through `shown`, which changes nothing
+    // but a character a witness's key name could smuggle in (a bidi override, say).
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        for line in text.lines() {
+            say!("{line}");
+        }
+    } else {
+        print!("{text}");
+    }
     Ok(EXIT_OK)
 }
 
