@@ -92,7 +92,11 @@ fn verify_exits_0_valid_1_invalid_2_unreadable() {
     // One changed character in the last event line.
     let content = std::fs::read_to_string(&file).unwrap();
     let mut lines: Vec<String> = content.lines().map(str::to_string).collect();
-    let last_event = lines.len() - 2;
+    // Signed checkpoint lines follow the events of their size: find the last event line.
+    let last_event = lines
+        .iter()
+        .rposition(|line| line.starts_with("{\"type\":\"event\""))
+        .unwrap();
     lines[last_event] =
         lines[last_event].replacen("\"stream_version\":", "\"stream_version\":1", 1);
     let tampered = demo.path("tampered.jsonl");
@@ -209,7 +213,11 @@ fn inclusion_proofs_verify_alone_and_fail_after_any_change() {
         Some(1)
     );
     // Anchored to the older export: prove against its tree size.
-    let old_size = std::fs::read_to_string(&export).unwrap().lines().count() - 2;
+    let old_size = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .filter(|line| line.starts_with("{\"type\":\"event\""))
+        .count();
     let anchored = demo.path("anchored.json");
     let out = demo.run(&[
         "prove",

@@ -27,7 +27,7 @@ use crate::domain::events::{
     LEDGER_STREAM,
 };
 use crate::domain::execution::{decide_execute_trusting, ExecutableRoll, ExecutionRequest};
-use crate::domain::governance::{Governance, Mismatch, Refusal, VerifiedSignatures};
+use crate::domain::governance::{ActiveSet, Governance, Mismatch, Refusal, VerifiedSignatures};
 use crate::domain::layers::LayerKey;
 use crate::sizing::Proposal;
 
@@ -327,6 +327,19 @@ impl Auditor {
     /// The closed layers drawn on (check A12) as the events so far leave them.
     pub fn layers(&self) -> &LayerBook {
         &self.layers
+    }
+
+    /// The signer set in force after the events so far (`None` before the genesis): the set
+    /// whose keys may sign a checkpoint of this size.
+    pub fn signer_set(&self) -> Option<&ActiveSet> {
+        self.governance.as_ref().map(|governance| &governance.set)
+    }
+
+    /// The policy's `timing.clock_skew_max_seconds` in force after the events so far.
+    pub fn clock_skew_max_seconds(&self) -> u32 {
+        self.clock_skew()
+            .num_seconds()
+            .clamp(0, i64::from(u32::MAX)) as u32
     }
 
     /// The head the auditor has reached: the last event's seq and hash.

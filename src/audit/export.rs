@@ -1,6 +1,7 @@
 //! The export file (JSONL) and its strict reader. Grammar in docs/audit-format.md, "Export".
 //!
-//! Line 1 is a header, then one line per event in seq order, then one checkpoint line. Each
+//! Line 1 is a header, then one line per event in seq order, each signed checkpoint of the
+//! ledger right after the event of its tree size, then one (unsigned) checkpoint line. Each
 //! line is one JSON object whose first key is `type`; the reader refuses unknown and duplicate
 //! keys, and refuses any line that is not exactly the canonical serialization of what it parsed
 //! to, so a changed character anywhere after the header (even an equivalent JSON escape) is
@@ -62,6 +63,31 @@ pub struct CheckpointLine {
     pub tree_size: u64,
     pub head_hash: String,
     pub merkle_root: String,
+}
+
+/// A signed checkpoint (a C2SP signed note with every signature and cosignature stored for it),
+/// placed right after the event of its tree size: the verifier's Merkle root at that point is
+/// the root the note must state, so its consistency with the export is checked in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedCheckpointLine {
+    #[serde(rename = "type")]
+    pub line_type: String,
+    pub ledger_id: String,
+    pub tree_size: u64,
+    /// The signed note, byte-exact (body, blank line, signature lines, each ending in `\n`).
+    pub note: String,
+}
+
+impl SignedCheckpointLine {
+    pub fn new(ledger_id: Uuid, tree_size: u64, note: String) -> SignedCheckpointLine {
+        SignedCheckpointLine {
+            line_type: "signed_checkpoint".into(),
+            ledger_id: ledger_id.to_string(),
+            tree_size,
+            note,
+        }
+    }
 }
 
 impl EventLine {
@@ -131,6 +157,7 @@ impl EventLine {
 pub enum Line {
     Header(HeaderLine),
     Event(EventLine),
+    SignedCheckpoint(SignedCheckpointLine),
     Checkpoint(CheckpointLine),
 }
 
@@ -174,12 +201,17 @@ impl Line {
     pub fn parse(text: &str) -> Result<Line, String> {
         if text.starts_with("{\"type\":\"event\",") {
             Ok(Line::Event(canonical(text, "event")?))
+        } else if text.starts_with("{\"type\":\"signed_checkpoint\",") {
+            Ok(Line::SignedCheckpoint(canonical(
+                text,
+                "signed checkpoint",
+            )?))
         } else if text.starts_with("{\"type\":\"checkpoint\",") {
             Ok(Line::Checkpoint(canonical(text, "checkpoint")?))
         } else if text.starts_with("{\"type\":\"header\",") {
             Ok(Line::Header(canonical(text, "header")?))
         } else {
-            Err("not a rollbook export line (each starts with {\"type\":\"header|event|checkpoint\",)".into())
+            Err("not a rollbook export line (each starts with {\"type\":\"header|event|signed_checkpoint|checkpoint\",)".into())
         }
     }
 
@@ -187,6 +219,7 @@ impl Line {
         match self {
             Line::Header(line) => serde_json::to_string(line),
             Line::Event(line) => serde_json::to_string(line),
+            Line::SignedCheckpoint(line) => serde_json::to_string(line),
             Line::Checkpoint(line) => serde_json::to_string(line),
         }
         .expect("export lines serialize")

@@ -3,6 +3,7 @@
 
 pub mod auditor;
 mod bound_heads;
+pub mod completeness;
 pub mod export;
 mod pipeline;
 pub mod proofs;
@@ -18,9 +19,10 @@ use crate::domain::envelope::{ChainError, ChainVerifier};
 use crate::store::{Store, StoreError};
 use auditor::{AuditFailure, AuditSummary, Auditor};
 use export::{
-    write_line, CheckpointLine, EventLine, HeaderLine, Line, EXPORT_FORMAT, EXPORT_VERSION,
+    write_line, CheckpointLine, EventLine, HeaderLine, Line, SignedCheckpointLine, EXPORT_FORMAT,
+    EXPORT_VERSION,
 };
-pub use pipeline::{verify_export, FileVerification, PIPELINE_BYTES_IN_FLIGHT};
+pub use pipeline::{verify_export, FileVerification, SignedCheckpoints, PIPELINE_BYTES_IN_FLIGHT};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainSummary {
@@ -130,11 +132,14 @@ pub enum ExportError {
     AlteredRow(String),
     #[error("the ledger is empty")]
     Empty,
+    #[error("a tree of {tree_size} events was asked for; the ledger holds {events}")]
+    BeyondHead { tree_size: u64, events: u64 },
     #[error("cannot write the export: {0}")]
     Write(#[source] std::io::Error),
 }
 
-/// Exports the ledger as JSONL from `from_seq` on, streaming: constant memory.
+/// Exports the ledger as JSONL from `from_seq` on, streaming: constant memory (but for the
+/// signed checkpoints, a few hundred bytes each).
 pub async fn export_jsonl(
     store: &Store,
     ledger_id: Uuid,
@@ -142,7 +147,30 @@ pub async fn export_jsonl(
     out: &mut impl Write,
     exported_at: &str,
 ) -> Result<u64, ExportError> {
+    export_jsonl_to(store, ledger_id, from_seq, None, out, exported_at).await
+}
+
+/// `export_jsonl` of the tree of the first `tree_size` events (the head when `None`): the
+/// export a reviewer checks against a checkpoint of that size.
+pub async fn export_jsonl_to(
+    store: &Store,
+    ledger_id: Uuid,
+    from_seq: u64,
+    tree_size: Option<u64>,
+    out: &mut impl Write,
+    exported_at: &str,
+) -> Result<u64, ExportError> {
     let from_seq = from_seq.max(1);
+    let to_seq = tree_size.unwrap_or(u64::MAX);
+    if to_seq == 0 {
+        return Err(ExportError::Empty);
+    }
+    // Read before the walk: every one is of a size at most the head the walk then reaches.
+    let mut signed = store
+        .checkpoints(ledger_id, from_seq, to_seq)
+        .await?
+        .into_iter()
+        .peekable();
     let genesis = store.read_page(ledger_id, 0, 1).await?;
     let genesis_hash = genesis
         .first()
@@ -168,6 +196,9 @@ pub async fn export_jsonl(
             // that a client whose pin confirmed the hash at its pinned seq exports exactly the
             // rows it verified up to there (an edited row with its own hash recomputed breaks
             // the next link).
+            if event.seq > to_seq {
+                return Ok(());
+            }
             if event.seq != count + 1 || event.prev_hash != head {
                 return Err(ExportError::AlteredRow(format!(
                     "seq {}: does not follow seq {count} (its seq or previous hash differs); run `rollbook verify`",
@@ -181,9 +212,27 @@ pub async fn export_jsonl(
                 let line = EventLine::from_event(&event).map_err(ExportError::AlteredRow)?;
                 write_line(out, &Line::Event(line)).map_err(ExportError::Write)?;
             }
+            while let Some(checkpoint) = signed.next_if(|c| c.tree_size <= event.seq) {
+                // The database keeps a checkpoint at most at its head, and the walk meets every
+                // size; one below this seq could only be a size the walk skipped.
+                if checkpoint.tree_size == event.seq {
+                    let line = SignedCheckpointLine::new(
+                        ledger_id,
+                        checkpoint.tree_size,
+                        checkpoint.note_with_added(),
+                    );
+                    write_line(out, &Line::SignedCheckpoint(line)).map_err(ExportError::Write)?;
+                }
+            }
             Ok(())
         })
         .await?;
+    if let Some(tree_size) = tree_size.filter(|size| *size > count) {
+        return Err(ExportError::BeyondHead {
+            tree_size,
+            events: count,
+        });
+    }
     let checkpoint = CheckpointLine {
         line_type: "checkpoint".into(),
         ledger_id: ledger_id.to_string(),

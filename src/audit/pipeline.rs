@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::io::BufRead;
 
 use super::auditor::{AuditFailure, AuditSummary, Auditor, Prepared};
+use super::completeness::{check_signed_checkpoint, SignedHead};
 use super::export::{
-    CheckpointLine, Line, LineReader, EXPORT_FORMAT, EXPORT_VERSION, LINE_BYTES_MAX,
+    CheckpointLine, Line, LineReader, SignedCheckpointLine, EXPORT_FORMAT, EXPORT_VERSION,
+    LINE_BYTES_MAX,
 };
 use super::VerifyError;
 use crate::crypto::keys::PublicKey;
@@ -19,6 +21,73 @@ use crate::domain::governance::VerifiedSignatures;
 pub struct FileVerification {
     pub summary: AuditSummary,
     pub exported_at: String,
+    /// The signed checkpoints the export carries (each passed W1 to W3), and the last of them.
+    pub signed: SignedCheckpoints,
+}
+
+/// What the verifier keeps of an export's signed checkpoints: the last one (the one that may
+/// cover the export), how many there were, and what a witness policy is checked against.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignedCheckpoints {
+    pub last: Option<SignedHead>,
+    pub count: u64,
+    /// Every key of every signer set the export adopted (a policy's `log` lines name them).
+    pub ledger_keys: Vec<PublicKey>,
+    /// The signer set version whose keys `ledger_keys` holds last.
+    set_version: u64,
+    /// `timing.clock_skew_max_seconds` of the policy in force at the end.
+    pub clock_skew_max_seconds: u32,
+}
+
+impl SignedCheckpoints {
+    /// Learns the keys of the set in force after the event just audited, when it changed.
+    fn learn_set(&mut self, auditor: &Auditor) {
+        let Some(set) = auditor
+            .signer_set()
+            .filter(|set| set.version != self.set_version)
+        else {
+            return;
+        };
+        self.set_version = set.version;
+        for signer in &set.signers {
+            if !self.ledger_keys.contains(&signer.key) {
+                self.ledger_keys.push(signer.key);
+            }
+        }
+    }
+
+    /// W1 to W3 of a signed checkpoint line met after the events so far.
+    fn check(
+        &mut self,
+        line: &SignedCheckpointLine,
+        header_ledger_id: &str,
+        auditor: &Auditor,
+    ) -> Result<(), String> {
+        let size = auditor.events();
+        if line.ledger_id != header_ledger_id {
+            return Err(format!(
+                "a signed checkpoint names ledger {}, the header {header_ledger_id} (W1)",
+                line.ledger_id
+            ));
+        }
+        let previous = self.last.as_ref().map_or(0, |last| last.tree_size);
+        if line.tree_size != size || previous >= size {
+            return Err(format!(
+                "a signed checkpoint of tree size {} must come right after the event of seq {}, once (it follows seq {size}) (W1)",
+                line.tree_size, line.tree_size
+            ));
+        }
+        let (Ok(ledger_id), Some(set)) = (
+            uuid::Uuid::parse_str(header_ledger_id),
+            auditor.signer_set(),
+        ) else {
+            return Err("a signed checkpoint before the genesis event (W1)".into());
+        };
+        let head = check_signed_checkpoint(line, ledger_id, &auditor.merkle_root(), set)?;
+        self.last = Some(head);
+        self.count += 1;
+        Ok(())
+    }
 }
 
 /// Batches read but not yet audited, at most: bounds the pipeline's memory (3,072 events)
@@ -184,6 +253,7 @@ enum RawLine {
 /// One parsed line of the export body, or why it could not be read (reported in order).
 enum Item {
     Event(Box<Prepared>),
+    SignedCheckpoint(SignedCheckpointLine),
     Checkpoint(CheckpointLine),
     Bad {
         line: u64,
@@ -220,6 +290,7 @@ fn prepare_line(
         Err(reason) => bad(reason, None),
         Ok(Line::Header(_)) => bad("a second header".into(), None),
         Ok(Line::Checkpoint(checkpoint)) => Item::Checkpoint(checkpoint),
+        Ok(Line::SignedCheckpoint(signed)) => Item::SignedCheckpoint(signed),
         Ok(Line::Event(event_line)) => match (event_line.seq, event_line.into_event()) {
             (seq, Err(reason)) => bad(reason, Some(seq)),
             (_, Ok(event)) => {
@@ -391,10 +462,12 @@ pub fn verify_export(
         .map_or(1, |n| n.get())
         .clamp(1, PIPELINE_WORKERS_MAX);
 
+    let mut signed = SignedCheckpoints::default();
     let mut audit_chunk = |items: Vec<Item>,
                            verified: &VerifiedSignatures,
                            auditor: &mut Auditor,
-                           checkpoint: &mut Option<CheckpointLine>|
+                           checkpoint: &mut Option<CheckpointLine>,
+                           signed: &mut SignedCheckpoints|
      -> Result<(), VerifyError> {
         for item in items {
             let seq_here = auditor.events() + 1;
@@ -416,6 +489,9 @@ pub fn verify_export(
                     ));
                 }
                 Item::Checkpoint(line) => *checkpoint = Some(line),
+                Item::SignedCheckpoint(line) => signed
+                    .check(&line, &header.ledger_id, auditor)
+                    .map_err(|reason| invalid(auditor.events(), reason))?,
                 Item::Event(prepared) => {
                     let event = prepared.event();
                     if event.ledger_id.to_string() != header.ledger_id {
@@ -434,6 +510,7 @@ pub fn verify_export(
                         ));
                     }
                     auditor.push_prepared(*prepared, verified)?;
+                    signed.learn_set(auditor);
                     if auditor.events() % 4096 == 0 {
                         progress(auditor.events());
                     }
@@ -454,7 +531,7 @@ pub fn verify_export(
     // reader's next send fails instead of waiting for a taker.
     let batch_rx = std::sync::Arc::new(std::sync::Mutex::new(batch_rx));
     let outcome = std::thread::scope(
-        |scope| -> Result<(Auditor, Option<CheckpointLine>), VerifyError> {
+        |scope| -> Result<(Auditor, Option<CheckpointLine>, SignedCheckpoints), VerifyError> {
             let (done_tx, done_rx) = mpsc::channel::<PreparedBatch>();
             let budget = &budget;
             let keys = &keys;
@@ -478,7 +555,8 @@ pub fn verify_export(
                 });
             }
             drop((done_tx, batch_rx));
-            type Audited = Result<(Auditor, Option<CheckpointLine>), VerifyError>;
+            type Audited =
+                Result<(Auditor, Option<CheckpointLine>, SignedCheckpoints), VerifyError>;
             let auditing = scope.spawn(move || -> Audited {
                 let _stop = StopOnDrop(budget);
                 type Waiting = (Vec<Item>, VerifiedSignatures, usize);
@@ -488,14 +566,20 @@ pub fn verify_export(
                     for (index, items, verified, bytes) in done_rx.iter() {
                         waiting.insert(index, (items, verified, bytes));
                         while let Some((items, verified, bytes)) = waiting.remove(&next) {
-                            audit_chunk(items, &verified, &mut auditor, &mut checkpoint)?;
+                            audit_chunk(
+                                items,
+                                &verified,
+                                &mut auditor,
+                                &mut checkpoint,
+                                &mut signed,
+                            )?;
                             next += 1;
                             budget.release(bytes);
                         }
                     }
                     Ok(())
                 })();
-                outcome.map(|()| (auditor, checkpoint))
+                outcome.map(|()| (auditor, checkpoint, signed))
             });
             let mut finished = false;
             let mut index = 0u64;
@@ -518,7 +602,8 @@ pub fn verify_export(
             auditing.join().expect("the auditing thread panicked")
         },
     );
-    let (auditor, checkpoint) = outcome?;
+    let (auditor, checkpoint, mut signed) = outcome?;
+    signed.clock_skew_max_seconds = auditor.clock_skew_max_seconds();
 
     let last = auditor.events();
     let checkpoint = checkpoint.ok_or_else(|| {
@@ -559,5 +644,6 @@ pub fn verify_export(
     Ok(FileVerification {
         summary,
         exported_at: header.exported_at,
+        signed,
     })
 }

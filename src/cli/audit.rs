@@ -11,12 +11,17 @@ use super::proposals::{close, open, service_error, verified_states};
 use super::views::name_of;
 use super::{CliError, CliResult, EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_IO, EXIT_OK};
 use crate::audit::auditor::{AuditFailure, AuditSummary};
+use crate::audit::completeness::{
+    check_completeness, check_note_alone, Completeness, WitnessCheck,
+};
 use crate::audit::export::{Line, LineReader};
 use crate::audit::proofs::{
     check_consistency, check_inclusion, hashes_to_hex, InclusionProof, ProvenEvent,
     INCLUSION_FORMAT, PROOF_FILE_BYTES_MAX,
 };
-use crate::audit::{export_jsonl, verify_export, verify_live, ExportError, VerifyError};
+use crate::audit::{
+    export_jsonl_to, verify_export, verify_live, ExportError, FileVerification, VerifyError,
+};
 use crate::crypto::merkle::{
     consistency_proof, inclusion_proof, leaf_hash, root_from_leaf_hashes, Hash,
 };
@@ -41,6 +46,10 @@ pub struct ExportArgs {
     /// Export events from this seq on (jsonl only; a partial export cannot be verified alone).
     #[arg(long, default_value_t = 1)]
     pub from_seq: u64,
+    /// Export the tree of the first N events (jsonl only): e.g. the size of the latest
+    /// cosigned checkpoint, which a reviewer's `verify --witnesses` then finds covering it.
+    #[arg(long, value_name = "N")]
+    pub tree_size: Option<u64>,
 }
 
 /// Where an export or a proof goes: standard output, or a file that appears whole or not at all.
@@ -145,6 +154,7 @@ impl From<ExportError> for CliError {
         match error {
             ExportError::Store(store) => store.into(),
             ExportError::AlteredRow(message) => CliError::new(EXIT_CHECK_FAILED, message),
+            ExportError::BeyondHead { .. } => CliError::bad_input(error.to_string()),
             ExportError::Empty | ExportError::Write(_) => CliError::new(EXIT_IO, error.to_string()),
         }
     }
@@ -155,10 +165,11 @@ pub async fn export(db: &str, args: &ExportArgs) -> CliResult {
     let mut out = WholeOutput::create(&args.out)?;
     match args.format {
         Format::Jsonl => {
-            let count = export_jsonl(
+            let count = export_jsonl_to(
                 &ledger.store,
                 ledger.ledger_id,
                 args.from_seq,
+                args.tree_size,
                 &mut out,
                 &format_timestamp(Utc::now()),
             )
@@ -174,9 +185,9 @@ pub async fn export(db: &str, args: &ExportArgs) -> CliResult {
             }
         }
         Format::Csv => {
-            if args.from_seq != 1 {
+            if args.from_seq != 1 || args.tree_size.is_some() {
                 return Err(CliError::bad_input(
-                    "--from-seq applies to jsonl exports only",
+                    "--from-seq and --tree-size apply to jsonl exports only",
                 ));
             }
             write_csv(&ledger, &mut verified, &mut out).await?;
@@ -264,9 +275,58 @@ pub struct VerifyArgs {
     /// has this hash. Without it, `verify` proves internal consistency only.
     #[arg(long, value_name = "HASH", value_parser = genesis_hash_arg)]
     pub genesis: Option<String>,
+    /// A C2SP tlog-policy file (`log`, `witness`, `group`, `quorum` lines): the export verifies
+    /// only if a checkpoint of exactly its size is signed by a signer in force and cosigned to
+    /// meet the policy's quorum (checks W4 to W7). Without it, completeness is not checked.
+    #[arg(long, value_name = "POLICY", requires = "file")]
+    pub witnesses: Option<PathBuf>,
+    /// With --witnesses: a cosignature counts only if at most this old (`90m`, `24h`, `7d`).
+    #[arg(long, value_name = "DURATION", requires = "witnesses", value_parser = duration_arg)]
+    pub max_age: Option<chrono::Duration>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The largest witness policy file read (tlog-policy files are a few lines).
+const POLICY_FILE_BYTES_MAX: usize = 64 * 1024;
+
+/// `--max-age`: a positive whole number of minutes, hours or days (`90m`, `24h`, `7d`).
+fn duration_arg(text: &str) -> Result<chrono::Duration, String> {
+    let bad = || {
+        format!(
+            "{:?} is not a duration: a positive whole number followed by m, h or d (90m, 24h, 7d)",
+            shown(text)
+        )
+    };
+    let split = text.len().checked_sub(1).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let canonical = !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && !number.starts_with('0');
+    let count: i64 = canonical
+        .then(|| number.parse().ok())
+        .flatten()
+        .ok_or_else(bad)?;
+    let seconds_per = match unit {
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    // At most about 27 years: beyond that a maximum age bounds nothing.
+    count
+        .checked_mul(seconds_per)
+        .filter(|seconds| *seconds <= 10_000 * 86_400)
+        .map(chrono::Duration::seconds)
+        .ok_or_else(bad)
+}
+
+/// The witness policy of `--witnesses`, read and parsed (bad input, exit 2, when it is not one).
+fn read_policy(path: &Path) -> Result<crate::tlog::Policy, CliError> {
+    let text = super::evaluate::read_input_file(path, POLICY_FILE_BYTES_MAX)?;
+    crate::tlog::Policy::parse(text.as_bytes())
+        .map_err(|error| CliError::bad_input(format!("{}: {error}", path.display())))
 }
 
 /// `--genesis`: 64 lowercase hex digits, the only spelling rollbook prints a hash in (a
@@ -325,6 +385,7 @@ fn print_summary(
     source: &str,
     exported_at: Option<&str>,
     anchors: &Anchors,
+    completeness: Option<&Completeness>,
     json: bool,
 ) {
     if std::io::stderr().is_terminal() {
@@ -354,6 +415,7 @@ fn print_summary(
         if let Some(at) = exported_at {
             value["exported_at"] = serde_json::Value::String(at.to_string());
         }
+        value["completeness"] = completeness.map_or(serde_json::Value::Null, completeness_json);
         println!("{value}");
         return;
     }
@@ -404,6 +466,7 @@ fn print_summary(
     if let Some(at) = exported_at {
         say!("  exported at   {at}");
     }
+    print_completeness(completeness);
     // One line per anchor checked, or a plain statement that none was.
     if anchors.genesis.is_some() {
         println!("  identity      the genesis hash is the one --genesis names");
@@ -411,6 +474,41 @@ fn print_summary(
         println!("  identity      NOT CHECKED: this proves the ledger is internally consistent, not that it is the ledger you mean");
         println!("                (pass --genesis HASH with the genesis hash you hold for it, and compare the key ids above with the keys you know)");
     }
+}
+
+/// Whether the export is complete: covered and cosigned (W4 to W7), or a plain statement that
+/// this was not checked.
+fn print_completeness(completeness: Option<&Completeness>) {
+    let Some(completeness) = completeness else {
+        println!("  completeness  NOT CHECKED: a valid export may still be cut short of the ledger (its last events dropped)");
+        println!("                (pass --witnesses POLICY to require a checkpoint of its size cosigned by the witnesses you trust)");
+        return;
+    };
+    say!(
+        "  completeness  covered by the signed checkpoint of size {} (signed by {})",
+        completeness.tree_size,
+        completeness.signers.join(", ")
+    );
+    for (witness, time) in &completeness.cosigned_by {
+        say!(
+            "                cosigned by {witness} at {}",
+            format_timestamp(*time)
+        );
+    }
+    println!("                the witness policy's quorum is met");
+}
+
+fn completeness_json(completeness: &Completeness) -> serde_json::Value {
+    let cosigned: Vec<serde_json::Value> = completeness
+        .cosigned_by
+        .iter()
+        .map(|(witness, time)| serde_json::json!({"witness": witness, "time": format_timestamp(*time)}))
+        .collect();
+    serde_json::json!({
+        "tree_size": completeness.tree_size,
+        "signers": completeness.signers,
+        "cosigned_by": cosigned,
+    })
 }
 
 /// The signers in force as JSON objects: name and key id.
@@ -456,6 +554,14 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
     };
     match &args.file {
         Some(path) => {
+            let witnesses = match &args.witnesses {
+                Some(policy) => Some(WitnessCheck {
+                    policy: read_policy(policy)?,
+                    max_age: args.max_age,
+                    now: Utc::now(),
+                }),
+                None => None,
+            };
             let file = std::fs::File::open(path)
                 .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", path.display())))?;
             // One open file for both passes (the verification and the pin's look-up), so that
@@ -465,6 +571,11 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
             let verified = verify_export(reader, progress_printer())
                 .and_then(|verified| anchors.check(&verified.summary).map(|()| verified))
                 .map_err(|e| verify_failure(e, args.json))?;
+            let completeness = witnesses
+                .as_ref()
+                .map(|check| complete(&verified, check))
+                .transpose()
+                .map_err(|e| verify_failure(e, args.json))?;
             let anchor = check_against_pin(&file, before, path, &verified.summary)
                 .await
                 .map_err(|e| verify_failure(e, args.json))?;
@@ -473,6 +584,7 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
                 &path.display().to_string(),
                 Some(&verified.exported_at),
                 &anchors,
+                completeness.as_ref(),
                 args.json,
             );
             // Text after the summary; beside JSON, on stderr (the object's keys are a contract).
@@ -511,10 +623,35 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
             let summary = outcome
                 .and_then(|summary| anchors.check(&summary).map(|()| summary))
                 .map_err(|e| verify_failure(e, args.json))?;
-            print_summary(&summary, "live database", None, &anchors, args.json);
+            print_summary(&summary, "live database", None, &anchors, None, args.json);
         }
     }
     Ok(EXIT_OK)
+}
+
+/// Checks W4 to W7 of a verified export under a witness policy.
+fn complete(
+    verified: &FileVerification,
+    check: &WitnessCheck,
+) -> Result<Completeness, VerifyError> {
+    let summary = &verified.summary;
+    let ledger_id = uuid::Uuid::parse_str(&summary.ledger_id).map_err(|_| {
+        VerifyError::Unreadable(format!("ledger id {:?} is not a UUID", summary.ledger_id))
+    })?;
+    check_completeness(
+        ledger_id,
+        summary.events,
+        verified.signed.last.as_ref(),
+        &verified.signed.ledger_keys,
+        verified.signed.clock_skew_max_seconds,
+        check,
+    )
+    .map_err(|reason| {
+        VerifyError::Invalid(AuditFailure {
+            seq: summary.events,
+            reason,
+        })
+    })
 }
 
 /// Checks a verified export against this client's pin of its ledger, if there is one: the file
@@ -715,38 +852,84 @@ pub async fn prove(db: &str, args: &ProveArgs) -> CliResult {
 pub struct VerifyProofArgs {
     /// A proof written by `rollbook prove`.
     pub file: PathBuf,
-    /// An export whose checkpoint (size and root) the proof must match: the trusted anchor.
+    /// The trusted anchor the proof must match: an export that `verify` accepts (verified here
+    /// in full), or a signed note (`checkpoint --note`) with --witnesses, whose `log` keys must
+    /// have signed it and whose quorum must have cosigned it. Never a bare checkpoint line.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// A tlog-policy file: for a signed note, its log keys and witness quorum; for an export,
+    /// the completeness check of `verify --witnesses`.
+    #[arg(long, value_name = "POLICY", requires = "checkpoint")]
+    pub witnesses: Option<PathBuf>,
+    /// With --witnesses: a cosignature counts only if at most this old (`90m`, `24h`, `7d`).
+    #[arg(long, value_name = "DURATION", requires = "witnesses", value_parser = duration_arg)]
+    pub max_age: Option<chrono::Duration>,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Reads an export's checkpoint line (its last line), streaming.
-fn read_checkpoint(path: &Path) -> Result<(u64, Hash, String), CliError> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", path.display())))?;
-    let mut reader = LineReader::new(BufReader::new(file));
-    let mut last = None;
-    while let Some(line) = reader
-        .next_line()
-        .map_err(|e| CliError::bad_input(format!("{}: {e}", path.display())))?
-    {
-        last = Some(line);
-    }
-    match last.as_deref().map(Line::parse) {
-        Some(Ok(Line::Checkpoint(checkpoint))) => {
-            let root = from_hex32(&checkpoint.merkle_root).map_err(|_| {
-                CliError::bad_input(format!("{}: bad checkpoint root", path.display()))
+/// The size and root of a checkpoint that verifies for `ledger_id`: an export verified in full
+/// (and complete under the policy, when there is one), or a signed note checked against the
+/// policy. A file that is neither is refused.
+fn trusted_checkpoint(
+    path: &Path,
+    ledger_id: &str,
+    witnesses: Option<&WitnessCheck>,
+) -> Result<(u64, Hash), CliError> {
+    let text_start = {
+        use std::io::Read;
+        let mut start = [0u8; 17];
+        let file = std::fs::File::open(path)
+            .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", path.display())))?;
+        let read = file.take(17).read(&mut start).unwrap_or(0);
+        start[..read].to_vec()
+    };
+    let failed = |reason: String| {
+        CliError::new(
+            EXIT_CHECK_FAILED,
+            format!(
+                "{}: the checkpoint does not verify: {reason}",
+                path.display()
+            ),
+        )
+    };
+    if text_start.starts_with(b"{\"type\":\"header\"") {
+        let file = std::fs::File::open(path)
+            .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", path.display())))?;
+        let verified = verify_export(BufReader::new(file), |_| {}).map_err(|e| {
+            let error = verify_failure(e, false);
+            CliError::new(error.code, format!("{}: {}", path.display(), error.message))
+        })?;
+        if let Some(check) = witnesses {
+            complete(&verified, check).map_err(|e| match e {
+                VerifyError::Invalid(failure) => failed(failure.reason),
+                other => verify_failure(other, false),
             })?;
-            Ok((checkpoint.tree_size, root, checkpoint.ledger_id))
         }
-        _ => Err(CliError::bad_input(format!(
-            "{}: the last line is not a checkpoint",
-            path.display()
-        ))),
+        let summary = &verified.summary;
+        if summary.ledger_id != ledger_id {
+            return Err(failed(format!(
+                "the proof is for ledger {ledger_id}, the export is of {}",
+                summary.ledger_id
+            )));
+        }
+        let root = from_hex32(&summary.merkle_root).map_err(|_| failed("bad root".into()))?;
+        return Ok((summary.events, root));
     }
+    let check = witnesses.ok_or_else(|| {
+        CliError::bad_input(format!(
+            "{}: not an export; a signed note is accepted only with --witnesses POLICY, whose log keys must have signed it",
+            path.display()
+        ))
+    })?;
+    let text = super::evaluate::read_input_file(path, crate::tlog::note::NOTE_LEN_MAX_BYTES)?;
+    let ledger = uuid::Uuid::parse_str(ledger_id)
+        .map_err(|_| CliError::bad_input(format!("ledger id {ledger_id:?} is not a UUID")))?;
+    let skew_s = crate::sizing::Policy::default()
+        .timing
+        .clock_skew_max_seconds;
+    check_note_alone(&text, ledger, skew_s, check).map_err(failed)
 }
 
 pub fn verify_proof(args: &VerifyProofArgs) -> CliResult {
@@ -757,20 +940,20 @@ pub fn verify_proof(args: &VerifyProofArgs) -> CliResult {
             args.file.display()
         ))
     })?;
+    let witnesses = match &args.witnesses {
+        Some(policy) => Some(WitnessCheck {
+            policy: read_policy(policy)?,
+            max_age: args.max_age,
+            now: Utc::now(),
+        }),
+        None => None,
+    };
     let trusted = match &args.checkpoint {
-        Some(path) => {
-            let (size, root, ledger_id) = read_checkpoint(path)?;
-            if ledger_id != proof.ledger_id {
-                return Err(CliError::new(
-                    EXIT_CHECK_FAILED,
-                    format!(
-                        "the proof is for ledger {}, the checkpoint for {ledger_id}",
-                        proof.ledger_id
-                    ),
-                ));
-            }
-            Some((size, root))
-        }
+        Some(path) => Some(trusted_checkpoint(
+            path,
+            &proof.ledger_id,
+            witnesses.as_ref(),
+        )?),
         None => None,
     };
     let checked = check_inclusion(&proof, trusted).map_err(|reason| {

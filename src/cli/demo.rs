@@ -219,6 +219,11 @@ pub async fn run(db: &str, args: &DemoArgs) -> CliResult {
         ));
     }
 
+    step("checkpoint after the commit: alice signs the head, a witness on a loopback port cosigns it");
+    let witness = super::demo_witness::start(ledger_id, &set).await?;
+    println!("witness listening on {}", witness.url);
+    witness.checkpoint(&ledger, &alice, "alice").await?;
+
     step("alice records the fills from the broker: the roll as executed");
     let fill = |contracts: u32, price_usd: f64, minutes_ago: i64, broker_ref: &str| Fill {
         contracts,
@@ -242,6 +247,9 @@ pub async fn run(db: &str, args: &DemoArgs) -> CliResult {
         half + rest,
         executed.status
     );
+
+    step("checkpoint at the end of the day: the witness cosigns the longer tree after checking a consistency proof from the one it cosigned");
+    witness.checkpoint(&ledger, &carol, "carol").await?;
 
     step("verify the live ledger: chain, every signature, governance, a fresh evaluation of each report");
     let live = crate::audit::verify_live(&ledger.store, ledger_id, |_| {})
@@ -293,9 +301,30 @@ pub async fn run(db: &str, args: &DemoArgs) -> CliResult {
         statuses.join(", ")
     );
     println!("merkle root {}", offline.summary.merkle_root);
+    let policy = path.with_extension("policy");
+    std::fs::write(&policy, witness.policy_text()).map_err(|e| {
+        CliError::new(
+            super::EXIT_IO,
+            format!("cannot write {}: {e}", policy.display()),
+        )
+    })?;
+    let complete = witness.check(&offline)?;
     println!(
-        "\nnext: `rollbook verify {}`, `rollbook --db {} list`, `rollbook --db {} show {}`",
+        "complete under the policy {}: its last event is covered by the checkpoint of size {} signed by {}, cosigned by {} (at most 24 h old)",
+        policy.display(),
+        complete.tree_size,
+        complete.signers.join(", "),
+        complete
+            .cosigned_by
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "\nnext: `rollbook verify {} --witnesses {}`, `rollbook --db {} list`, `rollbook --db {} show {}`",
         path.display(),
+        policy.display(),
         crate::store::redact_url(db),
         crate::store::redact_url(db),
         pending.id

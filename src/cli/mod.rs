@@ -6,7 +6,9 @@
 //! IO failure.
 
 mod audit;
+mod checkpoint;
 mod demo;
+mod demo_witness;
 mod display;
 pub(crate) mod evaluate;
 mod execute;
@@ -15,6 +17,7 @@ mod keys;
 mod ledger;
 mod proposals;
 mod views;
+mod witness;
 
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
@@ -143,6 +146,21 @@ pub enum Command {
         after_help = "Example:\n  rollbook consistency audit-october.jsonl audit-november.jsonl"
     )]
     Consistency(audit::ConsistencyArgs),
+    /// Sign the verified head as a C2SP tlog checkpoint (and have witnesses cosign it), or print a signed note.
+    #[command(
+        after_help = "Examples:\n  rollbook checkpoint --key alice.key --witness http://127.0.0.1:7380\n  rollbook checkpoint --note > head.note          # the latest, byte-exact\n  rollbook checkpoint --note --size 42\n\nCheckpoint after every commit and at the end of each day: a reviewer's `verify --witnesses POLICY` accepts an export only when a checkpoint of exactly its size is signed by a signer in force and cosigned by the policy's quorum.\n\nThe key must be a signer of the set in force at the head (exit 3 otherwise). A head that a checkpoint stored before contradicts is never signed (exit 1). Each witness gets a consistency proof from the size it last cosigned for this ledger (learned from its 409 when unknown); its cosignature is stored beside the checkpoint. Exit 0 when every witness cosigned, 3 when one refused, 4 when one was down: the checkpoint and the cosignatures received are kept either way."
+    )]
+    Checkpoint(checkpoint::CheckpointArgs),
+    /// A tlog-witness: cosign checkpoints of ledgers (serve over HTTP, or offline), print its vkey.
+    #[command(
+        after_help = "Examples:\n  rollbook witness vkey --key witness.key --name witness.example/w1\n  rollbook witness serve --key witness.key --name witness.example/w1 --state ./w1 --listen 127.0.0.1:7380 --log VKEY\n  rollbook witness cosign --key witness.key --name witness.example/w1 --state ./w1 --log VKEY request.txt"
+    )]
+    Witness(witness::WitnessArgs),
+    /// Print a signer's signed-note verifier key (type 0x01) under a key name.
+    #[command(
+        after_help = "Example:\n  rollbook vkey keys-example/alice.pub --name rollbook.0190aaaa-0000-7000-8000-000000000001\n\nA ledger's signer signs checkpoints under the ledger's origin, rollbook.<ledger id>: give that as --name, and the vkey to witnesses (--log) and reviewers (policy `log` lines)."
+    )]
+    Vkey(witness::VkeyArgs),
     /// Rebuild the projections (proposal statuses) from the events alone.
     #[command(after_help = "Example:\n  rollbook rebuild")]
     Rebuild(ledger::RebuildArgs),
@@ -256,6 +274,9 @@ async fn run(cli: Cli) -> CliResult {
         Command::VerifyProof(args) => audit::verify_proof(args),
         Command::Consistency(args) => audit::consistency(args),
         Command::Rebuild(args) => ledger::rebuild(&cli.db, args).await,
+        Command::Checkpoint(args) => checkpoint::run(&cli.db, args).await,
+        Command::Witness(args) => witness::run(args).await,
+        Command::Vkey(args) => witness::vkey(args),
     }
 }
 

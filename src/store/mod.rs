@@ -10,6 +10,7 @@
 
 #[macro_use]
 mod shared;
+mod checkpoints;
 mod postgres;
 mod queries;
 mod sqlite;
@@ -80,6 +81,52 @@ pub enum ExpectedVersion {
     NoStream,
     /// The stream's last version must be exactly this.
     Exact(u64),
+}
+
+/// A signed checkpoint to store: the note as its log signer signed it, and the tree it states
+/// (size and root), which the caller computed from the ledger's events and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewCheckpoint<'a> {
+    pub tree_size: u64,
+    pub root: [u8; 32],
+    /// The signed note: body, blank line, signature lines, each line ending in a newline.
+    pub note: &'a str,
+}
+
+/// A stored checkpoint as read back, unjudged: its note must still be parsed and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub tree_size: u64,
+    pub root: [u8; 32],
+    pub note: String,
+    /// When it was stored (the ledger's clock).
+    pub recorded_at: String,
+    /// Signature lines added after it was stored (a cosignature, another signer's), in the
+    /// order they were added.
+    pub added: Vec<AddedSignature>,
+}
+
+impl StoredCheckpoint {
+    /// The note with the signature lines added since it was stored, after its own: still a
+    /// signed note (signature lines end a note, in any order), byte for byte what was stored.
+    pub fn note_with_added(&self) -> String {
+        let mut note = self.note.clone();
+        for added in &self.added {
+            note.push_str(&added.line);
+            note.push('\n');
+        }
+        note
+    }
+}
+
+/// A signature line added to a stored checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedSignature {
+    /// The line, without its newline.
+    pub line: String,
+    /// The witness submission URL it came from; `None` for a log signer's signature.
+    pub source: Option<String>,
+    pub recorded_at: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -452,6 +499,64 @@ impl Store {
         proposal_id: &str,
     ) -> Result<Option<ProposalRow>, StoreError> {
         dispatch!(self, store => store.queries().proposal(ledger_id, proposal_id).await)
+    }
+
+    /// Stores a signed checkpoint beside the chain; false (nothing written) when the ledger
+    /// holds one of that size already. The database refuses a size beyond its head.
+    pub async fn add_checkpoint(
+        &self,
+        ledger_id: Uuid,
+        checkpoint: &NewCheckpoint<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.queries().add_checkpoint(ledger_id, checkpoint, now).await)
+    }
+
+    /// Adds a signature line (without its newline) to the stored checkpoint of `tree_size`;
+    /// false when that line is stored already. `source` is the witness URL it came from.
+    pub async fn add_checkpoint_signature(
+        &self,
+        ledger_id: Uuid,
+        tree_size: u64,
+        line: &str,
+        source: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self, store => store.queries().add_checkpoint_signature(ledger_id, tree_size, line, source, now).await)
+    }
+
+    /// The stored checkpoints of sizes `from..=to`, smallest first, with their added signatures.
+    pub async fn checkpoints(
+        &self,
+        ledger_id: Uuid,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        dispatch!(self, store => store.queries().checkpoints(ledger_id, from, to).await)
+    }
+
+    /// The stored checkpoint of exactly `tree_size`, or the latest when `None`.
+    pub async fn checkpoint(
+        &self,
+        ledger_id: Uuid,
+        tree_size: Option<u64>,
+    ) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let size = match tree_size {
+            Some(size) => size,
+            None => {
+                dispatch!(self, store => store.queries().latest_checkpoint_size(ledger_id, u64::MAX).await)?
+            }
+        };
+        if size == 0 {
+            return Ok(None);
+        }
+        Ok(self.checkpoints(ledger_id, size, size).await?.pop())
+    }
+
+    /// The largest checkpoint size a signature line from `source` (a witness URL) was stored
+    /// for; 0 when none was.
+    pub async fn witness_size(&self, ledger_id: Uuid, source: &str) -> Result<u64, StoreError> {
+        dispatch!(self, store => store.queries().witness_size(ledger_id, source).await)
     }
 
     pub async fn close(&self) {

@@ -12,11 +12,12 @@ use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Pool, Transaction, Type};
 use uuid::Uuid;
 
+use super::checkpoints::{checkpoints_of, size_i64};
 use super::shared::{
     bind_event, bind_projection, head_of, head_with_time_of, parse_ledger_ids, projection_ops,
     row_to_event, row_to_proposal, rows_to_events, seal_checked, ProjectionSql, ReadRow, TurnLock,
 };
-use super::{db_err, StoreError, PAGE_ROWS};
+use super::{db_err, NewCheckpoint, StoreError, StoredCheckpoint, PAGE_ROWS};
 use crate::domain::envelope::{format_timestamp, NewEvent, StoredEvent};
 use crate::domain::projection::ProposalRow;
 
@@ -55,6 +56,13 @@ pub(super) const PROJECTION: ProjectionSql = ProjectionSql {
     signed: "UPDATE proposals SET signature_count = signature_count + 1, signers = CASE WHEN signers = '' THEN $3 ELSE signers || ',' || $3 END, last_seq = $4 WHERE ledger_id = $1 AND proposal_id = $2",
     status: "UPDATE proposals SET status = $3, last_seq = $4 WHERE ledger_id = $1 AND proposal_id = $2",
 };
+const INSERT_CHECKPOINT: &str = "INSERT INTO checkpoints (ledger_id, tree_size, root, note, recorded_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+const INSERT_CHECKPOINT_SIGNATURE: &str = "INSERT INTO checkpoint_signatures (ledger_id, tree_size, line, source, recorded_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+/// Checkpoints of sizes in `$2..=$3`, smallest first.
+const SELECT_CHECKPOINTS: &str = "SELECT tree_size, root, note, recorded_at FROM checkpoints WHERE ledger_id = $1 AND tree_size >= $2 AND tree_size <= $3 ORDER BY tree_size";
+const SELECT_CHECKPOINT_SIGNATURES: &str = "SELECT tree_size, line, source, recorded_at FROM checkpoint_signatures WHERE ledger_id = $1 AND tree_size >= $2 AND tree_size <= $3 ORDER BY tree_size, recorded_at, line";
+const LATEST_CHECKPOINT_SIZE: &str = "SELECT CAST(COALESCE(MAX(tree_size), 0) AS BIGINT) FROM checkpoints WHERE ledger_id = $1 AND tree_size <= $2";
+const WITNESS_SIZE: &str = "SELECT CAST(COALESCE(MAX(tree_size), 0) AS BIGINT) FROM checkpoint_signatures WHERE ledger_id = $1 AND source = $2";
 const PROJECTION_DELETE: &str = "DELETE FROM proposals WHERE ledger_id = $1";
 const PROJECTION_ALL: &str = concat!(
     "SELECT ",
@@ -189,6 +197,100 @@ where
             .await
             .map_err(db_err("reading a proposal"))?;
         row.as_ref().map(row_to_proposal).transpose()
+    }
+
+    /// Stores a signed checkpoint; false (nothing written) when one of that size is stored.
+    pub async fn add_checkpoint(
+        &self,
+        ledger_id: Uuid,
+        checkpoint: &NewCheckpoint<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(INSERT_CHECKPOINT)
+            .bind(ledger_id.to_string())
+            .bind(size_i64(checkpoint.tree_size)?)
+            .bind(&checkpoint.root[..])
+            .bind(checkpoint.note)
+            .bind(format_timestamp(now))
+            .execute(self.pool)
+            .await
+            .map_err(db_err("storing a checkpoint"))?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Adds one signature line to a stored checkpoint (one autocommit statement: each line
+    /// stands alone); false when that line is stored already.
+    pub async fn add_checkpoint_signature(
+        &self,
+        ledger_id: Uuid,
+        tree_size: u64,
+        line: &str,
+        source: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(INSERT_CHECKPOINT_SIGNATURE)
+            .bind(ledger_id.to_string())
+            .bind(size_i64(tree_size)?)
+            .bind(line)
+            .bind(source)
+            .bind(format_timestamp(now))
+            .execute(self.pool)
+            .await
+            .map_err(db_err("storing a checkpoint signature"))?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// The checkpoints of sizes `from..=to`, smallest first, each with its added signatures.
+    pub async fn checkpoints(
+        &self,
+        ledger_id: Uuid,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let (from, to) = (size_i64(from)?, size_i64(to.min(i64::MAX as u64))?);
+        let ledger = ledger_id.to_string();
+        let rows = sqlx::query(SELECT_CHECKPOINTS)
+            .bind(ledger.as_str())
+            .bind(from)
+            .bind(to)
+            .fetch_all(self.pool)
+            .await
+            .map_err(db_err("reading checkpoints"))?;
+        let signatures = sqlx::query(SELECT_CHECKPOINT_SIGNATURES)
+            .bind(ledger.as_str())
+            .bind(from)
+            .bind(to)
+            .fetch_all(self.pool)
+            .await
+            .map_err(db_err("reading checkpoint signatures"))?;
+        checkpoints_of(&rows, &signatures)
+    }
+
+    /// The size of the latest checkpoint at most `at_most`, 0 when there is none.
+    pub async fn latest_checkpoint_size(
+        &self,
+        ledger_id: Uuid,
+        at_most: u64,
+    ) -> Result<u64, StoreError> {
+        let size: i64 = sqlx::query_scalar(LATEST_CHECKPOINT_SIZE)
+            .bind(ledger_id.to_string())
+            .bind(size_i64(at_most.min(i64::MAX as u64))?)
+            .fetch_one(self.pool)
+            .await
+            .map_err(db_err("reading checkpoints"))?;
+        Ok(size.max(0) as u64)
+    }
+
+    /// The largest size of a checkpoint with a signature line that came from `source`, 0 when
+    /// none did.
+    pub async fn witness_size(&self, ledger_id: Uuid, source: &str) -> Result<u64, StoreError> {
+        let size: i64 = sqlx::query_scalar(WITNESS_SIZE)
+            .bind(ledger_id.to_string())
+            .bind(source)
+            .fetch_one(self.pool)
+            .await
+            .map_err(db_err("reading checkpoint signatures"))?;
+        Ok(size.max(0) as u64)
     }
 
     /// Replaces the projections of `ledger_id` with a replay of its events, inside `tx`, which
