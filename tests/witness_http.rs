@@ -465,3 +465,74 @@ fn offline_cosign_answers_as_the_server_would_with_exit_codes() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("never a witness key"));
 }
+
+#[test]
+fn concurrent_first_checkpoints_of_one_log_get_one_cosignature_and_the_rest_409() {
+    let log = Log::new(SecretKey::generate().unwrap(), 16, 6);
+    let setup = Setup::new(&log.key);
+    let server = setup.serve();
+    let bodies: Vec<String> = (1..=8).map(|size| log.body(0, size)).collect();
+    let replies: Vec<WitnessReply> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bodies
+            .iter()
+            .map(|body| scope.spawn(|| server.submit(body)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    let cosigned: Vec<usize> = (0..8).filter(|i| replies[*i].status == 200).collect();
+    assert_eq!(cosigned.len(), 1, "exactly one request saw the empty state");
+    let winner_size = cosigned[0] as u64 + 1;
+    for (index, reply) in replies.iter().enumerate() {
+        if index != cosigned[0] {
+            assert_eq!(reply.status, 409, "{}", reply.body);
+            assert_eq!(reply.held_size(), Some(winner_size));
+        }
+    }
+    let (_, stored) = server.stored_checkpoint();
+    assert!(stored.starts_with(&format!("{ORIGIN}\n{winner_size}\n")));
+}
+
+#[test]
+fn bad_witness_and_vkey_arguments_are_bad_input() {
+    let log = Log::new(SecretKey::generate().unwrap(), 2, 7);
+    let setup = Setup::new(&log.key);
+    let public = setup.dir.path().join("log.key.pub");
+    let bad_name = rollbook(&["vkey", public.to_str().unwrap(), "--name", "a+b"]);
+    assert_eq!(bad_name.status.code(), Some(2));
+    let witness_key = setup.witness_key_path.to_str().unwrap();
+    let bad_log = rollbook(&[
+        "witness",
+        "serve",
+        "--key",
+        witness_key,
+        "--name",
+        WITNESS_NAME,
+        "--state",
+        setup.state().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--log",
+        "not-a-vkey",
+    ]);
+    assert_eq!(bad_log.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_log.stderr).contains("--log not-a-vkey"));
+    // A cosigner vkey given as a log key is refused: logs sign with type 0x01.
+    let cosigner_as_log = rollbook(&[
+        "witness",
+        "serve",
+        "--key",
+        witness_key,
+        "--name",
+        WITNESS_NAME,
+        "--state",
+        setup.state().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--log",
+        &setup.witness_vkey,
+    ]);
+    assert_eq!(cosigner_as_log.status.code(), Some(2));
+}
