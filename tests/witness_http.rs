@@ -536,3 +536,50 @@ fn bad_witness_and_vkey_arguments_are_bad_input() {
     ]);
     assert_eq!(cosigner_as_log.status.code(), Some(2));
 }
+
+#[test]
+fn two_ledgers_on_one_witness_keep_separate_states() {
+    let log = Log::new(SecretKey::generate().unwrap(), 8, 8);
+    let setup = Setup::new(&log.key);
+    let other_key = SecretKey::generate().unwrap();
+    let other_origin = "rollbook.0190bbbb-0000-7000-8000-00000000abcd";
+    let other_vkey = rollbook::tlog::note::VerifierKey::new(
+        other_origin,
+        rollbook::tlog::note::VerifierKind::Ed25519,
+        other_key.public(),
+    )
+    .unwrap()
+    .to_string();
+    let other_body = |size: u64| {
+        let text = Checkpoint {
+            origin: other_origin.to_string(),
+            size,
+            root: root_from_leaf_hashes(&log.leaves[..size as usize]),
+            extensions: vec![],
+        }
+        .to_text();
+        let mut note = Note::new(&text).unwrap();
+        note.push_signature(sign_ed25519(&text, other_origin, &other_key).unwrap())
+            .unwrap();
+        AddCheckpoint::format(0, &[], &note)
+    };
+    let mut args = setup.witness_args("cosign", &setup.witness_key_path);
+    args.extend(["--log".to_string(), other_vkey]);
+    let request = setup.dir.path().join("other.txt");
+    let run = |body: &str| {
+        std::fs::write(&request, body).unwrap();
+        let mut args = args.clone();
+        args.push(request.to_str().unwrap().to_string());
+        Command::new(env!("CARGO_BIN_EXE_rollbook"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run(&log.body(0, 3)).status.code(), Some(0));
+    // The other ledger starts from 0 although the first is at 3.
+    assert_eq!(run(&other_body(6)).status.code(), Some(0));
+    let conflict = run(&log.body(0, 5));
+    assert_eq!(String::from_utf8_lossy(&conflict.stdout), "3\n");
+    let conflict = run(&other_body(7));
+    assert_eq!(String::from_utf8_lossy(&conflict.stdout), "6\n");
+}
