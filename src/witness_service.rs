@@ -124,17 +124,21 @@ impl StateDir {
     /// Replaces the state of `origin` atomically and durably (see the module docs).
     pub fn store(&self, origin: &str, cosigned: &Note) -> Result<(), StateError> {
         let path = self.file_of(origin);
-        let temporary = self.path.join(".new");
+        // One temporary per origin: two origins are stored concurrently (each under its own lock).
+        let mut temporary = path.clone().into_os_string();
+        temporary.push(".new");
+        let temporary = PathBuf::from(temporary);
         let bad = |step: &str, error: std::io::Error| StateError::File {
             path: path.clone(),
             reason: format!("{step}: {error}"),
         };
-        let mut file = File::create(&temporary).map_err(|e| bad("cannot create .new", e))?;
+        let mut file = File::create(&temporary).map_err(|e| bad("cannot create its .new", e))?;
         file.write_all(cosigned.to_text().as_bytes())
-            .map_err(|e| bad("cannot write .new", e))?;
-        file.sync_all().map_err(|e| bad("cannot fsync .new", e))?;
+            .map_err(|e| bad("cannot write its .new", e))?;
+        file.sync_all()
+            .map_err(|e| bad("cannot fsync its .new", e))?;
         drop(file);
-        std::fs::rename(&temporary, &path).map_err(|e| bad("cannot rename .new over it", e))?;
+        std::fs::rename(&temporary, &path).map_err(|e| bad("cannot rename its .new over it", e))?;
         File::open(&self.path)
             .and_then(|directory| directory.sync_all())
             .map_err(|e| bad("cannot fsync the directory", e))

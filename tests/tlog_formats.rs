@@ -303,9 +303,16 @@ fn a_cosignature_verifies_under_the_cosigner_vkey_with_its_time_and_not_as_a_sig
     let mut moved = Note::new(&SPEC_CHECKPOINT.replace("20852163", "20852164")).unwrap();
     moved.push_signature(note.signatures()[0].clone()).unwrap();
     assert!(matches!(
-        verify_note(&moved, &[cosigner]),
+        verify_note(&moved, std::slice::from_ref(&cosigner)),
         Err(NoteError::BadSignature { .. })
     ));
+    // A client keeps only the reply lines that are this witness's valid cosignatures.
+    let other = cosign(SPEC_CHECKPOINT, "witness.example/w2", &fresh_key(), 5).unwrap();
+    let reply = vec![other, note.signatures()[0].clone()];
+    let kept = cosignature::verified_cosignatures(SPEC_CHECKPOINT, &reply, &cosigner).unwrap();
+    assert_eq!(kept, vec![note.signatures()[0].clone()]);
+    let moved_text = SPEC_CHECKPOINT.replace("20852163", "20852164");
+    assert!(cosignature::verified_cosignatures(&moved_text, &reply, &cosigner).is_err());
     assert!(cosign(SPEC_CHECKPOINT, "w", &witness_key, 0).is_err());
     assert!(cosign(SPEC_CHECKPOINT, "w", &witness_key, 1 << 63).is_err());
 }

@@ -465,3 +465,121 @@ fn offline_cosign_answers_as_the_server_would_with_exit_codes() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("never a witness key"));
 }
+
+#[test]
+fn concurrent_first_checkpoints_of_one_log_get_one_cosignature_and_the_rest_409() {
+    let log = Log::new(SecretKey::generate().unwrap(), 16, 6);
+    let setup = Setup::new(&log.key);
+    let server = setup.serve();
+    let bodies: Vec<String> = (1..=8).map(|size| log.body(0, size)).collect();
+    let replies: Vec<WitnessReply> = std::thread::scope(|scope| {
+        let handles: Vec<_> = bodies
+            .iter()
+            .map(|body| scope.spawn(|| server.submit(body)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    let cosigned: Vec<usize> = (0..8).filter(|i| replies[*i].status == 200).collect();
+    assert_eq!(cosigned.len(), 1, "exactly one request saw the empty state");
+    let winner_size = cosigned[0] as u64 + 1;
+    for (index, reply) in replies.iter().enumerate() {
+        if index != cosigned[0] {
+            assert_eq!(reply.status, 409, "{}", reply.body);
+            assert_eq!(reply.held_size(), Some(winner_size));
+        }
+    }
+    let (_, stored) = server.stored_checkpoint();
+    assert!(stored.starts_with(&format!("{ORIGIN}\n{winner_size}\n")));
+}
+
+#[test]
+fn bad_witness_and_vkey_arguments_are_bad_input() {
+    let log = Log::new(SecretKey::generate().unwrap(), 2, 7);
+    let setup = Setup::new(&log.key);
+    let public = setup.dir.path().join("log.key.pub");
+    let bad_name = rollbook(&["vkey", public.to_str().unwrap(), "--name", "a+b"]);
+    assert_eq!(bad_name.status.code(), Some(2));
+    let witness_key = setup.witness_key_path.to_str().unwrap();
+    let bad_log = rollbook(&[
+        "witness",
+        "serve",
+        "--key",
+        witness_key,
+        "--name",
+        WITNESS_NAME,
+        "--state",
+        setup.state().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--log",
+        "not-a-vkey",
+    ]);
+    assert_eq!(bad_log.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_log.stderr).contains("--log not-a-vkey"));
+    // A cosigner vkey given as a log key is refused: logs sign with type 0x01.
+    let cosigner_as_log = rollbook(&[
+        "witness",
+        "serve",
+        "--key",
+        witness_key,
+        "--name",
+        WITNESS_NAME,
+        "--state",
+        setup.state().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--log",
+        &setup.witness_vkey,
+    ]);
+    assert_eq!(cosigner_as_log.status.code(), Some(2));
+}
+
+#[test]
+fn two_ledgers_on_one_witness_keep_separate_states() {
+    let log = Log::new(SecretKey::generate().unwrap(), 8, 8);
+    let setup = Setup::new(&log.key);
+    let other_key = SecretKey::generate().unwrap();
+    let other_origin = "rollbook.0190bbbb-0000-7000-8000-00000000abcd";
+    let other_vkey = rollbook::tlog::note::VerifierKey::new(
+        other_origin,
+        rollbook::tlog::note::VerifierKind::Ed25519,
+        other_key.public(),
+    )
+    .unwrap()
+    .to_string();
+    let other_body = |size: u64| {
+        let text = Checkpoint {
+            origin: other_origin.to_string(),
+            size,
+            root: root_from_leaf_hashes(&log.leaves[..size as usize]),
+            extensions: vec![],
+        }
+        .to_text();
+        let mut note = Note::new(&text).unwrap();
+        note.push_signature(sign_ed25519(&text, other_origin, &other_key).unwrap())
+            .unwrap();
+        AddCheckpoint::format(0, &[], &note)
+    };
+    let mut args = setup.witness_args("cosign", &setup.witness_key_path);
+    args.extend(["--log".to_string(), other_vkey]);
+    let request = setup.dir.path().join("other.txt");
+    let run = |body: &str| {
+        std::fs::write(&request, body).unwrap();
+        let mut args = args.clone();
+        args.push(request.to_str().unwrap().to_string());
+        Command::new(env!("CARGO_BIN_EXE_rollbook"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(run(&log.body(0, 3)).status.code(), Some(0));
+    // The other ledger starts from 0 although the first is at 3.
+    assert_eq!(run(&other_body(6)).status.code(), Some(0));
+    let conflict = run(&log.body(0, 5));
+    assert_eq!(String::from_utf8_lossy(&conflict.stdout), "3\n");
+    let conflict = run(&other_body(7));
+    assert_eq!(String::from_utf8_lossy(&conflict.stdout), "6\n");
+}

@@ -73,3 +73,31 @@ pub(super) fn verify(
         .map_err(|_| ())?;
     Ok(time_s)
 }
+
+/// The lines of `lines` (a witness's 200 body, `note::parse_signature_lines`) that are valid
+/// cosignatures of `checkpoint_text` by `cosigner` (a type 0x04 key); lines of other keys are
+/// ignored, as the spec requires of clients. A line that claims `cosigner`'s name and id but
+/// does not verify is an error: that witness answered with a bad cosignature.
+pub fn verified_cosignatures(
+    checkpoint_text: &str,
+    lines: &[NoteSignature],
+    cosigner: &VerifierKey,
+) -> Result<Vec<NoteSignature>, NoteError> {
+    if cosigner.kind() != VerifierKind::CosignatureV1 {
+        return Err(NoteError::UnsupportedKeyType {
+            name: cosigner.key_name().to_string(),
+            type_byte: cosigner.kind().type_byte(),
+        });
+    }
+    let mut good = Vec::new();
+    for line in lines.iter().filter(|line| cosigner.matches(line)) {
+        if verify(cosigner.public_key(), checkpoint_text, &line.signature).is_err() {
+            return Err(NoteError::BadSignature {
+                name: line.key_name.clone(),
+                key_id: line.key_id,
+            });
+        }
+        good.push(line.clone());
+    }
+    Ok(good)
+}
