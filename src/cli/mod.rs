@@ -7,14 +7,16 @@
 
 mod audit;
 mod demo;
-mod display;
+pub(crate) mod display;
 pub(crate) mod evaluate;
 mod execute;
 mod governance;
 mod keys;
 mod ledger;
+mod progress;
 mod proposals;
-mod views;
+mod report;
+pub(crate) mod views;
 
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
@@ -143,6 +145,11 @@ pub enum Command {
         after_help = "Example:\n  rollbook consistency audit-october.jsonl audit-november.jsonl"
     )]
     Consistency(audit::ConsistencyArgs),
+    /// Write a self-contained HTML report of an export for a compliance reviewer (verifies it first).
+    #[command(
+        after_help = "Examples:\n  rollbook export --out audit.jsonl\n  rollbook report audit.jsonl --out report.html --genesis 3f2a...\n\nOne HTML file with no scripts and nothing fetched: the export's SHA-256, ledger id, genesis hash and checkpoint, the verification verdict (the checks of `verify FILE`), the parameters of the report, the signer sets and policies over time, every proposal with its guardrail figures, signers and times, the exceptions (failed attempts, vetoes, expiries, withdrawals, governance changes, execution breaches) and charts. An export that does not verify still gets a report, marked INVALID with the reason at the top of every page. Print it to PDF from a browser.\n\nExit 0 report written of a valid export, 1 report written of an invalid one, 2 bad input (unreadable file, --out exists without --force), 4 cannot write."
+    )]
+    Report(report::ReportArgs),
     /// Rebuild the projections (proposal statuses) from the events alone.
     #[command(after_help = "Example:\n  rollbook rebuild")]
     Rebuild(ledger::RebuildArgs),
@@ -255,6 +262,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Prove(args) => audit::prove(&cli.db, args).await,
         Command::VerifyProof(args) => audit::verify_proof(args),
         Command::Consistency(args) => audit::consistency(args),
+        Command::Report(args) => report::run(args),
         Command::Rebuild(args) => ledger::rebuild(&cli.db, args).await,
     }
 }
