@@ -115,7 +115,7 @@ fn verdict_of(path: &Path, sha256: &str, genesis: Option<&str>) -> Result<Verdic
                         verified.summary.genesis_hash
                     ),
                 },
-                _ => Verdict::Valid(verified.summary),
+                _ => Verdict::Valid(Box::new(verified.summary)),
             }
         }
         Err(VerifyError::Invalid(failure)) => Verdict::Invalid {

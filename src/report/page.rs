@@ -21,7 +21,7 @@ use crate::domain::events::ProposalKind;
 
 /// What the verifier said of the export.
 pub enum Verdict {
-    Valid(AuditSummary),
+    Valid(Box<AuditSummary>),
     /// The first failing seq and why (a broken rule, or not the ledger `--genesis` names).
     Invalid {
         seq: u64,

@@ -134,14 +134,9 @@ fn axes(
         );
         value += step;
     }
-    for fraction in [0.0, 0.5, 1.0] {
+    for (fraction, anchor) in [(0.0, "start"), (0.5, "middle"), (1.0, "end")] {
         let seconds = x_min + fraction * (x_max - x_min);
         let at = DateTime::<Utc>::from_timestamp(seconds as i64, 0).unwrap_or_default();
-        let anchor = match fraction {
-            f if f == 0.0 => "start",
-            f if f == 1.0 => "end",
-            _ => "middle",
-        };
         let _ = write!(
             svg,
             "<text class=\"tick\" x=\"{:.1}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
