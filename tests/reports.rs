@@ -563,3 +563,35 @@ fn progress_bars_stay_off_stderr_when_it_is_not_a_terminal() {
         );
     }
 }
+
+#[test]
+fn a_progress_bar_is_drawn_on_a_terminal_and_cleared() {
+    if !available("script") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 24 MiB of lines that are no export: `report` reads every byte (for its SHA-256) with a
+    // bar, then reports it INVALID.
+    let junk = dir.path().join("junk.jsonl");
+    let line = "x".repeat(1023) + "\n";
+    std::fs::write(&junk, line.repeat(24 * 1024)).unwrap();
+    let page = dir.path().join("junk.html");
+    let command = format!(
+        "{} report {} --out {}",
+        env!("CARGO_BIN_EXE_rollbook"),
+        junk.display(),
+        page.display()
+    );
+    // `script` runs the command on a pseudo-terminal, as a person at a terminal would.
+    let out = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .output()
+        .expect("run script");
+    let terminal = text(&out.stdout);
+    assert!(terminal.contains("reading 4,096 lines"), "{terminal:?}");
+    assert!(
+        terminal.contains("\u{1b}[2K"),
+        "the bar is cleared: {terminal:?}"
+    );
+    assert!(terminal.contains("INVALID: the export cannot be verified"));
+}

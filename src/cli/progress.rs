@@ -34,7 +34,7 @@ impl Progress {
             Some(_) => {
                 format!("{what} [{{bar:40}}] {{human_pos}}/{{human_len}} {unit} ({{eta}} left)")
             }
-            None => format!("{what} {{human_pos}} {unit} ({{per_sec}})"),
+            None => format!("{what} {{human_pos}} {unit} ({{elapsed}})"),
         };
         if let Ok(style) = ProgressStyle::with_template(&template) {
             bar.set_style(style.progress_chars("=> "));
