@@ -1,8 +1,9 @@
 //! What reviewers open, through real programs on both backends: the CSV in LibreOffice (cells
 //! are numbers and dates where they should be, text where they should be, no formula runs) and
 //! the HTML report in a headless Chromium (no console error, a screenshot that is not blank,
-//! every proposal's figures in its row, markup from the ledger shown as text). Under CI=true a
-//! missing `soffice` or `chromium` fails the test; `.ci/run` installs both.
+//! every proposal's figures in its row, markup from the ledger shown as text, the verdict on
+//! every printed page). Under CI=true a missing `soffice`, `chromium` or `pdftotext` fails the
+//! test; `.ci/run` installs them.
 
 mod common;
 
@@ -114,10 +115,8 @@ impl Desk<'_> {
 /// Whether `program` runs here. Under CI it must: a missing program fails the test rather than
 /// letting it pass untested.
 fn available(program: &str) -> bool {
-    let found = Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
+    // Found when it starts at all (`pdftotext --version` runs and exits 1).
+    let found = Command::new(program).arg("--version").output().is_ok();
     if !found {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -488,6 +487,33 @@ fn an_export_that_does_not_verify_gets_a_report_marked_invalid_on_every_page() {
     assert!(html.contains("<title>rollbook report: ledger "));
     assert!(html.contains(": INVALID</title>"));
     assert!(html.contains("Nothing below is verified"));
+    // Printed to PDF, every page starts with the verdict and its reason.
+    if available("chromium") && available("pdftotext") {
+        let dir = desk.db.dir.path();
+        let pdf = dir.join("invalid.pdf");
+        chromium(
+            &page,
+            &[
+                "--no-pdf-header-footer",
+                &format!("--print-to-pdf={}", pdf.display()),
+            ],
+            dir,
+        );
+        let pages = pdf_pages(&pdf);
+        assert!(pages.len() >= 2, "{} pages", pages.len());
+        for (number, page) in pages.iter().enumerate() {
+            assert!(
+                page.trim_start().starts_with("INVALID at seq "),
+                "page {}: {page}",
+                number + 1
+            );
+            assert!(
+                page.contains("(the event was altered)"),
+                "page {}",
+                number + 1
+            );
+        }
+    }
     // A report that names the wrong ledger is INVALID too.
     let wrong = "0".repeat(64);
     let out = desk.run(&[
@@ -503,6 +529,21 @@ fn an_export_that_does_not_verify_gets_a_report_marked_invalid_on_every_page() {
     assert!(std::fs::read_to_string(&page)
         .unwrap()
         .contains("INVALID at seq 1: the genesis hash is "));
+}
+
+/// The text of each page of a PDF (`pdftotext` separates pages with a form feed).
+fn pdf_pages(pdf: &Path) -> Vec<String> {
+    let out = Command::new("pdftotext")
+        .arg(pdf)
+        .arg("-")
+        .output()
+        .expect("run pdftotext");
+    assert!(out.status.success(), "pdftotext: {}", text(&out.stderr));
+    text(&out.stdout)
+        .split('\u{c}')
+        .filter(|page| !page.trim().is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
