@@ -43,6 +43,23 @@ impl Desk<'_> {
             "--reason",
             VETO_REASON,
         ]);
+        // A policy motion, committed: the pending roll bound to the old policy expires.
+        let policy = desk.path("policy.toml");
+        std::fs::write(&policy, "[wacc]\nincremental_bps_max = 20.0\n").unwrap();
+        let motion: serde_json::Value = serde_json::from_str(&desk.ok(&[
+            "governance",
+            "propose-policy",
+            "--policy",
+            &policy,
+            "--key",
+            &format!("{KEYS}/alice.key"),
+            "--json",
+        ]))
+        .unwrap();
+        let motion = motion["proposal_id"].as_str().unwrap();
+        for signer in ["carol", "bob"] {
+            desk.ok(&["sign", motion, "--key", &format!("{KEYS}/{signer}.key")]);
+        }
         desk
     }
 
@@ -226,7 +243,20 @@ fn soffice_convert(input: &Path, format: &str, infilter: Option<&str>, dir: &Pat
 async fn csv_opens_in_libreoffice_as_numbers_dates_and_inert_text(db: &TestDb) {
     let desk = Desk::new(db);
     let (csv_path, rows) = desk.csv_rows();
-    assert_eq!(rows.len(), 4, "two demo rolls and two more");
+    assert_eq!(rows.len(), 5, "two demo rolls, two more and a motion");
+    // The motion's row says what it changes; the roll bound to the old policy expired.
+    let motion = rows.iter().find(|r| r["kind"] == "policy").unwrap();
+    assert_eq!(motion["status"], "committed");
+    assert!(
+        motion["changes"].contains("wacc.incremental_bps_max"),
+        "{motion:?}"
+    );
+    assert!(motion["changes"].contains("18.0 -> 20.0"), "{motion:?}");
+    let expired = rows
+        .iter()
+        .find(|r| r["note"].contains("HYPERLINK"))
+        .unwrap();
+    assert_eq!(expired["status"], "expired");
     if !available("soffice") {
         return;
     }
@@ -260,6 +290,11 @@ async fn csv_opens_in_libreoffice_as_numbers_dates_and_inert_text(db: &TestDb) {
             value.trim_start_matches('\'').to_string()
         });
         assert!(exact.text.trim_start_matches('\'').ends_with('Z'));
+        if csv_row["kind"] != "roll" {
+            assert_eq!(cell("changes").value_type, "string");
+            assert_eq!(cell("changes").text, csv_row["changes"]);
+            continue;
+        }
         // Roll figures are numbers, the option's expiry a date.
         assert_eq!(cell("expiry").value_type, "date", "{:?}", cell("expiry"));
         assert_eq!(cell("expiry").date, csv_row["expiry"]);
@@ -390,6 +425,22 @@ async fn html_report_renders_in_chromium_with_every_figure_and_no_script(db: &Te
         "the veto reason as text"
     );
     assert!(dom.contains("VALID: all "));
+    // The exceptions: the veto, the expiry the motion caused, the governance change.
+    let exceptions = &dom[dom.find("<section id=\"exceptions\">").unwrap()..];
+    assert!(exceptions.contains("Vetoes (1)"), "{exceptions}");
+    assert!(exceptions.contains("Expiries (1)"), "{exceptions}");
+    assert!(
+        exceptions.contains("Governance changes (1)"),
+        "{exceptions}"
+    );
+    assert!(
+        exceptions.contains("policy v2 adopted at seq "),
+        "{exceptions}"
+    );
+    assert!(
+        exceptions.contains("wacc.incremental_bps_max"),
+        "{exceptions}"
+    );
     for row in &rows {
         let id = &row["proposal_id"];
         let start = dom
@@ -399,6 +450,13 @@ async fn html_report_renders_in_chromium_with_every_figure_and_no_script(db: &Te
         assert!(tr.contains(&format!("<code>{id}</code>")), "{tr}");
         assert!(tr.contains(&row["status"]), "{tr}");
         assert!(tr.contains(&row["proposer"]), "{tr}");
+        if row["kind"] != "roll" {
+            assert!(
+                tr.contains("wacc.incremental_bps_max"),
+                "a motion's changes: {tr}"
+            );
+            continue;
+        }
         let figure = |name: &str| usd(row[name].parse().unwrap());
         assert!(
             tr.contains(&format!(
@@ -501,15 +559,18 @@ fn an_export_that_does_not_verify_gets_a_report_marked_invalid_on_every_page() {
         );
         let pages = pdf_pages(&pdf);
         assert!(pages.len() >= 2, "{} pages", pages.len());
+        // The headline `report` printed, as the page's words (a PDF wraps long lines).
+        let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let stderr = text(&out.stderr);
+        let headline = words(&stderr[stderr.find("INVALID at seq ").unwrap()..]);
+        assert!(
+            headline.ends_with("(the event was altered) (C4)"),
+            "{headline}"
+        );
         for (number, page) in pages.iter().enumerate() {
             assert!(
-                page.trim_start().starts_with("INVALID at seq "),
+                words(page).starts_with(&headline),
                 "page {}: {page}",
-                number + 1
-            );
-            assert!(
-                page.contains("(the event was altered)"),
-                "page {}",
                 number + 1
             );
         }
