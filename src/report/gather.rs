@@ -26,11 +26,6 @@ impl<R: Read> Hashing<R> {
         }
     }
 
-    /// Bytes read so far.
-    pub fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
     /// The SHA-256 (lowercase hex) of everything read, and its length in bytes.
     pub fn finish(self) -> (String, u64) {
         (to_hex(&self.hasher.finalize()), self.bytes)
@@ -105,4 +100,36 @@ pub fn gather(input: impl BufRead, mut progress: impl FnMut(u64)) -> Gathered {
         }
     }
     gathered
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufReader, Read};
+
+    use sha2::{Digest, Sha256};
+
+    use super::{gather, Hashing};
+    use crate::crypto::to_hex;
+
+    #[test]
+    fn every_byte_is_hashed_even_past_a_line_that_cannot_be_read() {
+        let bytes = b"not a header\n\xff\xfe not utf-8\nmore after it\nno newline at the end";
+        let mut hashing = Hashing::new(&bytes[..]);
+        let gathered = gather(BufReader::new(&mut hashing), |_| ());
+        let (sha256, length) = hashing.finish();
+        assert_eq!(sha256, to_hex(&Sha256::digest(bytes)));
+        assert_eq!(length, bytes.len() as u64);
+        assert!(gathered.header.is_none());
+        assert!(gathered.unreadable.unwrap().starts_with("line 1: "));
+        assert!(gathered.facts.proposals.is_empty());
+    }
+
+    #[test]
+    fn hashing_reads_through() {
+        let mut hashing = Hashing::new(&b"abc"[..]);
+        let mut out = String::new();
+        hashing.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "abc");
+        assert_eq!(hashing.finish().1, 3);
+    }
 }

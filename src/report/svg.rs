@@ -134,6 +134,12 @@ fn axes(
         );
         value += step;
     }
+    // Seconds when the whole axis spans less than two hours (a demo, a busy morning).
+    let time_format = if x_max - x_min < 7200.0 {
+        "%Y-%m-%d %H:%M:%S UTC"
+    } else {
+        "%Y-%m-%d %H:%M UTC"
+    };
     for (fraction, anchor) in [(0.0, "start"), (0.5, "middle"), (1.0, "end")] {
         let seconds = x_min + fraction * (x_max - x_min);
         let at = DateTime::<Utc>::from_timestamp(seconds as i64, 0).unwrap_or_default();
@@ -142,7 +148,7 @@ fn axes(
             "<text class=\"tick\" x=\"{:.1}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
             x(seconds),
             HEIGHT - BOTTOM + 18.0,
-            escape(&at.format("%Y-%m-%d %H:%M UTC").to_string())
+            escape(&at.format(time_format).to_string())
         );
     }
     let _ = write!(
