@@ -43,6 +43,28 @@ impl Desk<'_> {
             "--reason",
             VETO_REASON,
         ]);
+        // One contract more than the demo's executed roll approved: an execution breach.
+        let list: serde_json::Value =
+            serde_json::from_str(&desk.ok(&["list", "--status", "executed", "--json"])).unwrap();
+        let executed = list[0]["proposal_id"].as_str().unwrap();
+        let fills = desk.path("fills.toml");
+        let at = (Utc::now() - Duration::minutes(1)).format("%Y-%m-%dT%H:%M:%SZ");
+        std::fs::write(
+            &fills,
+            format!(
+                "[[fills]]\ncontracts = 1\nprice_usd = 2.95\nat = {at}\nbroker_ref = \"T-1\"\n"
+            ),
+        )
+        .unwrap();
+        let out = desk.run(&[
+            "execute",
+            executed,
+            "--fills",
+            &fills,
+            "--key",
+            &format!("{KEYS}/alice.key"),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
         // A policy motion, committed: the pending roll bound to the old policy expires.
         let policy = desk.path("policy.toml");
         std::fs::write(&policy, "[wacc]\nincremental_bps_max = 20.0\n").unwrap();
@@ -338,9 +360,14 @@ async fn csv_opens_in_libreoffice_as_numbers_dates_and_inert_text(db: &TestDb) {
     assert_eq!(cells[column("veto_reason")].text, VETO_REASON);
     assert_eq!(cells[column("vetoed_by")].text, "carol");
     assert_eq!(cells[column("status")].text, "rejected");
-    // The demo's executed roll says so, with both signers.
-    let executed = rows.iter().find(|r| r["status"] == "executed").unwrap();
-    assert_eq!(executed["execution"], "executed");
+    // The demo's roll, filled beyond its approved size, says so, with both signers.
+    let executed = rows
+        .iter()
+        .find(|r| r["status"] == "execution_breach")
+        .unwrap();
+    assert_eq!(executed["execution"], "execution breach");
+    assert_eq!(executed["filled_contracts"], "10");
+    assert_eq!(executed["execution_breaches"], "1");
     assert_eq!(executed["signers"], "alice; carol");
     assert!(executed["closed_layer_id"].starts_with("VIX-"));
 }
@@ -440,6 +467,36 @@ async fn html_report_renders_in_chromium_with_every_figure_and_no_script(db: &Te
     assert!(
         exceptions.contains("wacc.incremental_bps_max"),
         "{exceptions}"
+    );
+    assert!(
+        exceptions.contains("Execution breaches (1)"),
+        "{exceptions}"
+    );
+    assert!(
+        exceptions.contains("10 contracts filled in all"),
+        "{exceptions}"
+    );
+    assert!(exceptions.contains("Failed attempts (the guardrails said no) (1)"));
+    // Two charts: a point for every roll's outlay requested and one per commit, besides the
+    // legend's mark.
+    let charts = &dom[dom.find("<section id=\"charts\">").unwrap()..];
+    let charts = &charts[..charts.find("</section>").unwrap()];
+    assert_eq!(charts.matches("<svg").count(), 2, "{charts}");
+    let rolls = rows.iter().filter(|r| r["kind"] == "roll").count();
+    let commits = rows
+        .iter()
+        .filter(|r| {
+            !r["closed_utc"].is_empty()
+                && ["committed", "executed", "execution_breach"].contains(&r["status"].as_str())
+        })
+        .count();
+    assert_eq!(
+        charts.matches("<circle class=\"requested\"").count(),
+        rolls + 1
+    );
+    assert_eq!(
+        charts.matches("<circle class=\"commit\"").count(),
+        commits + 1
     );
     for row in &rows {
         let id = &row["proposal_id"];
