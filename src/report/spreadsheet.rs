@@ -154,8 +154,10 @@ pub fn inert(text: &str) -> String {
 
 fn needs_apostrophe(text: &str) -> bool {
     // Formula triggers: a cell starting with one of these is run as a formula by Excel,
-    // LibreOffice or Google Sheets (tab and carriage return by some importers).
-    if text.starts_with(['=', '+', '-', '@', '\t', '\r', '\n']) {
+    // LibreOffice or Google Sheets (tab and carriage return by some importers), also after
+    // spaces an importer may trim.
+    let triggers = ['=', '+', '-', '@', '\t', '\r', '\n'];
+    if text.starts_with(triggers) || text.trim_start().starts_with(triggers) {
         return true;
     }
     let trimmed = text.trim();
@@ -246,6 +248,7 @@ mod tests {
             "@SUM(A1)",
             "\tcmd",
             "\rcmd",
+            "  =1+1",
             "3/4",
             "2026-05-07",
             "2026-05-07T14:40:00.000000Z",
