@@ -685,6 +685,17 @@ fn report_refuses_to_overwrite_without_force_and_says_why() {
     assert!(std::fs::read_to_string(&page)
         .unwrap()
         .starts_with("<!DOCTYPE html>"));
+    // A malformed --genesis is bad input, as for `verify`.
+    let out = desk.run(&[
+        "report",
+        &export,
+        "--out",
+        &page,
+        "--force",
+        "--genesis",
+        "3f2a",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     // Unreadable input is bad input, and nothing is written.
     let missing = desk.path("missing.jsonl");
     let other = desk.path("other.html");

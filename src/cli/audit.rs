@@ -242,7 +242,7 @@ pub struct VerifyArgs {
 
 /// `--genesis`: 64 lowercase hex digits, the only spelling rollbook prints a hash in (a
 /// malformed value is bad input, exit 2, before anything is read).
-fn genesis_hash_arg(text: &str) -> Result<String, String> {
+pub(super) fn genesis_hash_arg(text: &str) -> Result<String, String> {
     let hex = text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     if hex {
         Ok(text.to_string())

@@ -25,7 +25,7 @@ pub struct ReportArgs {
     pub force: bool,
     /// The genesis hash of the ledger you mean (as `init` or `governance show` printed it): the
     /// report says INVALID unless the export's genesis event has this hash.
-    #[arg(long, value_name = "HASH")]
+    #[arg(long, value_name = "HASH", value_parser = super::audit::genesis_hash_arg)]
     pub genesis: Option<String>,
 }
 
