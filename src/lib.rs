@@ -8,6 +8,7 @@ pub mod cli;
 pub mod crypto;
 pub mod domain;
 pub mod pin;
+pub mod report;
 pub mod service;
 pub mod sizing;
 pub mod store;

@@ -140,13 +140,17 @@ fn csv_has_one_rfc4180_row_per_proposal() {
     let csv = text(&out.stdout);
     let rows: Vec<&str> = csv.split("\r\n").filter(|r| !r.is_empty()).collect();
     assert_eq!(rows.len(), 3, "header + 2 proposals: {csv}");
-    assert!(rows[0].starts_with("proposal_id,kind,created_at,proposer,contracts_requested,contracts_max,verdict,failed_checks,status,signers"));
     assert!(
-        rows.iter().any(|r| r.contains(",executed,alice; carol,")),
+        rows[0].starts_with("proposal_id,kind,status,execution,verdict,failed_checks,created_utc,"),
         "{csv}"
     );
     assert!(
-        rows.iter().any(|r| r.contains(",fail,irr,failed,")),
+        rows.iter()
+            .any(|r| r.contains(",roll,executed,executed,pass,,") && r.contains(",alice; carol,")),
+        "{csv}"
+    );
+    assert!(
+        rows.iter().any(|r| r.contains(",roll,failed,,fail,irr,")),
         "{csv}"
     );
 }

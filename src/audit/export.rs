@@ -242,6 +242,11 @@ impl<R: BufRead> LineReader<R> {
         }
     }
 
+    /// The reader below, positioned after the last line read.
+    pub fn into_inner(self) -> R {
+        self.reader
+    }
+
     pub fn next_line(&mut self) -> Result<Option<String>, String> {
         self.buffer.clear();
         let read = (&mut self.reader)

@@ -1,14 +1,14 @@
 //! `export`, `verify [FILE]`, `prove`, `verify-proof`, `consistency`.
 
-use std::io::{BufReader, IsTerminal, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use clap::{Args, ValueEnum};
 
 use super::display::{say, shown};
-use super::proposals::{close, open, service_error, verified_states};
-use super::views::name_of;
+use super::progress::{LineCounting, Progress, PROGRESS_BYTES_MIN, PROGRESS_EVENTS_MIN};
+use super::proposals::{close, open, verified_states};
 use super::{CliError, CliResult, EXIT_BAD_INPUT, EXIT_CHECK_FAILED, EXIT_IO, EXIT_OK};
 use crate::audit::auditor::{AuditFailure, AuditSummary};
 use crate::audit::completeness::{
@@ -27,7 +27,10 @@ use crate::crypto::merkle::{
 };
 use crate::crypto::{from_hex32, to_hex};
 use crate::domain::envelope::format_timestamp;
+use crate::domain::events::LEDGER_STREAM;
 use crate::pin::PinError;
+use crate::report::facts::Facts;
+use crate::report::rows::ProposalRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -56,7 +59,7 @@ pub struct ExportArgs {
 /// The file is written beside its final path under a temporary name and renamed over it once
 /// complete, so an export that stops (an altered row, a full disk) leaves no half file, and an
 /// older file at that path stays as it was.
-struct WholeOutput {
+pub(super) struct WholeOutput {
     writer: Box<dyn Write>,
     /// The final path (`-` for standard output).
     path: PathBuf,
@@ -65,7 +68,7 @@ struct WholeOutput {
 }
 
 impl WholeOutput {
-    fn create(path: &Path) -> Result<WholeOutput, CliError> {
+    pub(super) fn create(path: &Path) -> Result<WholeOutput, CliError> {
         if path.as_os_str() == "-" {
             return Ok(WholeOutput {
                 writer: Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
@@ -108,7 +111,7 @@ impl WholeOutput {
     }
 
     /// Flushes the export and moves a file to its final path.
-    fn finish(mut self) -> Result<(), CliError> {
+    pub(super) fn finish(mut self) -> Result<(), CliError> {
         let mut finished = self.writer.flush();
         if let (Ok(()), Some(partial)) = (&finished, &self.partial) {
             finished = std::fs::rename(partial, &self.path);
@@ -165,15 +168,23 @@ pub async fn export(db: &str, args: &ExportArgs) -> CliResult {
     let mut out = WholeOutput::create(&args.out)?;
     match args.format {
         Format::Jsonl => {
+            let total = args.tree_size.unwrap_or(verified.seq);
+            let progress = Progress::new(
+                "exporting",
+                Some(total),
+                "events",
+                total >= PROGRESS_EVENTS_MIN,
+            );
             let count = export_jsonl_to(
                 &ledger.store,
                 ledger.ledger_id,
                 args.from_seq,
                 args.tree_size,
-                &mut out,
+                &mut LineCounting::new(&mut out, &progress),
                 &format_timestamp(Utc::now()),
             )
             .await?;
+            drop(progress);
             out.finish()?;
             if args.out.as_os_str() != "-" {
                 let written = count.saturating_sub(args.from_seq.max(1) - 1);
@@ -198,72 +209,33 @@ pub async fn export(db: &str, args: &ExportArgs) -> CliResult {
     Ok(EXIT_OK)
 }
 
-/// RFC 4180: quote a field when it holds a comma, a quote or a line break; double the quotes.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
+/// The spreadsheet CSV (`report::spreadsheet`): every row from proposal streams and a
+/// governance history this client verified (each event's hash the one its pin holds), never
+/// from the projection table alone.
 async fn write_csv(
     ledger: &crate::service::Ledger,
     verified: &mut crate::pin::Verified,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let states = verified_states(ledger, verified, None).await?;
-    let sets = ledger.signer_sets().await.map_err(service_error)?;
-    let governance = ledger.governance().await.map_err(service_error)?;
-    let io = |e: std::io::Error| CliError::new(EXIT_IO, format!("cannot write the CSV: {e}"));
-    let header = "proposal_id,kind,created_at,proposer,contracts_requested,contracts_max,verdict,failed_checks,status,signers,committed_at,policy_hash,first_seq,last_seq,filled_contracts,execution_breaches";
-    write!(out, "{header}\r\n").map_err(io)?;
-    let now = verified.ledger_clock;
-    for state in states {
-        let report = super::views::report_of(&state);
-        let status = state.status_under(now, &governance);
-        let signers: Vec<String> = state
-            .cosignatures
-            .iter()
-            .map(|c| name_of(&sets, &c.key_id))
-            .collect();
-        let fields = [
-            state.id.to_string(),
-            state.recorded.terms.kind.as_str().to_string(),
-            state.recorded.terms.created_at.clone(),
-            name_of(&sets, state.proposer()),
-            state
-                .recorded
-                .terms
-                .contracts_requested
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
-            report
-                .as_ref()
-                .map(|r| r.contracts_max.to_string())
-                .unwrap_or_default(),
-            state.recorded.terms.verdict.clone().unwrap_or_default(),
-            report
-                .as_ref()
-                .map(|r| r.failed_check_ids().join(" "))
-                .unwrap_or_default(),
-            status.as_str().to_string(),
-            signers.join("; "),
-            if status.is_committed() {
-                state.closed_at.clone().unwrap_or_default()
-            } else {
-                String::new()
-            },
-            state.recorded.terms.policy_hash.clone(),
-            state.first_seq.to_string(),
-            state.last_seq.to_string(),
-            state.filled_contracts.to_string(),
-            state.execution_breaches.to_string(),
-        ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        write!(out, "{}\r\n", line.join(",")).map_err(io)?;
+    let governance_events = verified.stream(&ledger.store, LEDGER_STREAM).await?;
+    let mut facts = Facts::default();
+    for event in &governance_events {
+        facts.push(event);
     }
-    Ok(())
+    if let Some((seq, reason)) = facts.stopped {
+        return Err(CliError::new(
+            EXIT_CHECK_FAILED,
+            format!("seq {seq}: the governance history cannot be read: {reason}"),
+        ));
+    }
+    let states = verified_states(ledger, verified, None).await?;
+    let now = verified.ledger_clock;
+    let rows: Vec<ProposalRow> = states
+        .iter()
+        .map(|state| ProposalRow::new(state, &facts.history, facts.governance.as_ref(), now))
+        .collect();
+    crate::report::spreadsheet::write_csv(&rows, out)
+        .map_err(|e| CliError::new(EXIT_IO, format!("cannot write the CSV: {e}")))
 }
 
 #[derive(Debug, Args)]
@@ -331,7 +303,7 @@ fn read_policy(path: &Path) -> Result<crate::tlog::Policy, CliError> {
 
 /// `--genesis`: 64 lowercase hex digits, the only spelling rollbook prints a hash in (a
 /// malformed value is bad input, exit 2, before anything is read).
-fn genesis_hash_arg(text: &str) -> Result<String, String> {
+pub(super) fn genesis_hash_arg(text: &str) -> Result<String, String> {
     let hex = text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     if hex {
         Ok(text.to_string())
@@ -371,15 +343,6 @@ impl Anchors<'_> {
     }
 }
 
-fn progress_printer() -> impl FnMut(u64) + Send {
-    let tty = std::io::stderr().is_terminal();
-    move |events| {
-        if tty {
-            eprint!("\rverifying: {events} events");
-        }
-    }
-}
-
 fn print_summary(
     summary: &AuditSummary,
     source: &str,
@@ -388,9 +351,6 @@ fn print_summary(
     completeness: Option<&Completeness>,
     json: bool,
 ) {
-    if std::io::stderr().is_terminal() {
-        eprint!("\r\x1b[K");
-    }
     if json {
         let mut value = serde_json::json!({
             "valid": true,
@@ -522,9 +482,6 @@ fn signer_keys_json(summary: &AuditSummary) -> Vec<serde_json::Value> {
 }
 
 fn verify_failure(error: VerifyError, json: bool) -> CliError {
-    if std::io::stderr().is_terminal() {
-        eprint!("\r\x1b[K");
-    }
     match error {
         VerifyError::Invalid(failure) => {
             if json {
@@ -568,9 +525,12 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
             // a path swapped or a pipe refilled between them cannot show the pin another file.
             let before = file.metadata().ok();
             let reader = BufReader::with_capacity(1 << 16, &file);
-            let verified = verify_export(reader, progress_printer())
+            let bytes = before.as_ref().map_or(0, |m| m.len());
+            let progress = Progress::new("verifying", None, "events", bytes >= PROGRESS_BYTES_MIN);
+            let verified = verify_export(reader, |events| progress.set(events))
                 .and_then(|verified| anchors.check(&verified.summary).map(|()| verified))
                 .map_err(|e| verify_failure(e, args.json))?;
+            drop(progress);
             let completeness = witnesses
                 .as_ref()
                 .map(|check| complete(&verified, check))
@@ -617,7 +577,14 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
                     });
                 }
             };
-            let outcome = verify_live(&store, ledger_id, progress_printer()).await;
+            let progress = Progress::new(
+                "verifying",
+                Some(verified.seq),
+                "events",
+                verified.seq >= PROGRESS_EVENTS_MIN,
+            );
+            let outcome = verify_live(&store, ledger_id, |events| progress.set(events)).await;
+            drop(progress);
             store.close().await;
             verified.close().await;
             let summary = outcome
@@ -782,6 +749,12 @@ pub async fn prove(db: &str, args: &ProveArgs) -> CliResult {
     // to there is the verified one (an edited row with its own hash recomputed breaks a link).
     let mut leaves: Vec<Hash> = Vec::new();
     let mut previous = [0u8; 32];
+    let progress = Progress::new(
+        "reading the tree",
+        Some(verified.seq),
+        "events",
+        verified.seq >= PROGRESS_EVENTS_MIN,
+    );
     ledger
         .store
         .for_each_event::<CliError>(ledger.ledger_id, 1, |event| {
@@ -796,9 +769,13 @@ pub async fn prove(db: &str, args: &ProveArgs) -> CliResult {
             }
             previous = event.hash;
             leaves.push(leaf_hash(&event.hash));
+            if event.seq % 4096 == 0 {
+                progress.set(event.seq);
+            }
             Ok(())
         })
         .await?;
+    drop(progress);
     close(&ledger, &verified).await;
     let head = leaves.len() as u64;
     let size = args.tree_size.unwrap_or(head);

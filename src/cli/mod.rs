@@ -9,14 +9,16 @@ mod audit;
 mod checkpoint;
 mod demo;
 mod demo_witness;
-mod display;
+pub(crate) mod display;
 pub(crate) mod evaluate;
 mod execute;
 mod governance;
 mod keys;
 mod ledger;
+mod progress;
 mod proposals;
-mod views;
+mod report;
+pub(crate) mod views;
 mod witness;
 
 use clap::{Parser, Subcommand};
@@ -161,6 +163,11 @@ pub enum Command {
         after_help = "Example:\n  rollbook vkey keys-example/alice.pub --name rollbook.0190aaaa-0000-7000-8000-000000000001\n\nA ledger's signer signs checkpoints under the ledger's origin, rollbook.<ledger id>: give that as --name, and the vkey to witnesses (--log) and reviewers (policy `log` lines)."
     )]
     Vkey(witness::VkeyArgs),
+    /// Write a self-contained HTML report of an export for a compliance reviewer (verifies it first).
+    #[command(
+        after_help = "Examples:\n  rollbook export --out audit.jsonl\n  rollbook report audit.jsonl --out report.html --genesis 3f2a...\n\nOne HTML file with no scripts and nothing fetched: the export's SHA-256, ledger id, genesis hash and checkpoint, the verification verdict (the checks of `verify FILE`), the parameters of the report, the signer sets and policies over time, every proposal with its guardrail figures, signers and times, the exceptions (failed attempts, vetoes, expiries, withdrawals, governance changes, execution breaches) and charts. An export that does not verify still gets a report, marked INVALID with the reason at the top of every page. Print it to PDF from a browser.\n\nExit 0 report written of a valid export, 1 report written of an invalid one, 2 bad input (unreadable file, --out exists without --force), 4 cannot write."
+    )]
+    Report(report::ReportArgs),
     /// Rebuild the projections (proposal statuses) from the events alone.
     #[command(after_help = "Example:\n  rollbook rebuild")]
     Rebuild(ledger::RebuildArgs),
@@ -273,6 +280,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Prove(args) => audit::prove(&cli.db, args).await,
         Command::VerifyProof(args) => audit::verify_proof(args),
         Command::Consistency(args) => audit::consistency(args),
+        Command::Report(args) => report::run(args),
         Command::Rebuild(args) => ledger::rebuild(&cli.db, args).await,
         Command::Checkpoint(args) => checkpoint::run(&cli.db, args).await,
         Command::Witness(args) => witness::run(args).await,
