@@ -13,9 +13,10 @@ use crate::crypto::{to_hex, PublicKey, SecretKey};
 use crate::domain::events::{Event, LEDGER_STREAM};
 use crate::domain::governance::ActiveSet;
 use crate::pin::{PinError, Verified};
-use crate::store::{NewCheckpoint, Store, StoreError, StoredCheckpoint};
-use crate::tlog::note::sign_ed25519;
-use crate::tlog::{ledger_checkpoint, ledger_origin, Checkpoint, Note};
+use crate::store::{AddedSignature, NewCheckpoint, Store, StoreError, StoredCheckpoint};
+use crate::tlog::cosignature::{cosignature_time, verified_cosignatures};
+use crate::tlog::note::{parse_signature_lines, sign_ed25519};
+use crate::tlog::{ledger_checkpoint, ledger_origin, Checkpoint, Note, NoteSignature, VerifierKey};
 use crate::tlog_http::WitnessReply;
 
 #[derive(Debug, thiserror::Error)]
@@ -270,6 +271,88 @@ pub enum WitnessOutcome {
     },
 }
 
+/// A witness the client submits to: its submission prefix and its cosigner vkey (type 0x04).
+/// Only lines that verify under `vkey` are ever stored.
+#[derive(Debug, Clone)]
+pub struct WitnessTarget {
+    pub url: String,
+    pub vkey: VerifierKey,
+}
+
+impl WitnessTarget {
+    /// The `source` column of the lines stored from this witness: `<vkey> <url>`. The export
+    /// re-verifies each line under the vkey it names; sizes are remembered per source.
+    pub fn source(&self) -> String {
+        witness_source(&self.vkey, &self.url)
+    }
+}
+
+/// The `source` of a witness's stored line: its vkey, a space, its URL (neither holds a space).
+pub fn witness_source(vkey: &VerifierKey, url: &str) -> String {
+    format!("{vkey} {url}")
+}
+
+/// The time of a stored witness line if it is a cosignature of `text` by the vkey its `source`
+/// names, with a positive time; `None` for anything else (an unverifiable or legacy line).
+fn verified_witness_time(text: &str, line: &NoteSignature, source: &str) -> Option<u64> {
+    let vkey = VerifierKey::parse(source.split(' ').next()?).ok()?;
+    let good = verified_cosignatures(text, std::slice::from_ref(line), &vkey).ok()?;
+    let time = cosignature_time(good.first()?)?;
+    (time > 0).then_some(time)
+}
+
+/// The note of a stored checkpoint as it is shown, exported and sent to witnesses: the signed
+/// text with the log signatures stored for it and, per witness key (name and id), only its
+/// newest stored cosignature that verifies under the vkey recorded with it. Lines that do not
+/// verify (or were stored before vkeys were recorded) are left out, so the note always parses
+/// and a quiet ledger re-checkpointed daily keeps one line per witness.
+pub fn assembled_note(stored: &StoredCheckpoint) -> Result<Note, String> {
+    assemble(stored, &stored.added)
+}
+
+fn assemble(stored: &StoredCheckpoint, added: &[AddedSignature]) -> Result<Note, String> {
+    let failed = |error: crate::tlog::NoteError| {
+        format!(
+            "the stored checkpoint of size {}: its note does not parse: {error}",
+            stored.tree_size
+        )
+    };
+    let base = Note::parse(stored.note.as_bytes()).map_err(failed)?;
+    let text = base.text();
+    let mut lines: Vec<(NoteSignature, u64)> =
+        base.signatures().iter().map(|s| (s.clone(), 0)).collect();
+    for added in added {
+        let Ok(parsed) = parse_signature_lines(format!("{}\n", added.line).as_bytes()) else {
+            continue;
+        };
+        let [line] = parsed.as_slice() else { continue };
+        match &added.source {
+            None => lines.push((line.clone(), 0)),
+            Some(source) => {
+                if let Some(time) = verified_witness_time(text, line, source) {
+                    lines.push((line.clone(), time));
+                }
+            }
+        }
+    }
+    let mut kept: Vec<(NoteSignature, u64)> = Vec::new();
+    for (line, time) in lines {
+        let slot = kept
+            .iter_mut()
+            .find(|(k, _)| k.key_name == line.key_name && k.key_id == line.key_id);
+        match slot {
+            Some(slot) if time > slot.1 => *slot = (line, time),
+            Some(_) => {}
+            None => kept.push((line, time)),
+        }
+    }
+    let mut note = Note::new(text).map_err(failed)?;
+    for (line, _) in kept {
+        note.push_signature(line).map_err(failed)?;
+    }
+    Note::parse(note.to_text().as_bytes()).map_err(failed)
+}
+
 /// Sends the stored checkpoint of `tree.size` to the witness at `url` (its submission prefix)
 /// through `post` (`POST {url}/add-checkpoint` with the body, `tlog_http::submit_add_checkpoint`
 /// or a test's; `Err` when no answer came back: the witness is down), with a
@@ -280,7 +363,7 @@ pub enum WitnessOutcome {
 pub async fn submit_to_witness<F, Fut>(
     store: &Store,
     tree: &LedgerTree,
-    url: &str,
+    witness: &WitnessTarget,
     post: F,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<WitnessOutcome, CheckpointError>
@@ -292,11 +375,12 @@ where
         .checkpoint(tree.ledger_id, Some(tree.size))
         .await?
         .ok_or(CheckpointError::NoCheckpoint(tree.size))?;
-    let note = Note::parse(stored.note_with_added().as_bytes())
-        .map_err(|error| CheckpointError::AlteredRow(format!("stored checkpoint: {error}")))?;
+    let note = assembled_note(&stored).map_err(CheckpointError::AlteredRow)?;
     // A size from a checkpoint beyond this head cannot be proven from here: start from 0 and
     // let the witness's 409 say what it holds.
-    let mut old_size = store.witness_size(tree.ledger_id, url).await?;
+    let mut old_size = store
+        .witness_size(tree.ledger_id, &witness.source())
+        .await?;
     if old_size > tree.size {
         old_size = 0;
     }
@@ -313,7 +397,7 @@ where
             Ok(reply) => reply,
         };
         match (reply.status, reply.held_size()) {
-            (200, _) => return store_cosignatures(store, tree, url, &reply, now).await,
+            (200, _) => return store_cosignatures(store, tree, &stored, witness, &reply, now).await,
             (409, Some(held)) if attempt == 0 && held <= tree.size => old_size = held,
             (409, Some(held)) if held > tree.size => {
                 return Ok(WitnessOutcome::Refused {
@@ -345,47 +429,71 @@ where
     })
 }
 
-/// Stores the signature lines of a witness's 200 answer beside the checkpoint.
+/// Stores the cosignatures of a witness's 200 answer beside the checkpoint: only lines that
+/// verify under the witness's vkey (with a positive time), each only if the note assembled with
+/// it still parses. A line claiming the witness's key that does not verify refuses the answer.
 async fn store_cosignatures(
     store: &Store,
     tree: &LedgerTree,
-    url: &str,
+    stored: &StoredCheckpoint,
+    witness: &WitnessTarget,
     reply: &WitnessReply,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<WitnessOutcome, CheckpointError> {
+    let refused = |detail: String| {
+        Ok(WitnessOutcome::Refused {
+            status: 200,
+            detail,
+        })
+    };
     let lines = match reply.cosignatures() {
-        Ok(lines) if !lines.is_empty() => lines,
-        Ok(_) => {
-            return Ok(WitnessOutcome::Refused {
-                status: 200,
-                detail: "a 200 without a signature line".into(),
-            })
-        }
+        Ok(lines) => lines,
+        Err(error) => return refused(format!("a 200 whose body is not signature lines: {error}")),
+    };
+    let text = ledger_checkpoint(tree.ledger_id, stored.tree_size, stored.root).to_text();
+    let good = match verified_cosignatures(&text, &lines, &witness.vkey) {
+        Ok(good) => good,
         Err(error) => {
-            return Ok(WitnessOutcome::Refused {
-                status: 200,
-                detail: format!("a 200 whose body is not signature lines: {error}"),
-            })
+            return refused(format!(
+                "its cosignature does not verify under --witness-vkey: {error}; nothing stored"
+            ))
         }
     };
-    let mut stored = 0;
-    for line in &lines {
+    let good: Vec<NoteSignature> = good
+        .into_iter()
+        .filter(|line| cosignature_time(line).is_some_and(|time| time > 0))
+        .collect();
+    if good.is_empty() {
+        return refused(format!(
+            "a 200 without a cosignature by {} (its --witness-vkey): nothing stored",
+            witness.vkey.key_name()
+        ));
+    }
+    let source = witness.source();
+    let mut added = stored.added.clone();
+    let mut new = 0;
+    for line in &good {
         let text = line.to_line();
+        let text = text.trim_end_matches('\n');
+        added.push(AddedSignature {
+            line: text.to_string(),
+            source: Some(source.clone()),
+            recorded_at: String::new(),
+        });
+        if let Err(detail) = assemble(stored, &added) {
+            return refused(format!(
+                "its cosignature would make the note unparseable ({detail}); nothing stored"
+            ));
+        }
         if store
-            .add_checkpoint_signature(
-                tree.ledger_id,
-                tree.size,
-                text.trim_end_matches('\n'),
-                Some(url),
-                now,
-            )
+            .add_checkpoint_signature(tree.ledger_id, stored.tree_size, text, Some(&source), now)
             .await?
         {
-            stored += 1;
+            new += 1;
         }
     }
     Ok(WitnessOutcome::Cosigned {
-        lines: lines.len(),
-        stored,
+        lines: good.len(),
+        stored: new,
     })
 }

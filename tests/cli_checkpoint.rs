@@ -5,6 +5,7 @@ mod common;
 use std::process::Output;
 
 use chrono::Utc;
+use rollbook::checkpoint::witness_source;
 use rollbook::crypto::keys::SecretKey;
 use rollbook::store::Store;
 use rollbook::tlog::cosignature::cosign;
@@ -74,7 +75,10 @@ impl Demo {
                 ledger_id,
                 size,
                 line.trim_end(),
-                Some("http://w"),
+                Some(&witness_source(
+                    &VerifierKey::new(name, VerifierKind::CosignatureV1, key.public()).unwrap(),
+                    "http://w",
+                )),
                 Utc::now(),
             )
             .await
@@ -165,8 +169,26 @@ fn a_non_signer_is_refused_and_bad_input_is_named() {
         &Demo::key("alice"),
         "--witness",
         "ftp://x",
+        "--witness-vkey",
+        "w1+00000000+BAAA",
     ]);
     assert_eq!(bad_url.status.code(), Some(2));
+    // A witness without its vkey, and a vkey that is not a cosigner's: bad input.
+    let alice = Demo::key("alice");
+    for vkeys in [&[][..], &["not-a-vkey"][..]] {
+        let mut args = vec!["checkpoint", "--key", alice.as_str()];
+        args.extend(["--witness", "http://127.0.0.1:9"]);
+        for vkey in vkeys {
+            args.extend(["--witness-vkey", vkey]);
+        }
+        let out = demo.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{vkeys:?}: {}",
+            text(&out.stderr)
+        );
+    }
     let file = demo.path("audit.jsonl");
     demo.ok(&["export", "--out", &file]);
     for age in ["", "0h", "90", "7w", "-1d", "01h", "1.5h"] {

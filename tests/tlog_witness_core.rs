@@ -287,3 +287,74 @@ impl CloneForTest for SecretKey {
         SecretKey::parse(&self.to_pkcs8_pem_v1()).unwrap()
     }
 }
+
+#[test]
+fn the_state_is_canonical_and_a_note_without_room_for_the_cosignature_is_400() {
+    use rollbook::tlog::note::{NoteSignature, NOTE_LEN_MAX_BYTES, NOTE_SIGNATURES_MAX};
+    let log = Log::new(8, 1);
+    let witness = witness_for(&log);
+    let proof = consistency_proof(&log.leaves, 0, 5).unwrap();
+    let padded = |lines: Vec<NoteSignature>| {
+        let mut note = log.note(5);
+        for line in lines {
+            note.push_signature(line).unwrap();
+        }
+        AddCheckpoint::format(0, &proof, &note)
+    };
+    // A junk line claiming the witness's own name and key id, and an unknown key's line: the
+    // witness cosigns, and stores only the log's signature and its own cosignature.
+    let own = NoteSignature {
+        key_name: "witness.example/w1".into(),
+        key_id: witness.vkey().key_id(),
+        signature: vec![7; 72],
+    };
+    let stranger = NoteSignature {
+        key_name: "stranger".into(),
+        key_id: 1,
+        signature: vec![1; 64],
+    };
+    let request = parse(&padded(vec![own, stranger]));
+    let decision = witness.decide(&request, None, NOW_S);
+    assert_eq!(decision.response.status, 200, "{}", decision.response.body);
+    let state = decision.new_state.clone().unwrap();
+    assert_eq!(
+        state.signatures().len(),
+        2,
+        "the log's line and the witness's own"
+    );
+    let reparsed = Note::parse(state.to_text().as_bytes()).unwrap();
+    let verified = verify_note(&reparsed, &[log.vkey(), witness.vkey().clone()]).unwrap();
+    assert_eq!(verified.len(), 2);
+    // 64 lines: no room for the cosignature, 400, nothing stored.
+    let full: Vec<NoteSignature> = (0..NOTE_SIGNATURES_MAX - 1)
+        .map(|i| NoteSignature {
+            key_name: format!("unknown{i}"),
+            key_id: i as u32,
+            signature: vec![1; 64],
+        })
+        .collect();
+    let decision = witness.decide(&parse(&padded(full)), None, NOW_S);
+    assert_eq!(decision.response.status, 400, "{}", decision.response.body);
+    assert!(decision.new_state.is_none());
+    // One huge unknown line, the note just under the length limit: 400, nothing stored.
+    let base = log.note(5).to_text().len();
+    let name_room = 200;
+    // The line is `— name base64(id || bytes)\n`: about 20 bytes short of the limit.
+    let b64 = NOTE_LEN_MAX_BYTES - base - 20 - (4 + name_room + 2);
+    let bytes = b64 / 4 * 3 - 4;
+    let huge = NoteSignature {
+        key_name: "x".repeat(name_room),
+        key_id: 9,
+        signature: vec![1; bytes],
+    };
+    let body = padded(vec![huge]);
+    let request = parse(&body);
+    let len = request.note.to_text().len();
+    assert!(
+        len <= NOTE_LEN_MAX_BYTES && len > NOTE_LEN_MAX_BYTES - 40,
+        "{len}"
+    );
+    let decision = witness.decide(&request, None, NOW_S);
+    assert_eq!(decision.response.status, 400, "{}", decision.response.body);
+    assert!(decision.new_state.is_none());
+}

@@ -12,6 +12,7 @@ use std::process::{Child, Output, Stdio};
 use chrono::{Duration, TimeZone, Utc};
 use common::TestDb;
 use rollbook::audit::completeness::log_key;
+use rollbook::checkpoint::witness_source;
 use rollbook::crypto::keyfile::read_secret_key;
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::to_hex;
@@ -110,14 +111,17 @@ impl Desk<'_> {
             .output()
             .unwrap()
     }
-    /// `checkpoint --key alice --witness URL --json`: its exit code and witness outcomes.
-    fn checkpoint(&self, url: &str) -> (Option<i32>, serde_json::Value) {
+    /// `checkpoint --key alice --witness URL --witness-vkey VKEY --json`: its exit code and
+    /// witness outcomes.
+    fn checkpoint(&self, url: &str, vkey: &VerifierKey) -> (Option<i32>, serde_json::Value) {
         let out = self.run(&[
             "checkpoint",
             "--key",
             self.alice_key.to_str().unwrap(),
             "--witness",
             url,
+            "--witness-vkey",
+            &vkey.to_string(),
             "--json",
         ]);
         let value = serde_json::from_slice(&out.stdout)
@@ -134,10 +138,10 @@ impl Desk<'_> {
                 .unwrap();
         }
     }
-    async fn witness_size(&self, url: &str) -> u64 {
+    async fn witness_size(&self, url: &str, vkey: &VerifierKey) -> u64 {
         self.ledger
             .store
-            .witness_size(self.ledger.ledger_id, url)
+            .witness_size(self.ledger.ledger_id, &witness_source(vkey, url))
             .await
             .unwrap()
     }
@@ -191,38 +195,40 @@ async fn the_client_cosigns_catches_up_after_409_and_loses_nothing(db: &TestDb) 
     let (witness_key_path, witness_key) = keygen(&desk.dir, "witness");
     let state = desk.dir.join("witness-state");
     let witness = serve(&witness_key_path, &state, &logs);
+    let vkey =
+        VerifierKey::new(WITNESS, VerifierKind::CosignatureV1, witness_key.public()).unwrap();
 
     // First cosignature: from size 0.
-    let (code, first) = desk.checkpoint(&witness.url);
+    let (code, first) = desk.checkpoint(&witness.url, &vkey);
     assert_eq!(code, Some(0), "{first}");
     assert_eq!(first["tree_size"], 2);
     assert_eq!(first["witnesses"][0]["outcome"], "cosigned", "{first}");
-    assert_eq!(desk.witness_size(&witness.url).await, 2);
+    assert_eq!(desk.witness_size(&witness.url, &vkey).await, 2);
 
     // The ledger grows; the same URL: a consistency proof from 2, straight to 200.
     desk.grow(&[8], 10).await;
-    let (code, second) = desk.checkpoint(&witness.url);
+    let (code, second) = desk.checkpoint(&witness.url, &vkey);
     assert_eq!(code, Some(0), "{second}");
     assert_eq!(second["witnesses"][0]["outcome"], "cosigned", "{second}");
-    assert_eq!(desk.witness_size(&witness.url).await, 3);
+    assert_eq!(desk.witness_size(&witness.url, &vkey).await, 3);
 
     // The same witness under a URL this ledger never stored anything for: the client starts
     // from 0, the witness answers 409 with the size it holds (3), the client retries from there.
     desk.grow(&[7], 20).await;
     let alias = format!("{}/", witness.url);
-    assert_eq!(desk.witness_size(&alias).await, 0);
-    let (code, caught_up) = desk.checkpoint(&alias);
+    assert_eq!(desk.witness_size(&alias, &vkey).await, 0);
+    let (code, caught_up) = desk.checkpoint(&alias, &vkey);
     assert_eq!(code, Some(0), "{caught_up}");
     assert_eq!(
         caught_up["witnesses"][0]["outcome"], "cosigned",
         "{caught_up}"
     );
-    assert_eq!(desk.witness_size(&alias).await, 4);
+    assert_eq!(desk.witness_size(&alias, &vkey).await, 4);
 
     // Down: nothing lost, the checkpoint is stored, exit 4.
     drop(witness);
     desk.grow(&[6], 30).await;
-    let (code, down) = desk.checkpoint(&alias);
+    let (code, down) = desk.checkpoint(&alias, &vkey);
     assert_eq!(code, Some(4), "{down}");
     assert_eq!(down["witnesses"][0]["outcome"], "down", "{down}");
     let stored = desk
@@ -237,7 +243,7 @@ async fn the_client_cosigns_catches_up_after_409_and_loses_nothing(db: &TestDb) 
     // Restarted on another port with its state: it holds 4, so from 0 it answers 409 (4),
     // then cosigns 5 from the proof 4 -> 5.
     let restarted = serve(&witness_key_path, &state, &logs);
-    let (code, again) = desk.checkpoint(&restarted.url);
+    let (code, again) = desk.checkpoint(&restarted.url, &vkey);
     assert_eq!(code, Some(0), "{again}");
     assert_eq!(again["witnesses"][0]["outcome"], "cosigned", "{again}");
 
@@ -247,7 +253,7 @@ async fn the_client_cosigns_catches_up_after_409_and_loses_nothing(db: &TestDb) 
         .unwrap()
         .to_string();
     let stranger = serve(&witness_key_path, &stranger_state, &[other_log]);
-    let (code, refused) = desk.checkpoint(&stranger.url);
+    let (code, refused) = desk.checkpoint(&stranger.url, &vkey);
     assert_eq!(code, Some(3), "{refused}");
     assert_eq!(refused["witnesses"][0]["outcome"], "refused");
     assert_eq!(refused["witnesses"][0]["status"], 404);
@@ -256,8 +262,6 @@ async fn the_client_cosigns_catches_up_after_409_and_loses_nothing(db: &TestDb) 
     let file = desk.dir.join("audit.jsonl");
     let out = desk.run(&["export", "--out", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let vkey =
-        VerifierKey::new(WITNESS, VerifierKind::CosignatureV1, witness_key.public()).unwrap();
     let policy = desk.dir.join("policy.txt");
     std::fs::write(
         &policy,

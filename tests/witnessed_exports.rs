@@ -11,7 +11,10 @@ use common::TestDb;
 use rollbook::audit::completeness::{check_completeness, log_key, Completeness, WitnessCheck};
 use rollbook::audit::export::{CheckpointLine, EventLine, Line, SignedCheckpointLine};
 use rollbook::audit::{export_jsonl_to, verify_export, FileVerification, VerifyError};
-use rollbook::checkpoint::{sign_head, verified_tree, CheckpointError};
+use rollbook::checkpoint::{
+    assembled_note, sign_head, submit_to_witness, verified_tree, witness_source, CheckpointError,
+    WitnessOutcome, WitnessTarget,
+};
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::merkle::MerkleBuilder;
 use rollbook::crypto::to_hex;
@@ -141,7 +144,10 @@ async fn cosign_stored(
             ledger.ledger_id,
             size,
             line.trim_end_matches('\n'),
-            Some(&format!("http://{name}")),
+            Some(&witness_source(
+                &VerifierKey::new(name, VerifierKind::CosignatureV1, key.public()).unwrap(),
+                &format!("http://{name}"),
+            )),
             Utc::now(),
         )
         .await
@@ -290,6 +296,8 @@ both_backends!(
     w5_log_lines_must_be_ledger_keys_that_signed,
     w6_a_quorum_of_two_with_one_witness_missing_fails,
     w7_a_stale_checkpoint_is_complete_but_not_current,
+    only_verified_cosignatures_are_stored_and_a_note_keeps_the_newest_per_witness,
+    p1_the_newest_cosignature_counts_and_a_time_of_zero_never_does,
 );
 
 async fn a_cosigned_checkpoint_of_the_exports_size_makes_it_complete(db: &TestDb) {
@@ -323,8 +331,8 @@ async fn a_cosigned_checkpoint_of_the_exports_size_makes_it_complete(db: &TestDb
         .checkpoint(ledger.ledger_id, None)
         .await
         .unwrap()
-        .unwrap()
-        .note_with_added();
+        .unwrap();
+    let note = assembled_note(&note).unwrap().to_text();
     assert_eq!(Note::parse(note.as_bytes()).unwrap().signatures().len(), 3);
 }
 
@@ -602,4 +610,211 @@ async fn w7_a_stale_checkpoint_is_complete_but_not_current(db: &TestDb) {
         "W7",
         "a cosignature from the future",
     );
+}
+
+/// A witness's 200 answer, as `tlog_http` hands it to the client.
+fn ok_reply(lines: &[String]) -> rollbook::tlog_http::WitnessReply {
+    rollbook::tlog_http::WitnessReply {
+        status: 200,
+        content_type: "text/plain; charset=utf-8".into(),
+        body: lines.concat(),
+    }
+}
+
+/// `checkpoint --witness URL --witness-vkey VKEY` against a witness answering `reply`.
+async fn submit(
+    db: &TestDb,
+    ledger: &Ledger,
+    target: &WitnessTarget,
+    reply: rollbook::tlog_http::WitnessReply,
+    now: DateTime<Utc>,
+) -> WitnessOutcome {
+    let verified = rollbook::pin::sync(&ledger.store, ledger.ledger_id, &db.state_dir())
+        .await
+        .unwrap();
+    let (tree, _) = verified_tree(&ledger.store, &verified).await.unwrap();
+    let post = |_body: String| {
+        let reply = reply.clone();
+        async move { Ok(reply) }
+    };
+    let outcome = submit_to_witness(&ledger.store, &tree, target, post, now)
+        .await
+        .unwrap();
+    verified.close().await;
+    outcome
+}
+
+async fn only_verified_cosignatures_are_stored_and_a_note_keeps_the_newest_per_witness(
+    db: &TestDb,
+) {
+    let k = keys();
+    let ledger = ledger_of(db, &k, &[9]).await;
+    let stored = checkpoint(db, &ledger, &k.alice).await.unwrap();
+    let text = Note::parse(stored.note.as_bytes())
+        .unwrap()
+        .text()
+        .to_string();
+    let vkey = VerifierKey::new("w1", VerifierKind::CosignatureV1, k.w1.public()).unwrap();
+    let target = WitnessTarget {
+        url: "http://w1.example".into(),
+        vkey: vkey.clone(),
+    };
+    let line = |key: &SecretKey, name: &str, time: i64| {
+        cosign(&text, name, key, time as u64).unwrap().to_line()
+    };
+    let start = Utc::now() - Duration::days(80);
+    // A junk line claiming w1's name and key id (a bad witness, or a man in the middle): the
+    // answer is refused and nothing is stored.
+    let mut junk = cosign(&text, "w1", &k.w1, start.timestamp() as u64).unwrap();
+    junk.signature[20] ^= 1;
+    let outcome = submit(db, &ledger, &target, ok_reply(&[junk.to_line()]), start).await;
+    assert!(
+        matches!(outcome, WitnessOutcome::Refused { status: 200, .. }),
+        "{outcome:?}"
+    );
+    let after = ledger
+        .store
+        .checkpoint(ledger.ledger_id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(after.added.is_empty(), "nothing stored from a bad answer");
+    // A line by an unknown key beside w1's good one: only w1's is stored.
+    let good = line(&k.w1, "w1", start.timestamp());
+    let stranger = line(&k.w2, "w1", start.timestamp());
+    let outcome = submit(db, &ledger, &target, ok_reply(&[stranger, good]), start).await;
+    assert_eq!(
+        outcome,
+        WitnessOutcome::Cosigned {
+            lines: 1,
+            stored: 1
+        }
+    );
+    // A cosignature dated 0 is never stored.
+    let zero = zero_cosignature(&text, &k.w1).to_line();
+    let outcome = submit(db, &ledger, &target, ok_reply(&[zero]), start).await;
+    assert!(
+        matches!(outcome, WitnessOutcome::Refused { status: 200, .. }),
+        "{outcome:?}"
+    );
+    // A quiet ledger re-checkpointed every day for 70 days: one new line a day is stored, the
+    // note keeps the newest per witness and stays well under 64 lines.
+    for day in 1..=70 {
+        let at = start + Duration::days(day);
+        let outcome = submit(
+            db,
+            &ledger,
+            &target,
+            ok_reply(&[line(&k.w1, "w1", at.timestamp())]),
+            at,
+        )
+        .await;
+        assert_eq!(
+            outcome,
+            WitnessOutcome::Cosigned {
+                lines: 1,
+                stored: 1
+            },
+            "day {day}"
+        );
+    }
+    // A line stored unverified before vkeys were recorded (source a bare URL) is left out.
+    ledger
+        .store
+        .add_checkpoint_signature(
+            ledger.ledger_id,
+            stored.tree_size,
+            junk.to_line().trim_end_matches('\n'),
+            Some("http://w1.example"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let lines = export(&ledger, None).await;
+    let at = signed_index(&lines, 0);
+    let note = signed_line(&lines[at]).note;
+    let note = Note::parse(note.as_bytes()).unwrap();
+    assert_eq!(
+        note.signatures().len(),
+        2,
+        "alice's signature and w1's newest cosignature"
+    );
+    let newest = start + Duration::days(70);
+    assert_eq!(
+        note.signatures()[1],
+        cosign(&text, "w1", &k.w1, newest.timestamp() as u64).unwrap()
+    );
+    let done = complete(&lines, &one_witness(&k), Some(Duration::hours(1)), newest).unwrap();
+    assert_eq!(done.cosigned_by.len(), 1);
+}
+
+/// The export with `extra` signature lines appended to its last signed checkpoint's note (what
+/// a hand-edited export, or a witness's line stored by an older rollbook, would carry).
+fn with_lines(lines: &[String], extra: &[String]) -> Vec<String> {
+    let at = signed_index(lines, 0);
+    let mut line = signed_line(&lines[at]);
+    for added in extra {
+        line.note.push_str(added);
+    }
+    let mut out = lines.to_vec();
+    out[at] = Line::SignedCheckpoint(line).to_text();
+    out
+}
+
+async fn p1_the_newest_cosignature_counts_and_a_time_of_zero_never_does(db: &TestDb) {
+    let k = keys();
+    let ledger = ledger_of(db, &k, &[9]).await;
+    let stored = checkpoint(db, &ledger, &k.alice).await.unwrap();
+    let text = Note::parse(stored.note.as_bytes())
+        .unwrap()
+        .text()
+        .to_string();
+    let lines = export(&ledger, None).await;
+    let now = Utc::now();
+    // A valid cosignature dated 0 (tlog-witness: MUST NOT be zero) does not count.
+    let zero = zero_cosignature(&text, &k.w1);
+    assert_incomplete(
+        complete(
+            &with_lines(&lines, &[zero.to_line()]),
+            &one_witness(&k),
+            None,
+            now,
+        ),
+        "W6",
+        "a cosignature dated 0",
+    );
+    // P1: the witness's newest cosignature is the one judged. An older one within --max-age
+    // beside a newer one from beyond the clock skew: the witness does not count.
+    let at = |t: DateTime<Utc>| {
+        cosign(&text, "w1", &k.w1, t.timestamp() as u64)
+            .unwrap()
+            .to_line()
+    };
+    let recent = at(now - Duration::minutes(5));
+    let future = at(now + Duration::hours(2));
+    let both = with_lines(&lines, &[recent.clone(), future]);
+    assert!(complete(
+        &with_lines(&lines, &[recent]),
+        &one_witness(&k),
+        Some(Duration::hours(1)),
+        now
+    )
+    .is_ok());
+    assert_incomplete(
+        complete(&both, &one_witness(&k), Some(Duration::hours(1)), now),
+        "W",
+        "the newest cosignature is from the future",
+    );
+}
+
+/// A valid cosignature by `key` as "w1" dated 0, which `cosign` never makes.
+fn zero_cosignature(text: &str, key: &SecretKey) -> rollbook::tlog::NoteSignature {
+    let vkey = VerifierKey::new("w1", VerifierKind::CosignatureV1, key.public()).unwrap();
+    let mut signature = 0u64.to_be_bytes().to_vec();
+    signature.extend_from_slice(&key.sign(&rollbook::tlog::cosignature::message(0, text)));
+    rollbook::tlog::NoteSignature {
+        key_name: "w1".into(),
+        key_id: vkey.key_id(),
+        signature,
+    }
 }

@@ -259,9 +259,10 @@ fn check_log_lines(
     Ok(())
 }
 
-/// W6 and W7: the policy witnesses whose cosignature of the covering checkpoint verifies, is
-/// not ahead of the verifier's clock by more than the skew (a witness's clock may be fast, not
-/// a day fast) and, with a maximum age, is at most that old.
+/// W6 and W7: the policy witnesses whose newest verified cosignature of the covering
+/// checkpoint (P1; a time of 0 never counts) is not ahead of the verifier's clock by more than
+/// the skew (a witness's clock may be fast, not a day fast) and, with a maximum age, is at most
+/// that old.
 /// A policy witness's cosignature that fails to verify refuses the export.
 fn counted_cosignatures(
     head: &SignedHead,
@@ -274,20 +275,30 @@ fn counted_cosignatures(
         verified_signatures(&head.note, &keys).map_err(|error| format!("{error} (W6)"))?;
     let newest_allowed = check.now + chrono::Duration::seconds(i64::from(skew_s));
     let oldest_allowed = check.max_age.map(|age| check.now - age);
-    let mut counted: Vec<(String, DateTime<Utc>)> = Vec::new();
+    // P1: each witness's newest verified cosignature (a time of 0 never counts: tlog-witness
+    // says a cosignature's timestamp MUST NOT be zero), then whether that one is current.
+    let mut newest: Vec<(String, DateTime<Utc>)> = Vec::new();
     for found in verified {
         let name = &witnesses[found.key_index].name;
         let Some(time) = found
             .time_s
+            .filter(|s| *s > 0)
             .and_then(|s| i64::try_from(s).ok())
             .and_then(|s| DateTime::from_timestamp(s, 0))
         else {
             continue;
         };
-        let current = time <= newest_allowed && oldest_allowed.is_none_or(|oldest| time >= oldest);
-        if current && !counted.iter().any(|(seen, _)| seen == name) {
-            counted.push((name.clone(), time));
+        match newest.iter_mut().find(|(seen, _)| seen == name) {
+            Some(slot) if time > slot.1 => slot.1 = time,
+            Some(_) => {}
+            None => newest.push((name.clone(), time)),
         }
     }
+    let counted = newest
+        .into_iter()
+        .filter(|(_, time)| {
+            *time <= newest_allowed && oldest_allowed.is_none_or(|oldest| *time >= oldest)
+        })
+        .collect();
     Ok(counted)
 }

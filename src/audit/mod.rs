@@ -216,10 +216,12 @@ pub async fn export_jsonl_to(
                 // The database keeps a checkpoint at most at its head, and the walk meets every
                 // size; one below this seq could only be a size the walk skipped.
                 if checkpoint.tree_size == event.seq {
+                    let note = crate::checkpoint::assembled_note(&checkpoint)
+                        .map_err(ExportError::AlteredRow)?;
                     let line = SignedCheckpointLine::new(
                         ledger_id,
                         checkpoint.tree_size,
-                        checkpoint.note_with_added(),
+                        note.to_text(),
                     );
                     write_line(out, &Line::SignedCheckpoint(line)).map_err(ExportError::Write)?;
                 }

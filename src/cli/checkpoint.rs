@@ -11,20 +11,26 @@ use super::keys::load_secret;
 use super::proposals::{close, open};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_IO, EXIT_OK, EXIT_REFUSED};
 use crate::checkpoint::{
-    sign_head, submit_to_witness, verified_tree, CheckpointError, Signed, WitnessOutcome,
+    assembled_note, sign_head, submit_to_witness, verified_tree, CheckpointError, Signed,
+    WitnessOutcome, WitnessTarget,
 };
 use crate::crypto::to_hex;
 use crate::store::StoredCheckpoint;
-use crate::tlog::Note;
+use crate::tlog::{VerifierKey, VerifierKind};
 
 #[derive(Debug, Args)]
 pub struct CheckpointArgs {
     /// Sign the current head with this signer's key (a signer of the set in force).
     #[arg(long, required_unless_present = "note", conflicts_with = "note")]
     pub key: Option<PathBuf>,
-    /// A witness's submission prefix (POST URL/add-checkpoint); repeat for each witness.
+    /// A witness's submission prefix (POST URL/add-checkpoint); repeat for each witness, each
+    /// with its --witness-vkey in the same order.
     #[arg(long = "witness", value_name = "URL", requires = "key")]
     pub witnesses: Vec<String>,
+    /// The cosigner vkey (type 0x04, `rollbook witness vkey`) of the --witness at the same
+    /// position; only cosignatures that verify under it are stored.
+    #[arg(long = "witness-vkey", value_name = "VKEY", requires = "witnesses")]
+    pub witness_vkeys: Vec<String>,
     /// Print the latest signed note (or the one of --size) with every signature, byte-exact.
     #[arg(long)]
     pub note: bool,
@@ -82,18 +88,11 @@ async fn print_note(db: &str, size: Option<u64>) -> CliResult {
             ledger.ledger_id
         )),
     })?;
-    let text = checkpoint.note_with_added();
-    // Parsed before it is printed raw: a signed note holds no control characters, so the bytes
-    // are safe on a terminal and exact for a signed-note verifier.
-    Note::parse(text.as_bytes()).map_err(|error| {
-        CliError::new(
-            EXIT_CHECK_FAILED,
-            format!(
-                "the stored checkpoint of size {} is not a signed note: {error}",
-                checkpoint.tree_size
-            ),
-        )
-    })?;
+    // Assembled from verified lines and parsed: a signed note holds no control characters, so
+    // the bytes are safe on a terminal and exact for a signed-note verifier.
+    let text = assembled_note(&checkpoint)
+        .map_err(|error| CliError::new(EXIT_CHECK_FAILED, error))?
+        .to_text();
     // Byte-exact into a file or a pipe; on a terminal through `shown`, which changes nothing
     // but a character a witness's key name could smuggle in (a bidi override, say).
     if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -108,11 +107,9 @@ async fn print_note(db: &str, size: Option<u64>) -> CliResult {
 
 async fn sign(db: &str, key: &std::path::Path, args: &CheckpointArgs) -> CliResult {
     let key = load_secret(key)?;
-    for url in &args.witnesses {
-        check_witness_url(url)?;
-    }
+    let witnesses = witness_targets(&args.witnesses, &args.witness_vkeys)?;
     let (ledger, verified) = open(db).await?;
-    let outcome = sign_and_witness(&ledger.store, &verified, &key, &args.witnesses).await;
+    let outcome = sign_and_witness(&ledger.store, &verified, &key, &witnesses).await;
     close(&ledger, &verified).await;
     let (signed, checkpoint, witnesses) = outcome?;
     report(&signed, &checkpoint, &witnesses, args.json);
@@ -126,17 +123,17 @@ pub(crate) async fn sign_and_witness(
     store: &crate::store::Store,
     verified: &crate::pin::Verified,
     key: &crate::crypto::SecretKey,
-    urls: &[String],
+    targets: &[WitnessTarget],
 ) -> Result<(Signed, StoredCheckpoint, Vec<(String, WitnessOutcome)>), CheckpointError> {
     let (tree, _) = verified_tree(store, verified).await?;
     let now = store.clock(Utc::now()).await?;
     let signed = sign_head(store, verified, &tree, key, now).await?;
     let mut witnesses = Vec::new();
-    for url in urls {
-        let post = |body: String| post_add_checkpoint(url, body);
+    for target in targets {
+        let post = |body: String| post_add_checkpoint(&target.url, body);
         let now = store.clock(Utc::now()).await?;
-        let outcome = submit_to_witness(store, &tree, url, post, now).await?;
-        witnesses.push((url.clone(), outcome));
+        let outcome = submit_to_witness(store, &tree, target, post, now).await?;
+        witnesses.push((target.url.clone(), outcome));
     }
     let checkpoint = store
         .checkpoint(tree.ledger_id, Some(tree.size))
@@ -158,6 +155,43 @@ pub(crate) async fn post_add_checkpoint(
     .await
     .map_err(|error| error.to_string())?
     .map_err(|error| error.reason)
+}
+
+/// Each --witness URL with the --witness-vkey at its position (a cosigner vkey, type 0x04):
+/// refused as bad input, before anything is signed, when the counts differ or one is malformed.
+pub(crate) fn witness_targets(
+    urls: &[String],
+    vkeys: &[String],
+) -> Result<Vec<WitnessTarget>, CliError> {
+    if urls.len() != vkeys.len() {
+        return Err(CliError::bad_input(format!(
+            "{} --witness URL(s) but {} --witness-vkey VKEY(s): give each witness its cosigner vkey (`rollbook witness vkey`), in the same order",
+            urls.len(),
+            vkeys.len()
+        )));
+    }
+    urls.iter()
+        .zip(vkeys)
+        .map(|(url, vkey)| {
+            check_witness_url(url)?;
+            let bad = |why: String| {
+                CliError::bad_input(format!(
+                    "--witness-vkey {:?}: {why}",
+                    super::display::shown(vkey)
+                ))
+            };
+            let vkey = VerifierKey::parse(vkey).map_err(|error| bad(error.to_string()))?;
+            if vkey.kind() != VerifierKind::CosignatureV1 {
+                return Err(bad(
+                    "not a cosigner vkey (type 0x04, `rollbook witness vkey`)".into(),
+                ));
+            }
+            Ok(WitnessTarget {
+                url: url.clone(),
+                vkey,
+            })
+        })
+        .collect()
 }
 
 /// A witness URL is an http(s) prefix: refused before anything is signed.
@@ -227,7 +261,7 @@ fn report(
                 "root": to_hex(&checkpoint.root),
                 "signer": signed.signer,
                 "signature_added": signed.added,
-                "note": checkpoint.note_with_added(),
+                "note": assembled_note(checkpoint).map(|note| note.to_text()).unwrap_or_default(),
                 "witnesses": witnesses,
             })
         );
@@ -257,6 +291,6 @@ fn report(
         }
     }
     if witnesses.is_empty() {
-        println!("  witnesses     none asked (--witness URL): a reviewer's --witnesses policy needs their cosignatures");
+        println!("  witnesses     none asked (--witness URL --witness-vkey VKEY): a reviewer's --witnesses policy needs their cosignatures");
     }
 }

@@ -63,7 +63,7 @@ impl DemoWitness {
         format!("witness w1 {}\nquorum w1\n", self.vkey)
     }
 
-    /// `rollbook checkpoint --key KEY --witness URL`: syncs this machine's pin, signs the head
+    /// `rollbook checkpoint --key KEY --witness URL --witness-vkey VKEY`: syncs this machine's pin, signs the head
     /// with `key`, has the witness cosign it; fails unless it cosigned.
     pub async fn checkpoint(&self, ledger: &Ledger, key: &SecretKey, signer: &str) -> CliResult {
         let dir = crate::pin::state_dir()?;
@@ -72,7 +72,10 @@ impl DemoWitness {
             &ledger.store,
             &verified,
             key,
-            std::slice::from_ref(&self.url),
+            &[crate::checkpoint::WitnessTarget {
+                url: self.url.clone(),
+                vkey: self.vkey.clone(),
+            }],
         )
         .await;
         verified.close().await;

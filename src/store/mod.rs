@@ -102,21 +102,8 @@ pub struct StoredCheckpoint {
     /// When it was stored (the ledger's clock).
     pub recorded_at: String,
     /// Signature lines added after it was stored (a cosignature, another signer's), in the
-    /// order they were added.
+    /// order they were added. `checkpoint::assembled_note` makes the note shown and exported.
     pub added: Vec<AddedSignature>,
-}
-
-impl StoredCheckpoint {
-    /// The note with the signature lines added since it was stored, after its own: still a
-    /// signed note (signature lines end a note, in any order), byte for byte what was stored.
-    pub fn note_with_added(&self) -> String {
-        let mut note = self.note.clone();
-        for added in &self.added {
-            note.push_str(&added.line);
-            note.push('\n');
-        }
-        note
-    }
 }
 
 /// A signature line added to a stored checkpoint.
@@ -124,7 +111,8 @@ impl StoredCheckpoint {
 pub struct AddedSignature {
     /// The line, without its newline.
     pub line: String,
-    /// The witness submission URL it came from; `None` for a log signer's signature.
+    /// The witness it came from, `<cosigner vkey> <submission URL>`
+    /// (`checkpoint::witness_source`); `None` for a log signer's signature.
     pub source: Option<String>,
     pub recorded_at: String,
 }
@@ -513,7 +501,8 @@ impl Store {
     }
 
     /// Adds a signature line (without its newline) to the stored checkpoint of `tree_size`;
-    /// false when that line is stored already. `source` is the witness URL it came from.
+    /// false when that line is stored already. `source` is the witness it came from
+    /// (`checkpoint::witness_source`).
     pub async fn add_checkpoint_signature(
         &self,
         ledger_id: Uuid,
@@ -553,7 +542,7 @@ impl Store {
         Ok(self.checkpoints(ledger_id, size, size).await?.pop())
     }
 
-    /// The largest checkpoint size a signature line from `source` (a witness URL) was stored
+    /// The largest checkpoint size a signature line from `source` (a witness) was stored
     /// for; 0 when none was.
     pub async fn witness_size(&self, ledger_id: Uuid, source: &str) -> Result<u64, StoreError> {
         dispatch!(self, store => store.queries().witness_size(ledger_id, source).await)

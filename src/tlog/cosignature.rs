@@ -101,3 +101,13 @@ pub fn verified_cosignatures(
     }
     Ok(good)
 }
+
+/// The timestamp of a cosignature/v1 line (its first 8 bytes); `None` when the line is not
+/// 72 bytes after its key id. Says nothing about whether it verifies.
+pub fn cosignature_time(line: &NoteSignature) -> Option<u64> {
+    if line.signature.len() != COSIGNATURE_LEN_BYTES {
+        return None;
+    }
+    let time: [u8; 8] = line.signature.get(..8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(time))
+}

@@ -23,6 +23,7 @@ use super::checkpoint::{parse_size, Checkpoint, CheckpointError};
 use super::cosignature::cosign;
 use super::note::{
     verify_note, Note, NoteError, NoteSignature, VerifierKey, VerifierKind, NOTE_LEN_MAX_BYTES,
+    NOTE_SIGNATURES_MAX,
 };
 use super::{base64_decode, base64_encode};
 use crate::crypto::merkle::{empty_root, verify_consistency, Hash};
@@ -272,11 +273,17 @@ impl Witness {
                 response,
                 new_state: None,
             },
-            Ok(()) => self.cosign(request, now_s),
+            Ok(log_lines) => self.cosign(request, log_lines, now_s),
         }
     }
 
-    fn check(&self, request: &AddCheckpoint, stored: Option<WitnessState>) -> Result<(), Response> {
+    /// The request's checks in the spec's order; on success the log signature lines that
+    /// verified (the only lines of the request the witness keeps).
+    fn check(
+        &self,
+        request: &AddCheckpoint,
+        stored: Option<WitnessState>,
+    ) -> Result<Vec<NoteSignature>, Response> {
         let checkpoint = &request.checkpoint;
         let origin = checkpoint.origin.as_str();
         let keys: Vec<VerifierKey> = (self.logs.iter())
@@ -289,9 +296,16 @@ impl Witness {
                 format!("unknown log origin {origin:?}"),
             ));
         }
-        if let Err(error) = verify_note(&request.note, &keys) {
-            return Err(Response::text(403, error));
-        }
+        self.check_room(&request.note)?;
+        let verified = match verify_note(&request.note, &keys) {
+            Ok(verified) => verified,
+            Err(error) => return Err(Response::text(403, error)),
+        };
+        let log_lines = verified
+            .iter()
+            .filter_map(|found| request.note.signatures().get(found.signature_index))
+            .cloned()
+            .collect();
         if request.old_size > checkpoint.size {
             return Err(Response::text(
                 400,
@@ -312,10 +326,43 @@ impl Witness {
                 body: format!("{}\n", held.size),
             });
         }
-        check_consistency(request, &held).map_err(|reason| Response::text(422, reason))
+        check_consistency(request, &held).map_err(|reason| Response::text(422, reason))?;
+        Ok(log_lines)
     }
 
-    fn cosign(&self, request: &AddCheckpoint, now_s: u64) -> Decision {
+    /// 400 for a note that leaves no room for this witness's cosignature line: already
+    /// `NOTE_SIGNATURES_MAX` lines, or too long to take one more line under `NOTE_LEN_MAX_BYTES`
+    /// (the client could not add the cosignature to its note).
+    fn check_room(&self, note: &Note) -> Result<(), Response> {
+        let line = NoteSignature {
+            key_name: self.name.clone(),
+            key_id: self.vkey.key_id(),
+            signature: vec![0; super::cosignature::COSIGNATURE_LEN_BYTES],
+        }
+        .to_line();
+        if note.signatures().len() >= NOTE_SIGNATURES_MAX {
+            return Err(Response::text(
+                400,
+                format!("the note has {NOTE_SIGNATURES_MAX} signature lines already: no room for a cosignature"),
+            ));
+        }
+        if note.to_text().len() + line.len() > NOTE_LEN_MAX_BYTES {
+            return Err(Response::text(
+                400,
+                format!("the note is too long to take a cosignature line (at most {NOTE_LEN_MAX_BYTES} bytes)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The cosignature line, and the state to store: canonical, the checkpoint text with only
+    /// the log signatures that verified and this cosignature (never a line the client added).
+    fn cosign(
+        &self,
+        request: &AddCheckpoint,
+        log_lines: Vec<NoteSignature>,
+        now_s: u64,
+    ) -> Decision {
         let signature: NoteSignature =
             match cosign(request.note.text(), &self.name, &self.key, now_s) {
                 Ok(signature) => signature,
@@ -327,10 +374,22 @@ impl Witness {
                 }
             };
         let line = signature.to_line();
-        let mut cosigned = request.note.clone();
-        // The note came through `Note::parse`, so it holds at most NOTE_SIGNATURES_MAX lines; a
-        // full note still gets its cosignature back, only the stored copy lacks it.
-        let _ = cosigned.push_signature(signature);
+        let state = Note::new(request.note.text()).and_then(|mut note| {
+            for log_line in log_lines {
+                note.push_signature(log_line)?;
+            }
+            note.push_signature(signature)?;
+            Ok(note)
+        });
+        let cosigned = match state {
+            Ok(note) => note,
+            Err(error) => {
+                return Decision {
+                    response: Response::text(500, format!("cannot build the state: {error}")),
+                    new_state: None,
+                }
+            }
+        };
         Decision {
             response: Response {
                 status: 200,
