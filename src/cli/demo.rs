@@ -221,7 +221,11 @@ pub async fn run(db: &str, args: &DemoArgs) -> CliResult {
 
     step("checkpoint after the commit: alice signs the head, a witness on a loopback port cosigns it");
     let witness = super::demo_witness::start(ledger_id, &set).await?;
-    println!("witness listening on {}", witness.url);
+    println!(
+        "witness listening on {} (its state in the private directory {}, removed at the end)",
+        witness.url,
+        witness.state_dir().display()
+    );
     witness.checkpoint(&ledger, &alice, "alice").await?;
 
     step("alice records the fills from the broker: the roll as executed");

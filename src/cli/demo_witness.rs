@@ -23,10 +23,13 @@ const NAME: &str = "demo.witness.example/w1";
 pub struct DemoWitness {
     pub url: String,
     vkey: VerifierKey,
+    /// Its state directory: private (0700), unpredictably named, removed when the demo ends.
+    state: tempfile::TempDir,
 }
 
 /// Starts a witness on 127.0.0.1 (a free port) knowing the ledger by the keys of `set`, with a
-/// fresh key and a state directory of its own in the temp directory.
+/// fresh key and a private state directory of its own (`tempfile::TempDir`: a predictable name
+/// in a shared temp directory could be a symlink planted by another user).
 pub async fn start(ledger_id: Uuid, set: &ActiveSet) -> Result<DemoWitness, CliError> {
     let io = |what: &str, error: &dyn std::fmt::Display| {
         CliError::new(EXIT_IO, format!("demo witness: {what}: {error}"))
@@ -41,8 +44,12 @@ pub async fn start(ledger_id: Uuid, set: &ActiveSet) -> Result<DemoWitness, CliE
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| io("the ledger's vkeys", &e))?;
     let witness = Witness::new(NAME, key, logs).map_err(|e| io("configuration", &e))?;
-    let dir = std::env::temp_dir().join(format!("rollbook-demo-witness-{ledger_id}"));
-    let state = StateDir::open(&dir).map_err(|e| io("state", &e))?;
+    let dir = tempfile::Builder::new()
+        .prefix("rollbook-demo-witness-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .map_err(|e| io("its state directory", &e))?;
+    let state = StateDir::open(dir.path()).map_err(|e| io("state", &e))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| io("listen", &e))?;
@@ -54,10 +61,16 @@ pub async fn start(ledger_id: Uuid, set: &ActiveSet) -> Result<DemoWitness, CliE
     Ok(DemoWitness {
         url: format!("http://{address}"),
         vkey,
+        state: dir,
     })
 }
 
 impl DemoWitness {
+    /// Where its state lives (while the demo runs).
+    pub fn state_dir(&self) -> &std::path::Path {
+        self.state.path()
+    }
+
     /// The reviewer's tlog-policy: this witness, quorum of it.
     pub fn policy_text(&self) -> String {
         format!("witness w1 {}\nquorum w1\n", self.vkey)
@@ -122,5 +135,40 @@ impl DemoWitness {
             &check,
         )
         .map_err(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::events::{SignerEntry, SignerSet};
+
+    #[tokio::test]
+    async fn the_state_directory_is_private_and_not_the_predictable_path() {
+        let key = SecretKey::generate().unwrap();
+        let set = ActiveSet::validate(&SignerSet {
+            version: 1,
+            threshold: 1,
+            signers: vec![SignerEntry {
+                name: "alice".into(),
+                role: None,
+                public_key: to_hex(&key.public().as_bytes()),
+                key_id: key.public().key_id().to_string(),
+            }],
+        })
+        .unwrap();
+        let ledger_id = Uuid::now_v7();
+        let first = start(ledger_id, &set).await.unwrap();
+        let second = start(ledger_id, &set).await.unwrap();
+        let predictable = std::env::temp_dir().join(format!("rollbook-demo-witness-{ledger_id}"));
+        assert_ne!(first.state_dir(), predictable);
+        assert_ne!(first.state_dir(), second.state_dir());
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(first.state_dir()).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o077, 0, "only its owner reads it: {mode:o}");
+        let path = first.state_dir().to_path_buf();
+        drop(first);
+        assert!(!path.exists(), "removed with the demo");
     }
 }
