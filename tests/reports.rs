@@ -167,6 +167,7 @@ fn available(program: &str) -> bool {
 }
 
 both_backends!(
+    the_report_says_completeness_is_not_checked_and_flags_an_uncovered_tail,
     csv_opens_in_libreoffice_as_numbers_dates_and_inert_text,
     html_report_renders_in_chromium_with_every_figure_and_no_script
 );
@@ -764,4 +765,33 @@ fn a_progress_bar_is_drawn_on_a_terminal_and_cleared() {
         "the bar is cleared: {terminal:?}"
     );
     assert!(terminal.contains("INVALID: the export cannot be verified"));
+}
+
+async fn the_report_says_completeness_is_not_checked_and_flags_an_uncovered_tail(db: &TestDb) {
+    let desk = Desk::new(db);
+    let report = |name: &str| {
+        let export = desk.path(&format!("{name}.jsonl"));
+        desk.ok(&["export", "--out", &export]);
+        let page = desk.path(&format!("{name}.html"));
+        desk.ok(&["report", &export, "--out", &page]);
+        std::fs::read_to_string(&page).unwrap()
+    };
+    // The demo checkpointed, then the desk added rolls: the last signed checkpoint is below
+    // the export's tree size.
+    let behind = report("behind");
+    assert!(behind.contains("completeness (W4-W7)"), "{behind}");
+    assert!(behind.contains("not checked by this report"));
+    assert!(
+        behind.contains("below the export&#39;s tree size")
+            || behind.contains("below the export's tree size"),
+        "the uncovered tail is flagged"
+    );
+    // Checkpointed at the head: no flag, and still not checked.
+    desk.ok(&["checkpoint", "--key", &format!("{KEYS}/alice.key")]);
+    let covered = report("covered");
+    assert!(covered.contains("not checked by this report"));
+    assert!(
+        !covered.contains("tree size")
+            || !covered.contains("are not covered by a signed checkpoint")
+    );
 }

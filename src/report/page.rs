@@ -190,20 +190,43 @@ fn export_section(input: &ReportInput) -> String {
         ),
         (
             "last signed checkpoint",
-            or_missing(signed.map(|s| format!("tree size {}", s.tree_size))),
+            format!(
+                "{}{}",
+                or_missing(signed.map(|s| format!("tree size {}", s.tree_size))),
+                uncovered_tail(
+                    signed.map(|s| s.tree_size),
+                    checkpoint.map(|c| c.tree_size)
+                )
+            ),
         ),
         (
             "its signed note",
             signed.map_or_else(
-                || "<em>none: completeness not checked (see verify --witnesses)</em>".into(),
+                || "<em>none</em>".into(),
                 |s| format!("<pre>{}</pre>", escape(&s.note)),
             ),
+        ),
+        (
+            "completeness (W4-W7)",
+            "<strong>not checked by this report</strong>: whether a signed checkpoint of exactly the export's size is cosigned by a witness quorum is checked by <code>rollbook verify FILE --witnesses POLICY</code>".into(),
         ),
     ];
     format!(
         "<section id=\"export\"><h2>The export</h2>{}</section>",
         key_values(&pairs)
     )
+}
+
+/// A warning when the last signed checkpoint covers fewer events than the export holds: the
+/// events after it are not covered by any signed checkpoint in the file.
+fn uncovered_tail(signed: Option<u64>, exported: Option<u64>) -> String {
+    match (signed, exported) {
+        (Some(signed), Some(exported)) if signed < exported => format!(
+            " <strong>below the export's tree size {exported}: its last {} event(s) are not covered by a signed checkpoint</strong>",
+            exported - signed
+        ),
+        _ => String::new(),
+    }
 }
 
 fn verification_section(input: &ReportInput) -> String {
