@@ -4,13 +4,18 @@
 //! Server routes: `POST /add-checkpoint` (the submission prefix is the server's root) and
 //! `GET /<hex SHA-256(origin)>/checkpoint`, the last checkpoint cosigned for that origin with the
 //! log's signatures and the cosignature (the spec's monitoring retrieval; 404 when none).
+//!
+//! Limits (`Limits`): at most `concurrent` requests are served at once, a request beyond is
+//! answered 503 at once; a request body larger than `ADD_CHECKPOINT_LEN_MAX_BYTES` gets 413, and
+//! one not received within `body_timeout` gets 408 (a slow client cannot hold a slot for long).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
@@ -21,17 +26,62 @@ use crate::tlog::note::{parse_signature_lines, NoteError, NoteSignature};
 use crate::tlog::witness::{Response, ADD_CHECKPOINT_LEN_MAX_BYTES, CONTENT_TYPE_SIZE};
 use crate::witness_service::WitnessService;
 
-/// Serves the witness on `listener` until the process ends.
+/// The server's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests served at once; one more is answered 503 at once.
+    pub concurrent: usize,
+    /// Time to receive a request's body; after it, 408.
+    pub body_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            concurrent: 64,
+            body_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves the witness on `listener` until the process ends, with the default `Limits`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     service: Arc<WitnessService>,
 ) -> std::io::Result<()> {
+    serve_with(listener, service, Limits::default()).await
+}
+
+/// Serves the witness on `listener` with `limits`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    service: Arc<WitnessService>,
+    limits: Limits,
+) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.concurrent.max(1)));
     let app = Router::new()
         .route("/add-checkpoint", post(add_checkpoint))
         .route("/{origin_hash}/checkpoint", get(checkpoint))
-        .layer(DefaultBodyLimit::max(ADD_CHECKPOINT_LEN_MAX_BYTES))
-        .with_state(service);
+        .with_state((service, limits))
+        .layer(from_fn_with_state(slots, limit_concurrency));
     axum::serve(listener, app).await
+}
+
+/// 503 when every slot is taken; else the request, holding a slot until it is answered.
+async fn limit_concurrency(
+    State(slots): State<Arc<tokio::sync::Semaphore>>,
+    request: Request,
+    next: Next,
+) -> axum::response::Response {
+    match slots.try_acquire_owned() {
+        Ok(_slot) => next.run(request).await,
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "the witness is busy: try again\n",
+        )
+            .into_response(),
+    }
 }
 
 /// POSIX seconds now: the cosignature's time.
@@ -43,9 +93,27 @@ pub fn now_s() -> u64 {
 }
 
 async fn add_checkpoint(
-    State(service): State<Arc<WitnessService>>,
-    body: Bytes,
+    State((service, limits)): State<(Arc<WitnessService>, Limits)>,
+    body: Body,
 ) -> axum::response::Response {
+    let read = axum::body::to_bytes(body, ADD_CHECKPOINT_LEN_MAX_BYTES);
+    let body: Bytes = match tokio::time::timeout(limits.body_timeout, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(error)) => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body could not be read whole: {error}\n"),
+            )
+                .into_response()
+        }
+        Err(_) => {
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time\n",
+            )
+                .into_response()
+        }
+    };
     let now_s = now_s();
     // File IO and fsync under the origin's lock: off the async threads.
     let response = tokio::task::spawn_blocking(move || service.add_checkpoint(&body, now_s))
@@ -61,7 +129,7 @@ async fn add_checkpoint(
 }
 
 async fn checkpoint(
-    State(service): State<Arc<WitnessService>>,
+    State((service, _)): State<(Arc<WitnessService>, Limits)>,
     Path(origin_hash): Path<String>,
 ) -> axum::response::Response {
     match service.state().read_note(&origin_hash) {

@@ -185,7 +185,14 @@ impl WitnessService {
             Err(error) => return Response::internal(&error),
         };
         let decision = self.witness.decide(&request, stored, now_s);
-        if let Some(cosigned) = &decision.new_state {
+        // The same (size, root) as held: the state is already this checkpoint, cosigned; it is
+        // not rewritten (a replayed request costs no write and no fsync).
+        let unchanged = |cosigned: &Note| {
+            stored.is_some_and(|held| {
+                held.size == request.checkpoint.size && held.root == request.checkpoint.root
+            }) && cosigned.text() == request.note.text()
+        };
+        if let Some(cosigned) = decision.new_state.as_ref().filter(|c| !unchanged(c)) {
             if let Err(error) = self.state.store(&origin, cosigned) {
                 return Response::internal(&error);
             }

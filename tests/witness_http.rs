@@ -583,3 +583,100 @@ fn two_ledgers_on_one_witness_keep_separate_states() {
     let conflict = run(&other_body(7));
     assert_eq!(String::from_utf8_lossy(&conflict.stdout), "6\n");
 }
+
+/// An in-process witness of `log` served with `limits` on a free loopback port; its URL and
+/// its service (for the state it keeps).
+async fn serve_in_process(
+    log: &Log,
+    dir: &Path,
+    limits: rollbook::tlog_http::Limits,
+) -> (
+    String,
+    std::sync::Arc<rollbook::witness_service::WitnessService>,
+) {
+    use rollbook::tlog::{VerifierKey, VerifierKind};
+    let log_vkey = VerifierKey::new(ORIGIN, VerifierKind::Ed25519, log.key.public()).unwrap();
+    let witness = rollbook::tlog::witness::Witness::new(
+        WITNESS_NAME,
+        SecretKey::generate().unwrap(),
+        vec![log_vkey],
+    )
+    .unwrap();
+    let state = rollbook::witness_service::StateDir::open(dir).unwrap();
+    let service = std::sync::Arc::new(rollbook::witness_service::WitnessService::new(
+        witness, state,
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(rollbook::tlog_http::serve_with(
+        listener,
+        service.clone(),
+        limits,
+    ));
+    (url, service)
+}
+
+async fn submit_async(url: &str, body: String) -> WitnessReply {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || {
+        submit_add_checkpoint(&url, &body, Duration::from_secs(10)).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_witness_answers_503_and_a_slow_body_408() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::new(SecretKey::generate().unwrap(), 8, 1);
+    let limits = rollbook::tlog_http::Limits {
+        concurrent: 1,
+        body_timeout: Duration::from_secs(1),
+    };
+    let (url, _) = serve_in_process(&log, dir.path(), limits).await;
+    // A slow client: headers promise 100 bytes, 3 arrive. It holds the only slot.
+    let address = url.strip_prefix("http://").unwrap();
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(b"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: 100\r\n\r\nold")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let busy = submit_async(&url, log.body(0, 5)).await;
+    assert_eq!(busy.status, 503, "{}", busy.body);
+    // The slow client gets 408 once its body is late; its slot is free again.
+    let mut answer = vec![0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    drop(slow);
+    let cosigned = submit_async(&url, log.body(0, 5)).await;
+    assert_eq!(cosigned.status, 200, "{}", cosigned.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_checkpoint_is_cosigned_without_rewriting_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::new(SecretKey::generate().unwrap(), 8, 1);
+    let (url, service) =
+        serve_in_process(&log, dir.path(), rollbook::tlog_http::Limits::default()).await;
+    assert_eq!(submit_async(&url, log.body(0, 5)).await.status, 200);
+    let file = service.state().file_of(ORIGIN);
+    let before = std::fs::read(&file).unwrap();
+    let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The same (size, root) again, from the size held: cosigned, the state file untouched.
+    let again = submit_async(&url, log.body(5, 5)).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().modified().unwrap(),
+        modified
+    );
+    // A larger tree is stored.
+    assert_eq!(submit_async(&url, log.body(5, 8)).await.status, 200);
+    assert_ne!(std::fs::read(&file).unwrap(), before);
+}
