@@ -298,6 +298,7 @@ both_backends!(
     w7_a_stale_checkpoint_is_complete_but_not_current,
     only_verified_cosignatures_are_stored_and_a_note_keeps_the_newest_per_witness,
     p1_the_newest_cosignature_counts_and_a_time_of_zero_never_does,
+    n6_a_note_of_size_zero_needs_the_empty_root,
 );
 
 async fn a_cosigned_checkpoint_of_the_exports_size_makes_it_complete(db: &TestDb) {
@@ -817,4 +818,39 @@ fn zero_cosignature(text: &str, key: &SecretKey) -> rollbook::tlog::NoteSignatur
         key_id: vkey.key_id(),
         signature,
     }
+}
+
+async fn n6_a_note_of_size_zero_needs_the_empty_root(db: &TestDb) {
+    let k = keys();
+    let ledger = ledger_of(db, &k, &[9]).await;
+    let origin = ledger_origin(ledger.ledger_id);
+    let note_of = |root: [u8; 32]| {
+        let text = rollbook::tlog::Checkpoint {
+            origin: origin.clone(),
+            size: 0,
+            root,
+            extensions: vec![],
+        }
+        .to_text();
+        let mut note = Note::new(&text).unwrap();
+        note.push_signature(sign_ed25519(&text, &origin, &k.alice).unwrap())
+            .unwrap();
+        let now = Utc::now().timestamp() as u64;
+        note.push_signature(cosign(&text, "w1", &k.w1, now).unwrap())
+            .unwrap();
+        note.to_text()
+    };
+    let log = log_key(ledger.ledger_id, k.alice.public()).unwrap();
+    let check = WitnessCheck {
+        policy: Policy::parse(format!("log {log}\n{}", one_witness(&k)).as_bytes()).unwrap(),
+        max_age: None,
+        now: Utc::now(),
+    };
+    let empty = rollbook::crypto::merkle::empty_root();
+    let check_note = |text: &str| {
+        rollbook::audit::completeness::check_note_alone(text, ledger.ledger_id, 60, &check)
+    };
+    assert!(check_note(&note_of(empty)).is_ok());
+    let refused = check_note(&note_of([7; 32])).unwrap_err();
+    assert!(refused.contains("N6"), "{refused}");
 }

@@ -181,6 +181,9 @@ pub fn check_note_alone(
             checkpoint.origin
         ));
     }
+    if checkpoint.size == 0 && checkpoint.root != crate::crypto::merkle::empty_root() {
+        return Err("a checkpoint of size 0 must have the empty tree's root (N6)".into());
+    }
     if check.policy.logs().is_empty() {
         return Err("a signed note alone is verified against the policy's `log` lines (the ledger's signer keys under its origin); the policy has none".into());
     }
