@@ -1,4 +1,4 @@
-//! `rollbook checkpoint --witness URL` against `rollbook witness serve` over real HTTP on
+//! `rollbook checkpoint --witness URL --witness-vkey VKEY` against `rollbook witness serve` over real HTTP on
 //! loopback, on both backends: the first cosignature, the 409 catch-up from the size the
 //! witness holds, a witness down (nothing lost), a witness restarted (its state kept), a witness
 //! that refuses, and the reviewer's verification of the result.

@@ -116,7 +116,7 @@ async fn sign(db: &str, key: &std::path::Path, args: &CheckpointArgs) -> CliResu
     Ok(exit_code(&witnesses))
 }
 
-/// What `checkpoint --key KEY --witness URL...` does once the ledger is verified: signs the
+/// What `checkpoint --key KEY --witness URL --witness-vkey VKEY...` does once the ledger is verified: signs the
 /// pinned head, sends it to each witness in turn; the checkpoint as stored after, and what
 /// each witness did.
 pub(crate) async fn sign_and_witness(
