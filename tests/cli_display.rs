@@ -619,7 +619,7 @@ async fn verify_checks_the_genesis_hash_of_a_file_and_of_the_live_ledger(db: &Te
             "{plain}"
         );
         assert!(plain.contains(&desk.key_id("dave")), "{plain}");
-        assert!(plain.contains("NOT CHECKED"), "{plain}");
+        assert!(plain.contains("identity      NOT CHECKED"), "{plain}");
         let (json, _) = run(&["--json"], 0);
         let json: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(json["genesis_hash"], genesis.as_str());
@@ -630,7 +630,7 @@ async fn verify_checks_the_genesis_hash_of_a_file_and_of_the_live_ledger(db: &Te
         let right: serde_json::Value = serde_json::from_str(&right).unwrap();
         assert_eq!(right["identity_checked_by"], serde_json::json!(["genesis"]));
         let (right, _) = run(&["--genesis", &genesis], 0);
-        assert!(!right.contains("NOT CHECKED"), "{right}");
+        assert!(!right.contains("identity      NOT CHECKED"), "{right}");
 
         let (stdout, stderr) = run(&["--genesis", &wrong], 1);
         for hash in [&genesis, &wrong] {
@@ -780,7 +780,7 @@ async fn a_fabricated_ledger_with_the_same_id_is_caught_by_genesis_and_its_key_i
             "the same ledger id:\n{valid}"
         );
         assert!(valid.contains("(alice, bob, carol)"), "{valid}");
-        assert!(valid.contains("NOT CHECKED"), "{valid}");
+        assert!(valid.contains("identity      NOT CHECKED"), "{valid}");
         assert!(
             valid.contains(&fake[0].1.public().key_id().to_string()),
             "{valid}"

@@ -1887,7 +1887,10 @@ async fn postgres_ledgers_from_before_the_trigger_replacement_keep_appending() {
     let applied = db
         .raw_rows("SELECT version FROM _sqlx_migrations ORDER BY version")
         .await;
-    assert_eq!(applied, vec![vec!["1"], vec!["2"], vec!["3"], vec!["4"]]);
+    assert_eq!(
+        applied,
+        vec![vec!["1"], vec!["2"], vec!["3"], vec!["4"], vec!["5"]]
+    );
     assert_eq!(all_events(&store, ledger).await, written);
     assert_eq!(store.head(ledger).await.unwrap().unwrap(), (4, prev));
     // The one-statement path (twice: the second on the remembered head), then the locked one.
