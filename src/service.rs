@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::crypto::canonical::{genesis_message, ChainHead, Purpose};
-use crate::crypto::keys::SecretKey;
+use crate::crypto::keys::KeyError;
+use crate::crypto::Sign;
 use crate::domain::approval::{
     self, cosign_purpose, decide_propose, decide_reject, decide_sign, decide_withdraw, message_for,
     ProposalDraft, ProposalState, SignOutcome, Status,
@@ -25,7 +26,7 @@ use crate::domain::execution::{
     decide_execute, execute_message, validate_request, ExecutableRoll, ExecutionRequest,
     EXECUTION_RECORDING_GRACE_DAYS,
 };
-use crate::domain::governance::{seal_signature, ActiveSet, Governance, Refusal};
+use crate::domain::governance::{envelope_of, ActiveSet, Governance, Refusal};
 use crate::domain::layers::{LayerBook, LayerConflict};
 use crate::pin::{PinError, Verified};
 use crate::sizing::{Policy, Proposal, SizingReport};
@@ -42,6 +43,9 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Pin(#[from] PinError),
+    /// The key could not sign (an ssh-agent refused or went away); nothing was recorded.
+    #[error(transparent)]
+    Signing(#[from] KeyError),
     #[error("{0}")]
     BadInput(String),
     #[error("{0}")]
@@ -49,6 +53,13 @@ pub enum ServiceError {
     /// The stored ledger contradicts its own rules: run `rollbook verify`.
     #[error("the ledger is inconsistent: {0}; run `rollbook verify`")]
     Corrupt(String),
+}
+
+/// Signs `message` with `key` (a key file or an ssh-agent) into an envelope: every signature a
+/// command makes for the ledger is made here.
+pub fn seal_with(key: &impl Sign, message: Vec<u8>) -> Result<SignatureEnvelope, KeyError> {
+    let signature = key.sign_message(&message)?;
+    Ok(envelope_of(&key.public(), &message, &signature))
 }
 
 fn new_event(event: &Event, actor: Option<&str>) -> NewEvent {
@@ -67,7 +78,7 @@ pub async fn init(
     store: &Store,
     set: &ActiveSet,
     policy: &Policy,
-    creator: &SecretKey,
+    creator: &impl Sign,
     local: DateTime<Utc>,
 ) -> Result<(Uuid, Governance), ServiceError> {
     if let Some(existing) = store.ledger_ids().await?.first() {
@@ -82,10 +93,10 @@ pub async fn init(
     let set_json = set.to_json();
     let policy_json = policy.canonical_json();
     let policy_hash = policy.hash_hex();
-    let signature = seal_signature(
+    let signature = seal_with(
         creator,
         genesis_message(&ledger_id, &set_json, &policy_json, &policy_hash),
-    );
+    )?;
     let genesis = LedgerCreated {
         format: LEDGER_FORMAT.to_string(),
         signer_set_json: set_json,
@@ -304,7 +315,7 @@ impl Ledger {
     pub async fn propose_roll(
         &self,
         body: String,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
     ) -> Result<(ProposalState, SizingReport), ServiceError> {
         self.propose_roll_from(body, key, local, LayerSource::Genesis)
@@ -315,7 +326,7 @@ impl Ledger {
     pub async fn propose_roll_pinned(
         &self,
         body: String,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
         pin: &mut Verified,
     ) -> Result<(ProposalState, SizingReport), ServiceError> {
@@ -326,7 +337,7 @@ impl Ledger {
     async fn propose_roll_from(
         &self,
         body: String,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
         mut source: LayerSource<'_>,
     ) -> Result<(ProposalState, SizingReport), ServiceError> {
@@ -379,7 +390,7 @@ impl Ledger {
     pub async fn propose_motion(
         &self,
         make: impl Fn(&Governance, DateTime<Utc>) -> Result<ProposalDraft, ServiceError>,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
     ) -> Result<ProposalState, ServiceError> {
         let (chain_now, governance) = self.on_ledger_clock(local).await?;
@@ -407,7 +418,7 @@ impl Ledger {
         &self,
         governance: &Governance,
         proposal_id: Uuid,
-        key: &SecretKey,
+        key: &impl Sign,
         now: DateTime<Utc>,
         mut drafted: impl AsyncFnMut() -> Result<Drafted, ServiceError>,
     ) -> Result<(ProposalState, Drafted), ServiceError> {
@@ -426,7 +437,7 @@ impl Ledger {
             let (deadline, bound) = recording_deadline(draft, now, skew_seconds);
             // The proposer signs the head the draft was made at; when another event lands
             // first, the append is refused and the next attempt drafts again on the new head.
-            let signature = seal_signature(key, draft.message(&drafted.head));
+            let signature = seal_with(key, draft.message(&drafted.head))?;
             let actor = signature.key_id.clone();
             let event = decide_propose(
                 governance,
@@ -462,11 +473,11 @@ impl Ledger {
     pub async fn sign(
         &self,
         proposal_id: Uuid,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
     ) -> Result<SignOutcome, ServiceError> {
         self.cosign_with(proposal_id, local, None, |state, head| {
-            seal_signature(
+            seal_with(
                 key,
                 message_for(
                     self.ledger_id,
@@ -490,7 +501,7 @@ impl Ledger {
         local: DateTime<Utc>,
     ) -> Result<SignOutcome, ServiceError> {
         let bound = bound_head_of(&signature);
-        self.cosign_with(proposal_id, local, bound, |_, _| signature.clone())
+        self.cosign_with(proposal_id, local, bound, |_, _| Ok(signature.clone()))
             .await
     }
 
@@ -502,7 +513,7 @@ impl Ledger {
         proposal_id: Uuid,
         local: DateTime<Utc>,
         offline_head: Option<ChainHead>,
-        make_signature: impl Fn(&ProposalState, &ChainHead) -> SignatureEnvelope,
+        make_signature: impl Fn(&ProposalState, &ChainHead) -> Result<SignatureEnvelope, KeyError>,
     ) -> Result<SignOutcome, ServiceError> {
         retry_on_conflict(proposal_id, async || {
             let (chain_now, governance) = self.on_ledger_clock(local).await?;
@@ -511,7 +522,7 @@ impl Ledger {
             let state = self
                 .proposal_for_decision(&governance, proposal_id, now)
                 .await?;
-            let signature = make_signature(&state, &chain.head);
+            let signature = make_signature(&state, &chain.head)?;
             let actor = signature.key_id.clone();
             let outcome = decide_sign(&governance, &state, signature, now, &mut chain)?;
             // The ledger stream's version and the proposal's only, for rolls and motions alike:
@@ -538,7 +549,7 @@ impl Ledger {
     pub async fn reject(
         &self,
         proposal_id: Uuid,
-        key: &SecretKey,
+        key: &impl Sign,
         reason: &str,
         local: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
@@ -558,7 +569,7 @@ impl Ledger {
     pub async fn withdraw(
         &self,
         proposal_id: Uuid,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
         self.close_with(
@@ -577,7 +588,7 @@ impl Ledger {
     async fn close_with(
         &self,
         proposal_id: Uuid,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
         decide: impl Fn(
             &Governance,
@@ -597,7 +608,7 @@ impl Ledger {
                 .proposal_for_decision(&governance, proposal_id, now)
                 .await?;
             let message = message_for(self.ledger_id, &state, purpose, &chain.head, reason);
-            let signature = seal_signature(key, message);
+            let signature = seal_with(key, message)?;
             let actor = signature.key_id.clone();
             let event = decide(&governance, &state, signature, now, &mut chain)?;
             // Anywhere after the head it binds, as a co-signature (`cosign_with`).
@@ -655,7 +666,7 @@ impl Ledger {
         &self,
         proposal_id: Uuid,
         request: &ExecutionRequest,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
     ) -> Result<(RollExecuted, StoredEvent), ServiceError> {
         retry_on_conflict(proposal_id, async || {
@@ -673,7 +684,7 @@ impl Ledger {
             let corrected = validate_request(&request.fills, &request.corrects)?;
             let message =
                 execute_message(&governance, &roll, &request.fills, &corrected, &chain.head);
-            let signature = seal_signature(key, message);
+            let signature = seal_with(key, message)?;
             let actor = signature.key_id.clone();
             let event = decide_execute(
                 &governance,

@@ -47,7 +47,12 @@ impl<'a> Desk<'a> {
         for name in [
             "alice", "bob", "carol", "dave", "mallory1", "mallory2", "erin",
         ] {
-            desk.ok_plain(&["keygen", "--out", &desk.path(&format!("{name}.key"))]);
+            desk.ok_plain(&[
+                "keygen",
+                "--no-passphrase",
+                "--out",
+                &desk.path(&format!("{name}.key")),
+            ]);
         }
         desk.signers(
             "signers.toml",

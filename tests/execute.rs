@@ -734,7 +734,12 @@ async fn the_cli_records_fills_with_exit_codes_and_json(db: &TestDb) {
     };
     for name in ["alice", "bob", "carol", "dave"] {
         let out = common::rollbook_command()
-            .args(["keygen", "--out", &cli.path(&format!("{name}.key"))])
+            .args([
+                "keygen",
+                "--no-passphrase",
+                "--out",
+                &cli.path(&format!("{name}.key")),
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));

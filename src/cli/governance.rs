@@ -8,11 +8,11 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 
 use super::display::{say, signer_lines, signers_json};
-use super::keys::{load_secret, load_signer_set};
+use super::keys::{load_signer_set, KeyArgs};
 use super::proposals::{close, history, open, service_error};
 use super::views::summary;
 use super::{CliResult, EXIT_OK};
-use crate::crypto::keys::SecretKey;
+use crate::crypto::Signer;
 use crate::domain::approval::ProposalDraft;
 use crate::domain::events::LEDGER_STREAM;
 use crate::domain::governance::Governance;
@@ -35,8 +35,8 @@ pub enum GovernanceCommand {
         /// Signers file of the next set (same format as for `init`).
         #[arg(long)]
         signers: PathBuf,
-        #[arg(long)]
-        key: PathBuf,
+        #[command(flatten)]
+        key: KeyArgs,
         /// Print JSON for machines instead of text.
         #[arg(long)]
         json: bool,
@@ -48,8 +48,8 @@ pub enum GovernanceCommand {
     ProposePolicy {
         #[arg(long)]
         policy: PathBuf,
-        #[arg(long)]
-        key: PathBuf,
+        #[command(flatten)]
+        key: KeyArgs,
         /// Print JSON for machines instead of text.
         #[arg(long)]
         json: bool,
@@ -66,7 +66,7 @@ pub enum GovernanceCommand {
 pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
     match &args.command {
         GovernanceCommand::ProposeSigners { signers, key, json } => {
-            let key = load_secret(key)?;
+            let key = key.signer()?;
             let (ledger, verified) = open(db).await?;
             verified.stream(&ledger.store, LEDGER_STREAM).await?;
             let current = ledger.governance().await.map_err(service_error)?;
@@ -87,7 +87,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             if let Some(warning) = super::proposals::ttl_warning(&policy) {
                 eprintln!("warning: {warning}");
             }
-            let key = load_secret(key)?;
+            let key = key.signer()?;
             let (ledger, verified) = open(db).await?;
             verified.stream(&ledger.store, LEDGER_STREAM).await?;
             record_motion(
@@ -154,7 +154,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
 async fn record_motion(
     (ledger, verified): (Ledger, Verified),
     draft: impl Fn(&Governance, DateTime<Utc>) -> ProposalDraft,
-    key: &SecretKey,
+    key: &Signer,
     json: bool,
 ) -> CliResult {
     let state = ledger

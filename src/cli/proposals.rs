@@ -12,7 +12,7 @@ use super::display::{
     esay, motion_json, motion_lines, motion_view, next_set_lines, say, shown, signer_lines,
     signers_json, MotionView,
 };
-use super::keys::{load_secret, load_signer_set};
+use super::keys::{load_signer_set, KeyArgs};
 use super::views::{name_of, proposal_json, proposal_text, summary, History};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::crypto::canonical::{offline_signed_message, ChainHead};
@@ -20,7 +20,7 @@ use crate::crypto::{from_hex32, to_hex};
 use crate::domain::approval::{cosign_purpose, subject_digest_of, ProposalState, Status};
 use crate::domain::envelope::{format_timestamp, parse_timestamp};
 use crate::domain::events::{Event, ProposalKind, ProposalTerms, SignatureEnvelope, LEDGER_STREAM};
-use crate::domain::governance::{seal_signature, ActiveSet};
+use crate::domain::governance::ActiveSet;
 use crate::pin::Verified;
 use crate::service::{self, Ledger, ServiceError};
 use crate::store::Store;
@@ -34,6 +34,8 @@ pub(crate) fn service_error(error: ServiceError) -> CliError {
             CliError::bad_input(message)
         }
         ServiceError::Corrupt(_) => CliError::new(EXIT_CHECK_FAILED, error.to_string()),
+        // A key that could not sign (an ssh-agent refusing or gone): nothing was recorded.
+        ServiceError::Signing(error) => CliError::bad_input(error.to_string()),
     }
 }
 
@@ -132,9 +134,8 @@ pub struct InitArgs {
     /// Policy file overriding any subset of the default policy.
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// The creator's private key; the creator must be one of the signers.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -143,7 +144,7 @@ pub struct InitArgs {
 pub async fn init(db: &str, args: &InitArgs) -> CliResult {
     let set = load_signer_set(&args.signers, 1)?;
     let policy = super::evaluate::load_policy(args.policy.as_deref())?;
-    let key = load_secret(&args.key)?;
+    let key = args.key.signer()?;
     let store = Store::open(db).await?;
     let (ledger_id, governance) = service::init(&store, &set, &policy, &key, Utc::now())
         .await
@@ -185,9 +186,8 @@ pub async fn init(db: &str, args: &InitArgs) -> CliResult {
 pub struct ProposeArgs {
     /// The roll proposal (TOML; fields as in docs/methodology.md).
     pub file: PathBuf,
-    /// The proposer's private key (must be in the signer set).
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -196,7 +196,7 @@ pub struct ProposeArgs {
 pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
     let body = super::evaluate::read_input_file(&args.file, crate::sizing::FILE_BYTES_MAX)?;
     super::evaluate::proposal_from_input(&args.file, &body)?;
-    let key = load_secret(&args.key)?;
+    let key = args.key.signer()?;
     let (ledger, mut verified) = open(db).await?;
     verified.stream(&ledger.store, LEDGER_STREAM).await?;
     let (state, report) = ledger
@@ -260,9 +260,8 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
 pub struct SignArgs {
     /// The proposal id.
     pub id: String,
-    /// The signer's private key.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Sign a request file on a machine without the database (see `rollbook request`).
     #[arg(long, requires = "request")]
     pub offline: bool,
@@ -351,7 +350,7 @@ fn show_what_is_signed(history: &History, state: &ProposalState) {
 
 pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
     let id = parse_id(&args.id)?;
-    let key = load_secret(&args.key)?;
+    let key = args.key.signer()?;
     if args.offline {
         return sign_offline(id, &key, args);
     }
@@ -375,8 +374,8 @@ pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
 pub struct RejectArgs {
     /// The proposal id.
     pub id: String,
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Why: recorded and signed with the veto.
     #[arg(long)]
     pub reason: String,
@@ -407,10 +406,10 @@ pub async fn reject(db: &str, args: &RejectArgs) -> CliResult {
 async fn id_key_and_ledger(
     db: &str,
     id: &str,
-    key: &std::path::Path,
-) -> Result<(Uuid, crate::crypto::keys::SecretKey, Ledger, Verified), CliError> {
+    key: &KeyArgs,
+) -> Result<(Uuid, crate::crypto::Signer, Ledger, Verified), CliError> {
     let id = parse_id(id)?;
-    let key = load_secret(key)?;
+    let key = key.signer()?;
     let (ledger, mut verified) = open(db).await?;
     check_decision_inputs(&ledger, &mut verified, id).await?;
     Ok((id, key, ledger, verified))
@@ -441,9 +440,8 @@ async fn closed(
 pub struct WithdrawArgs {
     /// The proposal id.
     pub id: String,
-    /// The proposer's key.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -609,17 +607,15 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
 
 #[derive(Debug, Args)]
 pub struct InboxArgs {
-    /// Your key: the inbox lists what it may still sign.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
-    let key = load_secret(&args.key)?;
-    let key_id = key.public().key_id().to_string();
+    let key_id = args.key.public_key()?.key_id().to_string();
     let (ledger, mut verified) = open(db).await?;
     let pending = verified_states(&ledger, &mut verified, Some("pending")).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
@@ -804,7 +800,7 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
     Ok(EXIT_OK)
 }
 
-fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs) -> CliResult {
+fn sign_offline(id: Uuid, key: &crate::crypto::Signer, args: &SignArgs) -> CliResult {
     let path = args
         .request
         .as_ref()
@@ -897,7 +893,8 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
     let file = SignatureFile {
         format: SIGNATURE_FORMAT.into(),
         proposal_id: proposal_id.to_string(),
-        signature: seal_signature(key, message),
+        signature: service::seal_with(key, message)
+            .map_err(|error| CliError::bad_input(error.to_string()))?,
     };
     let out = args
         .out

@@ -255,16 +255,23 @@ fn verify_batch_for_memo(triples: &[(PublicKey, Vec<u8>, [u8; 64])]) -> Vec<[u8;
         .collect()
 }
 
-/// Signs `message` into an envelope. The only place a key's signature is wrapped for the ledger.
+/// Signs `message` with a key held in memory into an envelope (tests and the demo; commands
+/// sign through `service::seal_with`, which takes an ssh-agent's key too).
 pub fn seal_signature(
     secret: &crate::crypto::keys::SecretKey,
     message: Vec<u8>,
 ) -> SignatureEnvelope {
     let signature = secret.sign(&message);
+    envelope_of(&secret.public(), &message, &signature)
+}
+
+/// The envelope of a signature by `key` over `message`: the only place a signature is wrapped
+/// for the ledger.
+pub fn envelope_of(key: &PublicKey, message: &[u8], signature: &[u8; 64]) -> SignatureEnvelope {
     SignatureEnvelope {
-        key_id: secret.public().key_id().to_string(),
-        message: to_hex(&message),
-        signature: to_hex(&signature),
+        key_id: key.key_id().to_string(),
+        message: to_hex(message),
+        signature: to_hex(signature),
     }
 }
 
