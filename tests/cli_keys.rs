@@ -280,7 +280,63 @@ impl<'a> Desk<'a> {
 both_backends!(
     every_decision_signs_through_the_agent_or_an_encrypted_key,
     key_refusals_leave_the_ledger_unchanged,
+    keys_check_names_the_signer_without_signing,
 );
+
+async fn keys_check_names_the_signer_without_signing(db: &TestDb) {
+    let desk = Desk::new(db);
+    let before = desk.head();
+    let check = |args: &[&str]| -> (Option<i32>, serde_json::Value) {
+        let mut all = vec!["keys", "check"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let out = desk.run(&all);
+        let value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("{args:?}: {}", text(&out.stderr)));
+        (out.status.code(), value)
+    };
+    // alice's public key: held by the agent, signer alice.
+    let (code, alice) = check(&[&desk.path("alice.key.pub")]);
+    assert_eq!(code, Some(0), "{alice}");
+    assert_eq!(alice["kind"], "public key");
+    assert_eq!(alice["agent"]["holds_key"], true);
+    assert_eq!(alice["ledger"]["signer"]["name"], "alice");
+    assert_eq!(alice["known"], true);
+    let fingerprint = Command::new("ssh-keygen")
+        .args(["-lf", &desk.path("alice.key.pub")])
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&fingerprint.stdout).split_whitespace().nth(1),
+        alice["key_id"].as_str()
+    );
+    // bob's encrypted PKCS#8, decrypted with its passphrase file: signer bob.
+    let (code, bob) = check(&[
+        &desk.path("bob.key"),
+        "--passphrase-file",
+        &desk.path("pass"),
+    ]);
+    assert_eq!(code, Some(0), "{bob}");
+    assert_eq!(bob["format"], "encrypted PKCS#8 private key");
+    assert_eq!(bob["ledger"]["signer"]["name"], "bob");
+    // dave: in no agent and no signer set: exit 1, and it says both.
+    let (code, dave) = check(&[&desk.path("dave.key.pub")]);
+    assert_eq!(code, Some(1), "{dave}");
+    assert_eq!(dave["agent"]["holds_key"], false);
+    assert_eq!(dave["known"], false);
+    assert!(dave["ledger"]["signer"].is_null());
+    // An encrypted key with a wrong passphrase: exit 2, nothing printed on stdout.
+    let out = desk.run(&[
+        "keys",
+        "check",
+        &desk.path("carol.key"),
+        "--passphrase-file",
+        &desk.path("wrong-pass"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("wrong passphrase"));
+    assert_eq!(desk.head(), before, "keys check signs and records nothing");
+}
 
 async fn every_decision_signs_through_the_agent_or_an_encrypted_key(db: &TestDb) {
     let desk = Desk::new(db);

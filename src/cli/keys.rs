@@ -18,6 +18,7 @@ use super::{CliError, CliResult, EXIT_OK};
 use crate::crypto::agent::AgentKey;
 use crate::crypto::keyfile::{
     public_key_path, read_key_file, read_public_key, write_keypair, EncryptedKey, KeyFile,
+    KeyFileRead,
 };
 use crate::crypto::keys::{KeyError, PublicKey};
 use crate::crypto::Signer;
@@ -71,14 +72,18 @@ pub fn load_signer(path: &Path, passphrase_file: Option<&Path>) -> Result<Signer
         KeyFile::Secret(secret) => Ok(Signer::File(secret)),
         KeyFile::Encrypted(encrypted) => Ok(Signer::File(decrypt(&encrypted, passphrase_file)?)),
         KeyFile::Public(public) => {
-            let socket = std::env::var_os("SSH_AUTH_SOCK")
-                .filter(|socket| !socket.is_empty())
-                .ok_or_else(|| key_error(path, KeyError::NoAgent))?;
-            let agent = AgentKey::open(Path::new(&socket), public)
-                .map_err(|error| key_error(path, error))?;
+            let agent = open_agent_key(public).map_err(|error| key_error(path, error))?;
             Ok(Signer::Agent(agent))
         }
     }
+}
+
+/// The key `public` in the ssh-agent at SSH_AUTH_SOCK.
+pub(super) fn open_agent_key(public: PublicKey) -> Result<AgentKey, KeyError> {
+    let socket = std::env::var_os("SSH_AUTH_SOCK")
+        .filter(|socket| !socket.is_empty())
+        .ok_or(KeyError::NoAgent)?;
+    AgentKey::open(Path::new(&socket), public)
 }
 
 /// A key error as the CLI shows it: bad input (exit 2), naming the `--key` file.
@@ -92,14 +97,18 @@ fn key_error(path: &Path, error: KeyError) -> CliError {
 
 /// Reads a `--key` file, printing ssh's kind of warning when others can read a private key.
 fn read_key(path: &Path) -> Result<KeyFile, CliError> {
-    let (key, warning) = read_key_file(path).map_err(|error| key_error(path, error))?;
-    if let Some(warning) = warning {
-        eprintln!("{warning}");
-    }
-    Ok(key)
+    Ok(read_key_described(path)?.key)
 }
 
-fn decrypt(
+pub(super) fn read_key_described(path: &Path) -> Result<KeyFileRead, CliError> {
+    let read = read_key_file(path).map_err(|error| key_error(path, error))?;
+    if let Some(warning) = &read.warning {
+        eprintln!("{warning}");
+    }
+    Ok(read)
+}
+
+pub(super) fn decrypt(
     encrypted: &EncryptedKey,
     passphrase_file: Option<&Path>,
 ) -> Result<crate::crypto::SecretKey, CliError> {

@@ -72,6 +72,18 @@ pub(super) fn parse_encrypted_secret_key(
     }
 }
 
+/// The name of the format key text is in (by its PEM label or its OpenSSH line), for people.
+pub(super) fn format_name(text: &str) -> &'static str {
+    match pem_label(text.trim()) {
+        Some("OPENSSH PRIVATE KEY") => "OpenSSH private key",
+        Some("PRIVATE KEY") => "PKCS#8 private key",
+        Some("ENCRYPTED PRIVATE KEY") => "encrypted PKCS#8 private key",
+        Some("PUBLIC KEY") => "PEM public key (SubjectPublicKeyInfo)",
+        Some(_) => "PEM",
+        None => "OpenSSH public key line",
+    }
+}
+
 /// Standard base64, accepting input with or without `=` padding (OpenSSH pads; some tools strip it).
 pub(super) const STANDARD: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,

@@ -66,11 +66,19 @@ impl EncryptedKey {
     }
 }
 
+/// A key file as read: the key, its format's name, and the warning `read_secret_key` gives for a
+/// private key file others may read.
+pub struct KeyFileRead {
+    pub key: KeyFile,
+    pub format: &'static str,
+    pub warning: Option<String>,
+}
+
 /// Reads a key file of any kind rollbook accepts: a public key (OpenSSH line or PEM SPKI), a
-/// private key, or a passphrase-protected private key. The warning is the one
-/// `read_secret_key` gives, for a private key file others may read.
-pub fn read_key_file(path: &Path) -> Result<(KeyFile, Option<String>), KeyError> {
+/// private key, or a passphrase-protected private key.
+pub fn read_key_file(path: &Path) -> Result<KeyFileRead, KeyError> {
     let (text, mode) = read_key_text(path)?;
+    let format = super::key_formats::format_name(&text);
     let key = match SecretKey::parse(&text) {
         Ok(key) => KeyFile::Secret(key),
         Err(KeyError::Encrypted) => KeyFile::Encrypted(EncryptedKey {
@@ -79,11 +87,19 @@ pub fn read_key_file(path: &Path) -> Result<(KeyFile, Option<String>), KeyError>
         }),
         Err(KeyError::PublicKeyGiven) => {
             let public = PublicKey::parse(&text).map_err(|source| in_file(path, source))?;
-            return Ok((KeyFile::Public(public), None));
+            return Ok(KeyFileRead {
+                key: KeyFile::Public(public),
+                format,
+                warning: None,
+            });
         }
         Err(source) => return Err(in_file(path, source)),
     };
-    Ok((key, permission_warning(path, mode)))
+    Ok(KeyFileRead {
+        key,
+        format,
+        warning: permission_warning(path, mode),
+    })
 }
 
 /// Reads a public key file (OpenSSH line or PEM SubjectPublicKeyInfo).
