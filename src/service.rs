@@ -89,6 +89,7 @@ pub async fn init(
     }
     let now = store.clock(local).await?;
     check_clocks(local, now, None, policy.timing.clock_skew_max_seconds)?;
+    set.check_enough_valid_at(now)?;
     let ledger_id = Uuid::now_v7();
     let set_json = set.to_json();
     let policy_json = policy.canonical_json();
@@ -106,6 +107,7 @@ pub async fn init(
         signature,
     };
     let governance = Governance::genesis(ledger_id, &genesis)?;
+    governance.creator_valid_at(&genesis.signature.key_id, now)?;
     let actor = creator.public().key_id().to_string();
     let event = Event::LedgerCreated(genesis);
     store
@@ -435,6 +437,7 @@ impl Ledger {
             ];
             let skew_seconds = governance.policy.timing.clock_skew_max_seconds;
             let (deadline, bound) = recording_deadline(draft, now, skew_seconds);
+            let deadline = within_key_lifetime(deadline, &governance.set, &key.public());
             // The proposer signs the head the draft was made at; when another event lands
             // first, the append is refused and the next attempt drafts again on the new head.
             let signature = seal_with(key, draft.message(&drafted.head))?;
@@ -524,6 +527,7 @@ impl Ledger {
                 .await?;
             let signature = make_signature(&state, &chain.head)?;
             let actor = signature.key_id.clone();
+            let signer_key_lapses = key_lapse(&governance, &state, &signature.key_id);
             let outcome = decide_sign(&governance, &state, signature, now, &mut chain)?;
             // The ledger stream's version and the proposal's only, for rolls and motions alike:
             // a governance commit names no other proposal, so decisions on other proposals
@@ -535,7 +539,7 @@ impl Ledger {
             // versions expected above guard the decision, and events of other proposals landing
             // first cannot hold it back (a loop of them would otherwise starve a commit).
             let landing = Landing {
-                deadline: Some(state.expires_at),
+                deadline: Some(earliest(state.expires_at, signer_key_lapses)),
                 after_head: None,
             };
             self.append(expected, &outcome.events, &actor, now, landing)
@@ -610,10 +614,11 @@ impl Ledger {
             let message = message_for(self.ledger_id, &state, purpose, &chain.head, reason);
             let signature = seal_with(key, message)?;
             let actor = signature.key_id.clone();
+            let signer_key_lapses = key_lapse(&governance, &state, &signature.key_id);
             let event = decide(&governance, &state, signature, now, &mut chain)?;
             // Anywhere after the head it binds, as a co-signature (`cosign_with`).
             let landing = Landing {
-                deadline: Some(state.expires_at),
+                deadline: Some(earliest(state.expires_at, signer_key_lapses)),
                 after_head: None,
             };
             self.append(
@@ -695,7 +700,11 @@ impl Ledger {
                 &mut chain,
             )?;
             let landing = Landing {
-                deadline: Some(roll.recording_deadline()),
+                deadline: Some(within_key_lifetime(
+                    roll.recording_deadline(),
+                    &governance.set,
+                    &key.public(),
+                )),
                 after_head: Some(chain.head),
             };
             let expected = vec![
@@ -749,6 +758,40 @@ struct Drafted {
     report: Option<SizingReport>,
     head: ChainHead,
     layers: LayerBook,
+}
+
+/// The last chain time at which a signature by the key `key_id` still counts (check A15): a
+/// microsecond before its `valid_before`, from the set in force or, for a new key signing its
+/// motion, the proposed set. A decision judged valid at `now` must not land after it.
+fn key_lapse(
+    governance: &Governance,
+    state: &ProposalState,
+    key_id: &str,
+) -> Option<DateTime<Utc>> {
+    let next = approval::proposed_set(state).ok().flatten();
+    governance
+        .set
+        .by_key_id(key_id)
+        .or_else(|| next.as_ref().and_then(|next| next.by_key_id(key_id)))
+        .and_then(|member| member.valid_before)
+        .map(|before| before - chrono::Duration::microseconds(1))
+}
+
+/// `deadline`, brought forward to the last instant `key`'s lifetime in `set` allows.
+fn within_key_lifetime(
+    deadline: DateTime<Utc>,
+    set: &ActiveSet,
+    key: &crate::crypto::PublicKey,
+) -> DateTime<Utc> {
+    let lapse = set
+        .by_key(&key.as_bytes())
+        .and_then(|member| member.valid_before)
+        .map(|before| before - chrono::Duration::microseconds(1));
+    earliest(deadline, lapse)
+}
+
+fn earliest(deadline: DateTime<Utc>, other: Option<DateTime<Utc>>) -> DateTime<Utc> {
+    other.map_or(deadline, |other| other.min(deadline))
 }
 
 /// A roll that may not draw on the layer it names: conflicting numbers or a missing id are

@@ -40,6 +40,8 @@ fn entry(name: &str, key: &SecretKey) -> SignerEntry {
         role: None,
         public_key: to_hex(&key.public().as_bytes()),
         key_id: key.public().key_id().to_string(),
+        valid_after: None,
+        valid_before: None,
     }
 }
 
@@ -64,6 +66,12 @@ struct Keys {
 ///  13-18 motion (recorded, 3 signatures, commit, adoption) | 19-20 pending roll (recorded,
 ///  1 signature).
 async fn story(db: &TestDb) -> (Ledger, Keys) {
+    story_with(db, None).await
+}
+
+/// The story with alice's key valid only before `alice_valid_before` (every act of hers in
+/// the story lies before it).
+async fn story_with(db: &TestDb, alice_valid_before: Option<DateTime<Utc>>) -> (Ledger, Keys) {
     let k = Keys {
         alice: SecretKey::generate().unwrap(),
         bob: SecretKey::generate().unwrap(),
@@ -75,7 +83,10 @@ async fn story(db: &TestDb) -> (Ledger, Keys) {
         version: 1,
         threshold: 2,
         signers: vec![
-            entry("alice", &k.alice),
+            SignerEntry {
+                valid_before: alice_valid_before.map(format_timestamp),
+                ..entry("alice", &k.alice)
+            },
             entry("bob", &k.bob),
             entry("carol", &k.carol),
         ],
@@ -286,6 +297,24 @@ fn with_legacy_expiry(lines: &[String]) -> Vec<String> {
 
 fn last_time(lines: &[String]) -> DateTime<Utc> {
     parse_timestamp(&events(lines).last().unwrap().recorded_at).unwrap()
+}
+
+/// alice's key is valid until 100 s after t0; her last co-signature (seq 20, at 16 s) moved to
+/// 150 s, every hash recomputed: a signature outside its key's lifetime counts for nothing (A15).
+/// Unmoved, the same history verifies: a lapsed key never invalidates what it signed in time.
+#[tokio::test]
+async fn a15_a_signature_outside_its_keys_lifetime_counts_for_nothing() {
+    let db = TestDb::sqlite();
+    let (ledger, _) = story_with(&db, Some(t0() + Duration::seconds(100))).await;
+    let lines = export_lines(&ledger).await;
+    let late = with_event(&lines, LAST, |event| {
+        *event = restamped(event, t0() + Duration::seconds(150));
+    });
+    assert_invalid_at(&late, LAST, "A15");
+    let in_time = with_event(&lines, LAST, |event| {
+        *event = restamped(event, t0() + Duration::seconds(99));
+    });
+    verify(&in_time).expect("a signature inside the lifetime counts");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -281,7 +281,109 @@ both_backends!(
     every_decision_signs_through_the_agent_or_an_encrypted_key,
     key_refusals_leave_the_ledger_unchanged,
     keys_check_names_the_signer_without_signing,
+    key_lifetimes_change_by_motion_and_an_expired_key_is_refused,
 );
+
+async fn key_lifetimes_change_by_motion_and_an_expired_key_is_refused(db: &TestDb) {
+    let desk = Desk::new(db);
+    let p = |name: &str| desk.path(name);
+    let signers = |lifetimes: [&str; 3]| {
+        format!(
+            "threshold = 2\n[[signers]]\nname = \"alice\"\npublic_key_file = \"alice.key.pub\"\n{}\n\
+             [[signers]]\nname = \"bob\"\npublic_key_file = \"bob.pub.pem\"\n{}\n\
+             [[signers]]\nname = \"carol\"\npublic_key_file = \"carol.key.pub\"\n{}\n",
+            lifetimes[0], lifetimes[1], lifetimes[2]
+        )
+    };
+    // Two keys lapsed: the set could decide nothing, refused before anything is recorded.
+    std::fs::write(
+        p("dead.toml"),
+        signers([
+            "",
+            "valid_before = 2020-01-01T00:00:00Z",
+            "valid_before = \"2020-01-01T00:00:00Z\"",
+        ]),
+    )
+    .unwrap();
+    let mut propose_dead = vec!["governance", "propose-signers", "--signers"];
+    let dead = p("dead.toml");
+    propose_dead.push(&dead);
+    let alice = desk.key_args("alice");
+    propose_dead.extend(alice.iter().map(String::as_str));
+    desk.refused(&propose_dead, 3, "fewer than its threshold 2");
+    // carol's key lapsed long ago, bob's within the proposal's lifetime: warned about; a TOML
+    // date-time and an RFC 3339 string with an offset are both read.
+    let soon = (Utc::now() + chrono::Duration::seconds(90)).to_rfc3339();
+    std::fs::write(
+        p("next.toml"),
+        signers([
+            "valid_after = \"2020-01-01T01:00:00+01:00\"",
+            &format!("valid_before = \"{soon}\""),
+            "valid_before = 2020-01-01T00:00:00Z",
+        ]),
+    )
+    .unwrap();
+    let carol = desk.key_args("carol");
+    let mut args = vec!["governance", "propose-signers", "--signers"];
+    let next = p("next.toml");
+    args.push(&next);
+    args.extend(carol.iter().map(String::as_str));
+    let out = desk.run(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("renew them with a signer-set motion"),
+        "{}",
+        text(&out.stderr)
+    );
+    let motion = text(&out.stdout)
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_string();
+    // The motion shows every lifetime it changes.
+    let show = desk.json(&["show", &motion]);
+    let changes = show["changes"].as_array().unwrap();
+    let lifetimes: Vec<&serde_json::Value> = changes
+        .iter()
+        .filter(|change| change["change"] == "lifetime_changed")
+        .collect();
+    assert_eq!(lifetimes.len(), 3, "{changes:?}");
+    assert_eq!(lifetimes[0]["new"], "from 2020-01-01T00:00:00.000000Z");
+    assert_eq!(lifetimes[2]["new"], "until 2020-01-01T00:00:00.000000Z");
+    assert_eq!(
+        desk.as_signer("alice", &["sign", &motion])["status"],
+        "pending"
+    );
+    assert_eq!(
+        desk.as_signer("bob", &["sign", &motion])["status"],
+        "committed"
+    );
+    // From now on carol's key counts for nothing: no signature, proposal or veto of hers.
+    let roll = desk.propose("alice");
+    let file = desk.proposal();
+    let carol_key = ["--key", &p("carol.key"), "--passphrase-file", &p("pass")];
+    for args in [
+        vec!["sign", roll.as_str()],
+        vec!["propose", file.as_str()],
+        vec!["reject", roll.as_str(), "--reason", "late"],
+    ] {
+        let mut all = args.clone();
+        all.extend(carol_key);
+        desk.refused(&all, 3, "counts for nothing");
+    }
+    let check = desk.run(&["keys", "check", &p("carol.key.pub"), "--json"]);
+    let check: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(check["ledger"]["signer"]["name"], "carol");
+    assert_eq!(check["ledger"]["signer"]["valid_now"], false);
+    assert_eq!(
+        check["ledger"]["signer"]["valid_before"],
+        "2020-01-01T00:00:00.000000Z"
+    );
+    // Her signatures made while her key was valid still verify.
+    let export = p("audit.jsonl");
+    desk.ok(&["export", "--out", &export]);
+    assert_eq!(desk.json(&["verify", &export])["valid"], true);
+}
 
 async fn keys_check_names_the_signer_without_signing(db: &TestDb) {
     let desk = Desk::new(db);

@@ -15,7 +15,7 @@ use super::{CliResult, EXIT_OK};
 use crate::crypto::Signer;
 use crate::domain::approval::ProposalDraft;
 use crate::domain::events::LEDGER_STREAM;
-use crate::domain::governance::Governance;
+use crate::domain::governance::{Governance, Refusal};
 use crate::pin::Verified;
 use crate::service::Ledger;
 
@@ -71,12 +71,20 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             verified.stream(&ledger.store, LEDGER_STREAM).await?;
             let current = ledger.governance().await.map_err(service_error)?;
             let next = load_signer_set(signers, current.set.version + 1)?;
-            for warning in next.threshold_warnings(current.policy.approval.proposer_counts) {
+            let mut warnings = next.threshold_warnings(current.policy.approval.proposer_counts);
+            let lifetime_end = Utc::now()
+                + chrono::Duration::seconds(current.policy.approval.proposal_ttl_seconds as i64);
+            warnings.extend(next.lifetime_warning(lifetime_end));
+            for warning in warnings {
                 eprintln!("warning: {warning}");
             }
             record_motion(
                 (ledger, verified),
-                |g, now| ProposalDraft::signer_set(g, uuid_v7_at(now), &next, now),
+                |g, now| {
+                    // Judged on the ledger's clock: a set that could decide nothing is refused.
+                    next.check_enough_valid_at(now)?;
+                    Ok(ProposalDraft::signer_set(g, uuid_v7_at(now), &next, now))
+                },
                 &key,
                 *json,
             )
@@ -92,7 +100,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             verified.stream(&ledger.store, LEDGER_STREAM).await?;
             record_motion(
                 (ledger, verified),
-                |g, now| ProposalDraft::policy(g, uuid_v7_at(now), &policy, now),
+                |g, now| Ok(ProposalDraft::policy(g, uuid_v7_at(now), &policy, now)),
                 &key,
                 *json,
             )
@@ -153,12 +161,12 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
 /// key, and tells what was recorded.
 async fn record_motion(
     (ledger, verified): (Ledger, Verified),
-    draft: impl Fn(&Governance, DateTime<Utc>) -> ProposalDraft,
+    draft: impl Fn(&Governance, DateTime<Utc>) -> Result<ProposalDraft, Refusal>,
     key: &Signer,
     json: bool,
 ) -> CliResult {
     let state = ledger
-        .propose_motion(|g, now| Ok(draft(g, now)), key, Utc::now())
+        .propose_motion(|g, now| Ok(draft(g, now)?), key, Utc::now())
         .await
         .map_err(service_error)?;
     let history = history(&ledger).await?;

@@ -276,10 +276,41 @@ struct SignerFileEntry {
     name: String,
     role: Option<String>,
     public_key_file: PathBuf,
+    /// The key's lifetime (RFC 3339, a TOML date-time or a string): it signs for nothing before
+    /// `valid_after` nor from `valid_before` on.
+    valid_after: Option<FileTime>,
+    valid_before: Option<FileTime>,
+}
+
+/// A time in a signers file: a TOML offset date-time (`2027-01-01T00:00:00Z`) or an RFC 3339
+/// string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileTime {
+    Toml(toml::value::Datetime),
+    Text(String),
+}
+
+impl FileTime {
+    /// The canonical timestamp text the signer set stores.
+    fn canonical(&self, signer: &str, field: &str) -> Result<String, String> {
+        let text = match self {
+            FileTime::Toml(datetime) => datetime.to_string(),
+            FileTime::Text(text) => text.clone(),
+        };
+        chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|at| crate::domain::envelope::format_timestamp(at.with_timezone(&chrono::Utc)))
+            .map_err(|error| {
+                format!(
+                    "signer {signer}: {field} {text:?} is not an RFC 3339 date-time with an offset ({error})"
+                )
+            })
+    }
 }
 
 /// Reads a signers file (TOML: `threshold`, `[[signers]]` with `name`, optional `role`,
-/// `public_key_file` relative to the file) into a validated set of the given version.
+/// `public_key_file` relative to the file, optional `valid_after`/`valid_before`) into a
+/// validated set of the given version.
 pub fn load_signer_set(path: &Path, version: u64) -> Result<ActiveSet, CliError> {
     let text = super::evaluate::read_input_file(path, SIGNERS_FILE_BYTES_MAX)?;
     let bad = |message: String| CliError::bad_input(format!("{}: {message}", path.display()));
@@ -302,11 +333,18 @@ pub fn load_signer_set(path: &Path, version: u64) -> Result<ActiveSet, CliError>
         let key_path = base.join(&signer.public_key_file);
         let key = read_public_key(&key_path)
             .map_err(|error| bad(format!("signer {}: {error}", signer.name)))?;
+        let bound = |field: &str, time: &Option<FileTime>| {
+            time.as_ref()
+                .map(|time| time.canonical(&signer.name, field).map_err(bad))
+                .transpose()
+        };
         entries.push(SignerEntry {
             name: signer.name.clone(),
             role: signer.role.clone(),
             public_key: crate::crypto::to_hex(&key.as_bytes()),
             key_id: key.key_id().to_string(),
+            valid_after: bound("valid_after", &signer.valid_after)?,
+            valid_before: bound("valid_before", &signer.valid_before)?,
         });
     }
     ActiveSet::validate(&SignerSet {

@@ -10,6 +10,7 @@ use super::keys::{decrypt, open_agent_key, read_key_described};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::crypto::keyfile::KeyFile;
 use crate::crypto::keys::PublicKey;
+use crate::domain::envelope::format_timestamp;
 use crate::domain::events::LEDGER_STREAM;
 use crate::domain::governance::Governance;
 
@@ -64,6 +65,8 @@ async fn keys_check(db: &str, args: &CheckArgs) -> CliResult {
         .ok()
         .and_then(|g| g.set.by_key(&report.public.as_bytes()).cloned());
     let known = signer.is_some();
+    // This machine's clock: a reading for people, not a decision.
+    let now = chrono::Utc::now();
     let key_id = report.public.key_id().to_string();
     if args.json {
         let agent = report.agent.as_ref().map(|held| match held {
@@ -74,7 +77,13 @@ async fn keys_check(db: &str, args: &CheckArgs) -> CliResult {
             Ok(governance) => serde_json::json!({
                 "ledger_id": governance.ledger_id.to_string(),
                 "signer_set_version": governance.set.version,
-                "signer": signer.as_ref().map(|s| serde_json::json!({"name": s.name, "role": s.role})),
+                "signer": signer.as_ref().map(|s| serde_json::json!({
+                    "name": s.name,
+                    "role": s.role,
+                    "valid_after": s.valid_after.map(format_timestamp),
+                    "valid_before": s.valid_before.map(format_timestamp),
+                    "valid_now": s.valid_at(now),
+                })),
             }),
             Err(reason) => serde_json::json!({"error": reason}),
         };
@@ -98,13 +107,20 @@ async fn keys_check(db: &str, args: &CheckArgs) -> CliResult {
             None => {}
         }
         match (&governance, &signer) {
-            (Ok(g), Some(s)) => say!(
-                "  signer {} ({}) of signer set v{} in force on ledger {}",
-                s.name,
-                s.role.as_deref().unwrap_or("no role"),
-                g.set.version,
-                g.ledger_id
-            ),
+            (Ok(g), Some(s)) => {
+                say!(
+                    "  signer {} ({}) of signer set v{} in force on ledger {}",
+                    s.name,
+                    s.role.as_deref().unwrap_or("no role"),
+                    g.set.version,
+                    g.ledger_id
+                );
+                let now_text = match s.valid_at(now) {
+                    true => "valid now",
+                    false => "NOT VALID NOW: its signatures count for nothing",
+                };
+                say!("  key valid {} ({now_text})", s.lifetime_text());
+            }
             (Ok(g), None) => say!(
                 "  NOT a signer of signer set v{} in force on ledger {} ({})",
                 g.set.version,

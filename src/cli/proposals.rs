@@ -153,6 +153,9 @@ pub async fn init(db: &str, args: &InitArgs) -> CliResult {
     store.close().await;
     let mut warnings = set.threshold_warnings(policy.approval.proposer_counts);
     warnings.extend(ttl_warning(&policy));
+    warnings.extend(set.lifetime_warning(
+        Utc::now() + chrono::Duration::seconds(policy.approval.proposal_ttl_seconds as i64),
+    ));
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }

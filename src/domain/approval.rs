@@ -244,6 +244,9 @@ pub fn check_recorded_parsed(
             set_version: governance.set.version,
             names: governance.set.names(),
         })?;
+    // Judged at the draft's creation on the ledger's clock; the auditor judges it again at the
+    // recording's own time, which a writer keeps before the key's valid_before (its deadline).
+    proposer.check_valid_at(created_at, "proposal")?;
     // The proposer binds exactly the head the recording follows.
     let earliest_head = chain.head().seq;
     check_proposal_signature(
@@ -689,6 +692,7 @@ pub fn decide_sign_trusting(
             names: governance.set.names(),
             action: "sign",
         })?;
+    member.check_valid_at(now, "signature")?;
     let name = member.name.clone();
     if state.proposer() == key_id {
         return Err(Refusal::ProposerSignedAlready {
@@ -796,6 +800,7 @@ pub fn decide_reject_trusting(
                 names: governance.set.names(),
                 action: "veto",
             })?;
+    member.check_valid_at(now, "veto")?;
     if reason.chars().any(char::is_control) {
         return Err(Refusal::VetoReasonNotPrintable);
     }
@@ -858,13 +863,15 @@ pub fn decide_withdraw_trusting(
         });
     }
     // A proposer who has left the set can no longer act on the ledger, withdrawal included.
-    let key = governance
-        .set
-        .by_key_id(&signature.key_id)
-        .map(|member| member.key)
-        .ok_or_else(|| Refusal::ProposerLeft {
-            key_id: signature.key_id.clone(),
-        })?;
+    let member =
+        governance
+            .set
+            .by_key_id(&signature.key_id)
+            .ok_or_else(|| Refusal::ProposerLeft {
+                key_id: signature.key_id.clone(),
+            })?;
+    member.check_valid_at(now, "withdrawal")?;
+    let key = member.key;
     check_proposal_signature(
         &Binding::of(governance.ledger_id, state),
         chain,
