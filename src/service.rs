@@ -400,6 +400,11 @@ impl Ledger {
         // appended with (or the head's, if later).
         let now = chain_now.clock;
         let draft = make(&governance, now)?;
+        // A writer's rule, not a verifier's: a signer set with fewer than K keys valid on the
+        // ledger's clock could decide nothing, so it is refused before anyone signs it.
+        if let Some(next) = draft.proposed_set()? {
+            next.check_enough_valid_at(now)?;
+        }
         let (state, _) = self
             .record(&governance, draft.proposal_id(), key, now, async || {
                 Ok(Drafted {
@@ -437,7 +442,11 @@ impl Ledger {
             ];
             let skew_seconds = governance.policy.timing.clock_skew_max_seconds;
             let (deadline, bound) = recording_deadline(draft, now, skew_seconds);
-            let deadline = within_key_lifetime(deadline, &governance.set, &key.public());
+            let proposer_lapses = governance
+                .set
+                .by_key(&key.public().as_bytes())
+                .and_then(|member| member.valid_before);
+            let (deadline, key_bound) = within_key_lifetime(deadline, proposer_lapses);
             // The proposer signs the head the draft was made at; when another event lands
             // first, the append is refused and the next attempt drafts again on the new head.
             let signature = seal_with(key, draft.message(&drafted.head))?;
@@ -461,7 +470,9 @@ impl Ledger {
                     ServiceError::Store(StoreError::Conflict { .. }) => {
                         ServiceError::Refused(Refusal::GovernanceChanged)
                     }
-                    other => recording_refused(other, bound, now, skew_seconds),
+                    other => key_bound.refused(other, |other| {
+                        recording_refused(other, bound, now, skew_seconds)
+                    }),
                 })?;
             Ok((written, drafted))
         })
@@ -527,7 +538,10 @@ impl Ledger {
                 .await?;
             let signature = make_signature(&state, &chain.head)?;
             let actor = signature.key_id.clone();
-            let signer_key_lapses = key_lapse(&governance, &state, &signature.key_id);
+            let (deadline, key_bound) = within_key_lifetime(
+                state.expires_at,
+                key_lapse(&governance, &state, &signature.key_id),
+            );
             let outcome = decide_sign(&governance, &state, signature, now, &mut chain)?;
             // The ledger stream's version and the proposal's only, for rolls and motions alike:
             // a governance commit names no other proposal, so decisions on other proposals
@@ -539,12 +553,12 @@ impl Ledger {
             // versions expected above guard the decision, and events of other proposals landing
             // first cannot hold it back (a loop of them would otherwise starve a commit).
             let landing = Landing {
-                deadline: Some(earliest(state.expires_at, signer_key_lapses)),
+                deadline: Some(deadline),
                 after_head: None,
             };
             self.append(expected, &outcome.events, &actor, now, landing)
                 .await
-                .map_err(expired_before_recorded)?;
+                .map_err(|error| key_bound.refused(error, expired_before_recorded))?;
             Ok(outcome)
         })
         .await
@@ -614,11 +628,14 @@ impl Ledger {
             let message = message_for(self.ledger_id, &state, purpose, &chain.head, reason);
             let signature = seal_with(key, message)?;
             let actor = signature.key_id.clone();
-            let signer_key_lapses = key_lapse(&governance, &state, &signature.key_id);
+            let (deadline, key_bound) = within_key_lifetime(
+                state.expires_at,
+                key_lapse(&governance, &state, &signature.key_id),
+            );
             let event = decide(&governance, &state, signature, now, &mut chain)?;
             // Anywhere after the head it binds, as a co-signature (`cosign_with`).
             let landing = Landing {
-                deadline: Some(earliest(state.expires_at, signer_key_lapses)),
+                deadline: Some(deadline),
                 after_head: None,
             };
             self.append(
@@ -629,7 +646,7 @@ impl Ledger {
                 landing,
             )
             .await
-            .map_err(expired_before_recorded)?;
+            .map_err(|error| key_bound.refused(error, expired_before_recorded))?;
             Ok(())
         })
         .await
@@ -699,12 +716,14 @@ impl Ledger {
                 now,
                 &mut chain,
             )?;
+            let executor_lapses = governance
+                .set
+                .by_key(&key.public().as_bytes())
+                .and_then(|member| member.valid_before);
+            let (deadline, key_bound) =
+                within_key_lifetime(roll.recording_deadline(), executor_lapses);
             let landing = Landing {
-                deadline: Some(within_key_lifetime(
-                    roll.recording_deadline(),
-                    &governance.set,
-                    &key.public(),
-                )),
+                deadline: Some(deadline),
                 after_head: Some(chain.head),
             };
             let expected = vec![
@@ -720,15 +739,17 @@ impl Ledger {
             let written = self
                 .append(expected, std::slice::from_ref(&event), &actor, now, landing)
                 .await
-                .map_err(|error| match error {
-                    ServiceError::Store(StoreError::DeadlinePassed { .. }) => {
-                        ServiceError::Refused(Refusal::ExecutionRecordingClosed {
-                            proposal_id,
-                            deadline: format_timestamp(roll.recording_deadline()),
-                            grace_days: EXECUTION_RECORDING_GRACE_DAYS,
-                        })
-                    }
-                    other => other,
+                .map_err(|error| {
+                    key_bound.refused(error, |error| match error {
+                        ServiceError::Store(StoreError::DeadlinePassed { .. }) => {
+                            ServiceError::Refused(Refusal::ExecutionRecordingClosed {
+                                proposal_id,
+                                deadline: format_timestamp(roll.recording_deadline()),
+                                grace_days: EXECUTION_RECORDING_GRACE_DAYS,
+                            })
+                        }
+                        other => other,
+                    })
                 })?;
             let Event::RollExecuted(executed) = event else {
                 unreachable!("decide_execute decides a roll.executed event")
@@ -760,9 +781,9 @@ struct Drafted {
     layers: LayerBook,
 }
 
-/// The last chain time at which a signature by the key `key_id` still counts (check A15): a
-/// microsecond before its `valid_before`, from the set in force or, for a new key signing its
-/// motion, the proposed set. A decision judged valid at `now` must not land after it.
+/// The end of the lifetime (`valid_before`) of the key `key_id` deciding on `state`, in the set
+/// that judges its signature (`decide_sign`): the set in force or, for a key new in a motion's
+/// next set, that set.
 fn key_lapse(
     governance: &Governance,
     state: &ProposalState,
@@ -774,24 +795,50 @@ fn key_lapse(
         .by_key_id(key_id)
         .or_else(|| next.as_ref().and_then(|next| next.by_key_id(key_id)))
         .and_then(|member| member.valid_before)
-        .map(|before| before - chrono::Duration::microseconds(1))
 }
 
-/// `deadline`, brought forward to the last instant `key`'s lifetime in `set` allows.
+/// A decision's deadline, brought forward to the last instant its signer's key still counts
+/// (a microsecond before `key_lapse`, check A15): an event judged valid at the ledger's `now`
+/// must not land after its key lapsed. Also says whether the key's lifetime set it.
 fn within_key_lifetime(
     deadline: DateTime<Utc>,
-    set: &ActiveSet,
-    key: &crate::crypto::PublicKey,
-) -> DateTime<Utc> {
-    let lapse = set
-        .by_key(&key.as_bytes())
-        .and_then(|member| member.valid_before)
-        .map(|before| before - chrono::Duration::microseconds(1));
-    earliest(deadline, lapse)
+    key_lapse: Option<DateTime<Utc>>,
+) -> (DateTime<Utc>, KeyBound) {
+    let last = |before: DateTime<Utc>| before - chrono::Duration::microseconds(1);
+    match key_lapse {
+        Some(before) if last(before) < deadline => (last(before), KeyBound::Lapses(before)),
+        _ => (deadline, KeyBound::Outlives),
+    }
 }
 
-fn earliest(deadline: DateTime<Utc>, other: Option<DateTime<Utc>>) -> DateTime<Utc> {
-    other.map_or(deadline, |other| other.min(deadline))
+/// Whether a decision's deadline is its signer's key lapsing (`within_key_lifetime`).
+#[derive(Clone, Copy)]
+enum KeyBound {
+    /// The key is valid until the decision's own deadline.
+    Outlives,
+    /// The key's `valid_before`, earlier than the decision's own deadline.
+    Lapses(DateTime<Utc>),
+}
+
+impl KeyBound {
+    /// An append refused past its deadline: the key lapsing when it set the deadline, else
+    /// `otherwise` (the decision's own rule).
+    fn refused(
+        self,
+        error: ServiceError,
+        otherwise: impl FnOnce(ServiceError) -> ServiceError,
+    ) -> ServiceError {
+        match (self, &error) {
+            (
+                KeyBound::Lapses(valid_before),
+                ServiceError::Store(StoreError::DeadlinePassed { recorded_at, .. }),
+            ) => ServiceError::Refused(Refusal::KeyLapsedBeforeRecorded {
+                valid_before: format_timestamp(valid_before),
+                recorded_at: recorded_at.clone(),
+            }),
+            _ => otherwise(error),
+        }
+    }
 }
 
 /// A roll that may not draw on the layer it names: conflicting numbers or a missing id are

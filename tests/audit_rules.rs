@@ -69,9 +69,9 @@ async fn story(db: &TestDb) -> (Ledger, Keys) {
     story_with(db, None).await
 }
 
-/// The story with alice's key valid only before `alice_valid_before` (every act of hers in
-/// the story lies before it).
-async fn story_with(db: &TestDb, alice_valid_before: Option<DateTime<Utc>>) -> (Ledger, Keys) {
+/// The story with the keys of alice, bob and carol valid only before `lifetime_end` (every act
+/// of theirs in the story lies before it; dave's key has no lifetime).
+async fn story_with(db: &TestDb, lifetime_end: Option<DateTime<Utc>>) -> (Ledger, Keys) {
     let k = Keys {
         alice: SecretKey::generate().unwrap(),
         bob: SecretKey::generate().unwrap(),
@@ -82,14 +82,13 @@ async fn story_with(db: &TestDb, alice_valid_before: Option<DateTime<Utc>>) -> (
     let set = ActiveSet::validate(&SignerSet {
         version: 1,
         threshold: 2,
-        signers: vec![
-            SignerEntry {
-                valid_before: alice_valid_before.map(format_timestamp),
-                ..entry("alice", &k.alice)
-            },
-            entry("bob", &k.bob),
-            entry("carol", &k.carol),
-        ],
+        signers: [("alice", &k.alice), ("bob", &k.bob), ("carol", &k.carol)]
+            .into_iter()
+            .map(|(name, key)| SignerEntry {
+                valid_before: lifetime_end.map(format_timestamp),
+                ..entry(name, key)
+            })
+            .collect(),
     })
     .unwrap();
     let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &k.alice, t0())
@@ -299,22 +298,43 @@ fn last_time(lines: &[String]) -> DateTime<Utc> {
     parse_timestamp(&events(lines).last().unwrap().recorded_at).unwrap()
 }
 
-/// alice's key is valid until 100 s after t0; her last co-signature (seq 20, at 16 s) moved to
-/// 150 s, every hash recomputed: a signature outside its key's lifetime counts for nothing (A15).
-/// Unmoved, the same history verifies: a lapsed key never invalidates what it signed in time.
-#[tokio::test]
-async fn a15_a_signature_outside_its_keys_lifetime_counts_for_nothing() {
-    let db = TestDb::sqlite();
-    let (ledger, _) = story_with(&db, Some(t0() + Duration::seconds(100))).await;
+/// The keys of alice, bob and carol are valid until 30 s after t0. Each kind of signed event
+/// of theirs, moved to 40 s (the export cut right after it, every hash recomputed), counts for
+/// nothing (A15): the genesis (alice), a recording (bob's, seq 2, 39 s after its draft: within
+/// the skew, so only its key's lifetime is broken), a co-signature (alice, seq 4), a veto
+/// (carol, seq 8), a withdrawal (bob, seq 10) and the last co-signature (alice, seq 20). Moved to
+/// 29 s instead, each verifies: a key that lapses never invalidates what it signed in time.
+/// On both backends: the ledger each export comes from is written by either.
+async fn a15_a_signature_outside_its_keys_lifetime_counts_for_nothing(db: &TestDb) {
+    let (ledger, _) = story_with(db, Some(t0() + Duration::seconds(30))).await;
     let lines = export_lines(&ledger).await;
-    let late = with_event(&lines, LAST, |event| {
-        *event = restamped(event, t0() + Duration::seconds(150));
-    });
-    assert_invalid_at(&late, LAST, "A15");
-    let in_time = with_event(&lines, LAST, |event| {
-        *event = restamped(event, t0() + Duration::seconds(99));
-    });
-    verify(&in_time).expect("a signature inside the lifetime counts");
+    let cut_and_moved = |seq: u64, seconds: i64| {
+        let mut all = events(&lines);
+        all.truncate(seq as usize);
+        let moved = restamped(&all[seq as usize - 1], t0() + Duration::seconds(seconds));
+        all[seq as usize - 1] = moved;
+        rewrite(&lines[0], all)
+    };
+    for (seq, kind) in [
+        (1, "genesis"),
+        (2, "proposal"),
+        (4, "signature"),
+        (8, "veto"),
+        (10, "withdrawal"),
+        (LAST, "signature"),
+    ] {
+        let late = cut_and_moved(seq, 40);
+        assert_invalid_at(&late, seq, "A15");
+        match verify(&late) {
+            Err(VerifyError::Invalid(failure)) => assert!(
+                failure.reason.contains(&format!("a {kind} at")),
+                "seq {seq}: {failure}"
+            ),
+            other => panic!("seq {seq}: {other:?}"),
+        }
+        verify(&cut_and_moved(seq, 29))
+            .unwrap_or_else(|error| panic!("seq {seq} inside its key's lifetime: {error:?}"));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -478,6 +498,7 @@ async fn insert_raw(db: &TestDb, event: &StoredEvent) {
     }
 }
 
+both_backends!(a15_a_signature_outside_its_keys_lifetime_counts_for_nothing);
 both_backends!(a_replay_in_the_store_is_refused_live);
 both_backends!(a_fast_clock_cannot_make_an_honest_recording_invalid);
 

@@ -10,9 +10,12 @@ use common::TestDb;
 use rollbook::audit::verify_live;
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::to_hex;
+use rollbook::domain::approval::ProposalDraft;
 use rollbook::domain::envelope::format_timestamp;
-use rollbook::domain::events::{SignerEntry, SignerSet};
-use rollbook::domain::governance::{key_valid_at, ActiveSet, Refusal};
+use rollbook::domain::envelope::uuid_v7_at;
+use rollbook::domain::events::{Fill, SignerEntry, SignerSet};
+use rollbook::domain::execution::ExecutionRequest;
+use rollbook::domain::governance::{ActiveSet, Refusal};
 use rollbook::service::{self, Ledger, ServiceError};
 use rollbook::sizing::{Policy, Proposal};
 use rollbook::store::Store;
@@ -85,8 +88,8 @@ async fn a_signature_outside_its_keys_lifetime_counts_for_nothing(db: &TestDb) {
     })
     .unwrap();
     let bob_entry = &set.signers[1];
-    assert!(key_valid_at(bob_entry, at(99)) && !key_valid_at(bob_entry, at(100)));
-    assert!(!key_valid_at(&set.signers[2], at(49)) && key_valid_at(&set.signers[2], at(50)));
+    assert!(bob_entry.valid_at(at(99)) && !bob_entry.valid_at(at(100)));
+    assert!(!set.signers[2].valid_at(at(49)) && set.signers[2].valid_at(at(50)));
     // The stored JSON of a key without a lifetime has no lifetime fields: older sets keep
     // their bytes.
     let json = set.to_json();
@@ -149,55 +152,142 @@ async fn a_signature_outside_its_keys_lifetime_counts_for_nothing(db: &TestDb) {
         "nothing recorded"
     );
 
+    // Nor may he record the fills of the roll he proposed; alice may.
+    let filled = ExecutionRequest {
+        fills: vec![Fill {
+            contracts: 9,
+            price_usd: 2.95,
+            at: format_timestamp(Utc.with_ymd_and_hms(2026, 5, 7, 14, 46, 0).unwrap()),
+            broker_ref: "IB-1".into(),
+        }],
+        corrects: Vec::new(),
+    };
+    let when_recorded = t0() + Duration::minutes(40);
+    assert_lapsed(
+        ledger.execute(roll.id, &filled, &bob, when_recorded).await,
+        "bob",
+        "recorded execution",
+    );
+    assert_eq!(
+        ledger.head().await.unwrap(),
+        head_after_alice,
+        "nothing recorded"
+    );
+    ledger
+        .execute(roll.id, &filled, &alice, when_recorded)
+        .await
+        .unwrap();
+
     // What bob signed while his key was valid still verifies after it lapsed.
     let summary = verify_live(&ledger.store, ledger.ledger_id, |_| {})
         .await
         .expect("the history stays valid");
-    assert_eq!(summary.events, head_after_alice.seq);
+    assert_eq!(summary.events, head_after_alice.seq + 1);
 }
 
-#[test]
-fn a_set_with_fewer_than_k_keys_valid_is_refused_and_one_that_lapses_is_warned_about() {
-    let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::generate().unwrap()).collect();
+both_backends!(a_rotated_key_keeps_the_history_it_signed_valid);
+
+/// bob signs with his first key, then a signer-set motion rotates it (same name, a new key
+/// valid from t0+20 s) and ends alice's key at t0+300 s. Everything bob's first key signed stays
+/// valid; it signs nothing after the rotation; his new key signs (the motion too, as every new
+/// key must) only from its valid_after on.
+async fn a_rotated_key_keeps_the_history_it_signed_valid(db: &TestDb) {
+    let (alice, bob, carol, bob_new) = (
+        SecretKey::generate().unwrap(),
+        SecretKey::generate().unwrap(),
+        SecretKey::generate().unwrap(),
+        SecretKey::generate().unwrap(),
+    );
     let set = ActiveSet::validate(&SignerSet {
         version: 1,
         threshold: 2,
         signers: vec![
-            entry("alice", &keys[0], None, None),
-            entry("bob", &keys[1], None, Some(at(100))),
-            entry("carol", &keys[2], Some(at(50)), None),
+            entry("alice", &alice, None, None),
+            entry("bob", &bob, None, None),
+            entry("carol", &carol, None, None),
         ],
     })
     .unwrap();
-    // At t0 only alice and bob; at 60 s all three; from 100 s alice and carol: always 2.
-    for seconds in [0, 60, 100, 1000] {
-        set.check_enough_valid_at(at(seconds)).unwrap();
-        assert_eq!(set.lifetime_warning(at(seconds)), None);
-    }
-    let mut lapsing = set.to_signer_set();
-    lapsing.signers[0].valid_before = Some(format_timestamp(at(500)));
-    let lapsing = ActiveSet::validate(&lapsing).unwrap();
-    lapsing.check_enough_valid_at(at(60)).unwrap();
-    assert!(lapsing.lifetime_warning(at(600)).is_some());
+    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock();
+    let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &alice, t0())
+        .await
+        .unwrap();
+    let ledger = Ledger { store, ledger_id };
+    let (first, _) = ledger.propose_roll(body(9), &bob, at(1)).await.unwrap();
+    ledger.sign(first.id, &carol, at(2)).await.unwrap();
+    assert!(
+        ledger
+            .sign(first.id, &alice, at(2))
+            .await
+            .unwrap()
+            .committed
+    );
+    let (pending, _) = ledger.propose_roll(body(8), &carol, at(3)).await.unwrap();
+    ledger.sign(pending.id, &bob, at(4)).await.unwrap();
+
+    let next = ActiveSet::validate(&SignerSet {
+        version: 2,
+        threshold: 2,
+        signers: vec![
+            entry("alice", &alice, None, Some(at(300))),
+            entry("bob", &bob_new, Some(at(20)), None),
+            entry("carol", &carol, None, None),
+        ],
+    })
+    .unwrap();
+    let motion = ledger
+        .propose_motion(
+            |g, now| Ok(ProposalDraft::signer_set(g, uuid_v7_at(now), &next, now)),
+            &alice,
+            at(10),
+        )
+        .await
+        .unwrap();
+    ledger.sign(motion.id, &carol, at(11)).await.unwrap();
+    // The new key is judged by the lifetime the motion gives it.
+    let head = ledger.head().await.unwrap();
+    assert_lapsed(
+        ledger.sign(motion.id, &bob_new, at(15)).await,
+        "bob",
+        "signature",
+    );
+    assert_eq!(ledger.head().await.unwrap(), head, "nothing recorded");
+    assert!(
+        ledger
+            .sign(motion.id, &bob_new, at(20))
+            .await
+            .unwrap()
+            .committed
+    );
+
+    // The old key is no signer any more; the new one signs.
+    let (roll, _) = ledger.propose_roll(body(7), &carol, at(25)).await.unwrap();
+    let head = ledger.head().await.unwrap();
     assert!(matches!(
-        lapsing.check_enough_valid_at(at(600)),
-        Err(Refusal::TooFewValidKeys {
-            valid: 1,
-            threshold: 2,
-            ..
-        })
+        ledger.sign(roll.id, &bob, at(26)).await,
+        Err(ServiceError::Refused(Refusal::NotASigner { .. }))
     ));
-    // A lifetime that ends before it starts, or a bound that is not a canonical timestamp.
-    let mut backwards = set.to_signer_set();
-    backwards.signers[2].valid_before = Some(format_timestamp(at(10)));
-    assert!(matches!(
-        ActiveSet::validate(&backwards),
-        Err(Refusal::SignerLifetime { .. })
-    ));
-    let mut sloppy = set.to_signer_set();
-    sloppy.signers[1].valid_before = Some("2026-05-07T14:41:40Z".into());
-    assert!(matches!(
-        ActiveSet::validate(&sloppy),
-        Err(Refusal::SignerLifetime { .. })
-    ));
+    assert_eq!(ledger.head().await.unwrap(), head, "nothing recorded");
+    ledger.sign(roll.id, &bob_new, at(27)).await.unwrap();
+    assert!(
+        ledger
+            .sign(roll.id, &alice, at(28))
+            .await
+            .unwrap()
+            .committed
+    );
+    // alice's key, ended by the motion, counts until 300 s and not from then on.
+    ledger.propose_roll(body(6), &alice, at(299)).await.unwrap();
+    let head = ledger.head().await.unwrap();
+    assert_lapsed(
+        ledger.propose_roll(body(5), &alice, at(300)).await,
+        "alice",
+        "proposal",
+    );
+    assert_eq!(ledger.head().await.unwrap(), head, "nothing recorded");
+
+    let summary = verify_live(&ledger.store, ledger.ledger_id, |_| {})
+        .await
+        .expect("what the rotated key signed stays valid");
+    assert_eq!(summary.events, head.seq);
 }

@@ -15,7 +15,7 @@ use super::{CliResult, EXIT_OK};
 use crate::crypto::Signer;
 use crate::domain::approval::ProposalDraft;
 use crate::domain::events::LEDGER_STREAM;
-use crate::domain::governance::{Governance, Refusal};
+use crate::domain::governance::Governance;
 use crate::pin::Verified;
 use crate::service::Ledger;
 
@@ -80,11 +80,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             }
             record_motion(
                 (ledger, verified),
-                |g, now| {
-                    // Judged on the ledger's clock: a set that could decide nothing is refused.
-                    next.check_enough_valid_at(now)?;
-                    Ok(ProposalDraft::signer_set(g, uuid_v7_at(now), &next, now))
-                },
+                |g, now| ProposalDraft::signer_set(g, uuid_v7_at(now), &next, now),
                 &key,
                 *json,
             )
@@ -100,7 +96,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             verified.stream(&ledger.store, LEDGER_STREAM).await?;
             record_motion(
                 (ledger, verified),
-                |g, now| Ok(ProposalDraft::policy(g, uuid_v7_at(now), &policy, now)),
+                |g, now| ProposalDraft::policy(g, uuid_v7_at(now), &policy, now),
                 &key,
                 *json,
             )
@@ -161,12 +157,12 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
 /// key, and tells what was recorded.
 async fn record_motion(
     (ledger, verified): (Ledger, Verified),
-    draft: impl Fn(&Governance, DateTime<Utc>) -> Result<ProposalDraft, Refusal>,
+    draft: impl Fn(&Governance, DateTime<Utc>) -> ProposalDraft,
     key: &Signer,
     json: bool,
 ) -> CliResult {
     let state = ledger
-        .propose_motion(|g, now| Ok(draft(g, now)?), key, Utc::now())
+        .propose_motion(|g, now| Ok(draft(g, now)), key, Utc::now())
         .await
         .map_err(service_error)?;
     let history = history(&ledger).await?;

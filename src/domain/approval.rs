@@ -16,7 +16,7 @@ use super::governance::{
     VerifiedSignatures,
 };
 pub use super::layers::{DrawsFrom, LayerBook};
-use super::proposal::{parse_event, parse_proposal_id};
+use super::proposal::{parse_event, parse_proposal_id, proposed_set_of};
 // The proposal and its fold live in `proposal`; they are part of this state machine's API.
 pub use super::proposal::{
     cosign_purpose, message_for, subject_digest_of, ProposalDraft, ProposalState, Status,
@@ -27,10 +27,7 @@ use crate::sizing::{self, Policy, Proposal, SizingReport};
 
 /// The next signer set a set motion proposes (validated), if it is one.
 pub fn proposed_set(state: &ProposalState) -> Result<Option<ActiveSet>, Refusal> {
-    match state.recorded.terms.kind {
-        ProposalKind::SignerSet => ActiveSet::parse(&state.recorded.terms.body).map(Some),
-        _ => Ok(None),
-    }
+    proposed_set_of(&state.recorded.terms)
 }
 
 /// What a signature on a proposal must bind besides its purpose.

@@ -35,7 +35,8 @@ pub struct ActiveSigner {
 }
 
 impl ActiveSigner {
-    /// Whether a signature by this key at `at` (the chain time of its event) counts.
+    /// Whether a signature by this key at `at` (the chain time of its event) counts: the one
+    /// lifetime rule, for every signed act.
     pub fn valid_at(&self, at: DateTime<Utc>) -> bool {
         self.valid_after.is_none_or(|after| after <= at)
             && self.valid_before.is_none_or(|before| at < before)
@@ -69,12 +70,6 @@ impl ActiveSigner {
             action,
         })
     }
-}
-
-/// Whether `signer`'s key may sign at `at` (the ledger's time of the act): the one lifetime rule,
-/// for every signed act (a checkpoint's signature included).
-pub fn key_valid_at(signer: &ActiveSigner, at: DateTime<Utc>) -> bool {
-    signer.valid_at(at)
 }
 
 /// A lifetime bound of a signer entry: a canonical timestamp, or refused naming the field.

@@ -63,6 +63,12 @@ pub enum Refusal {
         action: &'static str,
     },
 
+    #[error("the signer's key lapsed at {valid_before} (its valid_before) before this could be recorded (ledger time {recorded_at}): a signature after it counts for nothing (check A15), so nothing was written")]
+    KeyLapsedBeforeRecorded {
+        valid_before: String,
+        recorded_at: String,
+    },
+
     // ---- signatures ----
     #[error("signature of {key_id}: the message is not hex")]
     MessageNotHex { key_id: String },
