@@ -350,6 +350,14 @@ async fn key_lifetimes_change_by_motion_and_an_expired_key_is_refused(db: &TestD
     assert_eq!(lifetimes.len(), 3, "{changes:?}");
     assert_eq!(lifetimes[0]["new"], "from 2020-01-01T00:00:00.000000Z");
     assert_eq!(lifetimes[2]["new"], "until 2020-01-01T00:00:00.000000Z");
+    let shown = desk.run(&["show", &motion]);
+    assert!(
+        text(&shown.stdout).contains(
+            "~ key lifetime of carol: valid always -> valid until 2020-01-01T00:00:00.000000Z"
+        ),
+        "{}",
+        text(&shown.stdout)
+    );
     assert_eq!(
         desk.as_signer("alice", &["sign", &motion])["status"],
         "pending"

@@ -8,6 +8,7 @@ mod common;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::TestDb;
 use rollbook::audit::verify_live;
+use rollbook::crypto::canonical::{offline_signed_message, Purpose};
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::to_hex;
 use rollbook::domain::approval::ProposalDraft;
@@ -15,7 +16,7 @@ use rollbook::domain::envelope::format_timestamp;
 use rollbook::domain::envelope::uuid_v7_at;
 use rollbook::domain::events::{Fill, SignerEntry, SignerSet};
 use rollbook::domain::execution::ExecutionRequest;
-use rollbook::domain::governance::{ActiveSet, Refusal};
+use rollbook::domain::governance::{seal_signature, ActiveSet, Refusal};
 use rollbook::service::{self, Ledger, ServiceError};
 use rollbook::sizing::{Policy, Proposal};
 use rollbook::store::Store;
@@ -120,6 +121,29 @@ async fn a_signature_outside_its_keys_lifetime_counts_for_nothing(db: &TestDb) {
             .unwrap()
             .committed
     );
+
+    // An offline co-signature bob made while his key was valid, attached after it lapsed: judged
+    // at the event that would record it, so it counts for nothing.
+    let (target, _) = ledger.propose_roll(body(5), &alice, at(70)).await.unwrap();
+    let head = ledger.head().await.unwrap();
+    let made_in_time = seal_signature(
+        &bob,
+        offline_signed_message(
+            Purpose::Cosign,
+            &ledger.ledger_id,
+            &target.id,
+            target.recorded.terms.signer_set_version,
+            &target.digest,
+            &head,
+            &format_timestamp(at(90)),
+        ),
+    );
+    assert_lapsed(
+        ledger.attach(target.id, made_in_time, at(120)).await,
+        "bob",
+        "signature",
+    );
+    assert_eq!(ledger.head().await.unwrap(), head, "nothing recorded");
 
     // bob after his key's valid_before: no proposal, veto or withdrawal of his counts.
     let head = ledger.head().await.unwrap();
