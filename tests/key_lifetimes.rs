@@ -315,3 +315,117 @@ async fn a_rotated_key_keeps_the_history_it_signed_valid(db: &TestDb) {
         .expect("what the rotated key signed stays valid");
     assert_eq!(summary.events, head.seq);
 }
+
+#[test]
+fn a_set_with_fewer_than_k_keys_valid_is_refused_and_one_that_lapses_is_warned_about() {
+    let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::generate().unwrap()).collect();
+    let set = ActiveSet::validate(&SignerSet {
+        version: 1,
+        threshold: 2,
+        signers: vec![
+            entry("alice", &keys[0], None, None),
+            entry("bob", &keys[1], None, Some(at(100))),
+            entry("carol", &keys[2], Some(at(50)), None),
+        ],
+    })
+    .unwrap();
+    // At t0 only alice and bob; at 60 s all three; from 100 s alice and carol: always 2.
+    for seconds in [0, 60, 100, 1000] {
+        set.check_enough_valid_at(at(seconds)).unwrap();
+    }
+    assert_eq!(set.lifetime_warning(at(0), at(1000)), None);
+    let mut lapsing = set.to_signer_set();
+    lapsing.signers[0].valid_before = Some(format_timestamp(at(500)));
+    let lapsing = ActiveSet::validate(&lapsing).unwrap();
+    lapsing.check_enough_valid_at(at(60)).unwrap();
+    assert_eq!(lapsing.lifetime_warning(at(60), at(400)), None);
+    assert!(lapsing.lifetime_warning(at(60), at(600)).is_some());
+    assert!(matches!(
+        lapsing.check_enough_valid_at(at(600)),
+        Err(Refusal::TooFewValidKeys {
+            valid: 1,
+            threshold: 2,
+            ..
+        })
+    ));
+    // Two keys valid now and two at the end, but only one between (bob lapses at 100 s before
+    // dave's key starts at 200 s): warned about, naming when.
+    let mut gap = set.to_signer_set();
+    gap.signers[2] = entry("dave", &keys[2], Some(at(200)), None);
+    let gap = ActiveSet::validate(&gap).unwrap();
+    gap.check_enough_valid_at(at(0)).unwrap();
+    gap.check_enough_valid_at(at(300)).unwrap();
+    let warning = gap
+        .lifetime_warning(at(0), at(300))
+        .expect("a gap is warned about");
+    assert!(warning.contains(&format_timestamp(at(100))), "{warning}");
+    // A lifetime that ends before it starts, or a bound that is not a canonical timestamp.
+    let mut backwards = set.to_signer_set();
+    backwards.signers[2].valid_before = Some(format_timestamp(at(10)));
+    assert!(matches!(
+        ActiveSet::validate(&backwards),
+        Err(Refusal::SignerLifetime { .. })
+    ));
+    let mut sloppy = set.to_signer_set();
+    sloppy.signers[1].valid_before = Some("2026-05-07T14:41:40Z".into());
+    assert!(matches!(
+        ActiveSet::validate(&sloppy),
+        Err(Refusal::SignerLifetime { .. })
+    ));
+}
+
+both_backends!(a_set_that_could_decide_nothing_is_refused_on_the_ledgers_clock);
+
+/// 2 of 3 with two keys lapsed at t0: `init` refuses it and writes nothing; a motion proposing
+/// it on a live ledger is refused and leaves the ledger unchanged.
+async fn a_set_that_could_decide_nothing_is_refused_on_the_ledgers_clock(db: &TestDb) {
+    let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::generate().unwrap()).collect();
+    let signers = |lapsed: Option<DateTime<Utc>>| {
+        ActiveSet::validate(&SignerSet {
+            version: 1,
+            threshold: 2,
+            signers: vec![
+                entry("alice", &keys[0], None, None),
+                entry("bob", &keys[1], None, lapsed),
+                entry("carol", &keys[2], None, lapsed),
+            ],
+        })
+        .unwrap()
+    };
+    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock();
+    let dead = signers(Some(t0()));
+    match service::init(&store, &dead, &Policy::default(), &keys[0], t0()).await {
+        Err(ServiceError::Refused(Refusal::TooFewValidKeys {
+            valid: 1,
+            threshold: 2,
+            ..
+        })) => {}
+        other => panic!("expected TooFewValidKeys, got {other:?}"),
+    }
+    assert!(
+        store.ledger_ids().await.unwrap().is_empty(),
+        "init wrote nothing"
+    );
+    let (ledger_id, _) = service::init(&store, &signers(None), &Policy::default(), &keys[0], t0())
+        .await
+        .unwrap();
+    let ledger = Ledger { store, ledger_id };
+    let head = ledger.head().await.unwrap();
+    let mut next = dead.to_signer_set();
+    next.version = 2;
+    next.signers[1].valid_before = Some(format_timestamp(at(5)));
+    next.signers[2].valid_before = Some(format_timestamp(at(5)));
+    let next = ActiveSet::validate(&next).unwrap();
+    match ledger
+        .propose_motion(
+            |g, now| Ok(ProposalDraft::signer_set(g, uuid_v7_at(now), &next, now)),
+            &keys[0],
+            at(10),
+        )
+        .await
+    {
+        Err(ServiceError::Refused(Refusal::TooFewValidKeys { .. })) => {}
+        other => panic!("expected TooFewValidKeys, got {other:?}"),
+    }
+    assert_eq!(ledger.head().await.unwrap(), head, "nothing recorded");
+}

@@ -72,9 +72,12 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             let current = ledger.governance().await.map_err(service_error)?;
             let next = load_signer_set(signers, current.set.version + 1)?;
             let mut warnings = next.threshold_warnings(current.policy.approval.proposer_counts);
-            let lifetime_end = Utc::now()
+            // This machine's clock: a warning, not a decision (the service refuses a set that
+            // could decide nothing on the ledger's clock).
+            let now = Utc::now();
+            let lifetime_end = now
                 + chrono::Duration::seconds(current.policy.approval.proposal_ttl_seconds as i64);
-            warnings.extend(next.lifetime_warning(lifetime_end));
+            warnings.extend(next.lifetime_warning(now, lifetime_end));
             for warning in warnings {
                 eprintln!("warning: {warning}");
             }

@@ -153,8 +153,12 @@ pub async fn init(db: &str, args: &InitArgs) -> CliResult {
     store.close().await;
     let mut warnings = set.threshold_warnings(policy.approval.proposer_counts);
     warnings.extend(ttl_warning(&policy));
+    // This machine's clock: a warning, not a decision (init refused a set that could decide
+    // nothing on the ledger's clock).
+    let now = Utc::now();
     warnings.extend(set.lifetime_warning(
-        Utc::now() + chrono::Duration::seconds(policy.approval.proposal_ttl_seconds as i64),
+        now,
+        now + chrono::Duration::seconds(policy.approval.proposal_ttl_seconds as i64),
     ));
     for warning in &warnings {
         eprintln!("warning: {warning}");

@@ -270,17 +270,27 @@ impl ActiveSet {
         })
     }
 
-    /// A warning when the keys valid at `until` (the end of a proposal's lifetime) fall below K:
-    /// a set adopted then could decide nothing once they lapse, and must be replaced first.
-    pub fn lifetime_warning(&self, until: DateTime<Utc>) -> Option<String> {
-        let valid = self.valid_at(until).len();
-        (valid < self.threshold as usize).then(|| {
-            format!(
-                "only {valid} key(s) of this signer set are still valid at {} (within a proposal's lifetime), fewer than the threshold {}: renew them with a signer-set motion before they lapse",
-                format_timestamp(until),
-                self.threshold
-            )
-        })
+    /// A warning when the keys valid fall below K at some time in `from..=until` (now to the
+    /// end of a proposal's lifetime): a set adopted then could decide nothing once they lapse,
+    /// and must be renewed first. The count only drops when a key lapses, so it is read at
+    /// `from`, at each `valid_before` in the window, and at `until`.
+    pub fn lifetime_warning(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> Option<String> {
+        let lapses = self
+            .signers
+            .iter()
+            .filter_map(|s| s.valid_before)
+            .filter(|before| from < *before && *before <= until);
+        let mut times: Vec<DateTime<Utc>> = [from, until].into_iter().chain(lapses).collect();
+        times.sort();
+        let (at, valid) = times
+            .into_iter()
+            .map(|at| (at, self.valid_at(at).len()))
+            .find(|(_, valid)| *valid < self.threshold as usize)?;
+        Some(format!(
+            "only {valid} key(s) of this signer set are still valid at {} (within a proposal's lifetime), fewer than the threshold {}: renew them with a signer-set motion before they lapse",
+            format_timestamp(at),
+            self.threshold
+        ))
     }
 
     /// Warnings worth printing before a set takes force: with K = n one lost key freezes the
