@@ -29,7 +29,7 @@ pub struct GovernanceArgs {
 pub enum GovernanceCommand {
     /// Propose the complete next signer set (add, remove or rotate keys, change K).
     #[command(
-        after_help = "Example:\n  rollbook governance propose-signers --signers next-signers.toml --key alice.key\n\nIt commits with K signatures of the set in force, K of the next set, and one from every new key."
+        after_help = "Example:\n  rollbook governance propose-signers --signers next-signers.toml --key alice.key\n\nIt commits with K signatures of the set in force, K of the next set, and one from every new key (a new key with a `valid_after` signs only from then on). A set with fewer than K keys valid now is refused; one with fewer than K valid at some time within a proposal's lifetime is warned about."
     )]
     ProposeSigners {
         /// Signers file of the next set (same format as for `init`).

@@ -128,7 +128,8 @@ pub(crate) fn parse_id(text: &str) -> Result<Uuid, CliError> {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Signers file (TOML): `threshold = K` and `[[signers]]` with name, role, public_key_file.
+    /// Signers file (TOML): `threshold = K` and `[[signers]]` with name, role, public_key_file,
+    /// and optionally the key's lifetime `valid_after` / `valid_before` (RFC 3339).
     #[arg(long)]
     pub signers: PathBuf,
     /// Policy file overriding any subset of the default policy.
