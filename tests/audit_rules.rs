@@ -20,7 +20,10 @@ use rollbook::domain::approval::ProposalDraft;
 use rollbook::domain::envelope::{
     format_timestamp, parse_timestamp, uuid_v7_at, StoredEvent, ID_TIME_WINDOW_SECONDS,
 };
-use rollbook::domain::events::{Event, ProposalExpired, ProposalRecorded, SignerEntry, SignerSet};
+use rollbook::domain::events::{
+    Event, Fill, ProposalExpired, ProposalRecorded, SignerEntry, SignerSet,
+};
+use rollbook::domain::execution::ExecutionRequest;
 use rollbook::domain::governance::{seal_signature, ActiveSet};
 use rollbook::domain::refusal::Refusal;
 use rollbook::service::{self, Ledger, ServiceError};
@@ -143,6 +146,17 @@ const PENDING_ROLL: u64 = 19;
 const LAST: u64 = 20;
 
 async fn export_lines(ledger: &Ledger) -> Vec<String> {
+    let lines = export_of(ledger).await;
+    assert_eq!(
+        lines.len() as u64,
+        LAST + 2,
+        "header, the story, checkpoint"
+    );
+    lines
+}
+
+/// The export of any ledger, checked valid.
+async fn export_of(ledger: &Ledger) -> Vec<String> {
     let mut out = Vec::new();
     export_jsonl(
         &ledger.store,
@@ -158,11 +172,6 @@ async fn export_lines(ledger: &Ledger) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect();
-    assert_eq!(
-        lines.len() as u64,
-        LAST + 2,
-        "header, the story, checkpoint"
-    );
     verify(&lines).expect("the genuine export verifies");
     lines
 }
@@ -337,6 +346,61 @@ async fn a15_a_signature_outside_its_keys_lifetime_counts_for_nothing(db: &TestD
     }
 }
 
+/// alice's key is valid until 50 min after t0. Her record of a committed roll's fills, made at
+/// 40 min, moved to 50 min (every hash recomputed) counts for nothing (A15); moved to a
+/// microsecond before, it verifies.
+async fn a15_an_execution_outside_its_keys_lifetime_counts_for_nothing(db: &TestDb) {
+    let (alice, bob, carol) = (
+        SecretKey::generate().unwrap(),
+        SecretKey::generate().unwrap(),
+        SecretKey::generate().unwrap(),
+    );
+    let lapses = t0() + Duration::minutes(50);
+    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
+    let set = ActiveSet::validate(&SignerSet {
+        version: 1,
+        threshold: 2,
+        signers: vec![
+            SignerEntry {
+                valid_before: Some(format_timestamp(lapses)),
+                ..entry("alice", &alice)
+            },
+            entry("bob", &bob),
+            entry("carol", &carol),
+        ],
+    })
+    .unwrap();
+    let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &alice, t0())
+        .await
+        .unwrap();
+    let ledger = Ledger { store, ledger_id };
+    let at = |seconds: i64| t0() + Duration::seconds(seconds);
+    let (roll, _) = ledger.propose_roll(body(9), &bob, at(1)).await.unwrap();
+    ledger.sign(roll.id, &carol, at(2)).await.unwrap();
+    assert!(ledger.sign(roll.id, &alice, at(3)).await.unwrap().committed);
+    let request = ExecutionRequest {
+        fills: vec![Fill {
+            contracts: 9,
+            price_usd: 2.95,
+            at: format_timestamp(Utc.with_ymd_and_hms(2026, 5, 7, 14, 46, 0).unwrap()),
+            broker_ref: "IB-1".into(),
+        }],
+        corrects: Vec::new(),
+    };
+    ledger
+        .execute(roll.id, &request, &alice, t0() + Duration::minutes(40))
+        .await
+        .unwrap();
+    let lines = export_of(&ledger).await;
+    let last = lines.len() as u64 - 2;
+    let late = with_event(&lines, last, |event| *event = restamped(event, lapses));
+    assert_invalid_at(&late, last, "A15");
+    let in_time = with_event(&lines, last, |event| {
+        *event = restamped(event, lapses - Duration::microseconds(1))
+    });
+    verify(&in_time).expect("an execution inside its key's lifetime counts");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The attack of issue 19, case 2: a committed roll replayed.
 
@@ -498,7 +562,10 @@ async fn insert_raw(db: &TestDb, event: &StoredEvent) {
     }
 }
 
-both_backends!(a15_a_signature_outside_its_keys_lifetime_counts_for_nothing);
+both_backends!(
+    a15_a_signature_outside_its_keys_lifetime_counts_for_nothing,
+    a15_an_execution_outside_its_keys_lifetime_counts_for_nothing
+);
 both_backends!(a_replay_in_the_store_is_refused_live);
 both_backends!(a_fast_clock_cannot_make_an_honest_recording_invalid);
 
