@@ -153,7 +153,14 @@ async fn a_reviewer_verifies_completeness_with_a_witness_policy() {
 fn a_non_signer_is_refused_and_bad_input_is_named() {
     let demo = Demo::new();
     let mallory = demo.path("mallory.key");
-    demo.ok(&["keygen", "--out", &mallory, "--name", "mallory"]);
+    demo.ok(&[
+        "keygen",
+        "--out",
+        &mallory,
+        "--name",
+        "mallory",
+        "--no-passphrase",
+    ]);
     let refused = demo.run(&["checkpoint", "--key", &mallory]);
     assert_eq!(refused.status.code(), Some(3), "{}", text(&refused.stderr));
     assert!(text(&refused.stderr).contains("not a signer of the set in force"));

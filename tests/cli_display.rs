@@ -47,7 +47,12 @@ impl<'a> Desk<'a> {
         for name in [
             "alice", "bob", "carol", "dave", "mallory1", "mallory2", "erin",
         ] {
-            desk.ok_plain(&["keygen", "--out", &desk.path(&format!("{name}.key"))]);
+            desk.ok_plain(&[
+                "keygen",
+                "--no-passphrase",
+                "--out",
+                &desk.path(&format!("{name}.key")),
+            ]);
         }
         desk.signers(
             "signers.toml",
@@ -725,6 +730,8 @@ async fn a_fabricated_ledger_with_the_same_id_is_caught_by_genesis_and_its_key_i
                 role: None,
                 public_key: to_hex(&key.public().as_bytes()),
                 key_id: key.public().key_id().to_string(),
+                valid_after: None,
+                valid_before: None,
             })
             .collect(),
     };

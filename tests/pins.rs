@@ -32,7 +32,12 @@ impl Desk<'_> {
         let desk = Desk { db };
         for name in ["alice", "bob", "carol"] {
             let out = common::rollbook_command()
-                .args(["keygen", "--out", &desk.path(&format!("{name}.key"))])
+                .args([
+                    "keygen",
+                    "--no-passphrase",
+                    "--out",
+                    &desk.path(&format!("{name}.key")),
+                ])
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{}", text(&out.stderr));

@@ -7,7 +7,7 @@ use chrono::Utc;
 use clap::Args;
 
 use super::display::say;
-use super::keys::load_secret;
+use super::keys::KeyArgs;
 use super::proposals::{check_decision_inputs, close, open, parse_id, service_error};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::domain::fills_file::read_fills;
@@ -22,9 +22,8 @@ pub struct ExecuteArgs {
     /// executions it replaces.
     #[arg(long)]
     pub fills: PathBuf,
-    /// The key of a signer of the set in force, who records the execution.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -36,7 +35,7 @@ pub async fn execute(db: &str, args: &ExecuteArgs) -> CliResult {
     let what = args.fills.display().to_string();
     let request = read_fills(&text, &what)
         .map_err(|error| CliError::bad_input(format!("{what}: {error}")))?;
-    let key = load_secret(&args.key)?;
+    let key = args.key.signer()?;
     let (ledger, mut verified) = open(db).await?;
     let state = match check_decision_inputs(&ledger, &mut verified, id).await {
         Ok(state) => state,

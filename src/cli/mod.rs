@@ -14,6 +14,7 @@ pub(crate) mod evaluate;
 mod execute;
 mod governance;
 mod keys;
+mod keys_check;
 mod ledger;
 mod progress;
 mod proposals;
@@ -67,11 +68,14 @@ pub enum Command {
         after_help = "Example:\n  rollbook template --out roll.toml --contracts 9\n  rollbook evaluate roll.toml"
     )]
     Template(evaluate::TemplateArgs),
-    /// Generate an ed25519 key pair: PATH (PKCS#8 PEM, mode 0600) and PATH.pub (OpenSSH line).
+    /// Generate an ed25519 key pair: PATH (PKCS#8 PEM, mode 0600, passphrase-protected) and PATH.pub.
     #[command(
-        after_help = "Example:\n  rollbook keygen --out ~/.rollbook/alice.key --name alice\n\nPrints the key id (SHA256:..., as `ssh-keygen -lf` shows it)."
+        after_help = "Examples:\n  rollbook keygen --out ~/.rollbook/alice.key --name alice           # asks a passphrase twice\n  rollbook keygen --out alice.key --passphrase-file pass.txt         # for scripts\n  rollbook keygen --out alice.key --no-passphrase                    # unencrypted\n\nPrints the key id (SHA256:..., as `ssh-keygen -lf` shows it)."
     )]
     Keygen(keys::KeygenArgs),
+    /// Keys: `keys check KEY` says what a key is and whether the signer set in force knows it.
+    #[command(after_help = "Example:\n  rollbook keys check alice.key.pub")]
+    Keys(keys_check::KeysArgs),
     /// Create the ledger: signer set, threshold, policy, signed by a signer.
     #[command(
         after_help = "Example:\n  rollbook init --signers keys-example/signers.toml --policy keys-example/policy.toml --key keys-example/alice.key\n\nIt prints the genesis hash and each signer's key id: the trust anchors to give every signer and reviewer (`rollbook verify --genesis HASH`)."
@@ -262,6 +266,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Demo(args) => demo::run(&cli.db, args).await,
         Command::Evaluate(args) => evaluate::run(&cli.db, args).await,
         Command::Keygen(args) => keys::keygen(args),
+        Command::Keys(args) => keys_check::run(&cli.db, args).await,
         Command::Template(args) => evaluate::template(args),
         Command::Init(args) => proposals::init(&cli.db, args).await,
         Command::Propose(args) => proposals::propose(&cli.db, args).await,

@@ -12,7 +12,7 @@ use super::display::{
     esay, motion_json, motion_lines, motion_view, next_set_lines, say, shown, signer_lines,
     signers_json, MotionView,
 };
-use super::keys::{load_secret, load_signer_set};
+use super::keys::{load_signer_set, KeyArgs};
 use super::views::{name_of, proposal_json, proposal_text, summary, History};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::crypto::canonical::{offline_signed_message, ChainHead};
@@ -20,7 +20,7 @@ use crate::crypto::{from_hex32, to_hex};
 use crate::domain::approval::{cosign_purpose, subject_digest_of, ProposalState, Status};
 use crate::domain::envelope::{format_timestamp, parse_timestamp, StoredEvent};
 use crate::domain::events::{Event, ProposalKind, ProposalTerms, SignatureEnvelope, LEDGER_STREAM};
-use crate::domain::governance::{seal_signature, ActiveSet};
+use crate::domain::governance::ActiveSet;
 use crate::pin::Verified;
 use crate::service::{self, Ledger, ServiceError};
 use crate::store::Store;
@@ -34,6 +34,8 @@ pub(crate) fn service_error(error: ServiceError) -> CliError {
             CliError::bad_input(message)
         }
         ServiceError::Corrupt(_) => CliError::new(EXIT_CHECK_FAILED, error.to_string()),
+        // A key that could not sign (an ssh-agent refusing or gone): nothing was recorded.
+        ServiceError::Signing(error) => CliError::bad_input(error.to_string()),
     }
 }
 
@@ -153,15 +155,15 @@ pub(crate) fn parse_id(text: &str) -> Result<Uuid, CliError> {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Signers file (TOML): `threshold = K` and `[[signers]]` with name, role, public_key_file.
+    /// Signers file (TOML): `threshold = K` and `[[signers]]` with name, role, public_key_file,
+    /// and optionally the key's lifetime `valid_after` / `valid_before` (RFC 3339).
     #[arg(long)]
     pub signers: PathBuf,
     /// Policy file overriding any subset of the default policy.
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// The creator's private key; the creator must be one of the signers.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -170,7 +172,7 @@ pub struct InitArgs {
 pub async fn init(db: &str, args: &InitArgs) -> CliResult {
     let set = load_signer_set(&args.signers, 1)?;
     let policy = super::evaluate::load_policy(args.policy.as_deref())?;
-    let key = load_secret(&args.key)?;
+    let key = args.key.signer()?;
     let store = Store::open(db).await?;
     let (ledger_id, governance) = service::init(&store, &set, &policy, &key, Utc::now())
         .await
@@ -179,6 +181,13 @@ pub async fn init(db: &str, args: &InitArgs) -> CliResult {
     store.close().await;
     let mut warnings = set.threshold_warnings(policy.approval.proposer_counts);
     warnings.extend(ttl_warning(&policy));
+    // This machine's clock: a warning, not a decision (init refused a set that could decide
+    // nothing on the ledger's clock).
+    let now = Utc::now();
+    warnings.extend(set.lifetime_warning(
+        now,
+        now + chrono::Duration::seconds(policy.approval.proposal_ttl_seconds as i64),
+    ));
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
@@ -212,9 +221,8 @@ pub async fn init(db: &str, args: &InitArgs) -> CliResult {
 pub struct ProposeArgs {
     /// The roll proposal (TOML; fields as in docs/methodology.md).
     pub file: PathBuf,
-    /// The proposer's private key (must be in the signer set).
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -223,7 +231,7 @@ pub struct ProposeArgs {
 pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
     let body = super::evaluate::read_input_file(&args.file, crate::sizing::FILE_BYTES_MAX)?;
     super::evaluate::proposal_from_input(&args.file, &body)?;
-    let key = load_secret(&args.key)?;
+    let key = args.key.signer()?;
     let (ledger, mut verified) = open(db).await?;
     verified.stream(&ledger.store, LEDGER_STREAM).await?;
     let (state, report) = ledger
@@ -287,9 +295,8 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
 pub struct SignArgs {
     /// The proposal id.
     pub id: String,
-    /// The signer's private key.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Sign a request file on a machine without the database (see `rollbook request`).
     #[arg(long, requires = "request")]
     pub offline: bool,
@@ -378,7 +385,7 @@ fn show_what_is_signed(history: &History, state: &ProposalState) {
 
 pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
     let id = parse_id(&args.id)?;
-    let key = load_secret(&args.key)?;
+    let key = args.key.signer()?;
     if args.offline {
         return sign_offline(id, &key, args);
     }
@@ -405,8 +412,8 @@ pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
 pub struct RejectArgs {
     /// The proposal id.
     pub id: String,
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Why: recorded and signed with the veto.
     #[arg(long)]
     pub reason: String,
@@ -437,10 +444,10 @@ pub async fn reject(db: &str, args: &RejectArgs) -> CliResult {
 async fn id_key_and_ledger(
     db: &str,
     id: &str,
-    key: &std::path::Path,
-) -> Result<(Uuid, crate::crypto::keys::SecretKey, Ledger, Verified), CliError> {
+    key: &KeyArgs,
+) -> Result<(Uuid, crate::crypto::Signer, Ledger, Verified), CliError> {
     let id = parse_id(id)?;
-    let key = load_secret(key)?;
+    let key = key.signer()?;
     let (ledger, mut verified) = open(db).await?;
     check_decision_inputs(&ledger, &mut verified, id).await?;
     Ok((id, key, ledger, verified))
@@ -471,9 +478,8 @@ async fn closed(
 pub struct WithdrawArgs {
     /// The proposal id.
     pub id: String,
-    /// The proposer's key.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -639,17 +645,15 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
 
 #[derive(Debug, Args)]
 pub struct InboxArgs {
-    /// Your key: the inbox lists what it may still sign.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
-    let key = load_secret(&args.key)?;
-    let key_id = key.public().key_id().to_string();
+    let key_id = args.key.public_key()?.key_id().to_string();
     let (ledger, mut verified) = open(db).await?;
     let pending = verified_states(&ledger, &mut verified, Some("pending")).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
@@ -834,7 +838,7 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
     Ok(EXIT_OK)
 }
 
-fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs) -> CliResult {
+fn sign_offline(id: Uuid, key: &crate::crypto::Signer, args: &SignArgs) -> CliResult {
     let path = args
         .request
         .as_ref()
@@ -927,7 +931,8 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
     let file = SignatureFile {
         format: SIGNATURE_FORMAT.into(),
         proposal_id: proposal_id.to_string(),
-        signature: seal_signature(key, message),
+        signature: service::seal_with(key, message)
+            .map_err(|error| CliError::bad_input(error.to_string()))?,
     };
     let out = args
         .out

@@ -259,7 +259,20 @@ pub struct ProposalDraft {
     pub terms: ProposalTerms,
 }
 
+/// The signer set a motion's terms propose: `None` for a roll or a policy motion.
+pub(crate) fn proposed_set_of(terms: &ProposalTerms) -> Result<Option<ActiveSet>, Refusal> {
+    match terms.kind {
+        ProposalKind::SignerSet => ActiveSet::parse(&terms.body).map(Some),
+        _ => Ok(None),
+    }
+}
+
 impl ProposalDraft {
+    /// The signer set this draft proposes, when it is a signer-set motion.
+    pub fn proposed_set(&self) -> Result<Option<ActiveSet>, Refusal> {
+        proposed_set_of(&self.terms)
+    }
+
     fn bound(
         governance: &Governance,
         proposal_id: Uuid,
