@@ -18,7 +18,7 @@ use crate::domain::events::LEDGER_STREAM;
 use crate::domain::projection::ProposalRow;
 use crate::sizing::Proposal;
 use crate::store::state::{PinRow, StateFile, StateWrite};
-use crate::store::{Store, StoreError, PAGE_ROWS};
+use crate::store::{ProposalWindow, Store, StoreError, PAGE_ROWS};
 
 /// Where pins live unless `ROLLBOOK_STATE_DIR` says otherwise: `$XDG_STATE_HOME/rollbook`, else
 /// `~/.local/state/rollbook`.
@@ -510,22 +510,39 @@ impl Verified {
             .map_err(|refusal| self.disagrees(format!("proposal {id}: {refusal}")))
     }
 
-    /// The verified projection rows (optionally of one status), after checking that the
-    /// database's rows are exactly these. A difference seen while the database's head moves on
-    /// is synced and compared again; one that stays is a tamper.
+    /// The verified projection rows (optionally of one status), oldest first, after checking
+    /// that the database's rows are exactly these (`proposal_window`).
     pub async fn proposals(
         &mut self,
         store: &Store,
         status: Option<&str>,
     ) -> Result<Vec<ProposalRow>, PinError> {
+        let window = ProposalWindow {
+            status,
+            ..ProposalWindow::default()
+        };
+        let mut rows = self.proposal_window(store, &window).await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// The verified projection rows of `window`, newest first, after checking that the
+    /// database's rows in the same window are exactly these: a view compares what it shows,
+    /// and reads no more. A difference seen while the database's head moves on is synced and
+    /// compared again; one that stays is a tamper.
+    pub async fn proposal_window(
+        &mut self,
+        store: &Store,
+        window: &ProposalWindow<'_>,
+    ) -> Result<Vec<ProposalRow>, PinError> {
         let mut attempt = 0;
         loop {
             let verified = self
                 .state
-                .proposals(self.ledger_id, status)
+                .proposal_window(self.ledger_id, window)
                 .await
                 .map_err(PinError::State)?;
-            let stored = store.proposals(self.ledger_id, status).await?;
+            let stored = store.proposal_window(self.ledger_id, window).await?;
             match self.compare_rows(&stored, &verified) {
                 Ok(()) => return Ok(verified),
                 Err(error) => self.resync_or(store, &mut attempt, error).await?,

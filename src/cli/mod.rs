@@ -13,6 +13,7 @@ mod execute;
 mod governance;
 mod keys;
 mod ledger;
+mod list;
 mod proposals;
 mod views;
 
@@ -96,9 +97,11 @@ pub enum Command {
     /// One proposal: content, what a motion changes, report, signatures, status, who is missing.
     #[command(after_help = "Example:\n  rollbook show 01a2... --json")]
     Show(proposals::ShowArgs),
-    /// All proposals, oldest first.
-    #[command(after_help = "Example:\n  rollbook list --status pending --json")]
-    List(proposals::ListArgs),
+    /// The proposals, newest first: id, kind, status, verdict, proposer, date, signatures, size, note.
+    #[command(
+        after_help = "Examples:\n  rollbook list --limit 20\n  rollbook list --status pending --since 2026-05-01\n  rollbook list --json\n\nThe id shown is the short id (the last 12 hex digits of the UUID); every command taking an id accepts it. The note is cut to the terminal's width (COLUMNS, else the terminal's; not cut in a pipe)."
+    )]
+    List(list::ListArgs),
     /// Record a committed roll's fills (or a correction), signed by a signer; checks them against the approved bounds.
     #[command(
         after_help = "Examples:\n  rollbook execute 01a2... --fills fills.toml --key alice.key\n  rollbook execute 01a2... --fills correction.toml --key alice.key --json\n\nfills.toml:\n  [[fills]]\n  contracts = 4\n  price_usd = 3.15\n  at = 2026-05-08T15:00:00Z\n  broker_ref = \"IB-7731\"\n\nA correction adds `corrects = [\"EVENT_ID\", ...]` (the event ids `show` lists): the fills of those executions no longer count, this file's do (it may hold no fills, to cancel them). Fills are final; a correction is a new event. A fill dated later than now plus the policy's timing.clock_skew_max_seconds is refused: fills are recorded after they happen.\n\nIn bounds: total contracts at most the approved size, every fill inside execute_after..execute_before, every price within structure.quote_deviation_max of the approved premium (policy of the roll's recording). The roll becomes `executed` when the approved size is filled, else stays `committed` (partially executed). Out of bounds the fills are recorded all the same as an execution breach, named by show, list, the CSV and verify; the status stays `execution_breach`.\n\nExit 0 recorded within bounds, 1 recorded as an execution breach, 2 bad input (nothing recorded), 3 refused (not a committed roll, not a signer, recording window closed)."
@@ -245,7 +248,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Withdraw(args) => proposals::withdraw(&cli.db, args).await,
         Command::Inbox(args) => proposals::inbox(&cli.db, args).await,
         Command::Show(args) => proposals::show(&cli.db, args).await,
-        Command::List(args) => proposals::list(&cli.db, args).await,
+        Command::List(args) => list::list(&cli.db, args).await,
         Command::Request(args) => proposals::request(&cli.db, args).await,
         Command::Execute(args) => execute::execute(&cli.db, args).await,
         Command::Attach(args) => proposals::attach(&cli.db, args).await,

@@ -525,20 +525,6 @@ fn executions_of(
         .collect()
 }
 
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    /// Only proposals in this status: pending, committed, executed, execution_breach, failed,
-    /// rejected, withdrawn, expired.
-    #[arg(long)]
-    pub status: Option<String>,
-    /// At most N proposals (oldest first).
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Print JSON for machines (keys documented in README.md) instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// The proposals (of one stored status, or all) as verified: the database's projection rows
 /// must be exactly the verified ones, and each stream the verified events.
 pub(crate) async fn verified_states(
@@ -549,62 +535,6 @@ pub(crate) async fn verified_states(
     verified.stream(&ledger.store, LEDGER_STREAM).await?;
     let rows = verified.proposals(&ledger.store, status).await?;
     Ok(verified.states(&ledger.store, &rows).await?)
-}
-
-pub async fn list(db: &str, args: &ListArgs) -> CliResult {
-    let wanted = match &args.status {
-        None => None,
-        Some(text) => Some(Status::parse(text).ok_or_else(|| {
-            CliError::bad_input(format!(
-                "--status {text:?}: use pending, committed, executed, execution_breach, failed, rejected, withdrawn or expired"
-            ))
-        })?),
-    };
-    let (ledger, mut verified) = open(db).await?;
-    let all = verified_states(&ledger, &mut verified, None).await?;
-    let governance = ledger.governance().await.map_err(service_error)?;
-    let history = history(&ledger).await?;
-    // Expiry on the ledger's clock, read by the sync.
-    let now = verified.ledger_clock;
-    let states: Vec<ProposalState> = all
-        .into_iter()
-        .filter(|state| wanted.is_none_or(|status| state.status_under(now, &governance) == status))
-        .take(args.limit.unwrap_or(usize::MAX))
-        .collect();
-    close(&ledger, &verified).await;
-    if args.json {
-        let array: Vec<serde_json::Value> = states
-            .iter()
-            .map(|s| proposal_json(&governance, &history, s, now, false))
-            .collect();
-        println!("{}", serde_json::Value::Array(array));
-    } else if states.is_empty() {
-        println!("no proposals");
-    } else {
-        println!(
-            "{:<36}  {:<10}  {:<18}  {:<7}  {:<9}  summary",
-            "proposal", "kind", "status", "verdict", "signed"
-        );
-        for state in &states {
-            let view = proposal_json(&governance, &history, state, now, false);
-            // A partially executed roll stays `committed`; the list says so.
-            let status = match view["execution"].as_str() {
-                Some("partially executed") => "committed, partial".to_string(),
-                Some("execution breach") => "execution breach".to_string(),
-                _ => view["status"].as_str().unwrap_or("?").to_string(),
-            };
-            say!(
-                "{:<36}  {:<10}  {:<18}  {:<7}  {:<9}  {}",
-                state.id,
-                state.recorded.terms.kind.as_str(),
-                status,
-                state.recorded.terms.verdict.as_deref().unwrap_or("-"),
-                format!("{}/{}", state.cosignatures.len(), view["threshold"]),
-                summary(state)
-            );
-        }
-    }
-    Ok(EXIT_OK)
 }
 
 #[derive(Debug, Args)]

@@ -79,6 +79,16 @@ pub fn name_of(sets: &[ActiveSet], key_id: &str) -> String {
         .unwrap_or_else(|| key_id.to_string())
 }
 
+/// The id people type and read: a UUIDv7 begins with its time (proposals made together share
+/// it), so the short id is its random tail, the last 12 hex digits.
+pub fn short_id(id: &uuid::Uuid) -> String {
+    let text = id.to_string();
+    text[text.len() - SHORT_ID_CHARS..].to_string()
+}
+
+/// Hex digits in a short id.
+pub const SHORT_ID_CHARS: usize = 12;
+
 /// One line saying what the proposal asks for.
 pub fn summary(state: &ProposalState) -> String {
     summary_of(
@@ -169,6 +179,7 @@ pub fn proposal_json(
         .collect();
     let mut object = json!({
         "proposal_id": state.id.to_string(),
+        "short_id": short_id(&state.id),
         "kind": state.recorded.terms.kind.as_str(),
         "status": status.as_str(),
         "verdict": state.recorded.terms.verdict,

@@ -128,3 +128,37 @@ fn number(x: f64) -> String {
         format!("{x:.6}")
     }
 }
+
+/// An amount in USD with two decimals and thousands grouped: `5,310.00`, `-12,000.50`.
+pub fn usd(amount_usd: f64) -> String {
+    let text = format!("{:.2}", amount_usd.abs());
+    let (whole, cents) = text.split_once('.').unwrap_or((&text, "00"));
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3 + 4);
+    for (index, digit) in whole.chars().enumerate() {
+        if index > 0 && (whole.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if amount_usd < 0.0 && text != "0.00" {
+        "-"
+    } else {
+        ""
+    };
+    format!("{sign}{grouped}.{cents}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usd;
+
+    #[test]
+    fn usd_groups_thousands() {
+        assert_eq!(usd(0.0), "0.00");
+        assert_eq!(usd(999.994), "999.99");
+        assert_eq!(usd(5310.0), "5,310.00");
+        assert_eq!(usd(1234567.891), "1,234,567.89");
+        assert_eq!(usd(-12000.5), "-12,000.50");
+        assert_eq!(usd(-0.001), "0.00");
+    }
+}

@@ -180,6 +180,19 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// Which projection rows a view reads, newest first: what it shows and no more.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProposalWindow<'a> {
+    /// Only rows of this stored status (a pending row may show as expired: the caller judges).
+    pub status: Option<&'a str>,
+    /// Only proposals created at or after this canonical timestamp.
+    pub since: Option<&'a str>,
+    /// Only proposals recorded before this seq (the next page after a window's last row).
+    pub before_seq: Option<u64>,
+    /// At most this many rows (all when `None`).
+    pub limit: Option<u64>,
+}
+
 /// An open event store on one of the two backends.
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -443,7 +456,22 @@ impl Store {
         ledger_id: Uuid,
         status: Option<&str>,
     ) -> Result<Vec<ProposalRow>, StoreError> {
-        dispatch!(self, store => store.queries().proposals(ledger_id, status).await)
+        let window = ProposalWindow {
+            status,
+            ..ProposalWindow::default()
+        };
+        let mut rows = self.proposal_window(ledger_id, &window).await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// The projection rows of `window`, newest first (by the seq of their recording).
+    pub async fn proposal_window(
+        &self,
+        ledger_id: Uuid,
+        window: &ProposalWindow<'_>,
+    ) -> Result<Vec<ProposalRow>, StoreError> {
+        dispatch!(self, store => store.queries().proposal_window(ledger_id, window).await)
     }
 
     pub async fn proposal(

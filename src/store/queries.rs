@@ -16,7 +16,7 @@ use super::shared::{
     bind_event, bind_projection, head_of, head_with_time_of, parse_ledger_ids, projection_ops,
     row_to_event, row_to_proposal, rows_to_events, seal_checked, ProjectionSql, ReadRow, TurnLock,
 };
-use super::{db_err, StoreError, PAGE_ROWS};
+use super::{db_err, ProposalWindow, StoreError, PAGE_ROWS};
 use crate::domain::envelope::{format_timestamp, NewEvent, StoredEvent};
 use crate::domain::projection::ProposalRow;
 
@@ -56,15 +56,18 @@ pub(super) const PROJECTION: ProjectionSql = ProjectionSql {
     status: "UPDATE proposals SET status = $3, last_seq = $4 WHERE ledger_id = $1 AND proposal_id = $2",
 };
 const PROJECTION_DELETE: &str = "DELETE FROM proposals WHERE ledger_id = $1";
-const PROJECTION_ALL: &str = concat!(
+/// The projection newest first, from before `first_seq` $2, recorded (created) at or after $3,
+/// at most $4 rows: `proposals_newest` walks it, so a window costs the rows it holds.
+const PROJECTION_NEWEST: &str = concat!(
     "SELECT ",
     proj_columns!(),
-    " FROM proposals WHERE ledger_id = $1 ORDER BY first_seq"
+    " FROM proposals WHERE ledger_id = $1 AND first_seq < $2 AND created_at >= $3 ORDER BY first_seq DESC LIMIT $4"
 );
-const PROJECTION_BY_STATUS: &str = concat!(
+/// The same window of one stored status ($5), through `proposals_by_status`.
+const PROJECTION_NEWEST_BY_STATUS: &str = concat!(
     "SELECT ",
     proj_columns!(),
-    " FROM proposals WHERE ledger_id = $1 AND status = $2 ORDER BY first_seq"
+    " FROM proposals WHERE ledger_id = $1 AND status = $5 AND first_seq < $2 AND created_at >= $3 ORDER BY first_seq DESC LIMIT $4"
 );
 const PROJECTION_ONE: &str = concat!(
     "SELECT ",
@@ -159,17 +162,27 @@ where
         Ok(rows_to_events(&rows))
     }
 
-    pub async fn proposals(
+    /// The projection rows of `window`, newest first.
+    pub async fn proposal_window(
         &self,
         ledger_id: Uuid,
-        status: Option<&str>,
+        window: &ProposalWindow<'_>,
     ) -> Result<Vec<ProposalRow>, StoreError> {
-        let query = match status {
-            None => sqlx::query(PROJECTION_ALL).bind(ledger_id.to_string()),
-            Some(status) => sqlx::query(PROJECTION_BY_STATUS)
-                .bind(ledger_id.to_string())
-                .bind(status),
+        let before = window.before_seq.map_or(i64::MAX, |seq| seq as i64);
+        let since = window.since.unwrap_or("").to_string();
+        let limit = window.limit.map_or(i64::MAX, |limit| limit as i64);
+        let sql = match window.status {
+            None => PROJECTION_NEWEST,
+            Some(_) => PROJECTION_NEWEST_BY_STATUS,
         };
+        let mut query = sqlx::query(sql)
+            .bind(ledger_id.to_string())
+            .bind(before)
+            .bind(since)
+            .bind(limit);
+        if let Some(status) = window.status {
+            query = query.bind(status);
+        }
         let rows = query
             .fetch_all(self.pool)
             .await

@@ -1,0 +1,253 @@
+//! What signers and reviewers read (issue 23): `list` newest first in columns, reading only the
+//! window it shows; through the real binary on SQLite and PostgreSQL.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use chrono::{Duration, TimeZone, Utc};
+use common::TestDb;
+use rollbook::sizing::Proposal;
+
+const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
+
+struct Desk<'a> {
+    db: &'a TestDb,
+    dir: PathBuf,
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl<'a> Desk<'a> {
+    /// alice, bob and carol (keys from `rollbook keygen`), 2 of 3.
+    fn new(db: &'a TestDb) -> Desk<'a> {
+        let desk = Desk {
+            db,
+            dir: db.dir.path().to_path_buf(),
+        };
+        let mut signers = String::from("threshold = 2\n");
+        for name in ["alice", "bob", "carol"] {
+            desk.ok(&["keygen", "--out", &desk.key(name)]);
+            signers.push_str(&format!(
+                "[[signers]]\nname = \"{name}\"\npublic_key_file = \"{name}.key.pub\"\n"
+            ));
+        }
+        std::fs::write(desk.path("signers.toml"), signers).unwrap();
+        desk.ok(&[
+            "init",
+            "--signers",
+            &desk.path("signers.toml"),
+            "--key",
+            &desk.key("alice"),
+        ]);
+        desk
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = self.db.rollbook(&self.db.state_dir());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.args(args).output().expect("run rollbook")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed ({:?}): {}",
+            out.status.code(),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        serde_json::from_str(&self.ok(&all)).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
+    }
+
+    /// Runs a command that must fail with `code` and say `needle`.
+    fn fails(&self, args: &[&str], code: i32, needle: &str) -> String {
+        let out = self.run(args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        stderr
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    fn key(&self, name: &str) -> String {
+        self.path(&format!("{name}.key"))
+    }
+
+    /// A roll of `contracts` dated now with `note`, on a closed layer of its own.
+    fn roll(&self, contracts: u32, note: &str) -> Proposal {
+        let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
+        let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
+        proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
+        proposal.set_contracts_requested(contracts);
+        proposal.roll.note = note.into();
+        common::own_layer(&mut proposal);
+        proposal
+    }
+
+    /// Records `roll` proposed by bob; its id.
+    fn propose(&self, roll: &Proposal) -> String {
+        let file = self.path(&format!("{}.toml", uuid::Uuid::now_v7().simple()));
+        std::fs::write(&file, roll.to_toml_string()).unwrap();
+        self.json(&["propose", &file, "--key", &self.key("bob")])["proposal_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn ids(&self, args: &[&str]) -> Vec<String> {
+        self.json(args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["proposal_id"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+both_backends!(
+    list_shows_the_newest_first_in_columns,
+    list_compares_the_window_it_shows_with_the_database,
+);
+
+async fn list_shows_the_newest_first_in_columns(db: &TestDb) {
+    let desk = Desk::new(db);
+    let long_note = "a quarterly roll into the next layer, sized down because the desk expects a quieter month and the budget is half drawn";
+    let oldest = desk.propose(&desk.roll(9, "first roll"));
+    let vetoed = desk.propose(&desk.roll(7, long_note));
+    let signed = desk.roll(9, "signed roll");
+    let committed = desk.propose(&signed);
+    desk.ok(&[
+        "reject",
+        &vetoed,
+        "--key",
+        &desk.key("carol"),
+        "--reason",
+        "stale",
+    ]);
+    desk.ok(&["sign", &committed, "--key", &desk.key("alice")]);
+    desk.ok(&["sign", &committed, "--key", &desk.key("carol")]);
+
+    assert_eq!(
+        desk.ids(&["list"]),
+        [committed.as_str(), vetoed.as_str(), oldest.as_str()]
+    );
+    assert_eq!(
+        desk.ids(&["list", "--limit", "2"]),
+        [committed.as_str(), vetoed.as_str()]
+    );
+    assert_eq!(
+        desk.ids(&["list", "--status", "committed"]),
+        [committed.as_str()]
+    );
+    assert_eq!(
+        desk.ids(&["list", "--status", "rejected"]),
+        [vetoed.as_str()]
+    );
+    assert_eq!(
+        desk.ids(&["list", "--status", "pending", "--limit", "5"]),
+        [oldest.as_str()]
+    );
+    assert!(desk.ids(&["list", "--status", "expired"]).is_empty());
+    assert!(desk.ids(&["list", "--since", "2999-01-01"]).is_empty());
+    assert_eq!(
+        desk.ids(&["list", "--since", "2000-01-01T00:00:00Z"]).len(),
+        3
+    );
+    desk.fails(&["list", "--since", "yesterday"], 2, "--since");
+    desk.fails(&["list", "--status", "open"], 2, "--status");
+    let listed = desk.json(&["list", "--limit", "1"]);
+    assert_eq!(listed[0]["short_id"], committed[committed.len() - 12..]);
+
+    // Columns: short id, kind, status, verdict, proposer, date, k/K, contracts, outlay, note.
+    let out = desk.run_with(&["list"], &[("COLUMNS", "120")]);
+    let table = text(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    for header in [
+        "id",
+        "kind",
+        "status",
+        "verdict",
+        "proposer",
+        "signed",
+        "contracts",
+        "outlay USD",
+        "note",
+    ] {
+        assert!(lines[0].contains(header), "{table}");
+    }
+    assert!(
+        lines.iter().all(|line| line.chars().count() <= 120),
+        "{table}"
+    );
+    let row = lines[1];
+    assert!(
+        row.starts_with(&committed[committed.len() - 12..]),
+        "{table}"
+    );
+    assert!(
+        !row.contains(&committed[..8]),
+        "the time part is not shown: {table}"
+    );
+    let outlay = rollbook::sizing::render::usd(signed.requested_outlay_usd());
+    for cell in [
+        "roll",
+        "committed",
+        "pass",
+        "bob",
+        "2/2",
+        "9",
+        outlay.as_str(),
+        "signed roll",
+    ] {
+        assert!(row.contains(cell), "{cell:?} missing from {row:?}");
+    }
+    assert!(
+        lines[2].contains("rejected") && lines[2].contains("0/2"),
+        "{table}"
+    );
+    assert!(lines[2].ends_with('…'), "the long note is cut: {table}");
+    // In a pipe nothing is cut.
+    assert!(desk.ok(&["list"]).contains(long_note));
+}
+
+/// `list --limit N` compares the rows it shows with the database, and reads no others.
+async fn list_compares_the_window_it_shows_with_the_database(db: &TestDb) {
+    let desk = Desk::new(db);
+    let oldest = desk.propose(&desk.roll(9, "oldest"));
+    let newest = desk.propose(&desk.roll(9, "newest"));
+    desk.ok(&["list"]);
+    db.raw_execute(&format!(
+        "DELETE FROM proposals WHERE proposal_id = '{oldest}'"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(desk.ids(&["list", "--limit", "1"]), [newest.as_str()]);
+    desk.fails(&["list"], 1, &format!("{oldest} (pending, verified at seq"));
+    desk.ok(&["rebuild"]);
+    db.raw_execute(&format!(
+        "UPDATE proposals SET status = 'committed' WHERE proposal_id = '{newest}'"
+    ))
+    .await
+    .unwrap();
+    desk.fails(&["list", "--limit", "1"], 1, &newest);
+}
