@@ -126,6 +126,7 @@ impl<'a> Desk<'a> {
 both_backends!(
     list_shows_the_newest_first_in_columns,
     list_compares_the_window_it_shows_with_the_database,
+    ids_are_taken_whole_by_their_short_id_or_a_unique_prefix,
 );
 
 async fn list_shows_the_newest_first_in_columns(db: &TestDb) {
@@ -250,4 +251,78 @@ async fn list_compares_the_window_it_shows_with_the_database(db: &TestDb) {
     .await
     .unwrap();
     desk.fails(&["list", "--limit", "1"], 1, &newest);
+}
+
+/// Every command taking an id takes the whole id, the short id or a unique prefix of 8 or more
+/// characters, resolved against every proposal ever recorded; an ambiguous one is refused.
+async fn ids_are_taken_whole_by_their_short_id_or_a_unique_prefix(db: &TestDb) {
+    let desk = Desk::new(db);
+    let vetoed = desk.propose(&desk.roll(9, "vetoed"));
+    let id = desk.propose(&desk.roll(9, "to sign"));
+    let short = &id[id.len() - 12..];
+    desk.ok(&[
+        "reject",
+        &vetoed[vetoed.len() - 12..],
+        "--key",
+        &desk.key("carol"),
+        "--reason",
+        "no",
+    ]);
+    assert_eq!(desk.json(&["show", &vetoed])["status"], "rejected");
+    assert_eq!(desk.json(&["show", short])["proposal_id"], id.as_str());
+    assert_eq!(
+        desk.json(&["show", &short.to_uppercase()])["proposal_id"],
+        id.as_str()
+    );
+
+    // Both were made within the same minute or so: their ids share a prefix of the time.
+    let common = id
+        .chars()
+        .zip(vetoed.chars())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if common >= 8 {
+        let stderr = desk.fails(&["show", &id[..common]], 2, "ambiguous");
+        assert!(stderr.contains(&id) && stderr.contains(&vetoed), "{stderr}");
+        desk.fails(
+            &["sign", &id[..common], "--key", &desk.key("alice")],
+            2,
+            "ambiguous",
+        );
+    }
+    let unique = &id[..(common + 1).max(8)];
+    assert_eq!(desk.json(&["show", unique])["proposal_id"], id.as_str());
+
+    desk.fails(&["show", "ffffffffffff"], 2, "no proposal ffffffffffff");
+    desk.fails(&["show", &id[..6]], 2, "at least 8 characters");
+    desk.fails(&["show", "not-an-id"], 2, "is not a proposal id");
+
+    let request = desk.path("req.json");
+    desk.ok(&["request", short, "--out", &request]);
+    let offline = [
+        "sign",
+        short,
+        "--key",
+        &desk.key("alice"),
+        "--offline",
+        "--request",
+        &request,
+        "--out",
+        &desk.path("a.sig"),
+    ];
+    desk.ok(&offline);
+    let wrong = [
+        "sign",
+        &vetoed[vetoed.len() - 12..],
+        "--key",
+        &desk.key("alice"),
+        "--offline",
+        "--request",
+        &request,
+    ];
+    desk.fails(&wrong, 2, "the request is for proposal");
+    desk.ok(&["attach", &desk.path("a.sig")]);
+    desk.ok(&["sign", unique, "--key", &desk.key("carol")]);
+    assert_eq!(desk.json(&["show", short])["status"], "committed");
+    desk.ok(&["prove", short, "--out", &desk.path("proof.json")]);
 }

@@ -616,7 +616,7 @@ fn event_hash_at(
 
 #[derive(Debug, Args)]
 pub struct ProveArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     /// Where to write the proof.
     #[arg(long)]
@@ -628,9 +628,9 @@ pub struct ProveArgs {
 }
 
 pub async fn prove(db: &str, args: &ProveArgs) -> CliResult {
-    let id = uuid::Uuid::parse_str(&args.id)
-        .map_err(|_| CliError::bad_input(format!("{:?} is not a proposal id", args.id)))?;
+    let id_text = super::ids::parse_id(&args.id)?;
     let (ledger, verified) = open(db).await?;
+    let id = super::ids::resolve(&ledger, &id_text).await?;
     // The proposal's events as verified (each hash the one this client's pin verified).
     let events = verified.stream(&ledger.store, &id.to_string()).await?;
     if events.is_empty() {

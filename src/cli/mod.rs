@@ -11,6 +11,7 @@ mod display;
 pub(crate) mod evaluate;
 mod execute;
 mod governance;
+mod ids;
 mod keys;
 mod ledger;
 mod list;

@@ -12,6 +12,7 @@ use super::display::{
     esay, motion_json, motion_lines, motion_view, next_set_lines, say, shown, signer_lines,
     signers_json, MotionView,
 };
+use super::ids::{parse_id, resolve, IdText};
 use super::keys::{load_secret, load_signer_set};
 use super::views::{name_of, proposal_json, proposal_text, summary, History};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
@@ -116,7 +117,8 @@ pub(crate) async fn history(ledger: &Ledger) -> Result<History, CliError> {
     })
 }
 
-pub(crate) fn parse_id(text: &str) -> Result<Uuid, CliError> {
+/// A full proposal id, as files carry it.
+pub(crate) fn parse_full_id(text: &str) -> Result<Uuid, CliError> {
     Uuid::parse_str(text).map_err(|_| {
         CliError::bad_input(format!(
             "{text:?} is not a proposal id (a UUID, as `rollbook list` shows)"
@@ -258,7 +260,7 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     /// The signer's private key.
     #[arg(long)]
@@ -350,12 +352,13 @@ fn show_what_is_signed(history: &History, state: &ProposalState) {
 }
 
 pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
-    let id = parse_id(&args.id)?;
+    let id_text = parse_id(&args.id)?;
     let key = load_secret(&args.key)?;
     if args.offline {
-        return sign_offline(id, &key, args);
+        return sign_offline(&id_text, &key, args);
     }
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     let state = check_decision_inputs(&ledger, &mut verified, id).await?;
     let before = history(&ledger).await?;
     show_what_is_signed(&before, &state);
@@ -373,7 +376,7 @@ pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
 
 #[derive(Debug, Args)]
 pub struct RejectArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     #[arg(long)]
     pub key: PathBuf,
@@ -409,9 +412,10 @@ async fn id_key_and_ledger(
     id: &str,
     key: &std::path::Path,
 ) -> Result<(Uuid, crate::crypto::keys::SecretKey, Ledger, Verified), CliError> {
-    let id = parse_id(id)?;
+    let id_text = parse_id(id)?;
     let key = load_secret(key)?;
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     check_decision_inputs(&ledger, &mut verified, id).await?;
     Ok((id, key, ledger, verified))
 }
@@ -439,7 +443,7 @@ async fn closed(
 
 #[derive(Debug, Args)]
 pub struct WithdrawArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     /// The proposer's key.
     #[arg(long)]
@@ -467,7 +471,7 @@ pub async fn withdraw(db: &str, args: &WithdrawArgs) -> CliResult {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
@@ -475,8 +479,9 @@ pub struct ShowArgs {
 }
 
 pub async fn show(db: &str, args: &ShowArgs) -> CliResult {
-    let id = parse_id(&args.id)?;
+    let id_text = parse_id(&args.id)?;
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     verified.stream(&ledger.store, LEDGER_STREAM).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
     let history = history(&ledger).await?;
@@ -670,7 +675,7 @@ const OFFLINE_FILE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Args)]
 pub struct RequestArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     /// Where to write the request file.
     #[arg(long)]
@@ -678,8 +683,9 @@ pub struct RequestArgs {
 }
 
 pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
-    let id = parse_id(&args.id)?;
+    let id_text = parse_id(&args.id)?;
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     let state = check_decision_inputs(&ledger, &mut verified, id).await?;
     let history = history(&ledger).await?;
     close(&ledger, &verified).await;
@@ -734,7 +740,11 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
     Ok(EXIT_OK)
 }
 
-fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs) -> CliResult {
+fn sign_offline(
+    id_text: &IdText,
+    key: &crate::crypto::keys::SecretKey,
+    args: &SignArgs,
+) -> CliResult {
     let path = args
         .request
         .as_ref()
@@ -753,9 +763,10 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
         Uuid::parse_str(&request.ledger_id).map_err(|_| bad("ledger_id is not a UUID".into()))?;
     let proposal_id = Uuid::parse_str(&request.proposal_id)
         .map_err(|_| bad("proposal_id is not a UUID".into()))?;
-    if proposal_id != id {
+    if !id_text.names(&proposal_id) {
         return Err(bad(format!(
-            "the request is for proposal {proposal_id}, not {id}"
+            "the request is for proposal {proposal_id}, not {}",
+            args.id
         )));
     }
     // Recompute the digest from the content shown, so the signature binds what was reviewed.
@@ -939,7 +950,7 @@ pub async fn attach(db: &str, args: &AttachArgs) -> CliResult {
             file.format
         )));
     }
-    let id = parse_id(&file.proposal_id)?;
+    let id = parse_full_id(&file.proposal_id)?;
     let (ledger, mut verified) = open(db).await?;
     check_decision_inputs(&ledger, &mut verified, id).await?;
     let outcome = ledger

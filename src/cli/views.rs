@@ -83,11 +83,8 @@ pub fn name_of(sets: &[ActiveSet], key_id: &str) -> String {
 /// it), so the short id is its random tail, the last 12 hex digits.
 pub fn short_id(id: &uuid::Uuid) -> String {
     let text = id.to_string();
-    text[text.len() - SHORT_ID_CHARS..].to_string()
+    text[text.len() - super::ids::SHORT_ID_CHARS..].to_string()
 }
-
-/// Hex digits in a short id.
-pub const SHORT_ID_CHARS: usize = 12;
 
 /// One line saying what the proposal asks for.
 pub fn summary(state: &ProposalState) -> String {

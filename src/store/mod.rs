@@ -193,6 +193,14 @@ pub struct ProposalWindow<'a> {
     pub limit: Option<u64>,
 }
 
+/// Part of a proposal id, as people type one: its last 12 characters (the short id `list`
+/// shows) or its first 8 (the start of any longer prefix).
+#[derive(Debug, Clone, Copy)]
+pub enum IdPart<'a> {
+    Tail(&'a str),
+    Head(&'a str),
+}
+
 /// An open event store on one of the two backends.
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -448,6 +456,16 @@ impl Store {
             Store::Sqlite(_) => None,
             Store::Postgres(store) => store.remembered_head().await,
         }
+    }
+
+    /// Every proposal id this ledger ever recorded that has `part`, read from the events (the
+    /// projection may be rebuilt or altered; the first event of a stream never changes).
+    pub async fn proposal_ids_with(
+        &self,
+        ledger_id: Uuid,
+        part: IdPart<'_>,
+    ) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, store => store.queries().stream_ids_with(ledger_id, part).await)
     }
 
     /// Projection rows, oldest first, optionally filtered by stored status.

@@ -16,7 +16,7 @@ use super::shared::{
     bind_event, bind_projection, head_of, head_with_time_of, parse_ledger_ids, projection_ops,
     row_to_event, row_to_proposal, rows_to_events, seal_checked, ProjectionSql, ReadRow, TurnLock,
 };
-use super::{db_err, ProposalWindow, StoreError, PAGE_ROWS};
+use super::{db_err, IdPart, ProposalWindow, StoreError, PAGE_ROWS};
 use crate::domain::envelope::{format_timestamp, NewEvent, StoredEvent};
 use crate::domain::projection::ProposalRow;
 
@@ -45,6 +45,12 @@ const SELECT_PAGE: &str = concat!(
     event_columns!(),
     " FROM events WHERE (ledger_id = $1) = TRUE AND seq > $2 ORDER BY seq LIMIT $3"
 );
+/// Proposal ids (the stream of each first event) by their last 12 characters, or by their first
+/// 8: the expressions of the `events_proposal_id_*` indexes, written as they are there;
+/// `(ledger_id = $1) = TRUE` as in `SELECT_PAGE`, else SQLite's planner takes the (ledger,
+/// stream, version) index and reads every event of the ledger.
+const IDS_BY_TAIL: &str = "SELECT stream_id FROM events WHERE (ledger_id = $1) = TRUE AND stream_version = 1 AND substr(stream_id, 25) = $2";
+const IDS_BY_HEAD: &str = "SELECT stream_id FROM events WHERE (ledger_id = $1) = TRUE AND stream_version = 1 AND substr(stream_id, 1, 8) = $2";
 /// The cast names the column's type, `i64`, on both (SQLite's integers are 64-bit anyway).
 const STREAM_VERSION: &str = "SELECT CAST(COALESCE(MAX(stream_version), 0) AS BIGINT) FROM events WHERE ledger_id = $1 AND stream_id = $2";
 const COUNT_LEDGERS: &str = "SELECT count(*) FROM ledgers";
@@ -143,6 +149,25 @@ where
             .await
             .map_err(db_err("reading a stream"))?;
         rows.iter().map(row_to_event).collect()
+    }
+
+    /// The ids of the streams whose first event's stream id has `part` (the `ledger` stream's
+    /// never does: parts are hex).
+    pub async fn stream_ids_with(
+        &self,
+        ledger_id: Uuid,
+        part: IdPart<'_>,
+    ) -> Result<Vec<String>, StoreError> {
+        let (sql, text) = match part {
+            IdPart::Tail(text) => (IDS_BY_TAIL, text),
+            IdPart::Head(text) => (IDS_BY_HEAD, text),
+        };
+        sqlx::query_scalar(sql)
+            .bind(ledger_id.to_string())
+            .bind(text)
+            .fetch_all(self.pool)
+            .await
+            .map_err(db_err("looking up proposal ids"))
     }
 
     /// The events of one page up to the first row that fails its checks, and that failure.
