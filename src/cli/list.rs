@@ -342,8 +342,8 @@ mod tests {
     #[test]
     fn the_note_is_cut_to_the_width_and_kept_whole_without_one() {
         let note = "a long note about why this roll is sized as it is ".repeat(3);
-        let lines = render(&[row(&note)], Some(100));
-        assert!(lines.iter().all(|l| l.chars().count() <= 100), "{lines:?}");
+        let lines = render(&[row(&note)], Some(120));
+        assert!(lines.iter().all(|l| l.chars().count() <= 120), "{lines:?}");
         assert!(lines[1].ends_with('…'));
         let whole = render(&[row(&note)], None);
         assert!(whole[1].ends_with(note.trim_end()));
