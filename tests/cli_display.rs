@@ -487,11 +487,7 @@ async fn a_note_with_control_characters_is_refused_and_an_older_one_is_shown_esc
     for (view, output) in &views {
         assert_no_terminal_controls(view, output);
         // `list` shows the size in its own column (9), the note beside it.
-        let size = if *view == "list" {
-            "  9  "
-        } else {
-            "roll 9 x VIX"
-        };
+        let size = if *view == "list" { "  9  " } else { "9 x VIX" };
         assert!(output.contains(size), "{view}:\n{output}");
         assert!(
             output.contains(escaped),

@@ -127,6 +127,7 @@ both_backends!(
     list_shows_the_newest_first_in_columns,
     list_compares_the_window_it_shows_with_the_database,
     ids_are_taken_whole_by_their_short_id_or_a_unique_prefix,
+    show_prints_what_sign_shows_before_signing,
 );
 
 async fn list_shows_the_newest_first_in_columns(db: &TestDb) {
@@ -325,4 +326,83 @@ async fn ids_are_taken_whole_by_their_short_id_or_a_unique_prefix(db: &TestDb) {
     desk.ok(&["sign", unique, "--key", &desk.key("carol")]);
     assert_eq!(desk.json(&["show", short])["status"], "committed");
     desk.ok(&["prove", short, "--out", &desk.path("proof.json")]);
+}
+
+/// `show` prints what a signer needs, in the layout `sign` shows before it signs; a closed
+/// proposal says why and when it closed, and no longer when it expires.
+async fn show_prints_what_sign_shows_before_signing(db: &TestDb) {
+    let desk = Desk::new(db);
+    let roll = desk.roll(9, "quarterly roll");
+    let id = desk.propose(&roll);
+    let shown = desk.ok(&["show", &id]);
+    let layer = roll.closed_layer.id.clone().unwrap();
+    for needle in [
+        format!(
+            "proposal {id} (short id {})  roll  [pending]",
+            &id[id.len() - 12..]
+        ),
+        "  proposed by bob (SHA256:".to_string(),
+        format!("  closed layer {layer}: "),
+        "  next layer: 9 x VIX ".to_string(),
+        "  window ".to_string(),
+        "; market snapshot at ".to_string(),
+        "  note: quarterly roll".to_string(),
+        "  guardrails (policy v1):".to_string(),
+        "    wacc ".to_string(),
+        " bps  <= 18 bps ".to_string(),
+        "  signatures: 0 of 2 needed".to_string(),
+        "  may still sign: alice, carol".to_string(),
+        "  expires ".to_string(),
+        "  subject digest ".to_string(),
+    ] {
+        assert!(shown.contains(&needle), "{needle:?} missing:\n{shown}");
+    }
+    let out = desk.run(&["sign", &short(&id), "--key", &desk.key("alice")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let seen: Vec<&str> = stderr
+        .lines()
+        .skip_while(|l| *l != "signing:")
+        .skip(1)
+        .collect();
+    // The same lines (the time left may have moved by a minute between the two commands).
+    let without_expiry = |lines: Vec<&str>| -> Vec<String> {
+        lines
+            .into_iter()
+            .filter(|l| !l.starts_with("  expires "))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        without_expiry(seen),
+        without_expiry(shown.lines().collect()),
+        "{stderr}"
+    );
+
+    let after = desk.ok(&["show", &id]);
+    assert!(
+        after.contains("  signatures: 1 of 2 needed\n    alice (SHA256:"),
+        "{after}"
+    );
+    assert!(after.contains("  may still sign: carol"), "{after}");
+    desk.ok(&[
+        "reject",
+        &id,
+        "--key",
+        &desk.key("carol"),
+        "--reason",
+        "stale quotes",
+    ]);
+    let closed = desk.ok(&["show", &id]);
+    assert!(closed.contains("  closed: vetoed by carol at "), "{closed}");
+    assert!(closed.contains(": stale quotes"), "{closed}");
+    assert!(
+        !closed.contains("  expires "),
+        "a closed proposal has no expiry line:\n{closed}"
+    );
+    assert!(!closed.contains("may still sign"), "{closed}");
+}
+
+fn short(id: &str) -> String {
+    id[id.len() - 12..].to_string()
 }

@@ -333,24 +333,6 @@ fn print_outcome(
     }
 }
 
-/// What `sign` shows before it signs: the summary, what a motion changes (with key ids), the
-/// verdict and the digest the signature covers.
-fn show_what_is_signed(history: &History, state: &ProposalState) {
-    esay!(
-        "signing proposal {} ({})",
-        state.id,
-        state.recorded.terms.kind.as_str()
-    );
-    esay!("  {}", summary(state));
-    for line in history.motion_lines(state) {
-        esay!("    {line}");
-    }
-    if let Some(verdict) = &state.recorded.terms.verdict {
-        esay!("  verdict {verdict}");
-    }
-    esay!("  subject digest {}", state.recorded.subject_digest);
-}
-
 pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
     let id_text = parse_id(&args.id)?;
     let key = load_secret(&args.key)?;
@@ -361,7 +343,12 @@ pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
     let id = resolve(&ledger, &id_text).await?;
     let state = check_decision_inputs(&ledger, &mut verified, id).await?;
     let before = history(&ledger).await?;
-    show_what_is_signed(&before, &state);
+    let governance = ledger.governance().await.map_err(service_error)?;
+    // What is signed, in the layout `show` prints (on stderr: stdout is the outcome).
+    esay!("signing:");
+    for line in super::views::signing_view(&governance, &before, &state, verified.ledger_clock) {
+        esay!("{line}");
+    }
     let outcome = ledger
         .sign(id, &key, Utc::now())
         .await
