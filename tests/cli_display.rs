@@ -355,6 +355,8 @@ async fn a_policy_motion_shows_each_changed_value_online_and_offline(db: &TestDb
         &desk.path("req.json"),
         "--out",
         &desk.path("carol.sig.json"),
+        // Signed twice below: the second is refused for its request, not its existing file.
+        "--force",
     ];
     let offline = text(&desk.ok_plain(&offline_args).stderr);
     let show = desk.ok(&["show", &id]);

@@ -128,6 +128,7 @@ both_backends!(
     list_compares_the_window_it_shows_with_the_database,
     ids_are_taken_whole_by_their_short_id_or_a_unique_prefix,
     show_prints_what_sign_shows_before_signing,
+    an_existing_file_is_replaced_only_with_force,
 );
 
 async fn list_shows_the_newest_first_in_columns(db: &TestDb) {
@@ -401,6 +402,65 @@ async fn show_prints_what_sign_shows_before_signing(db: &TestDb) {
         "a closed proposal has no expiry line:\n{closed}"
     );
     assert!(!closed.contains("may still sign"), "{closed}");
+}
+
+/// `template`, `export`, `request`, `prove` and `sign --offline` refuse (exit 2) to replace a
+/// file that exists, leaving it as it was, and replace it with `--force`.
+async fn an_existing_file_is_replaced_only_with_force(db: &TestDb) {
+    let desk = Desk::new(db);
+    let id = desk.propose(&desk.roll(9, "to sign offline"));
+    let request = desk.path("req.json");
+    desk.ok(&["request", &id, "--out", &request]);
+    let commands: Vec<(&str, Vec<String>)> = vec![
+        ("template", vec!["template".into(), "--out".into()]),
+        ("export", vec!["export".into(), "--out".into()]),
+        (
+            "csv",
+            vec![
+                "export".into(),
+                "--format".into(),
+                "csv".into(),
+                "--out".into(),
+            ],
+        ),
+        (
+            "request",
+            vec!["request".into(), id.clone(), "--out".into()],
+        ),
+        ("prove", vec!["prove".into(), id.clone(), "--out".into()]),
+        (
+            "sign",
+            vec![
+                "sign".into(),
+                id.clone(),
+                "--key".into(),
+                desk.key("alice"),
+                "--offline".into(),
+                "--request".into(),
+                request.clone(),
+                "--out".into(),
+            ],
+        ),
+    ];
+    for (name, mut args) in commands {
+        let file = desk.path(&format!("existing-{name}"));
+        std::fs::write(&file, "kept\n").unwrap();
+        args.push(file.clone());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stderr = desk.fails(&args, 2, "exists; give --force to replace it");
+        assert!(stderr.contains(&file), "{name}: {stderr}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "kept\n", "{name}");
+        let mut forced = args.clone();
+        forced.push("--force");
+        desk.ok(&forced);
+        let replaced = std::fs::read_to_string(&file).unwrap();
+        assert!(replaced != "kept\n" && !replaced.is_empty(), "{name}");
+    }
+    // A new file needs no --force, and standard output is never "existing".
+    desk.ok(&["template", "--out", &desk.path("new.toml")]);
+    assert!(desk.ok(&["template", "--out", "-"]).contains("[roll]"));
+    // The signature file made above is a valid one: attach records it.
+    desk.ok(&["attach", &desk.path("existing-sign")]);
 }
 
 fn short(id: &str) -> String {

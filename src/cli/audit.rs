@@ -41,6 +41,9 @@ pub struct ExportArgs {
     /// Export events from this seq on (jsonl only; a partial export cannot be verified alone).
     #[arg(long, default_value_t = 1)]
     pub from_seq: u64,
+    /// Replace the file at --out if it exists (without it, an existing file is refused).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where an export or a proof goes: standard output, or a file that appears whole or not at all.
@@ -151,6 +154,7 @@ impl From<ExportError> for CliError {
 }
 
 pub async fn export(db: &str, args: &ExportArgs) -> CliResult {
+    super::may_write(&args.out, args.force)?;
     let (ledger, mut verified) = open(db).await?;
     let mut out = WholeOutput::create(&args.out)?;
     match args.format {
@@ -625,10 +629,14 @@ pub struct ProveArgs {
     /// reviewer already holds) instead of the current head.
     #[arg(long)]
     pub tree_size: Option<u64>,
+    /// Replace the file at --out if it exists (without it, an existing file is refused).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn prove(db: &str, args: &ProveArgs) -> CliResult {
     let id_text = super::ids::parse_id(&args.id)?;
+    super::may_write(&args.out, args.force)?;
     let (ledger, verified) = open(db).await?;
     let id = super::ids::resolve(&ledger, &id_text).await?;
     // The proposal's events as verified (each hash the one this client's pin verified).

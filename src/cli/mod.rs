@@ -214,6 +214,18 @@ impl From<PinError> for CliError {
 
 pub type CliResult = Result<i32, CliError>;
 
+/// Refuses to overwrite an existing file unless `--force` said so (`-` is standard output):
+/// checked before any work, so a typo in `--out` never replaces an export or a request.
+pub(crate) fn may_write(path: &std::path::Path, force: bool) -> Result<(), CliError> {
+    if force || path.as_os_str() == "-" || !path.exists() {
+        return Ok(());
+    }
+    Err(CliError::bad_input(format!(
+        "{} exists; give --force to replace it",
+        path.display()
+    )))
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()

@@ -274,6 +274,9 @@ pub struct SignArgs {
     /// Where --offline writes the signature file (default: ID.sig.json).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// With --offline: replace the signature file if it exists (without it, it is refused).
+    #[arg(long, requires = "offline")]
+    pub force: bool,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -667,10 +670,14 @@ pub struct RequestArgs {
     /// Where to write the request file.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace the file at --out if it exists (without it, an existing file is refused).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
     let id_text = parse_id(&args.id)?;
+    super::may_write(&args.out, args.force)?;
     let (ledger, mut verified) = open(db).await?;
     let id = resolve(&ledger, &id_text).await?;
     let state = check_decision_inputs(&ledger, &mut verified, id).await?;
@@ -756,6 +763,11 @@ fn sign_offline(
             args.id
         )));
     }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{proposal_id}.sig.json")));
+    super::may_write(&out, args.force)?;
     // Recompute the digest from the content shown, so the signature binds what was reviewed.
     let digest = subject_digest_of(&ledger_id, &proposal_id, &request.terms());
     if to_hex(&digest) != request.subject_digest {
@@ -827,10 +839,6 @@ fn sign_offline(
         proposal_id: proposal_id.to_string(),
         signature: seal_signature(key, message),
     };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{proposal_id}.sig.json")));
     std::fs::write(
         &out,
         serde_json::to_string_pretty(&file).expect("signature files serialize"),
