@@ -466,3 +466,122 @@ async fn an_existing_file_is_replaced_only_with_force(db: &TestDb) {
 fn short(id: &str) -> String {
     id[id.len() - 12..].to_string()
 }
+
+/// Every flag and argument of every command says what it is for, and every command has a line
+/// of its own in `--help`: a walk of the one command tree that parses, helps and completes.
+#[test]
+fn every_flag_and_command_has_help_text() {
+    fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let help = arg.get_help().or(arg.get_long_help());
+            if help.is_none_or(|text| text.to_string().trim().is_empty()) {
+                missing.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            let sub_path = format!("{path} {}", sub.get_name());
+            if sub.get_about().is_none() {
+                missing.push(format!("{sub_path} (the command itself)"));
+            }
+            walk(sub, &sub_path, missing);
+        }
+    }
+    let mut command = rollbook::cli::command();
+    command.build();
+    let mut missing = vec![];
+    walk(&command, "rollbook", &mut missing);
+    assert!(missing.is_empty(), "without help text: {missing:#?}");
+}
+
+/// `--db` is offered only by commands that open a database (and still accepted before any).
+#[test]
+fn only_commands_that_use_a_database_show_db() {
+    let help = |args: &[&str]| {
+        let out = common::rollbook_command()
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    for without in [
+        &["template"][..],
+        &["keygen"],
+        &["verify-proof"],
+        &["consistency"],
+        &["completions"],
+    ] {
+        assert!(!help(without).contains("--db"), "{without:?}");
+    }
+    for with in [
+        &["list"][..],
+        &["show"],
+        &["sign"],
+        &["export"],
+        &["verify"],
+        &["governance", "show"],
+        &["init"],
+    ] {
+        assert!(help(with).contains("--db <DB>"), "{with:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::rollbook_command()
+        .args(["--db", "sqlite:///nonexistent/x.db", "template", "--out"])
+        .arg(dir.path().join("roll.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// `rollbook completions SHELL` prints a script for bash, zsh and fish naming the commands.
+#[test]
+fn completions_name_the_commands_in_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = common::rollbook_command()
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        for name in [
+            "list",
+            "show",
+            "sign",
+            "verify-proof",
+            "governance",
+            "export",
+        ] {
+            assert!(script.contains(name), "{shell} script lacks {name}");
+        }
+        assert!(
+            script.contains("--limit") || script.contains("-l limit"),
+            "{shell}"
+        );
+    }
+    // bash loads its script: the function is registered for rollbook.
+    let script = common::rollbook_command()
+        .args(["completions", "bash"])
+        .output()
+        .unwrap()
+        .stdout;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), script).unwrap();
+    let loaded = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("source \"$1\" && complete -p rollbook")
+        .arg("bash")
+        .arg(file.path())
+        .output()
+        .unwrap();
+    assert!(
+        text(&loaded.stdout).contains("rollbook"),
+        "{}",
+        text(&loaded.stderr)
+    );
+    let out = common::rollbook_command()
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -35,6 +35,7 @@ pub enum GovernanceCommand {
         /// Signers file of the next set (same format as for `init`).
         #[arg(long)]
         signers: PathBuf,
+        /// The proposing signer's private key (a signer of the set in force).
         #[arg(long)]
         key: PathBuf,
         /// Print JSON for machines instead of text.
@@ -46,8 +47,10 @@ pub enum GovernanceCommand {
         after_help = "Example:\n  rollbook governance propose-policy --policy policy.toml --key alice.key"
     )]
     ProposePolicy {
+        /// Policy file of the next policy (TOML; keys it omits take the defaults).
         #[arg(long)]
         policy: PathBuf,
+        /// The proposing signer's private key (a signer of the set in force).
         #[arg(long)]
         key: PathBuf,
         /// Print JSON for machines instead of text.

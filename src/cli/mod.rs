@@ -18,7 +18,7 @@ mod list;
 mod proposals;
 mod views;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use uuid::Uuid;
 
 use crate::pin::PinError;
@@ -150,6 +150,62 @@ pub enum Command {
     /// Rebuild the projections (proposal statuses) from the events alone.
     #[command(after_help = "Example:\n  rollbook rebuild")]
     Rebuild(ledger::RebuildArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(
+        after_help = "Examples:\n  rollbook completions bash > ~/.local/share/bash-completion/completions/rollbook\n  rollbook completions zsh > ~/.zfunc/_rollbook      # with fpath+=(~/.zfunc) before compinit\n  rollbook completions fish > ~/.config/fish/completions/rollbook.fish"
+    )]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Commands that never open a database: their `--help` and completions do not offer `--db`
+/// (it is still accepted before any command, as `rollbook --db URL COMMAND`).
+const COMMANDS_WITHOUT_DATABASE: &[&str] = &[
+    "template",
+    "keygen",
+    "verify-proof",
+    "consistency",
+    "completions",
+];
+
+/// The command tree as parsed, shown by `--help` and completed by `completions`: one tree for
+/// all three, so what is offered is what is accepted.
+pub fn command() -> clap::Command {
+    let mut command = Cli::command();
+    // A subcommand holding an argument of the global's id does not receive the global: these
+    // hold a hidden copy of --db, so it still parses there (and reaches `Cli::db`) unseen.
+    let hidden_db = command
+        .get_arguments()
+        .find(|arg| arg.get_id() == "db")
+        .expect("Cli has --db")
+        .clone()
+        .hide(true);
+    for name in COMMANDS_WITHOUT_DATABASE {
+        command = command.mut_subcommand(name, |sub| sub.arg(hidden_db.clone()));
+    }
+    command
+}
+
+/// Parses the process's arguments against `command()`; prints usage and exits on an error.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
+
+fn completions(args: &CompletionsArgs) -> CliResult {
+    clap_complete::generate(
+        args.shell,
+        &mut command(),
+        "rollbook",
+        &mut std::io::stdout(),
+    );
+    Ok(EXIT_OK)
 }
 
 /// An error on its way to the terminal: what to print and which exit code it means.
@@ -272,6 +328,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::VerifyProof(args) => audit::verify_proof(args),
         Command::Consistency(args) => audit::consistency(args),
         Command::Rebuild(args) => ledger::rebuild(&cli.db, args).await,
+        Command::Completions(args) => completions(args),
     }
 }
 

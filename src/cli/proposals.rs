@@ -368,6 +368,7 @@ pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
 pub struct RejectArgs {
     /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
+    /// The vetoing signer's private key.
     #[arg(long)]
     pub key: PathBuf,
     /// Why: recorded and signed with the veto.
