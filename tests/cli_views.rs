@@ -129,6 +129,8 @@ both_backends!(
     ids_are_taken_whole_by_their_short_id_or_a_unique_prefix,
     show_prints_what_sign_shows_before_signing,
     an_existing_file_is_replaced_only_with_force,
+    watch_reports_what_concerns_the_signer,
+    watch_connects_again_after_the_database_drops_it,
 );
 
 async fn list_shows_the_newest_first_in_columns(db: &TestDb) {
@@ -461,6 +463,264 @@ async fn an_existing_file_is_replaced_only_with_force(db: &TestDb) {
     assert!(desk.ok(&["template", "--out", "-"]).contains("[roll]"));
     // The signature file made above is a valid one: attach records it.
     desk.ok(&["attach", &desk.path("existing-sign")]);
+}
+
+/// A `rollbook watch` running as a child process: its stdout lines arrive on a channel, its
+/// stderr goes to a file (read when a test fails or checks what it said).
+struct Watch {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: PathBuf,
+}
+
+/// How long a test waits for one event: a poll, a sync and the read, on a loaded machine.
+const WATCH_EVENT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl Desk<'_> {
+    /// Starts `rollbook --db URL watch ARGS`, with `env` added.
+    fn watch(&self, url: &str, args: &[&str], env: &[(&str, &str)]) -> Watch {
+        let stderr = self
+            .dir
+            .join(format!("watch-{}.stderr", uuid::Uuid::now_v7().simple()));
+        let mut command = common::rollbook_command();
+        command
+            .env("ROLLBOOK_STATE_DIR", self.db.state_dir())
+            .env_remove("ROLLBOOK_DB")
+            .args(["--db", url, "watch"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start rollbook watch");
+        let stdout = child.stdout.take().unwrap();
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watch {
+            child,
+            lines,
+            stderr,
+        }
+    }
+}
+
+impl Watch {
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// The next line it printed (failing after `WATCH_EVENT_WAIT`).
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(WATCH_EVENT_WAIT)
+            .unwrap_or_else(|_| panic!("no event from watch; its stderr:\n{}", self.stderr()))
+    }
+
+    fn event(&self) -> serde_json::Value {
+        let line = self.line();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: not JSON: {e}"))
+    }
+
+    /// Waits for it to end by itself (`--count`): its exit code.
+    fn ended(mut self) -> Option<i32> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < WATCH_EVENT_WAIT {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("watch did not end; its stderr:\n{}", self.stderr());
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn assert_event(event: &serde_json::Value, name: &str, id: &str) {
+    assert_eq!(event["event"], name, "{event}");
+    assert_eq!(event["proposal"]["proposal_id"], id, "{event}");
+}
+
+/// `watch` reports what concerns its key, read through the pin: what it may sign (those
+/// waiting when it starts, then each new one), commits, vetoes, expiries soon; as JSON lines,
+/// as text, or to a command with the event on stdin and nothing on its command line. It
+/// never signs.
+async fn watch_reports_what_concerns_the_signer(db: &TestDb) {
+    let desk = Desk::new(db);
+    let waiting = desk.propose(&desk.roll(9, "waiting before the watch"));
+    let alice_pub = format!("{}.pub", desk.key("alice"));
+    let watch = desk.watch(
+        &db.url,
+        &[
+            "--key",
+            &alice_pub,
+            "--json",
+            "--poll-ms",
+            "100",
+            "--expiry-warning-minutes",
+            "0",
+        ],
+        &[],
+    );
+    assert_event(&watch.event(), "to_sign", &waiting);
+    let fresh = desk.propose(&desk.roll(9, "after the watch started"));
+    let event = watch.event();
+    assert_event(&event, "to_sign", &fresh);
+    assert_eq!(event["proposal"]["status"], "pending");
+    assert!(event["seq"].as_u64().unwrap() > 0);
+    desk.ok(&["sign", &fresh, "--key", &desk.key("alice")]);
+    desk.ok(&["sign", &fresh, "--key", &desk.key("carol")]);
+    let event = watch.event();
+    assert_event(&event, "committed", &fresh);
+    assert_eq!(event["proposal"]["status"], "committed");
+    desk.ok(&[
+        "reject",
+        &waiting,
+        "--key",
+        &desk.key("carol"),
+        "--reason",
+        "stale",
+    ]);
+    let event = watch.event();
+    assert_event(&event, "vetoed", &waiting);
+    assert_eq!(event["proposal"]["rejected_by"], "carol");
+    assert_eq!(event["proposal"]["reject_reason"], "stale");
+    // It signed nothing: alice's one signature is the one given above.
+    assert_eq!(
+        desk.json(&["show", &fresh])["signatures"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    drop(watch);
+
+    // Text, one line an event; --count ends it.
+    let pending = desk.propose(&desk.roll(9, "to read as text"));
+    let text_watch = desk.watch(&db.url, &["--key", &desk.key("alice"), "--count", "1"], &[]);
+    let line = text_watch.line();
+    assert!(
+        line.starts_with("to sign ") && line.contains(&short(&pending)),
+        "{line}"
+    );
+    assert_eq!(text_watch.ended(), Some(0));
+
+    // --exec: the event on stdin, its name in ROLLBOOK_WATCH_EVENT; a veto reason written as
+    // shell code stays text.
+    let out = desk.path("events.jsonl");
+    let pwned = desk.path("pwned");
+    let exec = desk.watch(
+        &db.url,
+        &[
+            "--key",
+            &desk.key("alice"),
+            "--exec",
+            "cat >> \"$WATCH_OUT\"; echo \"$ROLLBOOK_WATCH_EVENT\" >> \"$WATCH_OUT.names\"",
+            "--expiry-warning-minutes",
+            "100000",
+            "--poll-ms",
+            "100",
+            "--count",
+            "3",
+        ],
+        &[("WATCH_OUT", &out)],
+    );
+    // to_sign and expires_soon come with the first read; wait for both before the veto.
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(format!("{out}.names"))
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 2
+    {
+        assert!(start.elapsed() < WATCH_EVENT_WAIT, "{}", exec.stderr());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let reason = format!("$(touch {pwned}) `touch {pwned}` \"; touch {pwned}");
+    desk.ok(&[
+        "reject",
+        &pending,
+        "--key",
+        &desk.key("carol"),
+        "--reason",
+        &reason,
+    ]);
+    assert_eq!(exec.ended(), Some(0));
+    let names = std::fs::read_to_string(format!("{out}.names")).unwrap();
+    assert_eq!(names, "to_sign\nexpires_soon\nvetoed\n");
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(events.len(), 3);
+    for event in &events {
+        assert_eq!(event["proposal"]["proposal_id"], pending.as_str());
+    }
+    assert_eq!(events[2]["proposal"]["reject_reason"], reason.as_str());
+    assert!(
+        !std::path::Path::new(&pwned).exists(),
+        "the reason ran as a command"
+    );
+}
+
+/// `watch` outlives its connections: on PostgreSQL every connection it holds (the listener
+/// and the pool's) is terminated by the server, as a restart does; it connects again and
+/// reports what was appended meanwhile and after. (SQLite has no server to restart: the same
+/// body checks that it keeps reading.)
+async fn watch_connects_again_after_the_database_drops_it(db: &TestDb) {
+    let desk = Desk::new(db);
+    let application = format!("rbwatch_{}", uuid::Uuid::now_v7().simple());
+    let url = if db.backend == "postgres" {
+        format!("{}&application_name={application}", db.url)
+    } else {
+        db.url.clone()
+    };
+    let watch = desk.watch(
+        &url,
+        &["--key", &desk.key("alice"), "--json", "--poll-ms", "100"],
+        &[],
+    );
+    let first = desk.propose(&desk.roll(9, "before the outage"));
+    assert_event(&watch.event(), "to_sign", &first);
+    if db.backend == "postgres" {
+        let dropped = db
+            .raw_rows(&format!(
+                "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE application_name = '{application}'"
+            ))
+            .await;
+        assert!(
+            !dropped.is_empty(),
+            "watch holds connections named {application}"
+        );
+        // Appended while it is disconnected: reported once it is back.
+        let during = desk.propose(&desk.roll(9, "during the outage"));
+        assert_event(&watch.event(), "to_sign", &during);
+        let start = std::time::Instant::now();
+        while !watch.stderr().contains("connecting again") {
+            assert!(start.elapsed() < WATCH_EVENT_WAIT, "{}", watch.stderr());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let after = desk.propose(&desk.roll(9, "after the outage"));
+    assert_event(&watch.event(), "to_sign", &after);
+    desk.ok(&["sign", &after, "--key", &desk.key("alice")]);
+    desk.ok(&["sign", &after, "--key", &desk.key("carol")]);
+    assert_event(&watch.event(), "committed", &after);
 }
 
 fn short(id: &str) -> String {

@@ -17,6 +17,7 @@ mod ledger;
 mod list;
 mod proposals;
 mod views;
+mod watch;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use uuid::Uuid;
@@ -150,6 +151,11 @@ pub enum Command {
     /// Rebuild the projections (proposal statuses) from the events alone.
     #[command(after_help = "Example:\n  rollbook rebuild")]
     Rebuild(ledger::RebuildArgs),
+    /// Follow the ledger for what concerns a signer: to sign, committed, vetoed, withdrawn, expiring soon.
+    #[command(
+        after_help = "Examples:\n  rollbook watch --key alice.key\n  rollbook watch --key alice.key.pub --json\n  rollbook watch --key alice.key --exec 'notify-send \"rollbook: $ROLLBOOK_WATCH_EVENT\"'\n  rollbook watch --key alice.key --exec 'jq -r .proposal.short_id >> ~/to-read'\n\nIt starts with what the key may sign now, then reports as events are appended: on PostgreSQL woken by a notification of each append (LISTEN/NOTIFY), on SQLite by reading every --poll-ms. A notification is only a hint: every event is read back through this machine's pin and verified before it is reported. When the database goes away (a restart), it connects again, waiting 0.25 s, then twice as long each time up to 30 s, and reads on from the last head it verified. It never signs: the key is read for its key id only (a .pub file is enough).\n\n--exec runs CMD with sh -c for each event, the event as one JSON line on its standard input and its name in ROLLBOOK_WATCH_EVENT; nothing from the ledger is put on the command line.\n\nExit 1 when the ledger fails verification (it stops), 2 bad input."
+    )]
+    Watch(watch::WatchArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     #[command(
         after_help = "Examples:\n  rollbook completions bash > ~/.local/share/bash-completion/completions/rollbook\n  rollbook completions zsh > ~/.zfunc/_rollbook      # with fpath+=(~/.zfunc) before compinit\n  rollbook completions fish > ~/.config/fish/completions/rollbook.fish"
@@ -328,6 +334,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::VerifyProof(args) => audit::verify_proof(args),
         Command::Consistency(args) => audit::consistency(args),
         Command::Rebuild(args) => ledger::rebuild(&cli.db, args).await,
+        Command::Watch(args) => watch::watch(&cli.db, args).await,
         Command::Completions(args) => completions(args),
     }
 }

@@ -543,6 +543,26 @@ pub struct InboxArgs {
     pub json: bool,
 }
 
+/// Whether `key_id` may still sign `state` at `now`: pending, not signed by it, bound to the
+/// signer set in force, and the key a signer of that set (or of the set a motion proposes).
+/// What `inbox` lists and `watch` reports as a proposal to sign.
+pub(crate) fn may_still_sign(
+    state: &ProposalState,
+    governance: &crate::domain::governance::Governance,
+    now: chrono::DateTime<Utc>,
+    key_id: &str,
+) -> bool {
+    if state.status_under(now, governance) != Status::Pending || state.has_signed(key_id) {
+        return false;
+    }
+    let may_sign = governance.set.by_key_id(key_id).is_some()
+        || crate::domain::approval::proposed_set(state)
+            .ok()
+            .flatten()
+            .is_some_and(|next| next.by_key_id(key_id).is_some());
+    may_sign && state.recorded.terms.signer_set_version == governance.set.version
+}
+
 pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
     let key = load_secret(&args.key)?;
     let key_id = key.public().key_id().to_string();
@@ -554,15 +574,7 @@ pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
     let now = verified.ledger_clock;
     let mut mine = Vec::new();
     for state in pending {
-        if state.status_under(now, &governance) != Status::Pending || state.has_signed(&key_id) {
-            continue;
-        }
-        let may_sign = governance.set.by_key_id(&key_id).is_some()
-            || crate::domain::approval::proposed_set(&state)
-                .ok()
-                .flatten()
-                .is_some_and(|next| next.by_key_id(&key_id).is_some());
-        if may_sign && state.recorded.terms.signer_set_version == governance.set.version {
+        if may_still_sign(&state, &governance, now, &key_id) {
             mine.push(state);
         }
     }

@@ -123,6 +123,9 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// A connection that was open is gone (the server restarted, the network dropped it).
+    #[error("the database connection was lost: {0}")]
+    ConnectionLost(String),
     #[error("stored row at seq {seq} is unreadable: {reason}")]
     CorruptRow { seq: i64, reason: String },
     /// An event whose recorded hash is not the hash of its contents: checked before every
@@ -502,5 +505,65 @@ impl Store {
 
     pub async fn close(&self) {
         dispatch!(self, store => store.close().await)
+    }
+
+    /// What tells a follower (`rollbook watch`) that a ledger may have moved: on PostgreSQL a
+    /// listener of the notifications every event insert sends (migration 0007), on SQLite a
+    /// timer. Either is a hint to read the ledger again, never an event to report.
+    pub async fn append_hints(&self) -> Result<AppendHints, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(AppendHints::Poll),
+            Store::Postgres(store) => Ok(AppendHints::Listen(Box::new(store.listener().await?))),
+        }
+    }
+}
+
+/// See `Store::append_hints`.
+pub enum AppendHints {
+    Poll,
+    Listen(Box<sqlx::postgres::PgListener>),
+}
+
+impl AppendHints {
+    /// Returns when `ledger_id` may have moved: after `poll` on SQLite; on PostgreSQL at its
+    /// next notification, or after `fallback` without one (expiries come without events). A
+    /// lost connection is an error: the follower reconnects and reads again, since
+    /// notifications sent meanwhile are gone.
+    pub async fn wait(
+        &mut self,
+        ledger_id: Uuid,
+        poll: Duration,
+        fallback: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            AppendHints::Poll => {
+                tokio::time::sleep(poll).await;
+                Ok(())
+            }
+            AppendHints::Listen(listener) => {
+                let ours = format!("{ledger_id}:");
+                let wait = async {
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(hint)) if hint.payload().starts_with(&ours) => return Ok(()),
+                            // Another ledger of the same database (channels are per database).
+                            Ok(Some(_)) => continue,
+                            Ok(None) => {
+                                return Err(StoreError::ConnectionLost(
+                                    "the notification connection closed".into(),
+                                ))
+                            }
+                            Err(error) => {
+                                return Err(StoreError::ConnectionLost(error.to_string()))
+                            }
+                        }
+                    }
+                };
+                match tokio::time::timeout(fallback, wait).await {
+                    Ok(result) => result,
+                    Err(_elapsed) => Ok(()),
+                }
+            }
+        }
     }
 }
