@@ -811,6 +811,8 @@ fn completions_name_the_commands_in_bash_zsh_and_fish() {
             "verify-proof",
             "governance",
             "export",
+            "watch",
+            "completions",
         ] {
             assert!(script.contains(name), "{shell} script lacks {name}");
         }
