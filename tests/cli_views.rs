@@ -519,13 +519,18 @@ impl Watch {
     }
 
     /// The next line it printed (failing after `WATCH_EVENT_WAIT`).
-    fn line(&self) -> String {
-        self.lines
-            .recv_timeout(WATCH_EVENT_WAIT)
-            .unwrap_or_else(|_| panic!("no event from watch; its stderr:\n{}", self.stderr()))
+    fn line(&mut self) -> String {
+        match self.lines.recv_timeout(WATCH_EVENT_WAIT) {
+            Ok(line) => line,
+            Err(error) => panic!(
+                "no event from watch ({error}; exit {:?}); its stderr:\n{}",
+                self.child.try_wait(),
+                self.stderr()
+            ),
+        }
     }
 
-    fn event(&self) -> serde_json::Value {
+    fn event(&mut self) -> serde_json::Value {
         let line = self.line();
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: not JSON: {e}"))
     }
@@ -563,7 +568,7 @@ async fn watch_reports_what_concerns_the_signer(db: &TestDb) {
     let desk = Desk::new(db);
     let waiting = desk.propose(&desk.roll(9, "waiting before the watch"));
     let alice_pub = format!("{}.pub", desk.key("alice"));
-    let watch = desk.watch(
+    let mut watch = desk.watch(
         &db.url,
         &[
             "--key",
@@ -611,7 +616,7 @@ async fn watch_reports_what_concerns_the_signer(db: &TestDb) {
 
     // Text, one line an event; --count ends it.
     let pending = desk.propose(&desk.roll(9, "to read as text"));
-    let text_watch = desk.watch(&db.url, &["--key", &desk.key("alice"), "--count", "1"], &[]);
+    let mut text_watch = desk.watch(&db.url, &["--key", &desk.key("alice"), "--count", "1"], &[]);
     let line = text_watch.line();
     assert!(
         line.starts_with("to sign ") && line.contains(&short(&pending)),
@@ -690,7 +695,7 @@ async fn watch_connects_again_after_the_database_drops_it(db: &TestDb) {
     } else {
         db.url.clone()
     };
-    let watch = desk.watch(
+    let mut watch = desk.watch(
         &url,
         &["--key", &desk.key("alice"), "--json", "--poll-ms", "100"],
         &[],

@@ -76,6 +76,9 @@ struct Watcher {
     /// Those already reported as expiring soon (once each).
     warned: BTreeSet<Uuid>,
     reported: u64,
+    /// Reads that succeeded: a session that read at least once was connected, so the next
+    /// failure starts the backoff again from its shortest wait.
+    reads: u64,
 }
 
 pub async fn watch(db: &str, args: &WatchArgs) -> CliResult {
@@ -87,17 +90,18 @@ pub async fn watch(db: &str, args: &WatchArgs) -> CliResult {
         to_sign: BTreeMap::new(),
         warned: BTreeSet::new(),
         reported: 0,
+        reads: 0,
     };
     let dir = crate::pin::state_dir()?;
     let mut backoff = BACKOFF_MIN;
     loop {
-        let last_seq = watcher.last_seq;
+        let reads = watcher.reads;
         match watcher.session(db, &dir, args).await {
             Ok(code) => return Ok(code),
             // Unavailable (the server restarted, the network dropped): connect again, and read
             // from the last head read, so nothing appended meanwhile is missed.
             Err(error) if error.code == EXIT_IO => {
-                if watcher.last_seq != last_seq {
+                if watcher.reads != reads {
                     backoff = BACKOFF_MIN;
                 }
                 esay!(
@@ -154,8 +158,8 @@ impl Watcher {
                 verified.close().await;
                 read?
             };
-            for (report, governance_json) in reports {
-                self.emit(&report, governance_json, ledger_id, args)?;
+            for (report, proposal) in reports {
+                self.emit(&report, proposal, ledger_id, args)?;
                 if args.count.is_some_and(|count| self.reported >= count) {
                     return Ok(EXIT_OK);
                 }
@@ -233,12 +237,13 @@ impl Watcher {
             .filter(|(id, expires_at)| **expires_at - now <= warning && !self.warned.contains(id))
             .map(|(id, _)| *id)
             .collect();
+        let mut warned = Vec::new();
         for id in due {
             let Some(state) = verified.proposal(&ledger.store, id).await? else {
                 continue;
             };
-            self.warned.insert(id);
             if may_still_sign(&state, &governance, now, &self.key_id) {
+                warned.push(id);
                 reports.push(Report {
                     event: "expires_soon",
                     seq: verified.seq,
@@ -248,8 +253,12 @@ impl Watcher {
                 self.forget(id);
             }
         }
-        self.last_seq = Some(verified.seq);
         let history = history(ledger).await?;
+        // Remembered only once the whole read succeeded: a read that fails is made again from
+        // the same head, and reports the same events.
+        self.warned.extend(warned);
+        self.last_seq = Some(verified.seq);
+        self.reads += 1;
         Ok(reports
             .into_iter()
             .map(|report| {
