@@ -1687,7 +1687,7 @@ async fn sqlite_ledgers_from_the_earlier_schema_survive_the_seq_rowid_migration(
     assert_eq!(store.head(ledger).await.unwrap().unwrap(), (6, prev));
     assert_eq!(store.read_stream(ledger, "a").await.unwrap().len(), 3);
     // The (ledger_id, seq) index is gone; the event-id and stream-version ones remain (beside
-    // 0006's proposal-id indexes, events_proposal_id_*).
+    // 0007's proposal-id indexes, events_proposal_id_*).
     let indexes = db
         .raw_rows("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND name NOT LIKE 'events_proposal_id_%' ORDER BY name")
         .await;

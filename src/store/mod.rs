@@ -508,7 +508,7 @@ impl Store {
     }
 
     /// What tells a follower (`rollbook watch`) that a ledger may have moved: on PostgreSQL a
-    /// listener of the notifications every event insert sends (migration 0007), on SQLite a
+    /// listener of the notifications every event insert sends (migration 0008), on SQLite a
     /// timer. Either is a hint to read the ledger again, never an event to report.
     pub async fn append_hints(&self) -> Result<AppendHints, StoreError> {
         match self {

@@ -257,7 +257,7 @@ impl PostgresStore {
         })
     }
 
-    /// A listener of the channel every event insert notifies (migration 0007), on a
+    /// A listener of the channel every event insert notifies (migration 0008), on a
     /// connection of its own.
     pub(super) async fn listener(&self) -> Result<sqlx::postgres::PgListener, StoreError> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
