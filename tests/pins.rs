@@ -359,7 +359,7 @@ async fn deleted_added_or_edited_projection_rows_are_named(db: &TestDb) {
     let views: [&[&str]; 3] = [
         &["list"],
         &inbox,
-        &["export", "--format", "csv", "--out", &csv],
+        &["export", "--format", "csv", "--out", &csv, "--force"],
     ];
     for view in views {
         desk.ok("alice", view);
@@ -374,7 +374,7 @@ async fn deleted_added_or_edited_projection_rows_are_named(db: &TestDb) {
     desk.refused("alice", &["list"], &[&committed, "missing"]);
     desk.refused(
         "alice",
-        &["export", "--format", "csv", "--out", &csv],
+        &["export", "--format", "csv", "--out", &csv, "--force"],
         &[&committed, "missing"],
     );
     desk.ok("alice", &["rebuild"]);

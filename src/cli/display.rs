@@ -54,6 +54,20 @@ pub fn shown(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The width of the terminal standard output goes to: `COLUMNS` when set (as shells export
+/// it), else the terminal's own; `None` in a pipe or a file, where nothing is cut.
+pub fn terminal_columns() -> Option<usize> {
+    if let Some(columns) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .filter(|columns| *columns > 0)
+    {
+        return Some(columns);
+    }
+    terminal_size::terminal_size_of(std::io::stdout())
+        .map(|(terminal_size::Width(width), _)| usize::from(width))
+}
+
 /// `println!` of one line that may hold ledger or file strings: the whole line is `shown`.
 macro_rules! say {
     ($($arg:tt)*) => {

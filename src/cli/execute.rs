@@ -7,15 +7,16 @@ use chrono::Utc;
 use clap::Args;
 
 use super::display::say;
+use super::ids::{parse_id, resolve};
 use super::keys::KeyArgs;
-use super::proposals::{check_decision_inputs, close, open, parse_id, service_error};
+use super::proposals::{check_decision_inputs, close, open, service_error};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::domain::fills_file::read_fills;
 use crate::domain::proposal::Status;
 
 #[derive(Debug, Args)]
 pub struct ExecuteArgs {
-    /// The committed roll's proposal id.
+    /// The committed roll's proposal id (whole, its short id or its first 8+ characters).
     pub id: String,
     /// The fills TOML: `[[fills]]` tables with `contracts`, `price_usd`, `at` (RFC 3339) and
     /// `broker_ref`; for a correction also `corrects = ["EVENT_ID", ...]`, the earlier
@@ -30,13 +31,14 @@ pub struct ExecuteArgs {
 }
 
 pub async fn execute(db: &str, args: &ExecuteArgs) -> CliResult {
-    let id = parse_id(&args.id)?;
+    let id_text = parse_id(&args.id)?;
     let text = super::evaluate::read_input_file(&args.fills, crate::sizing::FILE_BYTES_MAX)?;
     let what = args.fills.display().to_string();
     let request = read_fills(&text, &what)
         .map_err(|error| CliError::bad_input(format!("{what}: {error}")))?;
     let key = args.key.signer()?;
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     let state = match check_decision_inputs(&ledger, &mut verified, id).await {
         Ok(state) => state,
         Err(error) => {

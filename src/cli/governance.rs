@@ -46,6 +46,7 @@ pub enum GovernanceCommand {
         after_help = "Example:\n  rollbook governance propose-policy --policy policy.toml --key alice.key"
     )]
     ProposePolicy {
+        /// Policy file of the next policy (TOML; keys it omits take the defaults).
         #[arg(long)]
         policy: PathBuf,
         #[command(flatten)]

@@ -12,6 +12,7 @@ use super::display::{
     esay, motion_json, motion_lines, motion_view, next_set_lines, say, shown, signer_lines,
     signers_json, MotionView,
 };
+use super::ids::{parse_id, resolve, IdText};
 use super::keys::{load_signer_set, KeyArgs};
 use super::views::{name_of, proposal_json, proposal_text, summary, History};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
@@ -145,7 +146,8 @@ pub(crate) fn history_of(events: &[StoredEvent]) -> Result<History, CliError> {
     })
 }
 
-pub(crate) fn parse_id(text: &str) -> Result<Uuid, CliError> {
+/// A full proposal id, as files carry it.
+pub(crate) fn parse_full_id(text: &str) -> Result<Uuid, CliError> {
     Uuid::parse_str(text).map_err(|_| {
         CliError::bad_input(format!(
             "{text:?} is not a proposal id (a UUID, as `rollbook list` shows)"
@@ -293,7 +295,7 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     #[command(flatten)]
     pub key: KeyArgs,
@@ -306,6 +308,9 @@ pub struct SignArgs {
     /// Where --offline writes the signature file (default: ID.sig.json).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// With --offline: replace the signature file if it exists (without it, it is refused).
+    #[arg(long, requires = "offline")]
+    pub force: bool,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -365,33 +370,21 @@ fn print_outcome(
     }
 }
 
-/// What `sign` shows before it signs: the summary, what a motion changes (with key ids), the
-/// verdict and the digest the signature covers.
-fn show_what_is_signed(history: &History, state: &ProposalState) {
-    esay!(
-        "signing proposal {} ({})",
-        state.id,
-        state.recorded.terms.kind.as_str()
-    );
-    esay!("  {}", summary(state));
-    for line in history.motion_lines(state) {
-        esay!("    {line}");
-    }
-    if let Some(verdict) = &state.recorded.terms.verdict {
-        esay!("  verdict {verdict}");
-    }
-    esay!("  subject digest {}", state.recorded.subject_digest);
-}
-
 pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
-    let id = parse_id(&args.id)?;
+    let id_text = parse_id(&args.id)?;
     let key = args.key.signer()?;
     if args.offline {
-        return sign_offline(id, &key, args);
+        return sign_offline(&id_text, &key, args);
     }
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     let (state, before) = check_decision_inputs_with_history(&ledger, &mut verified, id).await?;
-    show_what_is_signed(&before, &state);
+    let governance = ledger.governance().await.map_err(service_error)?;
+    // What is signed, in the layout `show` prints (on stderr: stdout is the outcome).
+    esay!("signing:");
+    for line in super::views::signing_view(&governance, &before, &state, verified.ledger_clock) {
+        esay!("{line}");
+    }
     let outcome = ledger
         .sign(id, &key, Utc::now())
         .await
@@ -410,7 +403,7 @@ pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
 
 #[derive(Debug, Args)]
 pub struct RejectArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     #[command(flatten)]
     pub key: KeyArgs,
@@ -446,9 +439,10 @@ async fn id_key_and_ledger(
     id: &str,
     key: &KeyArgs,
 ) -> Result<(Uuid, crate::crypto::Signer, Ledger, Verified), CliError> {
-    let id = parse_id(id)?;
+    let id_text = parse_id(id)?;
     let key = key.signer()?;
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     check_decision_inputs(&ledger, &mut verified, id).await?;
     Ok((id, key, ledger, verified))
 }
@@ -476,7 +470,7 @@ async fn closed(
 
 #[derive(Debug, Args)]
 pub struct WithdrawArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     #[command(flatten)]
     pub key: KeyArgs,
@@ -503,7 +497,7 @@ pub async fn withdraw(db: &str, args: &WithdrawArgs) -> CliResult {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
@@ -511,8 +505,9 @@ pub struct ShowArgs {
 }
 
 pub async fn show(db: &str, args: &ShowArgs) -> CliResult {
-    let id = parse_id(&args.id)?;
+    let id_text = parse_id(&args.id)?;
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     verified.stream(&ledger.store, LEDGER_STREAM).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
     let history = history(&ledger).await?;
@@ -561,20 +556,6 @@ fn executions_of(
         .collect()
 }
 
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    /// Only proposals in this status: pending, committed, executed, execution_breach, failed,
-    /// rejected, withdrawn, expired.
-    #[arg(long)]
-    pub status: Option<String>,
-    /// At most N proposals (oldest first).
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Print JSON for machines (keys documented in README.md) instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// The proposals (of one stored status, or all) as verified: the database's projection rows
 /// must be exactly the verified ones, and each stream the verified events.
 pub(crate) async fn verified_states(
@@ -587,62 +568,6 @@ pub(crate) async fn verified_states(
     Ok(verified.states(&ledger.store, &rows).await?)
 }
 
-pub async fn list(db: &str, args: &ListArgs) -> CliResult {
-    let wanted = match &args.status {
-        None => None,
-        Some(text) => Some(Status::parse(text).ok_or_else(|| {
-            CliError::bad_input(format!(
-                "--status {text:?}: use pending, committed, executed, execution_breach, failed, rejected, withdrawn or expired"
-            ))
-        })?),
-    };
-    let (ledger, mut verified) = open(db).await?;
-    let all = verified_states(&ledger, &mut verified, None).await?;
-    let governance = ledger.governance().await.map_err(service_error)?;
-    let history = history(&ledger).await?;
-    // Expiry on the ledger's clock, read by the sync.
-    let now = verified.ledger_clock;
-    let states: Vec<ProposalState> = all
-        .into_iter()
-        .filter(|state| wanted.is_none_or(|status| state.status_under(now, &governance) == status))
-        .take(args.limit.unwrap_or(usize::MAX))
-        .collect();
-    close(&ledger, &verified).await;
-    if args.json {
-        let array: Vec<serde_json::Value> = states
-            .iter()
-            .map(|s| proposal_json(&governance, &history, s, now, false))
-            .collect();
-        println!("{}", serde_json::Value::Array(array));
-    } else if states.is_empty() {
-        println!("no proposals");
-    } else {
-        println!(
-            "{:<36}  {:<10}  {:<18}  {:<7}  {:<9}  summary",
-            "proposal", "kind", "status", "verdict", "signed"
-        );
-        for state in &states {
-            let view = proposal_json(&governance, &history, state, now, false);
-            // A partially executed roll stays `committed`; the list says so.
-            let status = match view["execution"].as_str() {
-                Some("partially executed") => "committed, partial".to_string(),
-                Some("execution breach") => "execution breach".to_string(),
-                _ => view["status"].as_str().unwrap_or("?").to_string(),
-            };
-            say!(
-                "{:<36}  {:<10}  {:<18}  {:<7}  {:<9}  {}",
-                state.id,
-                state.recorded.terms.kind.as_str(),
-                status,
-                state.recorded.terms.verdict.as_deref().unwrap_or("-"),
-                format!("{}/{}", state.cosignatures.len(), view["threshold"]),
-                summary(state)
-            );
-        }
-    }
-    Ok(EXIT_OK)
-}
-
 #[derive(Debug, Args)]
 pub struct InboxArgs {
     #[command(flatten)]
@@ -650,6 +575,26 @@ pub struct InboxArgs {
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Whether `key_id` may still sign `state` at `now`: pending, not signed by it, bound to the
+/// signer set in force, and the key a signer of that set (or of the set a motion proposes).
+/// What `inbox` lists and `watch` reports as a proposal to sign.
+pub(crate) fn may_still_sign(
+    state: &ProposalState,
+    governance: &crate::domain::governance::Governance,
+    now: chrono::DateTime<Utc>,
+    key_id: &str,
+) -> bool {
+    if state.status_under(now, governance) != Status::Pending || state.has_signed(key_id) {
+        return false;
+    }
+    let may_sign = governance.set.by_key_id(key_id).is_some()
+        || crate::domain::approval::proposed_set(state)
+            .ok()
+            .flatten()
+            .is_some_and(|next| next.by_key_id(key_id).is_some());
+    may_sign && state.recorded.terms.signer_set_version == governance.set.version
 }
 
 pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
@@ -662,15 +607,7 @@ pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
     let now = verified.ledger_clock;
     let mut mine = Vec::new();
     for state in pending {
-        if state.status_under(now, &governance) != Status::Pending || state.has_signed(&key_id) {
-            continue;
-        }
-        let may_sign = governance.set.by_key_id(&key_id).is_some()
-            || crate::domain::approval::proposed_set(&state)
-                .ok()
-                .flatten()
-                .is_some_and(|next| next.by_key_id(&key_id).is_some());
-        if may_sign && state.recorded.terms.signer_set_version == governance.set.version {
+        if may_still_sign(&state, &governance, now, &key_id) {
             mine.push(state);
         }
     }
@@ -774,16 +711,21 @@ const OFFLINE_FILE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Args)]
 pub struct RequestArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     /// Where to write the request file.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace the file at --out if it exists (without it, an existing file is refused).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
-    let id = parse_id(&args.id)?;
+    let id_text = parse_id(&args.id)?;
+    super::may_write(&args.out, args.force)?;
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     let state = check_decision_inputs(&ledger, &mut verified, id).await?;
     let history = history(&ledger).await?;
     close(&ledger, &verified).await;
@@ -838,7 +780,7 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
     Ok(EXIT_OK)
 }
 
-fn sign_offline(id: Uuid, key: &crate::crypto::Signer, args: &SignArgs) -> CliResult {
+fn sign_offline(id_text: &IdText, key: &crate::crypto::Signer, args: &SignArgs) -> CliResult {
     let path = args
         .request
         .as_ref()
@@ -857,11 +799,17 @@ fn sign_offline(id: Uuid, key: &crate::crypto::Signer, args: &SignArgs) -> CliRe
         Uuid::parse_str(&request.ledger_id).map_err(|_| bad("ledger_id is not a UUID".into()))?;
     let proposal_id = Uuid::parse_str(&request.proposal_id)
         .map_err(|_| bad("proposal_id is not a UUID".into()))?;
-    if proposal_id != id {
+    if !id_text.names(&proposal_id) {
         return Err(bad(format!(
-            "the request is for proposal {proposal_id}, not {id}"
+            "the request is for proposal {proposal_id}, not {}",
+            args.id
         )));
     }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{proposal_id}.sig.json")));
+    super::may_write(&out, args.force)?;
     // Recompute the digest from the content shown, so the signature binds what was reviewed.
     let digest = subject_digest_of(&ledger_id, &proposal_id, &request.terms());
     if to_hex(&digest) != request.subject_digest {
@@ -934,10 +882,6 @@ fn sign_offline(id: Uuid, key: &crate::crypto::Signer, args: &SignArgs) -> CliRe
         signature: service::seal_with(key, message)
             .map_err(|error| CliError::bad_input(error.to_string()))?,
     };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{proposal_id}.sig.json")));
     std::fs::write(
         &out,
         serde_json::to_string_pretty(&file).expect("signature files serialize"),
@@ -1044,7 +988,7 @@ pub async fn attach(db: &str, args: &AttachArgs) -> CliResult {
             file.format
         )));
     }
-    let id = parse_id(&file.proposal_id)?;
+    let id = parse_full_id(&file.proposal_id)?;
     let (ledger, mut verified) = open(db).await?;
     check_decision_inputs(&ledger, &mut verified, id).await?;
     let outcome = ledger
