@@ -185,6 +185,8 @@ fn entry(name: &str, key: &SecretKey) -> SignerEntry {
         role: None,
         public_key: to_hex(&key.public().as_bytes()),
         key_id: key.public().key_id().to_string(),
+        valid_after: None,
+        valid_before: None,
     }
 }
 
@@ -970,6 +972,7 @@ async fn sign_all(dir: &Path, sizes: &Sizes) -> Value {
         small.push(sign_once(&state, &small_url, &small_key, small_id));
         large.push(sign_once(&state, &large_url, &large_key, large_id));
     }
+    let list = list_runs(&state, (&small_url, &large_url), runs);
     small.sort_by(|a, b| a.partial_cmp(b).unwrap());
     large.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let (p50s, p95s, p50l, p95l) = (
@@ -982,6 +985,46 @@ async fn sign_all(dir: &Path, sizes: &Sizes) -> Value {
         "events_small": sizes.sign.0, "events_large": sizes.sign.1,
         "p50_ms_small": round3(p50s), "p95_ms_small": round3(p95s), "p50_ms_large": round3(p50l), "p95_ms_large": round3(p95l),
         "ratio_large_to_small": round3(p50l / p50s), "runs": small.len(),
+        "list_limit_20": list,
+    })
+}
+
+/// One `rollbook list --limit 20` as a whole CLI process, in milliseconds: the page a risk
+/// officer opens, which must cost the 20 rows it shows, not the ledger.
+fn list_once(state_dir: &Path, url: &str) -> f64 {
+    let start = Instant::now();
+    let out = rollbook(state_dir)
+        .args(["--db", url, "list", "--limit", "20"])
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed().as_secs_f64() * 1000.0;
+    assert!(
+        out.status.success(),
+        "list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        21,
+        "a header and 20 rows"
+    );
+    elapsed
+}
+
+/// `list --limit 20` on the sign section's two ledgers, alternating, after the signs (the pins
+/// are at the heads): p50 and p95 of each.
+fn list_runs(state_dir: &Path, (small_url, large_url): (&str, &str), runs: usize) -> Value {
+    let (mut small, mut large) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        small.push(list_once(state_dir, small_url));
+        large.push(list_once(state_dir, large_url));
+    }
+    small.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    large.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({
+        "p50_ms_small": round3(percentile(&small, 0.5)), "p95_ms_small": round3(percentile(&small, 0.95)),
+        "p50_ms_large": round3(percentile(&large, 0.5)), "p95_ms_large": round3(percentile(&large, 0.95)),
+        "runs": runs,
     })
 }
 
@@ -1028,6 +1071,8 @@ fn print_table(result: &Value) {
     let s = &result["sign"];
     if !s.is_null() {
         println!("sign (whole CLI process): {} events p50 {} ms p95 {} ms; {} events p50 {} ms p95 {} ms; ratio {}", s["events_small"], s["p50_ms_small"], s["p95_ms_small"], s["events_large"], s["p50_ms_large"], s["p95_ms_large"], s["ratio_large_to_small"]);
+        let l = &s["list_limit_20"];
+        println!("list --limit 20 (whole CLI process): {} events p50 {} ms p95 {} ms; {} events p50 {} ms p95 {} ms", s["events_small"], l["p50_ms_small"], l["p95_ms_small"], s["events_large"], l["p50_ms_large"], l["p95_ms_large"]);
     }
     if !result["evaluate"].is_null() {
         println!(

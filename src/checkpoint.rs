@@ -9,13 +9,13 @@
 use uuid::Uuid;
 
 use crate::crypto::merkle::{consistency_proof, leaf_hash, Hash, MerkleBuilder};
-use crate::crypto::{to_hex, PublicKey, SecretKey};
+use crate::crypto::{to_hex, PublicKey, Sign};
 use crate::domain::events::{Event, LEDGER_STREAM};
 use crate::domain::governance::ActiveSet;
 use crate::pin::{PinError, Verified};
 use crate::store::{AddedSignature, NewCheckpoint, Store, StoreError, StoredCheckpoint};
 use crate::tlog::cosignature::{cosignature_time, verified_cosignatures};
-use crate::tlog::note::{parse_signature_lines, sign_ed25519};
+use crate::tlog::note::{parse_signature_lines, sign_ed25519, NoteError};
 use crate::tlog::{ledger_checkpoint, ledger_origin, Checkpoint, Note, NoteSignature, VerifierKey};
 use crate::tlog_http::WitnessReply;
 
@@ -29,6 +29,18 @@ pub enum CheckpointError {
         set_version: u64,
         signers: String,
     },
+    /// The key is a signer's, but its lifetime does not hold the ledger's clock (check A15's
+    /// rule: a lapsed or not yet valid key signs nothing).
+    #[error("key {key_id} of {name} is valid {window}, not at {at} (the ledger's clock); it signs no checkpoint now")]
+    KeyNotValid {
+        key_id: String,
+        name: String,
+        window: String,
+        at: String,
+    },
+    /// The key could not sign (an ssh-agent refused, or is gone).
+    #[error("the key did not sign the checkpoint: {0}")]
+    Signing(String),
     /// A stored checkpoint is not of a prefix of the verified history: never sign this head.
     #[error("the ledger holds a signed checkpoint of size {tree_size} that the verified history contradicts: {detail}. The history was rewritten after it was checkpointed; this head is not signed")]
     Inconsistent { tree_size: u64, detail: String },
@@ -189,7 +201,7 @@ pub async fn sign_head(
     store: &Store,
     verified: &Verified,
     tree: &LedgerTree,
-    key: &SecretKey,
+    key: &impl Sign,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Signed, CheckpointError> {
     let set = set_in_force(store, verified, tree.size).await?;
@@ -209,9 +221,20 @@ pub async fn sign_head(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
+    if !signer.valid_at(now) {
+        return Err(CheckpointError::KeyNotValid {
+            key_id: signer.key_id.clone(),
+            name: signer.name.clone(),
+            window: signer.lifetime_text(),
+            at: crate::domain::envelope::format_timestamp(now),
+        });
+    }
     let body = ledger_checkpoint(tree.ledger_id, tree.size, tree.root).to_text();
-    let signature = sign_ed25519(&body, &ledger_origin(tree.ledger_id), key)
-        .map_err(|error| CheckpointError::AlteredRow(error.to_string()))?;
+    let signature =
+        sign_ed25519(&body, &ledger_origin(tree.ledger_id), key).map_err(|error| match error {
+            NoteError::Signing(reason) => CheckpointError::Signing(reason),
+            other => CheckpointError::AlteredRow(other.to_string()),
+        })?;
     let mut note =
         Note::new(&body).map_err(|error| CheckpointError::AlteredRow(error.to_string()))?;
     note.push_signature(signature.clone())

@@ -1,7 +1,5 @@
 //! Thin: parse the command line, run it, exit with its code. Printing happens in `cli`.
 
-use clap::Parser;
-
 fn main() {
     // Rust ignores SIGPIPE, so printing into a closed pipe (`rollbook list | head -1`) would
     // panic; the default action ends the process quietly, as other command-line tools do.
@@ -10,6 +8,6 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let args = rollbook::cli::Cli::parse();
+    let args = rollbook::cli::parse();
     std::process::exit(rollbook::cli::main(args));
 }

@@ -18,7 +18,7 @@ use crate::domain::events::LEDGER_STREAM;
 use crate::domain::projection::ProposalRow;
 use crate::sizing::Proposal;
 use crate::store::state::{PinRow, StateFile, StateWrite};
-use crate::store::{Store, StoreError, PAGE_ROWS};
+use crate::store::{ProposalWindow, Store, StoreError, PAGE_ROWS};
 
 /// Where pins live unless `ROLLBOOK_STATE_DIR` says otherwise: `$XDG_STATE_HOME/rollbook`, else
 /// `~/.local/state/rollbook`.
@@ -347,7 +347,7 @@ impl Verified {
             state_file: self.state.path().to_path_buf(),
         };
         let end = head.0.min(pin.seq);
-        if end == pin.seq && self.store_hash(store, pin.seq).await == Some(pin.head_hash) {
+        if end == pin.seq && self.store_hash(store, pin.seq).await? == Some(pin.head_hash) {
             return Ok(());
         }
         // The first seq at or before `end` whose event differs from the one verified. A history
@@ -375,7 +375,7 @@ impl Verified {
                 ),
             ));
         }
-        let found = match self.store_hash(store, seq).await {
+        let found = match self.store_hash(store, seq).await? {
             Some(hash) => format!("hash {}", to_hex(&hash)),
             None => "no readable event".into(),
         };
@@ -398,16 +398,22 @@ impl Verified {
         seq: u64,
     ) -> Result<bool, PinError> {
         let verified = write.hash_at(seq).await.map_err(PinError::State)?;
-        Ok(verified.is_some() && self.store_hash(store, seq).await == verified)
+        Ok(verified.is_some() && self.store_hash(store, seq).await? == verified)
     }
 
     /// The hash of the database's event at `seq`, `None` when absent or unreadable (a row that
-    /// fails its seal check is not the event that was verified either).
-    async fn store_hash(&self, store: &Store, seq: u64) -> Option<[u8; 32]> {
-        let page = store.read_page(self.ledger_id, seq - 1, 1).await.ok()?;
-        page.first()
-            .filter(|event| event.seq == seq)
-            .map(|event| event.hash)
+    /// fails its seal check is not the event that was verified either). A database that does
+    /// not answer is an error, not a divergence: a server restarting under a reader (`watch`)
+    /// must not be called a rewritten ledger.
+    async fn store_hash(&self, store: &Store, seq: u64) -> Result<Option<[u8; 32]>, PinError> {
+        match store.read_page(self.ledger_id, seq - 1, 1).await {
+            Ok(page) => Ok(page
+                .first()
+                .filter(|event| event.seq == seq)
+                .map(|event| event.hash)),
+            Err(StoreError::CorruptRow { .. } | StoreError::HashMismatch { .. }) => Ok(None),
+            Err(error) => Err(PinError::Store(error)),
+        }
     }
 
     fn disagrees(&self, what: String) -> PinError {
@@ -509,22 +515,39 @@ impl Verified {
             .map_err(|refusal| self.disagrees(format!("proposal {id}: {refusal}")))
     }
 
-    /// The verified projection rows (optionally of one status), after checking that the
-    /// database's rows are exactly these. A difference seen while the database's head moves on
-    /// is synced and compared again; one that stays is a tamper.
+    /// The verified projection rows (optionally of one status), oldest first, after checking
+    /// that the database's rows are exactly these (`proposal_window`).
     pub async fn proposals(
         &mut self,
         store: &Store,
         status: Option<&str>,
     ) -> Result<Vec<ProposalRow>, PinError> {
+        let window = ProposalWindow {
+            status,
+            ..ProposalWindow::default()
+        };
+        let mut rows = self.proposal_window(store, &window).await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// The verified projection rows of `window`, newest first, after checking that the
+    /// database's rows in the same window are exactly these: a view compares what it shows,
+    /// and reads no more. A difference seen while the database's head moves on is synced and
+    /// compared again; one that stays is a tamper.
+    pub async fn proposal_window(
+        &mut self,
+        store: &Store,
+        window: &ProposalWindow<'_>,
+    ) -> Result<Vec<ProposalRow>, PinError> {
         let mut attempt = 0;
         loop {
             let verified = self
                 .state
-                .proposals(self.ledger_id, status)
+                .proposal_window(self.ledger_id, window)
                 .await
                 .map_err(PinError::State)?;
-            let stored = store.proposals(self.ledger_id, status).await?;
+            let stored = store.proposal_window(self.ledger_id, window).await?;
             match self.compare_rows(&stored, &verified) {
                 Ok(()) => return Ok(verified),
                 Err(error) => self.resync_or(store, &mut attempt, error).await?,

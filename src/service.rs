@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::crypto::canonical::{genesis_message, ChainHead, Purpose};
-use crate::crypto::keys::SecretKey;
+use crate::crypto::keys::KeyError;
+use crate::crypto::Sign;
 use crate::domain::approval::{
     self, cosign_purpose, decide_propose, decide_reject, decide_sign, decide_withdraw, message_for,
     ProposalDraft, ProposalState, SignOutcome, Status,
@@ -25,7 +26,7 @@ use crate::domain::execution::{
     decide_execute, execute_message, validate_request, ExecutableRoll, ExecutionRequest,
     EXECUTION_RECORDING_GRACE_DAYS,
 };
-use crate::domain::governance::{seal_signature, ActiveSet, Governance, Refusal};
+use crate::domain::governance::{envelope_of, ActiveSet, Governance, Refusal};
 use crate::domain::layers::{LayerBook, LayerConflict};
 use crate::pin::{PinError, Verified};
 use crate::sizing::{Policy, Proposal, SizingReport};
@@ -42,6 +43,9 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Pin(#[from] PinError),
+    /// The key could not sign (an ssh-agent refused or went away); nothing was recorded.
+    #[error(transparent)]
+    Signing(#[from] KeyError),
     #[error("{0}")]
     BadInput(String),
     #[error("{0}")]
@@ -49,6 +53,13 @@ pub enum ServiceError {
     /// The stored ledger contradicts its own rules: run `rollbook verify`.
     #[error("the ledger is inconsistent: {0}; run `rollbook verify`")]
     Corrupt(String),
+}
+
+/// Signs `message` with `key` (a key file or an ssh-agent) into an envelope: every signature a
+/// command makes for the ledger is made here.
+pub fn seal_with(key: &impl Sign, message: Vec<u8>) -> Result<SignatureEnvelope, KeyError> {
+    let signature = key.sign_message(&message)?;
+    Ok(envelope_of(&key.public(), &message, &signature))
 }
 
 fn new_event(event: &Event, actor: Option<&str>) -> NewEvent {
@@ -67,7 +78,7 @@ pub async fn init(
     store: &Store,
     set: &ActiveSet,
     policy: &Policy,
-    creator: &SecretKey,
+    creator: &impl Sign,
     local: DateTime<Utc>,
 ) -> Result<(Uuid, Governance), ServiceError> {
     if let Some(existing) = store.ledger_ids().await?.first() {
@@ -78,14 +89,15 @@ pub async fn init(
     }
     let now = store.clock(local).await?;
     check_clocks(local, now, None, policy.timing.clock_skew_max_seconds)?;
+    set.check_enough_valid_at(now)?;
     let ledger_id = Uuid::now_v7();
     let set_json = set.to_json();
     let policy_json = policy.canonical_json();
     let policy_hash = policy.hash_hex();
-    let signature = seal_signature(
+    let signature = seal_with(
         creator,
         genesis_message(&ledger_id, &set_json, &policy_json, &policy_hash),
-    );
+    )?;
     let genesis = LedgerCreated {
         format: LEDGER_FORMAT.to_string(),
         signer_set_json: set_json,
@@ -95,6 +107,7 @@ pub async fn init(
         signature,
     };
     let governance = Governance::genesis(ledger_id, &genesis)?;
+    governance.creator_valid_at(&genesis.signature.key_id, now)?;
     let actor = creator.public().key_id().to_string();
     let event = Event::LedgerCreated(genesis);
     store
@@ -304,7 +317,7 @@ impl Ledger {
     pub async fn propose_roll(
         &self,
         body: String,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
     ) -> Result<(ProposalState, SizingReport), ServiceError> {
         self.propose_roll_from(body, key, local, LayerSource::Genesis)
@@ -315,7 +328,7 @@ impl Ledger {
     pub async fn propose_roll_pinned(
         &self,
         body: String,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
         pin: &mut Verified,
     ) -> Result<(ProposalState, SizingReport), ServiceError> {
@@ -326,7 +339,7 @@ impl Ledger {
     async fn propose_roll_from(
         &self,
         body: String,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
         mut source: LayerSource<'_>,
     ) -> Result<(ProposalState, SizingReport), ServiceError> {
@@ -379,7 +392,7 @@ impl Ledger {
     pub async fn propose_motion(
         &self,
         make: impl Fn(&Governance, DateTime<Utc>) -> Result<ProposalDraft, ServiceError>,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
     ) -> Result<ProposalState, ServiceError> {
         let (chain_now, governance) = self.on_ledger_clock(local).await?;
@@ -387,6 +400,11 @@ impl Ledger {
         // appended with (or the head's, if later).
         let now = chain_now.clock;
         let draft = make(&governance, now)?;
+        // A writer's rule, not a verifier's: a signer set with fewer than K keys valid on the
+        // ledger's clock could decide nothing, so it is refused before anyone signs it.
+        if let Some(next) = draft.proposed_set()? {
+            next.check_enough_valid_at(now)?;
+        }
         let (state, _) = self
             .record(&governance, draft.proposal_id(), key, now, async || {
                 Ok(Drafted {
@@ -407,7 +425,7 @@ impl Ledger {
         &self,
         governance: &Governance,
         proposal_id: Uuid,
-        key: &SecretKey,
+        key: &impl Sign,
         now: DateTime<Utc>,
         mut drafted: impl AsyncFnMut() -> Result<Drafted, ServiceError>,
     ) -> Result<(ProposalState, Drafted), ServiceError> {
@@ -424,9 +442,14 @@ impl Ledger {
             ];
             let skew_seconds = governance.policy.timing.clock_skew_max_seconds;
             let (deadline, bound) = recording_deadline(draft, now, skew_seconds);
+            let proposer_lapses = governance
+                .set
+                .by_key(&key.public().as_bytes())
+                .and_then(|member| member.valid_before);
+            let (deadline, key_bound) = within_key_lifetime(deadline, proposer_lapses);
             // The proposer signs the head the draft was made at; when another event lands
             // first, the append is refused and the next attempt drafts again on the new head.
-            let signature = seal_signature(key, draft.message(&drafted.head));
+            let signature = seal_with(key, draft.message(&drafted.head))?;
             let actor = signature.key_id.clone();
             let event = decide_propose(
                 governance,
@@ -447,7 +470,9 @@ impl Ledger {
                     ServiceError::Store(StoreError::Conflict { .. }) => {
                         ServiceError::Refused(Refusal::GovernanceChanged)
                     }
-                    other => recording_refused(other, bound, now, skew_seconds),
+                    other => key_bound.refused(other, |other| {
+                        recording_refused(other, bound, now, skew_seconds)
+                    }),
                 })?;
             Ok((written, drafted))
         })
@@ -462,11 +487,11 @@ impl Ledger {
     pub async fn sign(
         &self,
         proposal_id: Uuid,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
     ) -> Result<SignOutcome, ServiceError> {
         self.cosign_with(proposal_id, local, None, |state, head| {
-            seal_signature(
+            seal_with(
                 key,
                 message_for(
                     self.ledger_id,
@@ -490,7 +515,7 @@ impl Ledger {
         local: DateTime<Utc>,
     ) -> Result<SignOutcome, ServiceError> {
         let bound = bound_head_of(&signature);
-        self.cosign_with(proposal_id, local, bound, |_, _| signature.clone())
+        self.cosign_with(proposal_id, local, bound, |_, _| Ok(signature.clone()))
             .await
     }
 
@@ -502,7 +527,7 @@ impl Ledger {
         proposal_id: Uuid,
         local: DateTime<Utc>,
         offline_head: Option<ChainHead>,
-        make_signature: impl Fn(&ProposalState, &ChainHead) -> SignatureEnvelope,
+        make_signature: impl Fn(&ProposalState, &ChainHead) -> Result<SignatureEnvelope, KeyError>,
     ) -> Result<SignOutcome, ServiceError> {
         retry_on_conflict(proposal_id, async || {
             let (chain_now, governance) = self.on_ledger_clock(local).await?;
@@ -511,8 +536,12 @@ impl Ledger {
             let state = self
                 .proposal_for_decision(&governance, proposal_id, now)
                 .await?;
-            let signature = make_signature(&state, &chain.head);
+            let signature = make_signature(&state, &chain.head)?;
             let actor = signature.key_id.clone();
+            let (deadline, key_bound) = within_key_lifetime(
+                state.expires_at,
+                key_lapse(&governance, &state, &signature.key_id),
+            );
             let outcome = decide_sign(&governance, &state, signature, now, &mut chain)?;
             // The ledger stream's version and the proposal's only, for rolls and motions alike:
             // a governance commit names no other proposal, so decisions on other proposals
@@ -524,12 +553,12 @@ impl Ledger {
             // versions expected above guard the decision, and events of other proposals landing
             // first cannot hold it back (a loop of them would otherwise starve a commit).
             let landing = Landing {
-                deadline: Some(state.expires_at),
+                deadline: Some(deadline),
                 after_head: None,
             };
             self.append(expected, &outcome.events, &actor, now, landing)
                 .await
-                .map_err(expired_before_recorded)?;
+                .map_err(|error| key_bound.refused(error, expired_before_recorded))?;
             Ok(outcome)
         })
         .await
@@ -538,7 +567,7 @@ impl Ledger {
     pub async fn reject(
         &self,
         proposal_id: Uuid,
-        key: &SecretKey,
+        key: &impl Sign,
         reason: &str,
         local: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
@@ -558,7 +587,7 @@ impl Ledger {
     pub async fn withdraw(
         &self,
         proposal_id: Uuid,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
         self.close_with(
@@ -577,7 +606,7 @@ impl Ledger {
     async fn close_with(
         &self,
         proposal_id: Uuid,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
         decide: impl Fn(
             &Governance,
@@ -597,12 +626,16 @@ impl Ledger {
                 .proposal_for_decision(&governance, proposal_id, now)
                 .await?;
             let message = message_for(self.ledger_id, &state, purpose, &chain.head, reason);
-            let signature = seal_signature(key, message);
+            let signature = seal_with(key, message)?;
             let actor = signature.key_id.clone();
+            let (deadline, key_bound) = within_key_lifetime(
+                state.expires_at,
+                key_lapse(&governance, &state, &signature.key_id),
+            );
             let event = decide(&governance, &state, signature, now, &mut chain)?;
             // Anywhere after the head it binds, as a co-signature (`cosign_with`).
             let landing = Landing {
-                deadline: Some(state.expires_at),
+                deadline: Some(deadline),
                 after_head: None,
             };
             self.append(
@@ -613,7 +646,7 @@ impl Ledger {
                 landing,
             )
             .await
-            .map_err(expired_before_recorded)?;
+            .map_err(|error| key_bound.refused(error, expired_before_recorded))?;
             Ok(())
         })
         .await
@@ -655,7 +688,7 @@ impl Ledger {
         &self,
         proposal_id: Uuid,
         request: &ExecutionRequest,
-        key: &SecretKey,
+        key: &impl Sign,
         local: DateTime<Utc>,
     ) -> Result<(RollExecuted, StoredEvent), ServiceError> {
         retry_on_conflict(proposal_id, async || {
@@ -673,7 +706,7 @@ impl Ledger {
             let corrected = validate_request(&request.fills, &request.corrects)?;
             let message =
                 execute_message(&governance, &roll, &request.fills, &corrected, &chain.head);
-            let signature = seal_signature(key, message);
+            let signature = seal_with(key, message)?;
             let actor = signature.key_id.clone();
             let event = decide_execute(
                 &governance,
@@ -683,8 +716,14 @@ impl Ledger {
                 now,
                 &mut chain,
             )?;
+            let executor_lapses = governance
+                .set
+                .by_key(&key.public().as_bytes())
+                .and_then(|member| member.valid_before);
+            let (deadline, key_bound) =
+                within_key_lifetime(roll.recording_deadline(), executor_lapses);
             let landing = Landing {
-                deadline: Some(roll.recording_deadline()),
+                deadline: Some(deadline),
                 after_head: Some(chain.head),
             };
             let expected = vec![
@@ -700,15 +739,17 @@ impl Ledger {
             let written = self
                 .append(expected, std::slice::from_ref(&event), &actor, now, landing)
                 .await
-                .map_err(|error| match error {
-                    ServiceError::Store(StoreError::DeadlinePassed { .. }) => {
-                        ServiceError::Refused(Refusal::ExecutionRecordingClosed {
-                            proposal_id,
-                            deadline: format_timestamp(roll.recording_deadline()),
-                            grace_days: EXECUTION_RECORDING_GRACE_DAYS,
-                        })
-                    }
-                    other => other,
+                .map_err(|error| {
+                    key_bound.refused(error, |error| match error {
+                        ServiceError::Store(StoreError::DeadlinePassed { .. }) => {
+                            ServiceError::Refused(Refusal::ExecutionRecordingClosed {
+                                proposal_id,
+                                deadline: format_timestamp(roll.recording_deadline()),
+                                grace_days: EXECUTION_RECORDING_GRACE_DAYS,
+                            })
+                        }
+                        other => other,
+                    })
                 })?;
             let Event::RollExecuted(executed) = event else {
                 unreachable!("decide_execute decides a roll.executed event")
@@ -738,6 +779,66 @@ struct Drafted {
     report: Option<SizingReport>,
     head: ChainHead,
     layers: LayerBook,
+}
+
+/// The end of the lifetime (`valid_before`) of the key `key_id` deciding on `state`, in the set
+/// that judges its signature (`decide_sign`): the set in force or, for a key new in a motion's
+/// next set, that set.
+fn key_lapse(
+    governance: &Governance,
+    state: &ProposalState,
+    key_id: &str,
+) -> Option<DateTime<Utc>> {
+    let next = approval::proposed_set(state).ok().flatten();
+    governance
+        .set
+        .by_key_id(key_id)
+        .or_else(|| next.as_ref().and_then(|next| next.by_key_id(key_id)))
+        .and_then(|member| member.valid_before)
+}
+
+/// A decision's deadline, brought forward to the last instant its signer's key still counts
+/// (a microsecond before `key_lapse`, check A15): an event judged valid at the ledger's `now`
+/// must not land after its key lapsed. Also says whether the key's lifetime set it.
+fn within_key_lifetime(
+    deadline: DateTime<Utc>,
+    key_lapse: Option<DateTime<Utc>>,
+) -> (DateTime<Utc>, KeyBound) {
+    let last = |before: DateTime<Utc>| before - chrono::Duration::microseconds(1);
+    match key_lapse {
+        Some(before) if last(before) < deadline => (last(before), KeyBound::Lapses(before)),
+        _ => (deadline, KeyBound::Outlives),
+    }
+}
+
+/// Whether a decision's deadline is its signer's key lapsing (`within_key_lifetime`).
+#[derive(Clone, Copy)]
+enum KeyBound {
+    /// The key is valid until the decision's own deadline.
+    Outlives,
+    /// The key's `valid_before`, earlier than the decision's own deadline.
+    Lapses(DateTime<Utc>),
+}
+
+impl KeyBound {
+    /// An append refused past its deadline: the key lapsing when it set the deadline, else
+    /// `otherwise` (the decision's own rule).
+    fn refused(
+        self,
+        error: ServiceError,
+        otherwise: impl FnOnce(ServiceError) -> ServiceError,
+    ) -> ServiceError {
+        match (self, &error) {
+            (
+                KeyBound::Lapses(valid_before),
+                ServiceError::Store(StoreError::DeadlinePassed { recorded_at, .. }),
+            ) => ServiceError::Refused(Refusal::KeyLapsedBeforeRecorded {
+                valid_before: format_timestamp(valid_before),
+                recorded_at: recorded_at.clone(),
+            }),
+            _ => otherwise(error),
+        }
+    }
 }
 
 /// A roll that may not draw on the layer it names: conflicting numbers or a missing id are

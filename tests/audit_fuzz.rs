@@ -259,6 +259,8 @@ fn valid_export() -> &'static [String] {
                     role: None,
                     public_key: hex(&key.public().as_bytes()),
                     key_id: key.public().key_id().to_string(),
+                    valid_after: None,
+                    valid_before: None,
                 })
                 .collect();
             let set = ActiveSet::validate(&SignerSet {

@@ -20,7 +20,10 @@ use rollbook::domain::approval::ProposalDraft;
 use rollbook::domain::envelope::{
     format_timestamp, parse_timestamp, uuid_v7_at, StoredEvent, ID_TIME_WINDOW_SECONDS,
 };
-use rollbook::domain::events::{Event, ProposalExpired, ProposalRecorded, SignerEntry, SignerSet};
+use rollbook::domain::events::{
+    Event, Fill, ProposalExpired, ProposalRecorded, SignerEntry, SignerSet,
+};
+use rollbook::domain::execution::ExecutionRequest;
 use rollbook::domain::governance::{seal_signature, ActiveSet};
 use rollbook::domain::refusal::Refusal;
 use rollbook::service::{self, Ledger, ServiceError};
@@ -40,6 +43,8 @@ fn entry(name: &str, key: &SecretKey) -> SignerEntry {
         role: None,
         public_key: to_hex(&key.public().as_bytes()),
         key_id: key.public().key_id().to_string(),
+        valid_after: None,
+        valid_before: None,
     }
 }
 
@@ -64,6 +69,12 @@ struct Keys {
 ///  13-18 motion (recorded, 3 signatures, commit, adoption) | 19-20 pending roll (recorded,
 ///  1 signature).
 async fn story(db: &TestDb) -> (Ledger, Keys) {
+    story_with(db, None).await
+}
+
+/// The story with the keys of alice, bob and carol valid only before `lifetime_end` (every act
+/// of theirs in the story lies before it; dave's key has no lifetime).
+async fn story_with(db: &TestDb, lifetime_end: Option<DateTime<Utc>>) -> (Ledger, Keys) {
     let k = Keys {
         alice: SecretKey::generate().unwrap(),
         bob: SecretKey::generate().unwrap(),
@@ -74,11 +85,13 @@ async fn story(db: &TestDb) -> (Ledger, Keys) {
     let set = ActiveSet::validate(&SignerSet {
         version: 1,
         threshold: 2,
-        signers: vec![
-            entry("alice", &k.alice),
-            entry("bob", &k.bob),
-            entry("carol", &k.carol),
-        ],
+        signers: [("alice", &k.alice), ("bob", &k.bob), ("carol", &k.carol)]
+            .into_iter()
+            .map(|(name, key)| SignerEntry {
+                valid_before: lifetime_end.map(format_timestamp),
+                ..entry(name, key)
+            })
+            .collect(),
     })
     .unwrap();
     let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &k.alice, t0())
@@ -133,6 +146,17 @@ const PENDING_ROLL: u64 = 19;
 const LAST: u64 = 20;
 
 async fn export_lines(ledger: &Ledger) -> Vec<String> {
+    let lines = export_of(ledger).await;
+    assert_eq!(
+        lines.len() as u64,
+        LAST + 2,
+        "header, the story, checkpoint"
+    );
+    lines
+}
+
+/// The export of any ledger, checked valid.
+async fn export_of(ledger: &Ledger) -> Vec<String> {
     let mut out = Vec::new();
     export_jsonl(
         &ledger.store,
@@ -148,11 +172,6 @@ async fn export_lines(ledger: &Ledger) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect();
-    assert_eq!(
-        lines.len() as u64,
-        LAST + 2,
-        "header, the story, checkpoint"
-    );
     verify(&lines).expect("the genuine export verifies");
     lines
 }
@@ -286,6 +305,100 @@ fn with_legacy_expiry(lines: &[String]) -> Vec<String> {
 
 fn last_time(lines: &[String]) -> DateTime<Utc> {
     parse_timestamp(&events(lines).last().unwrap().recorded_at).unwrap()
+}
+
+/// The keys of alice, bob and carol are valid until 30 s after t0. Each kind of signed event
+/// of theirs, moved to 40 s (the export cut right after it, every hash recomputed), counts for
+/// nothing (A15): the genesis (alice), a recording (bob's, seq 2, 39 s after its draft: within
+/// the skew, so only its key's lifetime is broken), a co-signature (alice, seq 4), a veto
+/// (carol, seq 8), a withdrawal (bob, seq 10) and the last co-signature (alice, seq 20). Moved to
+/// 29 s instead, each verifies: a key that lapses never invalidates what it signed in time.
+/// On both backends: the ledger each export comes from is written by either.
+async fn a15_a_signature_outside_its_keys_lifetime_counts_for_nothing(db: &TestDb) {
+    let (ledger, _) = story_with(db, Some(t0() + Duration::seconds(30))).await;
+    let lines = export_lines(&ledger).await;
+    let cut_and_moved = |seq: u64, seconds: i64| {
+        let mut all = events(&lines);
+        all.truncate(seq as usize);
+        let moved = restamped(&all[seq as usize - 1], t0() + Duration::seconds(seconds));
+        all[seq as usize - 1] = moved;
+        rewrite(&lines[0], all)
+    };
+    for (seq, kind) in [
+        (1, "genesis"),
+        (2, "proposal"),
+        (4, "signature"),
+        (8, "veto"),
+        (10, "withdrawal"),
+        (LAST, "signature"),
+    ] {
+        let late = cut_and_moved(seq, 40);
+        assert_invalid_at(&late, seq, "A15");
+        match verify(&late) {
+            Err(VerifyError::Invalid(failure)) => assert!(
+                failure.reason.contains(&format!("a {kind} at")),
+                "seq {seq}: {failure}"
+            ),
+            other => panic!("seq {seq}: {other:?}"),
+        }
+        verify(&cut_and_moved(seq, 29))
+            .unwrap_or_else(|error| panic!("seq {seq} inside its key's lifetime: {error:?}"));
+    }
+}
+
+/// alice's key is valid until 50 min after t0. Her record of a committed roll's fills, made at
+/// 40 min, moved to 50 min (every hash recomputed) counts for nothing (A15); moved to a
+/// microsecond before, it verifies.
+async fn a15_an_execution_outside_its_keys_lifetime_counts_for_nothing(db: &TestDb) {
+    let (alice, bob, carol) = (
+        SecretKey::generate().unwrap(),
+        SecretKey::generate().unwrap(),
+        SecretKey::generate().unwrap(),
+    );
+    let lapses = t0() + Duration::minutes(50);
+    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
+    let set = ActiveSet::validate(&SignerSet {
+        version: 1,
+        threshold: 2,
+        signers: vec![
+            SignerEntry {
+                valid_before: Some(format_timestamp(lapses)),
+                ..entry("alice", &alice)
+            },
+            entry("bob", &bob),
+            entry("carol", &carol),
+        ],
+    })
+    .unwrap();
+    let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &alice, t0())
+        .await
+        .unwrap();
+    let ledger = Ledger { store, ledger_id };
+    let at = |seconds: i64| t0() + Duration::seconds(seconds);
+    let (roll, _) = ledger.propose_roll(body(9), &bob, at(1)).await.unwrap();
+    ledger.sign(roll.id, &carol, at(2)).await.unwrap();
+    assert!(ledger.sign(roll.id, &alice, at(3)).await.unwrap().committed);
+    let request = ExecutionRequest {
+        fills: vec![Fill {
+            contracts: 9,
+            price_usd: 2.95,
+            at: format_timestamp(Utc.with_ymd_and_hms(2026, 5, 7, 14, 46, 0).unwrap()),
+            broker_ref: "IB-1".into(),
+        }],
+        corrects: Vec::new(),
+    };
+    ledger
+        .execute(roll.id, &request, &alice, t0() + Duration::minutes(40))
+        .await
+        .unwrap();
+    let lines = export_of(&ledger).await;
+    let last = lines.len() as u64 - 2;
+    let late = with_event(&lines, last, |event| *event = restamped(event, lapses));
+    assert_invalid_at(&late, last, "A15");
+    let in_time = with_event(&lines, last, |event| {
+        *event = restamped(event, lapses - Duration::microseconds(1))
+    });
+    verify(&in_time).expect("an execution inside its key's lifetime counts");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -449,6 +562,10 @@ async fn insert_raw(db: &TestDb, event: &StoredEvent) {
     }
 }
 
+both_backends!(
+    a15_a_signature_outside_its_keys_lifetime_counts_for_nothing,
+    a15_an_execution_outside_its_keys_lifetime_counts_for_nothing
+);
 both_backends!(a_replay_in_the_store_is_refused_live);
 both_backends!(a_fast_clock_cannot_make_an_honest_recording_invalid);
 

@@ -115,7 +115,12 @@ fn desk<'a>(db: &'a TestDb, threshold: u32, policy: Option<&str>) -> Desk<'a> {
     let p = |name: &str| desk.path(name);
     for name in ["alice", "dave", "erin"] {
         let out = common::rollbook_command()
-            .args(["keygen", "--out", &p(&format!("{name}.key"))])
+            .args([
+                "keygen",
+                "--no-passphrase",
+                "--out",
+                &p(&format!("{name}.key")),
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));

@@ -314,7 +314,8 @@ async fn export_of_an_altered_database_fails_and_writes_nothing(db: &common::Tes
         (fresh.to_str().unwrap(), "jsonl"),
         (fresh.to_str().unwrap(), "csv"),
     ] {
-        let out = run(&["export", "--format", format, "--out", path]);
+        // --force: the older export survives even an export allowed to replace it.
+        let out = run(&["export", "--format", format, "--out", path, "--force"]);
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{format} to {path}: {stderr}");
         if format == "jsonl" {

@@ -297,3 +297,56 @@ fn template_writes_the_example_dated_now() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["resize_to"], 9);
 }
+
+/// Every row of the table carries its unit and the direction that passes; each failed check
+/// says why in words (issue 23).
+#[test]
+fn the_table_has_units_and_directions_and_failures_say_why() {
+    let args = [
+        "evaluate",
+        EXAMPLE,
+        "--now",
+        NOW,
+        "--drawn-usd",
+        "5310",
+        "--drawn-contracts",
+        "18",
+    ];
+    let text = String::from_utf8_lossy(&rollbook(&args).stdout).into_owned();
+    let row = |id: &str| {
+        text.lines()
+            .find(|line| line.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no {id} row: {text}"))
+            .to_string()
+    };
+    assert!(row("wacc").contains("0.3034 bps  <= 18 bps"), "{text}");
+    assert!(row("wacc").ends_with("PASS"), "{text}");
+    assert!(
+        row("budget").contains("8,850.00 USD  <= 5,886.94 USD"),
+        "{text}"
+    );
+    assert!(
+        row("growth").contains("30 contracts  <= 25 contracts"),
+        "{text}"
+    );
+    assert!(row("time_shift").contains("33 days  >= 14 days"), "{text}");
+    assert!(row("staleness").contains("10 min  <= 30 min"), "{text}");
+    assert!(
+        text.contains(
+            "budget: 3,540.00 USD > 576.94 USD left of 5,886.94 USD on layer VIX-C22-2026-11-L3"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("irr: 0.4522 /yr is above 0.3516 /yr (layer cost"),
+        "{text}"
+    );
+
+    // After the window: the timing check says when it ended.
+    let late = ["evaluate", EXAMPLE, "--now", "2026-06-30T00:00:00Z"];
+    let text = String::from_utf8_lossy(&rollbook(&late).stdout).into_owned();
+    assert!(
+        text.contains("timing: the execution window ended at"),
+        "{text}"
+    );
+}

@@ -27,6 +27,8 @@ fn entry(name: &str, key: &SecretKey) -> SignerEntry {
         role: None,
         public_key: to_hex(&key.public().as_bytes()),
         key_id: key.public().key_id().to_string(),
+        valid_after: None,
+        valid_before: None,
     }
 }
 

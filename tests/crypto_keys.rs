@@ -345,19 +345,13 @@ fn other_key_types_are_refused_with_their_name() {
 }
 
 #[test]
-fn passphrase_protected_keys_are_refused() {
+fn passphrase_protected_keys_decrypt_with_their_passphrase_only() {
     let dir = TempDir::new().unwrap();
-    let key_path = ssh_keygen(
+    let ssh_path = ssh_keygen(
         &dir,
         "id_encrypted",
         &["-t", "ed25519", "-N", "correct horse"],
     );
-    let error = SecretKey::parse(&read_text(&key_path)).unwrap_err();
-    assert!(matches!(error, KeyError::Encrypted), "{error}");
-    assert!(error
-        .to_string()
-        .starts_with("passphrase-protected keys are not supported; "));
-
     let pkcs8_path = openssl_genpkey(
         &dir,
         "encrypted.pem",
@@ -370,10 +364,75 @@ fn passphrase_protected_keys_are_refused() {
         ],
     );
     assert!(read_text(&pkcs8_path).starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    let openssl_public = stdout_text(&run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-passin", "pass:correct horse", "-in"])
+        .arg(&pkcs8_path)));
+    let expected = [
+        (
+            &ssh_path,
+            read_public_key(&public_key_path(&ssh_path)).unwrap(),
+        ),
+        (&pkcs8_path, PublicKey::parse(&openssl_public).unwrap()),
+    ];
+    for (path, public) in expected {
+        let text = read_text(path);
+        // Without a passphrase: it says what it needs.
+        let error = SecretKey::parse(&text).unwrap_err();
+        assert!(matches!(error, KeyError::Encrypted), "{error}");
+        assert!(error.to_string().contains("--passphrase-file"), "{error}");
+        // With the right one: the key whose public half the tools derive, and it signs.
+        let secret = SecretKey::parse_encrypted(&text, b"correct horse").unwrap();
+        assert_eq!(secret.public(), public, "{}", path.display());
+        let signature = secret.sign(b"message");
+        public
+            .verify_strict(b"message", &Signature::from_bytes(&signature))
+            .unwrap();
+        // With a wrong one (or none): refused as a wrong passphrase, never a key.
+        for wrong in [&b"correct horsE"[..], b"", b"correct horse "] {
+            assert!(
+                matches!(
+                    SecretKey::parse_encrypted(&text, wrong),
+                    Err(KeyError::WrongPassphrase)
+                ),
+                "{}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn keygen_with_a_passphrase_writes_encrypted_pkcs8_that_openssl_reads() {
+    let dir = TempDir::new().unwrap();
+    let key_path = dir.path().join("alice.key");
+    let key_id = write_keypair(&key_path, "alice", Some(b"s3cret phrase")).unwrap();
+    let text = read_text(&key_path);
+    assert!(
+        text.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{text}"
+    );
+    assert!(matches!(SecretKey::parse(&text), Err(KeyError::Encrypted)));
     assert!(matches!(
-        SecretKey::parse(&read_text(&pkcs8_path)),
-        Err(KeyError::Encrypted)
+        SecretKey::parse_encrypted(&text, b"wrong"),
+        Err(KeyError::WrongPassphrase)
     ));
+    let secret = SecretKey::parse_encrypted(&text, b"s3cret phrase").unwrap();
+    assert_eq!(secret.public().key_id(), key_id);
+    // OpenSSL decrypts it (the v1 layout inside) and derives the same public key.
+    let output = run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-passin", "pass:s3cret phrase", "-in"])
+        .arg(&key_path));
+    assert_eq!(
+        PublicKey::parse(&stdout_text(&output)).unwrap(),
+        secret.public()
+    );
+    // And refuses a wrong passphrase, as rollbook does.
+    let refused = Command::new("openssl")
+        .args(["pkey", "-pubout", "-passin", "pass:wrong", "-in"])
+        .arg(&key_path)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
 }
 
 #[test]
@@ -563,7 +622,7 @@ fn file_mode_warning_fires_for_group_or_other_bits() {
 fn write_keypair_creates_owner_only_files_and_never_overwrites() {
     let dir = TempDir::new().unwrap();
     let key_path = dir.path().join("alice");
-    let key_id = write_keypair(&key_path, "alice@desk").unwrap();
+    let key_id = write_keypair(&key_path, "alice@desk", None).unwrap();
 
     let mode = fs::metadata(&key_path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
@@ -587,7 +646,7 @@ fn write_keypair_creates_owner_only_files_and_never_overwrites() {
     );
 
     let private_before = fs::read(&key_path).unwrap();
-    let error = write_keypair(&key_path, "mallory").unwrap_err();
+    let error = write_keypair(&key_path, "mallory", None).unwrap_err();
     assert!(matches!(error, KeyError::AlreadyExists { .. }), "{error}");
     assert!(error.to_string().contains("alice"), "{error}");
     assert_eq!(fs::read(&key_path).unwrap(), private_before);
@@ -597,17 +656,19 @@ fn write_keypair_creates_owner_only_files_and_never_overwrites() {
     let bob_path = dir.path().join("bob");
     fs::write(public_key_path(&bob_path), "not ours\n").unwrap();
     assert!(matches!(
-        write_keypair(&bob_path, "bob"),
+        write_keypair(&bob_path, "bob", None),
         Err(KeyError::AlreadyExists { .. })
     ));
     assert!(!bob_path.exists());
 
     assert!(matches!(
-        write_keypair(&dir.path().join("carol"), "carol\nevil"),
+        write_keypair(&dir.path().join("carol"), "carol\nevil", None),
         Err(KeyError::InvalidComment { .. })
     ));
     let missing_dir = dir.path().join("no/such/dir/key");
-    let message = write_keypair(&missing_dir, "x").unwrap_err().to_string();
+    let message = write_keypair(&missing_dir, "x", None)
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("no/such/dir"), "{message}");
 }
 

@@ -49,6 +49,8 @@ fn entry(name: &str, key: &SecretKey) -> SignerEntry {
         role: None,
         public_key: to_hex(&key.public().as_bytes()),
         key_id: key.public().key_id().to_string(),
+        valid_after: None,
+        valid_before: None,
     }
 }
 
@@ -734,7 +736,12 @@ async fn the_cli_records_fills_with_exit_codes_and_json(db: &TestDb) {
     };
     for name in ["alice", "bob", "carol", "dave"] {
         let out = common::rollbook_command()
-            .args(["keygen", "--out", &cli.path(&format!("{name}.key"))])
+            .args([
+                "keygen",
+                "--no-passphrase",
+                "--out",
+                &cli.path(&format!("{name}.key")),
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));

@@ -63,6 +63,8 @@ async fn desk(db: &TestDb) -> Desk {
         role: None,
         public_key: to_hex(&key.public().as_bytes()),
         key_id: key.public().key_id().to_string(),
+        valid_after: None,
+        valid_before: None,
     };
     let set = ActiveSet::validate(&SignerSet {
         version: 1,

@@ -32,7 +32,12 @@ impl Desk<'_> {
         let desk = Desk { db };
         for name in ["alice", "bob", "carol"] {
             let out = common::rollbook_command()
-                .args(["keygen", "--out", &desk.path(&format!("{name}.key"))])
+                .args([
+                    "keygen",
+                    "--no-passphrase",
+                    "--out",
+                    &desk.path(&format!("{name}.key")),
+                ])
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{}", text(&out.stderr));
@@ -354,7 +359,7 @@ async fn deleted_added_or_edited_projection_rows_are_named(db: &TestDb) {
     let views: [&[&str]; 3] = [
         &["list"],
         &inbox,
-        &["export", "--format", "csv", "--out", &csv],
+        &["export", "--format", "csv", "--out", &csv, "--force"],
     ];
     for view in views {
         desk.ok("alice", view);
@@ -369,7 +374,7 @@ async fn deleted_added_or_edited_projection_rows_are_named(db: &TestDb) {
     desk.refused("alice", &["list"], &[&committed, "missing"]);
     desk.refused(
         "alice",
-        &["export", "--format", "csv", "--out", &csv],
+        &["export", "--format", "csv", "--out", &csv, "--force"],
         &[&committed, "missing"],
     );
     desk.ok("alice", &["rebuild"]);

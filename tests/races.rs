@@ -63,6 +63,8 @@ impl Desk {
                 role: None,
                 public_key: to_hex(&key.public().as_bytes()),
                 key_id: key.public().key_id().to_string(),
+                valid_after: None,
+                valid_before: None,
             })
             .collect();
         ActiveSet::validate(&SignerSet {

@@ -32,7 +32,14 @@ fn text(bytes: &[u8]) -> String {
 fn keygen(dir: &Path, name: &str) -> (PathBuf, SecretKey) {
     let path = dir.join(format!("{name}.key"));
     let out = common::rollbook_command()
-        .args(["keygen", "--out", path.to_str().unwrap(), "--name", name])
+        .args([
+            "keygen",
+            "--out",
+            path.to_str().unwrap(),
+            "--name",
+            name,
+            "--no-passphrase",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -160,6 +167,8 @@ async fn desk(db: &TestDb) -> Desk<'_> {
         role: None,
         public_key: to_hex(&key.public().as_bytes()),
         key_id: key.public().key_id().to_string(),
+        valid_after: None,
+        valid_before: None,
     };
     let set = ActiveSet::validate(&SignerSet {
         version: 1,

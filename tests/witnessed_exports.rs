@@ -8,7 +8,9 @@ use std::io::Cursor;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::TestDb;
-use rollbook::audit::completeness::{check_completeness, log_key, Completeness, WitnessCheck};
+use rollbook::audit::completeness::{
+    check_completeness, check_signed_checkpoint, log_key, Completeness, WitnessCheck,
+};
 use rollbook::audit::export::{CheckpointLine, EventLine, Line, SignedCheckpointLine};
 use rollbook::audit::{export_jsonl_to, verify_export, FileVerification, VerifyError};
 use rollbook::checkpoint::{
@@ -18,6 +20,7 @@ use rollbook::checkpoint::{
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::merkle::MerkleBuilder;
 use rollbook::crypto::to_hex;
+use rollbook::domain::envelope::format_timestamp;
 use rollbook::domain::events::{SignerEntry, SignerSet};
 use rollbook::domain::governance::ActiveSet;
 use rollbook::service::{self, Ledger};
@@ -25,7 +28,7 @@ use rollbook::sizing::{Policy as SizingPolicy, Proposal};
 use rollbook::store::{Store, StoredCheckpoint};
 use rollbook::tlog::cosignature::cosign;
 use rollbook::tlog::note::sign_ed25519;
-use rollbook::tlog::{ledger_origin, Note, Policy, VerifierKey, VerifierKind};
+use rollbook::tlog::{ledger_checkpoint, ledger_origin, Note, Policy, VerifierKey, VerifierKind};
 
 const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
 
@@ -39,6 +42,8 @@ fn entry(name: &str, key: &SecretKey) -> SignerEntry {
         role: None,
         public_key: to_hex(&key.public().as_bytes()),
         key_id: key.public().key_id().to_string(),
+        valid_after: None,
+        valid_before: None,
     }
 }
 
@@ -853,4 +858,68 @@ async fn n6_a_note_of_size_zero_needs_the_empty_root(db: &TestDb) {
     assert!(check_note(&note_of(empty)).is_ok());
     let refused = check_note(&note_of([7; 32])).unwrap_err();
     assert!(refused.contains("N6"), "{refused}");
+}
+/// A key's lifetime (check A15's rule) holds for checkpoints too: `checkpoint` refuses a key
+/// lapsed on the ledger's clock, and W3 counts a signer's line only when its key is valid at
+/// the chain time of the checkpoint's last event.
+async fn a_lapsed_key_signs_no_checkpoint(db: &TestDb) {
+    let k = keys();
+    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock();
+    let mut bob = entry("bob", &k.bob);
+    bob.valid_before = Some(format_timestamp(t0() + Duration::hours(1)));
+    let set = ActiveSet::validate(&SignerSet {
+        version: 1,
+        threshold: 1,
+        signers: vec![entry("alice", &k.alice), bob],
+    })
+    .unwrap();
+    let (ledger_id, _) = service::init(&store, &set, &SizingPolicy::default(), &k.alice, t0())
+        .await
+        .unwrap();
+    let ledger = Ledger { store, ledger_id };
+    propose(&ledger, &k, &[9], 1).await;
+    // Bob's key lapsed an hour after t0; the ledger's clock (the test's now) is months later.
+    match checkpoint(db, &ledger, &k.bob).await {
+        Err(CheckpointError::KeyNotValid { name, .. }) => assert_eq!(name, "bob"),
+        other => panic!("a lapsed key signed a checkpoint: {other:?}"),
+    }
+    assert!(ledger
+        .store
+        .checkpoints(ledger.ledger_id, 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    checkpoint(db, &ledger, &k.alice).await.unwrap();
+}
+
+both_backends!(a_lapsed_key_signs_no_checkpoint);
+
+#[test]
+fn w3_counts_a_signer_only_inside_its_key_lifetime() {
+    let k = keys();
+    let lapse = t0() + Duration::hours(1);
+    let mut bob = entry("bob", &k.bob);
+    bob.valid_before = Some(format_timestamp(lapse));
+    let set = ActiveSet::validate(&SignerSet {
+        version: 1,
+        threshold: 1,
+        signers: vec![entry("alice", &k.alice), bob],
+    })
+    .unwrap();
+    let ledger_id = uuid::Uuid::now_v7();
+    let root = [7u8; 32];
+    let text = ledger_checkpoint(ledger_id, 3, root).to_text();
+    let mut note = Note::new(&text).unwrap();
+    note.push_signature(sign_ed25519(&text, &ledger_origin(ledger_id), &k.bob).unwrap())
+        .unwrap();
+    let line = SignedCheckpointLine::new(ledger_id, 3, note.to_text());
+    let inside =
+        check_signed_checkpoint(&line, ledger_id, &root, &set, lapse - Duration::seconds(1))
+            .unwrap();
+    assert_eq!(inside.signers[0].0, "bob");
+    let outside = check_signed_checkpoint(&line, ledger_id, &root, &set, lapse).unwrap_err();
+    assert!(
+        outside.contains("(W3)") && outside.contains("valid at"),
+        "{outside}"
+    );
 }

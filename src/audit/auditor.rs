@@ -335,6 +335,12 @@ impl Auditor {
         self.governance.as_ref().map(|governance| &governance.set)
     }
 
+    /// The chain time of the last event audited (a signed checkpoint's signers are judged at
+    /// it: W3 and key lifetimes).
+    pub fn last_event_time(&self) -> Option<DateTime<Utc>> {
+        self.last_time
+    }
+
     /// The policy's `timing.clock_skew_max_seconds` in force after the events so far.
     pub fn clock_skew_max_seconds(&self) -> u32 {
         self.clock_skew()
@@ -629,10 +635,12 @@ impl Auditor {
             if event.actor.as_deref() != Some(&genesis.signature.key_id) {
                 return Err("the genesis actor is not its signer (C13)".into());
             }
-            self.governance = Some(
-                Governance::genesis(event.ledger_id, genesis)
-                    .map_err(|r| format!("genesis: {r} (A1)"))?,
-            );
+            let governance = Governance::genesis(event.ledger_id, genesis)
+                .map_err(|r| format!("genesis: {r} (A1)"))?;
+            governance
+                .creator_valid_at(&genesis.signature.key_id, at)
+                .map_err(|r| format!("genesis: {r} (A15)"))?;
+            self.governance = Some(governance);
             return Ok(());
         };
         // Taken out for the match (so the open proposals can be borrowed) and put back after;
@@ -867,6 +875,12 @@ impl Auditor {
                 check_of(&r, "A2")
             )
         })?;
+        // A15 at the recording's own chain time (the rules above judged its creation time).
+        if let Some(proposer) = governance.set.by_key_id(&recorded.signature.key_id) {
+            proposer
+                .check_valid_at(at, "proposal")
+                .map_err(|r| format!("proposal {}: {r} (A15)", recorded.terms.proposal_id))?;
+        }
         let state = ProposalState::from_recorded(recorded, event).map_err(|r| r.to_string())?;
         if state.created_at > at {
             return Err(format!(
@@ -1146,6 +1160,7 @@ fn check_of(refusal: &Refusal, default: &'static str) -> &'static str {
         | Refusal::SignedAfterExpiry { .. }
         | Refusal::SigningTimeOutsideLife { .. } => "T3",
         Refusal::Layer(_) => "A12",
+        Refusal::KeyNotValidAt { .. } => "A15",
         _ => default,
     }
 }

@@ -31,12 +31,15 @@ pub fn log_key(ledger_id: Uuid, key: PublicKey) -> Result<VerifierKey, String> {
 
 /// Checks W2 and W3 of a signed checkpoint line met right after the event of its size (W1 is
 /// the placement, which the caller checked): `root` is the export's root over its first
-/// `line.tree_size` events, `set` the signer set in force after them.
+/// `line.tree_size` events, `set` the signer set in force after them, `at` the chain time of
+/// the last of them: a signer's key counts only if its lifetime holds `at` (A15's rule; the
+/// export carries no signing time, and `checkpoint` refuses a key lapsed on the ledger's clock).
 pub fn check_signed_checkpoint(
     line: &SignedCheckpointLine,
     ledger_id: Uuid,
     root: &Hash,
     set: &ActiveSet,
+    at: DateTime<Utc>,
 ) -> Result<SignedHead, String> {
     let note = Note::parse(line.note.as_bytes())
         .map_err(|error| format!("its note is not a signed note: {error} (W2)"))?;
@@ -63,29 +66,30 @@ pub fn check_signed_checkpoint(
             to_hex(root)
         ));
     }
-    let keys = set
-        .signers
+    let valid: Vec<_> = set.signers.iter().filter(|s| s.valid_at(at)).collect();
+    let keys = valid
         .iter()
         .map(|signer| log_key(ledger_id, signer.key))
         .collect::<Result<Vec<_>, _>>()?;
     let verified = verified_signatures(&note, &keys).map_err(|error| format!("{error} (W3)"))?;
     let mut signers: Vec<(String, PublicKey)> = Vec::new();
     for found in verified {
-        let signer = &set.signers[found.key_index];
+        let signer = valid[found.key_index];
         if !signers.iter().any(|(name, _)| *name == signer.name) {
             signers.push((signer.name.clone(), signer.key));
         }
     }
     if signers.is_empty() {
         return Err(format!(
-            "no signer of the set in force at size {} (set v{}: {}) signed it (W3)",
+            "no signer of the set in force at size {} (set v{}: {}) whose key is valid at {} signed it (W3)",
             line.tree_size,
             set.version,
             set.signers
                 .iter()
                 .map(|signer| signer.name.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            crate::domain::envelope::format_timestamp(at)
         ));
     }
     Ok(SignedHead {

@@ -77,13 +77,14 @@ impl SignedCheckpoints {
                 line.tree_size, line.tree_size
             ));
         }
-        let (Ok(ledger_id), Some(set)) = (
+        let (Ok(ledger_id), Some(set), Some(at)) = (
             uuid::Uuid::parse_str(header_ledger_id),
             auditor.signer_set(),
+            auditor.last_event_time(),
         ) else {
             return Err("a signed checkpoint before the genesis event (W1)".into());
         };
-        let head = check_signed_checkpoint(line, ledger_id, &auditor.merkle_root(), set)?;
+        let head = check_signed_checkpoint(line, ledger_id, &auditor.merkle_root(), set, at)?;
         self.last = Some(head);
         self.count += 1;
         Ok(())

@@ -53,6 +53,9 @@ pub struct ExportArgs {
     /// cosigned checkpoint, which a reviewer's `verify --witnesses` then finds covering it.
     #[arg(long, value_name = "N")]
     pub tree_size: Option<u64>,
+    /// Replace the file at --out if it exists (without it, an existing file is refused).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Where an export or a proof goes: standard output, or a file that appears whole or not at all.
@@ -164,6 +167,7 @@ impl From<ExportError> for CliError {
 }
 
 pub async fn export(db: &str, args: &ExportArgs) -> CliResult {
+    super::may_write(&args.out, args.force)?;
     let (ledger, mut verified) = open(db).await?;
     let mut out = WholeOutput::create(&args.out)?;
     match args.format {
@@ -720,7 +724,7 @@ fn event_hash_at(
 
 #[derive(Debug, Args)]
 pub struct ProveArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     /// Where to write the proof.
     #[arg(long)]
@@ -729,12 +733,16 @@ pub struct ProveArgs {
     /// reviewer already holds) instead of the current head.
     #[arg(long)]
     pub tree_size: Option<u64>,
+    /// Replace the file at --out if it exists (without it, an existing file is refused).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn prove(db: &str, args: &ProveArgs) -> CliResult {
-    let id = uuid::Uuid::parse_str(&args.id)
-        .map_err(|_| CliError::bad_input(format!("{:?} is not a proposal id", args.id)))?;
+    let id_text = super::ids::parse_id(&args.id)?;
+    super::may_write(&args.out, args.force)?;
     let (ledger, verified) = open(db).await?;
+    let id = super::ids::resolve(&ledger, &id_text).await?;
     // The proposal's events as verified (each hash the one this client's pin verified).
     let events = verified.stream(&ledger.store, &id.to_string()).await?;
     if events.is_empty() {

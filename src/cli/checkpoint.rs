@@ -7,7 +7,7 @@ use chrono::Utc;
 use clap::Args;
 
 use super::display::say;
-use super::keys::load_secret;
+use super::keys::load_signer;
 use super::proposals::{close, open};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_IO, EXIT_OK, EXIT_REFUSED};
 use crate::checkpoint::{
@@ -20,9 +20,14 @@ use crate::tlog::{VerifierKey, VerifierKind};
 
 #[derive(Debug, Args)]
 pub struct CheckpointArgs {
-    /// Sign the current head with this signer's key (a signer of the set in force).
+    /// Sign the current head with this signer's key (a signer of the set in force): a private
+    /// key file (passphrase-protected or not), or a public key file to sign with the matching
+    /// key in the ssh-agent at SSH_AUTH_SOCK.
     #[arg(long, required_unless_present = "note", conflicts_with = "note")]
     pub key: Option<PathBuf>,
+    /// Read the key's passphrase from the first line of FILE instead of asking on the terminal.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub passphrase_file: Option<PathBuf>,
     /// A witness's submission prefix (POST URL/add-checkpoint); repeat for each witness, each
     /// with its --witness-vkey in the same order.
     #[arg(long = "witness", value_name = "URL", requires = "key")]
@@ -45,11 +50,15 @@ pub struct CheckpointArgs {
 impl From<CheckpointError> for CliError {
     fn from(error: CheckpointError) -> Self {
         match error {
-            CheckpointError::NotASigner { .. } => CliError::refused(error.to_string()),
+            CheckpointError::NotASigner { .. } | CheckpointError::KeyNotValid { .. } => {
+                CliError::refused(error.to_string())
+            }
             CheckpointError::Inconsistent { .. } | CheckpointError::AlteredRow(_) => {
                 CliError::new(EXIT_CHECK_FAILED, error.to_string())
             }
-            CheckpointError::NoCheckpoint(_) => CliError::bad_input(error.to_string()),
+            CheckpointError::NoCheckpoint(_) | CheckpointError::Signing(_) => {
+                CliError::bad_input(error.to_string())
+            }
             CheckpointError::Pin(pin) => pin.into(),
             CheckpointError::Store(store) => store.into(),
         }
@@ -106,7 +115,7 @@ async fn print_note(db: &str, size: Option<u64>) -> CliResult {
 }
 
 async fn sign(db: &str, key: &std::path::Path, args: &CheckpointArgs) -> CliResult {
-    let key = load_secret(key)?;
+    let key = load_signer(key, args.passphrase_file.as_deref())?;
     let witnesses = witness_targets(&args.witnesses, &args.witness_vkeys)?;
     let (ledger, verified) = open(db).await?;
     let outcome = sign_and_witness(&ledger.store, &verified, &key, &witnesses).await;
@@ -122,7 +131,7 @@ async fn sign(db: &str, key: &std::path::Path, args: &CheckpointArgs) -> CliResu
 pub(crate) async fn sign_and_witness(
     store: &crate::store::Store,
     verified: &crate::pin::Verified,
-    key: &crate::crypto::SecretKey,
+    key: &impl crate::crypto::Sign,
     targets: &[WitnessTarget],
 ) -> Result<(Signed, StoredCheckpoint, Vec<(String, WitnessOutcome)>), CheckpointError> {
     let (tree, _) = verified_tree(store, verified).await?;

@@ -118,6 +118,8 @@ pub async fn run(db: &str, args: &DemoArgs) -> CliResult {
             role: Some(role.into()),
             public_key: crate::crypto::to_hex(&public.as_bytes()),
             key_id: public.key_id().to_string(),
+            valid_after: None,
+            valid_before: None,
         });
     }
     let set = ActiveSet::validate(&SignerSet {

@@ -154,6 +154,8 @@ mod tests {
                 role: None,
                 public_key: to_hex(&key.public().as_bytes()),
                 key_id: key.public().key_id().to_string(),
+                valid_after: None,
+                valid_before: None,
             }],
         })
         .unwrap();

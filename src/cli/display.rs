@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::domain::envelope::format_timestamp;
 use crate::domain::events::ProposalKind;
 use crate::domain::governance::ActiveSet;
 
@@ -51,6 +52,20 @@ pub fn shown(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// The width of the terminal standard output goes to: `COLUMNS` when set (as shells export
+/// it), else the terminal's own; `None` in a pipe or a file, where nothing is cut.
+pub fn terminal_columns() -> Option<usize> {
+    if let Some(columns) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .filter(|columns| *columns > 0)
+    {
+        return Some(columns);
+    }
+    terminal_size::terminal_size_of(std::io::stdout())
+        .map(|(terminal_size::Width(width), _)| usize::from(width))
 }
 
 /// `println!` of one line that may hold ledger or file strings: the whole line is `shown`.
@@ -96,6 +111,12 @@ pub enum Change {
         name: String,
         old_role: Option<String>,
         new_role: Option<String>,
+    },
+    /// Same name, another lifetime of its key (`valid_after`/`valid_before`, in words).
+    LifetimeChanged {
+        name: String,
+        old: String,
+        new: String,
     },
     ThresholdChanged {
         old: u32,
@@ -146,6 +167,13 @@ pub fn signer_set_changes(before: &ActiveSet, after: &ActiveSet) -> Vec<Change> 
                 name: new.name.clone(),
                 old_role: old.role.clone(),
                 new_role: new.role.clone(),
+            });
+        }
+        if (new.valid_after, new.valid_before) != (old.valid_after, old.valid_before) {
+            changes.push(Change::LifetimeChanged {
+                name: new.name.clone(),
+                old: old.lifetime_text(),
+                new: new.lifetime_text(),
             });
         }
     }
@@ -254,6 +282,9 @@ pub fn change_lines(changes: &[Change]) -> Vec<String> {
                 role_text(old_role),
                 role_text(new_role)
             ),
+            Change::LifetimeChanged { name, old, new } => {
+                format!("~ key lifetime of {name}: valid {old} -> valid {new}")
+            }
             Change::ThresholdChanged { old, new } => format!("~ threshold: {old} -> {new}"),
             Change::PolicyValueChanged { key, old, new } => format!("~ {key}: {old} -> {new}"),
         })
@@ -302,7 +333,7 @@ pub fn motion_lines(view: &MotionView) -> Vec<String> {
     let mut lines = change_lines(&view.changes);
     if view.changes.is_empty() {
         lines.push(match view.next_set {
-            Some(_) => "no change: same signers, keys, roles and threshold".into(),
+            Some(_) => "no change: same signers, keys, roles, key lifetimes and threshold".into(),
             None => "no change: every policy value stays the same".into(),
         });
     }
@@ -338,8 +369,12 @@ pub fn signer_lines(set: &ActiveSet) -> Vec<String> {
     set.signers
         .iter()
         .map(|s| {
+            let lifetime = match (s.valid_after, s.valid_before) {
+                (None, None) => String::new(),
+                _ => format!(" (valid {})", s.lifetime_text()),
+            };
             format!(
-                "{:<12} {:<18} {}",
+                "{:<12} {:<18} {}{lifetime}",
                 s.name,
                 s.role.as_deref().unwrap_or("-"),
                 s.key_id
@@ -348,11 +383,23 @@ pub fn signer_lines(set: &ActiveSet) -> Vec<String> {
         .collect()
 }
 
-/// A signer set as JSON objects (name, role, key id), in set order.
+/// A signer set as JSON objects (name, role, key id, and a key's lifetime when it has one), in
+/// set order.
 pub fn signers_json(set: &ActiveSet) -> Vec<Value> {
     set.signers
         .iter()
-        .map(|s| serde_json::json!({"name": s.name, "role": s.role, "key_id": s.key_id}))
+        .map(|s| {
+            let mut signer =
+                serde_json::json!({"name": s.name, "role": s.role, "key_id": s.key_id});
+            // Present only for a key with a lifetime, so the objects of other sets are unchanged.
+            if let Some(after) = s.valid_after {
+                signer["valid_after"] = Value::String(format_timestamp(after));
+            }
+            if let Some(before) = s.valid_before {
+                signer["valid_before"] = Value::String(format_timestamp(before));
+            }
+            signer
+        })
         .collect()
 }
 

@@ -224,12 +224,16 @@ pub struct TemplateArgs {
     /// Requested contracts of the next layer.
     #[arg(long, default_value_t = 9)]
     pub contracts: u32,
+    /// Replace the file at --out if it exists (without it, an existing file is refused).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The methodology's worked example, dated now (snapshot ten minutes old): a starting point for
 /// a real proposal, and what `propose` needs to try the flow by hand.
 pub fn template(args: &TemplateArgs) -> CliResult {
     use chrono::TimeZone;
+    super::may_write(&args.out, args.force)?;
     const EXAMPLE: &str = include_str!("../../keys-example/proposal.toml");
     let mut proposal = Proposal::from_toml_str(EXAMPLE)
         .map_err(|e| CliError::bad_input(format!("built-in example: {e}")))?;

@@ -7,37 +7,38 @@ use chrono::Utc;
 use clap::Args;
 
 use super::display::say;
-use super::keys::load_secret;
-use super::proposals::{check_decision_inputs, close, open, parse_id, service_error};
+use super::ids::{parse_id, resolve};
+use super::keys::KeyArgs;
+use super::proposals::{check_decision_inputs, close, open, service_error};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::domain::fills_file::read_fills;
 use crate::domain::proposal::Status;
 
 #[derive(Debug, Args)]
 pub struct ExecuteArgs {
-    /// The committed roll's proposal id.
+    /// The committed roll's proposal id (whole, its short id or its first 8+ characters).
     pub id: String,
     /// The fills TOML: `[[fills]]` tables with `contracts`, `price_usd`, `at` (RFC 3339) and
     /// `broker_ref`; for a correction also `corrects = ["EVENT_ID", ...]`, the earlier
     /// executions it replaces.
     #[arg(long)]
     pub fills: PathBuf,
-    /// The key of a signer of the set in force, who records the execution.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
 pub async fn execute(db: &str, args: &ExecuteArgs) -> CliResult {
-    let id = parse_id(&args.id)?;
+    let id_text = parse_id(&args.id)?;
     let text = super::evaluate::read_input_file(&args.fills, crate::sizing::FILE_BYTES_MAX)?;
     let what = args.fills.display().to_string();
     let request = read_fills(&text, &what)
         .map_err(|error| CliError::bad_input(format!("{what}: {error}")))?;
-    let key = load_secret(&args.key)?;
+    let key = args.key.signer()?;
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     let state = match check_decision_inputs(&ledger, &mut verified, id).await {
         Ok(state) => state,
         Err(error) => {

@@ -8,11 +8,11 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 
 use super::display::{say, signer_lines, signers_json};
-use super::keys::{load_secret, load_signer_set};
+use super::keys::{load_signer_set, KeyArgs};
 use super::proposals::{close, history, open, service_error};
 use super::views::summary;
 use super::{CliResult, EXIT_OK};
-use crate::crypto::keys::SecretKey;
+use crate::crypto::Signer;
 use crate::domain::approval::ProposalDraft;
 use crate::domain::events::LEDGER_STREAM;
 use crate::domain::governance::Governance;
@@ -29,14 +29,14 @@ pub struct GovernanceArgs {
 pub enum GovernanceCommand {
     /// Propose the complete next signer set (add, remove or rotate keys, change K).
     #[command(
-        after_help = "Example:\n  rollbook governance propose-signers --signers next-signers.toml --key alice.key\n\nIt commits with K signatures of the set in force, K of the next set, and one from every new key."
+        after_help = "Example:\n  rollbook governance propose-signers --signers next-signers.toml --key alice.key\n\nIt commits with K signatures of the set in force, K of the next set, and one from every new key (a new key with a `valid_after` signs only from then on). A set with fewer than K keys valid now is refused; one with fewer than K valid at some time within a proposal's lifetime is warned about."
     )]
     ProposeSigners {
         /// Signers file of the next set (same format as for `init`).
         #[arg(long)]
         signers: PathBuf,
-        #[arg(long)]
-        key: PathBuf,
+        #[command(flatten)]
+        key: KeyArgs,
         /// Print JSON for machines instead of text.
         #[arg(long)]
         json: bool,
@@ -46,10 +46,11 @@ pub enum GovernanceCommand {
         after_help = "Example:\n  rollbook governance propose-policy --policy policy.toml --key alice.key"
     )]
     ProposePolicy {
+        /// Policy file of the next policy (TOML; keys it omits take the defaults).
         #[arg(long)]
         policy: PathBuf,
-        #[arg(long)]
-        key: PathBuf,
+        #[command(flatten)]
+        key: KeyArgs,
         /// Print JSON for machines instead of text.
         #[arg(long)]
         json: bool,
@@ -66,12 +67,19 @@ pub enum GovernanceCommand {
 pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
     match &args.command {
         GovernanceCommand::ProposeSigners { signers, key, json } => {
-            let key = load_secret(key)?;
+            let key = key.signer()?;
             let (ledger, verified) = open(db).await?;
             verified.stream(&ledger.store, LEDGER_STREAM).await?;
             let current = ledger.governance().await.map_err(service_error)?;
             let next = load_signer_set(signers, current.set.version + 1)?;
-            for warning in next.threshold_warnings(current.policy.approval.proposer_counts) {
+            let mut warnings = next.threshold_warnings(current.policy.approval.proposer_counts);
+            // This machine's clock: a warning, not a decision (the service refuses a set that
+            // could decide nothing on the ledger's clock).
+            let now = Utc::now();
+            let lifetime_end = now
+                + chrono::Duration::seconds(current.policy.approval.proposal_ttl_seconds as i64);
+            warnings.extend(next.lifetime_warning(now, lifetime_end));
+            for warning in warnings {
                 eprintln!("warning: {warning}");
             }
             record_motion(
@@ -87,7 +95,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
             if let Some(warning) = super::proposals::ttl_warning(&policy) {
                 eprintln!("warning: {warning}");
             }
-            let key = load_secret(key)?;
+            let key = key.signer()?;
             let (ledger, verified) = open(db).await?;
             verified.stream(&ledger.store, LEDGER_STREAM).await?;
             record_motion(
@@ -154,7 +162,7 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
 async fn record_motion(
     (ledger, verified): (Ledger, Verified),
     draft: impl Fn(&Governance, DateTime<Utc>) -> ProposalDraft,
-    key: &SecretKey,
+    key: &Signer,
     json: bool,
 ) -> CliResult {
     let state = ledger

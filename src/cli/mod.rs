@@ -13,15 +13,19 @@ pub(crate) mod display;
 pub(crate) mod evaluate;
 mod execute;
 mod governance;
+mod ids;
 mod keys;
+mod keys_check;
 mod ledger;
+mod list;
 mod progress;
 mod proposals;
 mod report;
 pub(crate) mod views;
+mod watch;
 mod witness;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use uuid::Uuid;
 
 use crate::pin::PinError;
@@ -67,11 +71,14 @@ pub enum Command {
         after_help = "Example:\n  rollbook template --out roll.toml --contracts 9\n  rollbook evaluate roll.toml"
     )]
     Template(evaluate::TemplateArgs),
-    /// Generate an ed25519 key pair: PATH (PKCS#8 PEM, mode 0600) and PATH.pub (OpenSSH line).
+    /// Generate an ed25519 key pair: PATH (PKCS#8 PEM, mode 0600, passphrase-protected) and PATH.pub.
     #[command(
-        after_help = "Example:\n  rollbook keygen --out ~/.rollbook/alice.key --name alice\n\nPrints the key id (SHA256:..., as `ssh-keygen -lf` shows it)."
+        after_help = "Examples:\n  rollbook keygen --out ~/.rollbook/alice.key --name alice           # asks a passphrase twice\n  rollbook keygen --out alice.key --passphrase-file pass.txt         # for scripts\n  rollbook keygen --out alice.key --no-passphrase                    # unencrypted\n\nPrints the key id (SHA256:..., as `ssh-keygen -lf` shows it)."
     )]
     Keygen(keys::KeygenArgs),
+    /// Keys: `keys check KEY` says what a key is and whether the signer set in force knows it.
+    #[command(after_help = "Example:\n  rollbook keys check alice.key.pub")]
+    Keys(keys_check::KeysArgs),
     /// Create the ledger: signer set, threshold, policy, signed by a signer.
     #[command(
         after_help = "Example:\n  rollbook init --signers keys-example/signers.toml --policy keys-example/policy.toml --key keys-example/alice.key\n\nIt prints the genesis hash and each signer's key id: the trust anchors to give every signer and reviewer (`rollbook verify --genesis HASH`)."
@@ -101,9 +108,11 @@ pub enum Command {
     /// One proposal: content, what a motion changes, report, signatures, status, who is missing.
     #[command(after_help = "Example:\n  rollbook show 01a2... --json")]
     Show(proposals::ShowArgs),
-    /// All proposals, oldest first.
-    #[command(after_help = "Example:\n  rollbook list --status pending --json")]
-    List(proposals::ListArgs),
+    /// The proposals, newest first: id, kind, status, verdict, proposer, date, signatures, size, note.
+    #[command(
+        after_help = "Examples:\n  rollbook list --limit 20\n  rollbook list --status pending --since 2026-05-01\n  rollbook list --json\n\nThe id shown is the short id (the last 12 hex digits of the UUID); every command taking an id accepts it. The note is cut to the terminal's width (COLUMNS, else the terminal's; not cut in a pipe)."
+    )]
+    List(list::ListArgs),
     /// Record a committed roll's fills (or a correction), signed by a signer; checks them against the approved bounds.
     #[command(
         after_help = "Examples:\n  rollbook execute 01a2... --fills fills.toml --key alice.key\n  rollbook execute 01a2... --fills correction.toml --key alice.key --json\n\nfills.toml:\n  [[fills]]\n  contracts = 4\n  price_usd = 3.15\n  at = 2026-05-08T15:00:00Z\n  broker_ref = \"IB-7731\"\n\nA correction adds `corrects = [\"EVENT_ID\", ...]` (the event ids `show` lists): the fills of those executions no longer count, this file's do (it may hold no fills, to cancel them). Fills are final; a correction is a new event. A fill dated later than now plus the policy's timing.clock_skew_max_seconds is refused: fills are recorded after they happen.\n\nIn bounds: total contracts at most the approved size, every fill inside execute_after..execute_before, every price within structure.quote_deviation_max of the approved premium (policy of the roll's recording). The roll becomes `executed` when the approved size is filled, else stays `committed` (partially executed). Out of bounds the fills are recorded all the same as an execution breach, named by show, list, the CSV and verify; the status stays `execution_breach`.\n\nExit 0 recorded within bounds, 1 recorded as an execution breach, 2 bad input (nothing recorded), 3 refused (not a committed roll, not a signer, recording window closed)."
@@ -171,6 +180,70 @@ pub enum Command {
     /// Rebuild the projections (proposal statuses) from the events alone.
     #[command(after_help = "Example:\n  rollbook rebuild")]
     Rebuild(ledger::RebuildArgs),
+    /// Follow the ledger for what concerns a signer: to sign, committed, vetoed, withdrawn, expiring soon.
+    #[command(
+        after_help = "Examples:\n  rollbook watch --key alice.key\n  rollbook watch --key alice.key.pub --json\n  rollbook watch --key alice.key --exec 'notify-send \"rollbook: $ROLLBOOK_WATCH_EVENT\"'\n  rollbook watch --key alice.key --exec 'jq -r .proposal.short_id >> ~/to-read'\n\nIt starts with what the key may sign now, then reports as events are appended: on PostgreSQL woken by a notification of each append (LISTEN/NOTIFY), on SQLite by reading every --poll-ms. A notification is only a hint: every event is read back through this machine's pin and verified before it is reported. When the database goes away (a restart), it connects again, waiting 0.25 s, then twice as long each time up to 30 s, and reads on from the last head it verified. It never signs: the key is read for its key id only (a .pub file is enough).\n\n--exec runs CMD with sh -c for each event, the event as one JSON line on its standard input and its name in ROLLBOOK_WATCH_EVENT; nothing from the ledger is put on the command line.\n\nExit 1 when the ledger fails verification (it stops), 2 bad input."
+    )]
+    Watch(watch::WatchArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(
+        after_help = "Examples:\n  rollbook completions bash > ~/.local/share/bash-completion/completions/rollbook\n  rollbook completions zsh > ~/.zfunc/_rollbook      # with fpath+=(~/.zfunc) before compinit\n  rollbook completions fish > ~/.config/fish/completions/rollbook.fish"
+    )]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Commands that never open a database: their `--help` and completions do not offer `--db`
+/// (it is still accepted before any command, as `rollbook --db URL COMMAND`).
+const COMMANDS_WITHOUT_DATABASE: &[&str] = &[
+    "template",
+    "keygen",
+    "verify-proof",
+    "consistency",
+    "completions",
+    "report",
+    "vkey",
+    "witness",
+];
+
+/// The command tree as parsed, shown by `--help` and completed by `completions`: one tree for
+/// all three, so what is offered is what is accepted.
+pub fn command() -> clap::Command {
+    let mut command = Cli::command();
+    // A subcommand holding an argument of the global's id does not receive the global: these
+    // hold a hidden copy of --db, so it still parses there (and reaches `Cli::db`) unseen.
+    let hidden_db = command
+        .get_arguments()
+        .find(|arg| arg.get_id() == "db")
+        .expect("Cli has --db")
+        .clone()
+        .hide(true);
+    for name in COMMANDS_WITHOUT_DATABASE {
+        command = command.mut_subcommand(name, |sub| sub.arg(hidden_db.clone()));
+    }
+    command
+}
+
+/// Parses the process's arguments against `command()`; prints usage and exits on an error.
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+}
+
+fn completions(args: &CompletionsArgs) -> CliResult {
+    clap_complete::generate(
+        args.shell,
+        &mut command(),
+        "rollbook",
+        &mut std::io::stdout(),
+    );
+    Ok(EXIT_OK)
 }
 
 /// An error on its way to the terminal: what to print and which exit code it means.
@@ -235,6 +308,18 @@ impl From<PinError> for CliError {
 
 pub type CliResult = Result<i32, CliError>;
 
+/// Refuses to overwrite an existing file unless `--force` said so (`-` is standard output):
+/// checked before any work, so a typo in `--out` never replaces an export or a request.
+pub(crate) fn may_write(path: &std::path::Path, force: bool) -> Result<(), CliError> {
+    if force || path.as_os_str() == "-" || !path.exists() {
+        return Ok(());
+    }
+    Err(CliError::bad_input(format!(
+        "{} exists; give --force to replace it",
+        path.display()
+    )))
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -262,6 +347,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Demo(args) => demo::run(&cli.db, args).await,
         Command::Evaluate(args) => evaluate::run(&cli.db, args).await,
         Command::Keygen(args) => keys::keygen(args),
+        Command::Keys(args) => keys_check::run(&cli.db, args).await,
         Command::Template(args) => evaluate::template(args),
         Command::Init(args) => proposals::init(&cli.db, args).await,
         Command::Propose(args) => proposals::propose(&cli.db, args).await,
@@ -270,7 +356,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Withdraw(args) => proposals::withdraw(&cli.db, args).await,
         Command::Inbox(args) => proposals::inbox(&cli.db, args).await,
         Command::Show(args) => proposals::show(&cli.db, args).await,
-        Command::List(args) => proposals::list(&cli.db, args).await,
+        Command::List(args) => list::list(&cli.db, args).await,
         Command::Request(args) => proposals::request(&cli.db, args).await,
         Command::Execute(args) => execute::execute(&cli.db, args).await,
         Command::Attach(args) => proposals::attach(&cli.db, args).await,
@@ -285,6 +371,8 @@ async fn run(cli: Cli) -> CliResult {
         Command::Checkpoint(args) => checkpoint::run(&cli.db, args).await,
         Command::Witness(args) => witness::run(args).await,
         Command::Vkey(args) => witness::vkey(args),
+        Command::Watch(args) => watch::watch(&cli.db, args).await,
+        Command::Completions(args) => completions(args),
     }
 }
 

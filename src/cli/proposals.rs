@@ -12,7 +12,8 @@ use super::display::{
     esay, motion_json, motion_lines, motion_view, next_set_lines, say, shown, signer_lines,
     signers_json, MotionView,
 };
-use super::keys::{load_secret, load_signer_set};
+use super::ids::{parse_id, resolve, IdText};
+use super::keys::{load_signer_set, KeyArgs};
 use super::views::{name_of, proposal_json, proposal_text, summary, History};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
 use crate::crypto::canonical::{offline_signed_message, ChainHead};
@@ -20,7 +21,7 @@ use crate::crypto::{from_hex32, to_hex};
 use crate::domain::approval::{cosign_purpose, subject_digest_of, ProposalState, Status};
 use crate::domain::envelope::{format_timestamp, parse_timestamp, StoredEvent};
 use crate::domain::events::{Event, ProposalKind, ProposalTerms, SignatureEnvelope, LEDGER_STREAM};
-use crate::domain::governance::{seal_signature, ActiveSet};
+use crate::domain::governance::ActiveSet;
 use crate::pin::Verified;
 use crate::service::{self, Ledger, ServiceError};
 use crate::store::Store;
@@ -34,6 +35,8 @@ pub(crate) fn service_error(error: ServiceError) -> CliError {
             CliError::bad_input(message)
         }
         ServiceError::Corrupt(_) => CliError::new(EXIT_CHECK_FAILED, error.to_string()),
+        // A key that could not sign (an ssh-agent refusing or gone): nothing was recorded.
+        ServiceError::Signing(error) => CliError::bad_input(error.to_string()),
     }
 }
 
@@ -143,7 +146,8 @@ pub(crate) fn history_of(events: &[StoredEvent]) -> Result<History, CliError> {
     })
 }
 
-pub(crate) fn parse_id(text: &str) -> Result<Uuid, CliError> {
+/// A full proposal id, as files carry it.
+pub(crate) fn parse_full_id(text: &str) -> Result<Uuid, CliError> {
     Uuid::parse_str(text).map_err(|_| {
         CliError::bad_input(format!(
             "{text:?} is not a proposal id (a UUID, as `rollbook list` shows)"
@@ -153,15 +157,15 @@ pub(crate) fn parse_id(text: &str) -> Result<Uuid, CliError> {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Signers file (TOML): `threshold = K` and `[[signers]]` with name, role, public_key_file.
+    /// Signers file (TOML): `threshold = K` and `[[signers]]` with name, role, public_key_file,
+    /// and optionally the key's lifetime `valid_after` / `valid_before` (RFC 3339).
     #[arg(long)]
     pub signers: PathBuf,
     /// Policy file overriding any subset of the default policy.
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// The creator's private key; the creator must be one of the signers.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -170,7 +174,7 @@ pub struct InitArgs {
 pub async fn init(db: &str, args: &InitArgs) -> CliResult {
     let set = load_signer_set(&args.signers, 1)?;
     let policy = super::evaluate::load_policy(args.policy.as_deref())?;
-    let key = load_secret(&args.key)?;
+    let key = args.key.signer()?;
     let store = Store::open(db).await?;
     let (ledger_id, governance) = service::init(&store, &set, &policy, &key, Utc::now())
         .await
@@ -179,6 +183,13 @@ pub async fn init(db: &str, args: &InitArgs) -> CliResult {
     store.close().await;
     let mut warnings = set.threshold_warnings(policy.approval.proposer_counts);
     warnings.extend(ttl_warning(&policy));
+    // This machine's clock: a warning, not a decision (init refused a set that could decide
+    // nothing on the ledger's clock).
+    let now = Utc::now();
+    warnings.extend(set.lifetime_warning(
+        now,
+        now + chrono::Duration::seconds(policy.approval.proposal_ttl_seconds as i64),
+    ));
     for warning in &warnings {
         eprintln!("warning: {warning}");
     }
@@ -212,9 +223,8 @@ pub async fn init(db: &str, args: &InitArgs) -> CliResult {
 pub struct ProposeArgs {
     /// The roll proposal (TOML; fields as in docs/methodology.md).
     pub file: PathBuf,
-    /// The proposer's private key (must be in the signer set).
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -223,7 +233,7 @@ pub struct ProposeArgs {
 pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
     let body = super::evaluate::read_input_file(&args.file, crate::sizing::FILE_BYTES_MAX)?;
     super::evaluate::proposal_from_input(&args.file, &body)?;
-    let key = load_secret(&args.key)?;
+    let key = args.key.signer()?;
     let (ledger, mut verified) = open(db).await?;
     verified.stream(&ledger.store, LEDGER_STREAM).await?;
     let (state, report) = ledger
@@ -285,11 +295,10 @@ pub async fn propose(db: &str, args: &ProposeArgs) -> CliResult {
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
-    /// The signer's private key.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Sign a request file on a machine without the database (see `rollbook request`).
     #[arg(long, requires = "request")]
     pub offline: bool,
@@ -299,6 +308,9 @@ pub struct SignArgs {
     /// Where --offline writes the signature file (default: ID.sig.json).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// With --offline: replace the signature file if it exists (without it, it is refused).
+    #[arg(long, requires = "offline")]
+    pub force: bool,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -358,33 +370,21 @@ fn print_outcome(
     }
 }
 
-/// What `sign` shows before it signs: the summary, what a motion changes (with key ids), the
-/// verdict and the digest the signature covers.
-fn show_what_is_signed(history: &History, state: &ProposalState) {
-    esay!(
-        "signing proposal {} ({})",
-        state.id,
-        state.recorded.terms.kind.as_str()
-    );
-    esay!("  {}", summary(state));
-    for line in history.motion_lines(state) {
-        esay!("    {line}");
-    }
-    if let Some(verdict) = &state.recorded.terms.verdict {
-        esay!("  verdict {verdict}");
-    }
-    esay!("  subject digest {}", state.recorded.subject_digest);
-}
-
 pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
-    let id = parse_id(&args.id)?;
-    let key = load_secret(&args.key)?;
+    let id_text = parse_id(&args.id)?;
+    let key = args.key.signer()?;
     if args.offline {
-        return sign_offline(id, &key, args);
+        return sign_offline(&id_text, &key, args);
     }
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     let (state, before) = check_decision_inputs_with_history(&ledger, &mut verified, id).await?;
-    show_what_is_signed(&before, &state);
+    let governance = ledger.governance().await.map_err(service_error)?;
+    // What is signed, in the layout `show` prints (on stderr: stdout is the outcome).
+    esay!("signing:");
+    for line in super::views::signing_view(&governance, &before, &state, verified.ledger_clock) {
+        esay!("{line}");
+    }
     let outcome = ledger
         .sign(id, &key, Utc::now())
         .await
@@ -403,10 +403,10 @@ pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
 
 #[derive(Debug, Args)]
 pub struct RejectArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Why: recorded and signed with the veto.
     #[arg(long)]
     pub reason: String,
@@ -437,11 +437,12 @@ pub async fn reject(db: &str, args: &RejectArgs) -> CliResult {
 async fn id_key_and_ledger(
     db: &str,
     id: &str,
-    key: &std::path::Path,
-) -> Result<(Uuid, crate::crypto::keys::SecretKey, Ledger, Verified), CliError> {
-    let id = parse_id(id)?;
-    let key = load_secret(key)?;
+    key: &KeyArgs,
+) -> Result<(Uuid, crate::crypto::Signer, Ledger, Verified), CliError> {
+    let id_text = parse_id(id)?;
+    let key = key.signer()?;
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     check_decision_inputs(&ledger, &mut verified, id).await?;
     Ok((id, key, ledger, verified))
 }
@@ -469,11 +470,10 @@ async fn closed(
 
 #[derive(Debug, Args)]
 pub struct WithdrawArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
-    /// The proposer's key.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -497,7 +497,7 @@ pub async fn withdraw(db: &str, args: &WithdrawArgs) -> CliResult {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
@@ -505,8 +505,9 @@ pub struct ShowArgs {
 }
 
 pub async fn show(db: &str, args: &ShowArgs) -> CliResult {
-    let id = parse_id(&args.id)?;
+    let id_text = parse_id(&args.id)?;
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     verified.stream(&ledger.store, LEDGER_STREAM).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
     let history = history(&ledger).await?;
@@ -555,20 +556,6 @@ fn executions_of(
         .collect()
 }
 
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    /// Only proposals in this status: pending, committed, executed, execution_breach, failed,
-    /// rejected, withdrawn, expired.
-    #[arg(long)]
-    pub status: Option<String>,
-    /// At most N proposals (oldest first).
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Print JSON for machines (keys documented in README.md) instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// The proposals (of one stored status, or all) as verified: the database's projection rows
 /// must be exactly the verified ones, and each stream the verified events.
 pub(crate) async fn verified_states(
@@ -581,75 +568,37 @@ pub(crate) async fn verified_states(
     Ok(verified.states(&ledger.store, &rows).await?)
 }
 
-pub async fn list(db: &str, args: &ListArgs) -> CliResult {
-    let wanted = match &args.status {
-        None => None,
-        Some(text) => Some(Status::parse(text).ok_or_else(|| {
-            CliError::bad_input(format!(
-                "--status {text:?}: use pending, committed, executed, execution_breach, failed, rejected, withdrawn or expired"
-            ))
-        })?),
-    };
-    let (ledger, mut verified) = open(db).await?;
-    let all = verified_states(&ledger, &mut verified, None).await?;
-    let governance = ledger.governance().await.map_err(service_error)?;
-    let history = history(&ledger).await?;
-    // Expiry on the ledger's clock, read by the sync.
-    let now = verified.ledger_clock;
-    let states: Vec<ProposalState> = all
-        .into_iter()
-        .filter(|state| wanted.is_none_or(|status| state.status_under(now, &governance) == status))
-        .take(args.limit.unwrap_or(usize::MAX))
-        .collect();
-    close(&ledger, &verified).await;
-    if args.json {
-        let array: Vec<serde_json::Value> = states
-            .iter()
-            .map(|s| proposal_json(&governance, &history, s, now, false))
-            .collect();
-        println!("{}", serde_json::Value::Array(array));
-    } else if states.is_empty() {
-        println!("no proposals");
-    } else {
-        println!(
-            "{:<36}  {:<10}  {:<18}  {:<7}  {:<9}  summary",
-            "proposal", "kind", "status", "verdict", "signed"
-        );
-        for state in &states {
-            let view = proposal_json(&governance, &history, state, now, false);
-            // A partially executed roll stays `committed`; the list says so.
-            let status = match view["execution"].as_str() {
-                Some("partially executed") => "committed, partial".to_string(),
-                Some("execution breach") => "execution breach".to_string(),
-                _ => view["status"].as_str().unwrap_or("?").to_string(),
-            };
-            say!(
-                "{:<36}  {:<10}  {:<18}  {:<7}  {:<9}  {}",
-                state.id,
-                state.recorded.terms.kind.as_str(),
-                status,
-                state.recorded.terms.verdict.as_deref().unwrap_or("-"),
-                format!("{}/{}", state.cosignatures.len(), view["threshold"]),
-                summary(state)
-            );
-        }
-    }
-    Ok(EXIT_OK)
-}
-
 #[derive(Debug, Args)]
 pub struct InboxArgs {
-    /// Your key: the inbox lists what it may still sign.
-    #[arg(long)]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print JSON for machines (keys documented in README.md) instead of text.
     #[arg(long)]
     pub json: bool,
 }
 
+/// Whether `key_id` may still sign `state` at `now`: pending, not signed by it, bound to the
+/// signer set in force, and the key a signer of that set (or of the set a motion proposes).
+/// What `inbox` lists and `watch` reports as a proposal to sign.
+pub(crate) fn may_still_sign(
+    state: &ProposalState,
+    governance: &crate::domain::governance::Governance,
+    now: chrono::DateTime<Utc>,
+    key_id: &str,
+) -> bool {
+    if state.status_under(now, governance) != Status::Pending || state.has_signed(key_id) {
+        return false;
+    }
+    let may_sign = governance.set.by_key_id(key_id).is_some()
+        || crate::domain::approval::proposed_set(state)
+            .ok()
+            .flatten()
+            .is_some_and(|next| next.by_key_id(key_id).is_some());
+    may_sign && state.recorded.terms.signer_set_version == governance.set.version
+}
+
 pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
-    let key = load_secret(&args.key)?;
-    let key_id = key.public().key_id().to_string();
+    let key_id = args.key.public_key()?.key_id().to_string();
     let (ledger, mut verified) = open(db).await?;
     let pending = verified_states(&ledger, &mut verified, Some("pending")).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
@@ -658,15 +607,7 @@ pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
     let now = verified.ledger_clock;
     let mut mine = Vec::new();
     for state in pending {
-        if state.status_under(now, &governance) != Status::Pending || state.has_signed(&key_id) {
-            continue;
-        }
-        let may_sign = governance.set.by_key_id(&key_id).is_some()
-            || crate::domain::approval::proposed_set(&state)
-                .ok()
-                .flatten()
-                .is_some_and(|next| next.by_key_id(&key_id).is_some());
-        if may_sign && state.recorded.terms.signer_set_version == governance.set.version {
+        if may_still_sign(&state, &governance, now, &key_id) {
             mine.push(state);
         }
     }
@@ -770,16 +711,21 @@ const OFFLINE_FILE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Args)]
 pub struct RequestArgs {
-    /// The proposal id.
+    /// The proposal id: the whole id, its short id (as `list` shows) or its first 8+ characters.
     pub id: String,
     /// Where to write the request file.
     #[arg(long)]
     pub out: PathBuf,
+    /// Replace the file at --out if it exists (without it, an existing file is refused).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
-    let id = parse_id(&args.id)?;
+    let id_text = parse_id(&args.id)?;
+    super::may_write(&args.out, args.force)?;
     let (ledger, mut verified) = open(db).await?;
+    let id = resolve(&ledger, &id_text).await?;
     let state = check_decision_inputs(&ledger, &mut verified, id).await?;
     let history = history(&ledger).await?;
     close(&ledger, &verified).await;
@@ -834,7 +780,7 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
     Ok(EXIT_OK)
 }
 
-fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs) -> CliResult {
+fn sign_offline(id_text: &IdText, key: &crate::crypto::Signer, args: &SignArgs) -> CliResult {
     let path = args
         .request
         .as_ref()
@@ -853,11 +799,17 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
         Uuid::parse_str(&request.ledger_id).map_err(|_| bad("ledger_id is not a UUID".into()))?;
     let proposal_id = Uuid::parse_str(&request.proposal_id)
         .map_err(|_| bad("proposal_id is not a UUID".into()))?;
-    if proposal_id != id {
+    if !id_text.names(&proposal_id) {
         return Err(bad(format!(
-            "the request is for proposal {proposal_id}, not {id}"
+            "the request is for proposal {proposal_id}, not {}",
+            args.id
         )));
     }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{proposal_id}.sig.json")));
+    super::may_write(&out, args.force)?;
     // Recompute the digest from the content shown, so the signature binds what was reviewed.
     let digest = subject_digest_of(&ledger_id, &proposal_id, &request.terms());
     if to_hex(&digest) != request.subject_digest {
@@ -927,12 +879,9 @@ fn sign_offline(id: Uuid, key: &crate::crypto::keys::SecretKey, args: &SignArgs)
     let file = SignatureFile {
         format: SIGNATURE_FORMAT.into(),
         proposal_id: proposal_id.to_string(),
-        signature: seal_signature(key, message),
+        signature: service::seal_with(key, message)
+            .map_err(|error| CliError::bad_input(error.to_string()))?,
     };
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{proposal_id}.sig.json")));
     std::fs::write(
         &out,
         serde_json::to_string_pretty(&file).expect("signature files serialize"),
@@ -1039,7 +988,7 @@ pub async fn attach(db: &str, args: &AttachArgs) -> CliResult {
             file.format
         )));
     }
-    let id = parse_id(&file.proposal_id)?;
+    let id = parse_full_id(&file.proposal_id)?;
     let (ledger, mut verified) = open(db).await?;
     check_decision_inputs(&ledger, &mut verified, id).await?;
     let outcome = ledger

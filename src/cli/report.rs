@@ -20,7 +20,7 @@ pub struct ReportArgs {
     /// Where to write the HTML report.
     #[arg(long)]
     pub out: PathBuf,
-    /// Overwrite --out if it exists.
+    /// Replace the file at --out if it exists (without it, an existing file is refused).
     #[arg(long)]
     pub force: bool,
     /// The genesis hash of the ledger you mean (as `init` or `governance show` printed it): the
@@ -30,12 +30,7 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: &ReportArgs) -> CliResult {
-    if !args.force && args.out.exists() {
-        return Err(CliError::bad_input(format!(
-            "{} exists; pass --force to overwrite it",
-            args.out.display()
-        )));
-    }
+    super::may_write(&args.out, args.force)?;
     let (file, gathered) = read_export(&args.export)?;
     let verdict = verdict_of(&args.export, &file.sha256, args.genesis.as_deref())?;
     let valid = verdict.is_valid();

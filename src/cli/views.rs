@@ -79,6 +79,13 @@ pub fn name_of(sets: &[ActiveSet], key_id: &str) -> String {
         .unwrap_or_else(|| key_id.to_string())
 }
 
+/// The id people type and read: a UUIDv7 begins with its time (proposals made together share
+/// it), so the short id is its random tail, the last 12 hex digits.
+pub fn short_id(id: &uuid::Uuid) -> String {
+    let text = id.to_string();
+    text[text.len() - super::ids::SHORT_ID_CHARS..].to_string()
+}
+
 /// One line saying what the proposal asks for.
 pub fn summary(state: &ProposalState) -> String {
     summary_of(
@@ -169,6 +176,7 @@ pub fn proposal_json(
         .collect();
     let mut object = json!({
         "proposal_id": state.id.to_string(),
+        "short_id": short_id(&state.id),
         "kind": state.recorded.terms.kind.as_str(),
         "status": status.as_str(),
         "verdict": state.recorded.terms.verdict,
@@ -212,79 +220,81 @@ pub fn proposal_json(
     object
 }
 
-/// The human view of `show`: every line passes through `shown`.
-pub fn proposal_text(
+/// What a signer needs before signing, as `show` prints it and `sign` shows it before it
+/// signs (one layout for both): the roll (closed layer, next layer, window, snapshot, note) or
+/// what a motion changes, every guardrail check as `evaluate` prints it, the signatures with
+/// their key ids and times, who may still sign, the expiry (or why and when it closed), the
+/// digest the signatures cover. Lines are not escaped: the caller prints them through `shown`.
+pub fn signing_view(
     governance: &Governance,
     history: &History,
     state: &ProposalState,
     now: DateTime<Utc>,
-) -> String {
+) -> Vec<String> {
     let sets = &history.sets;
+    let terms = &state.recorded.terms;
     let view = proposal_json(governance, history, state, now, false);
+    let status = state.status_under(now, governance);
     let mut lines = vec![
         format!(
-            "proposal {}  [{}]",
+            "proposal {} (short id {})  {}  [{}]",
             state.id,
-            view["status"].as_str().unwrap_or("?")
+            short_id(&state.id),
+            terms.kind.as_str(),
+            status
         ),
-        format!("  {}", summary(state)),
+        format!(
+            "  proposed by {} ({}) at {}; recorded at seq {}",
+            name_of(sets, state.proposer()),
+            state.proposer(),
+            terms.created_at,
+            state.first_seq
+        ),
     ];
-    lines.extend(
-        history
-            .motion_lines(state)
-            .into_iter()
-            .map(|line| format!("    {line}")),
-    );
-    lines.push(format!(
-        "  proposed by {} at {}; expires {}",
-        view["proposer"].as_str().unwrap_or("?"),
-        state.recorded.terms.created_at,
-        state.recorded.terms.expires_at
-    ));
+    match terms.kind {
+        ProposalKind::Roll => lines.extend(roll_lines(&terms.body)),
+        _ => {
+            lines.push(format!("  {}", summary(state)));
+            lines.extend(
+                history
+                    .motion_lines(state)
+                    .into_iter()
+                    .map(|line| format!("    {line}")),
+            );
+        }
+    }
     if let Some(report) = report_of(state) {
-        let failed = report.failed_check_ids();
+        // The policy's hash is the table's last line.
+        lines.push(format!("  guardrails (policy v{}):", terms.policy_version));
+        lines.extend(
+            crate::sizing::render::human(&report)
+                .lines()
+                .map(|line| format!("    {line}").trim_end().to_string()),
+        );
+    }
+    lines.push(format!(
+        "  signatures: {} of {} needed",
+        state.cosignatures.len(),
+        view["threshold"]
+    ));
+    for signature in &state.cosignatures {
         lines.push(format!(
-            "  verdict {} ({} requested, at most {}){}",
-            report.verdict.as_str(),
-            report.contracts_requested,
-            report.contracts_max,
-            if failed.is_empty() {
-                String::new()
-            } else {
-                format!("; failed: {}", failed.join(", "))
-            }
+            "    {} ({}) at {}",
+            name_of(sets, &signature.key_id),
+            signature.key_id,
+            signature.recorded_at
         ));
     }
-    let signed: Vec<String> = state
-        .cosignatures
-        .iter()
-        .map(|c| format!("{} at {}", name_of(sets, &c.key_id), c.recorded_at))
-        .collect();
-    lines.push(format!(
-        "  signatures: {} of {} needed{}",
-        signed.len(),
-        view["threshold"],
-        if signed.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", signed.join("; "))
-        }
-    ));
     if let Some(missing) = view["missing"].as_array().filter(|m| !m.is_empty()) {
         let names: Vec<&str> = missing.iter().filter_map(Value::as_str).collect();
         lines.push(format!("  may still sign: {}", names.join(", ")));
     }
-    if let Some(reason) = &state.reject_reason {
-        lines.push(format!(
-            "  vetoed by {}: {reason}",
-            view["rejected_by"].as_str().unwrap_or("?")
-        ));
-    }
+    lines.push(life_line(governance, history, state, status, now));
     if let Some(label) = view["execution"].as_str() {
         lines.push(format!(
             "  execution: {label}, {} of {} contracts filled in {} execution(s){}",
             state.filled_contracts,
-            state.recorded.terms.contracts_requested.unwrap_or_default(),
+            terms.contracts_requested.unwrap_or_default(),
             state.executions,
             match state.execution_breaches {
                 0 => String::new(),
@@ -296,8 +306,111 @@ pub fn proposal_text(
         "  subject digest {}",
         state.recorded.subject_digest
     ));
+    lines
+}
+
+/// A roll's terms as its signers weigh them, read from the body the digest covers.
+fn roll_lines(body: &str) -> Vec<String> {
+    let Ok(roll) = Proposal::from_toml_str(body) else {
+        return vec!["  roll (unreadable body)".into()];
+    };
+    let (closed, next) = (&roll.closed_layer, &roll.next_layer);
+    let mut lines = vec![
+        format!(
+            "  closed layer {}: {} contracts, entry {} USD, exit {} USD, fees {} USD",
+            closed.id.as_deref().unwrap_or("(no id)"),
+            closed.contracts,
+            crate::sizing::render::usd(closed.entry_premium_usd),
+            crate::sizing::render::usd(closed.exit_premium_usd),
+            crate::sizing::render::usd(closed.fees_usd)
+        ),
+        format!(
+            "  next layer: {} x VIX {} call exp {}, premium {} USD (x{}), outlay {} USD",
+            next.contracts,
+            next.strike,
+            next.expiry,
+            crate::sizing::render::usd(next.premium_usd),
+            next.multiplier,
+            crate::sizing::render::usd(roll.requested_outlay_usd())
+        ),
+        format!(
+            "  window {} .. {}; market snapshot at {}",
+            roll.roll
+                .execute_after
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            roll.roll
+                .execute_before
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            roll.roll
+                .as_of
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        ),
+    ];
+    if !roll.roll.note.is_empty() {
+        lines.push(format!("  note: {}", roll.roll.note));
+    }
+    lines
+}
+
+/// The proposal's life: when a pending one expires, or why and when a closed one closed (no
+/// expiry line once closed: it no longer matters).
+fn life_line(
+    governance: &Governance,
+    history: &History,
+    state: &ProposalState,
+    status: Status,
+    now: DateTime<Utc>,
+) -> String {
+    let terms = &state.recorded.terms;
+    let closed_at = state.closed_at.as_deref().unwrap_or("?");
+    match status {
+        Status::Pending => {
+            let left = state.expires_at - now;
+            format!(
+                "  expires {} (in {} h {} min)",
+                terms.expires_at,
+                left.num_hours(),
+                left.num_minutes() % 60
+            )
+        }
+        Status::Expired if state.status == Status::Pending && now <= state.expires_at => {
+            format!(
+                "  closed: expired when signer set v{} / policy v{} replaced the ones it is bound to (v{} / v{})",
+                governance.set.version,
+                governance.policy_version,
+                terms.signer_set_version,
+                terms.policy_version
+            )
+        }
+        Status::Expired if state.closed_at.is_none() => {
+            format!("  closed: expired at {} unsigned", terms.expires_at)
+        }
+        Status::Expired => format!("  closed: expired at {closed_at}"),
+        Status::Rejected => format!(
+            "  closed: vetoed by {} at {closed_at}: {}",
+            state
+                .rejected_by
+                .as_deref()
+                .map_or_else(|| "?".to_string(), |k| name_of(&history.sets, k)),
+            state.reject_reason.as_deref().unwrap_or("")
+        ),
+        Status::Withdrawn => format!("  closed: withdrawn by its proposer at {closed_at}"),
+        Status::Failed => {
+            "  closed: recorded as failed (verdict fail); it can never be signed".into()
+        }
+        _ => format!("  closed: committed at {closed_at}"),
+    }
+}
+
+/// The human view of `show`: the signing view, every line through `shown`.
+pub fn proposal_text(
+    governance: &Governance,
+    history: &History,
+    state: &ProposalState,
+    now: DateTime<Utc>,
+) -> String {
     let mut out = String::new();
-    for line in lines {
+    for line in signing_view(governance, history, state, now) {
         out.push_str(&shown(&line));
         out.push('\n');
     }

@@ -57,6 +57,33 @@ pub(super) fn parse_secret_key(text: &str) -> Result<SecretKey, KeyError> {
     }
 }
 
+/// Decrypts a passphrase-protected private key: an OpenSSH key (bcrypt-pbkdf, `ssh-key`'s
+/// decryption) or encrypted PKCS#8 (PBES2, `pkcs8`'s). A key that is not encrypted is parsed as
+/// usual (the passphrase is then not needed, and not checked).
+pub(super) fn parse_encrypted_secret_key(
+    text: &str,
+    passphrase: &[u8],
+) -> Result<SecretKey, KeyError> {
+    let text = checked_key_text(text)?;
+    match pem_label(text) {
+        Some("OPENSSH PRIVATE KEY") => decrypt_openssh_private(text, passphrase),
+        Some("ENCRYPTED PRIVATE KEY") => decrypt_pkcs8_pem(text, passphrase),
+        _ => parse_secret_key(text),
+    }
+}
+
+/// The name of the format key text is in (by its PEM label or its OpenSSH line), for people.
+pub(super) fn format_name(text: &str) -> &'static str {
+    match pem_label(text.trim()) {
+        Some("OPENSSH PRIVATE KEY") => "OpenSSH private key",
+        Some("PRIVATE KEY") => "PKCS#8 private key",
+        Some("ENCRYPTED PRIVATE KEY") => "encrypted PKCS#8 private key",
+        Some("PUBLIC KEY") => "PEM public key (SubjectPublicKeyInfo)",
+        Some(_) => "PEM",
+        None => "OpenSSH public key line",
+    }
+}
+
 /// Standard base64, accepting input with or without `=` padding (OpenSSH pads; some tools strip it).
 pub(super) const STANDARD: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
@@ -209,6 +236,14 @@ fn parse_pkcs8_pem(text: &str) -> Result<SecretKey, KeyError> {
         SecretDocument::from_pem(text).map_err(|error| malformed(error.to_string()))?;
     let info = PrivateKeyInfoRef::from_der(document.as_bytes())
         .map_err(|error| malformed(error.to_string()))?;
+    secret_from_pkcs8_info(info, FORMAT)
+}
+
+fn secret_from_pkcs8_info(
+    info: PrivateKeyInfoRef<'_>,
+    format: &'static str,
+) -> Result<SecretKey, KeyError> {
+    let malformed = |reason: String| KeyError::Malformed { format, reason };
     if info.algorithm.oid != OID_ED25519 {
         return Err(unsupported(&oid_name(&info.algorithm.oid)));
     }
@@ -221,34 +256,85 @@ fn parse_pkcs8_pem(text: &str) -> Result<SecretKey, KeyError> {
     Ok(SecretKey::from_signing_key(key))
 }
 
-fn parse_openssh_private(text: &str) -> Result<SecretKey, KeyError> {
-    const FORMAT: &str = "OpenSSH private key";
+/// The decryption of encrypted PKCS#8 (`openssl genpkey -aes256`): PBES2 by the `pkcs8` crate,
+/// then the same checks as a plain PKCS#8 key.
+fn decrypt_pkcs8_pem(text: &str, passphrase: &[u8]) -> Result<SecretKey, KeyError> {
+    use pkcs8::EncryptedPrivateKeyInfoRef;
+    const FORMAT: &str = "encrypted PKCS#8 private key";
     let malformed = |reason: String| KeyError::Malformed {
         format: FORMAT,
         reason,
     };
-    // The type first, from the unencrypted header: removing a passphrase from an RSA key would
-    // not make it usable, and ssh-key cannot parse every type it may meet (ECDSA is compiled out).
-    if let Some((key_type, cipher)) = openssh_private_header(text) {
+    let (_label, document) =
+        Document::from_pem(text).map_err(|error| malformed(error.to_string()))?;
+    let info = EncryptedPrivateKeyInfoRef::from_der(document.as_bytes())
+        .map_err(|error| malformed(error.to_string()))?;
+    let plain = info.decrypt(passphrase).map_err(|error| match error {
+        // A wrong passphrase shows as bad padding or, rarely, as padding that happens to pass
+        // and plaintext that is not DER.
+        pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed)
+        | pkcs8::Error::Asn1(_) => KeyError::WrongPassphrase,
+        other => malformed(format!("cannot decrypt it: {other}")),
+    })?;
+    let info =
+        PrivateKeyInfoRef::from_der(plain.as_bytes()).map_err(|_| KeyError::WrongPassphrase)?;
+    secret_from_pkcs8_info(info, FORMAT)
+}
+
+fn parse_openssh_private(text: &str) -> Result<SecretKey, KeyError> {
+    let private = read_openssh_private(text)?;
+    if private.is_encrypted() {
+        return Err(KeyError::Encrypted);
+    }
+    secret_from_openssh(&private)
+}
+
+/// The decryption of a passphrase-protected OpenSSH key (bcrypt-pbkdf and the cipher named in
+/// the file), by the `ssh-key` crate.
+fn decrypt_openssh_private(text: &str, passphrase: &[u8]) -> Result<SecretKey, KeyError> {
+    let private = read_openssh_private(text)?;
+    if !private.is_encrypted() {
+        return secret_from_openssh(&private);
+    }
+    let decrypted = private.decrypt(passphrase).map_err(|error| match error {
+        // The two check integers differ after decryption: the passphrase is not this key's.
+        ssh_key::Error::Crypto => KeyError::WrongPassphrase,
+        other => KeyError::Malformed {
+            format: "OpenSSH private key",
+            reason: format!("cannot decrypt it: {other}"),
+        },
+    })?;
+    secret_from_openssh(&decrypted)
+}
+
+/// An Ed25519 OpenSSH private key container, encrypted or not.
+fn read_openssh_private(text: &str) -> Result<ssh_key::PrivateKey, KeyError> {
+    // The type first, from the unencrypted header: decrypting an RSA key would not make it
+    // usable, and ssh-key cannot parse every type it may meet (ECDSA is compiled out).
+    if let Some(key_type) = openssh_private_key_type(text) {
         if key_type.as_slice() != SSH_ED25519.as_bytes() {
             return Err(unsupported(&ssh_type_name(&String::from_utf8_lossy(
                 &key_type,
             ))));
         }
-        if cipher != b"none" {
-            return Err(KeyError::Encrypted);
-        }
     }
-    let private = ssh_key::PrivateKey::from_openssh(text).map_err(|error| match error {
-        ssh_key::Error::Encrypted => KeyError::Encrypted,
-        other => malformed(other.to_string()),
+    let private = ssh_key::PrivateKey::from_openssh(text).map_err(|error| KeyError::Malformed {
+        format: "OpenSSH private key",
+        reason: error.to_string(),
     })?;
     if private.algorithm() != ssh_key::Algorithm::Ed25519 {
         return Err(unsupported(&ssh_type_name(private.algorithm().as_str())));
     }
-    if private.is_encrypted() {
-        return Err(KeyError::Encrypted);
-    }
+    Ok(private)
+}
+
+/// The signing key inside a decrypted OpenSSH container.
+fn secret_from_openssh(private: &ssh_key::PrivateKey) -> Result<SecretKey, KeyError> {
+    const FORMAT: &str = "OpenSSH private key";
+    let malformed = |reason: String| KeyError::Malformed {
+        format: FORMAT,
+        reason,
+    };
     let keypair = private
         .key_data()
         .ed25519()
@@ -264,10 +350,9 @@ fn parse_openssh_private(text: &str) -> Result<SecretKey, KeyError> {
     Ok(SecretKey::from_signing_key(key))
 }
 
-/// The public key type and the cipher name from an `openssh-key-v1` container, both of which
-/// are stored in clear even when the private part is encrypted (see OpenSSH's PROTOCOL.key).
-/// Returns the owned bytes of both names; None when the header is not readable.
-fn openssh_private_header(text: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+/// The public key type from an `openssh-key-v1` container, stored in clear even when the
+/// private part is encrypted (see OpenSSH's PROTOCOL.key). None when the header is not readable.
+fn openssh_private_key_type(text: &str) -> Option<Vec<u8>> {
     const MAGIC: &[u8] = b"openssh-key-v1\0";
     let body: String = text
         .lines()
@@ -276,14 +361,14 @@ fn openssh_private_header(text: &str) -> Option<(Vec<u8>, Vec<u8>)> {
         .collect();
     let container = STANDARD.decode(body).ok()?;
     let mut reader = WireReader(container.strip_prefix(MAGIC)?);
-    let cipher = reader.string()?.to_vec();
+    let _cipher = reader.string()?;
     let _kdf_name = reader.string()?;
     let _kdf_options = reader.string()?;
     let (_key_count, rest) = reader.0.split_first_chunk::<4>()?;
     reader.0 = rest;
     let public_blob = reader.string()?;
     let key_type = WireReader(public_blob).string()?.to_vec();
-    Some((key_type, cipher))
+    Some(key_type)
 }
 
 /// Reads SSH wire strings (u32 BE length + bytes).

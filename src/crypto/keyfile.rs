@@ -11,6 +11,8 @@ use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroizing;
+
 use super::keys::{
     validate_comment, KeyError, KeyId, PublicKey, SecretKey, KEY_TEXT_LEN_MAX_BYTES,
 };
@@ -36,15 +38,84 @@ pub fn read_secret_key(path: &Path) -> Result<(SecretKey, Option<String>), KeyEr
     Ok((key, permission_warning(path, mode)))
 }
 
+/// What a `--key` file holds.
+pub enum KeyFile {
+    /// A public key: its private half is expected in an ssh-agent.
+    Public(PublicKey),
+    /// An unencrypted private key.
+    Secret(SecretKey),
+    /// A passphrase-protected private key, still encrypted.
+    Encrypted(EncryptedKey),
+}
+
+/// A passphrase-protected key file's text (zeroized on drop), waiting for its passphrase.
+pub struct EncryptedKey {
+    path: PathBuf,
+    text: Zeroizing<String>,
+}
+
+impl EncryptedKey {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Decrypts the key; `KeyError::WrongPassphrase` (in the file) when it does not decrypt.
+    pub fn decrypt(&self, passphrase: &[u8]) -> Result<SecretKey, KeyError> {
+        SecretKey::parse_encrypted(&self.text, passphrase)
+            .map_err(|error| in_file(&self.path, error))
+    }
+}
+
+/// A key file as read: the key, its format's name, and the warning `read_secret_key` gives for a
+/// private key file others may read.
+pub struct KeyFileRead {
+    pub key: KeyFile,
+    pub format: &'static str,
+    pub warning: Option<String>,
+}
+
+/// Reads a key file of any kind rollbook accepts: a public key (OpenSSH line or PEM SPKI), a
+/// private key, or a passphrase-protected private key.
+pub fn read_key_file(path: &Path) -> Result<KeyFileRead, KeyError> {
+    let (text, mode) = read_key_text(path)?;
+    let format = super::key_formats::format_name(&text);
+    let key = match SecretKey::parse(&text) {
+        Ok(key) => KeyFile::Secret(key),
+        Err(KeyError::Encrypted) => KeyFile::Encrypted(EncryptedKey {
+            path: path.to_path_buf(),
+            text,
+        }),
+        Err(KeyError::PublicKeyGiven) => {
+            let public = PublicKey::parse(&text).map_err(|source| in_file(path, source))?;
+            return Ok(KeyFileRead {
+                key: KeyFile::Public(public),
+                format,
+                warning: None,
+            });
+        }
+        Err(source) => return Err(in_file(path, source)),
+    };
+    Ok(KeyFileRead {
+        key,
+        format,
+        warning: permission_warning(path, mode),
+    })
+}
+
 /// Reads a public key file (OpenSSH line or PEM SubjectPublicKeyInfo).
 pub fn read_public_key(path: &Path) -> Result<PublicKey, KeyError> {
     let (text, _mode) = read_key_text(path)?;
     PublicKey::parse(&text).map_err(|source| in_file(path, source))
 }
 
-/// Generates a key pair and writes `path` (PKCS#8 v1 PEM, mode 0600) and `path.pub` (OpenSSH
-/// line with `comment`). Refuses to overwrite either file; on failure no half pair is left.
-pub fn write_keypair(path: &Path, comment: &str) -> Result<KeyId, KeyError> {
+/// Generates a key pair and writes `path` (PKCS#8 v1 PEM, mode 0600; encrypted PKCS#8 under
+/// `passphrase` when one is given) and `path.pub` (OpenSSH line with `comment`). Refuses to
+/// overwrite either file; on failure no half pair is left.
+pub fn write_keypair(
+    path: &Path,
+    comment: &str,
+    passphrase: Option<&[u8]>,
+) -> Result<KeyId, KeyError> {
     validate_comment(comment)?;
     let public_path = public_key_path(path);
     // Checked up front so that an existing .pub does not cost a freshly written private key.
@@ -58,7 +129,11 @@ pub fn write_keypair(path: &Path, comment: &str) -> Result<KeyId, KeyError> {
     let secret = SecretKey::generate()?;
     let public = secret.public();
 
-    write_new_file(path, secret.to_pkcs8_pem_v1().as_bytes(), true)?;
+    let pem = match passphrase {
+        Some(passphrase) => secret.to_encrypted_pkcs8_pem(passphrase)?,
+        None => secret.to_pkcs8_pem_v1(),
+    };
+    write_new_file(path, pem.as_bytes(), true)?;
     let public_line = format!("{}\n", public.to_openssh_line(comment));
     if let Err(error) = write_new_file(&public_path, public_line.as_bytes(), false) {
         // Best effort: a private key without its .pub would confuse the next run.
@@ -67,7 +142,10 @@ pub fn write_keypair(path: &Path, comment: &str) -> Result<KeyId, KeyError> {
     }
 
     // Read back what was written: a key pair that does not parse must fail here, not at signing.
-    let (read_back, _warning) = read_secret_key(path)?;
+    let read_back = match passphrase {
+        Some(passphrase) => SecretKey::parse_encrypted(&read_key_text(path)?.0, passphrase)?,
+        None => read_secret_key(path)?.0,
+    };
     assert_eq!(read_back.public(), public, "private key file reads back");
     assert_eq!(
         read_public_key(&public_path)?,
@@ -99,7 +177,8 @@ fn io_error(path: &Path, source: std::io::Error) -> KeyError {
 }
 
 /// Reads at most the key size limit; returns the text and the file's permission bits.
-fn read_key_text(path: &Path) -> Result<(String, u32), KeyError> {
+/// The text is zeroized when dropped: it may be a private key.
+fn read_key_text(path: &Path) -> Result<(Zeroizing<String>, u32), KeyError> {
     let file = File::open(path).map_err(|error| io_error(path, error))?;
     // Metadata of the open handle, not of the path: the file checked is the file read.
     let metadata = file.metadata().map_err(|error| io_error(path, error))?;
@@ -109,7 +188,8 @@ fn read_key_text(path: &Path) -> Result<(String, u32), KeyError> {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
         ));
     }
-    let mut bytes = Vec::new();
+    // Room for the whole limit up front: a growing buffer would leave copies of the key behind.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_TEXT_LEN_MAX_BYTES + 1));
     let limit = KEY_TEXT_LEN_MAX_BYTES as u64 + 1;
     file.take(limit)
         .read_to_end(&mut bytes)
@@ -124,8 +204,9 @@ fn read_key_text(path: &Path) -> Result<(String, u32), KeyError> {
         ));
     }
     // Key files are text; binary content (a raw key blob) is not a key file.
-    let text = String::from_utf8(bytes).map_err(|_| in_file(path, KeyError::NotASecretKey))?;
-    Ok((text, file_mode(&metadata)))
+    let text = String::from_utf8(std::mem::take(&mut *bytes))
+        .map_err(|_| in_file(path, KeyError::NotASecretKey))?;
+    Ok((Zeroizing::new(text), file_mode(&metadata)))
 }
 
 #[cfg(unix)]

@@ -6,8 +6,9 @@
 //! Accepted formats are the ones the standard tools write, and nothing else:
 //! - public: an OpenSSH line (`ssh-ed25519 AAAA... comment`) or PEM SubjectPublicKeyInfo
 //!   (`-----BEGIN PUBLIC KEY-----`, `openssl pkey -pubout`);
-//! - private: PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`, v1 or v2, `openssl genpkey`) or an
-//!   unencrypted OpenSSH private key (`ssh-keygen -t ed25519 -N ''`).
+//! - private: PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`, v1 or v2, `openssl genpkey`), encrypted
+//!   PKCS#8 (`-----BEGIN ENCRYPTED PRIVATE KEY-----`, PBES2, `openssl genpkey -aes256`) or an
+//!   OpenSSH private key (`ssh-keygen -t ed25519`, with or without a passphrase).
 //!
 //! Raw 32/64-byte blobs, hex and bare base64 are refused on purpose: they carry no algorithm, so
 //! a key of another type or a truncated paste would be silently misread.
@@ -19,7 +20,10 @@ use std::str::FromStr;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, KeypairBytes};
+use ed25519_dalek::pkcs8::spki::der::Decode as _;
+use ed25519_dalek::pkcs8::{
+    EncodePrivateKey as _, EncodePublicKey as _, KeypairBytes, PrivateKeyInfoRef,
+};
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -47,12 +51,41 @@ pub enum KeyError {
          `ssh-keygen -t ed25519` or `openssl genpkey -algorithm ed25519`"
     )]
     UnsupportedKeyType { found: String },
+    /// A passphrase-protected key read without a passphrase: the caller asks for one and calls
+    /// `SecretKey::parse_encrypted`.
     #[error(
-        "passphrase-protected keys are not supported; rollbook reads unencrypted key files kept \
-         with mode 0600. Remove the passphrase from a copy with `ssh-keygen -p -N '' -f KEY` \
-         (OpenSSH) or `openssl pkey -in KEY -out PLAIN_KEY` (PKCS#8)"
+        "this key is passphrase-protected: give its passphrase on the terminal or with \
+         --passphrase-file FILE"
     )]
     Encrypted,
+    #[error("wrong passphrase: it does not decrypt this key")]
+    WrongPassphrase,
+    #[error("cannot read the passphrase: {reason}")]
+    Passphrase { reason: String },
+    #[error(
+        "no ssh-agent to sign with: SSH_AUTH_SOCK is not set. A public key given as --key means \
+         \"sign with the matching key held by ssh-agent\"; start one (`eval $(ssh-agent)`, then \
+         `ssh-add -c KEY`) or give the private key file"
+    )]
+    NoAgent,
+    #[error("cannot reach the ssh-agent at {socket}: {reason}")]
+    AgentUnreachable { socket: PathBuf, reason: String },
+    #[error(
+        "the ssh-agent at {socket} does not hold the key {key_id} ({held} key(s) held, none of \
+         them this one); add it with `ssh-add -c KEY` (the private key file beside the .pub)"
+    )]
+    AgentLacksKey {
+        socket: PathBuf,
+        key_id: KeyId,
+        held: usize,
+    },
+    #[error(
+        "the ssh-agent refused to sign with {key_id} (a confirmation declined, a locked agent, \
+         or a key the agent may not use): nothing was signed or recorded"
+    )]
+    AgentRefused { key_id: KeyId },
+    #[error("the ssh-agent's reply is not a valid Ed25519 signature by {key_id}: {reason}")]
+    AgentBadReply { key_id: KeyId, reason: String },
     #[error(
         "not a private key: expected PKCS#8 PEM (-----BEGIN PRIVATE KEY-----) or an OpenSSH \
          private key (-----BEGIN OPENSSH PRIVATE KEY-----); raw bytes, hex and base64 are refused \
@@ -279,6 +312,13 @@ impl SecretKey {
         key_formats::parse_secret_key(text)
     }
 
+    /// Decrypts a passphrase-protected key (OpenSSH or encrypted PKCS#8) with the decryption of
+    /// the `ssh-key` and `pkcs8` crates. A passphrase that does not decrypt it is
+    /// `KeyError::WrongPassphrase`.
+    pub fn parse_encrypted(text: &str, passphrase: &[u8]) -> Result<SecretKey, KeyError> {
+        key_formats::parse_encrypted_secret_key(text, passphrase)
+    }
+
     pub(super) fn from_signing_key(key: SigningKey) -> SecretKey {
         SecretKey(key)
     }
@@ -293,6 +333,29 @@ impl SecretKey {
         keypair
             .to_pkcs8_pem(LineEnding::LF)
             .expect("encoding a 32-byte Ed25519 PKCS#8 document cannot fail")
+    }
+
+    /// Encrypted PKCS#8 PEM (`-----BEGIN ENCRYPTED PRIVATE KEY-----`): the v1 layout inside
+    /// PBES2 with scrypt and AES-256-CBC, the `pkcs8` crate's recommended parameters, which it
+    /// keeps within what OpenSSL 3 decrypts (`openssl pkey -in KEY`).
+    pub fn to_encrypted_pkcs8_pem(&self, passphrase: &[u8]) -> Result<Zeroizing<String>, KeyError> {
+        let plain = KeypairBytes {
+            secret_key: self.0.to_bytes(),
+            public_key: None,
+        }
+        .to_pkcs8_der()
+        .expect("encoding a 32-byte Ed25519 PKCS#8 document cannot fail");
+        // Encoding a document just encoded cannot fail; encrypting fails only without randomness.
+        let encrypted = PrivateKeyInfoRef::from_der(plain.as_bytes())
+            .expect("a PKCS#8 document just encoded decodes")
+            .encrypt(passphrase)
+            .map_err(|error| KeyError::Randomness {
+                reason: format!("encrypting the key failed: {error}"),
+            })?;
+        let pem = encrypted
+            .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+            .expect("PEM-encoding a DER document cannot fail");
+        Ok(pem)
     }
 
     pub fn public(&self) -> PublicKey {

@@ -2,18 +2,22 @@
 //! Merkle tree.
 //!
 //! Architecture invariant: everything here is pure (bytes in, bytes out) except `keyfile`, the
-//! only file that touches the file system. Signatures are checked with ed25519-dalek's
+//! only file that touches the file system, and `agent`, the only one that talks to an
+//! ssh-agent; `signer` joins the two behind one `Sign` trait. Signatures are checked with ed25519-dalek's
 //! `VerifyingKey::verify_strict` only; no curve arithmetic is written here.
 //! `canonical` is the one place where hashed and signed bytes are laid out.
 
+pub mod agent;
 pub mod canonical;
 mod key_formats;
 pub mod keyfile;
 pub mod keys;
 pub mod merkle;
+pub mod signer;
 
 pub use keys::{KeyError, KeyId, PublicKey, SecretKey, Signature};
 pub use merkle::{MerkleBuilder, MerkleError};
+pub use signer::{Sign, Signer};
 
 /// Why a hex string was refused: base16ct's error (a character that is not a lowercase hex digit,
 /// or a wrong length). Callers name the field; the format allows lowercase digits only.

@@ -16,7 +16,7 @@ use super::governance::{
     VerifiedSignatures,
 };
 pub use super::layers::{DrawsFrom, LayerBook};
-use super::proposal::{parse_event, parse_proposal_id};
+use super::proposal::{parse_event, parse_proposal_id, proposed_set_of};
 // The proposal and its fold live in `proposal`; they are part of this state machine's API.
 pub use super::proposal::{
     cosign_purpose, message_for, subject_digest_of, ProposalDraft, ProposalState, Status,
@@ -27,10 +27,7 @@ use crate::sizing::{self, Policy, Proposal, SizingReport};
 
 /// The next signer set a set motion proposes (validated), if it is one.
 pub fn proposed_set(state: &ProposalState) -> Result<Option<ActiveSet>, Refusal> {
-    match state.recorded.terms.kind {
-        ProposalKind::SignerSet => ActiveSet::parse(&state.recorded.terms.body).map(Some),
-        _ => Ok(None),
-    }
+    proposed_set_of(&state.recorded.terms)
 }
 
 /// What a signature on a proposal must bind besides its purpose.
@@ -244,6 +241,9 @@ pub fn check_recorded_parsed(
             set_version: governance.set.version,
             names: governance.set.names(),
         })?;
+    // Judged at the draft's creation on the ledger's clock; the auditor judges it again at the
+    // recording's own time, which a writer keeps before the key's valid_before (its deadline).
+    proposer.check_valid_at(created_at, "proposal")?;
     // The proposer binds exactly the head the recording follows.
     let earliest_head = chain.head().seq;
     check_proposal_signature(
@@ -689,6 +689,7 @@ pub fn decide_sign_trusting(
             names: governance.set.names(),
             action: "sign",
         })?;
+    member.check_valid_at(now, "signature")?;
     let name = member.name.clone();
     if state.proposer() == key_id {
         return Err(Refusal::ProposerSignedAlready {
@@ -796,6 +797,7 @@ pub fn decide_reject_trusting(
                 names: governance.set.names(),
                 action: "veto",
             })?;
+    member.check_valid_at(now, "veto")?;
     if reason.chars().any(char::is_control) {
         return Err(Refusal::VetoReasonNotPrintable);
     }
@@ -858,13 +860,15 @@ pub fn decide_withdraw_trusting(
         });
     }
     // A proposer who has left the set can no longer act on the ledger, withdrawal included.
-    let key = governance
-        .set
-        .by_key_id(&signature.key_id)
-        .map(|member| member.key)
-        .ok_or_else(|| Refusal::ProposerLeft {
-            key_id: signature.key_id.clone(),
-        })?;
+    let member =
+        governance
+            .set
+            .by_key_id(&signature.key_id)
+            .ok_or_else(|| Refusal::ProposerLeft {
+                key_id: signature.key_id.clone(),
+            })?;
+    member.check_valid_at(now, "withdrawal")?;
+    let key = member.key;
     check_proposal_signature(
         &Binding::of(governance.ledger_id, state),
         chain,

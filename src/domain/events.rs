@@ -21,6 +21,14 @@ pub struct SignerEntry {
     pub public_key: String,
     /// `SHA256:...` fingerprint, as `ssh-keygen -lf` shows it.
     pub key_id: String,
+    /// The key signs for nothing before this time (canonical timestamp), as ssh's
+    /// allowed_signers `valid-after`. Absent: no lower bound, and absent from the JSON, so a set
+    /// without lifetimes keeps the bytes it always had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_after: Option<String>,
+    /// The key signs for nothing from this time on (canonical timestamp), as `valid-before`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_before: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

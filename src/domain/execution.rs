@@ -332,6 +332,7 @@ pub fn decide_execute_trusting(
                 names: governance.set.names(),
                 action: "record an execution",
             })?;
+    member.check_valid_at(now, "recorded execution")?;
     let ExecutionRequest { fills, corrects } = request;
     let corrected = validate_request(&fills, &corrects)?;
     check_fills_happened(governance, &fills, now)?;

@@ -3,8 +3,10 @@
 
 use std::collections::HashSet;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::envelope::{format_timestamp, parse_timestamp};
 use super::events::{Event, LedgerCreated, SignerEntry, SignerSet, LEDGER_FORMAT};
 use crate::crypto::canonical::{decode_signed_message, genesis_message};
 use crate::crypto::keys::{PublicKey, Signature};
@@ -26,6 +28,65 @@ pub struct ActiveSigner {
     pub role: Option<String>,
     pub key: PublicKey,
     pub key_id: String,
+    /// The key's lifetime: it signs for something at `t` only when `valid_after <= t <
+    /// valid_before` (each bound optional), as ssh's allowed_signers.
+    pub valid_after: Option<DateTime<Utc>>,
+    pub valid_before: Option<DateTime<Utc>>,
+}
+
+impl ActiveSigner {
+    /// Whether a signature by this key at `at` (the chain time of its event) counts: the one
+    /// lifetime rule, for every signed act.
+    pub fn valid_at(&self, at: DateTime<Utc>) -> bool {
+        self.valid_after.is_none_or(|after| after <= at)
+            && self.valid_before.is_none_or(|before| at < before)
+    }
+
+    /// The lifetime in words: "from A until B", "until B", "from A", or "always".
+    pub fn lifetime_text(&self) -> String {
+        match (self.valid_after, self.valid_before) {
+            (Some(after), Some(before)) => format!(
+                "from {} until {}",
+                format_timestamp(after),
+                format_timestamp(before)
+            ),
+            (None, Some(before)) => format!("until {}", format_timestamp(before)),
+            (Some(after), None) => format!("from {}", format_timestamp(after)),
+            (None, None) => "always".to_string(),
+        }
+    }
+
+    /// Refuses (`Refusal::KeyNotValidAt`, check A15) a `action` signed by this key at `at`
+    /// outside its lifetime. Every decision that takes a signature asks this.
+    pub fn check_valid_at(&self, at: DateTime<Utc>, action: &'static str) -> Result<(), Refusal> {
+        if self.valid_at(at) {
+            return Ok(());
+        }
+        Err(Refusal::KeyNotValidAt {
+            name: self.name.clone(),
+            key_id: self.key_id.clone(),
+            window: self.lifetime_text(),
+            at: format_timestamp(at),
+            action,
+        })
+    }
+}
+
+/// A lifetime bound of a signer entry: a canonical timestamp, or refused naming the field.
+fn lifetime_bound(
+    name: &str,
+    field: &'static str,
+    text: Option<&str>,
+) -> Result<Option<DateTime<Utc>>, Refusal> {
+    text.map(|text| {
+        parse_timestamp(text).ok_or_else(|| Refusal::SignerLifetime {
+            name: name.into(),
+            reason: format!(
+                "{field} {text:?} is not a canonical timestamp (YYYY-MM-DDTHH:MM:SS.ffffffZ)"
+            ),
+        })
+    })
+    .transpose()
 }
 
 /// A validated signer set: 1 <= K <= n <= 32, unique names, unique strong keys.
@@ -110,11 +171,23 @@ impl ActiveSet {
                     second: name.into(),
                 });
             }
+            let valid_after = lifetime_bound(name, "valid_after", entry.valid_after.as_deref())?;
+            let valid_before = lifetime_bound(name, "valid_before", entry.valid_before.as_deref())?;
+            if let (Some(after), Some(before)) = (valid_after, valid_before) {
+                if after >= before {
+                    return Err(Refusal::SignerLifetime {
+                        name: name.into(),
+                        reason: "valid_after must be before valid_before".into(),
+                    });
+                }
+            }
             signers.push(ActiveSigner {
                 name: name.to_string(),
                 role: entry.role.clone(),
                 key,
                 key_id,
+                valid_after,
+                valid_before,
             });
         }
         Ok(ActiveSet {
@@ -154,6 +227,8 @@ impl ActiveSet {
                     role: s.role.clone(),
                     public_key: to_hex(&s.key.as_bytes()),
                     key_id: s.key_id.clone(),
+                    valid_after: s.valid_after.map(format_timestamp),
+                    valid_before: s.valid_before.map(format_timestamp),
                 })
                 .collect(),
         }
@@ -163,13 +238,59 @@ impl ActiveSet {
         serde_json::to_string(&self.to_signer_set()).expect("signer sets serialize")
     }
 
-    /// Same threshold and same members (name, role, key), whatever the version.
+    /// Same threshold and same members (name, role, key, lifetime), whatever the version.
     pub fn same_members_as(&self, other: &ActiveSet) -> bool {
         self.threshold == other.threshold
             && self.signers.len() == other.signers.len()
             && self.signers.iter().zip(&other.signers).all(|(a, b)| {
-                a.name == b.name && a.role == b.role && a.key.as_bytes() == b.key.as_bytes()
+                a.name == b.name
+                    && a.role == b.role
+                    && a.key.as_bytes() == b.key.as_bytes()
+                    && a.valid_after == b.valid_after
+                    && a.valid_before == b.valid_before
             })
+    }
+
+    /// The signers whose keys are valid at `at`.
+    pub fn valid_at(&self, at: DateTime<Utc>) -> Vec<&ActiveSigner> {
+        self.signers.iter().filter(|s| s.valid_at(at)).collect()
+    }
+
+    /// Refuses a set with fewer than K keys valid at `at`: it could decide nothing.
+    pub fn check_enough_valid_at(&self, at: DateTime<Utc>) -> Result<(), Refusal> {
+        let valid = self.valid_at(at);
+        if valid.len() >= self.threshold as usize {
+            return Ok(());
+        }
+        Err(Refusal::TooFewValidKeys {
+            valid: valid.len(),
+            valid_names: valid.iter().map(|s| s.name.clone()).collect(),
+            threshold: self.threshold,
+            at: format_timestamp(at),
+        })
+    }
+
+    /// A warning when the keys valid fall below K at some time in `from..=until` (now to the
+    /// end of a proposal's lifetime): a set adopted then could decide nothing once they lapse,
+    /// and must be renewed first. The count only drops when a key lapses, so it is read at
+    /// `from`, at each `valid_before` in the window, and at `until`.
+    pub fn lifetime_warning(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> Option<String> {
+        let lapses = self
+            .signers
+            .iter()
+            .filter_map(|s| s.valid_before)
+            .filter(|before| from < *before && *before <= until);
+        let mut times: Vec<DateTime<Utc>> = [from, until].into_iter().chain(lapses).collect();
+        times.sort();
+        let (at, valid) = times
+            .into_iter()
+            .map(|at| (at, self.valid_at(at).len()))
+            .find(|(_, valid)| *valid < self.threshold as usize)?;
+        Some(format!(
+            "only {valid} key(s) of this signer set are still valid at {} (within a proposal's lifetime), fewer than the threshold {}: renew them with a signer-set motion before they lapse",
+            format_timestamp(at),
+            self.threshold
+        ))
     }
 
     /// Warnings worth printing before a set takes force: with K = n one lost key freezes the
@@ -255,16 +376,23 @@ fn verify_batch_for_memo(triples: &[(PublicKey, Vec<u8>, [u8; 64])]) -> Vec<[u8;
         .collect()
 }
 
-/// Signs `message` into an envelope. The only place a key's signature is wrapped for the ledger.
+/// Signs `message` with a key held in memory into an envelope (tests and the demo; commands
+/// sign through `service::seal_with`, which takes an ssh-agent's key too).
 pub fn seal_signature(
     secret: &crate::crypto::keys::SecretKey,
     message: Vec<u8>,
 ) -> SignatureEnvelope {
     let signature = secret.sign(&message);
+    envelope_of(&secret.public(), &message, &signature)
+}
+
+/// The envelope of a signature by `key` over `message`: the only place a signature is wrapped
+/// for the ledger.
+pub fn envelope_of(key: &PublicKey, message: &[u8], signature: &[u8; 64]) -> SignatureEnvelope {
     SignatureEnvelope {
-        key_id: secret.public().key_id().to_string(),
-        message: to_hex(&message),
-        signature: to_hex(&signature),
+        key_id: key.key_id().to_string(),
+        message: to_hex(message),
+        signature: to_hex(signature),
     }
 }
 
@@ -389,6 +517,16 @@ impl Governance {
             policy_version: 1,
             stream_version: 1,
         })
+    }
+
+    /// Refuses a genesis signed (at `at`, its chain time) by a key outside its lifetime (A15).
+    pub fn creator_valid_at(&self, key_id: &str, at: DateTime<Utc>) -> Result<(), Refusal> {
+        match self.set.by_key_id(key_id) {
+            Some(creator) => creator.check_valid_at(at, "genesis"),
+            None => Err(Refusal::CreatorNotInSet {
+                key_id: key_id.to_string(),
+            }),
+        }
     }
 
     /// Applies an adoption event of the `ledger` stream. Whether the adoption was approved is

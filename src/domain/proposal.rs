@@ -98,6 +98,29 @@ pub struct CoSignature {
     pub seq: u64,
 }
 
+/// The status a proposal stored as `stored` shows at `now`: a pending one is `Expired` past
+/// `expires_at`, and, given the (signer set, policy) versions it is bound to and the governance
+/// in force, when either was replaced (it can never be signed again). One rule for a folded
+/// proposal and for a projection row (`list` judges rows before it reads their streams).
+pub fn shown_status(
+    stored: Status,
+    expires_at: DateTime<Utc>,
+    bound_under: Option<((u64, u64), &Governance)>,
+    now: DateTime<Utc>,
+) -> Status {
+    if stored != Status::Pending {
+        return stored;
+    }
+    let stale = bound_under.is_some_and(|((set_version, policy_version), governance)| {
+        set_version != governance.set.version || policy_version != governance.policy_version
+    });
+    if now > expires_at || stale {
+        Status::Expired
+    } else {
+        Status::Pending
+    }
+}
+
 /// A proposal folded from its stream.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ProposalState {
@@ -132,24 +155,15 @@ impl ProposalState {
 
     /// `Pending` turns into `Expired` once the clock passes `expires_at`, without an event.
     pub fn effective_status(&self, now: DateTime<Utc>) -> Status {
-        if self.status == Status::Pending && now > self.expires_at {
-            Status::Expired
-        } else {
-            self.status
-        }
+        shown_status(self.status, self.expires_at, None, now)
     }
 
     /// The status as users should see it: also `Expired` when the signer set or policy it is
     /// bound to is no longer in force (it can never be signed again).
     pub fn status_under(&self, now: DateTime<Utc>, governance: &Governance) -> Status {
-        let status = self.effective_status(now);
-        let stale = self.recorded.terms.signer_set_version != governance.set.version
-            || self.recorded.terms.policy_version != governance.policy_version;
-        if status == Status::Pending && stale {
-            Status::Expired
-        } else {
-            status
-        }
+        let terms = &self.recorded.terms;
+        let bound = (terms.signer_set_version, terms.policy_version);
+        shown_status(self.status, self.expires_at, Some((bound, governance)), now)
     }
 
     pub fn has_signed(&self, key_id: &str) -> bool {
@@ -259,7 +273,20 @@ pub struct ProposalDraft {
     pub terms: ProposalTerms,
 }
 
+/// The signer set a motion's terms propose: `None` for a roll or a policy motion.
+pub(crate) fn proposed_set_of(terms: &ProposalTerms) -> Result<Option<ActiveSet>, Refusal> {
+    match terms.kind {
+        ProposalKind::SignerSet => ActiveSet::parse(&terms.body).map(Some),
+        _ => Ok(None),
+    }
+}
+
 impl ProposalDraft {
+    /// The signer set this draft proposes, when it is a signer-set motion.
+    pub fn proposed_set(&self) -> Result<Option<ActiveSet>, Refusal> {
+        proposed_set_of(&self.terms)
+    }
+
     fn bound(
         governance: &Governance,
         proposal_id: Uuid,

@@ -39,6 +39,35 @@ pub enum Refusal {
     DuplicateSignerName { first: String, second: String },
     #[error("signers {first} and {second} have the same public key")]
     DuplicateSignerKey { first: String, second: String },
+    #[error("signer {name}: {reason}")]
+    SignerLifetime { name: String, reason: String },
+    #[error(
+        "only {valid} key(s) of this signer set are valid at {at} ({}), fewer than its threshold {threshold}: the ledger could not decide anything",
+        if .valid_names.is_empty() { "none".to_string() } else { .valid_names.join(", ") }
+    )]
+    TooFewValidKeys {
+        valid: usize,
+        valid_names: Vec<String>,
+        threshold: u32,
+        at: String,
+    },
+    /// A signature by a key outside its lifetime counts for nothing (check A15).
+    #[error(
+        "the key {key_id} of {name} is valid {window}; a {action} at {at} by it counts for nothing"
+    )]
+    KeyNotValidAt {
+        name: String,
+        key_id: String,
+        window: String,
+        at: String,
+        action: &'static str,
+    },
+
+    #[error("the signer's key lapsed at {valid_before} (its valid_before) before this could be recorded (ledger time {recorded_at}): a signature after it counts for nothing (check A15), so nothing was written")]
+    KeyLapsedBeforeRecorded {
+        valid_before: String,
+        recorded_at: String,
+    },
 
     // ---- signatures ----
     #[error("signature of {key_id}: the message is not hex")]

@@ -203,7 +203,9 @@ fn export_section(input: &ReportInput) -> String {
             "its signed note",
             signed.map_or_else(
                 || "<em>none</em>".into(),
-                |s| format!("<pre>{}</pre>", escape(&s.note)),
+                // A line each, breaking anywhere: a signature line is one long word, and a
+                // page wider than the paper would clip the INVALID banner when printed.
+                |s| s.note.lines().map(code).collect::<Vec<_>>().join("<br>"),
             ),
         ),
         (

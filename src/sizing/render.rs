@@ -2,9 +2,10 @@
 
 use std::fmt::Write;
 
-use super::report::{SizingReport, Verdict, SIZE_CHECK_IDS};
+use super::report::{Check, SizingReport, Verdict, SIZE_CHECK_IDS};
 
-/// Verdict line, what to do next, one row per check (id, value, limit, PASS/FAIL), the caps.
+/// Verdict line, what to do next, one row per check (id, value and limit with their unit, the
+/// direction that passes, PASS/FAIL), each failure in words, the caps.
 pub fn human(report: &SizingReport) -> String {
     let mut out = String::new();
     let verdict = match report.verdict {
@@ -39,18 +40,22 @@ pub fn human(report: &SizingReport) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "{:<11} {:>14} {:>14}  result",
-        "check", "value", "limit"
+        "{:<11} {:>20}  {:<22}  result",
+        "check", "value", "required"
     );
     for check in &report.checks {
+        let (unit, direction) = unit_and_direction(&check.id);
         let _ = writeln!(
             out,
-            "{:<11} {:>14} {:>14}  {}",
+            "{:<11} {:>20}  {:<22}  {}",
             check.id,
-            number(check.value),
-            number(check.limit),
+            with_unit(check.value, unit),
+            format!("{direction} {}", with_unit(check.limit, unit)),
             if check.passed { "PASS" } else { "FAIL" }
         );
+    }
+    for check in report.checks.iter().filter(|check| !check.passed) {
+        let _ = writeln!(out, "{}: {}", check.id, why_failed(report, check));
     }
     let _ = writeln!(out);
     let caps = &report.caps;
@@ -118,13 +123,132 @@ fn drawn(report: &SizingReport) -> String {
     text
 }
 
-/// Up to 6 significant decimals, without noise for integers (counts, days).
+/// The unit of a check's value and limit, and how the value must stand to the limit to pass
+/// (what `guardrails` tests; a report carries only numbers, so the table says what they are).
+fn unit_and_direction(id: &str) -> (&'static str, &'static str) {
+    match id {
+        "profit" => ("USD", ">"),
+        "budget" | "parity" => ("USD", "<="),
+        "growth" => ("contracts", "<="),
+        "wacc" => ("bps", "<="),
+        "liquidity" => ("quick ratio", ">="),
+        "irr" => ("/yr", "<="),
+        "macd" => ("histogram", ">="),
+        "time_shift" => ("days", ">="),
+        "quote" => ("of model", "<="),
+        "timing" => ("blackouts", "="),
+        "staleness" => ("min", "<="),
+        _ => ("", "vs"),
+    }
+}
+
+/// A figure and its unit: money grouped with cents, other figures as `number` shows them.
+fn with_unit(x: f64, unit: &str) -> String {
+    match unit {
+        "USD" => format!("{} USD", usd(x)),
+        "" => number(x),
+        unit => format!("{} {unit}", number(x)),
+    }
+}
+
+/// Why a check failed, in words: the budget against what the other draws leave of the
+/// layer's budget, the check's own message otherwise (it names the figures and the rule).
+fn why_failed(report: &SizingReport, check: &Check) -> String {
+    if check.id == "timing" {
+        // Its value counts blackouts; a window that ended or is out of order fails with none.
+        return check.message.clone();
+    }
+    if check.id != "budget" {
+        let (unit, direction) = unit_and_direction(&check.id);
+        let stands = match direction {
+            "<=" => "is above",
+            ">=" => "is below",
+            ">" => "is not above",
+            _ => "is not",
+        };
+        return format!(
+            "{} {stands} {} ({})",
+            with_unit(check.value, unit),
+            with_unit(check.limit, unit),
+            check.message
+        );
+    }
+    let drawn = &report.drawn;
+    let total_usd = report.metrics.budget_total_usd;
+    let layer = drawn.closed_layer_id.as_deref().map_or_else(
+        || "the closed layer".to_string(),
+        |id| format!("layer {id}"),
+    );
+    format!(
+        "{} USD > {} USD left of {} USD on {layer}",
+        usd(report.metrics.outlay_usd),
+        usd(total_usd - drawn.outlay_usd),
+        usd(total_usd)
+    )
+}
+
+/// A figure as a reader compares it: integers (counts, days) bare, two decimals from 1 on,
+/// four significant digits below 1 (a rate, a ratio, a fraction of a basis point), trailing
+/// zeros dropped.
 fn number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{x:.0}")
-    } else if x.abs() >= 1000.0 {
-        format!("{x:.2}")
+        return format!("{x:.0}");
+    }
+    let decimals = if x.abs() >= 1.0 {
+        2
     } else {
-        format!("{x:.6}")
+        // Four significant digits: 0.2345, 0.01234, 0.0001234.
+        (3 - x.abs().log10().floor() as i32).clamp(4, 12) as usize
+    };
+    let text = format!("{x:.decimals$}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// An amount in USD with two decimals and thousands grouped: `5,310.00`, `-12,000.50`.
+pub fn usd(amount_usd: f64) -> String {
+    let text = format!("{:.2}", amount_usd.abs());
+    let (whole, cents) = text.split_once('.').unwrap_or((&text, "00"));
+    let mut grouped = String::with_capacity(whole.len() + whole.len() / 3 + 4);
+    for (index, digit) in whole.chars().enumerate() {
+        if index > 0 && (whole.len() - index) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    let sign = if amount_usd < 0.0 && text != "0.00" {
+        "-"
+    } else {
+        ""
+    };
+    format!("{sign}{grouped}.{cents}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::usd;
+
+    #[test]
+    fn numbers_keep_what_a_reader_compares() {
+        assert_eq!(super::number(18.0), "18");
+        assert_eq!(super::number(0.23), "0.23");
+        assert_eq!(super::number(1.23456), "1.23");
+        assert_eq!(super::number(0.0123456), "0.01235");
+        assert_eq!(super::number(-0.5), "-0.5");
+        assert_eq!(super::number(12345.678), "12345.68");
+    }
+
+    #[test]
+    fn usd_groups_thousands() {
+        assert_eq!(usd(0.0), "0.00");
+        assert_eq!(usd(999.994), "999.99");
+        assert_eq!(usd(5310.0), "5,310.00");
+        assert_eq!(usd(1234567.891), "1,234,567.89");
+        assert_eq!(usd(-12000.5), "-12,000.50");
+        assert_eq!(usd(-0.001), "0.00");
     }
 }

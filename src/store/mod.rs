@@ -158,6 +158,9 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
+    /// A connection that was open is gone (the server restarted, the network dropped it).
+    #[error("the database connection was lost: {0}")]
+    ConnectionLost(String),
     #[error("stored row at seq {seq} is unreadable: {reason}")]
     CorruptRow { seq: i64, reason: String },
     /// An event whose recorded hash is not the hash of its contents: checked before every
@@ -213,6 +216,27 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Which projection rows a view reads, newest first: what it shows and no more.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProposalWindow<'a> {
+    /// Only rows of this stored status (a pending row may show as expired: the caller judges).
+    pub status: Option<&'a str>,
+    /// Only proposals created at or after this canonical timestamp.
+    pub since: Option<&'a str>,
+    /// Only proposals recorded before this seq (the next page after a window's last row).
+    pub before_seq: Option<u64>,
+    /// At most this many rows (all when `None`).
+    pub limit: Option<u64>,
+}
+
+/// Part of a proposal id, as people type one: its last 12 characters (the short id `list`
+/// shows) or its first 8 (the start of any longer prefix).
+#[derive(Debug, Clone, Copy)]
+pub enum IdPart<'a> {
+    Tail(&'a str),
+    Head(&'a str),
 }
 
 /// An open event store on one of the two backends.
@@ -472,13 +496,38 @@ impl Store {
         }
     }
 
+    /// Every proposal id this ledger ever recorded that has `part`, read from the events (the
+    /// projection may be rebuilt or altered; the first event of a stream never changes).
+    pub async fn proposal_ids_with(
+        &self,
+        ledger_id: Uuid,
+        part: IdPart<'_>,
+    ) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, store => store.queries().stream_ids_with(ledger_id, part).await)
+    }
+
     /// Projection rows, oldest first, optionally filtered by stored status.
     pub async fn proposals(
         &self,
         ledger_id: Uuid,
         status: Option<&str>,
     ) -> Result<Vec<ProposalRow>, StoreError> {
-        dispatch!(self, store => store.queries().proposals(ledger_id, status).await)
+        let window = ProposalWindow {
+            status,
+            ..ProposalWindow::default()
+        };
+        let mut rows = self.proposal_window(ledger_id, &window).await?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// The projection rows of `window`, newest first (by the seq of their recording).
+    pub async fn proposal_window(
+        &self,
+        ledger_id: Uuid,
+        window: &ProposalWindow<'_>,
+    ) -> Result<Vec<ProposalRow>, StoreError> {
+        dispatch!(self, store => store.queries().proposal_window(ledger_id, window).await)
     }
 
     pub async fn proposal(
@@ -550,5 +599,65 @@ impl Store {
 
     pub async fn close(&self) {
         dispatch!(self, store => store.close().await)
+    }
+
+    /// What tells a follower (`rollbook watch`) that a ledger may have moved: on PostgreSQL a
+    /// listener of the notifications every event insert sends (migration 0008), on SQLite a
+    /// timer. Either is a hint to read the ledger again, never an event to report.
+    pub async fn append_hints(&self) -> Result<AppendHints, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(AppendHints::Poll),
+            Store::Postgres(store) => Ok(AppendHints::Listen(Box::new(store.listener().await?))),
+        }
+    }
+}
+
+/// See `Store::append_hints`.
+pub enum AppendHints {
+    Poll,
+    Listen(Box<sqlx::postgres::PgListener>),
+}
+
+impl AppendHints {
+    /// Returns when `ledger_id` may have moved: after `poll` on SQLite; on PostgreSQL at its
+    /// next notification, or after `fallback` without one (expiries come without events). A
+    /// lost connection is an error: the follower reconnects and reads again, since
+    /// notifications sent meanwhile are gone.
+    pub async fn wait(
+        &mut self,
+        ledger_id: Uuid,
+        poll: Duration,
+        fallback: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            AppendHints::Poll => {
+                tokio::time::sleep(poll).await;
+                Ok(())
+            }
+            AppendHints::Listen(listener) => {
+                let ours = format!("{ledger_id}:");
+                let wait = async {
+                    loop {
+                        match listener.try_recv().await {
+                            Ok(Some(hint)) if hint.payload().starts_with(&ours) => return Ok(()),
+                            // Another ledger of the same database (channels are per database).
+                            Ok(Some(_)) => continue,
+                            Ok(None) => {
+                                return Err(StoreError::ConnectionLost(
+                                    "the notification connection closed".into(),
+                                ))
+                            }
+                            Err(error) => {
+                                return Err(StoreError::ConnectionLost(error.to_string()))
+                            }
+                        }
+                    }
+                };
+                match tokio::time::timeout(fallback, wait).await {
+                    Ok(result) => result,
+                    Err(_elapsed) => Ok(()),
+                }
+            }
+        }
     }
 }

@@ -257,6 +257,19 @@ impl PostgresStore {
         })
     }
 
+    /// A listener of the channel every event insert notifies (migration 0008), on a
+    /// connection of its own.
+    pub(super) async fn listener(&self) -> Result<sqlx::postgres::PgListener, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(db_err("connecting to listen for appends"))?;
+        listener
+            .listen("rollbook_events")
+            .await
+            .map_err(db_err("listening for appends"))?;
+        Ok(listener)
+    }
+
     /// See `Store::append_before`, which runs this on a task of its own.
     // `Store::append_before`'s parameters, kept public as they are (tests drive this directly).
     pub async fn append(

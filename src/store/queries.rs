@@ -17,7 +17,9 @@ use super::shared::{
     bind_event, bind_projection, head_of, head_with_time_of, parse_ledger_ids, projection_ops,
     row_to_event, row_to_proposal, rows_to_events, seal_checked, ProjectionSql, ReadRow, TurnLock,
 };
-use super::{db_err, NewCheckpoint, StoreError, StoredCheckpoint, PAGE_ROWS};
+use super::{
+    db_err, IdPart, NewCheckpoint, ProposalWindow, StoreError, StoredCheckpoint, PAGE_ROWS,
+};
 use crate::domain::envelope::{format_timestamp, NewEvent, StoredEvent};
 use crate::domain::projection::ProposalRow;
 
@@ -46,6 +48,12 @@ const SELECT_PAGE: &str = concat!(
     event_columns!(),
     " FROM events WHERE (ledger_id = $1) = TRUE AND seq > $2 ORDER BY seq LIMIT $3"
 );
+/// Proposal ids (the stream of each first event) by their last 12 characters, or by their first
+/// 8: the expressions of the `events_proposal_id_*` indexes, written as they are there;
+/// `(ledger_id = $1) = TRUE` as in `SELECT_PAGE`, else SQLite's planner takes the (ledger,
+/// stream, version) index and reads every event of the ledger.
+const IDS_BY_TAIL: &str = "SELECT stream_id FROM events WHERE (ledger_id = $1) = TRUE AND stream_version = 1 AND substr(stream_id, 25) = $2";
+const IDS_BY_HEAD: &str = "SELECT stream_id FROM events WHERE (ledger_id = $1) = TRUE AND stream_version = 1 AND substr(stream_id, 1, 8) = $2";
 /// The cast names the column's type, `i64`, on both (SQLite's integers are 64-bit anyway).
 const STREAM_VERSION: &str = "SELECT CAST(COALESCE(MAX(stream_version), 0) AS BIGINT) FROM events WHERE ledger_id = $1 AND stream_id = $2";
 const COUNT_LEDGERS: &str = "SELECT count(*) FROM ledgers";
@@ -64,15 +72,18 @@ const SELECT_CHECKPOINT_SIGNATURES: &str = "SELECT tree_size, line, source, reco
 const LATEST_CHECKPOINT_SIZE: &str = "SELECT CAST(COALESCE(MAX(tree_size), 0) AS BIGINT) FROM checkpoints WHERE ledger_id = $1 AND tree_size <= $2";
 const WITNESS_SIZE: &str = "SELECT CAST(COALESCE(MAX(tree_size), 0) AS BIGINT) FROM checkpoint_signatures WHERE ledger_id = $1 AND source = $2";
 const PROJECTION_DELETE: &str = "DELETE FROM proposals WHERE ledger_id = $1";
-const PROJECTION_ALL: &str = concat!(
+/// The projection newest first, from before `first_seq` $2, recorded (created) at or after $3,
+/// at most $4 rows: `proposals_newest` walks it, so a window costs the rows it holds.
+const PROJECTION_NEWEST: &str = concat!(
     "SELECT ",
     proj_columns!(),
-    " FROM proposals WHERE ledger_id = $1 ORDER BY first_seq"
+    " FROM proposals WHERE ledger_id = $1 AND first_seq < $2 AND created_at >= $3 ORDER BY first_seq DESC LIMIT $4"
 );
-const PROJECTION_BY_STATUS: &str = concat!(
+/// The same window of one stored status ($5), through `proposals_by_status`.
+const PROJECTION_NEWEST_BY_STATUS: &str = concat!(
     "SELECT ",
     proj_columns!(),
-    " FROM proposals WHERE ledger_id = $1 AND status = $2 ORDER BY first_seq"
+    " FROM proposals WHERE ledger_id = $1 AND status = $5 AND first_seq < $2 AND created_at >= $3 ORDER BY first_seq DESC LIMIT $4"
 );
 const PROJECTION_ONE: &str = concat!(
     "SELECT ",
@@ -150,6 +161,25 @@ where
         rows.iter().map(row_to_event).collect()
     }
 
+    /// The ids of the streams whose first event's stream id has `part` (the `ledger` stream's
+    /// never does: parts are hex).
+    pub async fn stream_ids_with(
+        &self,
+        ledger_id: Uuid,
+        part: IdPart<'_>,
+    ) -> Result<Vec<String>, StoreError> {
+        let (sql, text) = match part {
+            IdPart::Tail(text) => (IDS_BY_TAIL, text),
+            IdPart::Head(text) => (IDS_BY_HEAD, text),
+        };
+        sqlx::query_scalar(sql)
+            .bind(ledger_id.to_string())
+            .bind(text)
+            .fetch_all(self.pool)
+            .await
+            .map_err(db_err("looking up proposal ids"))
+    }
+
     /// The events of one page up to the first row that fails its checks, and that failure.
     pub async fn read_page(
         &self,
@@ -167,17 +197,27 @@ where
         Ok(rows_to_events(&rows))
     }
 
-    pub async fn proposals(
+    /// The projection rows of `window`, newest first.
+    pub async fn proposal_window(
         &self,
         ledger_id: Uuid,
-        status: Option<&str>,
+        window: &ProposalWindow<'_>,
     ) -> Result<Vec<ProposalRow>, StoreError> {
-        let query = match status {
-            None => sqlx::query(PROJECTION_ALL).bind(ledger_id.to_string()),
-            Some(status) => sqlx::query(PROJECTION_BY_STATUS)
-                .bind(ledger_id.to_string())
-                .bind(status),
+        let before = window.before_seq.map_or(i64::MAX, |seq| seq as i64);
+        let since = window.since.unwrap_or("").to_string();
+        let limit = window.limit.map_or(i64::MAX, |limit| limit as i64);
+        let sql = match window.status {
+            None => PROJECTION_NEWEST,
+            Some(_) => PROJECTION_NEWEST_BY_STATUS,
         };
+        let mut query = sqlx::query(sql)
+            .bind(ledger_id.to_string())
+            .bind(before)
+            .bind(since)
+            .bind(limit);
+        if let Some(status) = window.status {
+            query = query.bind(status);
+        }
         let rows = query
             .fetch_all(self.pool)
             .await

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::queries::Queries;
 use super::shared::hash32;
-use super::{db_err, StoreError, LOCK_TIMEOUT};
+use super::{db_err, ProposalWindow, StoreError, LOCK_TIMEOUT};
 use crate::domain::envelope::{format_timestamp, StoredEvent};
 use crate::domain::layers::LayerKey;
 use crate::domain::projection::ProposalRow;
@@ -181,14 +181,14 @@ impl StateFile {
         Ok(row.map(|(version, seq)| (version.max(0) as u64, seq.max(0) as u64)))
     }
 
-    /// Verified projection rows, oldest first, optionally of one status.
-    pub async fn proposals(
+    /// Verified projection rows of `window`, newest first.
+    pub async fn proposal_window(
         &self,
         ledger_id: Uuid,
-        status: Option<&str>,
+        window: &ProposalWindow<'_>,
     ) -> Result<Vec<ProposalRow>, StoreError> {
         Queries { pool: &self.pool }
-            .proposals(ledger_id, status)
+            .proposal_window(ledger_id, window)
             .await
     }
 

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::{base64_decode, base64_encode, cosignature};
-use crate::crypto::{PublicKey, SecretKey, Signature};
+use crate::crypto::{PublicKey, Sign, Signature};
 
 /// Largest note accepted. The spec asks verifiers to accept at least 16 signatures of up to about
 /// 5 kB (post-quantum); 256 KiB holds those and a checkpoint many times over.
@@ -71,6 +71,9 @@ pub enum NoteError {
     BadCosignatureTime { time_s: u64 },
     #[error("no signature by a known key: the note is refused")]
     NoKnownSignature,
+    /// The signer's key did not sign (an ssh-agent that refused or went away).
+    #[error("{0}")]
+    Signing(String),
 }
 
 /// One signature line: who signed (key name and id) and the signature bytes after the key id.
@@ -427,14 +430,17 @@ impl fmt::Display for VerifierKey {
 pub fn sign_ed25519(
     text: &str,
     key_name: &str,
-    key: &SecretKey,
+    key: &impl Sign,
 ) -> Result<NoteSignature, NoteError> {
     check_text(text)?;
     let vkey = VerifierKey::new(key_name, VerifierKind::Ed25519, key.public())?;
+    let signature = key
+        .sign_message(text.as_bytes())
+        .map_err(|error| NoteError::Signing(error.to_string()))?;
     Ok(NoteSignature {
         key_name: key_name.to_string(),
         key_id: vkey.key_id,
-        signature: key.sign(text.as_bytes()).to_vec(),
+        signature: signature.to_vec(),
     })
 }
 

@@ -20,6 +20,8 @@ pub fn rollbook_command() -> Command {
     let state = STATE.get_or_init(|| tempfile::tempdir().expect("temp dir"));
     let mut command = Command::new(env!("CARGO_BIN_EXE_rollbook"));
     command.env("ROLLBOOK_STATE_DIR", state.path());
+    // `list` cuts its note to COLUMNS: tests that want a width set it.
+    command.env_remove("COLUMNS");
     command
 }
 
