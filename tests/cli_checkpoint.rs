@@ -101,7 +101,7 @@ async fn a_reviewer_verifies_completeness_with_a_witness_policy() {
     let witness = SecretKey::generate().unwrap();
     let policy = policy_file(&demo, &witness);
     let file = demo.path("audit.jsonl");
-    demo.ok(&["export", "--out", &file]);
+    demo.ok(&["export", "--out", &file, "--force"]);
     // Without --witnesses: valid, and it says completeness was not checked.
     let plain = demo.ok(&["verify", &file]);
     assert!(plain.contains("completeness  NOT CHECKED"), "{plain}");
@@ -118,7 +118,7 @@ async fn a_reviewer_verifies_completeness_with_a_witness_policy() {
     );
     // Cosigned: complete.
     demo.cosign(size, "w1", &witness).await;
-    demo.ok(&["export", "--out", &file]);
+    demo.ok(&["export", "--out", &file, "--force"]);
     let done = demo.ok(&["verify", &file, "--witnesses", &policy, "--max-age", "1h"]);
     assert!(
         done.contains("completeness  covered by the signed checkpoint"),
@@ -175,7 +175,7 @@ fn a_non_signer_is_refused_and_bad_input_is_named() {
     ]);
     assert_eq!(bad_url.status.code(), Some(2));
     let file = demo.path("audit.jsonl");
-    demo.ok(&["export", "--out", &file]);
+    demo.ok(&["export", "--out", &file, "--force"]);
     for age in ["", "0h", "90", "7w", "-1d", "01h", "1.5h"] {
         let wrong = demo.run(&["verify", &file, "--witnesses", &file, "--max-age", age]);
         assert_eq!(wrong.status.code(), Some(2), "--max-age {age:?}");
@@ -185,7 +185,7 @@ fn a_non_signer_is_refused_and_bad_input_is_named() {
     std::fs::write(&policy, "quorum none\n").unwrap();
     let none = demo.run(&["verify", &file, "--witnesses", &policy]);
     assert_eq!(none.status.code(), Some(2), "{}", text(&none.stderr));
-    let beyond = demo.run(&["export", "--out", &file, "--tree-size", "999"]);
+    let beyond = demo.run(&["export", "--out", &file, "--force", "--tree-size", "999"]);
     assert_eq!(beyond.status.code(), Some(2));
 }
 
@@ -205,7 +205,7 @@ async fn verify_proof_accepts_only_a_checkpoint_that_verifies() {
     let proof = demo.path("proof.json");
     demo.ok(&["prove", &id, "--out", &proof]);
     let file = demo.path("audit.jsonl");
-    demo.ok(&["export", "--out", &file]);
+    demo.ok(&["export", "--out", &file, "--force"]);
     // An export that verifies anchors the proof.
     demo.ok(&["verify-proof", &proof, "--checkpoint", &file]);
     // A bare checkpoint line does not.
