@@ -517,6 +517,14 @@ async fn every_decision_signs_through_the_agent_or_an_encrypted_key(db: &TestDb)
         desk.json(&["show", &offline])["signatures"][0]["name"],
         "alice"
     );
+    // The head signed as a checkpoint through the agent, then with an encrypted key.
+    let signed = desk.as_signer("alice", &["checkpoint"]);
+    assert_eq!(signed["signer"], "alice");
+    let signed = desk.as_signer("bob", &["checkpoint"]);
+    assert_eq!(
+        (&signed["signer"], &signed["signature_added"]),
+        (&"bob".into(), &true.into())
+    );
     // Every signature above verifies strictly, offline too.
     let export = desk.path("audit.jsonl");
     desk.ok(&["export", "--out", &export]);

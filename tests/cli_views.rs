@@ -30,7 +30,7 @@ impl<'a> Desk<'a> {
         };
         let mut signers = String::from("threshold = 2\n");
         for name in ["alice", "bob", "carol"] {
-            desk.ok(&["keygen", "--out", &desk.key(name)]);
+            desk.ok(&["keygen", "--no-passphrase", "--out", &desk.key(name)]);
             signers.push_str(&format!(
                 "[[signers]]\nname = \"{name}\"\npublic_key_file = \"{name}.key.pub\"\n"
             ));
