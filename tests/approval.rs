@@ -1377,7 +1377,7 @@ fn refusals_read_as_before() {
                 proposal_id: id,
                 status: Status::Rejected,
             },
-            "cannot sign proposal 018f0000-0000-7000-8000-000000000001: it is rejected; it was vetoed",
+            "cannot sign proposal 018f0000-0000-7000-8000-000000000001: it was vetoed",
         ),
         (
             Refusal::NotASigner {

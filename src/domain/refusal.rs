@@ -204,7 +204,7 @@ pub enum Refusal {
         proposal_id: Uuid,
         expires_at: String,
     },
-    #[error("cannot {action} proposal {proposal_id}: it is {status}; {}", .status.why_final())]
+    #[error("cannot {action} proposal {proposal_id}: {}", .status.why_final())]
     Closed {
         action: &'static str,
         proposal_id: Uuid,
