@@ -305,6 +305,23 @@ fn read_policy(path: &Path) -> Result<crate::tlog::Policy, CliError> {
         .map_err(|error| CliError::bad_input(format!("{}: {error}", path.display())))
 }
 
+/// The completeness check of `--witnesses POLICY [--max-age D]`, judged on this machine's clock
+/// (none without a policy).
+fn witness_check(
+    policy: Option<&Path>,
+    max_age: Option<chrono::Duration>,
+) -> Result<Option<WitnessCheck>, CliError> {
+    policy
+        .map(|policy| {
+            Ok(WitnessCheck {
+                policy: read_policy(policy)?,
+                max_age,
+                now: Utc::now(),
+            })
+        })
+        .transpose()
+}
+
 /// `--genesis`: 64 lowercase hex digits, the only spelling rollbook prints a hash in (a
 /// malformed value is bad input, exit 2, before anything is read).
 pub(super) fn genesis_hash_arg(text: &str) -> Result<String, String> {
@@ -515,14 +532,7 @@ pub async fn verify(db: &str, args: &VerifyArgs) -> CliResult {
     };
     match &args.file {
         Some(path) => {
-            let witnesses = match &args.witnesses {
-                Some(policy) => Some(WitnessCheck {
-                    policy: read_policy(policy)?,
-                    max_age: args.max_age,
-                    now: Utc::now(),
-                }),
-                None => None,
-            };
+            let witnesses = witness_check(args.witnesses.as_deref(), args.max_age)?;
             let file = std::fs::File::open(path)
                 .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", path.display())))?;
             // One open file for both passes (the verification and the pin's look-up), so that
@@ -925,14 +935,7 @@ pub fn verify_proof(args: &VerifyProofArgs) -> CliResult {
             args.file.display()
         ))
     })?;
-    let witnesses = match &args.witnesses {
-        Some(policy) => Some(WitnessCheck {
-            policy: read_policy(policy)?,
-            max_age: args.max_age,
-            now: Utc::now(),
-        }),
-        None => None,
-    };
+    let witnesses = witness_check(args.witnesses.as_deref(), args.max_age)?;
     let trusted = match &args.checkpoint {
         Some(path) => Some(trusted_checkpoint(
             path,
