@@ -9,6 +9,7 @@ mod common;
 use std::io::Cursor;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::entry;
 use common::TestDb;
 use rollbook::audit::auditor::AuditSummary;
 use rollbook::audit::export::{CheckpointLine, EventLine, Line};
@@ -20,7 +21,7 @@ use rollbook::crypto::merkle::MerkleBuilder;
 use rollbook::crypto::to_hex;
 use rollbook::domain::approval::ProposalDraft;
 use rollbook::domain::envelope::{ChainError, StoredEvent};
-use rollbook::domain::events::{SignerEntry, SignerSet};
+use rollbook::domain::events::SignerSet;
 use rollbook::domain::governance::ActiveSet;
 use rollbook::service::{self, Ledger};
 use rollbook::sizing::{Policy, Proposal};
@@ -31,17 +32,6 @@ const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
-}
-
-fn entry(name: &str, key: &SecretKey) -> SignerEntry {
-    SignerEntry {
-        name: name.into(),
-        role: None,
-        public_key: to_hex(&key.public().as_bytes()),
-        key_id: key.public().key_id().to_string(),
-        valid_after: None,
-        valid_before: None,
-    }
 }
 
 fn body(contracts: u32) -> String {

@@ -9,6 +9,7 @@ mod common;
 use std::io::Cursor;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::entry;
 use common::TestDb;
 use rollbook::audit::export::{CheckpointLine, EventLine, Line};
 use rollbook::audit::{export_jsonl, verify_export, verify_live, VerifyError};
@@ -35,17 +36,6 @@ const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
-}
-
-fn entry(name: &str, key: &SecretKey) -> SignerEntry {
-    SignerEntry {
-        name: name.into(),
-        role: None,
-        public_key: to_hex(&key.public().as_bytes()),
-        key_id: key.public().key_id().to_string(),
-        valid_after: None,
-        valid_before: None,
-    }
 }
 
 fn body(contracts: u32) -> String {

@@ -5,13 +5,13 @@
 mod common;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::entry;
 use common::TestDb;
 use rollbook::crypto::canonical::{ChainHead, Purpose};
 use rollbook::crypto::keys::SecretKey;
-use rollbook::crypto::to_hex;
 use rollbook::domain::approval::{message_for, ProposalState};
 use rollbook::domain::envelope::NewEvent;
-use rollbook::domain::events::{Event, ProposalSigned, SignerEntry, SignerSet};
+use rollbook::domain::events::{Event, ProposalSigned, SignerSet};
 use rollbook::domain::governance::{seal_signature, ActiveSet};
 use rollbook::pin::{sync, PinError};
 use rollbook::service::{self, Ledger};
@@ -22,17 +22,6 @@ const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
-}
-
-fn entry(name: &str, key: &SecretKey) -> SignerEntry {
-    SignerEntry {
-        name: name.into(),
-        role: None,
-        public_key: to_hex(&key.public().as_bytes()),
-        key_id: key.public().key_id().to_string(),
-        valid_after: None,
-        valid_before: None,
-    }
 }
 
 fn body(contracts: u32) -> String {

@@ -6,31 +6,21 @@
 mod common;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::entry;
 use common::TestDb;
 use rollbook::audit::{verify_live, VerifyError};
 use rollbook::crypto::canonical::{decode_signed_message, offline_signed_message, Purpose};
+use rollbook::crypto::from_hex;
 use rollbook::crypto::keys::SecretKey;
-use rollbook::crypto::{from_hex, to_hex};
 use rollbook::domain::approval::{ProposalState, Status};
 use rollbook::domain::envelope::{format_timestamp, NewEvent};
-use rollbook::domain::events::{Event, ProposalSigned, SignatureEnvelope, SignerEntry, SignerSet};
+use rollbook::domain::events::{Event, ProposalSigned, SignatureEnvelope, SignerSet};
 use rollbook::domain::governance::{seal_signature, ActiveSet, Refusal};
 use rollbook::service::{self, Ledger, ServiceError};
 use rollbook::sizing::{Policy, Proposal};
 use rollbook::store::{ExpectedVersion, Store};
 
 const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
-
-fn entry(name: &str, key: &SecretKey) -> SignerEntry {
-    SignerEntry {
-        name: name.into(),
-        role: None,
-        public_key: to_hex(&key.public().as_bytes()),
-        key_id: key.public().key_id().to_string(),
-        valid_after: None,
-        valid_before: None,
-    }
-}
 
 /// The worked example with its snapshot taken ten minutes before `as_seen_at`.
 fn body(contracts: u32, as_seen_at: DateTime<Utc>) -> String {

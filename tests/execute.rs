@@ -8,15 +8,15 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::entry;
 use common::TestDb;
 use rollbook::audit::verify_live;
 use rollbook::crypto::keys::SecretKey;
-use rollbook::crypto::to_hex;
 use rollbook::domain::approval::{ProposalState, Status};
 use rollbook::domain::chain::AtHead;
 use rollbook::domain::envelope::NewEvent;
 use rollbook::domain::envelope::{format_timestamp, StoredEvent};
-use rollbook::domain::events::{Fill, RollExecuted, SignerEntry, SignerSet};
+use rollbook::domain::events::{Fill, RollExecuted, SignerSet};
 use rollbook::domain::execution::{
     decide_execute, execute_message, ExecutableRoll, ExecutionRequest,
 };
@@ -41,17 +41,6 @@ fn t0() -> DateTime<Utc> {
 /// Inside the approved window.
 fn in_window(minutes: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 7, 14, 45, 0).unwrap() + Duration::minutes(minutes)
-}
-
-fn entry(name: &str, key: &SecretKey) -> SignerEntry {
-    SignerEntry {
-        name: name.into(),
-        role: None,
-        public_key: to_hex(&key.public().as_bytes()),
-        key_id: key.public().key_id().to_string(),
-        valid_after: None,
-        valid_before: None,
-    }
 }
 
 fn body(contracts: u32) -> String {

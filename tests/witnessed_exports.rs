@@ -7,6 +7,7 @@ mod common;
 use std::io::Cursor;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::entry;
 use common::TestDb;
 use rollbook::audit::completeness::{
     check_completeness, check_signed_checkpoint, log_key, Completeness, WitnessCheck,
@@ -21,7 +22,7 @@ use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::merkle::MerkleBuilder;
 use rollbook::crypto::to_hex;
 use rollbook::domain::envelope::format_timestamp;
-use rollbook::domain::events::{SignerEntry, SignerSet};
+use rollbook::domain::events::SignerSet;
 use rollbook::domain::governance::ActiveSet;
 use rollbook::service::{self, Ledger};
 use rollbook::sizing::{Policy as SizingPolicy, Proposal};
@@ -34,17 +35,6 @@ const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
-}
-
-fn entry(name: &str, key: &SecretKey) -> SignerEntry {
-    SignerEntry {
-        name: name.into(),
-        role: None,
-        public_key: to_hex(&key.public().as_bytes()),
-        key_id: key.public().key_id().to_string(),
-        valid_after: None,
-        valid_before: None,
-    }
 }
 
 fn body(contracts: u32) -> String {

@@ -284,3 +284,18 @@ pub fn own_layer(proposal: &mut rollbook::sizing::Proposal) {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     proposal.set_closed_layer(&format!("VIX-TEST-L{n}"), 26.0 + f64::from(n) * 0.01);
 }
+
+/// A signer entry for `key` under `name`: no role, no lifetime.
+pub fn entry(
+    name: &str,
+    key: &rollbook::crypto::keys::SecretKey,
+) -> rollbook::domain::events::SignerEntry {
+    rollbook::domain::events::SignerEntry {
+        name: name.into(),
+        role: None,
+        public_key: rollbook::crypto::to_hex(&key.public().as_bytes()),
+        key_id: key.public().key_id().to_string(),
+        valid_after: None,
+        valid_before: None,
+    }
+}
