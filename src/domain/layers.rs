@@ -289,6 +289,11 @@ impl LayerBook {
         Ok(())
     }
 
+    /// Forgets which layers changed (nothing will save them).
+    pub fn forget_touched(&mut self) {
+        self.touched.clear();
+    }
+
     /// The layers changed since the last call, each as (id, numbers key, saved bytes).
     pub fn take_touched(&mut self) -> Vec<(String, String, Vec<u8>)> {
         std::mem::take(&mut self.touched)
