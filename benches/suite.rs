@@ -325,7 +325,7 @@ async fn generate(url: &str, target: u64, pending: usize) -> (Ledger, Desk, Vec<
         service::init(&store, &set, &Policy::default(), desk.key("alice"), t0)
             .await
             .unwrap();
-    let ledger = Ledger { store, ledger_id };
+    let ledger = Ledger::new(store, ledger_id);
     let mut written = 1u64;
     let mut clock = t0;
     let mut layers = 0u32;

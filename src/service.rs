@@ -126,16 +126,35 @@ pub async fn init(
 pub struct Ledger {
     pub store: Store,
     pub ledger_id: Uuid,
+    /// The governance last folded by `governance`, with the `ledger` stream it was folded from
+    /// (its length and last hash). A command asks for the governance more than once (what it
+    /// shows, then each attempt of its decision), and every ask re-verified each adoption's
+    /// motion, signatures included; the same stream folds to the same governance.
+    governance_memo: std::sync::Mutex<Option<GovernanceMemo>>,
+}
+
+struct GovernanceMemo {
+    events: usize,
+    last_hash: [u8; 32],
+    governance: Governance,
 }
 
 impl Ledger {
+    pub fn new(store: Store, ledger_id: Uuid) -> Ledger {
+        Ledger {
+            store,
+            ledger_id,
+            governance_memo: std::sync::Mutex::new(None),
+        }
+    }
+
     pub async fn open(store: Store) -> Result<Ledger, ServiceError> {
         let ids = store.ledger_ids().await?;
         match ids.as_slice() {
             [] => Err(ServiceError::NotFound(
                 "no ledger in this database: create one with `rollbook init --signers FILE --key KEY`".into(),
             )),
-            [only] => Ok(Ledger { ledger_id: *only, store }),
+            [only] => Ok(Ledger::new(store, *only)),
             many => Err(ServiceError::Corrupt(format!("the database holds {} ledgers; rollbook expects one", many.len()))),
         }
     }
@@ -151,6 +170,12 @@ impl Ledger {
         let (genesis, adoptions) = events
             .split_first()
             .ok_or_else(|| ServiceError::Corrupt("the ledger has no genesis".into()))?;
+        let last_hash = events.last().map_or([0; 32], |event| event.hash);
+        if let Some(memo) = self.governance_memo.lock().expect("not poisoned").as_ref() {
+            if (memo.events, memo.last_hash) == (events.len(), last_hash) {
+                return Ok(memo.governance.clone());
+            }
+        }
         let mut governance =
             Governance::from_ledger_stream(self.ledger_id, std::slice::from_ref(genesis))
                 .map_err(corrupt)?;
@@ -174,6 +199,11 @@ impl Ledger {
                 .map_err(|r| ServiceError::Corrupt(format!("seq {}: {r}", event.seq)))?;
             governance.apply(&adoption).map_err(corrupt)?;
         }
+        *self.governance_memo.lock().expect("not poisoned") = Some(GovernanceMemo {
+            events: events.len(),
+            last_hash,
+            governance: governance.clone(),
+        });
         Ok(governance)
     }
 

@@ -72,7 +72,7 @@ async fn story(db: &TestDb, k: &Keys) -> (Ledger, Uuid) {
     let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &k.alice, t0())
         .await
         .unwrap();
-    let ledger = Ledger { store, ledger_id };
+    let ledger = Ledger::new(store, ledger_id);
     let at = |minutes: i64| t0() + Duration::seconds(minutes);
     // failed
     ledger.propose_roll(body(12), &k.bob, at(1)).await.unwrap();

@@ -272,7 +272,7 @@ fn valid_export() -> &'static [String] {
             let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &keys[0], t0())
                 .await
                 .unwrap();
-            let ledger = Ledger { store, ledger_id };
+            let ledger = Ledger::new(store, ledger_id);
             let at = |seconds: i64| t0() + Duration::seconds(seconds);
             let body = |contracts: u32| {
                 let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();

@@ -87,7 +87,7 @@ async fn story_with(db: &TestDb, lifetime_end: Option<DateTime<Utc>>) -> (Ledger
     let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &k.alice, t0())
         .await
         .unwrap();
-    let ledger = Ledger { store, ledger_id };
+    let ledger = Ledger::new(store, ledger_id);
     let at = |seconds: i64| t0() + Duration::seconds(seconds);
     ledger.propose_roll(body(12), &k.bob, at(1)).await.unwrap();
     let (committed, _) = ledger.propose_roll(body(9), &k.bob, at(2)).await.unwrap();
@@ -363,7 +363,7 @@ async fn a15_an_execution_outside_its_keys_lifetime_counts_for_nothing(db: &Test
     let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &alice, t0())
         .await
         .unwrap();
-    let ledger = Ledger { store, ledger_id };
+    let ledger = Ledger::new(store, ledger_id);
     let at = |seconds: i64| t0() + Duration::seconds(seconds);
     let (roll, _) = ledger.propose_roll(body(9), &bob, at(1)).await.unwrap();
     ledger.sign(roll.id, &carol, at(2)).await.unwrap();

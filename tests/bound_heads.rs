@@ -47,7 +47,7 @@ async fn ledger_with_a_roll(db: &TestDb) -> (Ledger, [SecretKey; 3], ProposalSta
     let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &keys[0], t0())
         .await
         .unwrap();
-    let ledger = Ledger { store, ledger_id };
+    let ledger = Ledger::new(store, ledger_id);
     let (roll, _) = ledger
         .propose_roll(body(9), &keys[1], t0() + Duration::seconds(1))
         .await

@@ -51,7 +51,7 @@ async fn ledger_on(store: Store, now: DateTime<Utc>) -> (Ledger, [SecretKey; 3])
     let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &keys[0], now)
         .await
         .unwrap();
-    (Ledger { store, ledger_id }, keys)
+    (Ledger::new(store, ledger_id), keys)
 }
 
 async fn head(ledger: &Ledger) -> (u64, [u8; 32]) {

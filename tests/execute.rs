@@ -88,7 +88,7 @@ async fn pending_roll(db: &TestDb) -> (Desk, ProposalState) {
     let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &keys[0], t0())
         .await
         .unwrap();
-    let ledger = Ledger { store, ledger_id };
+    let ledger = Ledger::new(store, ledger_id);
     let (roll, _) = ledger
         .propose_roll(body(APPROVED), &keys[1], t0() + Duration::seconds(1))
         .await

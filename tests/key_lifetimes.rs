@@ -101,7 +101,7 @@ async fn a_signature_outside_its_keys_lifetime_counts_for_nothing(db: &TestDb) {
     let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &alice, t0())
         .await
         .unwrap();
-    let ledger = Ledger { store, ledger_id };
+    let ledger = Ledger::new(store, ledger_id);
 
     let (roll, _) = ledger.propose_roll(body(9), &bob, at(1)).await.unwrap();
     let (bobs_other, _) = ledger.propose_roll(body(8), &bob, at(2)).await.unwrap();
@@ -236,7 +236,7 @@ async fn a_rotated_key_keeps_the_history_it_signed_valid(db: &TestDb) {
     let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &alice, t0())
         .await
         .unwrap();
-    let ledger = Ledger { store, ledger_id };
+    let ledger = Ledger::new(store, ledger_id);
     let (first, _) = ledger.propose_roll(body(9), &bob, at(1)).await.unwrap();
     ledger.sign(first.id, &carol, at(2)).await.unwrap();
     assert!(
@@ -409,7 +409,7 @@ async fn a_set_that_could_decide_nothing_is_refused_on_the_ledgers_clock(db: &Te
     let (ledger_id, _) = service::init(&store, &signers(None), &Policy::default(), &keys[0], t0())
         .await
         .unwrap();
-    let ledger = Ledger { store, ledger_id };
+    let ledger = Ledger::new(store, ledger_id);
     let head = ledger.head().await.unwrap();
     let mut next = dead.to_signer_set();
     next.version = 2;

@@ -82,7 +82,7 @@ async fn desk(db: &TestDb) -> Desk {
         .unwrap();
     let [alice, bob, carol] = keys;
     Desk {
-        ledger: Ledger { store, ledger_id },
+        ledger: Ledger::new(store, ledger_id),
         alice,
         bob,
         carol,
@@ -321,10 +321,10 @@ async fn two_concurrent_proposals_never_overdraw_one_layer(db: &TestDb) {
         .propose_roll(body(9, "already", at(1)), &desk.bob, at(1))
         .await
         .unwrap();
-    let other = Ledger {
-        store: Store::open(&db.url).await.unwrap().trusting_caller_clock(),
-        ledger_id: desk.ledger.ledger_id,
-    };
+    let other = Ledger::new(
+        Store::open(&db.url).await.unwrap().trusting_caller_clock(),
+        desk.ledger.ledger_id,
+    );
     for round in 0..3 {
         let now = at(10 + round);
         let (a, b) = tokio::join!(

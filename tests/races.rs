@@ -249,6 +249,33 @@ async fn a_roll_and_a_motion_signed_at_once_never_wedge_the_ledger(db: &TestDb) 
     );
 }
 
+/// A client keeps the governance it folded while the `ledger` stream is unchanged (each command
+/// asks for it several times): once another client adopts a policy, its next ask folds the new
+/// stream, and a roll it then proposes is bound to the adopted policy.
+async fn a_client_that_read_the_governance_sees_another_clients_adoption(db: &TestDb) {
+    let desk = Desk::new(&["alice", "bob", "carol"]);
+    let (first, second) = two_clients(db, &desk, 2).await;
+    let before = first.governance().await.unwrap();
+    assert_eq!(before.policy_version, 1);
+    let motion = propose_policy(&second, desk.key("alice"), 7_200).await;
+    for signer in ["bob", "carol"] {
+        second
+            .sign(motion, desk.key(signer), Utc::now())
+            .await
+            .unwrap();
+    }
+    assert_eq!(status(&second, motion).await, Status::Committed);
+    let after = first.governance().await.unwrap();
+    assert_eq!(
+        after.policy_version, 2,
+        "the first client sees the adoption"
+    );
+    assert_eq!(after.policy.approval.proposal_ttl_seconds, 7_200);
+    let roll = propose_roll(&first, desk.key("alice")).await;
+    let state = first.proposal(roll).await.unwrap();
+    assert_eq!(state.recorded.terms.policy_version, 2);
+}
+
 /// Withdraws its rolls one after another until `done`, proposing a few more whenever fewer
 /// than two are left, and returns those still pending when it stops. Counts the withdrawals
 /// that succeed (after a policy adoption the old rolls count as expired: refused).
@@ -350,6 +377,7 @@ async fn a_propose_and_withdraw_loop_cannot_starve_a_governance_commit(db: &Test
 }
 
 both_backends!(
+    a_client_that_read_the_governance_sees_another_clients_adoption,
     a_roll_and_a_motion_signed_at_once_never_wedge_the_ledger,
     a_propose_and_withdraw_loop_cannot_starve_a_governance_commit,
 );

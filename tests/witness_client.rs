@@ -182,7 +182,7 @@ async fn desk(db: &TestDb) -> Desk<'_> {
         .unwrap();
     let desk = Desk {
         db,
-        ledger: Ledger { store, ledger_id },
+        ledger: Ledger::new(store, ledger_id),
         alice_key,
         dir,
     };

@@ -75,7 +75,7 @@ async fn ledger_of(db: &TestDb, k: &Keys, contracts: &[u32]) -> Ledger {
     let (ledger_id, _) = service::init(&store, &set, &SizingPolicy::default(), &k.alice, t0())
         .await
         .unwrap();
-    let ledger = Ledger { store, ledger_id };
+    let ledger = Ledger::new(store, ledger_id);
     propose(&ledger, k, contracts, 1).await;
     ledger
 }
@@ -866,7 +866,7 @@ async fn a_lapsed_key_signs_no_checkpoint(db: &TestDb) {
     let (ledger_id, _) = service::init(&store, &set, &SizingPolicy::default(), &k.alice, t0())
         .await
         .unwrap();
-    let ledger = Ledger { store, ledger_id };
+    let ledger = Ledger::new(store, ledger_id);
     propose(&ledger, &k, &[9], 1).await;
     // Bob's key lapsed an hour after t0; the ledger's clock (the test's now) is months later.
     match checkpoint(db, &ledger, &k.bob).await {

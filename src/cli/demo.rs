@@ -136,7 +136,7 @@ pub async fn run(db: &str, args: &DemoArgs) -> CliResult {
         .await
         .map_err(service_error)?;
     println!("ledger {ledger_id}, policy {}", governance.policy_hash);
-    let ledger = Ledger { store, ledger_id };
+    let ledger = Ledger::new(store, ledger_id);
 
     // The worked example dates from May 2026; move it so its snapshot is twenty minutes old
     // (fresh for ten more) and its execution window, 15 to 45 minutes after the snapshot, is

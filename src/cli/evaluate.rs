@@ -180,7 +180,7 @@ async fn on_ledger(
     local_now: DateTime<Utc>,
 ) -> Result<(Policy, Draws, String, DateTime<Utc>), CliError> {
     let (store, ledger_id, mut verified) = super::open_verified(db).await?;
-    let ledger = Ledger { store, ledger_id };
+    let ledger = Ledger::new(store, ledger_id);
     let read = async {
         let governance = ledger
             .governance()

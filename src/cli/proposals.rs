@@ -44,7 +44,7 @@ pub(crate) fn service_error(error: ServiceError) -> CliError {
 /// to read it through (`pin::Verified`).
 pub(crate) async fn open(db: &str) -> Result<(Ledger, Verified), CliError> {
     let (store, ledger_id, verified) = super::open_verified(db).await?;
-    Ok((Ledger { store, ledger_id }, verified))
+    Ok((Ledger::new(store, ledger_id), verified))
 }
 
 /// Closes the ledger's store and the state file.

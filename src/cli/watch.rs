@@ -150,10 +150,7 @@ impl Watcher {
         loop {
             let reports = {
                 let mut verified = crate::pin::sync(store, ledger_id, dir).await?;
-                let ledger = Ledger {
-                    store: store.clone(),
-                    ledger_id,
-                };
+                let ledger = Ledger::new(store.clone(), ledger_id);
                 let read = self.read(&ledger, &mut verified, args).await;
                 verified.close().await;
                 read?
