@@ -983,9 +983,9 @@ impl Auditor {
             return None;
         }
         if state.status == Status::Committed {
-            self.layers.committed(&id);
+            self.layers.committed(state.id);
         } else {
-            self.layers.closed(&id);
+            self.layers.closed(state.id);
         }
         *self.closed.entry(state.status.as_str().into()).or_default() += 1;
         self.recent_hashes.closed(state.first_seq);
@@ -1079,11 +1079,11 @@ impl Auditor {
         let before = self.open.len();
         let recent_hashes = &mut self.recent_hashes;
         let layers = &mut self.layers;
-        self.open.retain(|id, state| {
+        self.open.retain(|_, state| {
             let keep = state.expires_at >= cutoff;
             if !keep {
                 recent_hashes.closed(state.first_seq);
-                layers.closed(id);
+                layers.closed(state.id);
             }
             keep
         });

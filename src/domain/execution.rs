@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::chain::{check_bound_head, Chain};
-use super::envelope::{format_timestamp, parse_timestamp, StoredEvent};
+use super::envelope::{format_timestamp, parse_canonical_uuid, parse_timestamp, StoredEvent};
 use super::events::{Event, Fill, ProposalKind, ProposalRecorded, RollExecuted, SignatureEnvelope};
 use super::governance::{verify_envelope, Governance, VerifiedSignatures};
 use super::proposal::{ProposalState, Status};
@@ -215,15 +215,12 @@ pub fn validate_request(fills: &[Fill], corrects: &[String]) -> Result<Vec<Uuid>
     }
     let mut ids = Vec::with_capacity(corrects.len());
     for (index, text) in corrects.iter().enumerate() {
-        let id = Uuid::parse_str(text)
-            .ok()
-            .filter(|id| id.hyphenated().to_string() == *text)
-            .ok_or_else(|| {
-                invalid(
-                    format!("corrects[{index}]"),
-                    format!("must be an event id (a lowercase hyphenated UUID), got {text:?}"),
-                )
-            })?;
+        let id = parse_canonical_uuid(text).ok_or_else(|| {
+            invalid(
+                format!("corrects[{index}]"),
+                format!("must be an event id (a lowercase hyphenated UUID), got {text:?}"),
+            )
+        })?;
         if ids.contains(&id) {
             return Err(invalid(
                 format!("corrects[{index}]"),
