@@ -68,11 +68,12 @@ pub struct ExecutionRecord {
     pub corrected: bool,
 }
 
-/// A committed roll as an execution needs it: a few hundred bytes and 32 per execution, not
-/// its proposal's body and report (a verifier keeps one per roll whose recording window is
-/// open).
+/// A committed roll as an execution needs it: 136 bytes and 32 per execution, not its
+/// proposal's body and report (a verifier keeps one per roll whose recording window is open).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutableRoll {
+    /// Also the key a verifier holds the roll under: 16 bytes twice, kept so that a roll names
+    /// itself wherever it goes (the execution message, refusals, its saved row).
     pub proposal_id: Uuid,
     pub subject_digest: [u8; 32],
     pub approved: ApprovedTerms,
@@ -501,6 +502,13 @@ fn judge(roll: &ExecutableRoll, fills: &[Fill], corrected: &[Uuid]) -> (u64, Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A verifier holds one per committed roll for 30 days past its window (A13): a field
+    /// added here is paid for every such roll (docs/audit-format.md, Memory).
+    #[test]
+    fn a_committed_roll_stays_compact() {
+        assert!(std::mem::size_of::<ExecutableRoll>() <= 136);
+    }
 
     fn fill(contracts: u32, price_usd: f64) -> Fill {
         Fill {
