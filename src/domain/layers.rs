@@ -465,6 +465,14 @@ mod tests {
     /// a client's saved state), followed by a pending one.
     const SAVED_LAYER: &str = r#"{"numbers":"20 1.5 6.8 100 26.001","fixed_by":"01a1acc7-96f6-7607-bb8e-cfdeb7bdad28","drawings":[{"proposal_id":"01a1acc7-96f6-7607-bb8e-cfdeb7bdad28","outlay_usd":2655.0,"contracts":9,"body_sha256":"","expires_at":"2026-11-05T21:35:23.894150Z","signer_set_version":1,"policy_version":1,"committed":true},{"proposal_id":"01a1acc7-9fc0-7a26-b9b4-1e2745442466","outlay_usd":1180.0,"contracts":4,"body_sha256":"5e2c1f1a746fdf5bf0ad33829e0f041605f5035c05ac9eaec74b5a81e41ea52d","expires_at":"2026-11-06T21:35:26.144150Z","signer_set_version":2,"policy_version":3,"committed":false}]}"#;
 
+    /// A verifier keeps every committed drawing for good (A12): a field added to a drawing is
+    /// paid for every roll the ledger ever committed (docs/audit-format.md, Memory).
+    #[test]
+    fn a_committed_drawing_stays_compact() {
+        assert!(std::mem::size_of::<Drawing>() <= 40);
+        assert!(std::mem::size_of::<Layer>() <= 56);
+    }
+
     /// Rows saved by earlier versions load: a client's state on a user's machine keeps working.
     #[test]
     fn a_layer_saved_in_the_earlier_shape_loads() {
