@@ -146,9 +146,9 @@ pub struct Auditor {
     /// `snapshot`: a client saves each roll on its own (`take_touched_rolls`) and loads those
     /// the next events need (`saved_wanted`), as it does closed layers; a roll loaded after its
     /// deadline is refused by that deadline (A13), not by its absence. Boxed: a map's spare
-    /// slots then cost a pointer, not a whole roll (measured in BENCHMARKS.md, "Verify memory
-    /// after issue 20": about 170 bytes a roll, where rolls in the map's slots took 190 to 290
-    /// and a resize held both tables at once).
+    /// slots then cost a pointer, not a whole roll (BENCHMARKS.md, "Compact layer and execution
+    /// records": about 170 bytes a roll, where rolls in the map's slots took 190 to 290 and a
+    /// resize held both tables at once).
     #[serde(skip)]
     committed: HashMap<uuid::Uuid, Box<ExecutableRoll>>,
     /// The committed rolls by recording deadline, so the passed ones are forgotten in order.

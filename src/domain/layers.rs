@@ -65,7 +65,9 @@ pub enum DrawsFrom<'a> {
 /// resumed book loads the layers the next events need (`wanted_for_*`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerBook {
-    /// By `closed_layer.id`: every layer (a book built from history), or those loaded.
+    /// By `closed_layer.id`: every layer (a book built from history), or those loaded. A
+    /// `BTreeMap`: a `HashMap` was not smaller at 4k or 207k layers and doubles as it grows
+    /// (BENCHMARKS.md, "Compact layer and execution records").
     #[serde(skip)]
     layers: BTreeMap<String, Layer>,
     /// The layer id that owns each set of closed-layer numbers (`numbers_key`), for the layers
