@@ -19,8 +19,8 @@ use crate::domain::approval::{
 };
 use crate::domain::chain::ChainHead;
 use crate::domain::envelope::{
-    uuid_v7_near, uuid_v7_time, ChainVerifier, StoredEvent, ID_TIME_WINDOW_SECONDS,
-    PAYLOAD_BYTES_MAX,
+    parse_canonical_uuid, uuid_v7_near, uuid_v7_time, ChainVerifier, StoredEvent,
+    ID_TIME_WINDOW_SECONDS, PAYLOAD_BYTES_MAX,
 };
 use crate::domain::events::{
     Event, ProposalKind, ProposalRecorded, RollExecuted, SignatureEnvelope, LEDGER_FORMAT,
@@ -145,15 +145,18 @@ pub struct Auditor {
     /// compact records, each kept until its recording deadline (`execution_deadlines`). Not in
     /// `snapshot`: a client saves each roll on its own (`take_touched_rolls`) and loads those
     /// the next events need (`saved_wanted`), as it does closed layers; a roll loaded after its
-    /// deadline is refused by that deadline (A13), not by its absence.
+    /// deadline is refused by that deadline (A13), not by its absence. Boxed: a map's spare
+    /// slots then cost a pointer, not a whole roll (BENCHMARKS.md, "Compact layer and execution
+    /// records": about 170 bytes a roll, where rolls in the map's slots took 190 to 290 and a
+    /// resize held both tables at once).
     #[serde(skip)]
-    committed: HashMap<String, ExecutableRoll>,
+    committed: HashMap<uuid::Uuid, Box<ExecutableRoll>>,
     /// The committed rolls by recording deadline, so the passed ones are forgotten in order.
     #[serde(skip)]
-    execution_deadlines: BTreeSet<(DateTime<Utc>, String)>,
+    execution_deadlines: BTreeSet<(DateTime<Utc>, uuid::Uuid)>,
     /// Committed rolls changed since the last `take_touched_rolls`.
     #[serde(skip)]
-    touched_rolls: BTreeSet<String>,
+    touched_rolls: BTreeSet<uuid::Uuid>,
     #[serde(default)]
     executions: u64,
     #[serde(default)]
@@ -383,7 +386,7 @@ impl Auditor {
                 .map(Saved::Layer)
                 .collect(),
             Event::RollExecuted(executed)
-                if !self.committed.contains_key(&executed.proposal_id) =>
+                if self.committed_roll(&executed.proposal_id).is_none() =>
             {
                 vec![Saved::Roll(executed.proposal_id.clone())]
             }
@@ -398,15 +401,23 @@ impl Auditor {
 
     /// Adds a committed roll saved by `take_touched_rolls` (a no-op when it is held).
     pub fn load_roll(&mut self, proposal_id: &str, saved: &[u8]) -> Result<(), String> {
-        if self.committed.contains_key(proposal_id) {
+        if self.committed_roll(proposal_id).is_some() {
             return Ok(());
         }
         let roll: ExecutableRoll = serde_json::from_slice(saved)
             .map_err(|error| format!("saved committed roll {proposal_id}: {error}"))?;
         self.execution_deadlines
-            .insert((roll.recording_deadline(), proposal_id.to_string()));
-        self.committed.insert(proposal_id.to_string(), roll);
+            .insert((roll.recording_deadline(), roll.proposal_id));
+        self.committed.insert(roll.proposal_id, Box::new(roll));
         Ok(())
+    }
+
+    /// The committed roll held for `proposal_id`, found only under the id's one spelling (as
+    /// when the rolls were held by their id's text).
+    fn committed_roll(&self, proposal_id: &str) -> Option<&ExecutableRoll> {
+        self.committed
+            .get(&parse_canonical_uuid(proposal_id)?)
+            .map(Box::as_ref)
     }
 
     /// The committed rolls the events since the last call changed, to save: (id, bytes).
@@ -416,7 +427,7 @@ impl Auditor {
             .filter_map(|id| {
                 let roll = self.committed.get(&id)?;
                 let saved = serde_json::to_vec(roll).expect("rolls serialize");
-                Some((id, saved))
+                Some((id.to_string(), saved))
             })
             .collect()
     }
@@ -739,9 +750,9 @@ impl Auditor {
                         let roll = ExecutableRoll::committed(&state, deviation_max)
                             .map_err(|r| format!("{r} (A13)"))?;
                         self.execution_deadlines
-                            .insert((roll.recording_deadline(), committed.proposal_id.clone()));
-                        self.touched_rolls.insert(committed.proposal_id.clone());
-                        self.committed.insert(committed.proposal_id.clone(), roll);
+                            .insert((roll.recording_deadline(), roll.proposal_id));
+                        self.touched_rolls.insert(roll.proposal_id);
+                        self.committed.insert(roll.proposal_id, Box::new(roll));
                     }
                 }
             }
@@ -983,9 +994,9 @@ impl Auditor {
             return None;
         }
         if state.status == Status::Committed {
-            self.layers.committed(&id);
+            self.layers.committed(state.id);
         } else {
-            self.layers.closed(&id);
+            self.layers.closed(state.id);
         }
         *self.closed.entry(state.status.as_str().into()).or_default() += 1;
         self.recent_hashes.closed(state.first_seq);
@@ -1004,7 +1015,7 @@ impl Auditor {
         verified: &VerifiedSignatures,
     ) -> Result<(), String> {
         let id = &executed.proposal_id;
-        let roll = self.committed.get(id).ok_or_else(|| {
+        let roll = self.committed_roll(id).ok_or_else(|| {
             format!("execution of proposal {id}, which is not a committed roll, or whose executions closed {EXECUTION_GRACE_DAYS} days after its window (A13)")
         })?;
         if event.stream_version != roll.stream_version + 1 {
@@ -1033,14 +1044,15 @@ impl Auditor {
         )
         .map_err(|r| format!("execution of proposal {id}: {r} ({})", check_of(&r, "A13")))?;
         let deferred = chain.deferred;
+        let proposal_id = roll.proposal_id;
         if &expected != payload {
             return Err(format!(
                 "the execution of proposal {id} records other amounts, status or breaches than its fills decide (A14)"
             ));
         }
         self.defer(event, deferred);
-        let roll = self.committed.get_mut(id).expect("found above");
-        self.touched_rolls.insert(id.clone());
+        let roll = self.committed.get_mut(&proposal_id).expect("found above");
+        self.touched_rolls.insert(proposal_id);
         let before = roll.status;
         roll.evolve(executed, event);
         let after = roll.status;
@@ -1079,11 +1091,11 @@ impl Auditor {
         let before = self.open.len();
         let recent_hashes = &mut self.recent_hashes;
         let layers = &mut self.layers;
-        self.open.retain(|id, state| {
+        self.open.retain(|_, state| {
             let keep = state.expires_at >= cutoff;
             if !keep {
                 recent_hashes.closed(state.first_seq);
-                layers.closed(id);
+                layers.closed(state.id);
             }
             keep
         });
@@ -1215,9 +1227,13 @@ mod tests {
         use crate::domain::execution::{ApprovedTerms, EXECUTION_RECORDING_GRACE_DAYS};
         let window_end = |day: u32| Utc.with_ymd_and_hms(2026, 5, day, 15, 15, 0).unwrap();
         let mut auditor = Auditor::new(Utc::now());
+        let id_of_day: BTreeMap<u32, uuid::Uuid> = [7, 8, 9]
+            .into_iter()
+            .map(|day| (day, uuid_v7_at(window_end(day))))
+            .collect();
         for day in [7, 9, 8] {
             let roll = ExecutableRoll {
-                proposal_id: uuid::Uuid::now_v7(),
+                proposal_id: id_of_day[&day],
                 subject_digest: [0; 32],
                 approved: ApprovedTerms {
                     contracts: 9,
@@ -1230,11 +1246,10 @@ mod tests {
                 stream_version: 3,
                 executions: Vec::new(),
             };
-            let id = format!("roll-{day}");
             auditor
                 .execution_deadlines
-                .insert((roll.recording_deadline(), id.clone()));
-            auditor.committed.insert(id, roll);
+                .insert((roll.recording_deadline(), roll.proposal_id));
+            auditor.committed.insert(roll.proposal_id, Box::new(roll));
         }
         let grace = Duration::days(EXECUTION_RECORDING_GRACE_DAYS);
         auditor.forget_closed_executions(window_end(7) + grace);
@@ -1244,10 +1259,31 @@ mod tests {
             "a deadline reached is not passed"
         );
         auditor.forget_closed_executions(window_end(8) + grace + Duration::seconds(1));
-        let mut left: Vec<&String> = auditor.committed.keys().collect();
-        left.sort();
-        assert_eq!(left, ["roll-9"]);
+        let left: Vec<&uuid::Uuid> = auditor.committed.keys().collect();
+        assert_eq!(left, [&id_of_day[&9]]);
         assert_eq!(auditor.execution_deadlines.len(), 1);
+    }
+
+    /// A committed roll saved by an earlier version (a row of a client's saved state) loads,
+    /// is found by its id's text, and is saved back byte for byte.
+    #[test]
+    fn a_committed_roll_saved_by_an_earlier_version_loads() {
+        let id = "01a1acc7-96f6-7607-bb8e-cfdeb7bdad28";
+        let saved = r#"{"proposal_id":"01a1acc7-96f6-7607-bb8e-cfdeb7bdad28","subject_digest":[94,44,31,26,116,111,223,91,240,173,51,130,158,15,4,22,5,245,3,92,5,172,158,174,199,75,90,129,228,30,165,45],"approved":{"contracts":9,"premium_usd":2.95,"execute_after":"2026-11-05T17:40:23.894150418Z","execute_before":"2026-11-05T18:10:23.894150418Z","quote_deviation_max":0.25},"status":"Committed","stream_version":4,"executions":[]}"#;
+        let mut auditor = Auditor::new(Utc::now());
+        auditor.load_roll(id, saved.as_bytes()).unwrap();
+        let roll = auditor.committed_roll(id).expect("loaded");
+        assert_eq!(roll.stream_version, 4);
+        assert!(
+            auditor.committed_roll(&id.to_uppercase()).is_none(),
+            "an id is found under its one spelling only, as when rolls were held by their text"
+        );
+        assert_eq!(auditor.execution_deadlines.len(), 1);
+        auditor.touched_rolls.insert(roll.proposal_id);
+        let touched = auditor.take_touched_rolls();
+        assert_eq!(touched.len(), 1);
+        assert_eq!(touched[0].0, id);
+        assert_eq!(String::from_utf8_lossy(&touched[0].1), saved);
     }
 
     /// Ids are remembered while an event could still carry them, and only that long: memory

@@ -177,6 +177,14 @@ pub fn uuid_v7_time(id: &Uuid) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(i64::from_be_bytes(millis))
 }
 
+/// `text` as a UUID when it is spelled the one way rollbook writes ids (lowercase, hyphenated),
+/// else `None`: an id held as a `Uuid` is then found exactly when its text would have been.
+pub fn parse_canonical_uuid(text: &str) -> Option<Uuid> {
+    Uuid::parse_str(text)
+        .ok()
+        .filter(|id| id.hyphenated().to_string() == text)
+}
+
 /// Whether `id` is a UUIDv7 whose time lies within `ID_TIME_WINDOW_SECONDS` of `at`.
 pub fn uuid_v7_near(id: &Uuid, at: DateTime<Utc>) -> bool {
     uuid_v7_time(id)

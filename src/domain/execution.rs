@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::chain::{check_bound_head, Chain};
-use super::envelope::{format_timestamp, parse_timestamp, StoredEvent};
+use super::envelope::{format_timestamp, parse_canonical_uuid, parse_timestamp, StoredEvent};
 use super::events::{Event, Fill, ProposalKind, ProposalRecorded, RollExecuted, SignatureEnvelope};
 use super::governance::{verify_envelope, Governance, VerifiedSignatures};
 use super::proposal::{ProposalState, Status};
@@ -68,11 +68,12 @@ pub struct ExecutionRecord {
     pub corrected: bool,
 }
 
-/// A committed roll as an execution needs it: a few hundred bytes and 32 per execution, not
-/// its proposal's body and report (a verifier keeps one per roll whose recording window is
-/// open).
+/// A committed roll as an execution needs it: 136 bytes and 32 per execution, not its
+/// proposal's body and report (a verifier keeps one per roll whose recording window is open).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutableRoll {
+    /// Also the key a verifier holds the roll under: 16 bytes twice, kept so that a roll names
+    /// itself wherever it goes (the execution message, refusals, its saved row).
     pub proposal_id: Uuid,
     pub subject_digest: [u8; 32],
     pub approved: ApprovedTerms,
@@ -215,15 +216,12 @@ pub fn validate_request(fills: &[Fill], corrects: &[String]) -> Result<Vec<Uuid>
     }
     let mut ids = Vec::with_capacity(corrects.len());
     for (index, text) in corrects.iter().enumerate() {
-        let id = Uuid::parse_str(text)
-            .ok()
-            .filter(|id| id.hyphenated().to_string() == *text)
-            .ok_or_else(|| {
-                invalid(
-                    format!("corrects[{index}]"),
-                    format!("must be an event id (a lowercase hyphenated UUID), got {text:?}"),
-                )
-            })?;
+        let id = parse_canonical_uuid(text).ok_or_else(|| {
+            invalid(
+                format!("corrects[{index}]"),
+                format!("must be an event id (a lowercase hyphenated UUID), got {text:?}"),
+            )
+        })?;
         if ids.contains(&id) {
             return Err(invalid(
                 format!("corrects[{index}]"),
@@ -504,6 +502,13 @@ fn judge(roll: &ExecutableRoll, fills: &[Fill], corrected: &[Uuid]) -> (u64, Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A verifier holds one per committed roll for 30 days past its window (A13): a field
+    /// added here is paid for every such roll (docs/audit-format.md, Memory).
+    #[test]
+    fn a_committed_roll_stays_compact() {
+        assert!(std::mem::size_of::<ExecutableRoll>() <= 136);
+    }
 
     fn fill(contracts: u32, price_usd: f64) -> Fill {
         Fill {

@@ -5,12 +5,15 @@
 //! id and numbers (`LayerBook::of_states`). Both then ask the same `draws_for`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::crypto::canonical::sha256;
-use crate::crypto::to_hex;
+use crate::crypto::{from_hex32, to_hex};
+use crate::domain::envelope::parse_canonical_uuid;
 use crate::domain::events::ProposalKind;
 use crate::domain::governance::Governance;
 use crate::domain::proposal::{ProposalState, Status};
@@ -52,46 +55,65 @@ pub enum DrawsFrom<'a> {
 
 /// Every closed layer drawn on, as the history so far leaves it.
 ///
+/// A verifier keeps every layer a committed roll drew on, for good (a committed roll draws on
+/// its layer forever), so a layer is held compactly: ids as `Uuid`, and what only a pending
+/// roll needs (`PendingDraw`) boxed and dropped when it commits.
+///
 /// Serialized (a client's saved auditor state) it holds only which layer each pending roll
 /// draws on: a layer itself is saved on its own (`take_touched`, `load`), so that a client's
 /// state grows by the layers its new events touch, not by every layer the ledger ever had, and a
 /// resumed book loads the layers the next events need (`wanted_for_*`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerBook {
-    /// By `closed_layer.id`: every layer (a book built from history), or those loaded.
+    /// By `closed_layer.id`: every layer (a book built from history), or those loaded. A
+    /// `BTreeMap`: a `HashMap` was not smaller at 4k or 207k layers and doubles as it grows
+    /// (BENCHMARKS.md, "Compact layer and execution records").
     #[serde(skip)]
     layers: BTreeMap<String, Layer>,
     /// The layer id that owns each set of closed-layer numbers (`numbers_key`), for the layers
-    /// in `layers`.
+    /// in `layers`. A key is the same allocation as its layer's `numbers`.
     #[serde(skip)]
-    owner_of_numbers: BTreeMap<String, String>,
-    /// The layer each pending roll draws on (committed ones never change again).
-    layer_of: BTreeMap<String, String>,
+    owner_of_numbers: BTreeMap<Arc<str>, String>,
+    /// The layer each pending roll draws on (committed ones never change again). Saved as
+    /// before ids were held as `Uuid`: a `Uuid` map key is written as its hyphenated text.
+    layer_of: BTreeMap<Uuid, String>,
     /// Layers changed since the last `take_touched`.
     #[serde(skip)]
     touched: BTreeSet<String>,
 }
 
+/// Saved (`take_touched`, `load`) as `SavedLayer`, the JSON shape saved states hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SavedLayer", into = "SavedLayer")]
 struct Layer {
-    numbers: String,
+    /// `numbers_key`, shared with `owner_of_numbers` (one copy per layer, not two).
+    numbers: Arc<str>,
     /// The earliest proposal on this id that was not failed.
-    fixed_by: String,
-    /// Proposals that may still draw, in recording order (the order of `drawn.proposal_ids`).
+    fixed_by: Uuid,
+    /// Proposals that may still draw, in recording order (the order of `drawn.proposal_ids`,
+    /// and the order their outlays are summed in).
     drawings: Vec<Drawing>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 struct Drawing {
-    proposal_id: String,
+    proposal_id: Uuid,
     outlay_usd: f64,
     contracts: u64,
-    /// SHA-256 of the body, hex: a body equal to a pending proposal's is refused.
-    body_sha256: String,
+    /// `None` once committed: a committed roll draws for good, so nothing else is needed.
+    /// Boxed so that the many committed drawings a verifier keeps pay one pointer for it.
+    pending: Option<Box<PendingDraw>>,
+}
+
+/// What a pending drawing needs to tell whether it still draws and whether a new body repeats
+/// it.
+#[derive(Debug, Clone, PartialEq)]
+struct PendingDraw {
+    /// SHA-256 of the body: a body equal to a pending proposal's is refused.
+    body_sha256: [u8; 32],
     expires_at: DateTime<Utc>,
     signer_set_version: u64,
     policy_version: u64,
-    committed: bool,
 }
 
 impl Drawing {
@@ -99,10 +121,113 @@ impl Drawing {
     /// past its expiry and bound to the governance in force (the same rule as
     /// `ProposalState::status_under`).
     fn draws_at(&self, at: DateTime<Utc>, governance: &Governance) -> bool {
-        self.committed
-            || (at <= self.expires_at
-                && self.signer_set_version == governance.set.version
-                && self.policy_version == governance.policy_version)
+        match &self.pending {
+            None => true,
+            Some(pending) => {
+                at <= pending.expires_at
+                    && pending.signer_set_version == governance.set.version
+                    && pending.policy_version == governance.policy_version
+            }
+        }
+    }
+}
+
+/// A layer as a client's saved state holds it (one JSON row per layer): the shape rows were
+/// written in before `Layer` held ids as `Uuid` and dropped what a committed drawing no longer
+/// needs. Rows already on users' machines load, and new rows read the same way.
+#[derive(Serialize, Deserialize)]
+struct SavedLayer {
+    numbers: String,
+    fixed_by: String,
+    drawings: Vec<SavedDrawing>,
+}
+
+/// A drawing's row. A committed one holds an empty `body_sha256` (as it always did) and, since
+/// nothing reads them once it draws for good, the Unix epoch and zero versions.
+#[derive(Serialize, Deserialize)]
+struct SavedDrawing {
+    proposal_id: String,
+    outlay_usd: f64,
+    contracts: u64,
+    body_sha256: String,
+    expires_at: DateTime<Utc>,
+    signer_set_version: u64,
+    policy_version: u64,
+    committed: bool,
+}
+
+impl TryFrom<SavedLayer> for Layer {
+    type Error = String;
+
+    fn try_from(saved: SavedLayer) -> Result<Self, String> {
+        let id = |text: &str| {
+            parse_canonical_uuid(text).ok_or_else(|| format!("{text:?} is not a proposal id"))
+        };
+        let drawings = saved
+            .drawings
+            .into_iter()
+            .map(|drawing| {
+                let pending = if drawing.committed {
+                    None
+                } else {
+                    let body_sha256 = from_hex32(&drawing.body_sha256)
+                        .map_err(|error| format!("body_sha256: {error}"))?;
+                    Some(Box::new(PendingDraw {
+                        body_sha256,
+                        expires_at: drawing.expires_at,
+                        signer_set_version: drawing.signer_set_version,
+                        policy_version: drawing.policy_version,
+                    }))
+                };
+                Ok(Drawing {
+                    proposal_id: id(&drawing.proposal_id)?,
+                    outlay_usd: drawing.outlay_usd,
+                    contracts: drawing.contracts,
+                    pending,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Layer {
+            numbers: saved.numbers.into(),
+            fixed_by: id(&saved.fixed_by)?,
+            drawings,
+        })
+    }
+}
+
+impl From<Layer> for SavedLayer {
+    fn from(layer: Layer) -> Self {
+        let drawings = layer
+            .drawings
+            .into_iter()
+            .map(|drawing| {
+                let (body_sha256, expires_at, signer_set_version, policy_version) =
+                    match drawing.pending.as_deref() {
+                        Some(pending) => (
+                            to_hex(&pending.body_sha256),
+                            pending.expires_at,
+                            pending.signer_set_version,
+                            pending.policy_version,
+                        ),
+                        None => (String::new(), DateTime::UNIX_EPOCH, 0, 0),
+                    };
+                SavedDrawing {
+                    proposal_id: drawing.proposal_id.to_string(),
+                    outlay_usd: drawing.outlay_usd,
+                    contracts: drawing.contracts,
+                    body_sha256,
+                    expires_at,
+                    signer_set_version,
+                    policy_version,
+                    committed: drawing.pending.is_none(),
+                }
+            })
+            .collect();
+        SavedLayer {
+            numbers: layer.numbers.to_string(),
+            fixed_by: layer.fixed_by.to_string(),
+            drawings,
+        }
     }
 }
 
@@ -138,11 +263,11 @@ impl LayerBook {
             .ok_or(LayerConflict::NoLayerId)?;
         let numbers = numbers_key(proposal);
         let Some(layer) = self.layers.get(layer_id) else {
-            if let Some(other) = self.owner_of_numbers.get(&numbers) {
+            if let Some(other) = self.owner_of_numbers.get(numbers.as_str()) {
                 return Err(LayerConflict::NumbersTaken {
                     layer_id: layer_id.to_string(),
                     other_layer_id: other.clone(),
-                    fixed_by: self.layers[other].fixed_by.clone(),
+                    fixed_by: self.layers[other].fixed_by.to_string(),
                 });
             }
             return Ok(Draws {
@@ -150,26 +275,30 @@ impl LayerBook {
                 ..Draws::none()
             });
         };
-        if layer.numbers != numbers {
+        if *layer.numbers != numbers {
             return Err(LayerConflict::NumbersDiffer {
                 layer_id: layer_id.to_string(),
-                fixed_by: layer.fixed_by.clone(),
+                fixed_by: layer.fixed_by.to_string(),
             });
         }
-        let body_sha256 = to_hex(&sha256(body.as_bytes()));
+        let body_sha256 = sha256(body.as_bytes());
         let mut draws = Draws {
             closed_layer_id: Some(layer_id.to_string()),
             ..Draws::none()
         };
         for drawing in layer.drawings.iter().filter(|d| d.draws_at(at, governance)) {
-            if !drawing.committed && drawing.body_sha256 == body_sha256 {
+            if drawing
+                .pending
+                .as_ref()
+                .is_some_and(|pending| pending.body_sha256 == body_sha256)
+            {
                 return Err(LayerConflict::SameAsPending {
-                    proposal_id: drawing.proposal_id.clone(),
+                    proposal_id: drawing.proposal_id.to_string(),
                 });
             }
             draws.outlay_usd += drawing.outlay_usd;
             draws.contracts += drawing.contracts;
-            draws.proposal_ids.push(drawing.proposal_id.clone());
+            draws.proposal_ids.push(drawing.proposal_id.to_string());
         }
         Ok(draws)
     }
@@ -191,16 +320,18 @@ impl LayerBook {
         if terms.kind != ProposalKind::Roll || state.status == Status::Failed {
             return;
         }
-        let proposal_id = state.id.to_string();
+        let proposal_id = state.id;
         let layer = self.layers.entry(layer_id.clone()).or_insert_with(|| {
-            let numbers = numbers_key(proposal);
+            let numbers: Arc<str> = numbers_key(proposal).into();
             self.owner_of_numbers
                 .entry(numbers.clone())
                 .or_insert_with(|| layer_id.clone());
             Layer {
                 numbers,
-                fixed_by: proposal_id.clone(),
-                drawings: Vec::new(),
+                fixed_by: proposal_id,
+                // Most layers are drawn on by one roll: room for it alone, not the four a
+                // first push would make.
+                drawings: Vec::with_capacity(1),
             }
         });
         let layer_of = &mut self.layer_of;
@@ -213,21 +344,22 @@ impl LayerBook {
         });
         self.touched.insert(layer_id.clone());
         layer.drawings.push(Drawing {
-            proposal_id: proposal_id.clone(),
+            proposal_id,
             outlay_usd: proposal.requested_outlay_usd(),
             contracts: u64::from(proposal.contracts_requested()),
-            body_sha256: to_hex(&sha256(terms.body.as_bytes())),
-            expires_at: state.expires_at,
-            signer_set_version: terms.signer_set_version,
-            policy_version: terms.policy_version,
-            committed: false,
+            pending: Some(Box::new(PendingDraw {
+                body_sha256: sha256(terms.body.as_bytes()),
+                expires_at: state.expires_at,
+                signer_set_version: terms.signer_set_version,
+                policy_version: terms.policy_version,
+            })),
         });
         layer_of.insert(proposal_id, layer_id);
     }
 
     /// The proposal was committed: it draws for good. (Its layer must be loaded.)
-    pub fn committed(&mut self, proposal_id: &str) {
-        let Some(layer_id) = self.layer_of.remove(proposal_id) else {
+    pub fn committed(&mut self, proposal_id: Uuid) {
+        let Some(layer_id) = self.layer_of.remove(&proposal_id) else {
             return;
         };
         if let Some(layer) = self.layers.get_mut(&layer_id) {
@@ -236,9 +368,7 @@ impl LayerBook {
                 .iter_mut()
                 .find(|d| d.proposal_id == proposal_id)
             {
-                drawing.committed = true;
-                // Only a pending body can be proposed twice.
-                drawing.body_sha256 = String::new();
+                drawing.pending = None;
             }
             self.touched.insert(layer_id);
         }
@@ -246,8 +376,8 @@ impl LayerBook {
 
     /// The proposal was vetoed, withdrawn or expired: it draws nothing any more. (When its
     /// layer is not loaded, the roll has expired: the layer drops it at its next recording.)
-    pub fn closed(&mut self, proposal_id: &str) {
-        if let Some(layer_id) = self.layer_of.remove(proposal_id) {
+    pub fn closed(&mut self, proposal_id: Uuid) {
+        if let Some(layer_id) = self.layer_of.remove(&proposal_id) {
             if let Some(layer) = self.layers.get_mut(&layer_id) {
                 layer.drawings.retain(|d| d.proposal_id != proposal_id);
                 self.touched.insert(layer_id);
@@ -264,7 +394,7 @@ impl LayerBook {
             }
         }
         let numbers = numbers_key(proposal);
-        if !self.owner_of_numbers.contains_key(&numbers) {
+        if !self.owner_of_numbers.contains_key(numbers.as_str()) {
             wanted.push(LayerKey::Numbers(numbers));
         }
         wanted
@@ -272,7 +402,7 @@ impl LayerBook {
 
     /// The layer a commit, veto, withdrawal or expiry of `proposal_id` needs, unless loaded.
     pub fn wanted_for_closing(&self, proposal_id: &str) -> Option<LayerKey> {
-        let layer_id = self.layer_of.get(proposal_id)?;
+        let layer_id = self.layer_of.get(&parse_canonical_uuid(proposal_id)?)?;
         (!self.layers.contains_key(layer_id)).then(|| LayerKey::Id(layer_id.clone()))
     }
 
@@ -301,7 +431,7 @@ impl LayerBook {
             .filter_map(|id| {
                 let layer = self.layers.get(&id)?;
                 let saved = serde_json::to_vec(layer).expect("layers serialize");
-                Some((id, layer.numbers.clone(), saved))
+                Some((id, layer.numbers.to_string(), saved))
             })
             .collect()
     }
@@ -319,14 +449,113 @@ impl LayerBook {
             match state.status {
                 // An executed roll (or one whose execution breached) was committed: it draws.
                 Status::Committed | Status::Executed | Status::ExecutionBreach => {
-                    book.committed(&state.id.to_string())
+                    book.committed(state.id)
                 }
-                Status::Rejected | Status::Withdrawn | Status::Expired => {
-                    book.closed(&state.id.to_string())
-                }
+                Status::Rejected | Status::Withdrawn | Status::Expired => book.closed(state.id),
                 Status::Pending | Status::Failed => {}
             }
         }
         book
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A committed roll's row as rollbook wrote it before layers held ids as `Uuid` (taken from
+    /// a client's saved state), followed by a pending one.
+    const SAVED_LAYER: &str = r#"{"numbers":"20 1.5 6.8 100 26.001","fixed_by":"01a1acc7-96f6-7607-bb8e-cfdeb7bdad28","drawings":[{"proposal_id":"01a1acc7-96f6-7607-bb8e-cfdeb7bdad28","outlay_usd":2655.0,"contracts":9,"body_sha256":"","expires_at":"2026-11-05T21:35:23.894150Z","signer_set_version":1,"policy_version":1,"committed":true},{"proposal_id":"01a1acc7-9fc0-7a26-b9b4-1e2745442466","outlay_usd":1180.0,"contracts":4,"body_sha256":"5e2c1f1a746fdf5bf0ad33829e0f041605f5035c05ac9eaec74b5a81e41ea52d","expires_at":"2026-11-06T21:35:26.144150Z","signer_set_version":2,"policy_version":3,"committed":false}]}"#;
+
+    /// A verifier keeps every committed drawing for good (A12): a field added to a drawing is
+    /// paid for every roll the ledger ever committed (docs/audit-format.md, Memory).
+    #[test]
+    fn a_committed_drawing_stays_compact() {
+        assert!(std::mem::size_of::<Drawing>() <= 40);
+        assert!(std::mem::size_of::<Layer>() <= 56);
+    }
+
+    /// Rows saved by earlier versions load: a client's state on a user's machine keeps working.
+    #[test]
+    fn a_layer_saved_in_the_earlier_shape_loads() {
+        let mut book = LayerBook::default();
+        book.load("BENCH-L1", SAVED_LAYER.as_bytes()).unwrap();
+        let layer = &book.layers["BENCH-L1"];
+        assert_eq!(&*layer.numbers, "20 1.5 6.8 100 26.001");
+        assert_eq!(book.owner_of_numbers["20 1.5 6.8 100 26.001"], "BENCH-L1");
+        assert_eq!(
+            layer.fixed_by.to_string(),
+            "01a1acc7-96f6-7607-bb8e-cfdeb7bdad28"
+        );
+        let [committed, pending] = &layer.drawings[..] else {
+            panic!("two drawings, in their saved order");
+        };
+        assert!(committed.pending.is_none());
+        assert_eq!((committed.outlay_usd, committed.contracts), (2655.0, 9));
+        assert_eq!(
+            pending.proposal_id.to_string(),
+            "01a1acc7-9fc0-7a26-b9b4-1e2745442466"
+        );
+        let draw = pending.pending.as_deref().expect("pending");
+        assert_eq!(
+            to_hex(&draw.body_sha256),
+            "5e2c1f1a746fdf5bf0ad33829e0f041605f5035c05ac9eaec74b5a81e41ea52d"
+        );
+        assert_eq!((draw.signer_set_version, draw.policy_version), (2, 3));
+        assert_eq!(
+            draw.expires_at.to_rfc3339(),
+            "2026-11-06T21:35:26.144150+00:00"
+        );
+    }
+
+    /// A layer is saved in the same shape: a pending drawing exactly as before, a committed one
+    /// with what no reader looks at any more (its expiry and versions) as the epoch and zeros.
+    #[test]
+    fn a_layer_is_saved_in_the_earlier_shape() {
+        let mut book = LayerBook::default();
+        book.load("BENCH-L1", SAVED_LAYER.as_bytes()).unwrap();
+        book.touched.insert("BENCH-L1".into());
+        let [(id, numbers_key, saved)] = &book.take_touched()[..] else {
+            panic!("one layer touched");
+        };
+        assert_eq!(
+            (id.as_str(), numbers_key.as_str()),
+            ("BENCH-L1", "20 1.5 6.8 100 26.001")
+        );
+        let expected = SAVED_LAYER.replace(
+            r#""expires_at":"2026-11-05T21:35:23.894150Z","signer_set_version":1,"policy_version":1,"committed":true"#,
+            r#""expires_at":"1970-01-01T00:00:00Z","signer_set_version":0,"policy_version":0,"committed":true"#,
+        );
+        assert_eq!(String::from_utf8_lossy(saved), expected);
+        // And it reads back as the layer it was.
+        let mut again = LayerBook::default();
+        again.load("BENCH-L1", saved).unwrap();
+        assert_eq!(again.layers, book.layers);
+    }
+
+    /// A row whose ids or body hash are not in their one spelling is refused, not guessed at.
+    #[test]
+    fn a_saved_layer_with_a_malformed_id_or_hash_is_refused() {
+        let upper_id = SAVED_LAYER.replace("01a1acc7-9fc0", "01A1ACC7-9FC0");
+        assert!(LayerBook::default()
+            .load("BENCH-L1", upper_id.as_bytes())
+            .is_err());
+        let short_hash = SAVED_LAYER.replace("5e2c1f1a", "5e2c");
+        assert!(LayerBook::default()
+            .load("BENCH-L1", short_hash.as_bytes())
+            .is_err());
+    }
+
+    /// The book's own saved part, which layer each pending roll draws on, keeps its JSON: a
+    /// `Uuid` key is written as the id's text.
+    #[test]
+    fn which_layer_a_pending_roll_draws_on_is_saved_as_before() {
+        let saved = r#"{"layer_of":{"01a1acc7-9fc0-7a26-b9b4-1e2745442466":"BENCH-L1"}}"#;
+        let book: LayerBook = serde_json::from_str(saved).unwrap();
+        assert_eq!(
+            book.wanted_for_closing("01a1acc7-9fc0-7a26-b9b4-1e2745442466"),
+            Some(LayerKey::Id("BENCH-L1".into()))
+        );
+        assert_eq!(serde_json::to_string(&book).unwrap(), saved);
     }
 }
