@@ -229,13 +229,7 @@ impl Verified {
                     (self.seq, self.head_hash, self.verified_now) = (pin.seq, pin.head_hash, 0);
                     return Ok(());
                 }
-                let (saved, open) = write.auditor(ledger_id).await.map_err(PinError::State)?;
-                Auditor::restore(&saved, open, chain_now.clock).map_err(|reason| {
-                    PinError::State(StoreError::CorruptRow {
-                        seq: pin.seq as i64,
-                        reason: format!("the saved auditor state does not read back: {reason} (a state saved by an earlier rollbook: remove this ledger's file from the state directory to verify the ledger again from genesis)"),
-                    })
-                })?
+                restore(&mut write, ledger_id, pin.seq, chain_now.clock).await?
             }
             None => Auditor::new(chain_now.clock),
         };
@@ -638,13 +632,33 @@ impl Verified {
     }
 }
 
-/// Saves the open proposals whose streams the new events touched, each as the auditor now
-/// holds it (removed when it closed): an event changes only its own stream's proposal (check
-/// C9), so the saved rows are then the auditor's open proposals plus any it dropped without an
-/// event (it forgets long-expired ones when many are open), and a count tells whether there
-/// were any. Then, or when the state was saved whole before (its open proposals inside the
-/// auditor's state, no rows yet), every open proposal is written again.
-/// Loads into a resumed auditor the saved layers and rolls `event` needs that it does not hold.
+/// The auditor saved at the pin (`seq`), with every saved open proposal loaded when it was
+/// saved before the snapshot indexed them (else they are loaded as events name them).
+async fn restore(
+    write: &mut StateWrite,
+    ledger_id: Uuid,
+    seq: u64,
+    verifier_clock: chrono::DateTime<chrono::Utc>,
+) -> Result<Auditor, PinError> {
+    let unreadable = |reason: String| {
+        PinError::State(StoreError::CorruptRow {
+            seq: seq as i64,
+            reason: format!("the saved auditor state does not read back: {reason} (a state saved by an earlier rollbook: remove this ledger's file from the state directory to verify the ledger again from genesis)"),
+        })
+    };
+    let saved = write.auditor(ledger_id).await.map_err(PinError::State)?;
+    let (mut auditor, load_every_open) =
+        Auditor::restore(&saved, verifier_clock).map_err(unreadable)?;
+    if load_every_open {
+        for (id, state) in write.open_proposals().await.map_err(PinError::State)? {
+            auditor.load_open(&id, &state).map_err(unreadable)?;
+        }
+    }
+    Ok(auditor)
+}
+
+/// Loads into a resumed auditor the saved layers, rolls and open proposals `event` needs that
+/// it does not hold.
 async fn load_layers(
     write: &mut StateWrite,
     auditor: &mut Auditor,
@@ -659,6 +673,11 @@ async fn load_layers(
             Saved::Roll(id) => match write.committed_roll(&id).await? {
                 Some(state) => auditor.load_roll(&id, &state),
                 None => Ok(()),
+            },
+            // Every open proposal has its row (`save_open`): a missing one is a damaged file.
+            Saved::Open(id) => match write.open_proposal(&id).await? {
+                Some(state) => auditor.load_open(&id, &state),
+                None => Err(format!("open proposal {id} has no saved row")),
             },
         };
         loaded.map_err(|reason| StoreError::CorruptRow {
@@ -677,7 +696,13 @@ fn saved_state_error(seq: u64, reason: String) -> PinError {
     })
 }
 
-/// Saves the layers and committed rolls the walk changed and the open proposals it touched.
+/// Saves the layers and committed rolls the walk changed, and the open proposals whose streams
+/// the new events touched, each as the auditor now holds it (removed when it closed): an event
+/// changes only its own stream's proposal (check C9), so the saved rows are then the auditor's
+/// open proposals plus any it dropped without an event (it forgets long-expired ones when many
+/// are open), and a count tells whether there were any. Then, or when the state was saved whole
+/// before (its open proposals inside the auditor's state, no rows yet), the rows are made to
+/// match the auditor's open proposals.
 async fn save_open(
     write: &mut StateWrite,
     auditor: &mut Auditor,
@@ -695,8 +720,17 @@ async fn save_open(
             .await?;
     }
     if write.open_count().await? != auditor.open_ids().count() as u64 {
-        write.clear_open().await?;
-        for id in auditor.open_ids() {
+        // Rows of proposals the auditor dropped without an event go; open ones without a row
+        // (a state saved whole before rows existed, all of them loaded) get one.
+        let open: BTreeSet<&str> = auditor.open_ids().collect();
+        let saved = write.open_ids().await?;
+        for id in saved.iter().filter(|id| !open.contains(id.as_str())) {
+            write.save_open(id, None).await?;
+        }
+        for id in open
+            .iter()
+            .filter(|id| !saved.iter().any(|saved| saved == *id))
+        {
             write
                 .save_open(id, auditor.open_proposal(id).as_deref())
                 .await?;

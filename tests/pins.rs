@@ -18,6 +18,94 @@ use uuid::Uuid;
 
 const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
 
+/// Runs `sql` on `client`'s state file (damage or surgery a test needs).
+async fn state_sql(file: &Path, sql: &str) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+/// Puts a state file back as it was saved before the auditor's state indexed the open
+/// proposals (their rows alone say which are open): text surgery on the saved JSON.
+async fn save_without_open_index(file: &Path) {
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let (auditor,): (Vec<u8>,) = sqlx::query_as("SELECT auditor FROM pin")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let auditor = text(&auditor);
+    let start = auditor
+        .find(",\"open_index\":")
+        .expect("the index is saved");
+    let end =
+        auditor.find("\"open_indexed\":true").expect("and marked") + "\"open_indexed\":true".len();
+    let old = format!("{}{}", &auditor[..start], &auditor[end..]);
+    assert!(!old.contains("open_index"), "{old}");
+    sqlx::query("UPDATE pin SET auditor = $1")
+        .bind(old.into_bytes())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+/// A sync reads the saved state of the open proposals its new events name, no other: with the
+/// row of another open proposal gone, signing this one still works; the other's next event
+/// names it, and the client says its state file is damaged (not that the ledger is invalid).
+async fn a_sync_loads_only_the_open_proposals_its_events_name(db: &TestDb) {
+    let desk = Desk::new(db);
+    let (first, second) = (desk.propose(), desk.propose());
+    desk.ok("carol", &["list"]);
+    let ledger = desk.events().await[0].ledger_id;
+    let file = rollbook::pin::state_file(&desk.state("carol"), ledger);
+    state_sql(
+        &file,
+        &format!("DELETE FROM open_proposals WHERE proposal_id = '{second}'"),
+    )
+    .await;
+    desk.sign("alice", &first);
+    desk.ok("carol", &["show", &first]);
+    desk.sign("alice", &second);
+    let out = desk.run("carol", &["show", &second]);
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("open proposal {second} has no saved row")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("INVALID"), "{stderr}");
+}
+
+/// A state saved before the auditor's state indexed the open proposals resumes: its open
+/// proposals are read from their rows, and the next sync saves the index.
+async fn a_state_saved_before_the_open_index_still_resumes(db: &TestDb) {
+    let desk = Desk::new(db);
+    let (first, second) = (desk.propose(), desk.propose());
+    desk.ok("carol", &["list"]);
+    let ledger = desk.events().await[0].ledger_id;
+    let file = rollbook::pin::state_file(&desk.state("carol"), ledger);
+    save_without_open_index(&file).await;
+    desk.sign("alice", &first);
+    desk.sign("carol", &first);
+    let out = desk.ok("carol", &["list"]);
+    assert!(out.contains("committed"), "{out}");
+    assert_eq!(open_rows(&file).await, [second.as_str()]);
+    // Saved again with the index: the other proposal resumes from its row when named.
+    desk.sign("alice", &second);
+    desk.sign("carol", &second);
+    desk.ok("carol", &["show", &second]);
+    assert_eq!(open_rows(&file).await, Vec::<String>::new());
+    let pin = desk.pin("carol").await.unwrap();
+    assert_eq!(pin.seq, desk.events().await.len() as u64);
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -208,6 +296,8 @@ both_backends!(
     a_file_that_cannot_be_read_twice_is_not_compared_with_the_pin,
     an_edited_row_with_its_own_hash_recomputed_is_neither_exported_nor_proven,
     open_proposals_are_rows_and_a_state_saved_whole_still_resumes,
+    a_sync_loads_only_the_open_proposals_its_events_name,
+    a_state_saved_before_the_open_index_still_resumes,
 );
 
 /// A commit edited in place (its threshold lowered) with only its own hash recomputed: the

@@ -118,6 +118,22 @@ impl RecentIds {
     }
 }
 
+/// What an auditor keeps of every open proposal, loaded or not (`Auditor::open_index`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct OpenEntry {
+    first_seq: u64,
+    expires_at: DateTime<Utc>,
+}
+
+impl OpenEntry {
+    fn of(state: &ProposalState) -> OpenEntry {
+        OpenEntry {
+            first_seq: state.first_seq,
+            expires_at: state.expires_at,
+        }
+    }
+}
+
 /// Serializable, so a client can save where it stopped and resume there (`snapshot`, `restore`;
 /// `pin.rs`): the state is exactly what the next event's checks need.
 #[derive(Serialize, Deserialize)]
@@ -125,11 +141,21 @@ pub struct Auditor {
     chain: ChainVerifier,
     merkle: MerkleBuilder,
     governance: Option<Governance>,
-    /// Not in `snapshot`: a client saves each open proposal on its own (`open_proposal`), so a
-    /// sync rewrites the few its events touched, not all of them. Read when present, as a
-    /// state saved whole before that holds them.
+    /// The open proposals' states: all of them in an auditor that walked from genesis, those
+    /// loaded so far in a resumed one. Not in `snapshot`: a client saves each open proposal on
+    /// its own (`open_proposal`), so a sync rewrites the few its events touched, and loads one
+    /// only when an event names it (`saved_wanted`, `load_open`). Read when present, as a state
+    /// saved whole before that holds them.
     #[serde(default, skip_serializing)]
     open: HashMap<String, ProposalState>,
+    /// Every open proposal, loaded or not, with what is needed of all of them: its recording's
+    /// seq (the bound-head window) and its expiry (sweeps). In `snapshot`, so a sync costs the
+    /// events it verifies, not the proposals left open (a signer could leave thousands open).
+    #[serde(default)]
+    open_index: BTreeMap<String, OpenEntry>,
+    /// False in a state saved before `open_index` existed: its caller loads every open one.
+    #[serde(default)]
+    open_indexed: bool,
     /// Events the previous event made due, in order (a commit after the K-th signature, the
     /// adoption after a governance commit).
     due: VecDeque<Event>,
@@ -270,6 +296,8 @@ impl Auditor {
             merkle: MerkleBuilder::new(),
             governance: None,
             open: HashMap::new(),
+            open_index: BTreeMap::new(),
+            open_indexed: true,
             due: VecDeque::new(),
             expiring: None,
             deciding_actor: None,
@@ -376,14 +404,18 @@ impl Auditor {
                 .into_iter()
                 .map(Saved::Layer)
                 .collect(),
+            Event::ProposalSigned(_) => self.open_wanted(payload.stream_id()).into_iter().collect(),
             Event::ProposalCommitted(_)
             | Event::ProposalRejected(_)
             | Event::ProposalWithdrawn(_)
             | Event::ProposalExpired(_) => self
-                .layers
-                .wanted_for_closing(payload.stream_id())
+                .open_wanted(payload.stream_id())
                 .into_iter()
-                .map(Saved::Layer)
+                .chain(
+                    self.layers
+                        .wanted_for_closing(payload.stream_id())
+                        .map(Saved::Layer),
+                )
                 .collect(),
             Event::RollExecuted(executed)
                 if self.committed_roll(&executed.proposal_id).is_none() =>
@@ -392,6 +424,12 @@ impl Auditor {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// The open proposal `id` when it is open and not loaded.
+    fn open_wanted(&self, id: &str) -> Option<Saved> {
+        (self.open_index.contains_key(id) && !self.open.contains_key(id))
+            .then(|| Saved::Open(id.to_string()))
     }
 
     /// Adds a layer saved by `take_touched_layers`.
@@ -450,33 +488,52 @@ impl Auditor {
         })
     }
 
-    /// The ids of the open proposals.
+    /// The ids of the open proposals, loaded or not.
     pub fn open_ids(&self) -> impl Iterator<Item = &str> {
-        self.open.keys().map(String::as_str)
+        self.open_index.keys().map(String::as_str)
     }
 
-    /// An auditor resumed from a `snapshot` and the `open_proposal` of each open proposal.
-    /// It runs on a machine whose clock reads `verifier_clock` (check T1).
+    /// An auditor resumed from a `snapshot`, on a machine whose clock reads `verifier_clock`
+    /// (check T1); and whether its caller must `load_open` every saved open proposal before the
+    /// first `push` (a state saved before open proposals were indexed in the snapshot). Else
+    /// it loads those `saved_wanted` asks for.
     pub fn restore(
         snapshot: &[u8],
-        open: impl IntoIterator<Item = (String, Vec<u8>)>,
         verifier_clock: DateTime<Utc>,
-    ) -> Result<Auditor, String> {
+    ) -> Result<(Auditor, bool), String> {
         let mut auditor: Auditor =
             serde_json::from_slice(snapshot).map_err(|error| error.to_string())?;
         auditor.verifier_clock = verifier_clock;
-        for (id, state) in open {
-            let state = serde_json::from_slice(&state)
-                .map_err(|error| format!("open proposal {id}: {error}"))?;
-            auditor.open.insert(id, state);
+        let load_every_open = !auditor.open_indexed;
+        auditor.open_indexed = true;
+        // A state saved whole holds its open proposals: index them.
+        for (id, state) in &auditor.open {
+            auditor.open_index.insert(id.clone(), OpenEntry::of(state));
         }
-        for state in auditor.open.values() {
+        for entry in auditor.open_index.values() {
             auditor
                 .recent_hashes
-                .opened(state.first_seq, state.expires_at);
+                .opened(entry.first_seq, entry.expires_at);
         }
         auditor.recent_hashes.resumed_after = Some(auditor.events());
-        Ok(auditor)
+        Ok((auditor, load_every_open))
+    }
+
+    /// Adds an open proposal saved by `open_proposal` (a no-op when it is loaded already).
+    pub fn load_open(&mut self, id: &str, saved: &[u8]) -> Result<(), String> {
+        if self.open.contains_key(id) {
+            return Ok(());
+        }
+        let state: ProposalState = serde_json::from_slice(saved)
+            .map_err(|error| format!("open proposal {id}: {error}"))?;
+        if !self.open_index.contains_key(id) {
+            // Only a state saved before the index holds an open proposal it does not name.
+            let entry = OpenEntry::of(&state);
+            self.recent_hashes.opened(entry.first_seq, entry.expires_at);
+            self.open_index.insert(id.to_string(), entry);
+        }
+        self.open.insert(id.to_string(), state);
+        Ok(())
     }
 
     pub fn merkle_root(&self) -> [u8; 32] {
@@ -861,7 +918,7 @@ impl Auditor {
         let proposal_id = &recorded.terms.proposal_id;
         // Check A9. A malformed id is refused by the rules below, which name it.
         if let Ok(id) = uuid::Uuid::parse_str(proposal_id) {
-            if self.open.contains_key(proposal_id) || self.recent_proposal_ids.contains(id) {
+            if self.open_index.contains_key(proposal_id) || self.recent_proposal_ids.contains(id) {
                 return Err(format!(
                     "proposal {proposal_id} was recorded before: a proposal id is never reused (A9)"
                 ));
@@ -927,8 +984,9 @@ impl Auditor {
             *self.closed.entry("failed".into()).or_default() += 1;
         } else {
             self.recent_hashes.opened(event.seq, state.expires_at);
-            self.open
-                .insert(state.recorded.terms.proposal_id.clone(), state);
+            let id = state.recorded.terms.proposal_id.clone();
+            self.open_index.insert(id.clone(), OpenEntry::of(&state));
+            self.open.insert(id, state);
         }
         Ok(())
     }
@@ -971,6 +1029,12 @@ impl Auditor {
 
     fn check_version(&self, proposal_id: &str, event: &StoredEvent) -> Result<(), String> {
         let state = self.open.get(proposal_id).ok_or_else(|| {
+            if self.open_index.contains_key(proposal_id) {
+                // A resumed auditor's caller loads what `saved_wanted` names before the push.
+                return format!(
+                    "proposal {proposal_id} is open but its saved state was not loaded"
+                );
+            }
             format!(
                 "event for proposal {proposal_id}, which is unknown or already closed (A3 to A6)"
             )
@@ -1000,6 +1064,7 @@ impl Auditor {
         }
         *self.closed.entry(state.status.as_str().into()).or_default() += 1;
         self.recent_hashes.closed(state.first_seq);
+        self.open_index.remove(&id);
         self.open.remove(&id)
     }
 
@@ -1084,23 +1149,27 @@ impl Auditor {
 
     fn evict(&mut self, at: DateTime<Utc>) {
         // Bounded work: a sweep runs only when the map has doubled since the last one left it.
-        if self.open.len() < self.sweep_at_open || !self.due.is_empty() {
+        if self.open_index.len() < self.sweep_at_open || !self.due.is_empty() {
             return;
         }
         let cutoff = at - Duration::hours(EXPIRED_EVICTION_GRACE_HOURS);
-        let before = self.open.len();
-        let recent_hashes = &mut self.recent_hashes;
-        let layers = &mut self.layers;
-        self.open.retain(|_, state| {
-            let keep = state.expires_at >= cutoff;
+        let before = self.open_index.len();
+        let (recent_hashes, layers, open) =
+            (&mut self.recent_hashes, &mut self.layers, &mut self.open);
+        self.open_index.retain(|id, entry| {
+            let keep = entry.expires_at >= cutoff;
             if !keep {
-                recent_hashes.closed(state.first_seq);
-                layers.closed(state.id);
+                recent_hashes.closed(entry.first_seq);
+                if let Ok(id) = uuid::Uuid::parse_str(id) {
+                    layers.closed(id);
+                }
+                open.remove(id);
             }
             keep
         });
-        *self.closed.entry("expired".into()).or_default() += (before - self.open.len()) as u64;
-        self.sweep_at_open = (2 * self.open.len()).max(SWEEP_OPEN_MIN);
+        *self.closed.entry("expired".into()).or_default() +=
+            (before - self.open_index.len()) as u64;
+        self.sweep_at_open = (2 * self.open_index.len()).max(SWEEP_OPEN_MIN);
     }
 
     /// Whether the history so far may end here: nothing its last event decided is still due.
@@ -1117,8 +1186,11 @@ impl Auditor {
         }
     }
 
-    /// Ends the walk: nothing may still be due, and the summary of what was verified.
+    /// Ends the walk: nothing may still be due, and the summary of what was verified. For an
+    /// auditor that walked from genesis, which holds every open proposal's state (a resumed one
+    /// holds those its events named).
     pub fn finish(self) -> Result<AuditSummary, AuditFailure> {
+        debug_assert_eq!(self.open.len(), self.open_index.len());
         self.check_complete()?;
         let last_seq = self.chain.events_verified();
         let governance = self.governance.ok_or(AuditFailure {
@@ -1164,6 +1236,8 @@ pub enum Saved {
     Layer(LayerKey),
     /// A committed roll, by proposal id (A13, A14).
     Roll(String),
+    /// An open proposal, by id: the one a signature or a closing acts on.
+    Open(String),
 }
 
 /// The check a refusal of a signed event breaks: A11 when the signature binds a head that is

@@ -33,11 +33,12 @@ const PIN_SAVE: &str = "INSERT INTO pin (ledger_id, seq, head_hash, auditor, eve
     ON CONFLICT (ledger_id) DO UPDATE SET seq = excluded.seq, head_hash = excluded.head_hash, auditor = excluded.auditor, \
     events_verified = pin.events_verified + excluded.events_verified, syncs = pin.syncs + 1, updated_at = excluded.updated_at";
 const OPEN_ALL: &str = "SELECT proposal_id, state FROM open_proposals";
+const OPEN_BY_ID: &str = "SELECT state FROM open_proposals WHERE proposal_id = $1";
+const OPEN_IDS: &str = "SELECT proposal_id FROM open_proposals";
 const OPEN_SAVE: &str = "INSERT INTO open_proposals (proposal_id, state) VALUES ($1, $2) \
     ON CONFLICT (proposal_id) DO UPDATE SET state = excluded.state";
 const OPEN_DELETE: &str = "DELETE FROM open_proposals WHERE proposal_id = $1";
 const OPEN_COUNT: &str = "SELECT count(*) FROM open_proposals";
-const OPEN_CLEAR: &str = "DELETE FROM open_proposals";
 const CHAIN_INSERT: &str = "INSERT INTO chain (seq, hash) VALUES ($1, $2)";
 const CHAIN_HASH: &str = "SELECT hash FROM chain WHERE seq = $1";
 /// The seqs arrive as one JSON array: a stream's events in one query, not one query each.
@@ -273,20 +274,40 @@ impl StateWrite {
 
     /// The auditor's state saved with the pin (`Auditor::snapshot`) and its open proposals
     /// (`Auditor::open_proposal`), by id.
-    pub async fn auditor(
-        &mut self,
-        ledger_id: Uuid,
-    ) -> Result<(Vec<u8>, Vec<(String, Vec<u8>)>), StoreError> {
+    pub async fn auditor(&mut self, ledger_id: Uuid) -> Result<Vec<u8>, StoreError> {
         let (auditor,): (Vec<u8>,) = sqlx::query_as(PIN_AUDITOR)
             .bind(ledger_id.to_string())
             .fetch_one(&mut *self.tx)
             .await
             .map_err(db_err("reading the saved auditor state"))?;
-        let open = sqlx::query_as(OPEN_ALL)
+        Ok(auditor)
+    }
+
+    /// Every saved open proposal (`Auditor::open_proposal`), by id.
+    pub async fn open_proposals(&mut self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        sqlx::query_as(OPEN_ALL)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(db_err("reading the saved open proposals"))
+    }
+
+    /// One saved open proposal.
+    pub async fn open_proposal(&mut self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(OPEN_BY_ID)
+            .bind(id)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(db_err("reading a saved open proposal"))?;
+        Ok(row.map(|(state,)| state))
+    }
+
+    /// The ids of the saved open proposals.
+    pub async fn open_ids(&mut self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(OPEN_IDS)
             .fetch_all(&mut *self.tx)
             .await
             .map_err(db_err("reading the saved open proposals"))?;
-        Ok((auditor, open))
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     pub async fn layer(&mut self, key: &LayerKey) -> Result<Option<(String, Vec<u8>)>, StoreError> {
@@ -358,15 +379,6 @@ impl StateWrite {
             .await
             .map_err(db_err("counting the saved open proposals"))?;
         Ok(count.max(0) as u64)
-    }
-
-    /// Removes every saved open proposal.
-    pub async fn clear_open(&mut self) -> Result<(), StoreError> {
-        sqlx::query(OPEN_CLEAR)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_err("clearing the saved open proposals"))?;
-        Ok(())
     }
 
     /// Records an event the auditor accepted: its hash, its stream's version, its projection.
