@@ -133,6 +133,14 @@ pub struct Ledger {
     governance_memo: std::sync::Mutex<Option<GovernanceMemo>>,
 }
 
+/// A stream's event count and its last event's hash.
+fn stream_mark(events: &[StoredEvent]) -> (usize, [u8; 32]) {
+    (
+        events.len(),
+        events.last().map_or([0; 32], |event| event.hash),
+    )
+}
+
 struct GovernanceMemo {
     events: usize,
     last_hash: [u8; 32],
@@ -170,11 +178,8 @@ impl Ledger {
         let (genesis, adoptions) = events
             .split_first()
             .ok_or_else(|| ServiceError::Corrupt("the ledger has no genesis".into()))?;
-        let last_hash = events.last().map_or([0; 32], |event| event.hash);
-        if let Some(memo) = self.governance_memo.lock().expect("not poisoned").as_ref() {
-            if (memo.events, memo.last_hash) == (events.len(), last_hash) {
-                return Ok(memo.governance.clone());
-            }
+        if let Some(governance) = self.remembered_governance(&events) {
+            return Ok(governance);
         }
         let mut governance =
             Governance::from_ledger_stream(self.ledger_id, std::slice::from_ref(genesis))
@@ -199,12 +204,38 @@ impl Ledger {
                 .map_err(|r| ServiceError::Corrupt(format!("seq {}: {r}", event.seq)))?;
             governance.apply(&adoption).map_err(corrupt)?;
         }
+        self.remember_governance(&events, &governance);
+        Ok(governance)
+    }
+
+    /// Folds a `ledger` stream that this client's pin verified (`pin::Verified::stream`: the
+    /// auditor checked every adoption's motion) and keeps it as `governance` keeps what it
+    /// folds, so that a decision reading the same stream next does not verify the motions again.
+    pub fn remember_verified_governance(
+        &self,
+        verified: &[StoredEvent],
+    ) -> Result<(), ServiceError> {
+        let governance = Governance::from_ledger_stream(self.ledger_id, verified)
+            .map_err(|r| ServiceError::Corrupt(r.to_string()))?;
+        self.remember_governance(verified, &governance);
+        Ok(())
+    }
+
+    /// The governance kept for exactly these `ledger` stream events (their count and the last
+    /// one's hash, which the chain binds to everything before it).
+    fn remembered_governance(&self, events: &[StoredEvent]) -> Option<Governance> {
+        let memo = self.governance_memo.lock().expect("not poisoned");
+        let memo = memo.as_ref()?;
+        ((memo.events, memo.last_hash) == stream_mark(events)).then(|| memo.governance.clone())
+    }
+
+    fn remember_governance(&self, events: &[StoredEvent], governance: &Governance) {
+        let (count, last_hash) = stream_mark(events);
         *self.governance_memo.lock().expect("not poisoned") = Some(GovernanceMemo {
-            events: events.len(),
+            events: count,
             last_hash,
             governance: governance.clone(),
         });
-        Ok(governance)
     }
 
     /// A proposal's state for a decision: a pending proposal bound to the governance in force

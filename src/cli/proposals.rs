@@ -87,6 +87,10 @@ pub(crate) async fn check_decision_inputs_with_history(
     id: Uuid,
 ) -> Result<(ProposalState, History), CliError> {
     let events = verified.stream(&ledger.store, LEDGER_STREAM).await?;
+    // Verified by the pin, adoptions included: the decision next need not verify them again.
+    ledger
+        .remember_verified_governance(&events)
+        .map_err(service_error)?;
     let state = verified_proposal(ledger, verified, id).await?;
     Ok((state, history_of(&events)?))
 }
