@@ -486,6 +486,18 @@ impl Verified {
         store: &Store,
         proposal_id: Uuid,
     ) -> Result<Option<ProposalState>, PinError> {
+        Ok(self
+            .proposal_and_stream(store, proposal_id)
+            .await?
+            .map(|(state, _)| state))
+    }
+
+    /// `proposal`, with the verified stream it was folded from.
+    pub async fn proposal_and_stream(
+        &mut self,
+        store: &Store,
+        proposal_id: Uuid,
+    ) -> Result<Option<(ProposalState, Vec<StoredEvent>)>, PinError> {
         let id = proposal_id.to_string();
         let mut attempt = 0;
         let verified = loop {
@@ -504,9 +516,9 @@ impl Verified {
             return Ok(None);
         }
         let events = self.stream(store, &id).await?;
-        ProposalState::from_stream(&events)
-            .map(Some)
-            .map_err(|refusal| self.disagrees(format!("proposal {id}: {refusal}")))
+        let state = ProposalState::from_stream(&events)
+            .map_err(|refusal| self.disagrees(format!("proposal {id}: {refusal}")))?;
+        Ok(Some((state, events)))
     }
 
     /// The verified projection rows (optionally of one status), oldest first, after checking

@@ -127,23 +127,26 @@ pub struct Ledger {
     pub store: Store,
     pub ledger_id: Uuid,
     /// The governance last folded by `governance`, with the `ledger` stream it was folded from
-    /// (its length and last hash). A command asks for the governance more than once (what it
+    /// (`stream_mark`). A command asks for the governance more than once (what it
     /// shows, then each attempt of its decision), and every ask re-verified each adoption's
     /// motion, signatures included; the same stream folds to the same governance.
     governance_memo: std::sync::Mutex<Option<GovernanceMemo>>,
+    /// Proposal streams this client's pin verified, by stream id (`stream_mark`,
+    /// `remember_verified_stream`): a decision on one reads the stream again and, when it is
+    /// still exactly that, skips re-verifying its recording and signatures.
+    verified_streams: std::sync::Mutex<std::collections::HashMap<String, StreamMark>>,
 }
 
-/// A stream's event count and its last event's hash.
-fn stream_mark(events: &[StoredEvent]) -> (usize, [u8; 32]) {
-    (
-        events.len(),
-        events.last().map_or([0; 32], |event| event.hash),
-    )
+/// A stream's events as their seqs and hashes: two reads with equal marks hold the same
+/// events, since every row read is checked against its own hash (the store's seal check).
+type StreamMark = Vec<(u64, [u8; 32])>;
+
+fn stream_mark(events: &[StoredEvent]) -> StreamMark {
+    events.iter().map(|event| (event.seq, event.hash)).collect()
 }
 
 struct GovernanceMemo {
-    events: usize,
-    last_hash: [u8; 32],
+    ledger_stream: StreamMark,
     governance: Governance,
 }
 
@@ -153,6 +156,7 @@ impl Ledger {
             store,
             ledger_id,
             governance_memo: std::sync::Mutex::new(None),
+            verified_streams: std::sync::Mutex::default(),
         }
     }
 
@@ -221,19 +225,39 @@ impl Ledger {
         Ok(())
     }
 
-    /// The governance kept for exactly these `ledger` stream events (their count and the last
-    /// one's hash, which the chain binds to everything before it).
+    /// Notes that this client's pin verified the proposal stream `verified` (its recording with
+    /// the report, every signature): `pin::Verified::proposal_and_stream`.
+    pub fn remember_verified_stream(&self, verified: &[StoredEvent]) {
+        if let Some(first) = verified.first() {
+            self.verified_streams
+                .lock()
+                .expect("not poisoned")
+                .insert(first.stream_id.clone(), stream_mark(verified));
+        }
+    }
+
+    /// Whether `events` is exactly a proposal stream this client's pin verified.
+    fn pin_verified(&self, events: &[StoredEvent]) -> bool {
+        let Some(first) = events.first() else {
+            return false;
+        };
+        self.verified_streams
+            .lock()
+            .expect("not poisoned")
+            .get(&first.stream_id)
+            .is_some_and(|verified| *verified == stream_mark(events))
+    }
+
+    /// The governance kept for exactly these `ledger` stream events.
     fn remembered_governance(&self, events: &[StoredEvent]) -> Option<Governance> {
         let memo = self.governance_memo.lock().expect("not poisoned");
         let memo = memo.as_ref()?;
-        ((memo.events, memo.last_hash) == stream_mark(events)).then(|| memo.governance.clone())
+        (memo.ledger_stream == stream_mark(events)).then(|| memo.governance.clone())
     }
 
     fn remember_governance(&self, events: &[StoredEvent], governance: &Governance) {
-        let (count, last_hash) = stream_mark(events);
         *self.governance_memo.lock().expect("not poisoned") = Some(GovernanceMemo {
-            events: count,
-            last_hash,
+            ledger_stream: stream_mark(events),
             governance: governance.clone(),
         });
     }
@@ -249,7 +273,8 @@ impl Ledger {
         let events = self.stream(proposal_id).await?;
         let state = ProposalState::from_stream(&events)
             .map_err(|r| ServiceError::Corrupt(r.to_string()))?;
-        if state.status_under(now, governance) != Status::Pending {
+        // Pending and bound to the governance in force: the one it was verified under.
+        if state.status_under(now, governance) != Status::Pending || self.pin_verified(&events) {
             return Ok(state);
         }
         approval::validate_history(governance, &events)

@@ -276,6 +276,42 @@ async fn a_client_that_read_the_governance_sees_another_clients_adoption(db: &Te
     assert_eq!(state.recorded.terms.policy_version, 2);
 }
 
+/// A proposal stream a client's pin verified is trusted only while it is exactly that: once a
+/// stored co-signature is forged (its signature replaced and its row re-sealed, as an insider
+/// with the database recomputes hashes), the next decision verifies the stream again and
+/// refuses to sign on it.
+async fn a_stream_remembered_as_verified_is_verified_again_once_it_changes(db: &TestDb) {
+    let desk = Desk::new(&["alice", "bob", "carol", "dave"]);
+    let (first, _second) = two_clients(db, &desk, 3).await;
+    let roll = propose_roll(&first, desk.key("alice")).await;
+    first.sign(roll, desk.key("bob"), Utc::now()).await.unwrap();
+    let stream = first.stream(roll).await.unwrap();
+    first.remember_verified_stream(&stream);
+    let mut forged = stream.last().unwrap().clone();
+    let payload = String::from_utf8(forged.payload.clone()).unwrap();
+    let at = payload.find("\"signature\":\"").unwrap() + "\"signature\":\"".len();
+    let flipped = if &payload[at..at + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    forged.payload = format!("{}{flipped}{}", &payload[..at], &payload[at + 1..]).into_bytes();
+    forged.hash = forged.computed_hash();
+    db.tamper(&format!(
+        "UPDATE events SET payload = {}, hash = {} WHERE seq = {}",
+        common::sql_bytes(db, &forged.payload),
+        common::sql_bytes(db, &forged.hash),
+        forged.seq
+    ))
+    .await
+    .unwrap();
+    let refused = first.sign(roll, desk.key("carol"), Utc::now()).await;
+    match refused {
+        Err(ServiceError::Corrupt(reason)) => assert!(reason.contains("signature"), "{reason}"),
+        other => panic!("signed on a forged stream: {other:?}"),
+    }
+}
+
 /// Withdraws its rolls one after another until `done`, proposing a few more whenever fewer
 /// than two are left, and returns those still pending when it stops. Counts the withdrawals
 /// that succeed (after a policy adoption the old rolls count as expired: refused).
@@ -378,6 +414,7 @@ async fn a_propose_and_withdraw_loop_cannot_starve_a_governance_commit(db: &Test
 
 both_backends!(
     a_client_that_read_the_governance_sees_another_clients_adoption,
+    a_stream_remembered_as_verified_is_verified_again_once_it_changes,
     a_roll_and_a_motion_signed_at_once_never_wedge_the_ledger,
     a_propose_and_withdraw_loop_cannot_starve_a_governance_commit,
 );

@@ -59,12 +59,17 @@ pub(crate) async fn verified_proposal(
     verified: &mut Verified,
     id: Uuid,
 ) -> Result<ProposalState, CliError> {
-    verified.proposal(&ledger.store, id).await?.ok_or_else(|| {
-        CliError::bad_input(format!(
-            "no proposal {id} in ledger {}; `rollbook list` shows them",
-            ledger.ledger_id
-        ))
-    })
+    verified
+        .proposal(&ledger.store, id)
+        .await?
+        .ok_or_else(|| no_such_proposal(ledger, id))
+}
+
+fn no_such_proposal(ledger: &Ledger, id: Uuid) -> CliError {
+    CliError::bad_input(format!(
+        "no proposal {id} in ledger {}; `rollbook list` shows them",
+        ledger.ledger_id
+    ))
 }
 
 /// Before a decision: the governance stream and the proposal it acts on are the verified
@@ -87,11 +92,16 @@ pub(crate) async fn check_decision_inputs_with_history(
     id: Uuid,
 ) -> Result<(ProposalState, History), CliError> {
     let events = verified.stream(&ledger.store, LEDGER_STREAM).await?;
-    // Verified by the pin, adoptions included: the decision next need not verify them again.
+    // Both streams were verified by the pin (adoptions, signatures and the recording's report
+    // included): the decision next need not verify them again.
     ledger
         .remember_verified_governance(&events)
         .map_err(service_error)?;
-    let state = verified_proposal(ledger, verified, id).await?;
+    let (state, stream) = verified
+        .proposal_and_stream(&ledger.store, id)
+        .await?
+        .ok_or_else(|| no_such_proposal(ledger, id))?;
+    ledger.remember_verified_stream(&stream);
     Ok((state, history_of(&events)?))
 }
 
