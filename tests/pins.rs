@@ -36,11 +36,7 @@ async fn save_without_open_index(file: &Path) {
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
         .await
         .unwrap();
-    let (auditor,): (Vec<u8>,) = sqlx::query_as("SELECT auditor FROM pin")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let auditor = text(&auditor);
+    let auditor = saved_auditor(&pool).await;
     let start = auditor
         .find(",\"open_index\":")
         .expect("the index is saved");
@@ -48,12 +44,26 @@ async fn save_without_open_index(file: &Path) {
         auditor.find("\"open_indexed\":true").expect("and marked") + "\"open_indexed\":true".len();
     let old = format!("{}{}", &auditor[..start], &auditor[end..]);
     assert!(!old.contains("open_index"), "{old}");
-    sqlx::query("UPDATE pin SET auditor = $1")
-        .bind(old.into_bytes())
-        .execute(&pool)
+    save_auditor(&pool, old).await;
+    pool.close().await;
+}
+
+/// The auditor's state saved with the pin, as text.
+async fn saved_auditor(pool: &sqlx::SqlitePool) -> String {
+    let (auditor,): (Vec<u8>,) = sqlx::query_as("SELECT auditor FROM pin")
+        .fetch_one(pool)
         .await
         .unwrap();
-    pool.close().await;
+    text(&auditor)
+}
+
+/// Replaces the auditor's state saved with the pin.
+async fn save_auditor(pool: &sqlx::SqlitePool, auditor: String) {
+    sqlx::query("UPDATE pin SET auditor = $1")
+        .bind(auditor.into_bytes())
+        .execute(pool)
+        .await
+        .unwrap();
 }
 
 /// A sync reads the saved state of the open proposals its new events name, no other: with the
@@ -721,25 +731,17 @@ async fn save_open_proposals_whole(file: &Path) {
             .fetch_all(&pool)
             .await
             .unwrap();
-    let (auditor,): (Vec<u8>,) = sqlx::query_as("SELECT auditor FROM pin")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let auditor = saved_auditor(&pool).await;
     let open: Vec<String> = rows
         .iter()
         .map(|(id, state)| format!("\"{id}\":{}", text(state)))
         .collect();
-    let auditor = text(&auditor);
     let whole = format!(
         "{},\"open\":{{{}}}}}",
         auditor.strip_suffix('}').unwrap(),
         open.join(",")
     );
-    sqlx::query("UPDATE pin SET auditor = $1")
-        .bind(whole.into_bytes())
-        .execute(&pool)
-        .await
-        .unwrap();
+    save_auditor(&pool, whole).await;
     sqlx::query("DELETE FROM open_proposals")
         .execute(&pool)
         .await
