@@ -102,16 +102,21 @@ async fn a_state_saved_before_the_open_index_still_resumes(db: &TestDb) {
     let ledger = desk.events().await[0].ledger_id;
     let file = rollbook::pin::state_file(&desk.state("carol"), ledger);
     save_without_open_index(&file).await;
-    desk.sign("alice", &first);
-    desk.sign("carol", &first);
+    commit_both_and_resume(&desk, &file, &first, &second).await;
+}
+
+/// After a state-format surgery on carol's `file`: `first` commits and loses its row while
+/// `second` keeps it; then `second` resumes from its row, commits, and the pin reaches the head.
+async fn commit_both_and_resume(desk: &Desk<'_>, file: &Path, first: &str, second: &str) {
+    desk.sign("alice", first);
+    desk.sign("carol", first);
     let out = desk.ok("carol", &["list"]);
     assert!(out.contains("committed"), "{out}");
-    assert_eq!(open_rows(&file).await, [second.as_str()]);
-    // Saved again with the index: the other proposal resumes from its row when named.
-    desk.sign("alice", &second);
-    desk.sign("carol", &second);
-    desk.ok("carol", &["show", &second]);
-    assert_eq!(open_rows(&file).await, Vec::<String>::new());
+    assert_eq!(open_rows(file).await, [second]);
+    desk.sign("alice", second);
+    desk.sign("carol", second);
+    desk.ok("carol", &["show", second]);
+    assert_eq!(open_rows(file).await, Vec::<String>::new());
     let pin = desk.pin("carol").await.unwrap();
     assert_eq!(pin.seq, desk.events().await.len() as u64);
 }
@@ -764,17 +769,5 @@ async fn open_proposals_are_rows_and_a_state_saved_whole_still_resumes(db: &Test
 
     save_open_proposals_whole(&file).await;
     assert_eq!(open_rows(&file).await, Vec::<String>::new());
-    desk.sign("alice", &first);
-    desk.sign("carol", &first);
-    let out = desk.ok("carol", &["list"]);
-    assert!(out.contains("committed"), "{out}");
-    assert_eq!(open_rows(&file).await, [second.as_str()]);
-
-    // The proposal that kept its row resumes from it.
-    desk.sign("alice", &second);
-    desk.sign("carol", &second);
-    desk.ok("carol", &["show", &second]);
-    assert_eq!(open_rows(&file).await, Vec::<String>::new());
-    let pin = desk.pin("carol").await.unwrap();
-    assert_eq!(pin.seq, desk.events().await.len() as u64);
+    commit_both_and_resume(&desk, &file, &first, &second).await;
 }
