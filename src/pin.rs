@@ -56,6 +56,13 @@ pub enum PinError {
     StateDir { path: PathBuf, reason: String },
     #[error("state file: {0}")]
     State(StoreError),
+    /// This machine's saved state does not read back (damaged, or written by another version).
+    #[error("the state file {} does not read back at seq {seq}: {reason}. It only caches what this machine verified: remove it, and the next command verifies the ledger again from genesis", state_file.display())]
+    SavedState {
+        state_file: PathBuf,
+        seq: u64,
+        reason: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -198,7 +205,7 @@ impl Verified {
             if let Some((id, state)) = saved {
                 layers
                     .load(&id, &state)
-                    .map_err(|reason| saved_state_error(self.seq, reason))?;
+                    .map_err(|reason| saved_state_error(self.state.path(), self.seq, reason))?;
             }
         }
         let head = ChainHead {
@@ -229,7 +236,14 @@ impl Verified {
                     (self.seq, self.head_hash, self.verified_now) = (pin.seq, pin.head_hash, 0);
                     return Ok(());
                 }
-                restore(&mut write, ledger_id, pin.seq, chain_now.clock).await?
+                restore(
+                    &mut write,
+                    self.state.path(),
+                    ledger_id,
+                    pin.seq,
+                    chain_now.clock,
+                )
+                .await?
             }
             None => Auditor::new(chain_now.clock),
         };
@@ -301,9 +315,9 @@ impl Verified {
                 })?;
             advance_clock(auditor);
             for event in &page {
-                load_layers(write, auditor, event)
+                load_layers(write, self.state.path(), auditor, event)
                     .await
-                    .map_err(|error| Err(PinError::State(error)))?;
+                    .map_err(Err)?;
                 auditor.push(event).map_err(Ok)?;
                 check_deferred_heads(write, auditor).await?;
                 write
@@ -648,16 +662,12 @@ impl Verified {
 /// saved before the snapshot indexed them (else they are loaded as events name them).
 async fn restore(
     write: &mut StateWrite,
+    state_file: &Path,
     ledger_id: Uuid,
     seq: u64,
     verifier_clock: chrono::DateTime<chrono::Utc>,
 ) -> Result<Auditor, PinError> {
-    let unreadable = |reason: String| {
-        PinError::State(StoreError::CorruptRow {
-            seq: seq as i64,
-            reason: format!("the saved auditor state does not read back: {reason} (a state saved by an earlier rollbook: remove this ledger's file from the state directory to verify the ledger again from genesis)"),
-        })
-    };
+    let unreadable = |reason: String| saved_state_error(state_file, seq, reason);
     let saved = write.auditor(ledger_id).await.map_err(PinError::State)?;
     let (mut auditor, load_every_open) =
         Auditor::restore(&saved, verifier_clock).map_err(unreadable)?;
@@ -673,39 +683,39 @@ async fn restore(
 /// it does not hold.
 async fn load_layers(
     write: &mut StateWrite,
+    state_file: &Path,
     auditor: &mut Auditor,
     event: &StoredEvent,
-) -> Result<(), StoreError> {
+) -> Result<(), PinError> {
     for wanted in auditor.saved_wanted(event) {
         let loaded = match wanted {
-            Saved::Layer(key) => match write.layer(&key).await? {
+            Saved::Layer(key) => match write.layer(&key).await.map_err(PinError::State)? {
                 Some((id, state)) => auditor.load_layer(&id, &state),
                 None => Ok(()),
             },
-            Saved::Roll(id) => match write.committed_roll(&id).await? {
+            Saved::Roll(id) => match write.committed_roll(&id).await.map_err(PinError::State)? {
                 Some(state) => auditor.load_roll(&id, &state),
                 None => Ok(()),
             },
             // Every open proposal has its row (`save_open`): a missing one is a damaged file.
-            Saved::Open(id) => match write.open_proposal(&id).await? {
+            Saved::Open(id) => match write.open_proposal(&id).await.map_err(PinError::State)? {
                 Some(state) => auditor.load_open(&id, &state),
                 None => Err(format!("open proposal {id} has no saved row")),
             },
         };
-        loaded.map_err(|reason| StoreError::CorruptRow {
-            seq: event.seq as i64,
-            reason: format!("the saved auditor state does not read back: {reason}"),
-        })?;
+        loaded.map_err(|reason| saved_state_error(state_file, event.seq, reason))?;
     }
     Ok(())
 }
 
-/// A saved state that does not read back, found at the pinned `seq`.
-fn saved_state_error(seq: u64, reason: String) -> PinError {
-    PinError::State(StoreError::CorruptRow {
-        seq: seq as i64,
-        reason: format!("the saved auditor state does not read back: {reason}"),
-    })
+/// This machine's saved state does not read back, found while resuming at `seq`: what the
+/// user can do about it is always the same (remove the file; it is a cache of verified work).
+fn saved_state_error(state_file: &Path, seq: u64, reason: String) -> PinError {
+    PinError::SavedState {
+        state_file: state_file.to_path_buf(),
+        seq,
+        reason,
+    }
 }
 
 /// Saves the layers and committed rolls the walk changed, and the open proposals whose streams

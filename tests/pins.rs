@@ -90,6 +90,13 @@ async fn a_sync_loads_only_the_open_proposals_its_events_name(db: &TestDb) {
         stderr.contains(&format!("open proposal {second} has no saved row")),
         "{stderr}"
     );
+    // What to do about it, and where: the file is this machine's cache of verified work.
+    assert!(
+        stderr.contains(&format!("the state file {}", file.display()))
+            && stderr
+                .contains("remove it, and the next command verifies the ledger again from genesis"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("INVALID"), "{stderr}");
 }
 

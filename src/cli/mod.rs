@@ -300,7 +300,10 @@ impl From<PinError> for CliError {
             PinError::Diverged { .. } | PinError::Invalid { .. } | PinError::Disagrees { .. } => {
                 EXIT_CHECK_FAILED
             }
-            PinError::NoStateDir | PinError::StateDir { .. } | PinError::State(_) => EXIT_IO,
+            PinError::NoStateDir
+            | PinError::StateDir { .. }
+            | PinError::State(_)
+            | PinError::SavedState { .. } => EXIT_IO,
         };
         CliError::new(code, error.to_string())
     }
