@@ -16,12 +16,14 @@ use rollbook::audit::export::{CheckpointLine, EventLine, Line};
 use rollbook::audit::{
     export_jsonl, verify_export, verify_live, verify_live_chain, LiveVerifyError, VerifyError,
 };
+use rollbook::crypto::canonical::Purpose;
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::merkle::MerkleBuilder;
 use rollbook::crypto::to_hex;
-use rollbook::domain::approval::ProposalDraft;
+use rollbook::domain::approval::{message_for, ProposalDraft};
 use rollbook::domain::envelope::{ChainError, StoredEvent};
 use rollbook::domain::events::SignerSet;
+use rollbook::domain::governance::seal_signature;
 use rollbook::domain::governance::ActiveSet;
 use rollbook::service::{self, Ledger};
 use rollbook::sizing::{Policy, Proposal};
@@ -56,8 +58,9 @@ fn keys() -> Keys {
     }
 }
 
-/// Builds the story ledger; returns the ledger and the id of its committed roll.
-async fn story(db: &TestDb, k: &Keys) -> (Ledger, Uuid) {
+/// A new 2-of-3 ledger (alice, bob, carol) created by alice at t0, written at chosen times; the
+/// set, for a later change.
+async fn two_of_three(db: &TestDb, k: &Keys) -> (Ledger, ActiveSet) {
     let store = Store::open(&db.url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
     let set = ActiveSet::validate(&SignerSet {
         version: 1,
@@ -72,7 +75,12 @@ async fn story(db: &TestDb, k: &Keys) -> (Ledger, Uuid) {
     let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &k.alice, t0())
         .await
         .unwrap();
-    let ledger = Ledger::new(store, ledger_id);
+    (Ledger::new(store, ledger_id), set)
+}
+
+/// Builds the story ledger; returns the ledger and the id of its committed roll.
+async fn story(db: &TestDb, k: &Keys) -> (Ledger, Uuid) {
+    let (ledger, set) = two_of_three(db, k).await;
     let at = |minutes: i64| t0() + Duration::seconds(minutes);
     // failed
     ledger.propose_roll(body(12), &k.bob, at(1)).await.unwrap();
@@ -225,8 +233,76 @@ fn edit_payload(lines: &mut [String], index: usize, edit: impl FnOnce(&mut serde
 
 both_backends!(
     the_story_exports_verifies_and_every_tamper_is_caught,
-    database_tampering_is_caught_live
+    database_tampering_is_caught_live,
+    verify_says_how_far_signatures_bind_the_history
 );
+
+/// The export with the events at `seqs` removed by an attacker who renumbers the rest and
+/// recomputes every hash, the header and the checkpoint.
+fn without_events(lines: &[String], seqs: &[u64]) -> Vec<String> {
+    let mut kept = vec![lines[0].clone()];
+    let events = &lines[1..lines.len() - 1];
+    for line in events {
+        let mut event = event_line(line);
+        if seqs.contains(&event.seq) {
+            continue;
+        }
+        event.seq = kept.len() as u64;
+        kept.push(Line::Event(event).to_text());
+    }
+    kept.push(lines[lines.len() - 1].clone());
+    rehash(&kept)
+}
+
+/// What signatures prove, and where it stops (found by an attacker's review): an offline
+/// co-signature binds the head of its request, so the events between that head and the
+/// signature (here a roll and its veto) are bound by no signature once nothing signed follows
+/// them. Whoever recomputes the hashes can remove them and the export still verifies; `verify`
+/// then says that its signatures bind only the events up to that head, so a reviewer sees how
+/// much of the file only its hashes hold. Changing an event at or before a bound head breaks
+/// the signature binding it (A11).
+async fn verify_says_how_far_signatures_bind_the_history(db: &TestDb) {
+    let k = keys();
+    let (ledger, _) = two_of_three(db, &k).await;
+    let at = |seconds: i64| t0() + Duration::seconds(seconds);
+    let (x, _) = ledger.propose_roll(body(9), &k.bob, at(1)).await.unwrap(); // seq 2
+    ledger.sign(x.id, &k.alice, at(2)).await.unwrap(); // 3
+    let at_request = ledger.head().await.unwrap();
+    let x_now = ledger.proposal(x.id).await.unwrap();
+    let offline = seal_signature(
+        &k.carol,
+        message_for(ledger.ledger_id, &x_now, Purpose::Cosign, &at_request, None),
+    );
+    let (y, _) = ledger.propose_roll(body(8), &k.bob, at(3)).await.unwrap(); // 4
+    ledger
+        .reject(y.id, &k.carol, "too large", at(4))
+        .await
+        .unwrap(); // 5, binds 4
+    let outcome = ledger.attach(x.id, offline, at(5)).await.unwrap(); // 6 binds 3; 7 commits
+    assert!(outcome.committed);
+    let lines = export_lines(&ledger).await;
+    let summary = verify_lines(&lines).unwrap();
+    assert_eq!((summary.events, summary.signed_through_seq), (7, 4));
+    assert_eq!(summary.proposals.get("rejected"), Some(&1));
+
+    // The roll and its veto, after the head the offline signature binds, removed.
+    let cut = without_events(&lines, &[4, 5]);
+    let summary = verify_lines(&cut).expect("nothing signed binds seq 4 or 5");
+    assert_eq!((summary.events, summary.signed_through_seq), (5, 3));
+    assert_eq!(summary.proposals.get("rejected"), None);
+
+    // Changed at or before a bound head (alice's signature at seq 3, which the offline one
+    // binds, moved by half a second): the signature binding it fails.
+    let mut altered = lines.clone();
+    let mut line = event_line(&altered[3]);
+    line.recorded_at = "2026-05-07T14:40:02.500000Z".into();
+    altered[3] = Line::Event(line).to_text();
+    assert_invalid(
+        &rehash(&altered),
+        "A11",
+        "an event before a bound head changed",
+    );
+}
 
 async fn the_story_exports_verifies_and_every_tamper_is_caught(db: &TestDb) {
     let k = keys();

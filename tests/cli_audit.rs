@@ -89,6 +89,22 @@ fn verify_exits_0_valid_1_invalid_2_unreadable() {
     ] {
         assert!(summary.get(key).is_some(), "summary lacks {key}");
     }
+    // How far signatures bind it: never the last event (a commit, an execution or a signature
+    // binds an earlier head), and the text says what holds the rest.
+    let (signed, events) = (
+        summary["signed_through_seq"].as_u64().unwrap(),
+        summary["events"].as_u64().unwrap(),
+    );
+    assert!((1..events).contains(&signed), "{signed} of {events}");
+    let plain = text(&rollbook(&["verify", &file]).stdout);
+    assert!(
+        plain.contains(&format!("events 1 to {signed} are bound by signatures"))
+            && plain.contains(&format!(
+                "the {} after them only by their hashes",
+                events - signed
+            )),
+        "{plain}"
+    );
     // One changed character in the last event line.
     let content = std::fs::read_to_string(&file).unwrap();
     let mut lines: Vec<String> = content.lines().map(str::to_string).collect();

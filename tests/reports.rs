@@ -453,6 +453,11 @@ async fn html_report_renders_in_chromium_with_every_figure_and_no_script(db: &Te
         "the veto reason as text"
     );
     assert!(dom.contains("VALID: all "));
+    // How far signatures bind the history, as `verify` says it.
+    assert!(
+        dom.contains("bound by signatures") && dom.contains(" after them only by their hashes"),
+        "the signed-through line"
+    );
     // The exceptions: the veto, the expiry the motion caused, the governance change.
     let exceptions = &dom[dom.find("<section id=\"exceptions\">").unwrap()..];
     assert!(exceptions.contains("Vetoes (1)"), "{exceptions}");

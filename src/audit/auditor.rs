@@ -62,6 +62,10 @@ pub struct AuditSummary {
     pub policy_hash: String,
     /// The hash of seq 1: the ledger's identity, which a reviewer pins (`verify --genesis`).
     pub genesis_hash: String,
+    /// The latest seq a signature binds (check A11): events up to it cannot be changed, removed
+    /// or inserted without breaking a signature; the ones after it only by their hashes, which
+    /// whoever holds the file can recompute (docs/audit-format.md, "What a valid export proves").
+    pub signed_through_seq: u64,
 }
 
 const EXECUTION_GRACE_DAYS: i64 = crate::domain::execution::EXECUTION_RECORDING_GRACE_DAYS;
@@ -209,6 +213,12 @@ pub struct Auditor {
     /// the hashes since it resumed and defers older bound heads to its caller.
     #[serde(skip)]
     recent_hashes: RecentHashes,
+    /// The latest seq a verified signature binds: no event at or before it can be changed,
+    /// removed or inserted without breaking that signature. Events after it are bound by their
+    /// hashes only (an offline signature binds the head of its request, which may lie well
+    /// before it, and a commit carries no signature of its own).
+    #[serde(default)]
+    signed_through: u64,
     /// Heads bound at or before the seq a resumed auditor started after, with the seq of the
     /// event whose signature binds each: the caller checks them (`take_deferred_heads`).
     #[serde(skip)]
@@ -316,6 +326,7 @@ impl Auditor {
             layers: LayerBook::default(),
             recent_proposal_ids: RecentIds::default(),
             recent_hashes: RecentHashes::default(),
+            signed_through: 0,
             deferred_heads: Vec::new(),
         }
     }
@@ -342,6 +353,7 @@ impl Auditor {
             },
             recent: &self.recent_hashes,
             deferred: Vec::new(),
+            highest_bound: 0,
         }
     }
 
@@ -788,7 +800,7 @@ impl Auditor {
                         check_of(&r, "A3")
                     )
                 })?;
-                self.defer(event, chain.deferred);
+                self.keep_bound_heads(event, chain.deferred, chain.highest_bound);
                 // What the writer had to append after this signature, in the same transaction,
                 // with this signature's actor.
                 if outcome.events.len() > 1 {
@@ -840,7 +852,7 @@ impl Auditor {
                         check_of(&r, "A4")
                     )
                 })?;
-                self.defer(event, chain.deferred);
+                self.keep_bound_heads(event, chain.deferred, chain.highest_bound);
                 if expected != payload {
                     return Err("the veto differs from what its signature decides (A4)".into());
                 }
@@ -869,7 +881,7 @@ impl Auditor {
                         check_of(&r, "A5")
                     )
                 })?;
-                self.defer(event, chain.deferred);
+                self.keep_bound_heads(event, chain.deferred, chain.highest_bound);
                 self.evolve(&payload, event);
             }
             Event::ProposalExpired(expired) => {
@@ -949,6 +961,7 @@ impl Auditor {
                 check_of(&r, "A2")
             )
         })?;
+        self.keep_bound_heads(event, chain.deferred, chain.highest_bound);
         // A15 at the recording's own chain time (the rules above judged its creation time).
         if let Some(proposer) = governance.set.by_key_id(&recorded.signature.key_id) {
             proposer
@@ -991,10 +1004,12 @@ impl Auditor {
         Ok(())
     }
 
-    /// Keeps the heads `event`'s signature binds that only the caller can check.
-    fn defer(&mut self, event: &StoredEvent, heads: Vec<ChainHead>) {
+    /// After `event`'s signature was checked: keeps the heads it binds that only the caller
+    /// can check, and moves `signed_through` to the latest head it binds.
+    fn keep_bound_heads(&mut self, event: &StoredEvent, deferred: Vec<ChainHead>, highest: u64) {
         self.deferred_heads
-            .extend(heads.into_iter().map(|head| (event.seq, head)));
+            .extend(deferred.into_iter().map(|head| (event.seq, head)));
+        self.signed_through = self.signed_through.max(highest);
     }
 
     /// Check C13: a commit, an adoption or an expiry after it carries the actor of the
@@ -1108,14 +1123,14 @@ impl Auditor {
             verified,
         )
         .map_err(|r| format!("execution of proposal {id}: {r} ({})", check_of(&r, "A13")))?;
-        let deferred = chain.deferred;
+        let (deferred, highest_bound) = (chain.deferred, chain.highest_bound);
         let proposal_id = roll.proposal_id;
         if &expected != payload {
             return Err(format!(
                 "the execution of proposal {id} records other amounts, status or breaches than its fills decide (A14)"
             ));
         }
-        self.defer(event, deferred);
+        self.keep_bound_heads(event, deferred, highest_bound);
         let roll = self.committed.get_mut(&proposal_id).expect("found above");
         self.touched_rolls.insert(proposal_id);
         let before = roll.status;
@@ -1225,6 +1240,7 @@ impl Auditor {
             policy_version: governance.policy_version,
             policy_hash: governance.policy_hash,
             genesis_hash: self.genesis_hash.map(|h| to_hex(&h)).unwrap_or_default(),
+            signed_through_seq: self.signed_through,
         })
     }
 }

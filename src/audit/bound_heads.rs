@@ -72,11 +72,17 @@ pub(super) struct AuditedChain<'a> {
     pub head: ChainHead,
     pub recent: &'a RecentHashes,
     pub deferred: Vec<ChainHead>,
+    /// The latest seq a signature checked at this event binds (0 when none did).
+    pub highest_bound: u64,
 }
 
 impl Chain for AuditedChain<'_> {
     fn head(&self) -> ChainHead {
         self.head
+    }
+
+    fn bound_head_checked(&mut self, seq: u64) {
+        self.highest_bound = self.highest_bound.max(seq);
     }
 
     fn confirm(&mut self, seq: u64, hash: &[u8; 32]) -> bool {

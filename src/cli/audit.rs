@@ -378,6 +378,7 @@ fn print_summary(
             "source": source,
             "ledger_id": summary.ledger_id,
             "events": summary.events,
+            "signed_through_seq": summary.signed_through_seq,
             "proposals": summary.proposals,
             "signatures": summary.signatures,
             "executions": summary.executions,
@@ -407,6 +408,7 @@ fn print_summary(
         .collect();
     say!("ledger {}: VALID ({source})", summary.ledger_id);
     println!("  events        {}", summary.events);
+    print_signed_through(summary);
     println!(
         "  proposals     {}",
         if proposals.is_empty() {
@@ -454,6 +456,19 @@ fn print_summary(
     } else {
         println!("  identity      NOT CHECKED: this proves the ledger is internally consistent, not that it is the ledger you mean");
         println!("                (pass --genesis HASH with the genesis hash you hold for it, and compare the key ids above with the keys you know)");
+    }
+}
+
+/// How far signatures bind the history (A11): the events after the latest bound head are
+/// held by their hashes only, which whoever holds the file recomputes after removing one.
+fn print_signed_through(summary: &AuditSummary) {
+    let (signed, events) = (summary.signed_through_seq, summary.events);
+    println!("  signed        events 1 to {signed} are bound by signatures");
+    if signed < events {
+        println!(
+            "                the {} after them only by their hashes: without a cosigned checkpoint of this size or your pin, some may have been removed or reordered",
+            events - signed
+        );
     }
 }
 

@@ -15,6 +15,9 @@ pub trait Chain {
     /// tell now may accept and check later, and must then refuse what does not match (the
     /// auditor resumed from a pin defers to the hashes that pin verified).
     fn confirm(&mut self, seq: u64, hash: &[u8; 32]) -> bool;
+    /// A signature's bound head at `seq` was checked and holds: a verifier notes how far back
+    /// from the head signatures cover the history (`AuditSummary::signed_through_seq`).
+    fn bound_head_checked(&mut self, _seq: u64) {}
 }
 
 /// A writer's view: the head it read and, for an offline signature, the one earlier point that
@@ -92,6 +95,7 @@ pub fn check_bound_head(
         chain.confirm(bound.seq, &bound.hash)
     };
     if same {
+        chain.bound_head_checked(bound.seq);
         Ok(())
     } else {
         Err(Mismatch::HeadHash { seq: bound.seq })

@@ -250,6 +250,7 @@ fn verification_section(input: &ReportInput) -> String {
                 .collect();
             let pairs = [
                 ("events", summary.events.to_string()),
+                ("bound by signatures", signed_through_text(summary.signed_through_seq, summary.events)),
                 ("proposals", escape(&proposals.join(", "))),
                 ("co-signatures", format!("{} (each strict-valid)", summary.signatures)),
                 ("executions", format!("{} recorded, {} in breach", summary.executions, summary.execution_breaches)),
@@ -280,6 +281,17 @@ fn verification_section(input: &ReportInput) -> String {
     }
     html.push_str("</section>");
     html
+}
+
+/// How far signatures bind the history (A11), as `verify` says it: the rest only hashes hold.
+fn signed_through_text(signed: u64, events: u64) -> String {
+    if signed >= events {
+        return format!("events 1 to {signed}");
+    }
+    format!(
+        "events 1 to {signed}; the {} after them only by their hashes (without a cosigned checkpoint of this size, some may have been removed or reordered)",
+        events - signed
+    )
 }
 
 fn parameters_section(input: &ReportInput, now: DateTime<Utc>) -> String {
