@@ -8,8 +8,9 @@ mod common;
 
 use std::io::Cursor;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::Duration;
 use common::entry;
+use common::story::{body, story, t0, Keys};
 use common::TestDb;
 use rollbook::audit::auditor::AuditSummary;
 use rollbook::audit::export::{CheckpointLine, EventLine, Line};
@@ -19,108 +20,10 @@ use rollbook::audit::{
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::merkle::MerkleBuilder;
 use rollbook::crypto::to_hex;
-use rollbook::domain::approval::ProposalDraft;
 use rollbook::domain::envelope::{ChainError, StoredEvent};
-use rollbook::domain::events::SignerSet;
-use rollbook::domain::governance::ActiveSet;
-use rollbook::service::{self, Ledger};
-use rollbook::sizing::{Policy, Proposal};
+use rollbook::service::Ledger;
 use rollbook::store::{Store, StoreError};
 use uuid::Uuid;
-
-const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
-}
-
-fn body(contracts: u32) -> String {
-    let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
-    proposal.set_contracts_requested(contracts);
-    proposal.to_toml_string()
-}
-
-struct Keys {
-    alice: SecretKey,
-    bob: SecretKey,
-    carol: SecretKey,
-    dave: SecretKey,
-}
-
-fn keys() -> Keys {
-    Keys {
-        alice: SecretKey::generate().unwrap(),
-        bob: SecretKey::generate().unwrap(),
-        carol: SecretKey::generate().unwrap(),
-        dave: SecretKey::generate().unwrap(),
-    }
-}
-
-/// Builds the story ledger; returns the ledger and the id of its committed roll.
-async fn story(db: &TestDb, k: &Keys) -> (Ledger, Uuid) {
-    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
-    let set = ActiveSet::validate(&SignerSet {
-        version: 1,
-        threshold: 2,
-        signers: vec![
-            entry("alice", &k.alice),
-            entry("bob", &k.bob),
-            entry("carol", &k.carol),
-        ],
-    })
-    .unwrap();
-    let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &k.alice, t0())
-        .await
-        .unwrap();
-    let ledger = Ledger::new(store, ledger_id);
-    let at = |minutes: i64| t0() + Duration::seconds(minutes);
-    // failed
-    ledger.propose_roll(body(12), &k.bob, at(1)).await.unwrap();
-    // committed
-    let (committed, _) = ledger.propose_roll(body(9), &k.bob, at(2)).await.unwrap();
-    ledger.sign(committed.id, &k.alice, at(3)).await.unwrap();
-    ledger.sign(committed.id, &k.carol, at(4)).await.unwrap();
-    // rejected
-    let (rejected, _) = ledger.propose_roll(body(8), &k.bob, at(5)).await.unwrap();
-    ledger
-        .reject(rejected.id, &k.carol, "quotes are stale", at(6))
-        .await
-        .unwrap();
-    // withdrawn
-    let (withdrawn, _) = ledger.propose_roll(body(7), &k.bob, at(7)).await.unwrap();
-    ledger.withdraw(withdrawn.id, &k.bob, at(8)).await.unwrap();
-    // expired by the governance change below
-    let (to_expire, _) = ledger.propose_roll(body(6), &k.bob, at(9)).await.unwrap();
-    ledger.sign(to_expire.id, &k.alice, at(10)).await.unwrap();
-    // governance: add dave, 2 of 4
-    let mut next = set.to_signer_set();
-    next.version = 2;
-    next.signers.push(entry("dave", &k.dave));
-    let next = ActiveSet::validate(&next).unwrap();
-    let motion = ledger
-        .propose_motion(
-            |g, now| {
-                Ok(ProposalDraft::signer_set(
-                    g,
-                    rollbook::domain::envelope::uuid_v7_at(now),
-                    &next,
-                    now,
-                ))
-            },
-            &k.alice,
-            at(11),
-        )
-        .await
-        .unwrap();
-    ledger.sign(motion.id, &k.bob, at(12)).await.unwrap();
-    ledger.sign(motion.id, &k.carol, at(13)).await.unwrap();
-    let adopted = ledger.sign(motion.id, &k.dave, at(14)).await.unwrap();
-    assert!(adopted.committed);
-    // pending under the new set
-    let (pending, _) = ledger.propose_roll(body(5), &k.dave, at(15)).await.unwrap();
-    ledger.sign(pending.id, &k.alice, at(16)).await.unwrap();
-    (ledger, committed.id)
-}
 
 async fn export_lines(ledger: &Ledger) -> Vec<String> {
     let mut out = Vec::new();
@@ -229,8 +132,8 @@ both_backends!(
 );
 
 async fn the_story_exports_verifies_and_every_tamper_is_caught(db: &TestDb) {
-    let k = keys();
-    let (ledger, committed_id) = story(db, &k).await;
+    let k = Keys::generate();
+    let (ledger, committed_id) = story(db, &k, None).await;
     let lines = export_lines(&ledger).await;
     let summary = verify_lines(&lines).expect("the genuine export verifies");
     let statuses: Vec<(&str, u64)> = summary
@@ -434,7 +337,7 @@ async fn the_story_exports_verifies_and_every_tamper_is_caught(db: &TestDb) {
 
     // A signature replayed from another ledger with the same people.
     let other_db = TestDb::sqlite();
-    let (other, other_committed) = story(&other_db, &k).await;
+    let (other, other_committed) = story(&other_db, &k, None).await;
     let other_lines = export_lines(&other).await;
     let other_signed = event_line(&other_lines[index_of(&other_lines, "proposal.signed", 0)]);
     let replayed_signature: serde_json::Value =
@@ -485,8 +388,8 @@ async fn the_story_exports_verifies_and_every_tamper_is_caught(db: &TestDb) {
 }
 
 async fn database_tampering_is_caught_live(db: &TestDb) {
-    let k = keys();
-    let (ledger, _) = story(db, &k).await;
+    let k = Keys::generate();
+    let (ledger, _) = story(db, &k, None).await;
     verify_live(&ledger.store, ledger.ledger_id, |_| {})
         .await
         .unwrap();
@@ -557,7 +460,7 @@ async fn database_tampering_is_caught_live(db: &TestDb) {
 
     // 1. The row alone is edited, its hash left as it was: the store's read-back refuses it.
     let altered = fresh_like(db).await;
-    let (ledger, _) = story(&altered, &k).await;
+    let (ledger, _) = story(&altered, &k, None).await;
     let seq = seq_of(&ledger, "proposal.rejected").await;
     rewrite_rows(
         &altered,
@@ -599,7 +502,7 @@ async fn database_tampering_is_caught_live(db: &TestDb) {
     // 2. The row's hash is recomputed (the chain has no secret): the link from the next row
     // breaks, and the veto's signature, which covers the reason, no longer matches.
     let relinked = fresh_like(db).await;
-    let (ledger, _) = story(&relinked, &k).await;
+    let (ledger, _) = story(&relinked, &k, None).await;
     let seq = seq_of(&ledger, "proposal.rejected").await;
     rewrite_rows(
         &relinked,
@@ -623,7 +526,7 @@ async fn database_tampering_is_caught_live(db: &TestDb) {
     // 3. Every later hash and the head are recomputed too: the chain is whole again, and only
     // the signature is left to catch it.
     let rechained = fresh_like(db).await;
-    let (ledger, _) = story(&rechained, &k).await;
+    let (ledger, _) = story(&rechained, &k, None).await;
     let seq = seq_of(&ledger, "proposal.rejected").await;
     rewrite_rows(
         &rechained,
@@ -641,7 +544,7 @@ async fn database_tampering_is_caught_live(db: &TestDb) {
 
     // 4. A row deleted: the next row stands where it should be.
     let deleted = fresh_like(db).await;
-    let (ledger, _) = story(&deleted, &k).await;
+    let (ledger, _) = story(&deleted, &k, None).await;
     assert_eq!(
         deleted
             .tamper("DELETE FROM events WHERE seq = 4")

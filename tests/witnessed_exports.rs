@@ -6,8 +6,9 @@ mod common;
 
 use std::io::Cursor;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use common::entry;
+use common::story::{body, t0};
 use common::TestDb;
 use rollbook::audit::completeness::{
     check_completeness, check_signed_checkpoint, log_key, Completeness, WitnessCheck,
@@ -25,23 +26,11 @@ use rollbook::domain::envelope::format_timestamp;
 use rollbook::domain::events::SignerSet;
 use rollbook::domain::governance::ActiveSet;
 use rollbook::service::{self, Ledger};
-use rollbook::sizing::{Policy as SizingPolicy, Proposal};
+use rollbook::sizing::Policy as SizingPolicy;
 use rollbook::store::{Store, StoredCheckpoint};
 use rollbook::tlog::cosignature::cosign;
 use rollbook::tlog::note::sign_ed25519;
 use rollbook::tlog::{ledger_checkpoint, ledger_origin, Note, Policy, VerifierKey, VerifierKind};
-
-const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
-}
-
-fn body(contracts: u32) -> String {
-    let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
-    proposal.set_contracts_requested(contracts);
-    proposal.to_toml_string()
-}
 
 struct Keys {
     alice: SecretKey,
