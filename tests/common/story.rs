@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rollbook::crypto::keys::SecretKey;
-use rollbook::domain::approval::ProposalDraft;
+use rollbook::domain::approval::{ProposalDraft, ProposalState};
 use rollbook::domain::envelope::{format_timestamp, uuid_v7_at};
 use rollbook::domain::events::{SignerEntry, SignerSet};
 use rollbook::domain::governance::ActiveSet;
@@ -116,4 +116,33 @@ pub async fn story(db: &TestDb, k: &Keys, lifetime_end: Option<DateTime<Utc>>) -
     let (pending, _) = ledger.propose_roll(body(5), &k.dave, at(15)).await.unwrap();
     ledger.sign(pending.id, &k.alice, at(16)).await.unwrap();
     (ledger, committed.id)
+}
+
+/// A 2-of-3 ledger (alice, bob, carol: the keys, in that order) with a roll of `contracts`
+/// bob proposed at t0 + 1 s, pending.
+pub async fn two_of_three_with_a_roll(
+    db: &TestDb,
+    contracts: u32,
+) -> (Ledger, [SecretKey; 3], ProposalState) {
+    let keys = [(); 3].map(|_| SecretKey::generate().unwrap());
+    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
+    let set = ActiveSet::validate(&SignerSet {
+        version: 1,
+        threshold: 2,
+        signers: ["alice", "bob", "carol"]
+            .iter()
+            .zip(&keys)
+            .map(|(name, key)| entry(name, key))
+            .collect(),
+    })
+    .unwrap();
+    let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &keys[0], t0())
+        .await
+        .unwrap();
+    let ledger = Ledger::new(store, ledger_id);
+    let (roll, _) = ledger
+        .propose_roll(body(contracts), &keys[1], t0() + Duration::seconds(1))
+        .await
+        .unwrap();
+    (ledger, keys, roll)
 }
