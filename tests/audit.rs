@@ -10,12 +10,12 @@ use std::io::Cursor;
 
 use chrono::Duration;
 use common::entry;
-use common::story::{body, story, t0, Keys};
+use common::story::{body, jsonl_lines, story, t0, Keys};
 use common::TestDb;
 use rollbook::audit::auditor::AuditSummary;
 use rollbook::audit::export::{CheckpointLine, EventLine, Line};
 use rollbook::audit::{
-    export_jsonl, verify_export, verify_live, verify_live_chain, LiveVerifyError, VerifyError,
+    verify_export, verify_live, verify_live_chain, LiveVerifyError, VerifyError,
 };
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::merkle::MerkleBuilder;
@@ -24,24 +24,6 @@ use rollbook::domain::envelope::{ChainError, StoredEvent};
 use rollbook::service::Ledger;
 use rollbook::store::{Store, StoreError};
 use uuid::Uuid;
-
-async fn export_lines(ledger: &Ledger) -> Vec<String> {
-    let mut out = Vec::new();
-    export_jsonl(
-        &ledger.store,
-        ledger.ledger_id,
-        1,
-        &mut out,
-        "2026-05-07T15:00:00.000000Z",
-    )
-    .await
-    .unwrap();
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 fn verify_lines(lines: &[String]) -> Result<AuditSummary, VerifyError> {
     let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
@@ -134,7 +116,7 @@ both_backends!(
 async fn the_story_exports_verifies_and_every_tamper_is_caught(db: &TestDb) {
     let k = Keys::generate();
     let (ledger, committed_id) = story(db, &k, None).await;
-    let lines = export_lines(&ledger).await;
+    let lines = jsonl_lines(&ledger).await;
     let summary = verify_lines(&lines).expect("the genuine export verifies");
     let statuses: Vec<(&str, u64)> = summary
         .proposals
@@ -338,7 +320,7 @@ async fn the_story_exports_verifies_and_every_tamper_is_caught(db: &TestDb) {
     // A signature replayed from another ledger with the same people.
     let other_db = TestDb::sqlite();
     let (other, other_committed) = story(&other_db, &k, None).await;
-    let other_lines = export_lines(&other).await;
+    let other_lines = jsonl_lines(&other).await;
     let other_signed = event_line(&other_lines[index_of(&other_lines, "proposal.signed", 0)]);
     let replayed_signature: serde_json::Value =
         serde_json::from_str::<serde_json::Value>(&other_signed.payload).unwrap()["signature"]

@@ -64,21 +64,7 @@ async fn export_lines(ledger: &Ledger) -> Vec<String> {
 
 /// The export of any ledger, checked valid.
 async fn export_of(ledger: &Ledger) -> Vec<String> {
-    let mut out = Vec::new();
-    export_jsonl(
-        &ledger.store,
-        ledger.ledger_id,
-        1,
-        &mut out,
-        "2026-05-07T15:00:00.000000Z",
-    )
-    .await
-    .unwrap();
-    let lines: Vec<String> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let lines = common::story::jsonl_lines(ledger).await;
     verify(&lines).expect("the genuine export verifies");
     lines
 }

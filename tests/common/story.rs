@@ -2,6 +2,7 @@
 //! the caller's clock), so that every seq, hash and verdict is the same on every run.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use rollbook::audit::export_jsonl;
 use rollbook::crypto::keys::SecretKey;
 use rollbook::domain::approval::{ProposalDraft, ProposalState};
 use rollbook::domain::envelope::{format_timestamp, uuid_v7_at};
@@ -116,6 +117,25 @@ pub async fn story(db: &TestDb, k: &Keys, lifetime_end: Option<DateTime<Utc>>) -
     let (pending, _) = ledger.propose_roll(body(5), &k.dave, at(15)).await.unwrap();
     ledger.sign(pending.id, &k.alice, at(16)).await.unwrap();
     (ledger, committed.id)
+}
+
+/// The JSONL export of `ledger` (exported at 15:00 on the story's day), one string a line.
+pub async fn jsonl_lines(ledger: &Ledger) -> Vec<String> {
+    let mut out = Vec::new();
+    export_jsonl(
+        &ledger.store,
+        ledger.ledger_id,
+        1,
+        &mut out,
+        "2026-05-07T15:00:00.000000Z",
+    )
+    .await
+    .unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// A 2-of-3 ledger (alice, bob, carol: the keys, in that order) with a roll of `contracts`
