@@ -116,7 +116,7 @@ both_backends!(
 async fn the_story_exports_verifies_and_every_tamper_is_caught(db: &TestDb) {
     let k = Keys::generate();
     let (ledger, committed_id) = story(db, &k, None).await;
-    let lines = jsonl_lines(&ledger).await;
+    let lines = jsonl_lines(&ledger, None).await;
     let summary = verify_lines(&lines).expect("the genuine export verifies");
     let statuses: Vec<(&str, u64)> = summary
         .proposals
@@ -320,7 +320,7 @@ async fn the_story_exports_verifies_and_every_tamper_is_caught(db: &TestDb) {
     // A signature replayed from another ledger with the same people.
     let other_db = TestDb::sqlite();
     let (other, other_committed) = story(&other_db, &k, None).await;
-    let other_lines = jsonl_lines(&other).await;
+    let other_lines = jsonl_lines(&other, None).await;
     let other_signed = event_line(&other_lines[index_of(&other_lines, "proposal.signed", 0)]);
     let replayed_signature: serde_json::Value =
         serde_json::from_str::<serde_json::Value>(&other_signed.payload).unwrap()["signature"]

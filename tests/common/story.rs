@@ -2,7 +2,7 @@
 //! the caller's clock), so that every seq, hash and verdict is the same on every run.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use rollbook::audit::export_jsonl;
+use rollbook::audit::export_jsonl_to;
 use rollbook::crypto::keys::SecretKey;
 use rollbook::domain::approval::{ProposalDraft, ProposalState};
 use rollbook::domain::envelope::{format_timestamp, uuid_v7_at};
@@ -119,13 +119,15 @@ pub async fn story(db: &TestDb, k: &Keys, lifetime_end: Option<DateTime<Utc>>) -
     (ledger, committed.id)
 }
 
-/// The JSONL export of `ledger` (exported at 15:00 on the story's day), one string a line.
-pub async fn jsonl_lines(ledger: &Ledger) -> Vec<String> {
+/// The JSONL export of `ledger` up to `tree_size` events (the head when `None`), exported at
+/// 15:00 on the story's day, one string a line.
+pub async fn jsonl_lines(ledger: &Ledger, tree_size: Option<u64>) -> Vec<String> {
     let mut out = Vec::new();
-    export_jsonl(
+    export_jsonl_to(
         &ledger.store,
         ledger.ledger_id,
         1,
+        tree_size,
         &mut out,
         "2026-05-07T15:00:00.000000Z",
     )
