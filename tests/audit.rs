@@ -8,145 +8,25 @@ mod common;
 
 use std::io::Cursor;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::Duration;
 use common::entry;
+use common::story::{body, jsonl_lines, story, t0, two_of_three_with_a_roll, Keys};
 use common::TestDb;
 use rollbook::audit::auditor::AuditSummary;
 use rollbook::audit::export::{CheckpointLine, EventLine, Line};
 use rollbook::audit::{
-    export_jsonl, verify_export, verify_live, verify_live_chain, LiveVerifyError, VerifyError,
+    verify_export, verify_live, verify_live_chain, LiveVerifyError, VerifyError,
 };
 use rollbook::crypto::canonical::Purpose;
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::merkle::MerkleBuilder;
 use rollbook::crypto::to_hex;
-use rollbook::domain::approval::{message_for, ProposalDraft};
+use rollbook::domain::approval::message_for;
 use rollbook::domain::envelope::{ChainError, StoredEvent};
-use rollbook::domain::events::SignerSet;
 use rollbook::domain::governance::seal_signature;
-use rollbook::domain::governance::ActiveSet;
-use rollbook::service::{self, Ledger};
-use rollbook::sizing::{Policy, Proposal};
+use rollbook::service::Ledger;
 use rollbook::store::{Store, StoreError};
 use uuid::Uuid;
-
-const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
-}
-
-fn body(contracts: u32) -> String {
-    let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
-    proposal.set_contracts_requested(contracts);
-    proposal.to_toml_string()
-}
-
-struct Keys {
-    alice: SecretKey,
-    bob: SecretKey,
-    carol: SecretKey,
-    dave: SecretKey,
-}
-
-fn keys() -> Keys {
-    Keys {
-        alice: SecretKey::generate().unwrap(),
-        bob: SecretKey::generate().unwrap(),
-        carol: SecretKey::generate().unwrap(),
-        dave: SecretKey::generate().unwrap(),
-    }
-}
-
-/// A new 2-of-3 ledger (alice, bob, carol) created by alice at t0, written at chosen times; the
-/// set, for a later change.
-async fn two_of_three(db: &TestDb, k: &Keys) -> (Ledger, ActiveSet) {
-    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
-    let set = ActiveSet::validate(&SignerSet {
-        version: 1,
-        threshold: 2,
-        signers: vec![
-            entry("alice", &k.alice),
-            entry("bob", &k.bob),
-            entry("carol", &k.carol),
-        ],
-    })
-    .unwrap();
-    let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &k.alice, t0())
-        .await
-        .unwrap();
-    (Ledger::new(store, ledger_id), set)
-}
-
-/// Builds the story ledger; returns the ledger and the id of its committed roll.
-async fn story(db: &TestDb, k: &Keys) -> (Ledger, Uuid) {
-    let (ledger, set) = two_of_three(db, k).await;
-    let at = |minutes: i64| t0() + Duration::seconds(minutes);
-    // failed
-    ledger.propose_roll(body(12), &k.bob, at(1)).await.unwrap();
-    // committed
-    let (committed, _) = ledger.propose_roll(body(9), &k.bob, at(2)).await.unwrap();
-    ledger.sign(committed.id, &k.alice, at(3)).await.unwrap();
-    ledger.sign(committed.id, &k.carol, at(4)).await.unwrap();
-    // rejected
-    let (rejected, _) = ledger.propose_roll(body(8), &k.bob, at(5)).await.unwrap();
-    ledger
-        .reject(rejected.id, &k.carol, "quotes are stale", at(6))
-        .await
-        .unwrap();
-    // withdrawn
-    let (withdrawn, _) = ledger.propose_roll(body(7), &k.bob, at(7)).await.unwrap();
-    ledger.withdraw(withdrawn.id, &k.bob, at(8)).await.unwrap();
-    // expired by the governance change below
-    let (to_expire, _) = ledger.propose_roll(body(6), &k.bob, at(9)).await.unwrap();
-    ledger.sign(to_expire.id, &k.alice, at(10)).await.unwrap();
-    // governance: add dave, 2 of 4
-    let mut next = set.to_signer_set();
-    next.version = 2;
-    next.signers.push(entry("dave", &k.dave));
-    let next = ActiveSet::validate(&next).unwrap();
-    let motion = ledger
-        .propose_motion(
-            |g, now| {
-                Ok(ProposalDraft::signer_set(
-                    g,
-                    rollbook::domain::envelope::uuid_v7_at(now),
-                    &next,
-                    now,
-                ))
-            },
-            &k.alice,
-            at(11),
-        )
-        .await
-        .unwrap();
-    ledger.sign(motion.id, &k.bob, at(12)).await.unwrap();
-    ledger.sign(motion.id, &k.carol, at(13)).await.unwrap();
-    let adopted = ledger.sign(motion.id, &k.dave, at(14)).await.unwrap();
-    assert!(adopted.committed);
-    // pending under the new set
-    let (pending, _) = ledger.propose_roll(body(5), &k.dave, at(15)).await.unwrap();
-    ledger.sign(pending.id, &k.alice, at(16)).await.unwrap();
-    (ledger, committed.id)
-}
-
-async fn export_lines(ledger: &Ledger) -> Vec<String> {
-    let mut out = Vec::new();
-    export_jsonl(
-        &ledger.store,
-        ledger.ledger_id,
-        1,
-        &mut out,
-        "2026-05-07T15:00:00.000000Z",
-    )
-    .await
-    .unwrap();
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 fn verify_lines(lines: &[String]) -> Result<AuditSummary, VerifyError> {
     let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
@@ -262,25 +142,23 @@ fn without_events(lines: &[String], seqs: &[u64]) -> Vec<String> {
 /// much of the file only its hashes hold. Changing an event at or before a bound head breaks
 /// the signature binding it (A11).
 async fn verify_says_how_far_signatures_bind_the_history(db: &TestDb) {
-    let k = keys();
-    let (ledger, _) = two_of_three(db, &k).await;
+    let (ledger, [alice, bob, carol], x) = two_of_three_with_a_roll(db, 9).await; // seq 2
     let at = |seconds: i64| t0() + Duration::seconds(seconds);
-    let (x, _) = ledger.propose_roll(body(9), &k.bob, at(1)).await.unwrap(); // seq 2
-    ledger.sign(x.id, &k.alice, at(2)).await.unwrap(); // 3
+    ledger.sign(x.id, &alice, at(2)).await.unwrap(); // 3
     let at_request = ledger.head().await.unwrap();
     let x_now = ledger.proposal(x.id).await.unwrap();
     let offline = seal_signature(
-        &k.carol,
+        &carol,
         message_for(ledger.ledger_id, &x_now, Purpose::Cosign, &at_request, None),
     );
-    let (y, _) = ledger.propose_roll(body(8), &k.bob, at(3)).await.unwrap(); // 4
+    let (y, _) = ledger.propose_roll(body(8), &bob, at(3)).await.unwrap(); // 4
     ledger
-        .reject(y.id, &k.carol, "too large", at(4))
+        .reject(y.id, &carol, "too large", at(4))
         .await
         .unwrap(); // 5, binds 4
     let outcome = ledger.attach(x.id, offline, at(5)).await.unwrap(); // 6 binds 3; 7 commits
     assert!(outcome.committed);
-    let lines = export_lines(&ledger).await;
+    let lines = jsonl_lines(&ledger, None).await;
     let summary = verify_lines(&lines).unwrap();
     assert_eq!((summary.events, summary.signed_through_seq), (7, 4));
     assert_eq!(summary.proposals.get("rejected"), Some(&1));
@@ -305,9 +183,9 @@ async fn verify_says_how_far_signatures_bind_the_history(db: &TestDb) {
 }
 
 async fn the_story_exports_verifies_and_every_tamper_is_caught(db: &TestDb) {
-    let k = keys();
-    let (ledger, committed_id) = story(db, &k).await;
-    let lines = export_lines(&ledger).await;
+    let k = Keys::generate();
+    let (ledger, committed_id) = story(db, &k, None).await;
+    let lines = jsonl_lines(&ledger, None).await;
     let summary = verify_lines(&lines).expect("the genuine export verifies");
     let statuses: Vec<(&str, u64)> = summary
         .proposals
@@ -510,8 +388,8 @@ async fn the_story_exports_verifies_and_every_tamper_is_caught(db: &TestDb) {
 
     // A signature replayed from another ledger with the same people.
     let other_db = TestDb::sqlite();
-    let (other, other_committed) = story(&other_db, &k).await;
-    let other_lines = export_lines(&other).await;
+    let (other, other_committed) = story(&other_db, &k, None).await;
+    let other_lines = jsonl_lines(&other, None).await;
     let other_signed = event_line(&other_lines[index_of(&other_lines, "proposal.signed", 0)]);
     let replayed_signature: serde_json::Value =
         serde_json::from_str::<serde_json::Value>(&other_signed.payload).unwrap()["signature"]
@@ -561,8 +439,8 @@ async fn the_story_exports_verifies_and_every_tamper_is_caught(db: &TestDb) {
 }
 
 async fn database_tampering_is_caught_live(db: &TestDb) {
-    let k = keys();
-    let (ledger, _) = story(db, &k).await;
+    let k = Keys::generate();
+    let (ledger, _) = story(db, &k, None).await;
     verify_live(&ledger.store, ledger.ledger_id, |_| {})
         .await
         .unwrap();
@@ -633,7 +511,7 @@ async fn database_tampering_is_caught_live(db: &TestDb) {
 
     // 1. The row alone is edited, its hash left as it was: the store's read-back refuses it.
     let altered = fresh_like(db).await;
-    let (ledger, _) = story(&altered, &k).await;
+    let (ledger, _) = story(&altered, &k, None).await;
     let seq = seq_of(&ledger, "proposal.rejected").await;
     rewrite_rows(
         &altered,
@@ -675,7 +553,7 @@ async fn database_tampering_is_caught_live(db: &TestDb) {
     // 2. The row's hash is recomputed (the chain has no secret): the link from the next row
     // breaks, and the veto's signature, which covers the reason, no longer matches.
     let relinked = fresh_like(db).await;
-    let (ledger, _) = story(&relinked, &k).await;
+    let (ledger, _) = story(&relinked, &k, None).await;
     let seq = seq_of(&ledger, "proposal.rejected").await;
     rewrite_rows(
         &relinked,
@@ -699,7 +577,7 @@ async fn database_tampering_is_caught_live(db: &TestDb) {
     // 3. Every later hash and the head are recomputed too: the chain is whole again, and only
     // the signature is left to catch it.
     let rechained = fresh_like(db).await;
-    let (ledger, _) = story(&rechained, &k).await;
+    let (ledger, _) = story(&rechained, &k, None).await;
     let seq = seq_of(&ledger, "proposal.rejected").await;
     rewrite_rows(
         &rechained,
@@ -717,7 +595,7 @@ async fn database_tampering_is_caught_live(db: &TestDb) {
 
     // 4. A row deleted: the next row stands where it should be.
     let deleted = fresh_like(db).await;
-    let (ledger, _) = story(&deleted, &k).await;
+    let (ledger, _) = story(&deleted, &k, None).await;
     assert_eq!(
         deleted
             .tamper("DELETE FROM events WHERE seq = 4")

@@ -10,9 +10,10 @@ use std::io::Cursor;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::entry;
+use common::story::{body, t0, Keys};
 use common::TestDb;
 use rollbook::audit::export::{CheckpointLine, EventLine, Line};
-use rollbook::audit::{export_jsonl, verify_export, verify_live, VerifyError};
+use rollbook::audit::{verify_export, verify_live, VerifyError};
 use rollbook::crypto::canonical::ChainHead;
 use rollbook::crypto::keys::SecretKey;
 use rollbook::crypto::merkle::MerkleBuilder;
@@ -28,103 +29,19 @@ use rollbook::domain::execution::ExecutionRequest;
 use rollbook::domain::governance::{seal_signature, ActiveSet};
 use rollbook::domain::refusal::Refusal;
 use rollbook::service::{self, Ledger, ServiceError};
-use rollbook::sizing::{Draws, Policy, Proposal};
+use rollbook::sizing::{Draws, Policy};
 use rollbook::store::Store;
 use uuid::Uuid;
 
-const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
-}
-
-fn body(contracts: u32) -> String {
-    let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
-    proposal.set_contracts_requested(contracts);
-    proposal.to_toml_string()
-}
-
-struct Keys {
-    alice: SecretKey,
-    bob: SecretKey,
-    carol: SecretKey,
-    dave: SecretKey,
-}
-
-/// A ledger with a proposal in every status and one governance change (2 of 3, then dave
-/// joins: 2 of 4) that expires a pending roll (with no event: it was bound to the old set).
-/// Seq by seq:
-///  1 genesis | 2 failed roll | 3-6 committed roll (recorded, 2 signatures, commit) |
-///  7-8 rejected | 9-10 withdrawn | 11-12 roll later expired (recorded, 1 signature) |
-///  13-18 motion (recorded, 3 signatures, commit, adoption) | 19-20 pending roll (recorded,
-///  1 signature).
+/// The story of `common::story` (its seqs below), with its keys.
 async fn story(db: &TestDb) -> (Ledger, Keys) {
     story_with(db, None).await
 }
 
-/// The story with the keys of alice, bob and carol valid only before `lifetime_end` (every act
-/// of theirs in the story lies before it; dave's key has no lifetime).
+/// The story with the keys of alice, bob and carol valid only before `lifetime_end`.
 async fn story_with(db: &TestDb, lifetime_end: Option<DateTime<Utc>>) -> (Ledger, Keys) {
-    let k = Keys {
-        alice: SecretKey::generate().unwrap(),
-        bob: SecretKey::generate().unwrap(),
-        carol: SecretKey::generate().unwrap(),
-        dave: SecretKey::generate().unwrap(),
-    };
-    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
-    let set = ActiveSet::validate(&SignerSet {
-        version: 1,
-        threshold: 2,
-        signers: [("alice", &k.alice), ("bob", &k.bob), ("carol", &k.carol)]
-            .into_iter()
-            .map(|(name, key)| SignerEntry {
-                valid_before: lifetime_end.map(format_timestamp),
-                ..entry(name, key)
-            })
-            .collect(),
-    })
-    .unwrap();
-    let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &k.alice, t0())
-        .await
-        .unwrap();
-    let ledger = Ledger::new(store, ledger_id);
-    let at = |seconds: i64| t0() + Duration::seconds(seconds);
-    ledger.propose_roll(body(12), &k.bob, at(1)).await.unwrap();
-    let (committed, _) = ledger.propose_roll(body(9), &k.bob, at(2)).await.unwrap();
-    ledger.sign(committed.id, &k.alice, at(3)).await.unwrap();
-    ledger.sign(committed.id, &k.carol, at(4)).await.unwrap();
-    let (rejected, _) = ledger.propose_roll(body(8), &k.bob, at(5)).await.unwrap();
-    ledger
-        .reject(rejected.id, &k.carol, "quotes are stale", at(6))
-        .await
-        .unwrap();
-    let (withdrawn, _) = ledger.propose_roll(body(7), &k.bob, at(7)).await.unwrap();
-    ledger.withdraw(withdrawn.id, &k.bob, at(8)).await.unwrap();
-    let (to_expire, _) = ledger.propose_roll(body(6), &k.bob, at(9)).await.unwrap();
-    ledger.sign(to_expire.id, &k.alice, at(10)).await.unwrap();
-    let mut next = set.to_signer_set();
-    next.version = 2;
-    next.signers.push(entry("dave", &k.dave));
-    let next = ActiveSet::validate(&next).unwrap();
-    let motion = ledger
-        .propose_motion(
-            |g, now| Ok(ProposalDraft::signer_set(g, uuid_v7_at(now), &next, now)),
-            &k.alice,
-            at(11),
-        )
-        .await
-        .unwrap();
-    ledger.sign(motion.id, &k.bob, at(12)).await.unwrap();
-    ledger.sign(motion.id, &k.carol, at(13)).await.unwrap();
-    assert!(
-        ledger
-            .sign(motion.id, &k.dave, at(14))
-            .await
-            .unwrap()
-            .committed
-    );
-    let (pending, _) = ledger.propose_roll(body(5), &k.dave, at(15)).await.unwrap();
-    ledger.sign(pending.id, &k.alice, at(16)).await.unwrap();
+    let k = Keys::generate();
+    let (ledger, _) = common::story::story(db, &k, lifetime_end).await;
     (ledger, k)
 }
 
@@ -147,21 +64,7 @@ async fn export_lines(ledger: &Ledger) -> Vec<String> {
 
 /// The export of any ledger, checked valid.
 async fn export_of(ledger: &Ledger) -> Vec<String> {
-    let mut out = Vec::new();
-    export_jsonl(
-        &ledger.store,
-        ledger.ledger_id,
-        1,
-        &mut out,
-        "2026-05-07T15:00:00.000000Z",
-    )
-    .await
-    .unwrap();
-    let lines: Vec<String> = String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let lines = common::story::jsonl_lines(ledger, None).await;
     verify(&lines).expect("the genuine export verifies");
     lines
 }
@@ -1212,17 +1115,7 @@ async fn a11_a_bound_head_must_be_the_chains_and_within_the_lifetime() {
         .await
         .unwrap();
     assert!(outcome.committed);
-    let mut out = Vec::new();
-    export_jsonl(
-        &ledger.store,
-        ledger.ledger_id,
-        1,
-        &mut out,
-        "2026-05-07T15:00:00.000000Z",
-    )
-    .await
-    .unwrap();
-    verify_export(Cursor::new(out), |_| {})
+    verify(&common::story::jsonl_lines(&ledger, None).await)
         .expect("an offline signature on an older head verifies");
 }
 

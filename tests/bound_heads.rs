@@ -4,56 +4,18 @@
 
 mod common;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::entry;
+use chrono::Duration;
+use common::story::{body, t0, two_of_three_with_a_roll};
 use common::TestDb;
 use rollbook::crypto::canonical::{ChainHead, Purpose};
 use rollbook::crypto::keys::SecretKey;
 use rollbook::domain::approval::{message_for, ProposalState};
 use rollbook::domain::envelope::NewEvent;
-use rollbook::domain::events::{Event, ProposalSigned, SignerSet};
-use rollbook::domain::governance::{seal_signature, ActiveSet};
+use rollbook::domain::events::{Event, ProposalSigned};
+use rollbook::domain::governance::seal_signature;
 use rollbook::pin::{sync, PinError};
-use rollbook::service::{self, Ledger};
-use rollbook::sizing::{Policy, Proposal};
-use rollbook::store::{Landing, Store, StoreError};
-
-const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
-}
-
-fn body(contracts: u32) -> String {
-    let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
-    proposal.set_contracts_requested(contracts);
-    proposal.to_toml_string()
-}
-
-/// A 2-of-3 ledger (alice, bob, carol) with a roll bob proposed at t0 + 1 s; the keys.
-async fn ledger_with_a_roll(db: &TestDb) -> (Ledger, [SecretKey; 3], ProposalState) {
-    let keys = [(); 3].map(|_| SecretKey::generate().unwrap());
-    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
-    let set = ActiveSet::validate(&SignerSet {
-        version: 1,
-        threshold: 2,
-        signers: ["alice", "bob", "carol"]
-            .iter()
-            .zip(&keys)
-            .map(|(name, key)| entry(name, key))
-            .collect(),
-    })
-    .unwrap();
-    let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &keys[0], t0())
-        .await
-        .unwrap();
-    let ledger = Ledger::new(store, ledger_id);
-    let (roll, _) = ledger
-        .propose_roll(body(9), &keys[1], t0() + Duration::seconds(1))
-        .await
-        .unwrap();
-    (ledger, keys, roll)
-}
+use rollbook::service::Ledger;
+use rollbook::store::{Landing, StoreError};
 
 /// The co-signature event a client would append, with `signature` made over `head`.
 fn cosignature(
@@ -82,7 +44,7 @@ fn cosignature(
 /// An append whose signature binds a head that moved is refused (`HeadMoved`), leaving the
 /// ledger as it was; on the head it binds, it goes in.
 async fn an_append_lands_only_on_the_head_it_binds(db: &TestDb) {
-    let (ledger, keys, roll) = ledger_with_a_roll(db).await;
+    let (ledger, keys, roll) = two_of_three_with_a_roll(db, 9).await;
     let stale = ledger.head().await.unwrap();
     ledger
         .propose_roll(body(3), &keys[1], t0() + Duration::seconds(2))
@@ -121,7 +83,7 @@ async fn an_append_lands_only_on_the_head_it_binds(db: &TestDb) {
 /// binding a hash the chain never had, written straight into the database, is refused (A11)
 /// and the pin stays.
 async fn a_head_bound_before_the_pin_is_checked_against_what_the_pin_verified(db: &TestDb) {
-    let (ledger, keys, roll) = ledger_with_a_roll(db).await;
+    let (ledger, keys, roll) = two_of_three_with_a_roll(db, 9).await;
     let dir = tempfile::tempdir().unwrap();
     let at_request = ledger.head().await.unwrap();
     ledger
@@ -168,7 +130,7 @@ async fn a_head_bound_before_the_pin_is_checked_against_what_the_pin_verified(db
 /// The honest case of the same: an offline co-signature binding the head at its request,
 /// before the pin, is attached and verifies on the resumed client.
 async fn an_offline_signature_bound_before_the_pin_verifies(db: &TestDb) {
-    let (ledger, keys, roll) = ledger_with_a_roll(db).await;
+    let (ledger, keys, roll) = two_of_three_with_a_roll(db, 9).await;
     let dir = tempfile::tempdir().unwrap();
     let at_request = ledger.head().await.unwrap();
     ledger

@@ -3,77 +3,27 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::ops::Deref;
+use std::path::Path;
+use std::process::Command;
 
-use chrono::{Duration, TimeZone, Utc};
+use common::desk::{roll_dated_now, text, tool, CliDesk};
 use common::TestDb;
 
-const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
+/// The approval tests' desk: a `CliDesk` that also writes and proposes rolls.
+struct Desk<'a>(CliDesk<'a>);
 
-struct Desk<'a> {
-    db: &'a TestDb,
-    dir: PathBuf,
+impl<'a> Deref for Desk<'a> {
+    type Target = CliDesk<'a>;
+    fn deref(&self) -> &CliDesk<'a> {
+        &self.0
+    }
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-impl<'a> Desk<'a> {
-    fn run(&self, args: &[&str]) -> Output {
-        self.db
-            .rollbook(&self.db.state_dir())
-            .args(args)
-            .output()
-            .expect("run rollbook")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed ({:?}): {}",
-            out.status.code(),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all: Vec<&str> = args.to_vec();
-        all.push("--json");
-        serde_json::from_str(&self.ok(&all)).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    fn events(&self) -> u64 {
-        self.json(&["verify"])["events"].as_u64().unwrap()
-    }
-
-    /// Runs a command that must be refused with `code`, mention `needle`, and change nothing.
-    fn refused(&self, args: &[&str], code: i32, needle: &str) {
-        let before = self.events();
-        let out = self.run(args);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: {stderr:?} does not mention {needle:?}"
-        );
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        assert_eq!(self.events(), before, "{args:?} changed the ledger");
-    }
-
+impl Desk<'_> {
     /// A roll proposal file dated now, requesting `contracts`.
     fn proposal(&self, name: &str, contracts: u32) -> String {
-        let mut proposal = rollbook::sizing::Proposal::from_toml_str(EXAMPLE).unwrap();
-        let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
-        proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
-        proposal.set_contracts_requested(contracts);
+        let mut proposal = roll_dated_now(contracts);
         common::own_layer(&mut proposal);
         let path = self.path(name);
         std::fs::write(&path, proposal.to_toml_string()).unwrap();
@@ -92,42 +42,18 @@ impl<'a> Desk<'a> {
     }
 }
 
-fn tool(program: &str, args: &[&str]) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} is installed: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        text(&out.stderr)
-    );
-}
-
 /// alice from `rollbook keygen`, bob from `openssl genpkey`, carol from `ssh-keygen`; dave and
 /// erin (keygen) are not in the first set.
 fn desk<'a>(db: &'a TestDb, threshold: u32, policy: Option<&str>) -> Desk<'a> {
-    let dir = db.dir.path().to_path_buf();
-    let desk = Desk {
-        db,
-        dir: dir.clone(),
-    };
+    let desk = Desk(CliDesk::new(db));
     let p = |name: &str| desk.path(name);
     for name in ["alice", "dave", "erin"] {
-        let out = common::rollbook_command()
-            .args([
-                "keygen",
-                "--no-passphrase",
-                "--out",
-                &p(&format!("{name}.key")),
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        desk.keygen(name);
     }
     tool(
         "openssl",
         &["genpkey", "-algorithm", "ed25519", "-out", &p("bob.key")],
+        &[],
     );
     tool(
         "openssl",
@@ -139,6 +65,7 @@ fn desk<'a>(db: &'a TestDb, threshold: u32, policy: Option<&str>) -> Desk<'a> {
             "-out",
             &p("bob.pub.pem"),
         ],
+        &[],
     );
     tool(
         "ssh-keygen",
@@ -153,6 +80,7 @@ fn desk<'a>(db: &'a TestDb, threshold: u32, policy: Option<&str>) -> Desk<'a> {
             "-f",
             &p("carol.key"),
         ],
+        &[],
     );
     std::fs::set_permissions(
         p("bob.key"),
@@ -375,6 +303,7 @@ async fn refusals_change_nothing(db: &TestDb) {
             "-f",
             &desk.path("rsa.key"),
         ],
+        &[],
     );
     desk.refused(&["sign", &id, "--key", &desk.path("rsa.key")], 2, "RSA");
     std::fs::write(desk.path("raw.key"), [7u8; 64]).unwrap();
@@ -438,7 +367,7 @@ async fn an_hour_slow_signer_is_refused_under_faketime(db: &TestDb) {
     let desk = desk(db, 2, Some("[approval]\nproposal_ttl_seconds = 1\n"));
     let id = desk.propose("bob.key", 9);
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let before = desk.events();
+    let before = desk.head();
     for signer in ["alice.key", "carol.key"] {
         let out = Command::new("faketime")
             .args(["-f", "-1h", env!("CARGO_BIN_EXE_rollbook")])
@@ -458,7 +387,7 @@ async fn an_hour_slow_signer_is_refused_under_faketime(db: &TestDb) {
             );
         }
     }
-    assert_eq!(desk.events(), before);
+    assert_eq!(desk.head(), before);
     assert_eq!(desk.json(&["show", &id])["status"], "expired");
 }
 
@@ -644,10 +573,7 @@ async fn offline_signing_and_replayed_or_malleated_signatures(db: &TestDb) {
 
 /// A second ledger with the same people, in another database.
 fn desk_in<'a>(db: &'a TestDb, keys: &Path) -> Desk<'a> {
-    let desk = Desk {
-        db,
-        dir: keys.to_path_buf(),
-    };
+    let desk = Desk(CliDesk::in_dir(db, keys));
     desk.ok(&[
         "init",
         "--signers",
@@ -724,10 +650,7 @@ async fn a_removed_signer_is_refused(db: &TestDb) {
 /// without carol and bob's signature commits it; carol never signs. Rolls keep maker-checker.
 async fn two_signers_of_the_shipped_example_remove_the_third(db: &TestDb) {
     let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example");
-    let desk = Desk {
-        db,
-        dir: db.dir.path().to_path_buf(),
-    };
+    let desk = Desk(CliDesk::new(db));
     for file in ["alice.key", "bob.key", "carol.key"] {
         let to = desk.path(file);
         std::fs::copy(keys.join(file), &to).unwrap();
@@ -974,10 +897,7 @@ async fn init_is_refused_on_an_existing_ledger_and_bad_signer_files_are_named(db
 async fn evaluate_on_the_ledger_and_propose_count_what_the_layer_already_draws(db: &TestDb) {
     let desk = desk(db, 2, Some("[growth]\nlayer_growth_max = 0.5\n"));
     let write = |name: &str, contracts: u32, fees_usd: f64| {
-        let mut proposal = rollbook::sizing::Proposal::from_toml_str(EXAMPLE).unwrap();
-        let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
-        proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
-        proposal.set_contracts_requested(contracts);
+        let mut proposal = roll_dated_now(contracts);
         proposal.set_closed_layer("VIX-C22-2026-11-L3", fees_usd);
         proposal.roll.note = name.to_string();
         let path = desk.path(&format!("{name}.toml"));

@@ -6,10 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::ops::Deref;
+use std::path::Path;
 
-use chrono::{Duration, TimeZone, Utc};
+use chrono::{Duration, Utc};
+use common::desk::{roll_dated_now, text, CliDesk};
 use common::TestDb;
 use rollbook::crypto::canonical::{genesis_message, Purpose};
 use rollbook::crypto::keys::SecretKey;
@@ -24,35 +25,25 @@ use rollbook::service::Ledger;
 use rollbook::sizing::{Policy, Proposal};
 use rollbook::store::{ExpectedVersion, Store};
 
-const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 /// A desk of signers with keys from `rollbook keygen`, on one database.
-struct Desk<'a> {
-    db: &'a TestDb,
-    dir: PathBuf,
+struct Desk<'a>(CliDesk<'a>);
+
+impl<'a> Deref for Desk<'a> {
+    type Target = CliDesk<'a>;
+    fn deref(&self) -> &CliDesk<'a> {
+        &self.0
+    }
 }
 
 impl<'a> Desk<'a> {
     /// alice, bob, carol and dave (2 of 4, alice creates); mallory1, mallory2 and erin have keys
     /// but are in no set.
     fn new(db: &'a TestDb) -> Desk<'a> {
-        let desk = Desk {
-            db,
-            dir: db.dir.path().to_path_buf(),
-        };
+        let desk = Desk(CliDesk::new(db));
         for name in [
             "alice", "bob", "carol", "dave", "mallory1", "mallory2", "erin",
         ] {
-            desk.ok_plain(&[
-                "keygen",
-                "--no-passphrase",
-                "--out",
-                &desk.path(&format!("{name}.key")),
-            ]);
+            desk.keygen(name);
         }
         desk.signers(
             "signers.toml",
@@ -74,10 +65,6 @@ impl<'a> Desk<'a> {
         desk
     }
 
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
     /// A signers file: (name, role, whose key).
     fn signers(&self, file: &str, threshold: u32, signers: &[(&str, Option<&str>, &str)]) {
         let mut toml = format!("threshold = {threshold}\n");
@@ -91,40 +78,6 @@ impl<'a> Desk<'a> {
         std::fs::write(self.path(file), toml).unwrap();
     }
 
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rollbook"))
-            .arg("--db")
-            .arg(&self.db.url)
-            .args(args)
-            .output()
-            .expect("run rollbook")
-    }
-
-    fn ok_plain(&self, args: &[&str]) -> Output {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed ({:?}): {}",
-            out.status.code(),
-            text(&out.stderr)
-        );
-        out
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        text(&self.ok_plain(args).stdout)
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all: Vec<&str> = args.to_vec();
-        all.push("--json");
-        serde_json::from_str(&self.ok(&all)).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
-    }
-
-    fn key(&self, name: &str) -> String {
-        self.path(&format!("{name}.key"))
-    }
-
     fn secret(&self, name: &str) -> SecretKey {
         rollbook::crypto::keyfile::read_secret_key(Path::new(&self.key(name)))
             .unwrap()
@@ -135,21 +88,9 @@ impl<'a> Desk<'a> {
         self.secret(name).public().key_id().to_string()
     }
 
-    /// Runs a command that must exit with `code`; its stdout and stderr.
-    fn exits(&self, args: &[&str], code: i32) -> (String, String) {
-        let out = self.run(args);
-        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-        assert_eq!(out.status.code(), Some(code), "{args:?}: {stdout}{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        (stdout, stderr)
-    }
-
     /// The worked example dated now, requesting `contracts`, with `note`.
     fn roll_body(&self, contracts: u32, note: &str) -> String {
-        let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
-        let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
-        proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
-        proposal.set_contracts_requested(contracts);
+        let mut proposal = roll_dated_now(contracts);
         proposal.roll.note = note.into();
         proposal.to_toml_string()
     }
@@ -219,25 +160,23 @@ async fn a_key_swapping_signer_set_motion_shows_every_rotated_key(db: &TestDb) {
     let inbox = desk.ok(&["inbox", "--key", &desk.key("dave")]);
     desk.ok(&["request", &id, "--out", &desk.path("req.json")]);
     let request = std::fs::read_to_string(desk.path("req.json")).unwrap();
-    let offline = desk.ok_plain(&[
-        "sign",
-        &id,
-        "--key",
-        &desk.key("dave"),
-        "--offline",
-        "--request",
-        &desk.path("req.json"),
-        "--out",
-        &desk.path("dave.sig.json"),
-        "--json",
-    ]);
-    let offline_json: serde_json::Value = serde_json::from_slice(&offline.stdout).unwrap();
-    let offline = text(&offline.stderr);
-    let sign = text(
-        &desk
-            .ok_plain(&["sign", &id, "--key", &desk.key("dave")])
-            .stderr,
+    let (offline_json, offline) = desk.exits(
+        &[
+            "sign",
+            &id,
+            "--key",
+            &desk.key("dave"),
+            "--offline",
+            "--request",
+            &desk.path("req.json"),
+            "--out",
+            &desk.path("dave.sig.json"),
+            "--json",
+        ],
+        0,
     );
+    let offline_json: serde_json::Value = serde_json::from_str(&offline_json).unwrap();
+    let (_, sign) = desk.exits(&["sign", &id, "--key", &desk.key("dave")], 0);
     for (view, output) in [
         ("show", &show),
         ("inbox", &inbox),
@@ -363,14 +302,10 @@ async fn a_policy_motion_shows_each_changed_value_online_and_offline(db: &TestDb
         // Signed twice below: the second is refused for its request, not its existing file.
         "--force",
     ];
-    let offline = text(&desk.ok_plain(&offline_args).stderr);
+    let (_, offline) = desk.exits(&offline_args, 0);
     let show = desk.ok(&["show", &id]);
     let inbox = desk.ok(&["inbox", "--key", &desk.key("alice")]);
-    let sign = text(
-        &desk
-            .ok_plain(&["sign", &id, "--key", &desk.key("alice")])
-            .stderr,
-    );
+    let (_, sign) = desk.exits(&["sign", &id, "--key", &desk.key("alice")], 0);
     for (view, output) in [
         ("show", &show),
         ("inbox", &inbox),
@@ -466,29 +401,25 @@ async fn a_note_with_control_characters_is_refused_and_an_older_one_is_shown_esc
         ("inbox", desk.ok(&["inbox", "--key", &desk.key("alice")])),
         (
             "sign --offline",
-            text(
-                &desk
-                    .ok_plain(&[
-                        "sign",
-                        &id,
-                        "--key",
-                        &desk.key("alice"),
-                        "--offline",
-                        "--request",
-                        &desk.path("req.json"),
-                        "--out",
-                        &desk.path("alice.sig.json"),
-                    ])
-                    .stderr,
-            ),
+            desk.exits(
+                &[
+                    "sign",
+                    &id,
+                    "--key",
+                    &desk.key("alice"),
+                    "--offline",
+                    "--request",
+                    &desk.path("req.json"),
+                    "--out",
+                    &desk.path("alice.sig.json"),
+                ],
+                0,
+            )
+            .1,
         ),
         (
             "sign",
-            text(
-                &desk
-                    .ok_plain(&["sign", &id, "--key", &desk.key("carol")])
-                    .stderr,
-            ),
+            desk.exits(&["sign", &id, "--key", &desk.key("carol")], 0).1,
         ),
     ];
     for (view, output) in &views {
@@ -684,7 +615,8 @@ async fn a_fabricated_ledger_with_the_same_id_is_caught_by_genesis_and_its_key_i
     let real_url = format!("sqlite://{}/real.db", real_dir.path().display());
     let desk = Desk::new(db);
     let real = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_rollbook"))
+        // Its pins in this test process's state dir: never the real home, never the desk's.
+        let out = common::rollbook_command()
             .arg("--db")
             .arg(&real_url)
             .args(args)
@@ -775,10 +707,7 @@ async fn a_fabricated_ledger_with_the_same_id_is_caught_by_genesis_and_its_key_i
         .await
         .unwrap();
     store.close().await;
-    let forged = Desk {
-        db: &forged_db,
-        dir: forged_db.dir.path().to_path_buf(),
-    };
+    let forged = CliDesk::new(&forged_db);
     forged.ok(&["export", "--out", &forged.path("forged.jsonl")]);
     let file = forged.path("forged.jsonl");
     for source in [vec![], vec![file.as_str()]] {

@@ -4,37 +4,17 @@
 
 mod common;
 
+use std::ops::Deref;
 use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
+use common::desk::{roll_dated_now, text, tool, without_terminal, CliDesk};
 use common::TestDb;
 
-const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
 const PASSPHRASE: &str = "correct horse battery";
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn tool(program: &str, args: &[&str], env: &[(&str, &Path)]) {
-    let mut command = Command::new(program);
-    command.args(args);
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let out = command
-        .output()
-        .unwrap_or_else(|e| panic!("{program} is installed: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        text(&out.stderr)
-    );
-}
 
 /// An `ssh-agent` of this test alone, on a socket in its temp dir; killed when dropped.
 struct Agent {
@@ -85,16 +65,25 @@ impl Drop for Agent {
 /// `openssl genpkey -aes256` key, carol with an `ssh-keygen -N` key (both through
 /// --passphrase-file). Threshold 2, proposers not counted (the default policy).
 struct Desk<'a> {
-    db: &'a TestDb,
-    dir: PathBuf,
+    /// Every command of the desk runs with the agent's socket as `SSH_AUTH_SOCK`.
+    cli: CliDesk<'a>,
     agent: Agent,
+}
+
+impl<'a> Deref for Desk<'a> {
+    type Target = CliDesk<'a>;
+    fn deref(&self) -> &CliDesk<'a> {
+        &self.cli
+    }
 }
 
 impl<'a> Desk<'a> {
     fn new(db: &'a TestDb) -> Desk<'a> {
-        let dir = db.dir.path().to_path_buf();
-        let agent = Agent::start(&dir);
-        let desk = Desk { db, dir, agent };
+        let agent = Agent::start(db.dir.path());
+        let desk = Desk {
+            cli: CliDesk::new(db).with_env("SSH_AUTH_SOCK", agent.socket.clone()),
+            agent,
+        };
         let p = |name: &str| desk.path(name);
         std::fs::write(p("pass"), format!("{PASSPHRASE}\n")).unwrap();
         std::fs::write(p("wrong-pass"), "not the passphrase\n").unwrap();
@@ -164,84 +153,9 @@ impl<'a> Desk<'a> {
         tool("ssh-keygen", &all, &[]);
     }
 
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    /// The rollbook binary with this desk's agent.
-    fn command(&self) -> Command {
-        let mut command = self.db.rollbook(&self.db.state_dir());
-        command.env("SSH_AUTH_SOCK", &self.agent.socket);
-        command
-    }
-
-    fn run_with(&self, mut command: Command, args: &[&str]) -> Output {
-        // No controlling terminal: a passphrase is never asked of whoever runs the tests.
-        unsafe {
-            command.pre_exec(|| {
-                libc::setsid();
-                Ok(())
-            });
-        }
-        command.args(args).output().expect("run rollbook")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_with(self.command(), args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed ({:?}): {}",
-            out.status.code(),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all: Vec<&str> = args.to_vec();
-        all.push("--json");
-        serde_json::from_str(&self.ok(&all)).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
-    }
-
-    /// What the ledger is: its event count, head hash and Merkle root, as `verify` finds them.
-    fn head(&self) -> (u64, String, String) {
-        let verified = self.json(&["verify"]);
-        assert_eq!(verified["valid"], true, "{verified}");
-        (
-            verified["events"].as_u64().unwrap(),
-            verified["head_hash"].as_str().unwrap().to_string(),
-            verified["merkle_root"].as_str().unwrap().to_string(),
-        )
-    }
-
-    /// `command` with `args` must exit `code`, say `needle`, and leave the ledger as it was.
-    fn refused_with(&self, command: Command, args: &[&str], code: i32, needle: &str) {
-        let before = self.head();
-        let out = self.run_with(command, args);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: {stderr:?} does not mention {needle:?}"
-        );
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        assert_eq!(self.head(), before, "{args:?} changed the ledger");
-    }
-
-    fn refused(&self, args: &[&str], code: i32, needle: &str) {
-        self.refused_with(self.command(), args, code, needle);
-    }
-
     /// A roll proposal file dated now.
     fn proposal(&self) -> String {
-        let mut proposal = rollbook::sizing::Proposal::from_toml_str(EXAMPLE).unwrap();
-        let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
-        proposal.shift_times(Utc::now() - chrono::Duration::minutes(10) - as_of);
-        proposal.set_contracts_requested(9);
+        let mut proposal = roll_dated_now(9);
         common::own_layer(&mut proposal);
         let path = self.path(&format!("p-{}.toml", uuid::Uuid::now_v7().simple()));
         std::fs::write(&path, proposal.to_toml_string()).unwrap();
@@ -610,14 +524,10 @@ fn keygen_encrypts_unless_told_not_to() {
     let p = |name: &str| dir.path().join(name).display().to_string();
     std::fs::write(p("pass"), "a long passphrase\n").unwrap();
     let run = |args: &[&str]| {
-        let mut command = common::rollbook_command();
-        unsafe {
-            command.pre_exec(|| {
-                libc::setsid();
-                Ok(())
-            });
-        }
-        command.args(args).output().unwrap()
+        without_terminal(&mut common::rollbook_command())
+            .args(args)
+            .output()
+            .unwrap()
     };
     // No terminal, no passphrase file, no --no-passphrase: nothing written, and it says why.
     let out = run(&["keygen", "--out", &p("k1")]);

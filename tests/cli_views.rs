@@ -3,34 +3,30 @@
 
 mod common;
 
+use std::ops::Deref;
 use std::path::PathBuf;
-use std::process::Output;
 
-use chrono::{Duration, TimeZone, Utc};
+use common::desk::{roll_dated_now, text, CliDesk};
 use common::TestDb;
 use rollbook::sizing::Proposal;
 
-const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
+/// The views tests' desk: a `CliDesk` that also proposes rolls and follows the ledger.
+struct Desk<'a>(CliDesk<'a>);
 
-struct Desk<'a> {
-    db: &'a TestDb,
-    dir: PathBuf,
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+impl<'a> Deref for Desk<'a> {
+    type Target = CliDesk<'a>;
+    fn deref(&self) -> &CliDesk<'a> {
+        &self.0
+    }
 }
 
 impl<'a> Desk<'a> {
     /// alice, bob and carol (keys from `rollbook keygen`), 2 of 3.
     fn new(db: &'a TestDb) -> Desk<'a> {
-        let desk = Desk {
-            db,
-            dir: db.dir.path().to_path_buf(),
-        };
+        let desk = Desk(CliDesk::new(db));
         let mut signers = String::from("threshold = 2\n");
         for name in ["alice", "bob", "carol"] {
-            desk.ok(&["keygen", "--no-passphrase", "--out", &desk.key(name)]);
+            desk.keygen(name);
             signers.push_str(&format!(
                 "[[signers]]\nname = \"{name}\"\npublic_key_file = \"{name}.key.pub\"\n"
             ));
@@ -46,58 +42,9 @@ impl<'a> Desk<'a> {
         desk
     }
 
-    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut command = self.db.rollbook(&self.db.state_dir());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        command.args(args).output().expect("run rollbook")
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_with(args, &[])
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed ({:?}): {}",
-            out.status.code(),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all: Vec<&str> = args.to_vec();
-        all.push("--json");
-        serde_json::from_str(&self.ok(&all)).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
-    }
-
-    /// Runs a command that must fail with `code` and say `needle`.
-    fn fails(&self, args: &[&str], code: i32, needle: &str) -> String {
-        let out = self.run(args);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: {stderr}");
-        stderr
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    fn key(&self, name: &str) -> String {
-        self.path(&format!("{name}.key"))
-    }
-
     /// A roll of `contracts` dated now with `note`, on a closed layer of its own.
     fn roll(&self, contracts: u32, note: &str) -> Proposal {
-        let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
-        let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
-        proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
-        proposal.set_contracts_requested(contracts);
+        let mut proposal = roll_dated_now(contracts);
         proposal.roll.note = note.into();
         common::own_layer(&mut proposal);
         proposal
@@ -183,7 +130,9 @@ async fn list_shows_the_newest_first_in_columns(db: &TestDb) {
     assert_eq!(listed[0]["short_id"], committed[committed.len() - 12..]);
 
     // Columns: short id, kind, status, verdict, proposer, date, k/K, contracts, outlay, note.
-    let out = desk.run_with(&["list"], &[("COLUMNS", "120")]);
+    let mut columns = desk.command();
+    columns.env("COLUMNS", "120");
+    let out = desk.run_command(columns, &["list"]);
     let table = text(&out.stdout);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 4, "{table}");

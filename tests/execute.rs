@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::entry;
+use common::story::{body, t0, two_of_three_with_a_roll};
 use common::TestDb;
 use rollbook::audit::verify_live;
 use rollbook::crypto::keys::SecretKey;
@@ -16,14 +16,14 @@ use rollbook::domain::approval::{ProposalState, Status};
 use rollbook::domain::chain::AtHead;
 use rollbook::domain::envelope::NewEvent;
 use rollbook::domain::envelope::{format_timestamp, StoredEvent};
-use rollbook::domain::events::{Fill, RollExecuted, SignerSet};
+use rollbook::domain::events::{Fill, RollExecuted};
 use rollbook::domain::execution::{
     decide_execute, execute_message, ExecutableRoll, ExecutionRequest,
 };
 use rollbook::domain::governance::seal_signature;
-use rollbook::domain::governance::{ActiveSet, Refusal};
-use rollbook::service::{self, Ledger, ServiceError};
-use rollbook::sizing::{Policy, Proposal};
+use rollbook::domain::governance::Refusal;
+use rollbook::service::{Ledger, ServiceError};
+use rollbook::sizing::Proposal;
 use rollbook::store::Landing;
 use rollbook::store::Store;
 
@@ -34,19 +34,9 @@ const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
 const APPROVED: u32 = 9;
 const PREMIUM_USD: f64 = 2.95;
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
-}
-
 /// Inside the approved window.
 fn in_window(minutes: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 7, 14, 45, 0).unwrap() + Duration::minutes(minutes)
-}
-
-fn body(contracts: u32) -> String {
-    let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
-    proposal.set_contracts_requested(contracts);
-    proposal.to_toml_string()
 }
 
 fn fill(contracts: u32, price_usd: f64, at: DateTime<Utc>, broker_ref: &str) -> Fill {
@@ -73,26 +63,7 @@ struct Desk {
 
 /// A 2-of-3 ledger with a roll of `APPROVED` contracts bob proposed at t0 + 1 s, pending.
 async fn pending_roll(db: &TestDb) -> (Desk, ProposalState) {
-    let keys = [(); 3].map(|_| SecretKey::generate().unwrap());
-    let store = Store::open(&db.url).await.unwrap().trusting_caller_clock(); // a ledger built at chosen times
-    let set = ActiveSet::validate(&SignerSet {
-        version: 1,
-        threshold: 2,
-        signers: ["alice", "bob", "carol"]
-            .iter()
-            .zip(&keys)
-            .map(|(name, key)| entry(name, key))
-            .collect(),
-    })
-    .unwrap();
-    let (ledger_id, _) = service::init(&store, &set, &Policy::default(), &keys[0], t0())
-        .await
-        .unwrap();
-    let ledger = Ledger::new(store, ledger_id);
-    let (roll, _) = ledger
-        .propose_roll(body(APPROVED), &keys[1], t0() + Duration::seconds(1))
-        .await
-        .unwrap();
+    let (ledger, keys, roll) = two_of_three_with_a_roll(db, APPROVED).await;
     (Desk { ledger, keys }, roll)
 }
 

@@ -6,14 +6,15 @@ mod common;
 
 use std::io::Cursor;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use common::entry;
+use common::story::{body, jsonl_lines, t0};
 use common::TestDb;
 use rollbook::audit::completeness::{
     check_completeness, check_signed_checkpoint, log_key, Completeness, WitnessCheck,
 };
 use rollbook::audit::export::{CheckpointLine, EventLine, Line, SignedCheckpointLine};
-use rollbook::audit::{export_jsonl_to, verify_export, FileVerification, VerifyError};
+use rollbook::audit::{verify_export, FileVerification, VerifyError};
 use rollbook::checkpoint::{
     assembled_note, sign_head, submit_to_witness, verified_tree, witness_source, CheckpointError,
     WitnessOutcome, WitnessTarget,
@@ -25,23 +26,11 @@ use rollbook::domain::envelope::format_timestamp;
 use rollbook::domain::events::SignerSet;
 use rollbook::domain::governance::ActiveSet;
 use rollbook::service::{self, Ledger};
-use rollbook::sizing::{Policy as SizingPolicy, Proposal};
+use rollbook::sizing::Policy as SizingPolicy;
 use rollbook::store::{Store, StoredCheckpoint};
 use rollbook::tlog::cosignature::cosign;
 use rollbook::tlog::note::sign_ed25519;
 use rollbook::tlog::{ledger_checkpoint, ledger_origin, Note, Policy, VerifierKey, VerifierKind};
-
-const EXAMPLE: &str = include_str!("vectors/example-proposal.toml");
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 5, 7, 14, 40, 0).unwrap()
-}
-
-fn body(contracts: u32) -> String {
-    let mut proposal = Proposal::from_toml_str(EXAMPLE).unwrap();
-    proposal.set_contracts_requested(contracts);
-    proposal.to_toml_string()
-}
 
 struct Keys {
     alice: SecretKey,
@@ -169,25 +158,6 @@ fn two_witnesses(k: &Keys) -> String {
     )
 }
 
-async fn export(ledger: &Ledger, tree_size: Option<u64>) -> Vec<String> {
-    let mut out = Vec::new();
-    export_jsonl_to(
-        &ledger.store,
-        ledger.ledger_id,
-        1,
-        tree_size,
-        &mut out,
-        "2026-05-07T15:00:00.000000Z",
-    )
-    .await
-    .unwrap();
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 fn verify(lines: &[String]) -> Result<FileVerification, VerifyError> {
     let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
     verify_export(Cursor::new(text.into_bytes()), |_| {})
@@ -305,7 +275,7 @@ async fn a_cosigned_checkpoint_of_the_exports_size_makes_it_complete(db: &TestDb
     checkpoint(db, &ledger, &k.bob).await.unwrap();
     let again = checkpoint(db, &ledger, &k.bob).await.unwrap();
     assert_eq!(again.added.len(), 1, "bob's signature, stored once");
-    let lines = export(&ledger, None).await;
+    let lines = jsonl_lines(&ledger, None).await;
     // Without cosignatures the export is valid but not complete.
     assert!(verify(&lines).is_ok());
     assert_incomplete(
@@ -315,7 +285,7 @@ async fn a_cosigned_checkpoint_of_the_exports_size_makes_it_complete(db: &TestDb
     );
     let now = Utc::now();
     cosign_stored(&ledger, 3, "w1", &k.w1, now).await;
-    let lines = export(&ledger, None).await;
+    let lines = jsonl_lines(&ledger, None).await;
     let done = complete(&lines, &one_witness(&k), Some(Duration::hours(1)), now).unwrap();
     assert_eq!(done.tree_size, 3);
     assert_eq!(done.signers, vec!["alice".to_string(), "bob".to_string()]);
@@ -337,7 +307,7 @@ async fn w1_a_signed_checkpoint_out_of_its_place_is_invalid(db: &TestDb) {
     let ledger = ledger_of(db, &k, &[9]).await;
     checkpoint(db, &ledger, &k.alice).await.unwrap();
     propose(&ledger, &k, &[8], 10).await;
-    let lines = export(&ledger, None).await;
+    let lines = jsonl_lines(&ledger, None).await;
     assert!(verify(&lines).is_ok());
     let at = signed_index(&lines, 0);
     // Moved after the next event: its size is no longer the events' count there.
@@ -360,7 +330,7 @@ async fn w2_a_rewritten_middle_contradicts_the_signed_root_and_is_never_signed(d
     let k = keys();
     let ledger = ledger_of(db, &k, &[9, 8, 7]).await;
     checkpoint(db, &ledger, &k.alice).await.unwrap();
-    let valid = export(&ledger, None).await;
+    let valid = jsonl_lines(&ledger, None).await;
     // The note's root changed by hand (W2 is checked before any signature).
     let at = signed_index(&valid, 0);
     let mut line = signed_line(&valid[at]);
@@ -392,7 +362,7 @@ async fn w2_a_rewritten_middle_contradicts_the_signed_root_and_is_never_signed(d
     .unwrap();
     propose(&ledger, &k, &[6, 5], 20).await;
     // The export carries the checkpoint signed before, which the new history contradicts.
-    let forked = export(&ledger, None).await;
+    let forked = jsonl_lines(&ledger, None).await;
     assert_invalid(
         &forked,
         "W2",
@@ -431,7 +401,7 @@ async fn w3_a_checkpoint_signed_by_a_non_signer_is_invalid_and_never_stored(db: 
         .unwrap()
         .is_empty());
     checkpoint(db, &ledger, &k.alice).await.unwrap();
-    let valid = export(&ledger, None).await;
+    let valid = jsonl_lines(&ledger, None).await;
     let at = signed_index(&valid, 0);
     let line = signed_line(&valid[at]);
     let note = Note::parse(line.note.as_bytes()).unwrap();
@@ -471,7 +441,7 @@ async fn w4_a_cut_tail_is_caught_with_witnesses(db: &TestDb) {
     let ledger = ledger_of(db, &k, &[9, 8]).await;
     checkpoint(db, &ledger, &k.alice).await.unwrap();
     cosign_stored(&ledger, 3, "w1", &k.w1, Utc::now()).await;
-    let valid = export(&ledger, None).await;
+    let valid = jsonl_lines(&ledger, None).await;
     assert!(complete(&valid, &one_witness(&k), None, Utc::now()).is_ok());
     // The last event (and the checkpoint after it) cut, the final line recomputed: a valid
     // export, one event short, that no signed checkpoint covers.
@@ -491,7 +461,7 @@ async fn w4_a_cut_tail_is_caught_with_witnesses(db: &TestDb) {
     );
     // Events after the last checkpoint: not covered either.
     propose(&ledger, &k, &[7], 10).await;
-    let longer = export(&ledger, None).await;
+    let longer = jsonl_lines(&ledger, None).await;
     assert_incomplete(
         complete(&longer, &one_witness(&k), None, Utc::now()),
         "W4",
@@ -504,7 +474,7 @@ async fn w5_log_lines_must_be_ledger_keys_that_signed(db: &TestDb) {
     let ledger = ledger_of(db, &k, &[9]).await;
     checkpoint(db, &ledger, &k.alice).await.unwrap();
     cosign_stored(&ledger, 2, "w1", &k.w1, Utc::now()).await;
-    let lines = export(&ledger, None).await;
+    let lines = jsonl_lines(&ledger, None).await;
     let log = |key: &SecretKey| log_key(ledger.ledger_id, key.public()).unwrap().to_string();
     let with_log = |key: &SecretKey| format!("log {}\n{}", log(key), one_witness(&k));
     assert!(complete(&lines, &with_log(&k.alice), None, Utc::now()).is_ok());
@@ -538,14 +508,14 @@ async fn w6_a_quorum_of_two_with_one_witness_missing_fails(db: &TestDb) {
     let ledger = ledger_of(db, &k, &[9]).await;
     checkpoint(db, &ledger, &k.alice).await.unwrap();
     cosign_stored(&ledger, 2, "w1", &k.w1, Utc::now()).await;
-    let lines = export(&ledger, None).await;
+    let lines = jsonl_lines(&ledger, None).await;
     assert_incomplete(
         complete(&lines, &two_witnesses(&k), None, Utc::now()),
         "W6",
         "w2 missing",
     );
     cosign_stored(&ledger, 2, "w2", &k.w2, Utc::now()).await;
-    let lines = export(&ledger, None).await;
+    let lines = jsonl_lines(&ledger, None).await;
     let done = complete(&lines, &two_witnesses(&k), None, Utc::now()).unwrap();
     assert_eq!(done.cosigned_by.len(), 2);
     // A policy witness's cosignature that does not verify refuses the export.
@@ -585,10 +555,10 @@ async fn w7_a_stale_checkpoint_is_complete_but_not_current(db: &TestDb) {
     propose(&ledger, &k, &[8], 10).await;
     checkpoint(db, &ledger, &k.alice).await.unwrap();
     cosign_stored(&ledger, 3, "w1", &k.w1, now - Duration::minutes(5)).await;
-    let current = export(&ledger, None).await;
+    let current = jsonl_lines(&ledger, None).await;
     assert!(complete(&current, &one_witness(&k), Some(Duration::hours(24)), now).is_ok());
     // Cut back to the older cosigned checkpoint: complete, yet three days old.
-    let stale = export(&ledger, Some(2)).await;
+    let stale = jsonl_lines(&ledger, Some(2)).await;
     assert!(complete(&stale, &one_witness(&k), None, now).is_ok());
     assert_incomplete(
         complete(&stale, &one_witness(&k), Some(Duration::hours(24)), now),
@@ -600,7 +570,7 @@ async fn w7_a_stale_checkpoint_is_complete_but_not_current(db: &TestDb) {
     propose(&ledger, &k, &[7], 20).await;
     checkpoint(db, &ledger, &k.alice).await.unwrap();
     cosign_stored(&ledger, 4, "w1", &k.w1, now + Duration::hours(2)).await;
-    let future = export(&ledger, None).await;
+    let future = jsonl_lines(&ledger, None).await;
     assert_incomplete(
         complete(&future, &one_witness(&k), Some(Duration::hours(24)), now),
         "W7",
@@ -726,7 +696,7 @@ async fn only_verified_cosignatures_are_stored_and_a_note_keeps_the_newest_per_w
         )
         .await
         .unwrap();
-    let lines = export(&ledger, None).await;
+    let lines = jsonl_lines(&ledger, None).await;
     let at = signed_index(&lines, 0);
     let note = signed_line(&lines[at]).note;
     let note = Note::parse(note.as_bytes()).unwrap();
@@ -765,7 +735,7 @@ async fn p1_the_newest_cosignature_counts_and_a_time_of_zero_never_does(db: &Tes
         .unwrap()
         .text()
         .to_string();
-    let lines = export(&ledger, None).await;
+    let lines = jsonl_lines(&ledger, None).await;
     let now = Utc::now();
     // A valid cosignature dated 0 (tlog-witness: MUST NOT be zero) does not count.
     let zero = zero_cosignature(&text, &k.w1);

@@ -13,6 +13,9 @@ use std::sync::OnceLock;
 
 use sqlx::Connection;
 
+pub mod desk;
+pub mod story;
+
 /// The rollbook binary, its pins in a state directory of this test process (never the real
 /// home): one temp dir per test binary, which the ledgers' distinct ids keep apart.
 pub fn rollbook_command() -> Command {
