@@ -219,6 +219,39 @@ async fn a_key_swapping_signer_set_motion_shows_every_rotated_key(db: &TestDb) {
     let signed = desk.json(&["sign", &id, "--key", &desk.key("carol")]);
     assert_eq!(signed["status"], "pending");
     assert_eq!(&signed["changes"], changes, "sign --json too");
+
+    // Whoever writes the request can state another set in force, consistent with its own
+    // hash, so that the changes shown are made up (here: none). The offline signer cannot
+    // check it against the ledger: it is told so, and shown the whole next set with key ids.
+    let mut forged: serde_json::Value = serde_json::from_str(&request).unwrap();
+    let mut claimed: rollbook::domain::events::SignerSet =
+        serde_json::from_str(forged["body"].as_str().unwrap()).unwrap();
+    claimed.version = forged["signer_set_version"].as_u64().unwrap();
+    let claimed = serde_json::to_string(&claimed).unwrap();
+    forged["signer_set_hash"] =
+        rollbook::crypto::to_hex(&rollbook::crypto::canonical::signer_set_hash(&claimed)).into();
+    forged["in_force"] = claimed.into();
+    std::fs::write(desk.path("forged.json"), forged.to_string()).unwrap();
+    let (_, offline) = desk.exits(
+        &[
+            "sign",
+            &id,
+            "--key",
+            &desk.key("dave"),
+            "--offline",
+            "--request",
+            &desk.path("forged.json"),
+            "--out",
+            &desk.path("forged.sig.json"),
+        ],
+        0,
+    );
+    assert!(
+        offline.contains("as this request states it")
+            && offline.contains("cannot check that set against the ledger")
+            && offline.contains(&desk.key_id("mallory1")),
+        "{offline}"
+    );
 }
 
 async fn a_signer_set_motion_names_added_removed_role_and_threshold_changes(db: &TestDb) {

@@ -965,7 +965,11 @@ fn show_offline_changes(request: &SignRequest) -> Result<Option<MotionView>, Str
                     request.signer_set_hash
                 ));
             }
-            esay!("    against signer set v{} (hash {hash}); the signature binds the ledger's head, which covers that set, so a request showing another set than the ledger's is refused when attached", set.version);
+            // The signed bytes bind the set's version and the head, not the set itself, and an
+            // offline machine cannot check the set against the head (that needs the chain): a
+            // request forged by whoever wrote it can show made-up changes. Say so; the next set
+            // printed in full below is what the signature's digest covers.
+            esay!("    against signer set v{} as this request states it (hash {hash}): this machine cannot check that set against the ledger, and the signature does not bind it. Before signing, compare every name and key id of the next set below with the signers you know to be in force (`rollbook governance show` where the ledger is)", set.version);
             motion_view(request.kind, &request.body, Some(&set), None)
         }
     };
