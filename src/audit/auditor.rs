@@ -259,7 +259,7 @@ impl Prepared {
                     // Check C11: readers may rely on one spelling (docs/audit-format.md,
                     // "Canonical JSON text"), so the stored bytes must be exactly what
                     // rollbook writes for the value they parse to.
-                    if payload.to_payload() == event.payload {
+                    if payload.is_payload(&event.payload) {
                         Ok(payload)
                     } else {
                         Err(format!("the {} payload is not in canonical form (whitespace, key order or an escape differs from what rollbook writes) (C11)", event.event_type))
