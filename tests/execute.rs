@@ -10,6 +10,7 @@ use std::process::Output;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::story::{body, t0, two_of_three_with_a_roll};
 use common::TestDb;
+use rollbook::audit::auditor::Auditor;
 use rollbook::audit::verify_live;
 use rollbook::crypto::keys::SecretKey;
 use rollbook::domain::approval::{ProposalState, Status};
@@ -81,6 +82,32 @@ async fn committed_roll(db: &TestDb) -> (Desk, ProposalState) {
     (desk, state)
 }
 
+/// A committed roll's record is the same whether the auditor kept its body terms from the
+/// recording's check (a walk from genesis, which does not parse the body again at the commit)
+/// or read them from the body (the roll folded from its stream, as a resumed client does).
+async fn the_body_terms_kept_from_the_recording_are_the_bodys(db: &TestDb) {
+    let (desk, roll) = committed_roll(db).await;
+    let page = desk
+        .ledger
+        .store
+        .read_page(desk.ledger.ledger_id, 0, 1_000)
+        .await
+        .unwrap();
+    let mut auditor = Auditor::new(now());
+    for event in &page {
+        auditor.push(event).unwrap();
+    }
+    let walked = auditor.take_touched_rolls();
+    let folded =
+        ExecutableRoll::from_stream(&desk.ledger.stream(roll.id).await.unwrap(), 0.25).unwrap();
+    assert_eq!(folded.approved.contracts, APPROVED);
+    assert_eq!(folded.approved.premium_usd, PREMIUM_USD);
+    assert_eq!(
+        walked,
+        [(roll.id.to_string(), serde_json::to_vec(&folded).unwrap())]
+    );
+}
+
 /// When an execution is recorded: forty minutes after t0, five minutes after the window ended
 /// (fills are recorded after they happen).
 fn now() -> DateTime<Utc> {
@@ -98,6 +125,7 @@ async fn head_seq(desk: &Desk) -> u64 {
 }
 
 both_backends!(
+    the_body_terms_kept_from_the_recording_are_the_bodys,
     in_bounds_the_roll_becomes_executed,
     partial_fills_keep_the_roll_committed_until_the_size_is_filled,
     too_many_contracts_are_recorded_as_a_breach,

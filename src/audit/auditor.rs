@@ -26,7 +26,9 @@ use crate::domain::events::{
     Event, ProposalKind, ProposalRecorded, RollExecuted, SignatureEnvelope, LEDGER_FORMAT,
     LEDGER_STREAM,
 };
-use crate::domain::execution::{decide_execute_trusting, ExecutableRoll, ExecutionRequest};
+use crate::domain::execution::{
+    decide_execute_trusting, BodyTerms, ExecutableRoll, ExecutionRequest,
+};
 use crate::domain::governance::{ActiveSet, Governance, Mismatch, Refusal, VerifiedSignatures};
 use crate::domain::layers::LayerKey;
 use crate::sizing::Proposal;
@@ -267,7 +269,7 @@ impl Prepared {
                     // Check C11: readers may rely on one spelling (docs/audit-format.md,
                     // "Canonical JSON text"), so the stored bytes must be exactly what
                     // rollbook writes for the value they parse to.
-                    if payload.to_payload() == event.payload {
+                    if payload.is_payload(&event.payload) {
                         Ok(payload)
                     } else {
                         Err(format!("the {} payload is not in canonical form (whitespace, key order or an escape differs from what rollbook writes) (C11)", event.event_type))
@@ -968,7 +970,7 @@ impl Auditor {
                 .check_valid_at(at, "proposal")
                 .map_err(|r| format!("proposal {}: {r} (A15)", recorded.terms.proposal_id))?;
         }
-        let state = ProposalState::from_recorded(recorded, event).map_err(|r| r.to_string())?;
+        let mut state = ProposalState::from_recorded(recorded, event).map_err(|r| r.to_string())?;
         if state.created_at > at {
             return Err(format!(
                 "proposal {} was created after it was recorded (A2)",
@@ -991,6 +993,7 @@ impl Auditor {
             ));
         }
         if let Some(proposal) = &rolled {
+            state.body_terms = Some(BodyTerms::of(proposal));
             self.layers.record(&state, proposal, governance, at);
         }
         if state.status == Status::Failed {

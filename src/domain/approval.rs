@@ -302,8 +302,11 @@ pub fn check_recorded_parsed(
             // reads back what it wrote, floats bit for bit: `float_roundtrip`; only non-finite
             // floats would not, and there are none), so it agrees with the evaluation. Any
             // other stored report takes the full path: parse it, then compare within tolerance.
-            let same_bytes = matches!(&fresh, Some(Ok(fresh)) if fresh.all_numbers_finite()
-                && serde_json::to_string(fresh).is_ok_and(|json| json == report_json));
+            // (Written into a buffer of the stored report's size: growing one copies it.)
+            let same_bytes = matches!(&fresh, Some(Ok(fresh)) if fresh.all_numbers_finite() && {
+                let mut json = Vec::with_capacity(report_json.len());
+                serde_json::to_writer(&mut json, fresh).is_ok() && json == report_json.as_bytes()
+            });
             let fresh = if same_bytes {
                 fresh.and_then(Result::ok).expect("matched above")
             } else {

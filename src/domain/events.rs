@@ -253,17 +253,33 @@ impl Event {
 
     /// The JSON bytes written once and stored verbatim.
     pub fn to_payload(&self) -> Vec<u8> {
+        // serde_json::to_vec's starting capacity.
+        let mut bytes = Vec::with_capacity(128);
+        self.write_payload(&mut bytes);
+        bytes
+    }
+
+    /// Whether `stored` is exactly what `to_payload` writes for this event (check C11). Written
+    /// into a buffer of `stored`'s size: a recording's payload is kilobytes, which a growing
+    /// buffer copies at each doubling, and a verifier checks every payload.
+    pub fn is_payload(&self, stored: &[u8]) -> bool {
+        let mut bytes = Vec::with_capacity(stored.len());
+        self.write_payload(&mut bytes);
+        bytes == stored
+    }
+
+    fn write_payload(&self, out: &mut Vec<u8>) {
         let result = match self {
-            Event::LedgerCreated(p) => serde_json::to_vec(p),
-            Event::ProposalRecorded(p) => serde_json::to_vec(p),
-            Event::ProposalSigned(p) => serde_json::to_vec(p),
-            Event::ProposalCommitted(p) => serde_json::to_vec(p),
-            Event::ProposalRejected(p) => serde_json::to_vec(p),
-            Event::ProposalWithdrawn(p) => serde_json::to_vec(p),
-            Event::ProposalExpired(p) => serde_json::to_vec(p),
-            Event::SignerSetAdopted(p) => serde_json::to_vec(p),
-            Event::PolicyAdopted(p) => serde_json::to_vec(p),
-            Event::RollExecuted(p) => serde_json::to_vec(p),
+            Event::LedgerCreated(p) => serde_json::to_writer(out, p),
+            Event::ProposalRecorded(p) => serde_json::to_writer(out, p),
+            Event::ProposalSigned(p) => serde_json::to_writer(out, p),
+            Event::ProposalCommitted(p) => serde_json::to_writer(out, p),
+            Event::ProposalRejected(p) => serde_json::to_writer(out, p),
+            Event::ProposalWithdrawn(p) => serde_json::to_writer(out, p),
+            Event::ProposalExpired(p) => serde_json::to_writer(out, p),
+            Event::SignerSetAdopted(p) => serde_json::to_writer(out, p),
+            Event::PolicyAdopted(p) => serde_json::to_writer(out, p),
+            Event::RollExecuted(p) => serde_json::to_writer(out, p),
         };
         result.expect("event payloads are plain data and always serialize")
     }

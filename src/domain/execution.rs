@@ -40,22 +40,47 @@ pub struct ApprovedTerms {
 }
 
 impl ApprovedTerms {
-    pub fn of(recorded: &ProposalRecorded, quote_deviation_max: f64) -> Result<Self, Refusal> {
-        let proposal = Proposal::from_toml_str(&recorded.terms.body).map_err(|error| {
-            Refusal::ApprovedTermsUnreadable {
-                reason: error.to_string(),
-            }
-        })?;
-        Ok(ApprovedTerms {
-            contracts: recorded
-                .terms
-                .contracts_requested
-                .unwrap_or(proposal.next_layer.contracts),
+    /// The terms `recorded` approved, its body's part already read (`BodyTerms`).
+    pub fn of(recorded: &ProposalRecorded, body: BodyTerms, quote_deviation_max: f64) -> Self {
+        ApprovedTerms {
+            contracts: recorded.terms.contracts_requested.unwrap_or(body.contracts),
+            premium_usd: body.premium_usd,
+            execute_after: body.execute_after,
+            execute_before: body.execute_before,
+            quote_deviation_max,
+        }
+    }
+}
+
+/// What `ApprovedTerms` takes from a roll's TOML body: its size (when the recording names
+/// none), premium and window. The auditor reads it from the body it parses to check the
+/// recording and keeps it with the open proposal (`ProposalState::body_terms`), so a commit
+/// does not parse the body a second time on its one sequential thread.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BodyTerms {
+    contracts: u32,
+    premium_usd: f64,
+    execute_after: DateTime<Utc>,
+    execute_before: DateTime<Utc>,
+}
+
+impl BodyTerms {
+    pub fn of(proposal: &Proposal) -> BodyTerms {
+        BodyTerms {
+            contracts: proposal.next_layer.contracts,
             premium_usd: proposal.next_layer.premium_usd,
             execute_after: proposal.roll.execute_after,
             execute_before: proposal.roll.execute_before,
-            quote_deviation_max,
-        })
+        }
+    }
+
+    /// Reads them from a roll's body.
+    pub fn parse(body: &str) -> Result<BodyTerms, Refusal> {
+        let proposal =
+            Proposal::from_toml_str(body).map_err(|error| Refusal::ApprovedTermsUnreadable {
+                reason: error.to_string(),
+            })?;
+        Ok(BodyTerms::of(&proposal))
     }
 }
 
@@ -97,10 +122,22 @@ impl ExecutableRoll {
                 what: state.status.to_string(),
             });
         }
+        let body = match state.body_terms {
+            Some(kept) => {
+                debug_assert_eq!(
+                    BodyTerms::parse(&state.recorded.terms.body).ok(),
+                    Some(kept),
+                    "the kept body terms are those of the body"
+                );
+                kept
+            }
+            // A state resumed from a client's saved state, or folded from a stream.
+            None => BodyTerms::parse(&state.recorded.terms.body)?,
+        };
         Ok(ExecutableRoll {
             proposal_id: state.id,
             subject_digest: state.digest,
-            approved: ApprovedTerms::of(&state.recorded, quote_deviation_max)?,
+            approved: ApprovedTerms::of(&state.recorded, body, quote_deviation_max),
             status: Status::Committed,
             stream_version: state.stream_version,
             executions: Vec::new(),

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::envelope::{format_timestamp, parse_timestamp, StoredEvent};
 use super::events::{Event, ProposalKind, ProposalRecorded, ProposalTerms};
+use super::execution::BodyTerms;
 use super::governance::{ActiveSet, Governance, Refusal};
 use crate::crypto::canonical::{signed_message, subject_digest, ChainHead, Purpose, SubjectInput};
 use crate::crypto::from_hex32;
@@ -146,6 +147,11 @@ pub struct ProposalState {
     pub executions: u64,
     #[serde(default)]
     pub execution_breaches: u64,
+    /// A roll's body terms as its recording's check read them, for its commit
+    /// (`ExecutableRoll::committed`); `None` in a state saved or folded elsewhere, which reads
+    /// them from the body. Never saved: the body is the record.
+    #[serde(skip)]
+    pub body_terms: Option<BodyTerms>,
 }
 
 impl ProposalState {
@@ -210,6 +216,7 @@ impl ProposalState {
             filled_contracts: 0,
             executions: 0,
             execution_breaches: 0,
+            body_terms: None,
         })
     }
 
