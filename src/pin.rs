@@ -202,11 +202,17 @@ impl Verified {
         let mut layers = LayerBook::default();
         for key in layers.wanted_for_recording(proposal) {
             let saved = self.state.layer(&key).await.map_err(PinError::State)?;
-            if let Some((id, state)) = saved {
-                layers
-                    .load(&id, &state)
-                    .map_err(|reason| saved_state_error(self.state.path(), self.seq, reason))?;
-            }
+            let loaded = match saved {
+                Some((id, state)) => layers.load(&id, &state),
+                // Not saved: a layer the ledger never had, unless rows went missing; drafting
+                // on a budget this file no longer sees would write a roll every other client
+                // refuses.
+                None => match self.state.missing_rows(self.ledger_id).await {
+                    Ok(missing) => missing.map_or(Ok(()), Err),
+                    Err(error) => return Err(PinError::State(error)),
+                },
+            };
+            loaded.map_err(|reason| saved_state_error(self.state.path(), self.seq, reason))?;
         }
         let head = ChainHead {
             seq: self.seq,
@@ -691,11 +697,11 @@ async fn load_layers(
         let loaded = match wanted {
             Saved::Layer(key) => match write.layer(&key).await.map_err(PinError::State)? {
                 Some((id, state)) => auditor.load_layer(&id, &state),
-                None => Ok(()),
+                None => no_row_missing(write, event).await?,
             },
             Saved::Roll(id) => match write.committed_roll(&id).await.map_err(PinError::State)? {
                 Some(state) => auditor.load_roll(&id, &state),
-                None => Ok(()),
+                None => no_row_missing(write, event).await?,
             },
             // Every open proposal has its row (`save_open`): a missing one is a damaged file.
             Saved::Open(id) => match write.open_proposal(&id).await.map_err(PinError::State)? {
@@ -706,6 +712,20 @@ async fn load_layers(
         loaded.map_err(|reason| saved_state_error(state_file, event.seq, reason))?;
     }
     Ok(())
+}
+
+/// A layer or roll `event` needs is not saved: one the ledger never had (`Ok(())`), unless
+/// rows went missing since the last sync (`Err`): the auditor would then judge the event
+/// without them and call a valid ledger invalid.
+async fn no_row_missing(
+    write: &mut StateWrite,
+    event: &StoredEvent,
+) -> Result<Result<(), String>, PinError> {
+    let missing = write
+        .missing_rows(event.ledger_id)
+        .await
+        .map_err(PinError::State)?;
+    Ok(missing.map_or(Ok(()), Err))
 }
 
 /// This machine's saved state does not read back, found while resuming at `seq`: what the

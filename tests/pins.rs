@@ -217,13 +217,22 @@ impl Desk<'_> {
         stderr
     }
 
-    /// bob proposes a 9-contract roll dated now; its id.
+    /// bob proposes a 9-contract roll dated now on a layer of its own; its id.
     fn propose(&self) -> String {
+        self.propose_on(None, 9)
+    }
+
+    /// bob proposes a roll of `contracts` dated now, on `layer` (one set of numbers per id)
+    /// or a layer of its own; its id.
+    fn propose_on(&self, layer: Option<&str>, contracts: u32) -> String {
         let mut proposal = rollbook::sizing::Proposal::from_toml_str(EXAMPLE).unwrap();
         let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
         proposal.shift_times(Utc::now() - Duration::minutes(10) - as_of);
-        proposal.set_contracts_requested(9);
-        common::own_layer(&mut proposal);
+        proposal.set_contracts_requested(contracts);
+        match layer {
+            Some(layer) => proposal.set_closed_layer(layer, 26.5),
+            None => common::own_layer(&mut proposal),
+        }
         let file = self.path(&format!("roll-{}.toml", Uuid::now_v7().simple()));
         std::fs::write(&file, proposal.to_toml_string()).unwrap();
         let out = self.ok(
@@ -320,7 +329,58 @@ both_backends!(
     open_proposals_are_rows_and_a_state_saved_whole_still_resumes,
     a_sync_loads_only_the_open_proposals_its_events_name,
     a_state_saved_before_the_open_index_still_resumes,
+    a_layer_row_removed_from_a_state_file_is_damage_not_an_unused_layer,
 );
+
+/// A closed layer's row removed from a state file (an attacker's review did it by hand) was read
+/// as a layer never drawn on: `propose` drafted a second roll on a budget the ledger had already
+/// spent, which every other client then refused, and another client's sync called the valid
+/// ledger invalid. Both now say the state file is damaged (exit 4, naming it) and write nothing.
+async fn a_layer_row_removed_from_a_state_file_is_damage_not_an_unused_layer(db: &TestDb) {
+    let desk = Desk::new(db);
+    let layer = "VIX-TEST-SHARED";
+    desk.propose_on(Some(layer), 2);
+    desk.ok("bob", &["list"]);
+    desk.ok("carol", &["list"]);
+    let ledger = desk.events().await[0].ledger_id;
+    for client in ["bob", "carol"] {
+        let file = rollbook::pin::state_file(&desk.state(client), ledger);
+        state_sql(&file, "DELETE FROM layers").await;
+    }
+    let damaged = |out: Output, client: &str| {
+        let stderr = text(&out.stderr);
+        let file = rollbook::pin::state_file(&desk.state(client), ledger);
+        assert_eq!(out.status.code(), Some(4), "{client}: {stderr}");
+        assert!(
+            stderr.contains(&format!("the state file {}", file.display()))
+                && stderr.contains("rows were removed"),
+            "{client}: {stderr}"
+        );
+        assert!(!stderr.contains("INVALID"), "{stderr}");
+    };
+    // The writer: nothing is appended.
+    let before = desk.events().await.len();
+    let mut roll = rollbook::sizing::Proposal::from_toml_str(EXAMPLE).unwrap();
+    let as_of = Utc.with_ymd_and_hms(2026, 5, 7, 14, 30, 0).unwrap();
+    roll.shift_times(Utc::now() - Duration::minutes(10) - as_of);
+    roll.set_contracts_requested(2);
+    roll.set_closed_layer(layer, 26.5);
+    let file = desk.path("second.toml");
+    std::fs::write(&file, roll.to_toml_string()).unwrap();
+    damaged(
+        desk.run("bob", &["propose", &file, "--key", &desk.path("bob.key")]),
+        "bob",
+    );
+    assert_eq!(desk.events().await.len(), before, "nothing was written");
+    // What the message says to do: without the file, bob verifies from genesis and drafts on
+    // what the ledger really drew.
+    std::fs::remove_file(rollbook::pin::state_file(&desk.state("bob"), ledger)).unwrap();
+    desk.propose_on(Some(layer), 2);
+    // A reader whose next events name that layer: damage, not an invalid ledger (which a
+    // client with an intact file confirms).
+    damaged(desk.run("carol", &["list"]), "carol");
+    desk.ok("alice", &["list"]);
+}
 
 /// A commit edited in place (its threshold lowered) with only its own hash recomputed: the
 /// pinned head is untouched, so a sync has nothing new to check, but `export` and `prove` of a

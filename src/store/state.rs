@@ -29,9 +29,15 @@ const ROLL_SAVE: &str = "INSERT INTO committed_rolls (proposal_id, state) VALUES
     ON CONFLICT (proposal_id) DO UPDATE SET state = excluded.state";
 const LAYER_SAVE: &str = "INSERT INTO layers (layer_id, numbers_key, state) VALUES ($1, $2, $3) \
     ON CONFLICT (layer_id) DO UPDATE SET state = excluded.state";
-const PIN_SAVE: &str = "INSERT INTO pin (ledger_id, seq, head_hash, auditor, events_verified, syncs, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6) \
+const PIN_SAVE: &str = "INSERT INTO pin (ledger_id, seq, head_hash, auditor, events_verified, syncs, updated_at, layers_saved, rolls_saved) \
+    VALUES ($1, $2, $3, $4, $5, 1, $6, (SELECT n FROM saved_rows WHERE kind = 'layers'), (SELECT n FROM saved_rows WHERE kind = 'committed_rolls')) \
     ON CONFLICT (ledger_id) DO UPDATE SET seq = excluded.seq, head_hash = excluded.head_hash, auditor = excluded.auditor, \
-    events_verified = pin.events_verified + excluded.events_verified, syncs = pin.syncs + 1, updated_at = excluded.updated_at";
+    events_verified = pin.events_verified + excluded.events_verified, syncs = pin.syncs + 1, updated_at = excluded.updated_at, \
+    layers_saved = excluded.layers_saved, rolls_saved = excluded.rolls_saved";
+/// The rows the last sync left against the rows the file holds now (`migrations/state/0006`).
+const SAVED_ROWS: &str = "SELECT pin.layers_saved, layers.n, pin.rolls_saved, rolls.n \
+    FROM pin, saved_rows AS layers, saved_rows AS rolls \
+    WHERE pin.ledger_id = $1 AND layers.kind = 'layers' AND rolls.kind = 'committed_rolls'";
 const OPEN_ALL: &str = "SELECT proposal_id, state FROM open_proposals";
 const OPEN_BY_ID: &str = "SELECT state FROM open_proposals WHERE proposal_id = $1";
 const OPEN_IDS: &str = "SELECT proposal_id FROM open_proposals";
@@ -134,6 +140,11 @@ impl StateFile {
     /// A saved closed layer (`Auditor::take_touched_layers`): its id and state.
     pub async fn layer(&self, key: &LayerKey) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         layer(&self.pool, key).await
+    }
+
+    /// Why rows the last sync left are missing now, if they are (`missing_rows`).
+    pub async fn missing_rows(&self, ledger_id: Uuid) -> Result<Option<String>, StoreError> {
+        missing_rows(&self.pool, ledger_id).await
     }
 
     /// Starts a sync: takes the file's write lock (`BEGIN IMMEDIATE`), so two clients on this
@@ -315,6 +326,11 @@ impl StateWrite {
     }
 
     /// A saved committed roll (`Auditor::take_touched_rolls`).
+    /// Why rows the last sync left are missing now, if they are (`missing_rows`).
+    pub async fn missing_rows(&mut self, ledger_id: Uuid) -> Result<Option<String>, StoreError> {
+        missing_rows(&mut *self.tx, ledger_id).await
+    }
+
     pub async fn committed_roll(
         &mut self,
         proposal_id: &str,
@@ -429,6 +445,32 @@ impl StateWrite {
             .await
             .map_err(db_err("committing the state file"))
     }
+}
+
+/// Whether closed layers or committed rolls went missing since the last sync saved them: a
+/// lookup that found nothing asks this before taking "never saved" for an answer. `None` also
+/// when the pin predates the counts (nothing to compare until its next sync).
+async fn missing_rows<'e>(
+    executor: impl sqlx::Executor<'e, Database = Sqlite>,
+    ledger_id: Uuid,
+) -> Result<Option<String>, StoreError> {
+    let row: Option<(Option<i64>, i64, Option<i64>, i64)> = sqlx::query_as(SAVED_ROWS)
+        .bind(ledger_id.to_string())
+        .fetch_optional(executor)
+        .await
+        .map_err(db_err("counting the saved layers and rolls"))?;
+    let Some((layers_saved, layers, rolls_saved, rolls)) = row else {
+        return Ok(None);
+    };
+    let missing = |what: &str, saved: Option<i64>, now: i64| {
+        saved.filter(|saved| *saved != now).map(|saved| {
+            format!(
+                "its last sync left {saved} saved {what}, it now holds {now}: rows were removed"
+            )
+        })
+    };
+    Ok(missing("closed layers", layers_saved, layers)
+        .or_else(|| missing("committed rolls", rolls_saved, rolls)))
 }
 
 async fn layer<'e>(
