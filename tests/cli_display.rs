@@ -160,21 +160,24 @@ async fn a_key_swapping_signer_set_motion_shows_every_rotated_key(db: &TestDb) {
     let inbox = desk.ok(&["inbox", "--key", &desk.key("dave")]);
     desk.ok(&["request", &id, "--out", &desk.path("req.json")]);
     let request = std::fs::read_to_string(desk.path("req.json")).unwrap();
-    let (offline_json, offline) = desk.exits(
-        &[
-            "sign",
-            &id,
-            "--key",
-            &desk.key("dave"),
-            "--offline",
-            "--request",
-            &desk.path("req.json"),
-            "--out",
-            &desk.path("dave.sig.json"),
-            "--json",
-        ],
-        0,
-    );
+    // dave signs the request file `request` offline (stdout, stderr).
+    let sign_offline = |request: &str, out: &str, json: &[&str]| {
+        let mut args = vec![
+            "sign".to_string(),
+            id.clone(),
+            "--key".into(),
+            desk.key("dave"),
+            "--offline".into(),
+            "--request".into(),
+            desk.path(request),
+            "--out".into(),
+            desk.path(out),
+        ];
+        args.extend(json.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        desk.exits(&args, 0)
+    };
+    let (offline_json, offline) = sign_offline("req.json", "dave.sig.json", &["--json"]);
     let offline_json: serde_json::Value = serde_json::from_str(&offline_json).unwrap();
     let (_, sign) = desk.exits(&["sign", &id, "--key", &desk.key("dave")], 0);
     for (view, output) in [
@@ -232,20 +235,7 @@ async fn a_key_swapping_signer_set_motion_shows_every_rotated_key(db: &TestDb) {
         rollbook::crypto::to_hex(&rollbook::crypto::canonical::signer_set_hash(&claimed)).into();
     forged["in_force"] = claimed.into();
     std::fs::write(desk.path("forged.json"), forged.to_string()).unwrap();
-    let (_, offline) = desk.exits(
-        &[
-            "sign",
-            &id,
-            "--key",
-            &desk.key("dave"),
-            "--offline",
-            "--request",
-            &desk.path("forged.json"),
-            "--out",
-            &desk.path("forged.sig.json"),
-        ],
-        0,
-    );
+    let (_, offline) = sign_offline("forged.json", "forged.sig.json", &[]);
     assert!(
         offline.contains("as this request states it")
             && offline.contains("cannot check that set against the ledger")
