@@ -765,6 +765,36 @@ async fn a2_a_recording_lies_between_creation_and_expiry(db: &TestDb) {
     assert_invalid_at(&broken, LAST + 1, "created after it was recorded (A2)");
 }
 
+/// A recording that states the set in force's version with another set's hash (its subject
+/// digest and the proposer's signature made over that, as a forged offline request would make
+/// a signer sign) is refused: the hash is the set in force's or nothing (A2).
+async fn a2_a_recording_binds_the_signer_set_in_force_by_its_hash(db: &TestDb) {
+    let (ledger, k) = story(db).await;
+    let lines = export_lines(&ledger).await;
+    let governance = ledger.governance().await.unwrap();
+    let at = last_time(&lines) + Duration::seconds(1);
+    let mut next = governance.set.to_signer_set();
+    next.version += 1;
+    next.threshold = 3;
+    let next = ActiveSet::validate(&next).unwrap();
+    let honest = ProposalDraft::signer_set(&governance, uuid_v7_at(at), &next, at);
+    verify(&appended(
+        &lines,
+        vec![recording(&lines, &honest, &k.alice, at)],
+    ))
+    .expect("the set in force's hash");
+    let mut other = governance.set.to_signer_set();
+    other.threshold = 1;
+    let other_json = serde_json::to_string(&other).unwrap();
+    let mut forged = honest.clone();
+    forged.terms.signer_set_hash =
+        to_hex(&rollbook::crypto::canonical::signer_set_hash(&other_json));
+    assert_ne!(forged.terms.signer_set_hash, honest.terms.signer_set_hash);
+    let broken = appended(&lines, vec![recording(&lines, &forged, &k.alice, at)]);
+    assert_invalid_at(&broken, LAST + 1, "hashes to");
+    assert_invalid_at(&broken, LAST + 1, "(A2)");
+}
+
 /// A motion created more than the policy's skew (60 s) before its recording, yet before its
 /// expiry, signed over that: refused (T2). Created exactly the skew before, it verifies.
 async fn t2_a_recording_follows_its_creation_within_the_skew(db: &TestDb) {
@@ -895,6 +925,7 @@ async fn a10_nothing_is_left_due() {
 both_backends!(
     c12_reports_are_canonical,
     a2_a_recording_lies_between_creation_and_expiry,
+    a2_a_recording_binds_the_signer_set_in_force_by_its_hash,
     t2_a_recording_follows_its_creation_within_the_skew,
     a9_proposal_ids_are_uuidv7_of_their_recording
 );
@@ -1120,25 +1151,25 @@ async fn a11_a_bound_head_must_be_the_chains_and_within_the_lifetime() {
 }
 
 /// A ledger of another format (every earlier one: v1 before bound heads, v2 before the
-/// ledger's clock, closed layers and executions) is named as such, beside the format this build
-/// reads, before any hash is compared.
+/// ledger's clock, closed layers and executions, v3 before the signer set's hash in the
+/// subject) is named as such, beside the format this build reads, before any hash is compared.
 #[tokio::test]
 async fn a1_a_genesis_of_another_format_is_named() {
     let lines = valid_export().await;
-    for older in ["rollbook/v1", "rollbook/v2"] {
+    for older in ["rollbook/v1", "rollbook/v2", "rollbook/v3"] {
         let broken = with_payload_text(&lines, 1, |text| {
             let edited = text.replace(
-                "\"format\":\"rollbook/v3\"",
+                "\"format\":\"rollbook/v4\"",
                 &format!("\"format\":\"{older}\""),
             );
-            assert_ne!(edited, text, "the genesis names no rollbook/v3 format");
+            assert_ne!(edited, text, "the genesis names no rollbook/v4 format");
             edited
         });
         assert_invalid_at(
             &broken,
             1,
             &format!(
-                "the ledger is format {older:?}; this build of rollbook reads \"rollbook/v3\" only"
+                "the ledger is format {older:?}; this build of rollbook reads \"rollbook/v4\" only"
             ),
         );
     }

@@ -506,25 +506,25 @@ async fn offline_signing_and_replayed_or_malleated_signatures(db: &TestDb) {
         &forged_sig,
     ]);
     desk.refused(&["attach", &forged_sig], 3, "not the chain's");
-    // A signature file of the format before the signing time (v2) is bad input, naming both
-    // formats, even with the signature itself intact.
+    // A signature file of an earlier format (v3, whose subject carried no signer set hash) is
+    // bad input, naming both formats, even with the signature itself intact.
     let older = desk.path("older-format.sig.json");
     std::fs::copy(&sig, &older).unwrap();
     edit_json(&older, |v| {
-        assert_eq!(v["format"], "rollbook-signature/v3");
-        v["format"] = serde_json::Value::String("rollbook-signature/v2".into())
+        assert_eq!(v["format"], "rollbook-signature/v4");
+        v["format"] = serde_json::Value::String("rollbook-signature/v3".into())
     });
     desk.refused(
         &["attach", &older],
         2,
-        "format \"rollbook-signature/v2\" is not \"rollbook-signature/v3\"",
+        "format \"rollbook-signature/v3\" is not \"rollbook-signature/v4\"",
     );
-    // A request file of the format before v3 is refused naming both, not called "altered".
+    // A request file of the format before v4 is refused naming both, not called "altered".
     let older_request = desk.path("older-format.request.json");
     std::fs::copy(&request, &older_request).unwrap();
     edit_json(&older_request, |v| {
-        assert_eq!(v["format"], "rollbook-sign-request/v3");
-        v["format"] = serde_json::Value::String("rollbook-sign-request/v2".into())
+        assert_eq!(v["format"], "rollbook-sign-request/v4");
+        v["format"] = serde_json::Value::String("rollbook-sign-request/v3".into())
     });
     let out = desk.run(&[
         "sign",
@@ -540,7 +540,7 @@ async fn offline_signing_and_replayed_or_malleated_signatures(db: &TestDb) {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr)
-            .contains("\"rollbook-sign-request/v2\" is not \"rollbook-sign-request/v3\""),
+            .contains("\"rollbook-sign-request/v3\" is not \"rollbook-sign-request/v4\""),
         "{}",
         text(&out.stderr)
     );

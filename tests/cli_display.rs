@@ -160,8 +160,8 @@ async fn a_key_swapping_signer_set_motion_shows_every_rotated_key(db: &TestDb) {
     let inbox = desk.ok(&["inbox", "--key", &desk.key("dave")]);
     desk.ok(&["request", &id, "--out", &desk.path("req.json")]);
     let request = std::fs::read_to_string(desk.path("req.json")).unwrap();
-    // dave signs the request file `request` offline (stdout, stderr).
-    let sign_offline = |request: &str, out: &str, json: &[&str]| {
+    // dave signs the request file `request` offline (stdout, stderr), expecting exit `code`.
+    let sign_offline_exits = |request: &str, out: &str, json: &[&str], code: i32| {
         let mut args = vec![
             "sign".to_string(),
             id.clone(),
@@ -175,10 +175,48 @@ async fn a_key_swapping_signer_set_motion_shows_every_rotated_key(db: &TestDb) {
         ];
         args.extend(json.iter().map(|a| a.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        desk.exits(&args, 0)
+        desk.exits(&args, code)
     };
+    let sign_offline =
+        |request: &str, out: &str, json: &[&str]| sign_offline_exits(request, out, json, 0);
     let (offline_json, offline) = sign_offline("req.json", "dave.sig.json", &["--json"]);
     let offline_json: serde_json::Value = serde_json::from_str(&offline_json).unwrap();
+    // Whoever writes the request can state another set in force, so that the changes shown are
+    // made up (here: none, the next set itself). The subject digest binds the set's hash: a
+    // request whose stated set does not hash to its `signer_set_hash` is refused, and one whose
+    // hash (and digest) were recomputed to match yields a signature the ledger refuses.
+    let mut forged: serde_json::Value = serde_json::from_str(&request).unwrap();
+    let mut claimed: rollbook::domain::events::SignerSet =
+        serde_json::from_str(forged["body"].as_str().unwrap()).unwrap();
+    claimed.version = forged["signer_set_version"].as_u64().unwrap();
+    let claimed = serde_json::to_string(&claimed).unwrap();
+    forged["in_force"] = claimed.clone().into();
+    std::fs::write(desk.path("forged.json"), forged.to_string()).unwrap();
+    let (_, stderr) = sign_offline_exits("forged.json", "forged.sig.json", &[], 2);
+    assert!(
+        stderr.contains("not the request's signer_set_hash"),
+        "{stderr}"
+    );
+    let claimed_hash =
+        rollbook::crypto::to_hex(&rollbook::crypto::canonical::signer_set_hash(&claimed));
+    forged["signer_set_hash"] = claimed_hash.clone().into();
+    std::fs::write(desk.path("forged.json"), forged.to_string()).unwrap();
+    let (_, stderr) = sign_offline_exits("forged.json", "forged.sig.json", &[], 2);
+    assert!(stderr.contains("subject digest does not match"), "{stderr}");
+    forged["subject_digest"] = digest_of_request(&forged).into();
+    std::fs::write(desk.path("forged.json"), forged.to_string()).unwrap();
+    let (_, forged_offline) = sign_offline("forged.json", "forged.sig.json", &[]);
+    assert!(
+        forged_offline.contains(&format!(
+            "in force (hash {claimed_hash}; the signature binds it)"
+        )),
+        "{forged_offline}"
+    );
+    desk.refused(
+        &["attach", &desk.path("forged.sig.json")],
+        3,
+        "a signature over a different proposal content (subject digest)",
+    );
     let (_, sign) = desk.exits(&["sign", &id, "--key", &desk.key("dave")], 0);
     for (view, output) in [
         ("show", &show),
@@ -222,26 +260,28 @@ async fn a_key_swapping_signer_set_motion_shows_every_rotated_key(db: &TestDb) {
     let signed = desk.json(&["sign", &id, "--key", &desk.key("carol")]);
     assert_eq!(signed["status"], "pending");
     assert_eq!(&signed["changes"], changes, "sign --json too");
+}
 
-    // Whoever writes the request can state another set in force, consistent with its own
-    // hash, so that the changes shown are made up (here: none). The offline signer cannot
-    // check it against the ledger: it is told so, and shown the whole next set with key ids.
-    let mut forged: serde_json::Value = serde_json::from_str(&request).unwrap();
-    let mut claimed: rollbook::domain::events::SignerSet =
-        serde_json::from_str(forged["body"].as_str().unwrap()).unwrap();
-    claimed.version = forged["signer_set_version"].as_u64().unwrap();
-    let claimed = serde_json::to_string(&claimed).unwrap();
-    forged["signer_set_hash"] =
-        rollbook::crypto::to_hex(&rollbook::crypto::canonical::signer_set_hash(&claimed)).into();
-    forged["in_force"] = claimed.into();
-    std::fs::write(desk.path("forged.json"), forged.to_string()).unwrap();
-    let (_, offline) = sign_offline("forged.json", "forged.sig.json", &[]);
-    assert!(
-        offline.contains("as this request states it")
-            && offline.contains("cannot check that set against the ledger")
-            && offline.contains(&desk.key_id("mallory1")),
-        "{offline}"
-    );
+/// The subject digest of a sign request as its JSON states it (what a forger recomputes).
+fn digest_of_request(request: &serde_json::Value) -> String {
+    let text = |key: &str| request[key].as_str().unwrap().to_string();
+    let uuid = |key: &str| uuid::Uuid::parse_str(request[key].as_str().unwrap()).unwrap();
+    let (ledger_id, proposal_id) = (uuid("ledger_id"), uuid("proposal_id"));
+    let digest =
+        rollbook::crypto::canonical::subject_digest(&rollbook::crypto::canonical::SubjectInput {
+            ledger_id: &ledger_id,
+            proposal_id: &proposal_id,
+            kind: &text("kind"),
+            body: &text("body"),
+            report_json: request["report_json"].as_str(),
+            policy_hash: &text("policy_hash"),
+            policy_version: request["policy_version"].as_u64().unwrap(),
+            signer_set_version: request["signer_set_version"].as_u64().unwrap(),
+            signer_set_hash: &text("signer_set_hash"),
+            created_at: &text("created_at"),
+            expires_at: &text("expires_at"),
+        });
+    rollbook::crypto::to_hex(&digest)
 }
 
 async fn a_signer_set_motion_names_added_removed_role_and_threshold_changes(db: &TestDb) {

@@ -343,6 +343,7 @@ fn recorded(id: &str, verdict: &str) -> NewEvent {
             policy_version: 1,
             policy_hash: "ab".repeat(32),
             signer_set_version: 1,
+            signer_set_hash: "ef".repeat(32),
             created_at: "2026-05-07T14:40:00.000000Z".into(),
             expires_at: "2026-05-07T18:40:00.000000Z".into(),
         },

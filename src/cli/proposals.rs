@@ -672,13 +672,13 @@ pub struct SignRequest {
     pub head_seq: u64,
     pub head_hash: String,
     /// The hash of the signer set the proposal is bound to (`signer_set_hash` in
-    /// docs/audit-format.md), to compare with `rollbook governance show` elsewhere.
+    /// docs/audit-format.md): digested, so the signature binds it.
     pub signer_set_hash: String,
     pub summary: String,
     /// For a motion: the signer set (its JSON) or the policy (its canonical JSON) in force that
-    /// the motion replaces, so the offline signer sees what changes. The digest does not cover
-    /// it: a policy is checked against `policy_hash` (which it does cover), a set only against
-    /// `signer_set_version`.
+    /// the motion replaces, so the offline signer sees what changes. Checked against
+    /// `signer_set_hash` or `policy_hash`, which the digest covers: a request that states
+    /// another set or policy in force is refused, or its signature does not verify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_force: Option<String>,
     /// What the motion changes, for people; `sign --offline` recomputes it from `in_force` and
@@ -710,16 +710,17 @@ impl SignRequest {
             policy_version: self.policy_version,
             policy_hash: self.policy_hash.clone(),
             signer_set_version: self.signer_set_version,
+            signer_set_hash: self.signer_set_hash.clone(),
             created_at: self.created_at.clone(),
             expires_at: self.expires_at.clone(),
         }
     }
 }
 
-// v3 with the ledger format: a v2 request's subject digest is over v2 tags, which a v3 signer
-// would otherwise report as "altered".
-const REQUEST_FORMAT: &str = "rollbook-sign-request/v3";
-const SIGNATURE_FORMAT: &str = "rollbook-signature/v3";
+// Versioned with the ledger format: an older request's subject digest is over other tags and
+// fields, which this signer would otherwise report as "altered".
+const REQUEST_FORMAT: &str = "rollbook-sign-request/v4";
+const SIGNATURE_FORMAT: &str = "rollbook-signature/v4";
 /// Limit on request and signature files (a proposal is at most 1 MiB).
 const OFFLINE_FILE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
@@ -750,15 +751,6 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
         )));
     }
     let r = &state.recorded.terms;
-    let set_json = history
-        .set_version(r.signer_set_version)
-        .map(ActiveSet::to_json)
-        .ok_or_else(|| {
-            service_error(ServiceError::Corrupt(format!(
-                "signer set v{} is not in the ledger stream",
-                r.signer_set_version
-            )))
-        })?;
     let request = SignRequest {
         format: REQUEST_FORMAT.into(),
         ledger_id: ledger.ledger_id.to_string(),
@@ -774,7 +766,7 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
         subject_digest: state.recorded.subject_digest.clone(),
         head_seq: verified.seq,
         head_hash: to_hex(&verified.head_hash),
-        signer_set_hash: to_hex(&crate::crypto::canonical::signer_set_hash(&set_json)),
+        signer_set_hash: r.signer_set_hash.clone(),
         summary: summary(&state),
         in_force: history.in_force(&state),
         changes: history.motion_lines(&state),
@@ -965,11 +957,13 @@ fn show_offline_changes(request: &SignRequest) -> Result<Option<MotionView>, Str
                     request.signer_set_hash
                 ));
             }
-            // The signed bytes bind the set's version and the head, not the set itself, and an
-            // offline machine cannot check the set against the head (that needs the chain): a
-            // request forged by whoever wrote it can show made-up changes. Say so; the next set
-            // printed in full below is what the signature's digest covers.
-            esay!("    against signer set v{} as this request states it (hash {hash}): this machine cannot check that set against the ledger, and the signature does not bind it. Before signing, compare every name and key id of the next set below with the signers you know to be in force (`rollbook governance show` where the ledger is)", set.version);
+            // The subject digest binds `signer_set_hash`, checked above against this set: had
+            // the request stated another set in force, the ledger's recording would carry
+            // another hash, and this signature would not verify there.
+            esay!(
+                "    against signer set v{} in force (hash {hash}; the signature binds it)",
+                set.version
+            );
             motion_view(request.kind, &request.body, Some(&set), None)
         }
     };

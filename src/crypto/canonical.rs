@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 /// Domain tag of the event hash. The trailing NUL ends the tag so that no tag is a prefix of another.
-pub const EVENT_TAG: &[u8] = b"rollbook/v3/event\0";
+pub const EVENT_TAG: &[u8] = b"rollbook/v4/event\0";
 
 /// The first event of a ledger chains to 32 zero bytes.
 pub const GENESIS_PREV_HASH: [u8; 32] = [0u8; 32];
@@ -181,12 +181,12 @@ impl Purpose {
 
     pub fn tag(self) -> &'static [u8] {
         match self {
-            Purpose::Propose => b"rollbook/v3/propose\0",
-            Purpose::Cosign => b"rollbook/v3/cosign\0",
-            Purpose::Governance => b"rollbook/v3/governance\0",
-            Purpose::Veto => b"rollbook/v3/veto\0",
-            Purpose::Withdraw => b"rollbook/v3/withdraw\0",
-            Purpose::Execute => b"rollbook/v3/execute\0",
+            Purpose::Propose => b"rollbook/v4/propose\0",
+            Purpose::Cosign => b"rollbook/v4/cosign\0",
+            Purpose::Governance => b"rollbook/v4/governance\0",
+            Purpose::Veto => b"rollbook/v4/veto\0",
+            Purpose::Withdraw => b"rollbook/v4/withdraw\0",
+            Purpose::Execute => b"rollbook/v4/execute\0",
         }
     }
 
@@ -203,13 +203,13 @@ impl Purpose {
 }
 
 /// Domain tag of the genesis signature.
-pub const GENESIS_TAG: &[u8] = b"rollbook/v3/genesis\0";
+pub const GENESIS_TAG: &[u8] = b"rollbook/v4/genesis\0";
 /// Domain tag of a proposal's subject digest.
-pub const SUBJECT_TAG: &[u8] = b"rollbook/v3/subject\0";
+pub const SUBJECT_TAG: &[u8] = b"rollbook/v4/subject\0";
 /// Domain tag of a signer set's hash.
-pub const SIGNER_SET_TAG: &[u8] = b"rollbook/v3/signer-set\0";
+pub const SIGNER_SET_TAG: &[u8] = b"rollbook/v4/signer-set\0";
 /// Domain tag of the policy hash.
-pub const POLICY_TAG: &[u8] = b"rollbook/v3/policy\0";
+pub const POLICY_TAG: &[u8] = b"rollbook/v4/policy\0";
 /// Limit on a veto reason, in bytes.
 pub const REASON_BYTES_MAX: usize = 1024;
 
@@ -225,6 +225,7 @@ pub struct SubjectInput<'a> {
     pub policy_hash: &'a str,
     pub policy_version: u64,
     pub signer_set_version: u64,
+    pub signer_set_hash: &'a str,
     pub created_at: &'a str,
     pub expires_at: &'a str,
 }
@@ -240,6 +241,7 @@ pub fn subject_digest(input: &SubjectInput<'_>) -> [u8; 32] {
         .str(input.policy_hash)
         .u64(input.policy_version)
         .u64(input.signer_set_version)
+        .str(input.signer_set_hash)
         .str(input.created_at)
         .str(input.expires_at);
     enc.digest()
@@ -260,9 +262,9 @@ pub struct ChainHead {
     pub hash: [u8; 32],
 }
 
-/// A signer set's hash: SHA-256 over the tag and its exact JSON text. Shown to signers (a
-/// request file carries the one in force) so they can compare sets by one value; never signed
-/// itself (a signature binds the head, which covers the set in force).
+/// A signer set's hash: SHA-256 over the tag and its exact JSON text. A proposal's subject
+/// digest binds the hash of the set it is bound to, so an offline signer, who cannot check the
+/// head, can check the set in force it is shown against what it signs.
 pub fn signer_set_hash(signer_set_json: &str) -> [u8; 32] {
     let mut enc = Encoder::hashing(SIGNER_SET_TAG);
     enc.fixed(signer_set_json.as_bytes());
@@ -353,7 +355,7 @@ pub fn decode_signed_message(bytes: &[u8]) -> Result<SignedMessage, String> {
     let purpose = Purpose::ALL
         .into_iter()
         .find(|purpose| bytes.starts_with(purpose.tag()))
-        .ok_or_else(|| "the message starts with no known rollbook/v3 signing tag".to_string())?;
+        .ok_or_else(|| "the message starts with no known rollbook/v4 signing tag".to_string())?;
     let rest = &bytes[purpose.tag().len()..];
     let fixed_len = 16 + 16 + 8 + 32 + 8 + 32;
     if rest.len() < fixed_len {
@@ -416,7 +418,7 @@ fn trailing_str(tail: &[u8], bytes_max: usize, what: &str) -> Result<String, Str
 }
 
 /// Domain tag of an execution digest (the fills and corrections an execution records).
-pub const FILLS_TAG: &[u8] = b"rollbook/v3/fills\0";
+pub const FILLS_TAG: &[u8] = b"rollbook/v4/fills\0";
 
 /// One fill as an execution digest binds it: the exact payload values.
 pub struct FillInput<'a> {
@@ -486,7 +488,7 @@ pub struct ExecutionMessage {
 pub fn decode_execution_message(bytes: &[u8]) -> Result<ExecutionMessage, String> {
     let rest = bytes
         .strip_prefix(Purpose::Execute.tag())
-        .ok_or_else(|| "the message does not start with the rollbook/v3/execute tag".to_string())?;
+        .ok_or_else(|| "the message does not start with the rollbook/v4/execute tag".to_string())?;
     if rest.len() != 16 + 16 + 8 + 32 + 8 + 32 + 32 {
         return Err(format!(
             "the execute message is {} bytes, not {}",
@@ -508,7 +510,7 @@ pub fn decode_execution_message(bytes: &[u8]) -> Result<ExecutionMessage, String
 }
 
 /// Domain tag of the verification memo's key.
-const MEMO_TAG: &[u8] = b"rollbook/v3/memo\0";
+const MEMO_TAG: &[u8] = b"rollbook/v4/memo\0";
 
 /// Key of the verification memo (never stored, signed or exported): SHA-256 over the public key,
 /// the signature and the message. Fixed-size fields first, so no two triples share an encoding.
@@ -544,7 +546,7 @@ mod tests {
         let event = Uuid::from_bytes([0x22; 16]);
         let bytes = event_hash_bytes(&sample(&ledger, &event, &GENESIS_PREV_HASH));
         let mut expected = Vec::new();
-        expected.extend_from_slice(b"rollbook/v3/event\0");
+        expected.extend_from_slice(b"rollbook/v4/event\0");
         expected.extend_from_slice(&[0x11; 16]);
         expected.extend_from_slice(&1u64.to_be_bytes());
         expected.extend_from_slice(&6u32.to_be_bytes());
@@ -587,7 +589,7 @@ mod tests {
         let hash = event_hash(&sample(&ledger, &event, &GENESIS_PREV_HASH));
         assert_eq!(
             crate::crypto::to_hex(&hash),
-            "19fc2f9ec232a7e8bdb460fb37fa61220bdf97f7e4eaa7ea29218c7ba869dbd4"
+            "2a9327fd0d78e1e114eff5b655ec3f0e23e1e893602c95b88d4a4b9738ee251b"
         );
     }
 
@@ -606,12 +608,13 @@ mod tests {
             policy_hash: &policy,
             policy_version: 1,
             signer_set_version: 1,
+            signer_set_hash: &"cd".repeat(32),
             created_at: "2026-05-07T14:40:00.000000Z",
             expires_at: "2026-05-07T18:40:00.000000Z",
         });
         assert_eq!(
             crate::crypto::to_hex(&digest),
-            "6ff132310f011542d237ab3129a22bdeb7ab02a5d73830102bf355648fd3faf5"
+            "b277782587bbf31370a0e88d6f15f9f833f3d709c893fee7be5727a01af7f27b"
         );
         let head = ChainHead {
             seq: 41,
@@ -620,7 +623,7 @@ mod tests {
         let message = signed_message(Purpose::Cosign, &ledger, &proposal, 1, &digest, &head, None);
         assert_eq!(
             crate::crypto::to_hex(&message),
-            "726f6c6c626f6f6b2f76332f636f7369676e00111111111111111111111111111111113333333333333333333333333333333300000000000000016ff132310f011542d237ab3129a22bdeb7ab02a5d73830102bf355648fd3faf500000000000000294444444444444444444444444444444444444444444444444444444444444444"
+            "726f6c6c626f6f6b2f76342f636f7369676e0011111111111111111111111111111111333333333333333333333333333333330000000000000001b277782587bbf31370a0e88d6f15f9f833f3d709c893fee7be5727a01af7f27b00000000000000294444444444444444444444444444444444444444444444444444444444444444"
         );
         // The same signature made offline at 15:10 (docs/audit-format.md): the message above
         // and `str(signed_at)`.
@@ -641,7 +644,7 @@ mod tests {
         assert_eq!(&offline[..message.len()], &message[..]);
         assert_eq!(
             crate::crypto::to_hex(&sha256(&offline)),
-            "8e7940b9c6469b7dcf1c4048ab709dc8cbaf72b549d266985b68b2c103ae74a5"
+            "3424b76809f7311f93aceb0a09c778cb2c8eaddad87bc09298002a8acd8ba7aa"
         );
         let decoded = decode_signed_message(&offline).unwrap();
         assert_eq!(decoded.signed_at.as_deref(), Some(signed_at));
@@ -682,10 +685,10 @@ mod tests {
         let digest = execution_digest(&fills, &corrects);
         assert_eq!(
             crate::crypto::to_hex(&digest),
-            "86185c988deee963ffb76afb3937ee3f57e19ef7bb58004b8962b57997efbf64"
+            "cce7870a00076ea7b7e3a9535dd63f17948fd0172bf48a577dd52c2a64d86154"
         );
         let subject: [u8; 32] = crate::crypto::from_hex32(
-            "6ff132310f011542d237ab3129a22bdeb7ab02a5d73830102bf355648fd3faf5",
+            "b277782587bbf31370a0e88d6f15f9f833f3d709c893fee7be5727a01af7f27b",
         )
         .unwrap();
         let head = ChainHead {
@@ -697,7 +700,7 @@ mod tests {
         let message = execution_message(&ledger, &proposal, 1, &subject, &head, &digest);
         assert_eq!(
             crate::crypto::to_hex(&message),
-            "726f6c6c626f6f6b2f76332f6578656375746500111111111111111111111111111111113333333333333333333333333333333300000000000000016ff132310f011542d237ab3129a22bdeb7ab02a5d73830102bf355648fd3faf50000000000000029444444444444444444444444444444444444444444444444444444444444444486185c988deee963ffb76afb3937ee3f57e19ef7bb58004b8962b57997efbf64"
+            "726f6c6c626f6f6b2f76342f657865637574650011111111111111111111111111111111333333333333333333333333333333330000000000000001b277782587bbf31370a0e88d6f15f9f833f3d709c893fee7be5727a01af7f27b00000000000000294444444444444444444444444444444444444444444444444444444444444444cce7870a00076ea7b7e3a9535dd63f17948fd0172bf48a577dd52c2a64d86154"
         );
         let decoded = decode_execution_message(&message).unwrap();
         assert_eq!(decoded.head, head);
@@ -739,7 +742,7 @@ mod tests {
             longer.push(0);
             assert!(decode_signed_message(&longer).is_err());
         }
-        assert!(decode_signed_message(b"rollbook/v3/cosign\0").is_err());
+        assert!(decode_signed_message(b"rollbook/v4/cosign\0").is_err());
     }
 
     /// Every domain tag carries the ledger format's version ("Format versions" in

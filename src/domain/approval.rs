@@ -209,6 +209,12 @@ pub fn check_recorded_parsed(
             in_force: governance.set.version,
         });
     }
+    if draft.signer_set_hash != governance.set_hash {
+        return Err(Refusal::SignerSetHashNotInForce {
+            bound_hash: draft.signer_set_hash.clone(),
+            in_force_hash: governance.set_hash.clone(),
+        });
+    }
     if draft.policy_version != governance.policy_version
         || draft.policy_hash != governance.policy_hash
     {

@@ -9,7 +9,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// The stream holding the genesis event.
 pub const LEDGER_STREAM: &str = "ledger";
 /// The `format` of a genesis event written by this version.
-pub const LEDGER_FORMAT: &str = "rollbook/v3";
+pub const LEDGER_FORMAT: &str = "rollbook/v4";
 
 /// One signer of a signer set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +103,10 @@ pub struct ProposalTerms {
     pub policy_version: u64,
     pub policy_hash: String,
     pub signer_set_version: u64,
+    /// The hash of that signer set (`signer_set_hash`, lowercase hex). Digested, so a signature
+    /// binds the set it was asked under, not only its number: an offline signer checks the set
+    /// it is shown against it.
+    pub signer_set_hash: String,
     pub created_at: String,
     pub expires_at: String,
 }

@@ -404,6 +404,8 @@ pub struct Governance {
     pub ledger_id: Uuid,
     pub set: ActiveSet,
     pub set_json: String,
+    /// `signer_set_hash(set_json)` in lowercase hex: what a recording binds the set by.
+    pub set_hash: String,
     pub policy: Policy,
     pub policy_json: String,
     pub policy_hash: String,
@@ -448,6 +450,7 @@ impl TryFrom<GovernanceRecord> for Governance {
         Ok(Governance {
             ledger_id: record.ledger_id,
             set,
+            set_hash: set_hash_hex(&record.set_json),
             set_json: record.set_json,
             policy,
             policy_json: record.policy_json,
@@ -456,6 +459,10 @@ impl TryFrom<GovernanceRecord> for Governance {
             stream_version: record.stream_version,
         })
     }
+}
+
+fn set_hash_hex(set_json: &str) -> String {
+    to_hex(&crate::crypto::canonical::signer_set_hash(set_json))
 }
 
 impl Governance {
@@ -511,6 +518,7 @@ impl Governance {
             ledger_id,
             set,
             set_json: genesis.signer_set_json.clone(),
+            set_hash: set_hash_hex(&genesis.signer_set_json),
             policy,
             policy_json: genesis.policy_json.clone(),
             policy_hash,
@@ -544,6 +552,7 @@ impl Governance {
                 }
                 self.set = set;
                 self.set_json = adopted.signer_set_json.clone();
+                self.set_hash = set_hash_hex(&self.set_json);
             }
             Event::PolicyAdopted(adopted) => {
                 let policy = Policy::from_canonical_json(&adopted.policy_json)

@@ -322,6 +322,7 @@ impl ProposalDraft {
                 policy_version: governance.policy_version,
                 policy_hash: governance.policy_hash.clone(),
                 signer_set_version: governance.set.version,
+                signer_set_hash: governance.set_hash.clone(),
                 created_at: format_timestamp(now),
                 expires_at: format_timestamp(expires_at),
             },
@@ -417,6 +418,7 @@ pub fn subject_digest_of(ledger_id: &Uuid, proposal_id: &Uuid, terms: &ProposalT
         policy_hash: &terms.policy_hash,
         policy_version: terms.policy_version,
         signer_set_version: terms.signer_set_version,
+        signer_set_hash: &terms.signer_set_hash,
         created_at: &terms.created_at,
         expires_at: &terms.expires_at,
     })

@@ -141,6 +141,11 @@ pub enum Refusal {
     // ---- a recording (propose, and its replay) ----
     #[error("proposal is bound to signer set v{bound}, but v{in_force} is in force")]
     SignerSetNotInForce { bound: u64, in_force: u64 },
+    #[error("proposal is bound to a signer set with hash {bound_hash}, but the set in force hashes to {in_force_hash}")]
+    SignerSetHashNotInForce {
+        bound_hash: String,
+        in_force_hash: String,
+    },
     #[error("proposal is bound to policy v{bound_version} ({bound_hash}), but v{in_force_version} ({in_force_hash}) is in force")]
     PolicyNotInForce {
         bound_version: u64,

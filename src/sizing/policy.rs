@@ -198,7 +198,7 @@ impl Policy {
         serde_json::to_string(self).expect("policy serializes to JSON")
     }
 
-    /// Lowercase hex SHA-256 of `b"rollbook/v3/policy\0"` followed by `canonical_json()`; the
+    /// Lowercase hex SHA-256 of `b"rollbook/v4/policy\0"` followed by `canonical_json()`; the
     /// bytes are laid out in `crypto::canonical::policy_hash`, with every other hashed string.
     pub fn hash_hex(&self) -> String {
         crate::crypto::to_hex(&crate::crypto::canonical::policy_hash(
