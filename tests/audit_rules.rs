@@ -26,7 +26,7 @@ use rollbook::domain::events::{
     Event, Fill, ProposalExpired, ProposalRecorded, SignerEntry, SignerSet,
 };
 use rollbook::domain::execution::ExecutionRequest;
-use rollbook::domain::governance::{seal_signature, ActiveSet};
+use rollbook::domain::governance::{seal_signature, ActiveSet, Governance};
 use rollbook::domain::refusal::Refusal;
 use rollbook::service::{self, Ledger, ServiceError};
 use rollbook::sizing::{Draws, Policy};
@@ -739,6 +739,14 @@ async fn a1_one_genesis_first() {
     assert_invalid_at(&broken, 1, "C13");
 }
 
+/// The signer set in force, as its next version with the threshold raised to 3: a motion's body.
+fn threshold_raised(governance: &Governance) -> ActiveSet {
+    let mut next = governance.set.to_signer_set();
+    next.version += 1;
+    next.threshold = 3;
+    ActiveSet::validate(&next).unwrap()
+}
+
 /// A motion recorded after its own expiry (created five hours before, its proposer's
 /// signature made over that) is refused, as is a proposal created after it was recorded.
 async fn a2_a_recording_lies_between_creation_and_expiry(db: &TestDb) {
@@ -746,10 +754,7 @@ async fn a2_a_recording_lies_between_creation_and_expiry(db: &TestDb) {
     let lines = export_lines(&ledger).await;
     let governance = ledger.governance().await.unwrap();
     let at = last_time(&lines) + Duration::seconds(1);
-    let mut next = governance.set.to_signer_set();
-    next.version += 1;
-    next.threshold = 3;
-    let next = ActiveSet::validate(&next).unwrap();
+    let next = threshold_raised(&governance);
     let late =
         ProposalDraft::signer_set(&governance, uuid_v7_at(at), &next, at - Duration::hours(5));
     let broken = appended(&lines, vec![recording(&lines, &late, &k.alice, at)]);
@@ -773,10 +778,7 @@ async fn a2_a_recording_binds_the_signer_set_in_force_by_its_hash(db: &TestDb) {
     let lines = export_lines(&ledger).await;
     let governance = ledger.governance().await.unwrap();
     let at = last_time(&lines) + Duration::seconds(1);
-    let mut next = governance.set.to_signer_set();
-    next.version += 1;
-    next.threshold = 3;
-    let next = ActiveSet::validate(&next).unwrap();
+    let next = threshold_raised(&governance);
     let honest = ProposalDraft::signer_set(&governance, uuid_v7_at(at), &next, at);
     verify(&appended(
         &lines,
@@ -802,10 +804,7 @@ async fn t2_a_recording_follows_its_creation_within_the_skew(db: &TestDb) {
     let lines = export_lines(&ledger).await;
     let governance = ledger.governance().await.unwrap();
     let at = last_time(&lines) + Duration::seconds(1);
-    let mut next = governance.set.to_signer_set();
-    next.version += 1;
-    next.threshold = 3;
-    let next = ActiveSet::validate(&next).unwrap();
+    let next = threshold_raised(&governance);
     let draft =
         |created_at| ProposalDraft::signer_set(&governance, uuid_v7_at(at), &next, created_at);
     let late = draft(at - Duration::seconds(61));
