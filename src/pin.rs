@@ -13,7 +13,7 @@ use crate::audit::auditor::{AuditFailure, Auditor, Saved};
 use crate::crypto::to_hex;
 use crate::domain::approval::{LayerBook, ProposalState};
 use crate::domain::chain::ChainHead;
-use crate::domain::envelope::StoredEvent;
+use crate::domain::envelope::{format_timestamp, StoredEvent};
 use crate::domain::events::LEDGER_STREAM;
 use crate::domain::projection::ProposalRow;
 use crate::sizing::Proposal;
@@ -50,6 +50,14 @@ pub enum PinError {
     /// The database's projection or a stream read from it differs from the verified events.
     #[error("{what}; the database disagrees with the events this client verified (up to seq {pinned_seq}). If only the `proposals` table differs, `rollbook rebuild` recomputes it from the events")]
     Disagrees { what: String, pinned_seq: u64 },
+    /// The ledger's clock (the database server's) and this machine's disagree: events checked
+    /// against a server clock someone set ahead would enter the pin, so none are.
+    #[error("this machine's clock ({local_time}) differs from the ledger's clock ({ledger_time}, the database server's) by more than timing.clock_skew_max_seconds ({max_seconds} s): nothing new was verified or shown. Set the clock that is wrong right (NTP); if the server's runs ahead, events written meanwhile lie in the future and `rollbook verify` names them (T1)")]
+    ClockSkew {
+        local_time: String,
+        ledger_time: String,
+        max_seconds: u32,
+    },
     #[error("no state directory for pins: set {STATE_DIR_ENV} (or XDG_STATE_HOME or HOME)")]
     NoStateDir,
     #[error("cannot use the state directory {path}: {reason}")]
@@ -230,7 +238,8 @@ impl Verified {
         // The ledger's clock, read with the head, is the one new events are checked against
         // (T1): on PostgreSQL the server's, so a client whose own clock is off learns it from
         // its command's clock check, not as an invalid ledger.
-        let chain_now = store.chain_now(ledger_id, chrono::Utc::now()).await?;
+        let local = chrono::Utc::now();
+        let chain_now = store.chain_now(ledger_id, local).await?;
         let clock_read = std::time::Instant::now();
         let head = (chain_now.head.seq, chain_now.head.hash);
         self.ledger_clock = chain_now.clock;
@@ -253,6 +262,17 @@ impl Verified {
             }
             None => Auditor::new(chain_now.clock),
         };
+        // T1 is judged on the ledger's clock, which whoever runs the database can set; a new
+        // event is taken into the pin only while that clock agrees with this machine's.
+        let skew_max_seconds = auditor.clock_skew_max_seconds();
+        if (local - chain_now.clock).abs() > chrono::Duration::seconds(i64::from(skew_max_seconds))
+        {
+            return Err(PinError::ClockSkew {
+                local_time: format_timestamp(local),
+                ledger_time: format_timestamp(chain_now.clock),
+                max_seconds: skew_max_seconds,
+            });
+        }
         let invalid = |failure: AuditFailure| PinError::Invalid {
             ledger_id,
             pinned_seq: pin.as_ref().map_or(0, |pin| pin.seq),

@@ -401,6 +401,16 @@ async fn a_policy_motion_shows_each_changed_value_online_and_offline(db: &TestDb
     std::fs::write(desk.path("req.json"), request.to_string()).unwrap();
     let (_, stderr) = desk.exits(&offline_args, 2);
     assert!(stderr.contains("in_force is not the policy"), "{stderr}");
+    // One without it (an attacker's review: with made-up `changes` beside it, the signer was
+    // shown the policy's hash and nothing else, and signed) is refused too.
+    request.as_object_mut().unwrap().remove("in_force");
+    request["changes"] = serde_json::json!(["~ timing.snapshot_max_age_minutes: 30 -> 31"]);
+    std::fs::write(desk.path("req.json"), request.to_string()).unwrap();
+    let (_, stderr) = desk.exits(&offline_args, 2);
+    assert!(
+        stderr.contains("carries no in_force, so what it changes cannot be shown"),
+        "{stderr}"
+    );
 }
 
 /// Case 8: a note with a carriage return and an erase-line sequence made a 9-contract roll

@@ -191,6 +191,19 @@ impl Desk<'_> {
             .expect("run rollbook")
     }
 
+    /// `client` runs `args` on `url` under `faketime -f OFFSET` (Debian's package, installed by
+    /// `.ci/run`): a machine whose clock is that far off.
+    fn faketime(&self, client: &str, offset: &str, url: &str, args: &[&str]) -> Output {
+        std::process::Command::new("faketime")
+            .args(["-f", offset, env!("CARGO_BIN_EXE_rollbook")])
+            .env("ROLLBOOK_STATE_DIR", self.state(client))
+            .env_remove("ROLLBOOK_DB")
+            .args(["--db", url])
+            .args(args)
+            .output()
+            .expect("faketime is installed (Debian package faketime)")
+    }
+
     fn ok(&self, client: &str, args: &[&str]) -> String {
         let out = self.run(client, args);
         assert!(
@@ -330,7 +343,56 @@ both_backends!(
     a_sync_loads_only_the_open_proposals_its_events_name,
     a_state_saved_before_the_open_index_still_resumes,
     a_layer_row_removed_from_a_state_file_is_damage_not_an_unused_layer,
+    a_clock_set_ahead_by_the_database_or_a_client_enters_no_pin,
 );
+
+/// An attacker's review, on PostgreSQL: a DBA made a `clock_timestamp()` of their own the
+/// ledger's clock (first on the search path, 20 days ahead), so a signer running 20 days fast
+/// wrote an event dated then; honest clients took it into their pins, and every honest write was
+/// refused until that date. The server's clock is now read qualified, so the fast signer is
+/// refused; and a client whose clock disagrees with the ledger's takes nothing new into its pin
+/// (on SQLite the two clocks are one: what such a client refuses is an event in its future, T1).
+async fn a_clock_set_ahead_by_the_database_or_a_client_enters_no_pin(db: &TestDb) {
+    let desk = Desk::new(db);
+    let roll = desk.propose();
+    desk.ok("carol", &["list"]);
+    let pinned_seq = desk.pin("carol").await.unwrap().seq;
+    let head = desk.events().await.len();
+    if let Some(schema) = &db.schema {
+        db.raw_execute(&format!(
+            "CREATE FUNCTION {schema}.clock_timestamp() RETURNS timestamptz LANGUAGE sql \
+             AS $$ SELECT pg_catalog.clock_timestamp() + interval '20 days' $$"
+        ))
+        .await
+        .unwrap();
+        let shadowed = db.url.replace(
+            &format!("search_path%3D{schema}"),
+            &format!("search_path%3D{schema}%2Cpg_catalog"),
+        );
+        assert_ne!(shadowed, db.url);
+        let key = desk.path("alice.key");
+        let out = desk.faketime("alice", "+20d", &shadowed, &["sign", &roll, "--key", &key]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(
+            stderr.contains("differs from the ledger's clock"),
+            "{stderr}"
+        );
+    }
+    assert_eq!(desk.events().await.len(), head, "nothing was written");
+    desk.sign("alice", &roll);
+    let out = desk.faketime("carol", "-20d", &db.url, &["list"]);
+    let stderr = text(&out.stderr);
+    let (code, needle) = match db.backend {
+        "postgres" => (3, "nothing new was verified"),
+        _ => (1, "(T1)"),
+    };
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+    assert_eq!(desk.pin("carol").await.unwrap().seq, pinned_seq);
+    desk.ok("carol", &["list"]);
+    assert_eq!(desk.pin("carol").await.unwrap().seq, head as u64 + 1);
+}
 
 /// A closed layer's row removed from a state file (an attacker's review did it by hand) was read
 /// as a layer never drawn on: `propose` drafted a second roll on a budget the ledger had already

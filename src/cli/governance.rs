@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::display::{say, signer_lines, signers_json};
 use super::keys::{load_signer_set, KeyArgs};
-use super::proposals::{close, history, open, service_error};
+use super::proposals::{close, history, open, service_error, verified_governance};
 use super::views::summary;
 use super::{CliResult, EXIT_OK};
 use crate::crypto::Signer;
@@ -108,9 +108,8 @@ pub async fn run(db: &str, args: &GovernanceArgs) -> CliResult {
         }
         GovernanceCommand::Show { json } => {
             let (ledger, verified) = open(db).await?;
-            verified.stream(&ledger.store, LEDGER_STREAM).await?;
-            let governance = ledger.governance().await.map_err(service_error)?;
-            let genesis_hash = history(&ledger).await?.genesis_hash;
+            let (governance, history) = verified_governance(&ledger, &verified).await?;
+            let genesis_hash = history.genesis_hash;
             close(&ledger, &verified).await;
             let signers = signers_json(&governance.set);
             // What a request file names (`signer_set_hash`), to compare with it.
@@ -169,7 +168,7 @@ async fn record_motion(
         .propose_motion(|g, now| Ok(draft(g, now)), key, Utc::now())
         .await
         .map_err(service_error)?;
-    let history = history(&ledger).await?;
+    let history = history(&ledger, &verified).await?;
     close(&ledger, &verified).await;
     report(&history, &state, json)
 }

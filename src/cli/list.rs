@@ -9,12 +9,12 @@ use clap::Args;
 use serde_json::Value;
 
 use super::display::shown;
-use super::proposals::{close, history, open, service_error};
+use super::proposals::{close, open, verified_governance};
 use super::views::{name_of, proposal_json, short_id, summary_of, History};
 use super::{CliError, CliResult, EXIT_OK};
 use crate::domain::approval::{ProposalState, Status};
 use crate::domain::envelope::{format_timestamp, parse_timestamp};
-use crate::domain::events::{ProposalKind, LEDGER_STREAM};
+use crate::domain::events::ProposalKind;
 use crate::domain::governance::Governance;
 use crate::domain::projection::ProposalRow;
 use crate::domain::proposal::shown_status;
@@ -56,9 +56,7 @@ pub async fn list(db: &str, args: &ListArgs) -> CliResult {
     };
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let (ledger, mut verified) = open(db).await?;
-    verified.stream(&ledger.store, LEDGER_STREAM).await?;
-    let governance = ledger.governance().await.map_err(service_error)?;
-    let history = history(&ledger).await?;
+    let (governance, history) = verified_governance(&ledger, &verified).await?;
     // Expiry on the ledger's clock, read by the sync.
     let now = verified.ledger_clock;
     let filter = Filter {

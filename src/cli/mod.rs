@@ -300,6 +300,7 @@ impl From<PinError> for CliError {
             PinError::Diverged { .. } | PinError::Invalid { .. } | PinError::Disagrees { .. } => {
                 EXIT_CHECK_FAILED
             }
+            PinError::ClockSkew { .. } => EXIT_REFUSED,
             PinError::NoStateDir
             | PinError::StateDir { .. }
             | PinError::State(_)

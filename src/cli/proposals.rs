@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::display::{
-    esay, motion_json, motion_lines, motion_view, next_set_lines, say, shown, signer_lines,
-    signers_json, MotionView,
+    esay, motion_json, motion_lines, motion_view, say, shown, signer_lines, signers_json,
+    MotionView,
 };
 use super::ids::{parse_id, resolve, IdText};
 use super::keys::{load_signer_set, KeyArgs};
@@ -21,7 +21,7 @@ use crate::crypto::{from_hex32, to_hex};
 use crate::domain::approval::{cosign_purpose, subject_digest_of, ProposalState, Status};
 use crate::domain::envelope::{format_timestamp, parse_timestamp, StoredEvent};
 use crate::domain::events::{Event, ProposalKind, ProposalTerms, SignatureEnvelope, LEDGER_STREAM};
-use crate::domain::governance::ActiveSet;
+use crate::domain::governance::{ActiveSet, Governance};
 use crate::pin::Verified;
 use crate::service::{self, Ledger, ServiceError};
 use crate::store::Store;
@@ -119,13 +119,23 @@ fn genesis_hash_of(events: &[crate::domain::envelope::StoredEvent]) -> Result<St
 }
 
 /// The ledger's governance history for the views: its genesis hash, its signer sets and its
-/// policies by version (genesis first, then each adoption).
-pub(crate) async fn history(ledger: &Ledger) -> Result<History, CliError> {
-    let events = ledger
-        .store
-        .read_stream(ledger.ledger_id, LEDGER_STREAM)
-        .await?;
+/// policies by version (genesis first, then each adoption), from the `ledger` stream as this
+/// client's pin verified it (a second, unchecked read could show other sets and keys).
+pub(crate) async fn history(ledger: &Ledger, verified: &Verified) -> Result<History, CliError> {
+    let events = verified.stream(&ledger.store, LEDGER_STREAM).await?;
     history_of(&events)
+}
+
+/// The governance in force and its history, both folded from the `ledger` stream as this
+/// client's pin verified it: what a view shows of signers, keys and policies.
+pub(crate) async fn verified_governance(
+    ledger: &Ledger,
+    verified: &Verified,
+) -> Result<(Governance, History), CliError> {
+    let events = verified.stream(&ledger.store, LEDGER_STREAM).await?;
+    let governance = Governance::from_ledger_stream(ledger.ledger_id, &events)
+        .map_err(|r| service_error(ServiceError::Corrupt(r.to_string())))?;
+    Ok((governance, history_of(&events)?))
 }
 
 /// The governance history of the `ledger` stream `events` (as read, or as `check_decision_inputs`
@@ -522,9 +532,7 @@ pub async fn show(db: &str, args: &ShowArgs) -> CliResult {
     let id_text = parse_id(&args.id)?;
     let (ledger, mut verified) = open(db).await?;
     let id = resolve(&ledger, &id_text).await?;
-    verified.stream(&ledger.store, LEDGER_STREAM).await?;
-    let governance = ledger.governance().await.map_err(service_error)?;
-    let history = history(&ledger).await?;
+    let (governance, history) = verified_governance(&ledger, &verified).await?;
     let state = verified_proposal(&ledger, &mut verified, id).await?;
     let executions = if state.executions > 0 {
         executions_of(&verified.stream(&ledger.store, &id.to_string()).await?)
@@ -616,7 +624,7 @@ pub async fn inbox(db: &str, args: &InboxArgs) -> CliResult {
     let (ledger, mut verified) = open(db).await?;
     let pending = verified_states(&ledger, &mut verified, Some("pending")).await?;
     let governance = ledger.governance().await.map_err(service_error)?;
-    let history = history(&ledger).await?;
+    let history = history(&ledger, &verified).await?;
     // Expiry on the ledger's clock, read by the sync.
     let now = verified.ledger_clock;
     let mut mine = Vec::new();
@@ -742,7 +750,7 @@ pub async fn request(db: &str, args: &RequestArgs) -> CliResult {
     let (ledger, mut verified) = open(db).await?;
     let id = resolve(&ledger, &id_text).await?;
     let state = check_decision_inputs(&ledger, &mut verified, id).await?;
-    let history = history(&ledger).await?;
+    let history = history(&ledger, &verified).await?;
     close(&ledger, &verified).await;
     let status = state.effective_status(verified.ledger_clock);
     if status != Status::Pending {
@@ -916,20 +924,19 @@ fn sign_offline(id_text: &IdText, key: &crate::crypto::Signer, args: &SignArgs) 
 
 /// What an offline signer is shown of a motion: its changes, recomputed from the request's
 /// `in_force` and `body`, and for a signer set the complete next set with its key ids (the part
-/// the signature covers). A policy in force that does not hash to the digested `policy_hash`
-/// was altered: refused. Returns the changes shown (none for a roll, or without `in_force`).
+/// the signature covers). A motion's request without `in_force`, or whose `in_force` does not
+/// hash to the digested `policy_hash` or `signer_set_hash`, was altered: refused. Returns the
+/// changes shown (none for a roll).
 fn show_offline_changes(request: &SignRequest) -> Result<Option<MotionView>, String> {
     let view = match (request.kind, request.in_force.as_deref()) {
         (ProposalKind::Roll, _) => return Ok(None),
+        // `request` always writes it for a motion: without it nothing the signer sees says what
+        // the motion changes (for a policy, not even the values), so nothing is signed.
         (kind, None) => {
-            esay!("    what changes cannot be shown: the request does not carry what is in force (compare every key id with the keys you know)");
-            if kind == ProposalKind::SignerSet {
-                let next = ActiveSet::parse(&request.body).map_err(|e| e.to_string())?;
-                for line in next_set_lines(&next) {
-                    esay!("    {line}");
-                }
-            }
-            return Ok(None);
+            return Err(format!(
+                "the request for this {} motion carries no in_force, so what it changes cannot be shown: it was altered (write it again with `rollbook request`)",
+                kind.as_str()
+            ))
         }
         (ProposalKind::Policy, Some(json)) => {
             let hash = to_hex(&crate::crypto::canonical::policy_hash(json));

@@ -250,7 +250,7 @@ impl Watcher {
                 self.forget(id);
             }
         }
-        let history = history(ledger).await?;
+        let history = history(ledger, verified).await?;
         // Remembered only once the whole read succeeded: a read that fails is made again from
         // the same head, and reports the same events.
         self.warned.extend(warned);

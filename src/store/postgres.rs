@@ -89,10 +89,11 @@ const ONE_STATEMENT_WITH: ProjectionSql = ProjectionSql {
 
 /// The server's clock in microseconds since the Unix epoch (`EXTRACT` gives an exact numeric:
 /// no float rounding). `clock_timestamp()`, not `now()`: the time of the reading, not of the
-/// transaction's start.
+/// transaction's start. Qualified, so that a function of that name in a schema put first on the
+/// search path cannot stand in for the server's clock.
 macro_rules! server_clock_micros {
     () => {
-        "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::int8"
+        "(EXTRACT(EPOCH FROM pg_catalog.clock_timestamp()) * 1000000)::int8"
     };
 }
 /// The head, its time and the server's clock, read in one statement: what a command decides on.
