@@ -29,7 +29,7 @@ use rollbook::domain::execution::ExecutionRequest;
 use rollbook::domain::governance::{seal_signature, ActiveSet, Governance};
 use rollbook::domain::refusal::Refusal;
 use rollbook::service::{self, Ledger, ServiceError};
-use rollbook::sizing::{Draws, Policy};
+use rollbook::sizing::{Draws, Policy, Proposal};
 use rollbook::store::Store;
 use uuid::Uuid;
 
@@ -652,6 +652,73 @@ async fn c12_reports_are_canonical(db: &TestDb) {
     }
 }
 
+/// An attacker's review: a proposer re-recorded a failed roll with "APPROVED BY RISK" as a
+/// failed check's message (verdict, ids and numbers unchanged, signed over it), and `show` and
+/// the HTML report printed it under the failure. Messages are not compared (their wording and
+/// last printed digit are a build's, not the format's), so the ledger verifies; no view of a
+/// ledger shows a stored message: a failure is told in its verified figures.
+async fn a_stored_check_message_is_never_shown_as_the_guardrails_words(db: &TestDb) {
+    const FORGED: &str = "APPROVED BY RISK (alice, phone)";
+    let (ledger, k) = story(db).await;
+    let lines = export_lines(&ledger).await;
+    let governance = ledger.governance().await.unwrap();
+    let at = last_time(&lines) + Duration::seconds(1);
+    let mut proposal = Proposal::from_toml_str(&body(12)).unwrap();
+    common::own_layer(&mut proposal);
+    let (mut draft, report) = ProposalDraft::roll(
+        &governance,
+        uuid_v7_at(at),
+        proposal.to_toml_string(),
+        &Draws::none(),
+        at,
+    )
+    .unwrap();
+    let failed = report
+        .checks
+        .iter()
+        .find(|c| !c.passed)
+        .expect("a check fails");
+    let honest = draft.terms.report_json.clone().unwrap();
+    let message = serde_json::to_string(&failed.message).unwrap();
+    let forged = honest.replacen(
+        &format!("\"message\":{message}"),
+        &format!("\"message\":\"{FORGED}\""),
+        1,
+    );
+    assert_ne!(forged, honest);
+    draft.terms.report_json = Some(forged);
+    let forged = appended(&lines, vec![recording(&lines, &draft, &k.bob, at)]);
+    verify(&forged).expect("messages are not compared");
+    insert_raw(db, events(&forged).last().unwrap()).await;
+    let state = db.state_dir();
+    let run = |args: &[&str]| {
+        let out = db.rollbook(&state).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["rebuild"]);
+    let shown = run(&["show", &draft.terms.proposal_id]);
+    assert!(
+        shown.contains(&format!("{}: ", failed.id)) && !shown.contains(FORGED),
+        "{shown}"
+    );
+    let file = db.dir.path().join("forged.jsonl");
+    std::fs::write(&file, forged.join("\n") + "\n").unwrap();
+    let page = db.dir.path().join("forged.html");
+    run(&[
+        "report",
+        &file.display().to_string(),
+        "--out",
+        &page.display().to_string(),
+    ]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("Failed attempts") && !html.contains(FORGED),
+        "the report shows the stored message"
+    );
+}
+
 /// The `proposal.recorded` event a signer makes for `draft` by hand.
 fn recording(
     lines: &[String],
@@ -923,6 +990,7 @@ async fn a10_nothing_is_left_due() {
 
 both_backends!(
     c12_reports_are_canonical,
+    a_stored_check_message_is_never_shown_as_the_guardrails_words,
     a2_a_recording_lies_between_creation_and_expiry,
     a2_a_recording_binds_the_signer_set_in_force_by_its_hash,
     t2_a_recording_follows_its_creation_within_the_skew,

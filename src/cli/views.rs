@@ -267,7 +267,7 @@ pub fn signing_view(
         // The policy's hash is the table's last line.
         lines.push(format!("  guardrails (policy v{}):", terms.policy_version));
         lines.extend(
-            crate::sizing::render::human(&report)
+            crate::sizing::render::human_of_stored(&report)
                 .lines()
                 .map(|line| format!("    {line}").trim_end().to_string()),
         );

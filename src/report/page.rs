@@ -18,6 +18,7 @@ use crate::audit::auditor::AuditSummary;
 use crate::domain::approval::Status;
 use crate::domain::envelope::parse_timestamp;
 use crate::domain::events::ProposalKind;
+use crate::sizing::render::failure_in_figures;
 
 /// What the verifier said of the export.
 pub enum Verdict {
@@ -643,7 +644,7 @@ fn exceptions_section(facts: &Facts, rows: &[ProposalRow]) -> String {
                     .roll
                     .iter()
                     .flat_map(|r| r.failed_checks())
-                    .map(|c| format!("{}: {}", c.id, c.message))
+                    .map(|c| format!("{}: {}", c.id, failure_in_figures(c)))
                     .collect();
                 format!(
                     "{} by {} at {}: {}",

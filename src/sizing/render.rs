@@ -5,8 +5,28 @@ use std::fmt::Write;
 use super::report::{Check, SizingReport, Verdict, SIZE_CHECK_IDS};
 
 /// Verdict line, what to do next, one row per check (id, value and limit with their unit, the
-/// direction that passes, PASS/FAIL), each failure in words, the caps.
+/// direction that passes, PASS/FAIL), each failure in words, the caps: for a report evaluated
+/// here (`evaluate`), its failures told with their own messages.
 pub fn human(report: &SizingReport) -> String {
+    table(report, Messages::Own)
+}
+
+/// `human` for a report read from a ledger: its failures told in its verified figures alone.
+pub fn human_of_stored(report: &SizingReport) -> String {
+    table(report, Messages::Stored)
+}
+
+/// Whose words a report's check messages are. A verifier compares a stored report's verdict,
+/// checks and numbers with a fresh evaluation, never its message texts (their wording and last
+/// printed digit are this build's, not the format's): a stored message is its proposer's text,
+/// so a view of a ledger never shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Messages {
+    Own,
+    Stored,
+}
+
+fn table(report: &SizingReport, messages: Messages) -> String {
     let mut out = String::new();
     let verdict = match report.verdict {
         Verdict::Pass => "PASS",
@@ -55,7 +75,7 @@ pub fn human(report: &SizingReport) -> String {
         );
     }
     for check in report.checks.iter().filter(|check| !check.passed) {
-        let _ = writeln!(out, "{}: {}", check.id, why_failed(report, check));
+        let _ = writeln!(out, "{}: {}", check.id, why_failed(report, check, messages));
     }
     let _ = writeln!(out);
     let caps = &report.caps;
@@ -151,27 +171,44 @@ fn with_unit(x: f64, unit: &str) -> String {
     }
 }
 
-/// Why a check failed, in words: the budget against what the other draws leave of the
-/// layer's budget, the check's own message otherwise (it names the figures and the rule).
-fn why_failed(report: &SizingReport, check: &Check) -> String {
+/// A failed check in its figures alone: value against limit with their units, or for `timing`
+/// what its count of blackouts says. How a failure read from a ledger is told (`Messages`).
+pub fn failure_in_figures(check: &Check) -> String {
     if check.id == "timing" {
         // Its value counts blackouts; a window that ended or is out of order fails with none.
-        return check.message.clone();
-    }
-    if check.id != "budget" {
-        let (unit, direction) = unit_and_direction(&check.id);
-        let stands = match direction {
-            "<=" => "is above",
-            ">=" => "is below",
-            ">" => "is not above",
-            _ => "is not",
+        return if check.value >= 1.0 {
+            format!(
+                "{} padded blackout(s) overlap the execution window",
+                number(check.value)
+            )
+        } else {
+            "the execution window is out of order or has ended".to_string()
         };
-        return format!(
-            "{} {stands} {} ({})",
-            with_unit(check.value, unit),
-            with_unit(check.limit, unit),
-            check.message
-        );
+    }
+    let (unit, direction) = unit_and_direction(&check.id);
+    let stands = match direction {
+        "<=" => "is above",
+        ">=" => "is below",
+        ">" => "is not above",
+        _ => "is not",
+    };
+    format!(
+        "{} {stands} {}",
+        with_unit(check.value, unit),
+        with_unit(check.limit, unit)
+    )
+}
+
+/// Why a check failed, in words: the budget against what the other draws leave of the
+/// layer's budget; otherwise its figures, with its own message when it is this build's (it
+/// names the intermediate figures and the rule).
+fn why_failed(report: &SizingReport, check: &Check, messages: Messages) -> String {
+    if check.id != "budget" {
+        return match (messages, check.id.as_str()) {
+            (Messages::Own, "timing") => check.message.clone(),
+            (Messages::Own, _) => format!("{} ({})", failure_in_figures(check), check.message),
+            (Messages::Stored, _) => failure_in_figures(check),
+        };
     }
     let drawn = &report.drawn;
     let total_usd = report.metrics.budget_total_usd;
