@@ -197,6 +197,11 @@ fn restrict_to_owner(dir: &Path) {
 }
 
 impl Verified {
+    /// The hash of the event this client verified at `seq` (none past its pin).
+    pub async fn verified_hash_at(&self, seq: u64) -> Result<Option<[u8; 32]>, PinError> {
+        self.state.hash_at(seq).await.map_err(PinError::State)
+    }
+
     /// What a roll `proposal` recorded at the database's head would be judged on: syncs to
     /// the head, then the closed layers it names or whose numbers it carries, as the auditor
     /// saved them there; and that head. (A concurrent sync may have saved layers of a later

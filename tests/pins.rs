@@ -344,7 +344,76 @@ both_backends!(
     a_state_saved_before_the_open_index_still_resumes,
     a_layer_row_removed_from_a_state_file_is_damage_not_an_unused_layer,
     a_clock_set_ahead_by_the_database_or_a_client_enters_no_pin,
+    an_offline_signature_bound_to_a_replaced_row_is_not_attached,
 );
+
+/// An attacker's review (from the code): `attach` compared an offline signature's bound head
+/// with the database's row at that seq. A DBA replaces an earlier row with another event whose
+/// own hash is recomputed and hands a signer a request bound to it; the attach was written, and
+/// every client's next sync refused it (A11): a wedged ledger. The head must be one this client
+/// verified.
+async fn an_offline_signature_bound_to_a_replaced_row_is_not_attached(db: &TestDb) {
+    let desk = Desk::new(db);
+    let roll = desk.propose();
+    desk.propose(); // the head a request made now binds: another stream's event
+    desk.propose(); // carol's pin lies past it
+    desk.ok("carol", &["list"]);
+    let events = desk.events().await;
+    let bound = &events[events.len() - 2];
+    let mut replaced = bound.clone();
+    let at = rollbook::domain::envelope::parse_timestamp(&bound.recorded_at).unwrap();
+    replaced.recorded_at =
+        rollbook::domain::envelope::format_timestamp(at + Duration::microseconds(1));
+    let replaced = resealed(&replaced, bound.seq, bound.prev_hash);
+    let request = desk.path("req.json");
+    desk.ok("alice", &["request", &roll, "--out", &request]);
+    let mut forged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&request).unwrap()).unwrap();
+    forged["head_seq"] = bound.seq.into();
+    forged["head_hash"] = rollbook::crypto::to_hex(&replaced.hash).into();
+    std::fs::write(&request, forged.to_string()).unwrap();
+    let sig = desk.path("alice.sig.json");
+    let key = desk.path("alice.key");
+    desk.ok(
+        "alice",
+        &[
+            "sign",
+            &roll,
+            "--key",
+            &key,
+            "--offline",
+            "--request",
+            &request,
+            "--out",
+            &sig,
+        ],
+    );
+    db.tamper(&format!(
+        "UPDATE events SET recorded_at = '{}', hash = {} WHERE seq = {}",
+        replaced.recorded_at,
+        sql_bytes(db, &replaced.hash),
+        bound.seq
+    ))
+    .await
+    .unwrap();
+    let out = desk.run("carol", &["attach", &sig]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "binds the head at seq {} with hash {}, but this client verified {}",
+            bound.seq,
+            rollbook::crypto::to_hex(&replaced.hash),
+            rollbook::crypto::to_hex(&bound.hash)
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        desk.events().await.len(),
+        events.len(),
+        "nothing was attached"
+    );
+}
 
 /// An attacker's review, on PostgreSQL: a DBA made a `clock_timestamp()` of their own the
 /// ledger's clock (first on the search path, 20 days ahead), so a signer running 20 days fast

@@ -16,7 +16,7 @@ use super::ids::{parse_id, resolve, IdText};
 use super::keys::{load_signer_set, KeyArgs};
 use super::views::{name_of, proposal_json, proposal_text, summary, History};
 use super::{CliError, CliResult, EXIT_CHECK_FAILED, EXIT_OK};
-use crate::crypto::canonical::{offline_signed_message, ChainHead};
+use crate::crypto::canonical::{decode_signed_message, offline_signed_message, ChainHead};
 use crate::crypto::{from_hex32, to_hex};
 use crate::domain::approval::{cosign_purpose, subject_digest_of, ProposalState, Status};
 use crate::domain::envelope::{format_timestamp, parse_timestamp, StoredEvent};
@@ -1010,6 +1010,7 @@ pub async fn attach(db: &str, args: &AttachArgs) -> CliResult {
     let id = parse_full_id(&file.proposal_id)?;
     let (ledger, mut verified) = open(db).await?;
     check_decision_inputs(&ledger, &mut verified, id).await?;
+    check_bound_head_verified(&verified, &file.signature).await?;
     let outcome = ledger
         .attach(id, file.signature, Utc::now())
         .await
@@ -1018,6 +1019,31 @@ pub async fn attach(db: &str, args: &AttachArgs) -> CliResult {
     print_outcome(&ledger, &sets, &outcome, id, None, args.json);
     close(&ledger, &verified).await;
     Ok(EXIT_OK)
+}
+
+/// An offline signature's bound head must be an event this client verified. The service reads
+/// the hash at that seq from the database, where a row replaced with its own hash recomputed
+/// would match, and the event would then be refused by every client's next sync (A11): a
+/// ledger wedged. A message that does not decode, or a head past the pin, is left to the
+/// service, which names what is wrong.
+async fn check_bound_head_verified(
+    verified: &Verified,
+    signature: &SignatureEnvelope,
+) -> Result<(), CliError> {
+    let bound = crate::crypto::from_hex(&signature.message)
+        .ok()
+        .and_then(|message| decode_signed_message(&message).ok())
+        .map(|decoded| decoded.head);
+    let Some(bound) = bound else { return Ok(()) };
+    match verified.verified_hash_at(bound.seq).await? {
+        Some(hash) if hash != bound.hash => Err(CliError::refused(format!(
+            "the signature binds the head at seq {} with hash {}, but this client verified {} there: the database's event at that seq was replaced, or the request was written on another history",
+            bound.seq,
+            to_hex(&bound.hash),
+            to_hex(&hash)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Short times to live leave signers no time to sign, governance motions included.
