@@ -761,4 +761,53 @@ mod tests {
         );
         assert_eq!(serde_json::to_string(&book).unwrap(), saved);
     }
+
+    /// The table finds every layer by its id and by its numbers after its indexes grew many
+    /// times, and numbers keep the owner a map keyed by them would have: a recording's layer
+    /// keeps the first owner, a loaded row takes them over (rows hold each numbers once).
+    #[test]
+    fn layers_are_found_by_id_and_numbers_as_the_table_grows() {
+        let numbers = |n: u32| LayerNumbers {
+            contracts: n,
+            multiplier: 100,
+            entry_premium_usd_bits: 1.5f64.to_bits(),
+            exit_premium_usd_bits: 6.8f64.to_bits(),
+            fees_usd_bits: (26.0 + f64::from(n) * 0.001).to_bits(),
+        };
+        let layer = |n: u32| Layer {
+            id_start: 0,
+            id_len: 0,
+            numbers: numbers(n),
+            fixed_by: Uuid::from_u128(u128::from(n)),
+            drawings: SmallVec::new(),
+        };
+        let mut table = LayerTable::default();
+        for n in 0..5_000 {
+            let index = table.insert(&format!("BENCH-L{n}"), layer(n), NumbersOwner::KeepFirst);
+            assert_eq!(index, n);
+        }
+        for n in 0..5_000 {
+            let index = table.index_of(&format!("BENCH-L{n}")).expect("held");
+            assert_eq!(table.id(index), format!("BENCH-L{n}"));
+            assert_eq!(table.owner_of(&numbers(n)), Some(index));
+            assert_eq!(table.get(index).fixed_by, Uuid::from_u128(u128::from(n)));
+        }
+        assert_eq!(table.index_of("BENCH-L5000"), None);
+        assert_eq!(table.index_of("BENCH-L"), None);
+        assert_eq!(table.owner_of(&numbers(5_000)), None);
+
+        let second = table.insert("OTHER-1", layer(7), NumbersOwner::KeepFirst);
+        assert_eq!(
+            table.owner_of(&numbers(7)),
+            Some(7),
+            "the first layer keeps its numbers"
+        );
+        assert_eq!(table.index_of("OTHER-1"), Some(second));
+        let loaded = table.insert("OTHER-2", layer(8), NumbersOwner::Replace);
+        assert_eq!(
+            table.owner_of(&numbers(8)),
+            Some(loaded),
+            "a loaded row takes them"
+        );
+    }
 }
