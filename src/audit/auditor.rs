@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::bound_heads::{AuditedChain, RecentHashes};
+use super::committed_rolls::CommittedRolls;
 use crate::crypto::merkle::MerkleBuilder;
 use crate::crypto::to_hex;
 use crate::domain::approval::{
@@ -174,18 +175,12 @@ pub struct Auditor {
     closed: BTreeMap<String, u64>,
     signatures: u64,
     /// Committed rolls whose executions may still be recorded (check A13), by proposal id:
-    /// compact records, each kept until its recording deadline (`execution_deadlines`). Not in
-    /// `snapshot`: a client saves each roll on its own (`take_touched_rolls`) and loads those
-    /// the next events need (`saved_wanted`), as it does closed layers; a roll loaded after its
-    /// deadline is refused by that deadline (A13), not by its absence. Boxed: a map's spare
-    /// slots then cost a pointer, not a whole roll (BENCHMARKS.md, "Compact layer and execution
-    /// records": about 170 bytes a roll, where rolls in the map's slots took 190 to 290 and a
-    /// resize held both tables at once).
+    /// compact records, each kept until its recording deadline. Not in `snapshot`: a client
+    /// saves each roll on its own (`take_touched_rolls`) and loads those the next events need
+    /// (`saved_wanted`), as it does closed layers; a roll loaded after its deadline is refused
+    /// by that deadline (A13), not by its absence.
     #[serde(skip)]
-    committed: HashMap<uuid::Uuid, Box<ExecutableRoll>>,
-    /// The committed rolls by recording deadline, so the passed ones are forgotten in order.
-    #[serde(skip)]
-    execution_deadlines: BTreeSet<(DateTime<Utc>, uuid::Uuid)>,
+    committed: CommittedRolls,
     /// Committed rolls changed since the last `take_touched_rolls`.
     #[serde(skip)]
     touched_rolls: BTreeSet<uuid::Uuid>,
@@ -315,8 +310,7 @@ impl Auditor {
             deciding_actor: None,
             closed: BTreeMap::new(),
             signatures: 0,
-            committed: HashMap::new(),
-            execution_deadlines: BTreeSet::new(),
+            committed: CommittedRolls::default(),
             touched_rolls: BTreeSet::new(),
             executions: 0,
             execution_breaches: 0,
@@ -458,18 +452,14 @@ impl Auditor {
         }
         let roll: ExecutableRoll = serde_json::from_slice(saved)
             .map_err(|error| format!("saved committed roll {proposal_id}: {error}"))?;
-        self.execution_deadlines
-            .insert((roll.recording_deadline(), roll.proposal_id));
-        self.committed.insert(roll.proposal_id, Box::new(roll));
+        self.committed.insert(roll);
         Ok(())
     }
 
     /// The committed roll held for `proposal_id`, found only under the id's one spelling (as
     /// when the rolls were held by their id's text).
     fn committed_roll(&self, proposal_id: &str) -> Option<&ExecutableRoll> {
-        self.committed
-            .get(&parse_canonical_uuid(proposal_id)?)
-            .map(Box::as_ref)
+        self.committed.get(&parse_canonical_uuid(proposal_id)?)
     }
 
     /// The committed rolls the events since the last call changed, to save: (id, bytes).
@@ -820,10 +810,8 @@ impl Auditor {
                         let deviation_max = governance.policy.structure.quote_deviation_max;
                         let roll = ExecutableRoll::committed(&state, deviation_max)
                             .map_err(|r| format!("{r} (A13)"))?;
-                        self.execution_deadlines
-                            .insert((roll.recording_deadline(), roll.proposal_id));
                         self.touched_rolls.insert(roll.proposal_id);
-                        self.committed.insert(roll.proposal_id, Box::new(roll));
+                        self.committed.insert(roll);
                     }
                 }
             }
@@ -1156,13 +1144,7 @@ impl Auditor {
     /// Forgets the committed rolls whose recording deadline passed: no valid execution of them
     /// can follow (A13), so memory holds only the rolls whose executions may still come.
     fn forget_closed_executions(&mut self, at: DateTime<Utc>) {
-        while let Some((deadline, id)) = self.execution_deadlines.first().cloned() {
-            if deadline >= at {
-                break;
-            }
-            self.execution_deadlines.pop_first();
-            self.committed.remove(&id);
-        }
+        self.committed.forget_deadlines_before(at);
     }
 
     fn evict(&mut self, at: DateTime<Utc>) {
@@ -1337,12 +1319,9 @@ mod tests {
                 },
                 status: Status::Committed,
                 stream_version: 3,
-                executions: Vec::new(),
+                executions: Box::default(),
             };
-            auditor
-                .execution_deadlines
-                .insert((roll.recording_deadline(), roll.proposal_id));
-            auditor.committed.insert(roll.proposal_id, Box::new(roll));
+            auditor.committed.insert(roll);
         }
         let grace = Duration::days(EXECUTION_RECORDING_GRACE_DAYS);
         auditor.forget_closed_executions(window_end(7) + grace);
@@ -1352,9 +1331,8 @@ mod tests {
             "a deadline reached is not passed"
         );
         auditor.forget_closed_executions(window_end(8) + grace + Duration::seconds(1));
-        let left: Vec<&uuid::Uuid> = auditor.committed.keys().collect();
-        assert_eq!(left, [&id_of_day[&9]]);
-        assert_eq!(auditor.execution_deadlines.len(), 1);
+        assert_eq!(auditor.committed.ids(), [id_of_day[&9]]);
+        assert_eq!(auditor.committed.len(), 1);
     }
 
     /// A committed roll saved by an earlier version (a row of a client's saved state) loads,
@@ -1371,7 +1349,7 @@ mod tests {
             auditor.committed_roll(&id.to_uppercase()).is_none(),
             "an id is found under its one spelling only, as when rolls were held by their text"
         );
-        assert_eq!(auditor.execution_deadlines.len(), 1);
+        assert_eq!(auditor.committed.len(), 1);
         auditor.touched_rolls.insert(roll.proposal_id);
         let touched = auditor.take_touched_rolls();
         assert_eq!(touched.len(), 1);

@@ -3,6 +3,7 @@
 
 pub mod auditor;
 mod bound_heads;
+mod committed_rolls;
 pub mod completeness;
 pub mod export;
 mod pipeline;

@@ -93,7 +93,7 @@ pub struct ExecutionRecord {
     pub corrected: bool,
 }
 
-/// A committed roll as an execution needs it: 136 bytes and 32 per execution, not its
+/// A committed roll as an execution needs it: 128 bytes and 32 per execution, not its
 /// proposal's body and report (a verifier keeps one per roll whose recording window is open).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutableRoll {
@@ -104,7 +104,9 @@ pub struct ExecutableRoll {
     pub approved: ApprovedTerms,
     pub status: Status,
     pub stream_version: u64,
-    pub executions: Vec<ExecutionRecord>,
+    /// A boxed slice, not a `Vec`: its capacity word would be paid by every roll held, and a
+    /// roll is executed a few times at most.
+    pub executions: Box<[ExecutionRecord]>,
 }
 
 impl ExecutableRoll {
@@ -140,7 +142,7 @@ impl ExecutableRoll {
             approved: ApprovedTerms::of(&state.recorded, body, quote_deviation_max),
             status: Status::Committed,
             stream_version: state.stream_version,
-            executions: Vec::new(),
+            executions: Box::default(),
         })
     }
 
@@ -168,11 +170,13 @@ impl ExecutableRoll {
                 record.corrected = true;
             }
         }
-        self.executions.push(ExecutionRecord {
+        let mut executions = std::mem::take(&mut self.executions).into_vec();
+        executions.push(ExecutionRecord {
             event_id: stored.event_id,
             contracts: contracts_of(&executed.fills),
             corrected: false,
         });
+        self.executions = executions.into_boxed_slice();
         if let Some(status) = Status::parse(&executed.status) {
             self.status = status;
         }
@@ -544,7 +548,7 @@ mod tests {
     /// added here is paid for every such roll (docs/audit-format.md, Memory).
     #[test]
     fn a_committed_roll_stays_compact() {
-        assert!(std::mem::size_of::<ExecutableRoll>() <= 136);
+        assert!(std::mem::size_of::<ExecutableRoll>() <= 128);
     }
 
     fn fill(contracts: u32, price_usd: f64) -> Fill {

@@ -5,10 +5,13 @@
 //! id and numbers (`LayerBook::of_states`). Both then ask the same `draws_for`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 
 use chrono::{DateTime, Utc};
+use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use uuid::Uuid;
 
 use crate::crypto::canonical::sha256;
@@ -19,7 +22,7 @@ use crate::domain::governance::Governance;
 use crate::domain::proposal::{ProposalState, Status};
 use crate::sizing::{Draws, Proposal};
 
-/// How a saved layer is looked up: by its id, or by its numbers (`numbers_key`).
+/// How a saved layer is looked up: by its id, or by its numbers (`LayerNumbers` as text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayerKey {
     Id(String),
@@ -56,43 +59,205 @@ pub enum DrawsFrom<'a> {
 /// Every closed layer drawn on, as the history so far leaves it.
 ///
 /// A verifier keeps every layer a committed roll drew on, for good (a committed roll draws on
-/// its layer forever), so a layer is held compactly: ids as `Uuid`, and what only a pending
-/// roll needs (`PendingDraw`) boxed and dropped when it commits.
+/// its layer forever), so a layer is held compactly (`LayerTable`: about 130 bytes a layer
+/// drawn on by one roll, docs/audit-format.md, Memory), and what only a pending roll needs
+/// (`PendingDraw`) is boxed and dropped when it commits.
 ///
 /// Serialized (a client's saved auditor state) it holds only which layer each pending roll
 /// draws on: a layer itself is saved on its own (`take_touched`, `load`), so that a client's
 /// state grows by the layers its new events touch, not by every layer the ledger ever had, and a
 /// resumed book loads the layers the next events need (`wanted_for_*`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LayerBook {
-    /// By `closed_layer.id`: every layer (a book built from history), or those loaded. A
-    /// `BTreeMap`: a `HashMap` was not smaller at 4k or 207k layers and doubles as it grows
-    /// (BENCHMARKS.md, "Compact layer and execution records").
+    /// Every layer (a book built from history), or those loaded.
     #[serde(skip)]
-    layers: BTreeMap<String, Layer>,
-    /// The layer id that owns each set of closed-layer numbers (`numbers_key`), for the layers
-    /// in `layers`. A key is the same allocation as its layer's `numbers`.
-    #[serde(skip)]
-    owner_of_numbers: BTreeMap<Arc<str>, String>,
-    /// The layer each pending roll draws on (committed ones never change again). Saved as
-    /// before ids were held as `Uuid`: a `Uuid` map key is written as its hyphenated text.
+    layers: LayerTable,
+    /// The layer each pending roll draws on (committed ones never change again), by id: a
+    /// resumed book names layers it has not loaded. Saved as before ids were held as `Uuid`: a
+    /// `Uuid` map key is written as its hyphenated text.
     layer_of: BTreeMap<Uuid, String>,
-    /// Layers changed since the last `take_touched`.
+    /// Layers changed since the last `take_touched`, by index in `layers`.
     #[serde(skip)]
-    touched: BTreeSet<String>,
+    touched: BTreeSet<u32>,
+}
+
+/// The layers held, one after another in the order they were first held (a layer is named by
+/// its index, a `u32`), with their ids in one string and two hashed indexes into them: by id
+/// and by numbers. Keyed maps held a copy of each key in an allocation of its own and cost
+/// about 320 bytes a layer; this holds its ids' bytes once and 4 bytes a layer per index.
+#[derive(Debug, Clone, Default)]
+struct LayerTable {
+    held: Vec<Layer>,
+    /// The ids of `held`, each at its layer's `id_start`, `id_len` bytes long.
+    ids: String,
+    /// Indexes into `held`, hashed by their layer's id.
+    by_id: HashTable<u32>,
+    /// Indexes into `held`, hashed by their numbers: the layer that owns each set of numbers.
+    by_numbers: HashTable<u32>,
+    /// Keyed per process, so that ids a ledger chose cannot make lookups collide on purpose.
+    hasher: RandomState,
+}
+
+/// Whether a layer added to a `LayerTable` takes its numbers from a layer that owns them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NumbersOwner {
+    /// The first layer with its numbers owns them (a recording).
+    KeepFirst,
+    /// The layer added owns them (a saved layer loaded: rows hold each numbers once).
+    Replace,
+}
+
+impl LayerTable {
+    fn get(&self, index: u32) -> &Layer {
+        &self.held[index as usize]
+    }
+
+    fn id(&self, index: u32) -> &str {
+        id_in(&self.held, &self.ids, index)
+    }
+
+    fn index_of(&self, id: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(id);
+        self.by_id
+            .find(hash, |&index| id_in(&self.held, &self.ids, index) == id)
+            .copied()
+    }
+
+    /// The layer that owns `numbers`.
+    fn owner_of(&self, numbers: &LayerNumbers) -> Option<u32> {
+        let hash = self.hasher.hash_one(numbers);
+        self.by_numbers
+            .find(hash, |&index| self.held[index as usize].numbers == *numbers)
+            .copied()
+    }
+
+    /// Adds `layer` under `id`, which no held layer has; returns its index.
+    fn insert(&mut self, id: &str, mut layer: Layer, owner: NumbersOwner) -> u32 {
+        debug_assert!(self.index_of(id).is_none(), "one layer per id");
+        // A layer id has at most 64 characters (`IDENTIFIER_CHARS_MAX`): 4 GiB of them would be
+        // 67 million layers, whose records alone would not fit in this process either.
+        let index = u32::try_from(self.held.len()).expect("fewer than 2^32 layers");
+        layer.id_start = u32::try_from(self.ids.len()).expect("less than 4 GiB of layer ids");
+        layer.id_len = u32::try_from(id.len()).expect("a layer id shorter than 4 GiB");
+        self.ids.push_str(id);
+        let numbers = layer.numbers;
+        self.held.push(layer);
+        let (held, ids, hasher) = (&self.held, &self.ids, &self.hasher);
+        self.by_id
+            .insert_unique(hasher.hash_one(id), index, |&other| {
+                hasher.hash_one(id_in(held, ids, other))
+            });
+        let numbers_hash = hasher.hash_one(numbers);
+        let rehash = |&other: &u32| hasher.hash_one(held[other as usize].numbers);
+        match self.by_numbers.entry(
+            numbers_hash,
+            |&other| held[other as usize].numbers == numbers,
+            rehash,
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut owned) => {
+                if owner == NumbersOwner::Replace {
+                    *owned.get_mut() = index;
+                }
+            }
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(index);
+            }
+        }
+        index
+    }
+}
+
+fn id_in<'a>(held: &[Layer], ids: &'a str, index: u32) -> &'a str {
+    let layer = &held[index as usize];
+    let start = layer.id_start as usize;
+    &ids[start..start + layer.id_len as usize]
 }
 
 /// Saved (`take_touched`, `load`) as `SavedLayer`, the JSON shape saved states hold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "SavedLayer", into = "SavedLayer")]
+#[derive(Debug, Clone, PartialEq)]
 struct Layer {
-    /// `numbers_key`, shared with `owner_of_numbers` (one copy per layer, not two).
-    numbers: Arc<str>,
+    /// Where its id lies in `LayerTable::ids`.
+    id_start: u32,
+    id_len: u32,
+    numbers: LayerNumbers,
     /// The earliest proposal on this id that was not failed.
     fixed_by: Uuid,
     /// Proposals that may still draw, in recording order (the order of `drawn.proposal_ids`,
-    /// and the order their outlays are summed in).
-    drawings: Vec<Drawing>,
+    /// and the order their outlays are summed in). Most layers are drawn on by one roll, held
+    /// in place: a `Vec` of one cost 24 bytes and an allocation of 48.
+    drawings: SmallVec<[Drawing; 1]>,
+}
+
+/// A closed layer's numbers, compared exactly: equal values here are equal numbers, as their
+/// text (`Display`, the saved `numbers_key`) compares them: `{:?}` of an f64 is its shortest
+/// round-trip spelling, so one value has one text, and a negative zero is held as zero and
+/// every NaN as one NaN (both print as one text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct LayerNumbers {
+    contracts: u32,
+    multiplier: u32,
+    entry_premium_usd_bits: u64,
+    exit_premium_usd_bits: u64,
+    fees_usd_bits: u64,
+}
+
+impl LayerNumbers {
+    fn of(proposal: &Proposal) -> LayerNumbers {
+        let c = &proposal.closed_layer;
+        LayerNumbers {
+            contracts: c.contracts,
+            multiplier: c.multiplier,
+            entry_premium_usd_bits: exact_bits(c.entry_premium_usd),
+            exit_premium_usd_bits: exact_bits(c.exit_premium_usd),
+            fees_usd_bits: exact_bits(c.fees_usd),
+        }
+    }
+
+    /// Reads the text `Display` writes, and only that text (a saved row's `numbers`).
+    fn parse(text: &str) -> Result<LayerNumbers, String> {
+        let malformed =
+            || format!("numbers {text:?} are not a layer's numbers in their one spelling");
+        let parts: Vec<&str> = text.split(' ').collect();
+        let [contracts, entry, exit, multiplier, fees] = parts[..] else {
+            return Err(malformed());
+        };
+        let number = |part: &str| part.parse::<f64>().map(exact_bits).map_err(|_| malformed());
+        let count = |part: &str| part.parse::<u32>().map_err(|_| malformed());
+        let numbers = LayerNumbers {
+            contracts: count(contracts)?,
+            multiplier: count(multiplier)?,
+            entry_premium_usd_bits: number(entry)?,
+            exit_premium_usd_bits: number(exit)?,
+            fees_usd_bits: number(fees)?,
+        };
+        if numbers.to_string() != text {
+            return Err(malformed());
+        }
+        Ok(numbers)
+    }
+}
+
+/// `x`'s bits, with a negative zero as zero and every NaN as one.
+fn exact_bits(x: f64) -> u64 {
+    if x.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        (x + 0.0).to_bits()
+    }
+}
+
+impl fmt::Display for LayerNumbers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:?} {:?} {} {:?}",
+            self.contracts,
+            f64::from_bits(self.entry_premium_usd_bits),
+            f64::from_bits(self.exit_premium_usd_bits),
+            self.multiplier,
+            f64::from_bits(self.fees_usd_bits)
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -159,6 +324,7 @@ struct SavedDrawing {
 impl TryFrom<SavedLayer> for Layer {
     type Error = String;
 
+    /// The layer a row holds; its id is placed by `LayerTable::insert`.
     fn try_from(saved: SavedLayer) -> Result<Self, String> {
         let id = |text: &str| {
             parse_canonical_uuid(text).ok_or_else(|| format!("{text:?} is not a proposal id"))
@@ -188,18 +354,20 @@ impl TryFrom<SavedLayer> for Layer {
             })
             .collect::<Result<_, String>>()?;
         Ok(Layer {
-            numbers: saved.numbers.into(),
+            id_start: 0,
+            id_len: 0,
+            numbers: LayerNumbers::parse(&saved.numbers)?,
             fixed_by: id(&saved.fixed_by)?,
             drawings,
         })
     }
 }
 
-impl From<Layer> for SavedLayer {
-    fn from(layer: Layer) -> Self {
+impl From<&Layer> for SavedLayer {
+    fn from(layer: &Layer) -> Self {
         let drawings = layer
             .drawings
-            .into_iter()
+            .iter()
             .map(|drawing| {
                 let (body_sha256, expires_at, signer_set_version, policy_version) =
                     match drawing.pending.as_deref() {
@@ -231,20 +399,6 @@ impl From<Layer> for SavedLayer {
     }
 }
 
-/// The closed layer's numbers as one exact key: equal keys are equal numbers (`{:?}` of an
-/// f64 is its shortest round-trip spelling; `+ 0.0` turns a negative zero into zero).
-pub fn numbers_key(proposal: &Proposal) -> String {
-    let c = &proposal.closed_layer;
-    format!(
-        "{} {:?} {:?} {} {:?}",
-        c.contracts,
-        c.entry_premium_usd + 0.0,
-        c.exit_premium_usd + 0.0,
-        c.multiplier,
-        c.fees_usd + 0.0
-    )
-}
-
 impl LayerBook {
     /// What the other proposals draw on `proposal`'s closed layer for a recording at `at` under
     /// `governance`, or why it may not draw: no layer id, numbers that differ from the layer's,
@@ -261,13 +415,13 @@ impl LayerBook {
             .id
             .as_deref()
             .ok_or(LayerConflict::NoLayerId)?;
-        let numbers = numbers_key(proposal);
-        let Some(layer) = self.layers.get(layer_id) else {
-            if let Some(other) = self.owner_of_numbers.get(numbers.as_str()) {
+        let numbers = LayerNumbers::of(proposal);
+        let Some(index) = self.layers.index_of(layer_id) else {
+            if let Some(other) = self.layers.owner_of(&numbers) {
                 return Err(LayerConflict::NumbersTaken {
                     layer_id: layer_id.to_string(),
-                    other_layer_id: other.clone(),
-                    fixed_by: self.layers[other].fixed_by.to_string(),
+                    other_layer_id: self.layers.id(other).to_string(),
+                    fixed_by: self.layers.get(other).fixed_by.to_string(),
                 });
             }
             return Ok(Draws {
@@ -275,7 +429,8 @@ impl LayerBook {
                 ..Draws::none()
             });
         };
-        if *layer.numbers != numbers {
+        let layer = self.layers.get(index);
+        if layer.numbers != numbers {
             return Err(LayerConflict::NumbersDiffer {
                 layer_id: layer_id.to_string(),
                 fixed_by: layer.fixed_by.to_string(),
@@ -314,26 +469,28 @@ impl LayerBook {
         at: DateTime<Utc>,
     ) {
         let terms = &state.recorded.terms;
-        let Some(layer_id) = proposal.closed_layer.id.clone() else {
+        let Some(layer_id) = proposal.closed_layer.id.as_deref() else {
             return;
         };
         if terms.kind != ProposalKind::Roll || state.status == Status::Failed {
             return;
         }
         let proposal_id = state.id;
-        let layer = self.layers.entry(layer_id.clone()).or_insert_with(|| {
-            let numbers: Arc<str> = numbers_key(proposal).into();
-            self.owner_of_numbers
-                .entry(numbers.clone())
-                .or_insert_with(|| layer_id.clone());
-            Layer {
-                numbers,
-                fixed_by: proposal_id,
-                // Most layers are drawn on by one roll: room for it alone, not the four a
-                // first push would make.
-                drawings: Vec::with_capacity(1),
-            }
-        });
+        let index = match self.layers.index_of(layer_id) {
+            Some(index) => index,
+            None => self.layers.insert(
+                layer_id,
+                Layer {
+                    id_start: 0,
+                    id_len: 0,
+                    numbers: LayerNumbers::of(proposal),
+                    fixed_by: proposal_id,
+                    drawings: SmallVec::new(),
+                },
+                NumbersOwner::KeepFirst,
+            ),
+        };
+        let layer = &mut self.layers.held[index as usize];
         let layer_of = &mut self.layer_of;
         layer.drawings.retain(|drawing| {
             let keep = drawing.draws_at(at, governance);
@@ -342,7 +499,7 @@ impl LayerBook {
             }
             keep
         });
-        self.touched.insert(layer_id.clone());
+        self.touched.insert(index);
         layer.drawings.push(Drawing {
             proposal_id,
             outlay_usd: proposal.requested_outlay_usd(),
@@ -354,7 +511,7 @@ impl LayerBook {
                 policy_version: terms.policy_version,
             })),
         });
-        layer_of.insert(proposal_id, layer_id);
+        layer_of.insert(proposal_id, layer_id.to_string());
     }
 
     /// The proposal was committed: it draws for good. (Its layer must be loaded.)
@@ -362,15 +519,15 @@ impl LayerBook {
         let Some(layer_id) = self.layer_of.remove(&proposal_id) else {
             return;
         };
-        if let Some(layer) = self.layers.get_mut(&layer_id) {
-            if let Some(drawing) = layer
+        if let Some(index) = self.layers.index_of(&layer_id) {
+            if let Some(drawing) = self.layers.held[index as usize]
                 .drawings
                 .iter_mut()
                 .find(|d| d.proposal_id == proposal_id)
             {
                 drawing.pending = None;
             }
-            self.touched.insert(layer_id);
+            self.touched.insert(index);
         }
     }
 
@@ -378,9 +535,11 @@ impl LayerBook {
     /// layer is not loaded, the roll has expired: the layer drops it at its next recording.)
     pub fn closed(&mut self, proposal_id: Uuid) {
         if let Some(layer_id) = self.layer_of.remove(&proposal_id) {
-            if let Some(layer) = self.layers.get_mut(&layer_id) {
-                layer.drawings.retain(|d| d.proposal_id != proposal_id);
-                self.touched.insert(layer_id);
+            if let Some(index) = self.layers.index_of(&layer_id) {
+                self.layers.held[index as usize]
+                    .drawings
+                    .retain(|d| d.proposal_id != proposal_id);
+                self.touched.insert(index);
             }
         }
     }
@@ -389,13 +548,13 @@ impl LayerBook {
     pub fn wanted_for_recording(&self, proposal: &Proposal) -> Vec<LayerKey> {
         let mut wanted = Vec::new();
         if let Some(id) = &proposal.closed_layer.id {
-            if !self.layers.contains_key(id) {
+            if self.layers.index_of(id).is_none() {
                 wanted.push(LayerKey::Id(id.clone()));
             }
         }
-        let numbers = numbers_key(proposal);
-        if !self.owner_of_numbers.contains_key(numbers.as_str()) {
-            wanted.push(LayerKey::Numbers(numbers));
+        let numbers = LayerNumbers::of(proposal);
+        if self.layers.owner_of(&numbers).is_none() {
+            wanted.push(LayerKey::Numbers(numbers.to_string()));
         }
         wanted
     }
@@ -403,19 +562,19 @@ impl LayerBook {
     /// The layer a commit, veto, withdrawal or expiry of `proposal_id` needs, unless loaded.
     pub fn wanted_for_closing(&self, proposal_id: &str) -> Option<LayerKey> {
         let layer_id = self.layer_of.get(&parse_canonical_uuid(proposal_id)?)?;
-        (!self.layers.contains_key(layer_id)).then(|| LayerKey::Id(layer_id.clone()))
+        (self.layers.index_of(layer_id).is_none()).then(|| LayerKey::Id(layer_id.clone()))
     }
 
     /// Adds a layer saved by `take_touched` (a no-op when it is loaded already).
     pub fn load(&mut self, layer_id: &str, saved: &[u8]) -> Result<(), String> {
-        if self.layers.contains_key(layer_id) {
+        if self.layers.index_of(layer_id).is_some() {
             return Ok(());
         }
-        let layer: Layer = serde_json::from_slice(saved)
+        let layer = serde_json::from_slice::<SavedLayer>(saved)
+            .map_err(|error| error.to_string())
+            .and_then(Layer::try_from)
             .map_err(|error| format!("saved layer {layer_id}: {error}"))?;
-        self.owner_of_numbers
-            .insert(layer.numbers.clone(), layer_id.to_string());
-        self.layers.insert(layer_id.to_string(), layer);
+        self.layers.insert(layer_id, layer, NumbersOwner::Replace);
         Ok(())
     }
 
@@ -428,10 +587,14 @@ impl LayerBook {
     pub fn take_touched(&mut self) -> Vec<(String, String, Vec<u8>)> {
         std::mem::take(&mut self.touched)
             .into_iter()
-            .filter_map(|id| {
-                let layer = self.layers.get(&id)?;
-                let saved = serde_json::to_vec(layer).expect("layers serialize");
-                Some((id, layer.numbers.to_string(), saved))
+            .map(|index| {
+                let layer = self.layers.get(index);
+                let saved = serde_json::to_vec(&SavedLayer::from(layer)).expect("layers serialize");
+                (
+                    self.layers.id(index).to_string(),
+                    layer.numbers.to_string(),
+                    saved,
+                )
             })
             .collect()
     }
@@ -472,7 +635,44 @@ mod tests {
     #[test]
     fn a_committed_drawing_stays_compact() {
         assert!(std::mem::size_of::<Drawing>() <= 40);
-        assert!(std::mem::size_of::<Layer>() <= 56);
+        // Its id's place, its numbers, `fixed_by` and one drawing in place.
+        assert!(std::mem::size_of::<Layer>() <= 104);
+    }
+
+    /// Numbers compare as their text did when they were held as text (`{:?}` of each f64):
+    /// a negative zero is zero, and the text is what saved rows hold and are looked up by.
+    #[test]
+    fn numbers_compare_and_read_back_as_their_text() {
+        let numbers = |contracts, entry: f64, exit: f64, multiplier, fees: f64| LayerNumbers {
+            contracts,
+            multiplier,
+            entry_premium_usd_bits: exact_bits(entry),
+            exit_premium_usd_bits: exact_bits(exit),
+            fees_usd_bits: exact_bits(fees),
+        };
+        let layer = numbers(20, 1.5, 6.8, 100, 26.001);
+        assert_eq!(layer.to_string(), "20 1.5 6.8 100 26.001");
+        assert_eq!(LayerNumbers::parse("20 1.5 6.8 100 26.001"), Ok(layer));
+        assert_eq!(numbers(1, 0.0, 2.0, 1, 0.0), numbers(1, -0.0, 2.0, 1, -0.0));
+        assert_eq!(numbers(1, -0.0, 2.0, 1, 0.0).to_string(), "1 0.0 2.0 1 0.0");
+        assert_eq!(
+            numbers(1, f64::NAN, 2.0, 1, 0.0),
+            numbers(1, -f64::NAN, 2.0, 1, 0.0)
+        );
+        assert_ne!(
+            numbers(1, 0.1 + 0.2, 2.0, 1, 0.0),
+            numbers(1, 0.3, 2.0, 1, 0.0)
+        );
+        for other_spelling in [
+            "20 1.50 6.8 100 26.001",
+            "20 1.5 6.8 100",
+            "20 1.5 6.8 100 26.001 ",
+        ] {
+            assert!(
+                LayerNumbers::parse(other_spelling).is_err(),
+                "{other_spelling}"
+            );
+        }
     }
 
     /// Rows saved by earlier versions load: a client's state on a user's machine keeps working.
@@ -480,9 +680,10 @@ mod tests {
     fn a_layer_saved_in_the_earlier_shape_loads() {
         let mut book = LayerBook::default();
         book.load("BENCH-L1", SAVED_LAYER.as_bytes()).unwrap();
-        let layer = &book.layers["BENCH-L1"];
-        assert_eq!(&*layer.numbers, "20 1.5 6.8 100 26.001");
-        assert_eq!(book.owner_of_numbers["20 1.5 6.8 100 26.001"], "BENCH-L1");
+        let index = book.layers.index_of("BENCH-L1").expect("loaded");
+        let layer = book.layers.get(index);
+        assert_eq!(layer.numbers.to_string(), "20 1.5 6.8 100 26.001");
+        assert_eq!(book.layers.owner_of(&layer.numbers), Some(index));
         assert_eq!(
             layer.fixed_by.to_string(),
             "01a1acc7-96f6-7607-bb8e-cfdeb7bdad28"
@@ -514,7 +715,8 @@ mod tests {
     fn a_layer_is_saved_in_the_earlier_shape() {
         let mut book = LayerBook::default();
         book.load("BENCH-L1", SAVED_LAYER.as_bytes()).unwrap();
-        book.touched.insert("BENCH-L1".into());
+        book.touched
+            .insert(book.layers.index_of("BENCH-L1").expect("loaded"));
         let [(id, numbers_key, saved)] = &book.take_touched()[..] else {
             panic!("one layer touched");
         };
@@ -530,7 +732,8 @@ mod tests {
         // And it reads back as the layer it was.
         let mut again = LayerBook::default();
         again.load("BENCH-L1", saved).unwrap();
-        assert_eq!(again.layers, book.layers);
+        assert_eq!(again.layers.held, book.layers.held);
+        assert_eq!(again.layers.ids, book.layers.ids);
     }
 
     /// A row whose ids or body hash are not in their one spelling is refused, not guessed at.
@@ -557,5 +760,54 @@ mod tests {
             Some(LayerKey::Id("BENCH-L1".into()))
         );
         assert_eq!(serde_json::to_string(&book).unwrap(), saved);
+    }
+
+    /// The table finds every layer by its id and by its numbers after its indexes grew many
+    /// times, and numbers keep the owner a map keyed by them would have: a recording's layer
+    /// keeps the first owner, a loaded row takes them over (rows hold each numbers once).
+    #[test]
+    fn layers_are_found_by_id_and_numbers_as_the_table_grows() {
+        let numbers = |n: u32| LayerNumbers {
+            contracts: n,
+            multiplier: 100,
+            entry_premium_usd_bits: 1.5f64.to_bits(),
+            exit_premium_usd_bits: 6.8f64.to_bits(),
+            fees_usd_bits: (26.0 + f64::from(n) * 0.001).to_bits(),
+        };
+        let layer = |n: u32| Layer {
+            id_start: 0,
+            id_len: 0,
+            numbers: numbers(n),
+            fixed_by: Uuid::from_u128(u128::from(n)),
+            drawings: SmallVec::new(),
+        };
+        let mut table = LayerTable::default();
+        for n in 0..5_000 {
+            let index = table.insert(&format!("BENCH-L{n}"), layer(n), NumbersOwner::KeepFirst);
+            assert_eq!(index, n);
+        }
+        for n in 0..5_000 {
+            let index = table.index_of(&format!("BENCH-L{n}")).expect("held");
+            assert_eq!(table.id(index), format!("BENCH-L{n}"));
+            assert_eq!(table.owner_of(&numbers(n)), Some(index));
+            assert_eq!(table.get(index).fixed_by, Uuid::from_u128(u128::from(n)));
+        }
+        assert_eq!(table.index_of("BENCH-L5000"), None);
+        assert_eq!(table.index_of("BENCH-L"), None);
+        assert_eq!(table.owner_of(&numbers(5_000)), None);
+
+        let second = table.insert("OTHER-1", layer(7), NumbersOwner::KeepFirst);
+        assert_eq!(
+            table.owner_of(&numbers(7)),
+            Some(7),
+            "the first layer keeps its numbers"
+        );
+        assert_eq!(table.index_of("OTHER-1"), Some(second));
+        let loaded = table.insert("OTHER-2", layer(8), NumbersOwner::Replace);
+        assert_eq!(
+            table.owner_of(&numbers(8)),
+            Some(loaded),
+            "a loaded row takes them"
+        );
     }
 }
