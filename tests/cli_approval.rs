@@ -487,7 +487,7 @@ async fn offline_signing_and_replayed_or_malleated_signatures(db: &TestDb) {
     let shown = desk.json(&["governance", "show"]);
     assert_eq!(req["signer_set_hash"], shown["signer_set_hash"]);
     // A request whose head was altered makes a signature on a head the chain never had:
-    // attach refuses it (A11).
+    // attach refuses it (A11), against the hash this client verified at that seq.
     let forged_head = desk.path("forged-head.json");
     std::fs::copy(&request, &forged_head).unwrap();
     edit_json(&forged_head, |v| {
@@ -505,7 +505,15 @@ async fn offline_signing_and_replayed_or_malleated_signatures(db: &TestDb) {
         "--out",
         &forged_sig,
     ]);
-    desk.refused(&["attach", &forged_sig], 3, "not the chain's");
+    desk.refused(
+        &["attach", &forged_sig],
+        3,
+        &format!(
+            "binds the head at seq {} with hash {}, but this client verified",
+            req["head_seq"],
+            "ab".repeat(32)
+        ),
+    );
     // A signature file of an earlier format (v3, whose subject carried no signer set hash) is
     // bad input, naming both formats, even with the signature itself intact.
     let older = desk.path("older-format.sig.json");

@@ -1010,7 +1010,7 @@ pub async fn attach(db: &str, args: &AttachArgs) -> CliResult {
     let id = parse_full_id(&file.proposal_id)?;
     let (ledger, mut verified) = open(db).await?;
     check_decision_inputs(&ledger, &mut verified, id).await?;
-    check_bound_head_verified(&verified, &file.signature).await?;
+    check_bound_head_verified(&verified, id, &file.signature).await?;
     let outcome = ledger
         .attach(id, file.signature, Utc::now())
         .await
@@ -1024,15 +1024,17 @@ pub async fn attach(db: &str, args: &AttachArgs) -> CliResult {
 /// An offline signature's bound head must be an event this client verified. The service reads
 /// the hash at that seq from the database, where a row replaced with its own hash recomputed
 /// would match, and the event would then be refused by every client's next sync (A11): a
-/// ledger wedged. A message that does not decode, or a head past the pin, is left to the
-/// service, which names what is wrong.
+/// ledger wedged. A message that does not decode, is for another ledger or proposal, or binds
+/// a head past the pin is left to the service, which names what is wrong.
 async fn check_bound_head_verified(
     verified: &Verified,
+    proposal_id: Uuid,
     signature: &SignatureEnvelope,
 ) -> Result<(), CliError> {
     let bound = crate::crypto::from_hex(&signature.message)
         .ok()
         .and_then(|message| decode_signed_message(&message).ok())
+        .filter(|d| (d.ledger_id, d.proposal_id) == (verified.ledger_id, proposal_id))
         .map(|decoded| decoded.head);
     let Some(bound) = bound else { return Ok(()) };
     match verified.verified_hash_at(bound.seq).await? {
