@@ -212,17 +212,12 @@ impl Ledger {
         Ok(governance)
     }
 
-    /// Folds a `ledger` stream that this client's pin verified (`pin::Verified::stream`: the
-    /// auditor checked every adoption's motion) and keeps it as `governance` keeps what it
-    /// folds, so that a decision reading the same stream next does not verify the motions again.
-    pub fn remember_verified_governance(
-        &self,
-        verified: &[StoredEvent],
-    ) -> Result<(), ServiceError> {
-        let governance = Governance::from_ledger_stream(self.ledger_id, verified)
-            .map_err(|r| ServiceError::Corrupt(r.to_string()))?;
-        self.remember_governance(verified, &governance);
-        Ok(())
+    /// Keeps `governance`, folded from a `ledger` stream that this client's pin verified
+    /// (`pin::Verified::stream`: the auditor checked every adoption's motion), as `governance`
+    /// keeps what it folds, so that a decision reading the same stream next does not verify
+    /// the motions again.
+    pub fn remember_verified_governance(&self, verified: &[StoredEvent], governance: &Governance) {
+        self.remember_governance(verified, governance);
     }
 
     /// Notes that this client's pin verified the proposal stream `verified` (its recording with

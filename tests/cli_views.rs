@@ -331,6 +331,32 @@ async fn show_prints_what_sign_shows_before_signing(db: &TestDb) {
         "{stderr}"
     );
 
+    // An offline signer sees the roll's terms and every guardrail line as `show` does, from
+    // the request's digested body and report.
+    let request = desk.path("quarterly.req.json");
+    desk.ok(&["request", &id, "--out", &request]);
+    let offline = desk.run(&[
+        "sign",
+        &id,
+        "--key",
+        &desk.key("carol"),
+        "--offline",
+        "--request",
+        &request,
+        "--out",
+        &desk.path("quarterly.sig.json"),
+    ]);
+    let offline = text(&offline.stderr);
+    let terms_and_guardrails = shown
+        .lines()
+        .skip_while(|l| !l.starts_with("  closed layer "))
+        .take_while(|l| !l.starts_with("  signatures: "))
+        .collect::<Vec<_>>();
+    assert!(terms_and_guardrails.len() > 8, "{shown}");
+    for line in terms_and_guardrails {
+        assert!(offline.contains(line), "offline lacks {line:?}:\n{offline}");
+    }
+
     let after = desk.ok(&["show", &id]);
     assert!(
         after.contains("  signatures: 1 of 2 needed\n    alice (SHA256:"),

@@ -84,25 +84,24 @@ pub(crate) async fn check_decision_inputs(
         .0)
 }
 
-/// `check_decision_inputs`, and the governance history of the verified `ledger` stream (what
-/// `sign` shows before signing, read once).
+/// `check_decision_inputs`, with the governance in force and the history of the verified
+/// `ledger` stream (what `sign` shows before signing), folded once.
 pub(crate) async fn check_decision_inputs_with_history(
     ledger: &Ledger,
     verified: &mut Verified,
     id: Uuid,
-) -> Result<(ProposalState, History), CliError> {
+) -> Result<(ProposalState, Governance, History), CliError> {
     let events = verified.stream(&ledger.store, LEDGER_STREAM).await?;
+    let (governance, history) = governance_and_history(ledger, &events)?;
     // Both streams were verified by the pin (adoptions, signatures and the recording's report
     // included): the decision next need not verify them again.
-    ledger
-        .remember_verified_governance(&events)
-        .map_err(service_error)?;
+    ledger.remember_verified_governance(&events, &governance);
     let (state, stream) = verified
         .proposal_and_stream(&ledger.store, id)
         .await?
         .ok_or_else(|| no_such_proposal(ledger, id))?;
     ledger.remember_verified_stream(&stream);
-    Ok((state, history_of(&events)?))
+    Ok((state, governance, history))
 }
 
 /// The hash of seq 1, the first event of the `ledger` stream `events`.
@@ -122,8 +121,7 @@ fn genesis_hash_of(events: &[crate::domain::envelope::StoredEvent]) -> Result<St
 /// policies by version (genesis first, then each adoption), from the `ledger` stream as this
 /// client's pin verified it (a second, unchecked read could show other sets and keys).
 pub(crate) async fn history(ledger: &Ledger, verified: &Verified) -> Result<History, CliError> {
-    let events = verified.stream(&ledger.store, LEDGER_STREAM).await?;
-    history_of(&events)
+    Ok(verified_governance(ledger, verified).await?.1)
 }
 
 /// The governance in force and its history, both folded from the `ledger` stream as this
@@ -133,41 +131,39 @@ pub(crate) async fn verified_governance(
     verified: &Verified,
 ) -> Result<(Governance, History), CliError> {
     let events = verified.stream(&ledger.store, LEDGER_STREAM).await?;
-    let governance = Governance::from_ledger_stream(ledger.ledger_id, &events)
-        .map_err(|r| service_error(ServiceError::Corrupt(r.to_string())))?;
-    Ok((governance, history_of(&events)?))
+    governance_and_history(ledger, &events)
 }
 
-/// The governance history of the `ledger` stream `events` (as read, or as `check_decision_inputs`
-/// verified them): its genesis hash, signer sets and policies by version.
-pub(crate) fn history_of(events: &[StoredEvent]) -> Result<History, CliError> {
+/// The governance in force after the `ledger` stream `events` (as read, or as the pin verified
+/// them) and its history: the genesis hash, and every signer set and policy by version, each
+/// noted as the fold adopts it (a set's keys are parsed and checked once).
+fn governance_and_history(
+    ledger: &Ledger,
+    events: &[StoredEvent],
+) -> Result<(Governance, History), CliError> {
     let genesis_hash = genesis_hash_of(events)?;
-    let corrupt = |reason: String| service_error(ServiceError::Corrupt(reason));
-    let (mut sets, mut policies) = (Vec::new(), Vec::new());
-    for event in events {
-        let payload = Event::from_payload(&event.event_type, event.schema_version, &event.payload)
-            .map_err(|e| corrupt(e.to_string()))?;
-        let (set_json, policy) = match payload {
-            Event::LedgerCreated(genesis) => (
-                Some(genesis.signer_set_json),
-                Some((1, genesis.policy_json)),
-            ),
-            Event::SignerSetAdopted(adopted) => (Some(adopted.signer_set_json), None),
-            Event::PolicyAdopted(adopted) => {
-                (None, Some((adopted.policy_version, adopted.policy_json)))
-            }
-            _ => (None, None),
-        };
-        if let Some(json) = set_json {
-            sets.push(ActiveSet::parse(&json).map_err(|r| corrupt(r.to_string()))?);
+    let (mut sets, mut policies) = (Vec::<ActiveSet>::new(), Vec::<(u64, String)>::new());
+    let governance = Governance::fold_ledger_stream(ledger.ledger_id, events, |in_force| {
+        if sets
+            .last()
+            .is_none_or(|set| set.version != in_force.set.version)
+        {
+            sets.push(in_force.set.clone());
         }
-        policies.extend(policy);
-    }
-    Ok(History {
+        if policies
+            .last()
+            .is_none_or(|(version, _)| *version != in_force.policy_version)
+        {
+            policies.push((in_force.policy_version, in_force.policy_json.clone()));
+        }
+    })
+    .map_err(|r| service_error(ServiceError::Corrupt(r.to_string())))?;
+    let history = History {
         sets,
         policies,
         genesis_hash,
-    })
+    };
+    Ok((governance, history))
 }
 
 /// A full proposal id, as files carry it.
@@ -402,8 +398,8 @@ pub async fn sign(db: &str, args: &SignArgs) -> CliResult {
     }
     let (ledger, mut verified) = open(db).await?;
     let id = resolve(&ledger, &id_text).await?;
-    let (state, before) = check_decision_inputs_with_history(&ledger, &mut verified, id).await?;
-    let governance = ledger.governance().await.map_err(service_error)?;
+    let (state, governance, before) =
+        check_decision_inputs_with_history(&ledger, &mut verified, id).await?;
     // What is signed, in the layout `show` prints (on stderr: stdout is the outcome).
     esay!("signing:");
     for line in super::views::signing_view(&governance, &before, &state, verified.ledger_clock) {
@@ -841,6 +837,13 @@ fn sign_offline(id_text: &IdText, key: &crate::crypto::Signer, args: &SignArgs) 
     }
     esay!("  {summary}");
     let motion = show_offline_changes(&request).map_err(bad)?;
+    // A roll as `sign` shows it online: its terms from the body and every guardrail check from
+    // the report, both covered by the digest just checked.
+    if request.kind == ProposalKind::Roll {
+        for line in super::views::roll_lines(&request.body) {
+            esay!("{line}");
+        }
+    }
     if let Some(report) = request
         .report_json
         .as_deref()
@@ -852,6 +855,9 @@ fn sign_offline(id_text: &IdText, key: &crate::crypto::Signer, args: &SignArgs) 
             report.contracts_requested,
             report.contracts_max
         );
+        for line in super::views::guardrail_lines(request.policy_version, &report) {
+            esay!("{line}");
+        }
     }
     esay!("  subject digest {}", request.subject_digest);
     let head = ChainHead {

@@ -264,13 +264,7 @@ pub fn signing_view(
         }
     }
     if let Some(report) = report_of(state) {
-        // The policy's hash is the table's last line.
-        lines.push(format!("  guardrails (policy v{}):", terms.policy_version));
-        lines.extend(
-            crate::sizing::render::human_of_stored(&report)
-                .lines()
-                .map(|line| format!("    {line}").trim_end().to_string()),
-        );
+        lines.extend(guardrail_lines(terms.policy_version, &report));
     }
     lines.push(format!(
         "  signatures: {} of {} needed",
@@ -309,8 +303,20 @@ pub fn signing_view(
     lines
 }
 
+/// A recorded report as its signers weigh it: every guardrail check with its figures against
+/// its limit (never the report's stored message words), the policy's hash on the last line.
+pub fn guardrail_lines(policy_version: u64, report: &SizingReport) -> Vec<String> {
+    let mut lines = vec![format!("  guardrails (policy v{policy_version}):")];
+    lines.extend(
+        crate::sizing::render::human_of_stored(report)
+            .lines()
+            .map(|line| format!("    {line}").trim_end().to_string()),
+    );
+    lines
+}
+
 /// A roll's terms as its signers weigh them, read from the body the digest covers.
-fn roll_lines(body: &str) -> Vec<String> {
+pub fn roll_lines(body: &str) -> Vec<String> {
     let Ok(roll) = Proposal::from_toml_str(body) else {
         return vec!["  roll (unreadable body)".into()];
     };

@@ -588,6 +588,16 @@ impl Governance {
         ledger_id: Uuid,
         events: &[super::envelope::StoredEvent],
     ) -> Result<Governance, Refusal> {
+        Self::fold_ledger_stream(ledger_id, events, |_| {})
+    }
+
+    /// `from_ledger_stream`, calling `each` with the state in force after genesis and after
+    /// each adoption: every signer set and policy the ledger has had, each parsed once.
+    pub fn fold_ledger_stream(
+        ledger_id: Uuid,
+        events: &[super::envelope::StoredEvent],
+        mut each: impl FnMut(&Governance),
+    ) -> Result<Governance, Refusal> {
         let mut iter = events.iter();
         let first = iter.next().ok_or(Refusal::NoGenesis)?;
         let parse = |event: &super::envelope::StoredEvent| {
@@ -602,6 +612,7 @@ impl Governance {
             return Err(Refusal::LedgerStreamStart { seq: first.seq });
         };
         let mut governance = Governance::genesis(ledger_id, &genesis)?;
+        each(&governance);
         for event in iter {
             governance
                 .apply(&parse(event)?)
@@ -609,6 +620,7 @@ impl Governance {
                     seq: event.seq,
                     source: Box::new(source),
                 })?;
+            each(&governance);
         }
         Ok(governance)
     }
