@@ -107,7 +107,11 @@ pub struct Pin {
 
 /// The pin of `ledger_id` in `dir`, read only (no file is created).
 pub async fn pinned(dir: &Path, ledger_id: Uuid) -> Result<Option<Pin>, PinError> {
-    let Some(state) = StateFile::open(&state_file(dir, ledger_id), false)
+    let path = state_file(dir, ledger_id);
+    if path.exists() {
+        check_private(dir, &path)?;
+    }
+    let Some(state) = StateFile::open(&path, false)
         .await
         .map_err(PinError::State)?
     else {
@@ -144,11 +148,16 @@ pub async fn sync(store: &Store, ledger_id: Uuid, dir: &Path) -> Result<Verified
         path: dir.to_path_buf(),
         reason: error.to_string(),
     })?;
-    restrict_to_owner(dir);
-    let state = StateFile::open(&state_file(dir, ledger_id), true)
+    restrict_to_owner(dir)?;
+    let path = state_file(dir, ledger_id);
+    let state = StateFile::open(&path, true)
         .await
         .map_err(PinError::State)?
         .expect("created when missing");
+    if let Err(error) = check_private(dir, &path) {
+        state.close().await;
+        return Err(error);
+    }
     let mut verified = Verified {
         ledger_id,
         seq: 0,
@@ -187,13 +196,68 @@ async fn check_deferred_heads(
     Ok(())
 }
 
-/// Pins say what this user verified: nobody else on the machine needs to read them.
-fn restrict_to_owner(dir: &Path) {
+/// Pins say what this user verified: nobody else on the machine may read or change them.
+/// Making `dir` private (mode 0700) succeeds only for its owner (or root), so a directory
+/// another user owns is refused: they could replace the pins it holds.
+fn restrict_to_owner(dir: &Path) -> Result<(), PinError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|error| {
+            PinError::StateDir {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "it cannot be made private to this user (mode 0700): {error}. Another user's directory could have its pins replaced by them: set {STATE_DIR_ENV} to a directory of your own"
+                ),
+            }
+        })?;
     }
+    Ok(())
+}
+
+/// The state file must belong to whoever owns its directory, and the directory must be
+/// writable by its owner alone: a file or directory that another user could write is
+/// refused, since whoever can write it can move the pin to a ledger of their making.
+fn check_private(dir: &Path, file: &Path) -> Result<(), PinError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = |path: &Path| {
+            std::fs::metadata(path).map_err(|error| PinError::StateDir {
+                path: path.to_path_buf(),
+                reason: error.to_string(),
+            })
+        };
+        let (dir_meta, file_meta) = (metadata(dir)?, metadata(file)?);
+        let refused = |path: &Path, what: String| {
+            PinError::StateDir {
+            path: path.to_path_buf(),
+            reason: format!(
+                "{what}: another user could replace the pins it holds. Set {STATE_DIR_ENV} to a directory of your own"
+            ),
+        }
+        };
+        if dir_meta.mode() & 0o022 != 0 {
+            return Err(refused(
+                dir,
+                format!(
+                    "it is writable by others (mode {:o})",
+                    dir_meta.mode() & 0o777
+                ),
+            ));
+        }
+        if file_meta.uid() != dir_meta.uid() {
+            return Err(refused(
+                file,
+                format!(
+                    "it belongs to user {}, its directory to user {}",
+                    file_meta.uid(),
+                    dir_meta.uid()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Verified {

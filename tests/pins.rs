@@ -345,6 +345,7 @@ both_backends!(
     a_layer_row_removed_from_a_state_file_is_damage_not_an_unused_layer,
     a_clock_set_ahead_by_the_database_or_a_client_enters_no_pin,
     an_offline_signature_bound_to_a_replaced_row_is_not_attached,
+    a_state_directory_or_file_another_user_could_write_is_refused,
 );
 
 /// An attacker's review (from the code): `attach` compared an offline signature's bound head
@@ -968,4 +969,72 @@ async fn open_proposals_are_rows_and_a_state_saved_whole_still_resumes(db: &Test
     save_open_proposals_whole(&file).await;
     assert_eq!(open_rows(&file).await, Vec::<String>::new());
     commit_both_and_resume(&desk, &file, &first, &second).await;
+}
+
+/// Pins are one user's own: whoever can write a state file can move its pin to a ledger of
+/// their making. A state directory others may write is made private again (mode 0700) by its
+/// owner's next command; a state file another user owns, or a directory another user owns,
+/// is refused (naming it) by the commands that write pins and by `verify FILE`, which reads
+/// one. Handing a file to another user takes root, as CI runs the tests.
+async fn a_state_directory_or_file_another_user_could_write_is_refused(db: &TestDb) {
+    use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
+    let desk = Desk::new(db);
+    desk.ok("bob", &["list"]);
+    let dir = desk.state("bob");
+    let ledger = desk.events().await[0].ledger_id;
+    let file = rollbook::pin::state_file(&dir, ledger);
+    let export = desk.path("bob-export.jsonl");
+    desk.ok("bob", &["export", "--out", &export]);
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().mode() & 0o777;
+
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    desk.ok("bob", &["list"]);
+    assert_eq!(mode(&dir), 0o700, "made private again by its owner");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Exit 4 as an IO failure; `verify FILE` says 2, as for any input it cannot use.
+    let refused = |args: &[&str], needles: &[&str]| {
+        let out = desk.run("bob", args);
+        let stderr = text(&out.stderr);
+        let code = if args[0] == "verify" { 2 } else { 4 };
+        assert_eq!(out.status.code(), Some(code), "bob {args:?}: {stderr}");
+        for needle in needles {
+            assert!(
+                stderr.contains(needle),
+                "bob {args:?}: {stderr:?} lacks {needle:?}"
+            );
+        }
+    };
+    // `verify FILE` reads the pin and writes nothing, so it refuses rather than repair.
+    refused(
+        &["verify", &export],
+        &[&dir.display().to_string(), "writable by others (mode 777)"],
+    );
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    if !root {
+        eprintln!("not root: files cannot be handed to another user here; CI runs this as root");
+        return;
+    }
+    let (nobody, before) = (65534, desk.pin("bob").await);
+    chown(&file, Some(nobody), None).unwrap();
+    let file_shown = file.display().to_string();
+    let other_file = [
+        file_shown.as_str(),
+        "belongs to user 65534, its directory to user 0",
+    ];
+    refused(&["list"], &other_file);
+    refused(&["verify", &export], &other_file);
+    chown(&file, Some(0), None).unwrap();
+    chown(&dir, Some(nobody), None).unwrap();
+    refused(
+        &["list"],
+        &[
+            &file_shown,
+            "belongs to user 0, its directory to user 65534",
+        ],
+    );
+    chown(&dir, Some(0), None).unwrap();
+    assert_eq!(desk.pin("bob").await, before, "nothing moved the pin");
+    desk.ok("bob", &["list"]);
 }
