@@ -892,11 +892,16 @@ async fn the_cli_records_fills_with_exit_codes_and_json(db: &TestDb) {
         text(&out.stdout)
     );
     let out = cli.run(&["show", &id]);
-    assert!(
-        text(&out.stdout).contains("execution breach: 10 contracts filled in all"),
-        "{}",
-        text(&out.stdout)
-    );
+    for line in [
+        "execution breach: 10 contracts filled in all",
+        "  execution: execution breach, 10 of 9 contracts filled in 2 execution(s); 1 recorded an execution breach",
+    ] {
+        assert!(
+            text(&out.stdout).contains(line),
+            "{line:?}: {}",
+            text(&out.stdout)
+        );
+    }
     let verified = cli.ok_json(&["verify", "--json"]);
     assert_eq!(verified["execution_breaches"], 1);
     assert_eq!(verified["executions"], 2);

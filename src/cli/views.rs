@@ -158,17 +158,7 @@ pub fn proposal_json(
     let sets = &history.sets;
     let status = state.status_under(now, governance);
     let report = report_of(state);
-    let threshold = history
-        .bound_set(state)
-        .map(|set| set.threshold)
-        .unwrap_or(governance.set.threshold);
-    let missing: Vec<String> = if status == Status::Pending {
-        tally(governance, state)
-            .map(|t| t.missing)
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let (threshold, missing) = threshold_and_missing(governance, history, state, status);
     let signatures: Vec<Value> = state
         .cosignatures
         .iter()
@@ -220,6 +210,28 @@ pub fn proposal_json(
     object
 }
 
+/// The signatures `state` needs (its bound set's threshold) and, while it is pending, the
+/// signers who may still sign it.
+fn threshold_and_missing(
+    governance: &Governance,
+    history: &History,
+    state: &ProposalState,
+    status: Status,
+) -> (u32, Vec<String>) {
+    let threshold = history
+        .bound_set(state)
+        .map(|set| set.threshold)
+        .unwrap_or(governance.set.threshold);
+    let missing = if status == Status::Pending {
+        tally(governance, state)
+            .map(|t| t.missing)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    (threshold, missing)
+}
+
 /// What a signer needs before signing, as `show` prints it and `sign` shows it before it
 /// signs (one layout for both): the roll (closed layer, next layer, window, snapshot, note) or
 /// what a motion changes, every guardrail check as `evaluate` prints it, the signatures with
@@ -233,8 +245,8 @@ pub fn signing_view(
 ) -> Vec<String> {
     let sets = &history.sets;
     let terms = &state.recorded.terms;
-    let view = proposal_json(governance, history, state, now, false);
     let status = state.status_under(now, governance);
+    let (threshold, missing) = threshold_and_missing(governance, history, state, status);
     let mut lines = vec![
         format!(
             "proposal {} (short id {})  {}  [{}]",
@@ -269,7 +281,7 @@ pub fn signing_view(
     lines.push(format!(
         "  signatures: {} of {} needed",
         state.cosignatures.len(),
-        view["threshold"]
+        threshold
     ));
     for signature in &state.cosignatures {
         lines.push(format!(
@@ -279,12 +291,12 @@ pub fn signing_view(
             signature.recorded_at
         ));
     }
-    if let Some(missing) = view["missing"].as_array().filter(|m| !m.is_empty()) {
-        let names: Vec<&str> = missing.iter().filter_map(Value::as_str).collect();
-        lines.push(format!("  may still sign: {}", names.join(", ")));
+    if !missing.is_empty() {
+        lines.push(format!("  may still sign: {}", missing.join(", ")));
     }
     lines.push(life_line(governance, history, state, status, now));
-    if let Some(label) = view["execution"].as_str() {
+    if terms.kind == ProposalKind::Roll && status.is_committed() {
+        let label = execution_label(status, state.filled_contracts);
         lines.push(format!(
             "  execution: {label}, {} of {} contracts filled in {} execution(s){}",
             state.filled_contracts,
