@@ -144,20 +144,15 @@ pub struct Verified {
 /// Verifies `ledger_id` in `store` from this client's pin (from genesis without one) to its
 /// head and moves the pin there.
 pub async fn sync(store: &Store, ledger_id: Uuid, dir: &Path) -> Result<Verified, PinError> {
-    std::fs::create_dir_all(dir).map_err(|error| PinError::StateDir {
-        path: dir.to_path_buf(),
-        reason: error.to_string(),
-    })?;
-    restrict_to_owner(dir)?;
+    create_private_dir(dir)?;
+    // Checked before SQLite opens or creates anything: the directory, then the files in it
+    // (once the directory is this user's alone, nobody else can put a file there).
     let path = state_file(dir, ledger_id);
+    check_private(dir, &path)?;
     let state = StateFile::open(&path, true)
         .await
         .map_err(PinError::State)?
         .expect("created when missing");
-    if let Err(error) = check_private(dir, &path) {
-        state.close().await;
-        return Err(error);
-    }
     let mut verified = Verified {
         ledger_id,
         seq: 0,
@@ -196,68 +191,83 @@ async fn check_deferred_heads(
     Ok(())
 }
 
-/// Pins say what this user verified: nobody else on the machine may read or change them.
-/// Making `dir` private (mode 0700) succeeds only for its owner (or root), so a directory
-/// another user owns is refused: they could replace the pins it holds.
-fn restrict_to_owner(dir: &Path) -> Result<(), PinError> {
+/// The state directory, created (with any missing parent) private to this user, mode 0700.
+fn create_private_dir(dir: &Path) -> Result<(), PinError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|error| {
-            PinError::StateDir {
-                path: dir.to_path_buf(),
-                reason: format!(
-                    "it cannot be made private to this user (mode 0700): {error}. Another user's directory could have its pins replaced by them: set {STATE_DIR_ENV} to a directory of your own"
-                ),
-            }
-        })?;
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|error| PinError::StateDir {
+        path: dir.to_path_buf(),
+        reason: error.to_string(),
+    })
+}
+
+/// Pins say what this user verified, and whoever can write a state file can move its pin to a
+/// ledger of their making, or remove it so that the next command trusts the ledger afresh:
+/// the state directory, the state file and SQLite's `-wal` and `-shm` files beside it must be
+/// this user's and writable by nobody else. Nothing is repaired: a directory others could
+/// write may already have lost its pins, which its owner should know.
+fn check_private(dir: &Path, file: &Path) -> Result<(), PinError> {
+    #[cfg(unix)]
+    check_owned(dir, &state_metadata(dir, std::fs::metadata(dir))?)?;
+    check_files_private(file)
+}
+
+/// The state file and SQLite's `-wal` and `-shm` files beside it, those that exist, are this
+/// user's own files (not links) and writable by nobody else.
+fn check_files_private(file: &Path) -> Result<(), PinError> {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = file.as_os_str().to_owned();
+        path.push(suffix);
+        let path = PathBuf::from(path);
+        match std::fs::symlink_metadata(&path) {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            found => check_owned(&path, &state_metadata(&path, found)?)?,
+        }
     }
     Ok(())
 }
 
-/// The state file must belong to whoever owns its directory, and the directory must be
-/// writable by its owner alone: a file or directory that another user could write is
-/// refused, since whoever can write it can move the pin to a ledger of their making.
-fn check_private(dir: &Path, file: &Path) -> Result<(), PinError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        let metadata = |path: &Path| {
-            std::fs::metadata(path).map_err(|error| PinError::StateDir {
-                path: path.to_path_buf(),
-                reason: error.to_string(),
-            })
-        };
-        let (dir_meta, file_meta) = (metadata(dir)?, metadata(file)?);
-        let refused = |path: &Path, what: String| {
-            PinError::StateDir {
-            path: path.to_path_buf(),
-            reason: format!(
-                "{what}: another user could replace the pins it holds. Set {STATE_DIR_ENV} to a directory of your own"
-            ),
-        }
-        };
-        if dir_meta.mode() & 0o022 != 0 {
-            return Err(refused(
-                dir,
-                format!(
-                    "it is writable by others (mode {:o})",
-                    dir_meta.mode() & 0o777
-                ),
-            ));
-        }
-        if file_meta.uid() != dir_meta.uid() {
-            return Err(refused(
-                file,
-                format!(
-                    "it belongs to user {}, its directory to user {}",
-                    file_meta.uid(),
-                    dir_meta.uid()
-                ),
-            ));
-        }
-    }
-    Ok(())
+#[cfg(unix)]
+fn state_metadata(
+    path: &Path,
+    read: std::io::Result<std::fs::Metadata>,
+) -> Result<std::fs::Metadata, PinError> {
+    read.map_err(|error| PinError::StateDir {
+        path: path.to_path_buf(),
+        reason: error.to_string(),
+    })
+}
+
+/// `path` (of `metadata`) belongs to this process's user, is no symbolic link and is writable
+/// by nobody else.
+#[cfg(unix)]
+fn check_owned(path: &Path, metadata: &std::fs::Metadata) -> Result<(), PinError> {
+    use std::os::unix::fs::MetadataExt;
+    let user = rustix::process::geteuid().as_raw();
+    let problem = if metadata.file_type().is_symlink() {
+        "it is a symbolic link".to_string()
+    } else if metadata.uid() != user {
+        format!(
+            "it belongs to user {}, not to this user ({user})",
+            metadata.uid()
+        )
+    } else if metadata.mode() & 0o022 != 0 {
+        format!(
+            "it is writable by others (mode {:o})",
+            metadata.mode() & 0o777
+        )
+    } else {
+        return Ok(());
+    };
+    Err(PinError::StateDir {
+        path: path.to_path_buf(),
+        reason: format!(
+            "{problem}: another user could replace or remove the pins it holds. Make it yours alone (mode 0700 for a directory, 0600 for a file) or set {STATE_DIR_ENV} to a directory of your own"
+        ),
+    })
 }
 
 impl Verified {

@@ -972,10 +972,12 @@ async fn open_proposals_are_rows_and_a_state_saved_whole_still_resumes(db: &Test
 }
 
 /// Pins are one user's own: whoever can write a state file can move its pin to a ledger of
-/// their making. A state directory others may write is made private again (mode 0700) by its
-/// owner's next command; a state file another user owns, or a directory another user owns,
-/// is refused (naming it) by the commands that write pins and by `verify FILE`, which reads
-/// one. Handing a file to another user takes root, as CI runs the tests.
+/// their making (an attacker's review rolled a root client's pin back to before a veto with a
+/// directory and file that user `nobody` owned). A state directory is created private (mode
+/// 0700); a directory or state file others may write, one another user owns, or a link in
+/// place of a `-wal` file, is refused (naming it) by the commands that write pins and by
+/// `verify FILE`, which reads one. Handing a file to another
+/// user takes root, as CI runs the tests.
 async fn a_state_directory_or_file_another_user_could_write_is_refused(db: &TestDb) {
     use std::os::unix::fs::{chown, MetadataExt, PermissionsExt};
     let desk = Desk::new(db);
@@ -986,11 +988,6 @@ async fn a_state_directory_or_file_another_user_could_write_is_refused(db: &Test
     let export = desk.path("bob-export.jsonl");
     desk.ok("bob", &["export", "--out", &export]);
     let mode = |path: &Path| std::fs::metadata(path).unwrap().mode() & 0o777;
-
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    desk.ok("bob", &["list"]);
-    assert_eq!(mode(&dir), 0o700, "made private again by its owner");
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     // Exit 4 as an IO failure; `verify FILE` says 2, as for any input it cannot use.
     let refused = |args: &[&str], needles: &[&str]| {
         let out = desk.run("bob", args);
@@ -1004,37 +1001,57 @@ async fn a_state_directory_or_file_another_user_could_write_is_refused(db: &Test
             );
         }
     };
-    // `verify FILE` reads the pin and writes nothing, so it refuses rather than repair.
-    refused(
-        &["verify", &export],
-        &[&dir.display().to_string(), "writable by others (mode 777)"],
-    );
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
 
-    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
-    if !root {
+    assert_eq!(mode(&dir), 0o700, "created private");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let open_dir = [
+        &dir.display().to_string() as &str,
+        "writable by others (mode 777)",
+    ];
+    refused(&["list"], &open_dir);
+    refused(&["verify", &export], &open_dir);
+    assert_eq!(mode(&dir), 0o777, "not repaired: its owner should know");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let file_shown = file.display().to_string();
+    refused(&["list"], &[&file_shown, "writable by others (mode 666)"]);
+    refused(&["verify", &export], &[&file_shown, "writable by others"]);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let wal = PathBuf::from(format!("{file_shown}-wal"));
+    let _ = std::fs::remove_file(&wal);
+    std::os::unix::fs::symlink(desk.path("elsewhere"), &wal).unwrap();
+    refused(&["list"], &[&wal.display().to_string(), "a symbolic link"]);
+    std::fs::remove_file(&wal).unwrap();
+
+    let user = std::fs::metadata("/proc/self").unwrap().uid();
+    if user != 0 {
         eprintln!("not root: files cannot be handed to another user here; CI runs this as root");
         return;
     }
     let (nobody, before) = (65534, desk.pin("bob").await);
     chown(&file, Some(nobody), None).unwrap();
-    let file_shown = file.display().to_string();
     let other_file = [
         file_shown.as_str(),
-        "belongs to user 65534, its directory to user 0",
+        "belongs to user 65534, not to this user (0)",
     ];
     refused(&["list"], &other_file);
     refused(&["verify", &export], &other_file);
-    chown(&file, Some(0), None).unwrap();
+    // Root is no exception: a directory and a file both another user's are theirs to replace.
     chown(&dir, Some(nobody), None).unwrap();
-    refused(
-        &["list"],
-        &[
-            &file_shown,
-            "belongs to user 0, its directory to user 65534",
-        ],
+    let other_dir = [
+        &dir.display().to_string() as &str,
+        "belongs to user 65534, not to this user (0)",
+    ];
+    refused(&["list"], &other_dir);
+    refused(&["verify", &export], &other_dir);
+    assert_eq!(
+        mode(&dir),
+        0o700,
+        "another user's directory is left as it was"
     );
     chown(&dir, Some(0), None).unwrap();
+    chown(&file, Some(0), None).unwrap();
     assert_eq!(desk.pin("bob").await, before, "nothing moved the pin");
     desk.ok("bob", &["list"]);
 }
