@@ -985,7 +985,14 @@ impl Auditor {
         }
         if let Some(proposal) = &rolled {
             state.body_terms = Some(BodyTerms::of(proposal));
-            self.layers.record(&state, proposal, governance, at);
+            self.layers
+                .record(&state, proposal, governance, at)
+                .map_err(|conflict| {
+                    format!(
+                        "proposal {}: {conflict} (A12)",
+                        state.recorded.terms.proposal_id
+                    )
+                })?;
         }
         if state.status == Status::Failed {
             *self.closed.entry("failed".into()).or_default() += 1;
