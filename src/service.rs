@@ -814,7 +814,7 @@ impl Ledger {
                 ),
                 (
                     proposal_id.to_string(),
-                    ExpectedVersion::Exact(roll.stream_version),
+                    ExpectedVersion::Exact(u64::from(roll.stream_version)),
                 ),
             ];
             let written = self

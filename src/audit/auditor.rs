@@ -452,8 +452,9 @@ impl Auditor {
         }
         let roll: ExecutableRoll = serde_json::from_slice(saved)
             .map_err(|error| format!("saved committed roll {proposal_id}: {error}"))?;
-        self.committed.insert(roll);
-        Ok(())
+        self.committed
+            .insert(roll)
+            .map_err(|error| format!("saved committed roll {proposal_id}: {error}"))
     }
 
     /// The committed roll held for `proposal_id`, found only under the id's one spelling (as
@@ -811,7 +812,9 @@ impl Auditor {
                         let roll = ExecutableRoll::committed(&state, deviation_max)
                             .map_err(|r| format!("{r} (A13)"))?;
                         self.touched_rolls.insert(roll.proposal_id);
-                        self.committed.insert(roll);
+                        self.committed
+                            .insert(roll)
+                            .map_err(|error| format!("{error} (A13)"))?;
                     }
                 }
             }
@@ -982,7 +985,14 @@ impl Auditor {
         }
         if let Some(proposal) = &rolled {
             state.body_terms = Some(BodyTerms::of(proposal));
-            self.layers.record(&state, proposal, governance, at);
+            self.layers
+                .record(&state, proposal, governance, at)
+                .map_err(|conflict| {
+                    format!(
+                        "proposal {}: {conflict} (A12)",
+                        state.recorded.terms.proposal_id
+                    )
+                })?;
         }
         if state.status == Status::Failed {
             *self.closed.entry("failed".into()).or_default() += 1;
@@ -1089,11 +1099,11 @@ impl Auditor {
         let roll = self.committed_roll(id).ok_or_else(|| {
             format!("execution of proposal {id}, which is not a committed roll, or whose executions closed {EXECUTION_GRACE_DAYS} days after its window (A13)")
         })?;
-        if event.stream_version != roll.stream_version + 1 {
+        let expected_version = u64::from(roll.stream_version) + 1;
+        if event.stream_version != expected_version {
             return Err(format!(
-                "stream version {}, expected {} (C10)",
+                "stream version {}, expected {expected_version} (C10)",
                 event.stream_version,
-                roll.stream_version + 1
             ));
         }
         if event.actor.as_deref() != Some(&executed.signature.key_id) {
@@ -1125,7 +1135,8 @@ impl Auditor {
         let roll = self.committed.get_mut(&proposal_id).expect("found above");
         self.touched_rolls.insert(proposal_id);
         let before = roll.status;
-        roll.evolve(executed, event);
+        roll.evolve(executed, event)
+            .map_err(|r| format!("execution of proposal {id}: {r} (C10)"))?;
         let after = roll.status;
         if before != after {
             if let Some(count) = self.closed.get_mut(before.as_str()) {
@@ -1299,7 +1310,7 @@ mod tests {
     /// in deadline order: memory follows the rolls whose executions may still come.
     #[test]
     fn committed_rolls_are_forgotten_after_their_recording_deadline() {
-        use crate::domain::execution::{ApprovedTerms, EXECUTION_RECORDING_GRACE_DAYS};
+        use crate::domain::execution::{ApprovedTerms, Executions, EXECUTION_RECORDING_GRACE_DAYS};
         let window_end = |day: u32| Utc.with_ymd_and_hms(2026, 5, day, 15, 15, 0).unwrap();
         let mut auditor = Auditor::new(Utc::now());
         let id_of_day: BTreeMap<u32, uuid::Uuid> = [7, 8, 9]
@@ -1319,9 +1330,9 @@ mod tests {
                 },
                 status: Status::Committed,
                 stream_version: 3,
-                executions: Box::default(),
+                executions: Executions::default(),
             };
-            auditor.committed.insert(roll);
+            auditor.committed.insert(roll).unwrap();
         }
         let grace = Duration::days(EXECUTION_RECORDING_GRACE_DAYS);
         auditor.forget_closed_executions(window_end(7) + grace);

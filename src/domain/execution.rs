@@ -93,7 +93,7 @@ pub struct ExecutionRecord {
     pub corrected: bool,
 }
 
-/// A committed roll as an execution needs it: 128 bytes and 32 per execution, not its
+/// A committed roll as an execution needs it: 112 bytes and 32 per execution, not its
 /// proposal's body and report (a verifier keeps one per roll whose recording window is open).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExecutableRoll {
@@ -103,10 +103,58 @@ pub struct ExecutableRoll {
     pub subject_digest: [u8; 32],
     pub approved: ApprovedTerms,
     pub status: Status,
-    pub stream_version: u64,
-    /// A boxed slice, not a `Vec`: its capacity word would be paid by every roll held, and a
-    /// roll is executed a few times at most.
-    pub executions: Box<[ExecutionRecord]>,
+    /// A `u32`, not the store's `u64`: 8 bytes less for every roll held. A roll's stream is its
+    /// recording, a signature per signer, its commit and its executions; one longer than
+    /// `u32::MAX` events is refused (`Refusal::RollStreamFull`).
+    pub stream_version: u32,
+    pub executions: Executions,
+}
+
+/// The executions recorded on a roll, behind one thin pointer (a `Vec`'s three words or a
+/// boxed slice's two would be paid by every roll held; most are executed a few times at most,
+/// many never). Saved as the list it holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+// The box is the point: an `Option<Box<Vec<..>>>` is one word, and allocates only once a roll
+// is executed.
+#[allow(clippy::box_collection)]
+pub struct Executions(Option<Box<Vec<ExecutionRecord>>>);
+
+impl Executions {
+    fn push(&mut self, record: ExecutionRecord) {
+        self.0.get_or_insert_default().push(record);
+    }
+}
+
+impl std::ops::Deref for Executions {
+    type Target = [ExecutionRecord];
+
+    fn deref(&self) -> &[ExecutionRecord] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl std::ops::DerefMut for Executions {
+    fn deref_mut(&mut self) -> &mut [ExecutionRecord] {
+        self.0.as_deref_mut().map_or(&mut [], Vec::as_mut_slice)
+    }
+}
+
+impl Serialize for Executions {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Executions {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let records = Vec::<ExecutionRecord>::deserialize(deserializer)?;
+        Ok(Executions((!records.is_empty()).then(|| Box::new(records))))
+    }
+}
+
+/// `version` as a roll's stream version, unless its stream is longer than a roll's may be.
+fn roll_stream_version(proposal_id: Uuid, version: u64) -> Result<u32, Refusal> {
+    u32::try_from(version).map_err(|_| Refusal::RollStreamFull { proposal_id })
 }
 
 impl ExecutableRoll {
@@ -141,8 +189,8 @@ impl ExecutableRoll {
             subject_digest: state.digest,
             approved: ApprovedTerms::of(&state.recorded, body, quote_deviation_max),
             status: Status::Committed,
-            stream_version: state.stream_version,
-            executions: Box::default(),
+            stream_version: roll_stream_version(state.id, state.stream_version)?,
+            executions: Executions::default(),
         })
     }
 
@@ -152,15 +200,17 @@ impl ExecutableRoll {
         let mut roll = Self::committed(&state, quote_deviation_max)?;
         for event in events {
             if let Event::RollExecuted(executed) = super::proposal::parse_event(event)? {
-                roll.evolve(&executed, event);
+                roll.evolve(&executed, event)?;
             }
         }
-        roll.stream_version = state.stream_version;
+        roll.stream_version = roll_stream_version(state.id, state.stream_version)?;
         Ok(roll)
     }
 
-    /// Applies an execution decided by `decide_execute` (state changes only, no rules).
-    pub fn evolve(&mut self, executed: &RollExecuted, stored: &StoredEvent) {
+    /// Applies an execution decided by `decide_execute` (state changes only, no rules), unless
+    /// it would make the roll's stream longer than a roll's may be.
+    pub fn evolve(&mut self, executed: &RollExecuted, stored: &StoredEvent) -> Result<(), Refusal> {
+        let stream_version = roll_stream_version(self.proposal_id, stored.stream_version)?;
         for id in &executed.corrects {
             if let Some(record) = self
                 .executions
@@ -170,17 +220,16 @@ impl ExecutableRoll {
                 record.corrected = true;
             }
         }
-        let mut executions = std::mem::take(&mut self.executions).into_vec();
-        executions.push(ExecutionRecord {
+        self.executions.push(ExecutionRecord {
             event_id: stored.event_id,
             contracts: contracts_of(&executed.fills),
             corrected: false,
         });
-        self.executions = executions.into_boxed_slice();
         if let Some(status) = Status::parse(&executed.status) {
             self.status = status;
         }
-        self.stream_version = stored.stream_version;
+        self.stream_version = stream_version;
+        Ok(())
     }
 
     /// The last chain time an execution of this roll may be recorded at.
@@ -548,7 +597,7 @@ mod tests {
     /// added here is paid for every such roll (docs/audit-format.md, Memory).
     #[test]
     fn a_committed_roll_stays_compact() {
-        assert!(std::mem::size_of::<ExecutableRoll>() <= 128);
+        assert!(std::mem::size_of::<ExecutableRoll>() <= 112);
     }
 
     fn fill(contracts: u32, price_usd: f64) -> Fill {

@@ -1,8 +1,8 @@
 //! One budget per closed layer (methodology, "Drawing on one closed layer"): which proposals
 //! draw on a closed layer's profit at a given moment, and the rules that keep one layer under
 //! one name with one set of numbers. Pure: the auditor folds every recording and closing into
-//! one `LayerBook`; a writer builds one from the proposals the store indexes under the layer's
-//! id and numbers (`LayerBook::of_states`). Both then ask the same `draws_for`.
+//! one `LayerBook`; a writer drafts on the one its pin's auditor saved (or one folded from
+//! genesis). Both then ask the same `draws_for`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -44,6 +44,8 @@ pub enum LayerConflict {
     },
     #[error("its body is identical to pending proposal {proposal_id}")]
     SameAsPending { proposal_id: String },
+    #[error("closed_layer.id {layer_id}: one process holds at most {} closed layers and 4 GiB of their ids, and this layer would pass that", u32::MAX)]
+    TooManyLayers { layer_id: String },
 }
 
 /// Where the draws of a roll's recording come from when it is checked.
@@ -59,7 +61,7 @@ pub enum DrawsFrom<'a> {
 /// Every closed layer drawn on, as the history so far leaves it.
 ///
 /// A verifier keeps every layer a committed roll drew on, for good (a committed roll draws on
-/// its layer forever), so a layer is held compactly (`LayerTable`: about 130 bytes a layer
+/// its layer forever), so a layer is held compactly (`LayerTable`: about 115 bytes a layer
 /// drawn on by one roll, docs/audit-format.md, Memory), and what only a pending roll needs
 /// (`PendingDraw`) is boxed and dropped when it commits.
 ///
@@ -90,6 +92,11 @@ struct LayerTable {
     held: Vec<Layer>,
     /// The ids of `held`, each at its layer's `id_start`, `id_len` bytes long.
     ids: String,
+    /// The proposal that fixed a layer's numbers (the earliest on its id that did not fail), by
+    /// index, for the few layers whose first drawing is not that proposal's any more (it was
+    /// vetoed, withdrawn or expired). Every other layer's is its first drawing's: held in the
+    /// layer, it would cost 16 bytes a layer, the id its drawing holds once more.
+    fixed_by_gone: BTreeMap<u32, Uuid>,
     /// Indexes into `held`, hashed by their layer's id.
     by_id: HashTable<u32>,
     /// Indexes into `held`, hashed by their numbers: the layer that owns each set of numbers.
@@ -116,6 +123,34 @@ impl LayerTable {
         id_in(&self.held, &self.ids, index)
     }
 
+    /// The proposal that fixed the numbers of the layer at `index`.
+    fn fixed_by(&self, index: u32) -> Uuid {
+        match self.fixed_by_gone.get(&index) {
+            Some(&fixed_by) => fixed_by,
+            None => self.get(index).drawings[0].proposal_id,
+        }
+    }
+
+    /// Drops the drawings of the layer at `index` that `keep` refuses, keeping its `fixed_by`.
+    fn retain_drawings(&mut self, index: u32, keep: impl FnMut(&mut Drawing) -> bool) {
+        let fixed_by = self.fixed_by(index);
+        let drawings = &mut self.held[index as usize].drawings;
+        drawings.retain(keep);
+        if drawings.first().map(|drawing| drawing.proposal_id) != Some(fixed_by) {
+            self.fixed_by_gone.insert(index, fixed_by);
+        }
+    }
+
+    /// The layer at `index` as a saved row holds it.
+    fn saved(&self, index: u32) -> SavedLayer {
+        let layer = self.get(index);
+        SavedLayer {
+            numbers: layer.numbers.to_string(),
+            fixed_by: self.fixed_by(index).to_string(),
+            drawings: layer.drawings.iter().map(SavedDrawing::from).collect(),
+        }
+    }
+
     fn index_of(&self, id: &str) -> Option<u32> {
         let hash = self.hasher.hash_one(id);
         self.by_id
@@ -131,16 +166,30 @@ impl LayerTable {
             .copied()
     }
 
-    /// Adds `layer` under `id`, which no held layer has; returns its index.
-    fn insert(&mut self, id: &str, mut layer: Layer, owner: NumbersOwner) -> u32 {
+    /// Adds `layer`, whose numbers `fixed_by` fixed, under `id`, which no held layer has;
+    /// returns its index.
+    fn insert(
+        &mut self,
+        id: &str,
+        mut layer: Layer,
+        fixed_by: Uuid,
+        owner: NumbersOwner,
+    ) -> Result<u32, LayerConflict> {
         debug_assert!(self.index_of(id).is_none(), "one layer per id");
-        // A layer id has at most 64 characters (`IDENTIFIER_CHARS_MAX`): 4 GiB of them would be
-        // 67 million layers, whose records alone would not fit in this process either.
-        let index = u32::try_from(self.held.len()).expect("fewer than 2^32 layers");
-        layer.id_start = u32::try_from(self.ids.len()).expect("less than 4 GiB of layer ids");
-        layer.id_len = u32::try_from(id.len()).expect("a layer id shorter than 4 GiB");
+        // Layers are named, and their ids placed, by `u32`. A layer id has at most 64
+        // characters (`IDENTIFIER_CHARS_MAX`): 4 GiB of them would be 67 million layers, whose
+        // records alone would not fit in this process either.
+        let too_many = || LayerConflict::TooManyLayers {
+            layer_id: id.to_string(),
+        };
+        let index = u32::try_from(self.held.len()).map_err(|_| too_many())?;
+        layer.id_start = u32::try_from(self.ids.len()).map_err(|_| too_many())?;
+        layer.id_len = u32::try_from(id.len()).map_err(|_| too_many())?;
         self.ids.push_str(id);
         let numbers = layer.numbers;
+        if layer.drawings.first().map(|drawing| drawing.proposal_id) != Some(fixed_by) {
+            self.fixed_by_gone.insert(index, fixed_by);
+        }
         self.held.push(layer);
         let (held, ids, hasher) = (&self.held, &self.ids, &self.hasher);
         self.by_id
@@ -163,7 +212,7 @@ impl LayerTable {
                 vacant.insert(index);
             }
         }
-        index
+        Ok(index)
     }
 }
 
@@ -180,8 +229,6 @@ struct Layer {
     id_start: u32,
     id_len: u32,
     numbers: LayerNumbers,
-    /// The earliest proposal on this id that was not failed.
-    fixed_by: Uuid,
     /// Proposals that may still draw, in recording order (the order of `drawn.proposal_ids`,
     /// and the order their outlays are summed in). Most layers are drawn on by one roll, held
     /// in place: a `Vec` of one cost 24 bytes and an allocation of 48.
@@ -321,11 +368,10 @@ struct SavedDrawing {
     committed: bool,
 }
 
-impl TryFrom<SavedLayer> for Layer {
-    type Error = String;
-
-    /// The layer a row holds; its id is placed by `LayerTable::insert`.
-    fn try_from(saved: SavedLayer) -> Result<Self, String> {
+impl Layer {
+    /// The layer a row holds, and the proposal that fixed its numbers; its id is placed by
+    /// `LayerTable::insert`.
+    fn from_saved(saved: SavedLayer) -> Result<(Layer, Uuid), String> {
         let id = |text: &str| {
             parse_canonical_uuid(text).ok_or_else(|| format!("{text:?} is not a proposal id"))
         };
@@ -353,48 +399,37 @@ impl TryFrom<SavedLayer> for Layer {
                 })
             })
             .collect::<Result<_, String>>()?;
-        Ok(Layer {
+        let layer = Layer {
             id_start: 0,
             id_len: 0,
             numbers: LayerNumbers::parse(&saved.numbers)?,
-            fixed_by: id(&saved.fixed_by)?,
             drawings,
-        })
+        };
+        Ok((layer, id(&saved.fixed_by)?))
     }
 }
 
-impl From<&Layer> for SavedLayer {
-    fn from(layer: &Layer) -> Self {
-        let drawings = layer
-            .drawings
-            .iter()
-            .map(|drawing| {
-                let (body_sha256, expires_at, signer_set_version, policy_version) =
-                    match drawing.pending.as_deref() {
-                        Some(pending) => (
-                            to_hex(&pending.body_sha256),
-                            pending.expires_at,
-                            pending.signer_set_version,
-                            pending.policy_version,
-                        ),
-                        None => (String::new(), DateTime::UNIX_EPOCH, 0, 0),
-                    };
-                SavedDrawing {
-                    proposal_id: drawing.proposal_id.to_string(),
-                    outlay_usd: drawing.outlay_usd,
-                    contracts: drawing.contracts,
-                    body_sha256,
-                    expires_at,
-                    signer_set_version,
-                    policy_version,
-                    committed: drawing.pending.is_none(),
-                }
-            })
-            .collect();
-        SavedLayer {
-            numbers: layer.numbers.to_string(),
-            fixed_by: layer.fixed_by.to_string(),
-            drawings,
+impl From<&Drawing> for SavedDrawing {
+    fn from(drawing: &Drawing) -> Self {
+        let (body_sha256, expires_at, signer_set_version, policy_version) =
+            match drawing.pending.as_deref() {
+                Some(pending) => (
+                    to_hex(&pending.body_sha256),
+                    pending.expires_at,
+                    pending.signer_set_version,
+                    pending.policy_version,
+                ),
+                None => (String::new(), DateTime::UNIX_EPOCH, 0, 0),
+            };
+        SavedDrawing {
+            proposal_id: drawing.proposal_id.to_string(),
+            outlay_usd: drawing.outlay_usd,
+            contracts: drawing.contracts,
+            body_sha256,
+            expires_at,
+            signer_set_version,
+            policy_version,
+            committed: drawing.pending.is_none(),
         }
     }
 }
@@ -421,7 +456,7 @@ impl LayerBook {
                 return Err(LayerConflict::NumbersTaken {
                     layer_id: layer_id.to_string(),
                     other_layer_id: self.layers.id(other).to_string(),
-                    fixed_by: self.layers.get(other).fixed_by.to_string(),
+                    fixed_by: self.layers.fixed_by(other).to_string(),
                 });
             }
             return Ok(Draws {
@@ -433,7 +468,7 @@ impl LayerBook {
         if layer.numbers != numbers {
             return Err(LayerConflict::NumbersDiffer {
                 layer_id: layer_id.to_string(),
-                fixed_by: layer.fixed_by.to_string(),
+                fixed_by: self.layers.fixed_by(index).to_string(),
             });
         }
         let body_sha256 = sha256(body.as_bytes());
@@ -467,40 +502,16 @@ impl LayerBook {
         proposal: &Proposal,
         governance: &Governance,
         at: DateTime<Utc>,
-    ) {
+    ) -> Result<(), LayerConflict> {
         let terms = &state.recorded.terms;
         let Some(layer_id) = proposal.closed_layer.id.as_deref() else {
-            return;
+            return Ok(());
         };
         if terms.kind != ProposalKind::Roll || state.status == Status::Failed {
-            return;
+            return Ok(());
         }
         let proposal_id = state.id;
-        let index = match self.layers.index_of(layer_id) {
-            Some(index) => index,
-            None => self.layers.insert(
-                layer_id,
-                Layer {
-                    id_start: 0,
-                    id_len: 0,
-                    numbers: LayerNumbers::of(proposal),
-                    fixed_by: proposal_id,
-                    drawings: SmallVec::new(),
-                },
-                NumbersOwner::KeepFirst,
-            ),
-        };
-        let layer = &mut self.layers.held[index as usize];
-        let layer_of = &mut self.layer_of;
-        layer.drawings.retain(|drawing| {
-            let keep = drawing.draws_at(at, governance);
-            if !keep {
-                layer_of.remove(&drawing.proposal_id);
-            }
-            keep
-        });
-        self.touched.insert(index);
-        layer.drawings.push(Drawing {
+        let drawing = Drawing {
             proposal_id,
             outlay_usd: proposal.requested_outlay_usd(),
             contracts: u64::from(proposal.contracts_requested()),
@@ -510,8 +521,36 @@ impl LayerBook {
                 signer_set_version: terms.signer_set_version,
                 policy_version: terms.policy_version,
             })),
-        });
-        layer_of.insert(proposal_id, layer_id.to_string());
+        };
+        let index = match self.layers.index_of(layer_id) {
+            Some(index) => {
+                let layer_of = &mut self.layer_of;
+                self.layers.retain_drawings(index, |drawing| {
+                    let keep = drawing.draws_at(at, governance);
+                    if !keep {
+                        layer_of.remove(&drawing.proposal_id);
+                    }
+                    keep
+                });
+                self.layers.held[index as usize].drawings.push(drawing);
+                index
+            }
+            // The first roll on a layer fixes its numbers.
+            None => self.layers.insert(
+                layer_id,
+                Layer {
+                    id_start: 0,
+                    id_len: 0,
+                    numbers: LayerNumbers::of(proposal),
+                    drawings: smallvec::smallvec![drawing],
+                },
+                proposal_id,
+                NumbersOwner::KeepFirst,
+            )?,
+        };
+        self.touched.insert(index);
+        self.layer_of.insert(proposal_id, layer_id.to_string());
+        Ok(())
     }
 
     /// The proposal was committed: it draws for good. (Its layer must be loaded.)
@@ -536,9 +575,8 @@ impl LayerBook {
     pub fn closed(&mut self, proposal_id: Uuid) {
         if let Some(layer_id) = self.layer_of.remove(&proposal_id) {
             if let Some(index) = self.layers.index_of(&layer_id) {
-                self.layers.held[index as usize]
-                    .drawings
-                    .retain(|d| d.proposal_id != proposal_id);
+                self.layers
+                    .retain_drawings(index, |d| d.proposal_id != proposal_id);
                 self.touched.insert(index);
             }
         }
@@ -570,11 +608,13 @@ impl LayerBook {
         if self.layers.index_of(layer_id).is_some() {
             return Ok(());
         }
-        let layer = serde_json::from_slice::<SavedLayer>(saved)
+        let (layer, fixed_by) = serde_json::from_slice::<SavedLayer>(saved)
             .map_err(|error| error.to_string())
-            .and_then(Layer::try_from)
+            .and_then(Layer::from_saved)
             .map_err(|error| format!("saved layer {layer_id}: {error}"))?;
-        self.layers.insert(layer_id, layer, NumbersOwner::Replace);
+        self.layers
+            .insert(layer_id, layer, fixed_by, NumbersOwner::Replace)
+            .map_err(|error| format!("saved layer {layer_id}: {error}"))?;
         Ok(())
     }
 
@@ -588,37 +628,12 @@ impl LayerBook {
         std::mem::take(&mut self.touched)
             .into_iter()
             .map(|index| {
-                let layer = self.layers.get(index);
-                let saved = serde_json::to_vec(&SavedLayer::from(layer)).expect("layers serialize");
-                (
-                    self.layers.id(index).to_string(),
-                    layer.numbers.to_string(),
-                    saved,
-                )
+                let saved = self.layers.saved(index);
+                let numbers_key = saved.numbers.clone();
+                let saved = serde_json::to_vec(&saved).expect("layers serialize");
+                (self.layers.id(index).to_string(), numbers_key, saved)
             })
             .collect()
-    }
-
-    /// The book a writer needs for one proposal: built from the states of every proposal on
-    /// its layer id or with its numbers, in recording order (each with its parsed body), folded
-    /// exactly as the auditor folds the history.
-    pub fn of_states<'a>(
-        states: impl IntoIterator<Item = (&'a ProposalState, &'a Proposal)>,
-        governance: &Governance,
-    ) -> LayerBook {
-        let mut book = LayerBook::default();
-        for (state, proposal) in states {
-            book.record(state, proposal, governance, state.created_at);
-            match state.status {
-                // An executed roll (or one whose execution breached) was committed: it draws.
-                Status::Committed | Status::Executed | Status::ExecutionBreach => {
-                    book.committed(state.id)
-                }
-                Status::Rejected | Status::Withdrawn | Status::Expired => book.closed(state.id),
-                Status::Pending | Status::Failed => {}
-            }
-        }
-        book
     }
 }
 
@@ -635,8 +650,49 @@ mod tests {
     #[test]
     fn a_committed_drawing_stays_compact() {
         assert!(std::mem::size_of::<Drawing>() <= 40);
-        // Its id's place, its numbers, `fixed_by` and one drawing in place.
-        assert!(std::mem::size_of::<Layer>() <= 104);
+        // Its id's place, its numbers and one drawing in place (`fixed_by` is that drawing's).
+        assert!(std::mem::size_of::<Layer>() <= 88);
+    }
+
+    /// A layer's numbers stay fixed by the proposal that fixed them when its drawing goes
+    /// (vetoed, withdrawn, expired), in lookups and in the saved row.
+    #[test]
+    fn fixed_by_outlives_the_fixing_drawing() {
+        let drawing = |n: u128| Drawing {
+            proposal_id: Uuid::from_u128(n),
+            outlay_usd: 100.0,
+            contracts: 1,
+            pending: None,
+        };
+        let numbers = LayerNumbers::parse("20 1.5 6.8 100 26.001").unwrap();
+        let mut table = LayerTable::default();
+        let layer = Layer {
+            id_start: 0,
+            id_len: 0,
+            numbers,
+            drawings: smallvec::smallvec![drawing(1)],
+        };
+        let index = table
+            .insert("L1", layer, Uuid::from_u128(1), NumbersOwner::KeepFirst)
+            .unwrap();
+        assert!(table.fixed_by_gone.is_empty(), "the first drawing fixed it");
+        table.held[index as usize].drawings.push(drawing(2));
+        table.retain_drawings(index, |d| d.proposal_id != Uuid::from_u128(2));
+        assert!(table.fixed_by_gone.is_empty(), "the fixing drawing stays");
+        table.retain_drawings(index, |d| d.proposal_id != Uuid::from_u128(1));
+        assert_eq!(table.fixed_by(index), Uuid::from_u128(1));
+        table.held[index as usize].drawings.push(drawing(3));
+        assert_eq!(table.fixed_by(index), Uuid::from_u128(1));
+        let saved = table.saved(index);
+        assert_eq!(saved.fixed_by, Uuid::from_u128(1).to_string());
+        assert_eq!(saved.drawings.len(), 1);
+        // A row whose fixing drawing is gone loads with the same `fixed_by`.
+        let (layer, fixed_by) = Layer::from_saved(saved).unwrap();
+        let mut again = LayerTable::default();
+        let index = again
+            .insert("L1", layer, fixed_by, NumbersOwner::Replace)
+            .unwrap();
+        assert_eq!(again.fixed_by(index), Uuid::from_u128(1));
     }
 
     /// Numbers compare as their text did when they were held as text (`{:?}` of each f64):
@@ -685,7 +741,7 @@ mod tests {
         assert_eq!(layer.numbers.to_string(), "20 1.5 6.8 100 26.001");
         assert_eq!(book.layers.owner_of(&layer.numbers), Some(index));
         assert_eq!(
-            layer.fixed_by.to_string(),
+            book.layers.fixed_by(index).to_string(),
             "01a1acc7-96f6-7607-bb8e-cfdeb7bdad28"
         );
         let [committed, pending] = &layer.drawings[..] else {
@@ -734,6 +790,7 @@ mod tests {
         again.load("BENCH-L1", saved).unwrap();
         assert_eq!(again.layers.held, book.layers.held);
         assert_eq!(again.layers.ids, book.layers.ids);
+        assert_eq!(again.layers.fixed_by_gone, book.layers.fixed_by_gone);
     }
 
     /// A row whose ids or body hash are not in their one spelling is refused, not guessed at.
@@ -778,32 +835,43 @@ mod tests {
             id_start: 0,
             id_len: 0,
             numbers: numbers(n),
-            fixed_by: Uuid::from_u128(u128::from(n)),
             drawings: SmallVec::new(),
         };
+        let fixed_by = |n: u32| Uuid::from_u128(u128::from(n));
         let mut table = LayerTable::default();
         for n in 0..5_000 {
-            let index = table.insert(&format!("BENCH-L{n}"), layer(n), NumbersOwner::KeepFirst);
+            let index = table
+                .insert(
+                    &format!("BENCH-L{n}"),
+                    layer(n),
+                    fixed_by(n),
+                    NumbersOwner::KeepFirst,
+                )
+                .unwrap();
             assert_eq!(index, n);
         }
         for n in 0..5_000 {
             let index = table.index_of(&format!("BENCH-L{n}")).expect("held");
             assert_eq!(table.id(index), format!("BENCH-L{n}"));
             assert_eq!(table.owner_of(&numbers(n)), Some(index));
-            assert_eq!(table.get(index).fixed_by, Uuid::from_u128(u128::from(n)));
+            assert_eq!(table.fixed_by(index), fixed_by(n));
         }
         assert_eq!(table.index_of("BENCH-L5000"), None);
         assert_eq!(table.index_of("BENCH-L"), None);
         assert_eq!(table.owner_of(&numbers(5_000)), None);
 
-        let second = table.insert("OTHER-1", layer(7), NumbersOwner::KeepFirst);
+        let second = table
+            .insert("OTHER-1", layer(7), fixed_by(7), NumbersOwner::KeepFirst)
+            .unwrap();
         assert_eq!(
             table.owner_of(&numbers(7)),
             Some(7),
             "the first layer keeps its numbers"
         );
         assert_eq!(table.index_of("OTHER-1"), Some(second));
-        let loaded = table.insert("OTHER-2", layer(8), NumbersOwner::Replace);
+        let loaded = table
+            .insert("OTHER-2", layer(8), fixed_by(8), NumbersOwner::Replace)
+            .unwrap();
         assert_eq!(
             table.owner_of(&numbers(8)),
             Some(loaded),

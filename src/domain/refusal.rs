@@ -317,6 +317,8 @@ pub enum Refusal {
         deadline: String,
         grace_days: i64,
     },
+    #[error("cannot record an execution of proposal {proposal_id}: its stream holds {} events, the most a roll's stream may hold", u32::MAX)]
+    RollStreamFull { proposal_id: Uuid },
     #[error("{field} {rule}")]
     FillInvalid { field: String, rule: String },
     #[error("corrects {event_id}: {reason}")]
