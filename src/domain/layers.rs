@@ -61,7 +61,7 @@ pub enum DrawsFrom<'a> {
 /// Every closed layer drawn on, as the history so far leaves it.
 ///
 /// A verifier keeps every layer a committed roll drew on, for good (a committed roll draws on
-/// its layer forever), so a layer is held compactly (`LayerTable`: about 115 bytes a layer
+/// its layer forever), so a layer is held compactly (`LayerTable`: about 107 bytes a layer
 /// drawn on by one roll, docs/audit-format.md, Memory), and what only a pending roll needs
 /// (`PendingDraw`) is held apart, by proposal id, and dropped when it commits.
 ///
