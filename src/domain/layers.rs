@@ -61,9 +61,9 @@ pub enum DrawsFrom<'a> {
 /// Every closed layer drawn on, as the history so far leaves it.
 ///
 /// A verifier keeps every layer a committed roll drew on, for good (a committed roll draws on
-/// its layer forever), so a layer is held compactly (`LayerTable`: about 115 bytes a layer
+/// its layer forever), so a layer is held compactly (`LayerTable`: about 107 bytes a layer
 /// drawn on by one roll, docs/audit-format.md, Memory), and what only a pending roll needs
-/// (`PendingDraw`) is boxed and dropped when it commits.
+/// (`PendingDraw`) is held apart, by proposal id, and dropped when it commits.
 ///
 /// Serialized (a client's saved auditor state) it holds only which layer each pending roll
 /// draws on: a layer itself is saved on its own (`take_touched`, `load`), so that a client's
@@ -97,6 +97,10 @@ struct LayerTable {
     /// vetoed, withdrawn or expired). Every other layer's is its first drawing's: held in the
     /// layer, it would cost 16 bytes a layer, the id its drawing holds once more.
     fixed_by_gone: BTreeMap<u32, Uuid>,
+    /// What each pending drawing of `held` needs besides its draw, by proposal id; a drawing
+    /// without an entry is committed. Only open proposals have one, so holding it apart spares
+    /// every committed drawing a verifier keeps the 8 bytes of a pointer to it.
+    pending: BTreeMap<Uuid, PendingDraw>,
     /// Indexes into `held`, hashed by their layer's id.
     by_id: HashTable<u32>,
     /// Indexes into `held`, hashed by their numbers: the layer that owns each set of numbers.
@@ -131,11 +135,28 @@ impl LayerTable {
         }
     }
 
-    /// Drops the drawings of the layer at `index` that `keep` refuses, keeping its `fixed_by`.
-    fn retain_drawings(&mut self, index: u32, keep: impl FnMut(&mut Drawing) -> bool) {
+    /// What the drawing of `proposal_id` needs while it is pending; `None` once committed.
+    fn pending(&self, proposal_id: &Uuid) -> Option<&PendingDraw> {
+        self.pending.get(proposal_id)
+    }
+
+    /// Drops the drawings of the layer at `index` that `keep` refuses (given each drawing and
+    /// what it needs while pending), with their pending data, keeping the layer's `fixed_by`.
+    fn retain_drawings(
+        &mut self,
+        index: u32,
+        mut keep: impl FnMut(&Drawing, Option<&PendingDraw>) -> bool,
+    ) {
         let fixed_by = self.fixed_by(index);
+        let pending = &mut self.pending;
         let drawings = &mut self.held[index as usize].drawings;
-        drawings.retain(keep);
+        drawings.retain(|drawing| {
+            let kept = keep(drawing, pending.get(&drawing.proposal_id));
+            if !kept {
+                pending.remove(&drawing.proposal_id);
+            }
+            kept
+        });
         if drawings.first().map(|drawing| drawing.proposal_id) != Some(fixed_by) {
             self.fixed_by_gone.insert(index, fixed_by);
         }
@@ -147,7 +168,11 @@ impl LayerTable {
         SavedLayer {
             numbers: layer.numbers.to_string(),
             fixed_by: self.fixed_by(index).to_string(),
-            drawings: layer.drawings.iter().map(SavedDrawing::from).collect(),
+            drawings: layer
+                .drawings
+                .iter()
+                .map(|drawing| SavedDrawing::of(drawing, self.pending(&drawing.proposal_id)))
+                .collect(),
         }
     }
 
@@ -307,14 +332,14 @@ impl fmt::Display for LayerNumbers {
     }
 }
 
+/// A roll's draw on its layer. While the roll is pending, `LayerTable::pending` holds what
+/// else it needs; a committed roll draws for good, so its draw is all that is kept.
 #[derive(Debug, Clone, PartialEq)]
 struct Drawing {
     proposal_id: Uuid,
     outlay_usd: f64,
+    /// A `u64` costs nothing here: a `u32` would leave 4 bytes of padding after the `f64`.
     contracts: u64,
-    /// `None` once committed: a committed roll draws for good, so nothing else is needed.
-    /// Boxed so that the many committed drawings a verifier keeps pay one pointer for it.
-    pending: Option<Box<PendingDraw>>,
 }
 
 /// What a pending drawing needs to tell whether it still draws and whether a new body repeats
@@ -328,18 +353,17 @@ struct PendingDraw {
     policy_version: u64,
 }
 
-impl Drawing {
-    /// Committed rolls draw for good; a pending one while it could still be committed: not
-    /// past its expiry and bound to the governance in force (the same rule as
-    /// `ProposalState::status_under`).
-    fn draws_at(&self, at: DateTime<Utc>, governance: &Governance) -> bool {
-        match &self.pending {
-            None => true,
-            Some(pending) => {
-                at <= pending.expires_at
-                    && pending.signer_set_version == governance.set.version
-                    && pending.policy_version == governance.policy_version
-            }
+/// Whether a drawing draws at `at` under `governance`, given what it needs while pending:
+/// a committed roll (`None`) draws for good; a pending one while it could still be committed:
+/// not past its expiry and bound to the governance in force (the same rule as
+/// `ProposalState::status_under`).
+fn draws_at(pending: Option<&PendingDraw>, at: DateTime<Utc>, governance: &Governance) -> bool {
+    match pending {
+        None => true,
+        Some(pending) => {
+            at <= pending.expires_at
+                && pending.signer_set_version == governance.set.version
+                && pending.policy_version == governance.policy_version
         }
     }
 }
@@ -368,34 +392,41 @@ struct SavedDrawing {
     committed: bool,
 }
 
+/// A layer as a saved row holds it: the layer, the proposal that fixed its numbers, and what
+/// each of its pending drawings needs (`LayerTable::pending`), by proposal id.
+struct LoadedLayer {
+    layer: Layer,
+    fixed_by: Uuid,
+    pending: Vec<(Uuid, PendingDraw)>,
+}
+
 impl Layer {
-    /// The layer a row holds, and the proposal that fixed its numbers; its id is placed by
-    /// `LayerTable::insert`.
-    fn from_saved(saved: SavedLayer) -> Result<(Layer, Uuid), String> {
+    /// The layer a row holds; its id is placed by `LayerTable::insert`.
+    fn from_saved(saved: SavedLayer) -> Result<LoadedLayer, String> {
         let id = |text: &str| {
             parse_canonical_uuid(text).ok_or_else(|| format!("{text:?} is not a proposal id"))
         };
+        let mut pending = Vec::new();
         let drawings = saved
             .drawings
             .into_iter()
             .map(|drawing| {
-                let pending = if drawing.committed {
-                    None
-                } else {
+                let proposal_id = id(&drawing.proposal_id)?;
+                if !drawing.committed {
                     let body_sha256 = from_hex32(&drawing.body_sha256)
                         .map_err(|error| format!("body_sha256: {error}"))?;
-                    Some(Box::new(PendingDraw {
+                    let draw = PendingDraw {
                         body_sha256,
                         expires_at: drawing.expires_at,
                         signer_set_version: drawing.signer_set_version,
                         policy_version: drawing.policy_version,
-                    }))
-                };
+                    };
+                    pending.push((proposal_id, draw));
+                }
                 Ok(Drawing {
-                    proposal_id: id(&drawing.proposal_id)?,
+                    proposal_id,
                     outlay_usd: drawing.outlay_usd,
                     contracts: drawing.contracts,
-                    pending,
                 })
             })
             .collect::<Result<_, String>>()?;
@@ -405,22 +436,26 @@ impl Layer {
             numbers: LayerNumbers::parse(&saved.numbers)?,
             drawings,
         };
-        Ok((layer, id(&saved.fixed_by)?))
+        Ok(LoadedLayer {
+            layer,
+            fixed_by: id(&saved.fixed_by)?,
+            pending,
+        })
     }
 }
 
-impl From<&Drawing> for SavedDrawing {
-    fn from(drawing: &Drawing) -> Self {
-        let (body_sha256, expires_at, signer_set_version, policy_version) =
-            match drawing.pending.as_deref() {
-                Some(pending) => (
-                    to_hex(&pending.body_sha256),
-                    pending.expires_at,
-                    pending.signer_set_version,
-                    pending.policy_version,
-                ),
-                None => (String::new(), DateTime::UNIX_EPOCH, 0, 0),
-            };
+impl SavedDrawing {
+    /// The row of `drawing`, given what it needs while pending (`None` once committed).
+    fn of(drawing: &Drawing, pending: Option<&PendingDraw>) -> Self {
+        let (body_sha256, expires_at, signer_set_version, policy_version) = match pending {
+            Some(pending) => (
+                to_hex(&pending.body_sha256),
+                pending.expires_at,
+                pending.signer_set_version,
+                pending.policy_version,
+            ),
+            None => (String::new(), DateTime::UNIX_EPOCH, 0, 0),
+        };
         SavedDrawing {
             proposal_id: drawing.proposal_id.to_string(),
             outlay_usd: drawing.outlay_usd,
@@ -429,7 +464,7 @@ impl From<&Drawing> for SavedDrawing {
             expires_at,
             signer_set_version,
             policy_version,
-            committed: drawing.pending.is_none(),
+            committed: pending.is_none(),
         }
     }
 }
@@ -476,12 +511,12 @@ impl LayerBook {
             closed_layer_id: Some(layer_id.to_string()),
             ..Draws::none()
         };
-        for drawing in layer.drawings.iter().filter(|d| d.draws_at(at, governance)) {
-            if drawing
-                .pending
-                .as_ref()
-                .is_some_and(|pending| pending.body_sha256 == body_sha256)
-            {
+        for drawing in &layer.drawings {
+            let pending = self.layers.pending(&drawing.proposal_id);
+            if !draws_at(pending, at, governance) {
+                continue;
+            }
+            if pending.is_some_and(|pending| pending.body_sha256 == body_sha256) {
                 return Err(LayerConflict::SameAsPending {
                     proposal_id: drawing.proposal_id.to_string(),
                 });
@@ -515,18 +550,18 @@ impl LayerBook {
             proposal_id,
             outlay_usd: proposal.requested_outlay_usd(),
             contracts: u64::from(proposal.contracts_requested()),
-            pending: Some(Box::new(PendingDraw {
-                body_sha256: sha256(terms.body.as_bytes()),
-                expires_at: state.expires_at,
-                signer_set_version: terms.signer_set_version,
-                policy_version: terms.policy_version,
-            })),
+        };
+        let pending = PendingDraw {
+            body_sha256: sha256(terms.body.as_bytes()),
+            expires_at: state.expires_at,
+            signer_set_version: terms.signer_set_version,
+            policy_version: terms.policy_version,
         };
         let index = match self.layers.index_of(layer_id) {
             Some(index) => {
                 let layer_of = &mut self.layer_of;
-                self.layers.retain_drawings(index, |drawing| {
-                    let keep = drawing.draws_at(at, governance);
+                self.layers.retain_drawings(index, |drawing, pending| {
+                    let keep = draws_at(pending, at, governance);
                     if !keep {
                         layer_of.remove(&drawing.proposal_id);
                     }
@@ -548,6 +583,7 @@ impl LayerBook {
                 NumbersOwner::KeepFirst,
             )?,
         };
+        self.layers.pending.insert(proposal_id, pending);
         self.touched.insert(index);
         self.layer_of.insert(proposal_id, layer_id.to_string());
         Ok(())
@@ -559,13 +595,7 @@ impl LayerBook {
             return;
         };
         if let Some(index) = self.layers.index_of(&layer_id) {
-            if let Some(drawing) = self.layers.held[index as usize]
-                .drawings
-                .iter_mut()
-                .find(|d| d.proposal_id == proposal_id)
-            {
-                drawing.pending = None;
-            }
+            self.layers.pending.remove(&proposal_id);
             self.touched.insert(index);
         }
     }
@@ -576,7 +606,7 @@ impl LayerBook {
         if let Some(layer_id) = self.layer_of.remove(&proposal_id) {
             if let Some(index) = self.layers.index_of(&layer_id) {
                 self.layers
-                    .retain_drawings(index, |d| d.proposal_id != proposal_id);
+                    .retain_drawings(index, |d, _| d.proposal_id != proposal_id);
                 self.touched.insert(index);
             }
         }
@@ -608,13 +638,19 @@ impl LayerBook {
         if self.layers.index_of(layer_id).is_some() {
             return Ok(());
         }
-        let (layer, fixed_by) = serde_json::from_slice::<SavedLayer>(saved)
+        let loaded = serde_json::from_slice::<SavedLayer>(saved)
             .map_err(|error| error.to_string())
             .and_then(Layer::from_saved)
             .map_err(|error| format!("saved layer {layer_id}: {error}"))?;
         self.layers
-            .insert(layer_id, layer, fixed_by, NumbersOwner::Replace)
+            .insert(
+                layer_id,
+                loaded.layer,
+                loaded.fixed_by,
+                NumbersOwner::Replace,
+            )
             .map_err(|error| format!("saved layer {layer_id}: {error}"))?;
+        self.layers.pending.extend(loaded.pending);
         Ok(())
     }
 
@@ -649,9 +685,9 @@ mod tests {
     /// paid for every roll the ledger ever committed (docs/audit-format.md, Memory).
     #[test]
     fn a_committed_drawing_stays_compact() {
-        assert!(std::mem::size_of::<Drawing>() <= 40);
+        assert!(std::mem::size_of::<Drawing>() <= 32);
         // Its id's place, its numbers and one drawing in place (`fixed_by` is that drawing's).
-        assert!(std::mem::size_of::<Layer>() <= 88);
+        assert!(std::mem::size_of::<Layer>() <= 80);
     }
 
     /// A layer's numbers stay fixed by the proposal that fixed them when its drawing goes
@@ -662,7 +698,6 @@ mod tests {
             proposal_id: Uuid::from_u128(n),
             outlay_usd: 100.0,
             contracts: 1,
-            pending: None,
         };
         let numbers = LayerNumbers::parse("20 1.5 6.8 100 26.001").unwrap();
         let mut table = LayerTable::default();
@@ -677,9 +712,9 @@ mod tests {
             .unwrap();
         assert!(table.fixed_by_gone.is_empty(), "the first drawing fixed it");
         table.held[index as usize].drawings.push(drawing(2));
-        table.retain_drawings(index, |d| d.proposal_id != Uuid::from_u128(2));
+        table.retain_drawings(index, |d, _| d.proposal_id != Uuid::from_u128(2));
         assert!(table.fixed_by_gone.is_empty(), "the fixing drawing stays");
-        table.retain_drawings(index, |d| d.proposal_id != Uuid::from_u128(1));
+        table.retain_drawings(index, |d, _| d.proposal_id != Uuid::from_u128(1));
         assert_eq!(table.fixed_by(index), Uuid::from_u128(1));
         table.held[index as usize].drawings.push(drawing(3));
         assert_eq!(table.fixed_by(index), Uuid::from_u128(1));
@@ -687,10 +722,10 @@ mod tests {
         assert_eq!(saved.fixed_by, Uuid::from_u128(1).to_string());
         assert_eq!(saved.drawings.len(), 1);
         // A row whose fixing drawing is gone loads with the same `fixed_by`.
-        let (layer, fixed_by) = Layer::from_saved(saved).unwrap();
+        let loaded = Layer::from_saved(saved).unwrap();
         let mut again = LayerTable::default();
         let index = again
-            .insert("L1", layer, fixed_by, NumbersOwner::Replace)
+            .insert("L1", loaded.layer, loaded.fixed_by, NumbersOwner::Replace)
             .unwrap();
         assert_eq!(again.fixed_by(index), Uuid::from_u128(1));
     }
@@ -747,13 +782,13 @@ mod tests {
         let [committed, pending] = &layer.drawings[..] else {
             panic!("two drawings, in their saved order");
         };
-        assert!(committed.pending.is_none());
+        assert!(book.layers.pending(&committed.proposal_id).is_none());
         assert_eq!((committed.outlay_usd, committed.contracts), (2655.0, 9));
         assert_eq!(
             pending.proposal_id.to_string(),
             "01a1acc7-9fc0-7a26-b9b4-1e2745442466"
         );
-        let draw = pending.pending.as_deref().expect("pending");
+        let draw = book.layers.pending(&pending.proposal_id).expect("pending");
         assert_eq!(
             to_hex(&draw.body_sha256),
             "5e2c1f1a746fdf5bf0ad33829e0f041605f5035c05ac9eaec74b5a81e41ea52d"
@@ -791,6 +826,7 @@ mod tests {
         assert_eq!(again.layers.held, book.layers.held);
         assert_eq!(again.layers.ids, book.layers.ids);
         assert_eq!(again.layers.fixed_by_gone, book.layers.fixed_by_gone);
+        assert_eq!(again.layers.pending, book.layers.pending);
     }
 
     /// A row whose ids or body hash are not in their one spelling is refused, not guessed at.
